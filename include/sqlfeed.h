@@ -1,0 +1,259 @@
+/*
+ * sqlfeed.h: the one public header of libsqlfeed.
+ *
+ * sqlfeed streams the rows of a SQL query through a Mustache template into a
+ * well-formed XML document, in memory that does not grow with the row count,
+ * and publishes the document atomically.
+ *
+ * The pieces, each an opaque handle with a create/free pair (free accepts NULL):
+ *
+ *   sf_census    the allocator every other handle allocates through, with a
+ *                live count and byte total per type of object;
+ *   sf_source    a database connection and one prepared query (SQLite);
+ *   sf_template  a compiled Mustache template (built-in, file or string);
+ *   sf_output    where the document goes: a file published atomically, or a
+ *                descriptor such as stdout;
+ *   sf_render    one run: parameters, the render itself, its counters, and a
+ *                cancel switch that is safe to pull from a signal handler.
+ *
+ * Errors: every fallible call returns an sf_status; SF_OK is 0. sf_strerror()
+ * gives static text for a code; each handle's *_errmsg() gives the detail of
+ * its last failure (template file:line:col, SQL error text, row number, output
+ * path). The library never exits, never prints, and keeps no global state.
+ *
+ * A handle is used by one thread at a time, except sf_render_cancel().
+ */
+#ifndef SQLFEED_H
+#define SQLFEED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SF_VERSION_STRING "0.1.0"
+
+/* Status codes. The numeric values are stable and documented in docs/. */
+typedef enum sf_status {
+    SF_OK = 0,
+    SF_ERR_NOMEM = 1,     /* an allocation failed */
+    SF_ERR_ARG = 2,       /* a call's arguments are wrong (NULL handle, bad name) */
+    SF_ERR_TEMPLATE = 3,  /* template syntax, missing partial, context error */
+    SF_ERR_NAME = 4,      /* template names something the query does not provide */
+    SF_ERR_SOURCE = 5,    /* database open, prepare, bind or step failed */
+    SF_ERR_OUTPUT = 6,    /* creating, writing, syncing or publishing output failed */
+    SF_ERR_CANCELLED = 7, /* sf_render_cancel() was called */
+    SF_ERR_STATE = 8      /* a call made in the wrong order (e.g. render twice) */
+} sf_status;
+
+/* Static, English text for a status code; never NULL. */
+const char *sf_strerror(sf_status status);
+
+/* The library's version, "MAJOR.MINOR.PATCH". */
+const char *sf_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Census: the allocator with a live count per type.                        */
+
+typedef struct sf_census sf_census;
+
+/* The types every allocation of the library is tagged with. */
+typedef enum sf_mem_type {
+    SF_MEM_HANDLE = 0,    /* the handles themselves */
+    SF_MEM_TEMPLATE,      /* compiled template nodes, names, template text */
+    SF_MEM_SOURCE,        /* source state: column names, parameter copies */
+    SF_MEM_ROW,           /* per-row scratch: number formatting, name maps */
+    SF_MEM_RENDER,        /* the render's context stack and parameters */
+    SF_MEM_OUTPUT,        /* output buffers */
+    SF_MEM_SINK,          /* sink state: paths */
+    SF_MEM_SQLITE,        /* SQLite's own memory, when routed to the census */
+    SF_MEM_OTHER,         /* anything else (messages) */
+    SF_MEM_TYPE_COUNT
+} sf_mem_type;
+
+typedef struct sf_mem_stat {
+    const char *name;     /* short type name, e.g. "template" */
+    uint64_t count;       /* live blocks */
+    uint64_t bytes;       /* live bytes requested */
+    uint64_t peak_bytes;  /* highest live bytes seen */
+    uint64_t allocs;      /* allocations made since creation */
+} sf_mem_stat;
+
+/* A new census, or NULL when out of memory. */
+sf_census *sf_census_create(void);
+void sf_census_free(sf_census *census);
+/* Fills *out for one type; SF_ERR_ARG for a type out of range. */
+sf_status sf_census_stat(const sf_census *census, sf_mem_type type, sf_mem_stat *out);
+/* Totals over every type; peak is the peak of the total. */
+uint64_t sf_census_live_bytes(const sf_census *census);
+uint64_t sf_census_peak_bytes(const sf_census *census);
+
+/* ------------------------------------------------------------------------ */
+/* Source: a database and one query.                                        */
+
+typedef struct sf_source sf_source;
+
+/* A new, unopened source that allocates through `census` (NULL: a private
+ * census owned by the source). NULL when out of memory. */
+sf_source *sf_source_create(sf_census *census);
+void sf_source_free(sf_source *source);
+
+/* Opens a database read-only. `db` is a SQLite file path (or a file: URI).
+ * The backend is chosen from the form of `db`. */
+sf_status sf_source_open(sf_source *source, const char *db);
+
+/* Prepares the query: exactly one read-only statement. Parameters are named
+ * (:name, @name or $name) and bound by sf_render_set_param(); positional `?`
+ * parameters are refused. */
+sf_status sf_source_prepare(sf_source *source, const char *sql);
+
+/* The columns of the prepared query; valid after sf_source_prepare(). */
+int sf_source_column_count(const sf_source *source);
+const char *sf_source_column_name(const sf_source *source, int i);
+
+/* The backend's name ("sqlite"), or "" before open. */
+const char *sf_source_backend(const sf_source *source);
+
+/* The last failure on this source, "" if none. */
+const char *sf_source_errmsg(const sf_source *source);
+
+/* ------------------------------------------------------------------------ */
+/* Template: a compiled Mustache template.                                  */
+
+typedef struct sf_template sf_template;
+
+/* How interpolations are escaped. */
+typedef enum sf_template_mode {
+    /* The default: each {{tag}} is escaped for the XML context its position
+     * in the template's literal text gives it (element text, attribute value,
+     * CDATA section, comment); invalid UTF-8 and characters XML 1.0 forbids
+     * are replaced by U+FFFD everywhere, {{{raw}}} included. */
+    SF_TEMPLATE_XML = 0,
+    /* Mustache spec behaviour: & " < > are escaped wherever the tag is. */
+    SF_TEMPLATE_HTML = 1
+} sf_template_mode;
+
+sf_template *sf_template_create(sf_census *census, sf_template_mode mode);
+void sf_template_free(sf_template *tpl);
+
+/* Compiles the template in file `path`. Partials {{>name}} are read from
+ * name.mustache in the same directory. */
+sf_status sf_template_load_file(sf_template *tpl, const char *path);
+
+/* Compiles a built-in template by name (see sf_builtin_template_name). */
+sf_status sf_template_load_builtin(sf_template *tpl, const char *name);
+
+/* Compiles template text held in memory; `name` is used in messages.
+ * Partials are looked up with `partial` (may be NULL: none exist). The
+ * callback returns 1 and sets *text and *len (memory that stays valid for the
+ * call to this function) when it knows the partial, 0 when not. */
+typedef int (*sf_partial_fn)(void *ud, const char *name, const char **text, size_t *len);
+sf_status sf_template_load_string(sf_template *tpl, const char *name, const char *text,
+                                  size_t len, sf_partial_fn partial, void *ud);
+
+/* The names the template reads inside {{#rows}}...{{/rows}}: the columns its
+ * query must provide, in order of first use. Valid after a load. */
+size_t sf_template_row_name_count(const sf_template *tpl);
+const char *sf_template_row_name(const sf_template *tpl, size_t i);
+
+/* The names the template reads outside the rows section: the parameters
+ * and built-ins it needs. Valid after a load. */
+size_t sf_template_root_name_count(const sf_template *tpl);
+const char *sf_template_root_name(const sf_template *tpl, size_t i);
+
+/* The text of the template's first comment when it starts with "sqlfeed:",
+ * the rest of that comment with surrounding white space trimmed; "" if none. */
+const char *sf_template_description(const sf_template *tpl);
+
+const char *sf_template_errmsg(const sf_template *tpl);
+
+/* Built-in templates: names by index (NULL past the end), and their text. */
+const char *sf_builtin_template_name(size_t i);
+const char *sf_builtin_template_text(const char *name, size_t *len);
+/* The query a built-in template was written for, or NULL if none. */
+const char *sf_builtin_template_query(const char *name);
+
+/* ------------------------------------------------------------------------ */
+/* Output: where the rendered document goes.                                */
+
+typedef struct sf_output sf_output;
+
+sf_output *sf_output_create(sf_census *census);
+void sf_output_free(sf_output *out);
+
+/* Writes to a new temporary file in the directory of `path`; the document
+ * replaces `path` only when sf_output_commit() succeeds (fsync, rename,
+ * fsync of the directory). The new file gets the mode a newly created file
+ * gets (0666 less the umask). */
+sf_status sf_output_open_file(sf_output *out, const char *path);
+
+/* Writes to an already open descriptor (e.g. 1 for stdout); not atomic, not
+ * closed by the output. `label` names it in messages. */
+sf_status sf_output_open_fd(sf_output *out, int fd, const char *label);
+
+/* Flushes, syncs and publishes. After a failure the previous file at the
+ * path is untouched and the temporary file is gone. */
+sf_status sf_output_commit(sf_output *out);
+
+/* Discards everything: removes the temporary file. Safe to call at any time,
+ * more than once, and after a failed commit. */
+void sf_output_abort(sf_output *out);
+
+/* Bytes handed to the output so far (uncompressed document bytes). */
+uint64_t sf_output_bytes(const sf_output *out);
+
+/* The path of the temporary file while one exists, else NULL. */
+const char *sf_output_temp_path(const sf_output *out);
+
+const char *sf_output_errmsg(const sf_output *out);
+
+/* ------------------------------------------------------------------------ */
+/* Render: one run of a template over a source into an output.              */
+
+typedef struct sf_render sf_render;
+
+sf_render *sf_render_create(sf_census *census);
+void sf_render_free(sf_render *r);
+
+/* A parameter: bound as :name in the query and readable as {{name}} outside
+ * the rows. Setting the same name again replaces the value. `name` must be
+ * [A-Za-z_][A-Za-z0-9_]* and not one of the built-in names. */
+sf_status sf_render_set_param(sf_render *r, const char *name, const char *value);
+
+/* The time the built-in names generated_* show (seconds since the epoch,
+ * UTC). Defaults to the time sf_render_run() starts. */
+void sf_render_set_time(sf_render *r, int64_t unix_seconds);
+
+/* Checks that every name the template reads is provided (columns inside the
+ * rows section; parameters and built-ins everywhere), binds the parameters,
+ * reads the first row, then renders into `out`. Nothing is written to `out`
+ * when a check, the binding or the first row fails. Does not commit. */
+sf_status sf_render_run(sf_render *r, sf_template *tpl, sf_source *src, sf_output *out);
+
+/* Asks a running sf_render_run() to stop with SF_ERR_CANCELLED at the next
+ * row (and interrupts a query the database is still working on).
+ * Async-signal-safe; may be called from another thread. */
+void sf_render_cancel(sf_render *r);
+
+/* Rows rendered so far (also during a run, from the same thread). */
+uint64_t sf_render_rows(const sf_render *r);
+
+const char *sf_render_errmsg(const sf_render *r);
+
+/* ------------------------------------------------------------------------ */
+/* Demo data.                                                               */
+
+/* Writes a new SQLite database at `path` (replacing it atomically) with the
+ * jobs/companies schema of the reference dataset and `rows` job rows of
+ * realistic text, deterministic for a given (rows, seed). On failure writes a
+ * message to errbuf (errlen bytes, may be 0). */
+sf_status sf_demo_db_write(const char *path, uint64_t rows, uint64_t seed, char *errbuf,
+                           size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SQLFEED_H */

@@ -1,0 +1,206 @@
+/* census.c: the allocator every library allocation goes through.
+ *
+ * Each block is prefixed by a header holding its requested size and type, so
+ * the census can subtract exactly what a free returns without asking the
+ * system allocator (malloc_usable_size is not portable and would count slack).
+ * The census is per handle family (no global), read by sf_census_stat(). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common.h"
+
+/* 16 bytes keeps the user pointer aligned for any type malloc aligns for on
+ * the platforms we build on (max_align_t is 16 on x86-64 and arm64). */
+typedef union sf_block_head {
+    struct {
+        uint64_t size;
+        uint32_t type;
+        uint32_t magic;
+    } h;
+    max_align_t align;
+} sf_block_head;
+
+#define SF_BLOCK_MAGIC 0x5f5fc0deu
+
+struct sf_census {
+    uint64_t count[SF_MEM_TYPE_COUNT];
+    uint64_t bytes[SF_MEM_TYPE_COUNT];
+    uint64_t peak[SF_MEM_TYPE_COUNT];
+    uint64_t allocs[SF_MEM_TYPE_COUNT];
+    uint64_t total, total_peak;
+};
+
+static const char *const sf_mem_names[SF_MEM_TYPE_COUNT] = {
+    [SF_MEM_HANDLE] = "handle",     [SF_MEM_TEMPLATE] = "template",
+    [SF_MEM_SOURCE] = "source",     [SF_MEM_ROW] = "row",
+    [SF_MEM_RENDER] = "render",     [SF_MEM_OUTPUT] = "output buffer",
+    [SF_MEM_SINK] = "sink",         [SF_MEM_SQLITE] = "sqlite",
+    [SF_MEM_OTHER] = "other",
+};
+
+static void census_add(sf_census *c, sf_mem_type t, uint64_t n)
+{
+    c->count[t]++;
+    c->allocs[t]++;
+    c->bytes[t] += n;
+    if (c->bytes[t] > c->peak[t])
+        c->peak[t] = c->bytes[t];
+    c->total += n;
+    if (c->total > c->total_peak)
+        c->total_peak = c->total;
+}
+
+static void census_sub(sf_census *c, sf_mem_type t, uint64_t n)
+{
+    c->count[t]--;
+    c->bytes[t] -= n;
+    c->total -= n;
+}
+
+void *sf_alloc(sf_census *c, sf_mem_type type, size_t n)
+{
+    if (n > SIZE_MAX - sizeof(sf_block_head))
+        return NULL;
+    sf_block_head *b = malloc(sizeof *b + n);
+    if (!b)
+        return NULL;
+    b->h.size = n;
+    b->h.type = (uint32_t)type;
+    b->h.magic = SF_BLOCK_MAGIC;
+    census_add(c, type, n);
+    return b + 1;
+}
+
+void *sf_calloc(sf_census *c, sf_mem_type type, size_t n, size_t size)
+{
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    void *p = sf_alloc(c, type, n * size);
+    if (p)
+        memset(p, 0, n * size);
+    return p;
+}
+
+void *sf_realloc(sf_census *c, sf_mem_type type, void *p, size_t n)
+{
+    if (!p)
+        return sf_alloc(c, type, n);
+    if (n > SIZE_MAX - sizeof(sf_block_head))
+        return NULL;
+    sf_block_head *old = (sf_block_head *)p - 1;
+    uint64_t oldsize = old->h.size;
+    sf_mem_type oldtype = (sf_mem_type)old->h.type;
+    sf_block_head *b = realloc(old, sizeof *b + n);
+    if (!b)
+        return NULL; /* the old block is intact and still counted */
+    census_sub(c, oldtype, oldsize);
+    b->h.size = n;
+    b->h.type = (uint32_t)type;
+    census_add(c, type, n);
+    c->allocs[type]--; /* a resize is not a new object */
+    return b + 1;
+}
+
+void sf_dealloc(sf_census *c, void *p)
+{
+    if (!p)
+        return;
+    sf_block_head *b = (sf_block_head *)p - 1;
+    census_sub(c, (sf_mem_type)b->h.type, b->h.size);
+    b->h.magic = 0;
+    free(b);
+}
+
+char *sf_strndup(sf_census *c, sf_mem_type type, const char *s, size_t n)
+{
+    char *d = sf_alloc(c, type, n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+char *sf_strdup(sf_census *c, sf_mem_type type, const char *s)
+{
+    return sf_strndup(c, type, s, strlen(s));
+}
+
+sf_census *sf_census_create(void)
+{
+    /* The census cannot count itself through itself; it is one plain block. */
+    return calloc(1, sizeof(sf_census));
+}
+
+void sf_census_free(sf_census *census) { free(census); }
+
+sf_status sf_census_stat(const sf_census *c, sf_mem_type type, sf_mem_stat *out)
+{
+    if (!c || !out || (unsigned)type >= SF_MEM_TYPE_COUNT)
+        return SF_ERR_ARG;
+    out->name = sf_mem_names[type];
+    out->count = c->count[type];
+    out->bytes = c->bytes[type];
+    out->peak_bytes = c->peak[type];
+    out->allocs = c->allocs[type];
+    return SF_OK;
+}
+
+uint64_t sf_census_live_bytes(const sf_census *c) { return c ? c->total : 0; }
+uint64_t sf_census_peak_bytes(const sf_census *c) { return c ? c->total_peak : 0; }
+
+int sf_census_ref_init(sf_census_ref *ref, sf_census *given)
+{
+    ref->owned = given == NULL;
+    ref->census = given ? given : sf_census_create();
+    return ref->census ? 0 : -1;
+}
+
+void sf_census_ref_done(sf_census_ref *ref)
+{
+    if (ref->owned)
+        sf_census_free(ref->census);
+    ref->census = NULL;
+}
+
+void sf_buf_init(sf_buf *b, sf_census *c, sf_mem_type type)
+{
+    b->data = NULL;
+    b->len = b->cap = 0;
+    b->census = c;
+    b->type = type;
+}
+
+int sf_buf_reserve(sf_buf *b, size_t extra)
+{
+    if (b->cap - b->len >= extra)
+        return 0;
+    if (extra > SIZE_MAX / 2 - b->len)
+        return -1;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap - b->len < extra)
+        cap *= 2;
+    char *d = sf_realloc(b->census, b->type, b->data, cap);
+    if (!d)
+        return -1;
+    b->data = d;
+    b->cap = cap;
+    return 0;
+}
+
+int sf_buf_append(sf_buf *b, const void *p, size_t n)
+{
+    if (sf_buf_reserve(b, n + 1) != 0)
+        return -1;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+void sf_buf_free(sf_buf *b)
+{
+    sf_dealloc(b->census, b->data);
+    sf_buf_init(b, b->census, b->type);
+}
