@@ -1,0 +1,1107 @@
+/* compile.c: Mustache source to nodes.
+ *
+ * Everything the spec decides from the template alone is decided here, once:
+ * standalone lines are cut, partial indentation is applied to the partial's
+ * source, delimiters are tracked, and (in XML mode) the escaping of every
+ * {{tag}} is fixed from the XML context its position gives it. Rendering is
+ * then a straight walk that only appends. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "template.h"
+
+#define MAX_DELIM 32
+#define MAX_OPEN 256         /* sections open at once */
+#define MAX_PARTIAL_DEPTH 64 /* partials compiled inside partials */
+#define MAX_TEMPLATE_SIZE ((size_t)64 << 20)
+
+typedef struct compiler {
+    sf_template *t;
+    uint32_t unit;
+    const char *src;
+    size_t len;
+    char otag[MAX_DELIM], ctag[MAX_DELIM];
+    size_t olen, clen;
+    sf_node *nodes;
+    uint32_t nnodes, capnodes;
+    uint32_t open[MAX_OPEN];
+    uint8_t open_state[MAX_OPEN];
+    int nopen;
+    sf_xml_lexer lx;
+    int depth;
+} compiler;
+
+static sf_status compile_unit(sf_template *t, uint32_t unit, int depth);
+
+/* ---- positions and errors ---------------------------------------------- */
+
+void sf_tpl_where(const sf_template *t, const sf_unit *u, uint32_t pos, char *buf, size_t n)
+{
+    (void)t;
+    unsigned line = 1, col = 1;
+    for (uint32_t i = 0; i < pos && i < u->srclen; i++) {
+        if (u->src[i] == '\n')
+            line++, col = 1;
+        else
+            col++;
+    }
+    /* A partial's source carries its indentation; report the column of the
+     * partial's own file. */
+    if (u->indent_len && col > u->indent_len)
+        col -= (unsigned)u->indent_len;
+    snprintf(buf, n, "%s:%u:%u", u->name, line, col);
+}
+
+static sf_status cfail(compiler *c, size_t pos, const char *fmt, ...) SF_PRINTF(3, 4);
+static sf_status cfail(compiler *c, size_t pos, const char *fmt, ...)
+{
+    char where[512], what[512];
+    sf_tpl_where(c->t, &c->t->units[c->unit], (uint32_t)pos, where, sizeof where);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return sf_fail(&c->t->err, SF_ERR_TEMPLATE, "%s: %s", where, what);
+}
+
+static sf_status nomem(sf_template *t)
+{
+    return sf_fail(&t->err, SF_ERR_NOMEM, "out of memory compiling the template");
+}
+
+/* ---- symbols ------------------------------------------------------------ */
+
+static int intern(sf_template *t, const char *s, size_t n, uint32_t *id)
+{
+    for (uint32_t i = 0; i < t->nsyms; i++) {
+        if (t->syms[i].len == n && memcmp(t->syms[i].name, s, n) == 0) {
+            *id = i;
+            return 0;
+        }
+    }
+    sf_census *cs = t->cref.census;
+    if (t->nsyms == t->capsyms) {
+        uint32_t cap = t->capsyms ? t->capsyms * 2 : 32;
+        sf_sym *p = sf_realloc(cs, SF_MEM_TEMPLATE, t->syms, cap * sizeof *p);
+        if (!p)
+            return -1;
+        t->syms = p;
+        t->capsyms = cap;
+    }
+    char *name = sf_strndup(cs, SF_MEM_TEMPLATE, s, n);
+    if (!name)
+        return -1;
+    t->syms[t->nsyms].name = name;
+    t->syms[t->nsyms].len = (uint32_t)n;
+    *id = t->nsyms++;
+    return 0;
+}
+
+static int add_part(sf_template *t, uint32_t sym)
+{
+    if (t->nparts == t->capparts) {
+        uint32_t cap = t->capparts ? t->capparts * 2 : 64;
+        uint32_t *p = sf_realloc(t->cref.census, SF_MEM_TEMPLATE, t->parts, cap * sizeof *p);
+        if (!p)
+            return -1;
+        t->parts = p;
+        t->capparts = cap;
+    }
+    t->parts[t->nparts++] = sym;
+    return 0;
+}
+
+/* ---- nodes -------------------------------------------------------------- */
+
+static sf_node *new_node(compiler *c, sf_node_type type, size_t pos)
+{
+    if (c->nnodes == c->capnodes) {
+        uint32_t cap = c->capnodes ? c->capnodes * 2 : 32;
+        sf_node *p = sf_realloc(c->t->cref.census, SF_MEM_TEMPLATE, c->nodes, cap * sizeof *p);
+        if (!p)
+            return NULL;
+        c->nodes = p;
+        c->capnodes = cap;
+    }
+    sf_node *nd = &c->nodes[c->nnodes++];
+    memset(nd, 0, sizeof *nd);
+    nd->type = (uint8_t)type;
+    nd->pos = (uint32_t)pos;
+    return nd;
+}
+
+static sf_status emit_text(compiler *c, size_t from, size_t to)
+{
+    if (to <= from)
+        return SF_OK;
+    if (c->t->mode == SF_TEMPLATE_XML)
+        sf_xml_lex(&c->lx, c->src + from, to - from);
+    sf_node *nd = new_node(c, SF_N_TEXT, from);
+    if (!nd)
+        return nomem(c->t);
+    nd->a = (uint32_t)from;
+    nd->b = (uint32_t)(to - from);
+    return SF_OK;
+}
+
+/* Splits a trimmed tag name into interned parts ("." is zero parts). */
+static sf_status parse_name(compiler *c, sf_node *nd, const char *s, size_t n, size_t pos)
+{
+    if (n == 0)
+        return cfail(c, pos, "empty tag name");
+    if (n == 1 && s[0] == '.') {
+        nd->nparts = 0;
+        return SF_OK;
+    }
+    nd->parts = c->t->nparts;
+    size_t i = 0;
+    while (i <= n) {
+        size_t j = i;
+        while (j < n && s[j] != '.')
+            j++;
+        if (j == i)
+            return cfail(c, pos, "invalid name '%.*s': empty part", (int)n, s);
+        for (size_t k = i; k < j; k++) {
+            unsigned char ch = (unsigned char)s[k];
+            if (ch <= ' ' || ch == '{' || ch == '}')
+                return cfail(c, pos, "invalid name '%.*s'", (int)n, s);
+        }
+        uint32_t sym;
+        if (intern(c->t, s + i, j - i, &sym) != 0 || add_part(c->t, sym) != 0)
+            return nomem(c->t);
+        if (nd->nparts == UINT16_MAX)
+            return cfail(c, pos, "name has too many parts");
+        nd->nparts++;
+        i = j + 1;
+    }
+    return SF_OK;
+}
+
+static int is_blank(char ch) { return ch == ' ' || ch == '\t'; }
+
+static void trim(const char **s, size_t *n)
+{
+    while (*n && (is_blank(**s) || **s == '\r' || **s == '\n'))
+        (*s)++, (*n)--;
+    while (*n && (is_blank((*s)[*n - 1]) || (*s)[*n - 1] == '\r' || (*s)[*n - 1] == '\n'))
+        (*n)--;
+}
+
+static const char *find(const char *hay, size_t hlen, const char *needle, size_t nlen)
+{
+    if (nlen == 0 || hlen < nlen)
+        return NULL;
+    const char *end = hay + hlen - nlen + 1;
+    for (const char *p = hay; p < end; p++) {
+        p = memchr(p, needle[0], (size_t)(end - p));
+        if (!p)
+            return NULL;
+        if (memcmp(p, needle, nlen) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/* ---- partials ----------------------------------------------------------- */
+
+static int valid_partial_name(const char *s, size_t n)
+{
+    if (n == 0 || s[0] == '.')
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '/' || s[i] == '\0')
+            return 0;
+    return 1;
+}
+
+/* Reads a whole file into census memory; 1 read, 0 absent, -1 error (errno). */
+static int read_file(sf_census *cs, const char *path, char **out, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -1;
+    struct stat st;
+    int bad = fstat(fd, &st) != 0          ? errno
+              : !S_ISREG(st.st_mode)       ? EISDIR
+              : (size_t)st.st_size > MAX_TEMPLATE_SIZE ? EFBIG
+                                           : 0;
+    if (bad) {
+        close(fd);
+        errno = bad;
+        return -1;
+    }
+    size_t cap = (size_t)st.st_size, n = 0;
+    char *buf = sf_alloc(cs, SF_MEM_TEMPLATE, cap + 1);
+    if (!buf) {
+        close(fd);
+        errno = ENOMEM;
+        return -1;
+    }
+    while (n < cap) {
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 1;
+}
+
+/* The source of partial `name`, as census memory; 1 found, 0 not, -1 error
+ * (described in t->err). */
+static int load_partial(compiler *c, const char *name, size_t pos, char **text, size_t *len)
+{
+    sf_template *t = c->t;
+    sf_census *cs = t->cref.census;
+    if (t->dir) {
+        char path[4096];
+        int k = snprintf(path, sizeof path, "%s/%s.mustache", t->dir, name);
+        if (k < 0 || (size_t)k >= sizeof path) {
+            cfail(c, pos, "partial path too long");
+            return -1;
+        }
+        int rc = read_file(cs, path, text, len);
+        if (rc < 0)
+            cfail(c, pos, "cannot read partial %s: %s", path, strerror(errno));
+        return rc;
+    }
+    const char *src = NULL;
+    size_t n = 0;
+    if (t->builtin) {
+        src = sf_builtin_template_text(name, &n);
+    } else if (t->partial_fn) {
+        if (!t->partial_fn(t->partial_ud, name, &src, &n))
+            src = NULL;
+    }
+    if (!src)
+        return 0;
+    *text = sf_strndup(cs, SF_MEM_TEMPLATE, src, n);
+    if (!*text) {
+        nomem(t);
+        return -1;
+    }
+    *len = n;
+    return 1;
+}
+
+/* A copy of src with `indent` before every line that has content after it. */
+static char *indent_source(sf_census *cs, const char *src, size_t len, const char *indent,
+                           size_t ilen, size_t *outlen)
+{
+    size_t lines = 1;
+    for (size_t i = 0; i < len; i++)
+        lines += src[i] == '\n';
+    char *out = sf_alloc(cs, SF_MEM_TEMPLATE, len + lines * ilen + 1);
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    int at_line_start = 1;
+    for (size_t i = 0; i < len; i++) {
+        if (at_line_start) {
+            memcpy(out + o, indent, ilen);
+            o += ilen;
+            at_line_start = 0;
+        }
+        out[o++] = src[i];
+        if (src[i] == '\n')
+            at_line_start = 1;
+    }
+    out[o] = '\0';
+    *outlen = o;
+    return out;
+}
+
+static sf_status add_unit(sf_template *t, const char *name, size_t namelen, uint32_t *idx)
+{
+    sf_census *cs = t->cref.census;
+    if (t->nunits == t->capunits) {
+        uint32_t cap = t->capunits ? t->capunits * 2 : 8;
+        sf_unit *p = sf_realloc(cs, SF_MEM_TEMPLATE, t->units, cap * sizeof *p);
+        if (!p)
+            return nomem(t);
+        t->units = p;
+        t->capunits = cap;
+    }
+    sf_unit *u = &t->units[t->nunits];
+    memset(u, 0, sizeof *u);
+    u->name = sf_strndup(cs, SF_MEM_TEMPLATE, name, namelen);
+    u->indent = sf_strndup(cs, SF_MEM_TEMPLATE, "", 0);
+    if (!u->name || !u->indent) {
+        sf_dealloc(cs, u->name);
+        sf_dealloc(cs, u->indent);
+        return nomem(t);
+    }
+    *idx = t->nunits++;
+    return SF_OK;
+}
+
+/* The unit for partial `name` with this indentation and starting context:
+ * found in the cache, or loaded and compiled. */
+static sf_status partial_unit(compiler *c, const char *name, size_t nlen, const char *indent,
+                              size_t ilen, size_t pos, uint32_t *idx)
+{
+    sf_template *t = c->t;
+    for (uint32_t i = 1; i < t->nunits; i++) {
+        sf_unit *u = &t->units[i];
+        if (strlen(u->name) == nlen && memcmp(u->name, name, nlen) == 0 &&
+            u->indent_len == ilen && memcmp(u->indent, indent, ilen) == 0 &&
+            u->xstate == c->lx.state) {
+            *idx = i;
+            return SF_OK;
+        }
+    }
+    if (c->depth >= MAX_PARTIAL_DEPTH)
+        return cfail(c, pos, "partials nested more than %d deep (a recursive partial whose "
+                             "indentation grows?)", MAX_PARTIAL_DEPTH);
+    char namez[256];
+    if (nlen >= sizeof namez || !valid_partial_name(name, nlen))
+        return cfail(c, pos, "invalid partial name '%.*s'", (int)nlen, name);
+    memcpy(namez, name, nlen);
+    namez[nlen] = '\0';
+
+    char *text;
+    size_t len;
+    int rc = load_partial(c, namez, pos, &text, &len);
+    if (rc < 0)
+        return t->err.msg[0] ? SF_ERR_TEMPLATE : nomem(t);
+    if (rc == 0) {
+        if (t->mode == SF_TEMPLATE_HTML) { /* the spec: a missing partial is empty */
+            *idx = SF_NO_UNIT;
+            return SF_OK;
+        }
+        if (t->dir)
+            return cfail(c, pos, "partial '%s' not found (no %s/%s.mustache)", namez, t->dir,
+                         namez);
+        return cfail(c, pos, "partial '%s' not found", namez);
+    }
+    sf_census *cs = t->cref.census;
+    if (ilen) {
+        size_t n2;
+        char *ind = indent_source(cs, text, len, indent, ilen, &n2);
+        sf_dealloc(cs, text);
+        if (!ind)
+            return nomem(t);
+        text = ind;
+        len = n2;
+    }
+    uint32_t u;
+    sf_status st = add_unit(t, namez, nlen, &u);
+    if (st != SF_OK) {
+        sf_dealloc(cs, text);
+        return st;
+    }
+    t->units[u].src = text;
+    t->units[u].srclen = len;
+    t->units[u].xstate = c->lx.state;
+    if (ilen) {
+        char *ind = sf_strndup(cs, SF_MEM_TEMPLATE, indent, ilen);
+        if (!ind)
+            return nomem(t);
+        sf_dealloc(cs, t->units[u].indent);
+        t->units[u].indent = ind;
+        t->units[u].indent_len = ilen;
+    }
+    *idx = u;
+    return compile_unit(t, u, c->depth + 1);
+}
+
+/* ---- tags --------------------------------------------------------------- */
+
+static sf_status set_delimiters(compiler *c, const char *s, size_t n, size_t pos)
+{
+    trim(&s, &n);
+    size_t i = 0;
+    while (i < n && !is_blank(s[i]))
+        i++;
+    size_t olen = i;
+    while (i < n && is_blank(s[i]))
+        i++;
+    const char *close = s + i;
+    size_t clen = n - i;
+    if (olen == 0 || clen == 0 || olen >= MAX_DELIM || clen >= MAX_DELIM)
+        return cfail(c, pos, "invalid delimiters '%.*s': need two, like {{=<%% %%>=}}", (int)n,
+                     s);
+    for (size_t k = 0; k < clen; k++)
+        if (is_blank(close[k]) || close[k] == '=')
+            return cfail(c, pos, "invalid delimiters '%.*s'", (int)n, s);
+    for (size_t k = 0; k < olen; k++)
+        if (s[k] == '=')
+            return cfail(c, pos, "invalid delimiters '%.*s'", (int)n, s);
+    memcpy(c->otag, s, olen);
+    c->otag[olen] = '\0';
+    c->olen = olen;
+    memcpy(c->ctag, close, clen);
+    c->ctag[clen] = '\0';
+    c->clen = clen;
+    return SF_OK;
+}
+
+static sf_status var_tag(compiler *c, char kind, const char *s, size_t n, size_t pos)
+{
+    sf_node *nd = new_node(c, SF_N_VAR, pos);
+    if (!nd)
+        return nomem(c->t);
+    uint32_t idx = c->nnodes - 1;
+    sf_status st = parse_name(c, nd, s, n, pos);
+    if (st != SF_OK)
+        return st;
+    nd = &c->nodes[idx];
+    if (kind == '&' || kind == '{') {
+        nd->esc = SF_ESC_RAW;
+    } else if (c->t->mode == SF_TEMPLATE_HTML) {
+        nd->esc = SF_ESC_HTML;
+    } else {
+        sf_esc esc;
+        if (sf_xml_context(&c->lx, &esc) != 0)
+            return cfail(c, pos,
+                         "{{%.*s}} sits in %s, where no value can go; put it in element "
+                         "text, a quoted attribute value, a CDATA section or a comment "
+                         "(or use {{{%.*s}}} for trusted markup)",
+                         (int)n, s, sf_xml_state_name((sf_xml_state)c->lx.state), (int)n, s);
+        nd->esc = (uint8_t)esc;
+    }
+    return SF_OK;
+}
+
+static sf_status open_section(compiler *c, char kind, const char *s, size_t n, size_t pos)
+{
+    if (c->nopen == MAX_OPEN)
+        return cfail(c, pos, "sections nested more than %d deep", MAX_OPEN);
+    sf_node *nd = new_node(c, kind == '#' ? SF_N_SECTION : SF_N_INVERTED, pos);
+    if (!nd)
+        return nomem(c->t);
+    uint32_t idx = c->nnodes - 1;
+    sf_status st = parse_name(c, nd, s, n, pos);
+    if (st != SF_OK)
+        return st;
+    c->open[c->nopen] = idx;
+    c->open_state[c->nopen] = c->lx.state;
+    c->nopen++;
+    return SF_OK;
+}
+
+/* The text of a node's name, for messages and comparisons. */
+static size_t node_name(const sf_template *t, const sf_node *nd, char *buf, size_t n)
+{
+    if (nd->nparts == 0)
+        return (size_t)snprintf(buf, n, ".");
+    size_t o = 0;
+    buf[0] = '\0';
+    for (uint16_t i = 0; i < nd->nparts && o < n; i++) {
+        const sf_sym *sy = &t->syms[t->parts[nd->parts + i]];
+        int k = snprintf(buf + o, n - o, "%s%s", i ? "." : "", sy->name);
+        if (k < 0)
+            break;
+        o += (size_t)k;
+    }
+    return o < n ? o : n - 1;
+}
+
+static sf_status close_section(compiler *c, const char *s, size_t n, size_t pos)
+{
+    if (c->nopen == 0)
+        return cfail(c, pos, "{{/%.*s}} closes no open section", (int)n, s);
+    uint32_t idx = c->open[c->nopen - 1];
+    char name[512];
+    size_t k = node_name(c->t, &c->nodes[idx], name, sizeof name);
+    if (k != n || memcmp(name, s, n) != 0) {
+        char where[512];
+        sf_tpl_where(c->t, &c->t->units[c->unit], c->nodes[idx].pos, where, sizeof where);
+        return cfail(c, pos, "{{/%.*s}} does not close {{#%s}} opened at %s", (int)n, s, name,
+                     where);
+    }
+    if (c->t->mode == SF_TEMPLATE_XML && c->open_state[c->nopen - 1] != c->lx.state)
+        return cfail(c, pos,
+                     "section {{#%s}} starts in %s but ends in %s; a section must leave the "
+                     "XML context as it found it",
+                     name, sf_xml_state_name((sf_xml_state)c->open_state[c->nopen - 1]),
+                     sf_xml_state_name((sf_xml_state)c->lx.state));
+    c->nopen--;
+    c->nodes[idx].b = c->nnodes;
+    return SF_OK;
+}
+
+static sf_status comment_tag(compiler *c, const char *s, size_t n)
+{
+    sf_template *t = c->t;
+    if (c->unit != 0 || t->description)
+        return SF_OK;
+    trim(&s, &n);
+    static const char key[] = "sqlfeed:";
+    if (n >= sizeof key - 1 && memcmp(s, key, sizeof key - 1) == 0) {
+        s += sizeof key - 1;
+        n -= sizeof key - 1;
+        trim(&s, &n);
+        t->description = sf_strndup(t->cref.census, SF_MEM_TEMPLATE, s, n);
+        if (!t->description)
+            return nomem(t);
+    }
+    return SF_OK;
+}
+
+/* ---- the scanner -------------------------------------------------------- */
+
+static int blank_range(const char *s, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++)
+        if (!is_blank(s[i]))
+            return 0;
+    return 1;
+}
+
+static sf_status scan(compiler *c)
+{
+    const char *src = c->src;
+    size_t len = c->len;
+    size_t pos = 0, text_start = 0, line_start = 0, prev_tag_end = 0;
+    sf_status st;
+
+    for (;;) {
+        const char *o = find(src + pos, len - pos, c->otag, c->olen);
+        if (!o)
+            break;
+        size_t t0 = (size_t)(o - src);
+        for (size_t i = pos; i < t0; i++)
+            if (src[i] == '\n')
+                line_start = i + 1;
+
+        size_t p = t0 + c->olen;
+        char kind = p < len ? src[p] : '\0';
+        char close[MAX_DELIM + 1];
+        size_t cl = 0;
+        if (kind == '{' || kind == '=')
+            close[cl++] = kind == '{' ? '}' : '=';
+        memcpy(close + cl, c->ctag, c->clen);
+        cl += c->clen;
+        int sigil = strchr("#^/!>&{=", kind) != NULL && kind != '\0';
+        size_t cs = p + (sigil ? 1 : 0);
+        const char *e = find(src + cs, len - cs, close, cl);
+        if (!e)
+            return cfail(c, t0, "unclosed tag: no '%.*s' after '%s'", (int)cl, close, c->otag);
+        size_t ce = (size_t)(e - src);
+        size_t tag_end = ce + cl;
+        const char *content = src + cs;
+        size_t clen = ce - cs;
+        /* Standalone: alone on its line but for blanks; the line goes. */
+        int standalone = 0;
+        size_t after = tag_end;
+        if (strchr("#^/!>=", kind) && kind != '\0' && prev_tag_end <= line_start &&
+            line_start <= t0 && blank_range(src, line_start, t0)) {
+            size_t q = tag_end;
+            while (q < len && is_blank(src[q]))
+                q++;
+            if (q == len)
+                standalone = 1, after = len;
+            else if (src[q] == '\n')
+                standalone = 1, after = q + 1;
+            else if (src[q] == '\r' && q + 1 < len && src[q + 1] == '\n')
+                standalone = 1, after = q + 2;
+        }
+        if ((st = emit_text(c, text_start, standalone ? line_start : t0)) != SF_OK)
+            return st;
+
+        if (!standalone) /* a multi-line tag moves the line start */
+            for (size_t i = t0; i < tag_end; i++)
+                if (src[i] == '\n')
+                    line_start = i + 1;
+
+        const char *name = content;
+        size_t nlen = clen;
+        if (kind != '!')
+            trim(&name, &nlen);
+        switch (kind) {
+        case '!':
+            st = comment_tag(c, content, clen);
+            break;
+        case '=':
+            st = set_delimiters(c, content, clen, t0);
+            break;
+        case '#':
+        case '^':
+            st = open_section(c, kind, name, nlen, t0);
+            break;
+        case '/':
+            st = close_section(c, name, nlen, t0);
+            break;
+        case '>': {
+            uint32_t u = SF_NO_UNIT;
+            const char *ind = standalone ? src + line_start : "";
+            size_t ilen = standalone ? t0 - line_start : 0;
+            uint32_t here = c->unit;
+            st = partial_unit(c, name, nlen, ind, ilen, t0, &u);
+            c->unit = here;
+            if (st == SF_OK) {
+                sf_node *nd = new_node(c, SF_N_PARTIAL, t0);
+                if (!nd)
+                    return nomem(c->t);
+                nd->b = u;
+            }
+            break;
+        }
+        default:
+            st = var_tag(c, kind, name, nlen, t0);
+            break;
+        }
+        if (st != SF_OK)
+            return st;
+        pos = text_start = prev_tag_end = standalone ? after : tag_end;
+        if (standalone)
+            line_start = after;
+    }
+    if ((st = emit_text(c, text_start, len)) != SF_OK)
+        return st;
+    if (c->nopen) {
+        char name[512];
+        node_name(c->t, &c->nodes[c->open[c->nopen - 1]], name, sizeof name);
+        return cfail(c, c->nodes[c->open[c->nopen - 1]].pos, "section {{#%s}} is never closed",
+                     name);
+    }
+    return SF_OK;
+}
+
+static sf_status compile_unit(sf_template *t, uint32_t unit, int depth)
+{
+    compiler c;
+    memset(&c, 0, sizeof c);
+    c.t = t;
+    c.unit = unit;
+    c.src = t->units[unit].src;
+    c.len = t->units[unit].srclen;
+    memcpy(c.otag, "{{", 3);
+    memcpy(c.ctag, "}}", 3);
+    c.olen = c.clen = 2;
+    c.lx.state = t->units[unit].xstate;
+    c.depth = depth;
+    if (c.len > MAX_TEMPLATE_SIZE)
+        return cfail(&c, 0, "template larger than %zu bytes", MAX_TEMPLATE_SIZE);
+    sf_status st = scan(&c);
+    if (st == SF_OK && t->mode == SF_TEMPLATE_XML && c.lx.state != t->units[unit].xstate &&
+        unit != 0)
+        st = cfail(&c, c.len, "partial starts in %s but ends in %s",
+                   sf_xml_state_name((sf_xml_state)t->units[unit].xstate),
+                   sf_xml_state_name((sf_xml_state)c.lx.state));
+    /* t->units may have moved while partials compiled; index again. */
+    t->units[unit].nodes = c.nodes;
+    t->units[unit].nnodes = c.nnodes;
+    return st;
+}
+
+/* ---- names the template reads ------------------------------------------- */
+
+typedef struct walker {
+    const sf_template *t;
+    uint8_t *seen; /* per unit: bit 0 walked outside rows, bit 1 inside */
+    sf_status (*visit)(struct walker *w, const sf_unit *u, const sf_node *nd, int in_rows);
+    const char *rows;
+    void *ud;
+} walker;
+
+static int is_rows(const sf_template *t, const sf_node *nd, const char *rows)
+{
+    return nd->nparts == 1 && strcmp(t->syms[t->parts[nd->parts]].name, rows) == 0;
+}
+
+static sf_status walk(walker *w, uint32_t unit, uint32_t from, uint32_t to, int in_rows)
+{
+    const sf_unit *u = &w->t->units[unit];
+    for (uint32_t i = from; i < to;) {
+        const sf_node *nd = &u->nodes[i];
+        sf_status st;
+        switch ((sf_node_type)nd->type) {
+        case SF_N_TEXT:
+            i++;
+            break;
+        case SF_N_VAR:
+            if ((st = w->visit(w, u, nd, in_rows)) != SF_OK)
+                return st;
+            i++;
+            break;
+        case SF_N_SECTION:
+        case SF_N_INVERTED:
+            if ((st = w->visit(w, u, nd, in_rows)) != SF_OK)
+                return st;
+            if ((st = walk(w, unit, i + 1, nd->b,
+                           in_rows || (nd->type == SF_N_SECTION && is_rows(w->t, nd, w->rows))))
+                != SF_OK)
+                return st;
+            i = nd->b;
+            break;
+        case SF_N_PARTIAL:
+            if (nd->b != SF_NO_UNIT && !(w->seen[nd->b] & (1u << in_rows))) {
+                w->seen[nd->b] |= (uint8_t)(1u << in_rows);
+                if ((st = walk(w, nd->b, 0, w->t->units[nd->b].nnodes, in_rows)) != SF_OK)
+                    return st;
+            }
+            i++;
+            break;
+        }
+    }
+    return SF_OK;
+}
+
+static sf_status run_walk(walker *w)
+{
+    const sf_template *t = w->t;
+    w->seen = sf_calloc(t->cref.census, SF_MEM_TEMPLATE, t->nunits, 1);
+    if (!w->seen)
+        return SF_ERR_NOMEM;
+    w->seen[0] = 1;
+    sf_status st = walk(w, 0, 0, t->units[0].nnodes, 0);
+    sf_dealloc(t->cref.census, w->seen);
+    return st;
+}
+
+static sf_status list_add(const sf_template *t, char ***list, size_t *n, const char *name)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*list)[i], name) == 0)
+            return SF_OK;
+    char **p = sf_realloc(t->cref.census, SF_MEM_TEMPLATE, *list, (*n + 1) * sizeof *p);
+    if (!p)
+        return SF_ERR_NOMEM;
+    *list = p;
+    p[*n] = sf_strdup(t->cref.census, SF_MEM_TEMPLATE, name);
+    if (!p[*n])
+        return SF_ERR_NOMEM;
+    (*n)++;
+    return SF_OK;
+}
+
+static sf_status collect_visit(walker *w, const sf_unit *u, const sf_node *nd, int in_rows)
+{
+    (void)u;
+    sf_template *t = w->ud;
+    if (nd->nparts == 0 || is_rows(t, nd, w->rows))
+        return SF_OK;
+    const char *first = t->syms[t->parts[nd->parts]].name;
+    return in_rows ? list_add(t, &t->row_names, &t->nrow_names, first)
+                   : list_add(t, &t->root_names, &t->nroot_names, first);
+}
+
+/* Names read inside rows that are also read outside are parameters; keep
+ * them out of the column list. */
+static sf_status collect_names(sf_template *t)
+{
+    walker w = {.t = t, .visit = collect_visit, .rows = "rows", .ud = t};
+    sf_status st = run_walk(&w);
+    if (st != SF_OK)
+        return st;
+    size_t k = 0;
+    for (size_t i = 0; i < t->nrow_names; i++) {
+        int outside = 0;
+        for (size_t j = 0; j < t->nroot_names; j++)
+            outside |= strcmp(t->row_names[i], t->root_names[j]) == 0;
+        if (outside)
+            sf_dealloc(t->cref.census, t->row_names[i]);
+        else
+            t->row_names[k++] = t->row_names[i];
+    }
+    t->nrow_names = k;
+    return SF_OK;
+}
+
+/* ---- the render-time name check ----------------------------------------- */
+
+typedef struct check_ctx {
+    sf_name_pred is_col, is_root;
+    void *ud;
+    sf_errbuf *err;
+    char missing[SF_ERRMSG_SIZE];
+    size_t mlen;
+    unsigned nmissing;
+    char rows_at[512];
+    sf_status fatal;
+} check_ctx;
+
+static void add_missing(check_ctx *k, const char *name, const char *where)
+{
+    /* Each name once, with the first place it is read. */
+    char needle[300];
+    snprintf(needle, sizeof needle, "%s (", name);
+    for (const char *p = k->missing; (p = strstr(p, needle)) != NULL; p++)
+        if (p == k->missing || (p >= k->missing + 2 && p[-2] == ',' && p[-1] == ' '))
+            return;
+    k->nmissing++;
+    int n = snprintf(k->missing + k->mlen, sizeof k->missing - k->mlen, "%s%s (%s)",
+                     k->mlen ? ", " : "", name, where);
+    if (n > 0)
+        k->mlen = k->mlen + (size_t)n < sizeof k->missing ? k->mlen + (size_t)n
+                                                           : sizeof k->missing - 1;
+}
+
+static sf_status check_visit(walker *w, const sf_unit *u, const sf_node *nd, int in_rows)
+{
+    check_ctx *k = w->ud;
+    const sf_template *t = w->t;
+    if (nd->nparts == 0)
+        return SF_OK;
+    char where[512], name[512];
+    sf_tpl_where(t, u, nd->pos, where, sizeof where);
+    node_name(t, nd, name, sizeof name);
+    if (is_rows(t, nd, w->rows)) {
+        if (nd->type == SF_N_VAR)
+            return sf_fail(k->err, SF_ERR_TEMPLATE,
+                           "%s: {{%s}} is the list of rows; iterate it with {{#%s}}...{{/%s}}",
+                           where, name, name, name);
+        if (nd->type == SF_N_SECTION && in_rows)
+            return sf_fail(k->err, SF_ERR_TEMPLATE,
+                           "%s: {{#%s}} inside {{#%s}}: the query's rows stream once and "
+                           "cannot be iterated inside themselves",
+                           where, name, name);
+        if (nd->type == SF_N_SECTION) {
+            if (k->rows_at[0])
+                return sf_fail(k->err, SF_ERR_TEMPLATE,
+                               "%s: {{#%s}} again (first at %s): the query's rows stream "
+                               "once; iterate them in one section",
+                               where, name, k->rows_at);
+            snprintf(k->rows_at, sizeof k->rows_at, "%s", where);
+        }
+        return SF_OK;
+    }
+    if (nd->nparts > 1) {
+        add_missing(k, name, where);
+        return SF_OK;
+    }
+    if ((in_rows && k->is_col(k->ud, name)) || k->is_root(k->ud, name))
+        return SF_OK;
+    add_missing(k, name, where);
+    return SF_OK;
+}
+
+sf_status sf_tpl_check(const sf_template *t, const char *rows_name, sf_name_pred is_col,
+                       sf_name_pred is_root, void *ud, sf_errbuf *err)
+{
+    check_ctx k;
+    memset(&k, 0, sizeof k);
+    k.is_col = is_col;
+    k.is_root = is_root;
+    k.ud = ud;
+    k.err = err;
+    walker w = {.t = t, .visit = check_visit, .rows = rows_name, .ud = &k};
+    sf_status st = run_walk(&w);
+    if (st == SF_ERR_NOMEM)
+        return sf_fail(err, st, "out of memory checking the template");
+    if (st != SF_OK)
+        return st;
+    if (k.nmissing)
+        return sf_fail(err, SF_ERR_NAME,
+                       "the template reads %u name%s that no column, parameter or built-in "
+                       "provides: %s",
+                       k.nmissing, k.nmissing == 1 ? "" : "s", k.missing);
+    return SF_OK;
+}
+
+/* ---- public ------------------------------------------------------------- */
+
+static void template_clear(sf_template *t)
+{
+    sf_census *cs = t->cref.census;
+    for (uint32_t i = 0; i < t->nunits; i++) {
+        sf_dealloc(cs, t->units[i].name);
+        sf_dealloc(cs, t->units[i].src);
+        sf_dealloc(cs, t->units[i].indent);
+        sf_dealloc(cs, t->units[i].nodes);
+    }
+    sf_dealloc(cs, t->units);
+    for (uint32_t i = 0; i < t->nsyms; i++)
+        sf_dealloc(cs, t->syms[i].name);
+    sf_dealloc(cs, t->syms);
+    sf_dealloc(cs, t->parts);
+    sf_dealloc(cs, t->description);
+    sf_dealloc(cs, t->dir);
+    for (size_t i = 0; i < t->nrow_names; i++)
+        sf_dealloc(cs, t->row_names[i]);
+    for (size_t i = 0; i < t->nroot_names; i++)
+        sf_dealloc(cs, t->root_names[i]);
+    sf_dealloc(cs, t->row_names);
+    sf_dealloc(cs, t->root_names);
+    t->units = NULL;
+    t->syms = NULL;
+    t->parts = NULL;
+    t->description = t->dir = NULL;
+    t->row_names = t->root_names = NULL;
+    t->nunits = t->capunits = t->nsyms = t->capsyms = t->nparts = t->capparts = 0;
+    t->nrow_names = t->nroot_names = 0;
+    t->builtin = NULL;
+    t->partial_fn = NULL;
+    t->partial_ud = NULL;
+    t->loaded = 0;
+}
+
+sf_template *sf_template_create(sf_census *census, sf_template_mode mode)
+{
+    sf_census_ref ref;
+    if (sf_census_ref_init(&ref, census) != 0)
+        return NULL;
+    sf_template *t = sf_calloc(ref.census, SF_MEM_HANDLE, 1, sizeof *t);
+    if (!t) {
+        sf_census_ref_done(&ref);
+        return NULL;
+    }
+    t->cref = ref;
+    t->mode = mode == SF_TEMPLATE_HTML ? SF_TEMPLATE_HTML : SF_TEMPLATE_XML;
+    return t;
+}
+
+void sf_template_free(sf_template *t)
+{
+    if (!t)
+        return;
+    template_clear(t);
+    sf_census_ref ref = t->cref;
+    sf_dealloc(ref.census, t);
+    sf_census_ref_done(&ref);
+}
+
+/* Compiles `src` (adopted: census memory) as unit 0. */
+static sf_status load(sf_template *t, const char *name, char *src, size_t len)
+{
+    uint32_t u;
+    sf_status st = add_unit(t, name, strlen(name), &u);
+    if (st != SF_OK) {
+        sf_dealloc(t->cref.census, src);
+        return st;
+    }
+    t->units[u].src = src;
+    t->units[u].srclen = len;
+    t->units[u].xstate = SF_XS_TEXT;
+    st = compile_unit(t, u, 0);
+    if (st == SF_OK && collect_names(t) != SF_OK)
+        st = nomem(t);
+    if (st != SF_OK) {
+        /* Keep the message, drop the half-built template. */
+        sf_errbuf keep = t->err;
+        template_clear(t);
+        t->err = keep;
+        return st;
+    }
+    t->loaded = 1;
+    return SF_OK;
+}
+
+static sf_status begin_load(sf_template *t)
+{
+    if (!t)
+        return SF_ERR_ARG;
+    sf_err_clear(&t->err);
+    if (t->loaded)
+        template_clear(t);
+    return SF_OK;
+}
+
+sf_status sf_template_load_file(sf_template *t, const char *path)
+{
+    sf_status st = begin_load(t);
+    if (st != SF_OK)
+        return st;
+    if (!path)
+        return sf_fail(&t->err, SF_ERR_ARG, "no template path");
+    char *src;
+    size_t len;
+    int rc = read_file(t->cref.census, path, &src, &len);
+    if (rc <= 0)
+        return sf_fail(&t->err, rc == 0 ? SF_ERR_TEMPLATE : (errno == ENOMEM ? SF_ERR_NOMEM
+                                                                              : SF_ERR_TEMPLATE),
+                       "cannot read template %s: %s", path,
+                       rc == 0 ? "no such file" : strerror(errno));
+    const char *slash = strrchr(path, '/');
+    t->dir = slash ? sf_strndup(t->cref.census, SF_MEM_TEMPLATE, path,
+                                slash == path ? 1 : (size_t)(slash - path))
+                   : sf_strdup(t->cref.census, SF_MEM_TEMPLATE, ".");
+    if (!t->dir) {
+        sf_dealloc(t->cref.census, src);
+        return nomem(t);
+    }
+    return load(t, path, src, len);
+}
+
+sf_status sf_template_load_builtin(sf_template *t, const char *name)
+{
+    sf_status st = begin_load(t);
+    if (st != SF_OK)
+        return st;
+    size_t len;
+    const char *text = name ? sf_builtin_template_text(name, &len) : NULL;
+    if (!text)
+        return sf_fail(&t->err, SF_ERR_ARG, "no built-in template named '%s' (see 'sqlfeed "
+                                            "templates')", name ? name : "(null)");
+    char *src = sf_strndup(t->cref.census, SF_MEM_TEMPLATE, text, len);
+    if (!src)
+        return nomem(t);
+    t->builtin = name; /* partials of a built-in are built-ins; only while loading */
+    st = load(t, name, src, len);
+    t->builtin = NULL;
+    return st;
+}
+
+sf_status sf_template_load_string(sf_template *t, const char *name, const char *text,
+                                  size_t len, sf_partial_fn partial, void *ud)
+{
+    sf_status st = begin_load(t);
+    if (st != SF_OK)
+        return st;
+    if (!text)
+        return sf_fail(&t->err, SF_ERR_ARG, "no template text");
+    char *src = sf_strndup(t->cref.census, SF_MEM_TEMPLATE, text, len);
+    if (!src)
+        return nomem(t);
+    t->partial_fn = partial;
+    t->partial_ud = ud;
+    st = load(t, name ? name : "(string)", src, len);
+    t->partial_fn = NULL;
+    t->partial_ud = NULL;
+    return st;
+}
+
+size_t sf_template_row_name_count(const sf_template *t) { return t ? t->nrow_names : 0; }
+const char *sf_template_row_name(const sf_template *t, size_t i)
+{
+    return t && i < t->nrow_names ? t->row_names[i] : NULL;
+}
+size_t sf_template_root_name_count(const sf_template *t) { return t ? t->nroot_names : 0; }
+const char *sf_template_root_name(const sf_template *t, size_t i)
+{
+    return t && i < t->nroot_names ? t->root_names[i] : NULL;
+}
+const char *sf_template_description(const sf_template *t)
+{
+    return t && t->description ? t->description : "";
+}
+const char *sf_template_errmsg(const sf_template *t) { return t ? t->err.msg : ""; }
+
+const char *sf_builtin_template_name(size_t i)
+{
+    return i < sf_builtin_count ? sf_builtins[i].name : NULL;
+}
+
+static const sf_builtin *builtin_find(const char *name)
+{
+    for (size_t i = 0; i < sf_builtin_count; i++)
+        if (strcmp(sf_builtins[i].name, name) == 0)
+            return &sf_builtins[i];
+    return NULL;
+}
+
+const char *sf_builtin_template_text(const char *name, size_t *len)
+{
+    const sf_builtin *b = name ? builtin_find(name) : NULL;
+    if (b && len)
+        *len = b->len;
+    return b ? b->text : NULL;
+}
+
+const char *sf_builtin_template_query(const char *name)
+{
+    const sf_builtin *b = name ? builtin_find(name) : NULL;
+    return b ? b->query : NULL;
+}

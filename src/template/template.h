@@ -1,0 +1,94 @@
+/* template.h: the compiled form of a Mustache template and the entry points
+ * the render layer (and the spec tests) use. Internal. */
+#ifndef SF_TEMPLATE_H
+#define SF_TEMPLATE_H
+
+#include "../common.h"
+#include "../value.h"
+#include "../xml/xml.h"
+
+typedef enum sf_node_type {
+    SF_N_TEXT = 0, /* literal text: a = offset in the unit's source, b = length */
+    SF_N_VAR,      /* {{name}}: esc says how to write it */
+    SF_N_SECTION,  /* {{#name}}: body is [index + 1, b) */
+    SF_N_INVERTED, /* {{^name}}: body is [index + 1, b) */
+    SF_N_PARTIAL   /* {{>name}}: b = unit index, or SF_NO_UNIT (renders nothing) */
+} sf_node_type;
+
+#define SF_NO_UNIT UINT32_MAX
+
+typedef struct sf_node {
+    uint8_t type;    /* sf_node_type */
+    uint8_t esc;     /* sf_esc, for SF_N_VAR */
+    uint16_t nparts; /* name parts (a.b.c is 3); 0 is the implicit iterator "." */
+    uint32_t parts;  /* first part's index in sf_template.parts */
+    uint32_t a, b;
+    uint32_t pos;    /* offset of the tag (or text) in the unit's source */
+} sf_node;
+
+/* One compiled piece: the template itself (unit 0) or a partial compiled for
+ * one indentation and one XML starting context. */
+typedef struct sf_unit {
+    char *name;      /* file name or partial name, for messages */
+    char *src;       /* the source compiled (indented copy for partials) */
+    size_t srclen;
+    char *indent;    /* standalone partial indentation, "" otherwise */
+    size_t indent_len;
+    uint8_t xstate;  /* lexer state the unit starts (and must end) in */
+    sf_node *nodes;
+    uint32_t nnodes;
+} sf_unit;
+
+typedef struct sf_sym {
+    char *name;
+    uint32_t len;
+} sf_sym;
+
+struct sf_template {
+    sf_census_ref cref;
+    sf_template_mode mode;
+    sf_errbuf err;
+    int loaded;
+    sf_unit *units;
+    uint32_t nunits, capunits;
+    uint32_t *parts;
+    uint32_t nparts, capparts;
+    sf_sym *syms;
+    uint32_t nsyms, capsyms;
+    char *description;
+    char *dir;               /* file templates: where partials are read from */
+    const char *builtin;     /* built-in templates: partials are built-ins */
+    sf_partial_fn partial_fn; /* string templates: the caller's lookup */
+    void *partial_ud;
+    char **row_names, **root_names;
+    size_t nrow_names, nroot_names;
+};
+
+/* Renders unit 0 with `root` as the bottom of the context stack. Provider
+ * errors (a lookup or item returning -1) return SF_ERR_SOURCE and leave
+ * `err` to the provider; a failed drain returns SF_ERR_OUTPUT and leaves
+ * `err` to the output. Other failures are described in `err`. */
+sf_status sf_tpl_render(const sf_template *t, sf_wbuf *w, const sf_val *root, sf_errbuf *err);
+
+/* Checks, before a render, that every name is provided: in rows sections by
+ * is_col or is_root, elsewhere by is_root; also that the rows list is
+ * iterated at most once and never inside itself. On failure, describes every
+ * missing name with its file:line:col in `err`. */
+typedef int (*sf_name_pred)(void *ud, const char *name);
+sf_status sf_tpl_check(const sf_template *t, const char *rows_name, sf_name_pred is_col,
+                       sf_name_pred is_root, void *ud, sf_errbuf *err);
+
+/* "file:line:col" of a node, into buf. */
+void sf_tpl_where(const sf_template *t, const sf_unit *u, uint32_t pos, char *buf, size_t n);
+
+/* Built-in templates (generated from templates/ at build time). */
+typedef struct sf_builtin {
+    const char *name;
+    const char *text;
+    size_t len;
+    const char *query; /* NULL when the template has no .sql beside it */
+} sf_builtin;
+extern const sf_builtin sf_builtins[];
+extern const size_t sf_builtin_count;
+
+#endif
