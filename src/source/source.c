@@ -1,0 +1,182 @@
+/* source.c: the backend table and the public sf_source_* calls. */
+#include <string.h>
+
+#include "source.h"
+
+/* Tried in order; the SQLite backend takes whatever has no URL scheme, so it
+ * stays last. */
+static const sf_source_vt *const backends[] = {
+    &sf_source_sqlite,
+    NULL,
+};
+
+sf_source *sf_source_create(sf_census *census)
+{
+    sf_census_ref ref;
+    if (sf_census_ref_init(&ref, census) != 0)
+        return NULL;
+    sf_source *s = sf_calloc(ref.census, SF_MEM_HANDLE, 1, sizeof *s);
+    if (!s) {
+        sf_census_ref_done(&ref);
+        return NULL;
+    }
+    s->cref = ref;
+    return s;
+}
+
+static void clear_query(sf_source *s)
+{
+    sf_census *cs = s->cref.census;
+    for (int i = 0; i < s->ncols; i++)
+        sf_dealloc(cs, s->colnames[i]);
+    sf_dealloc(cs, s->colnames);
+    for (int i = 0; i < s->nparams; i++)
+        sf_dealloc(cs, s->paramnames[i]);
+    sf_dealloc(cs, s->paramnames);
+    s->colnames = s->paramnames = NULL;
+    s->ncols = s->nparams = 0;
+    s->prepared = 0;
+}
+
+void sf_source_free(sf_source *s)
+{
+    if (!s)
+        return;
+    if (s->vt)
+        s->vt->close(s);
+    clear_query(s);
+    sf_census_ref ref = s->cref;
+    sf_dealloc(ref.census, s);
+    sf_census_ref_done(&ref);
+}
+
+/* "scheme://" at the start, as URLs of server databases have. */
+static int has_scheme(const char *db)
+{
+    size_t i = 0;
+    while ((db[i] >= 'a' && db[i] <= 'z') || (db[i] >= 'A' && db[i] <= 'Z') ||
+           (i && ((db[i] >= '0' && db[i] <= '9') || db[i] == '+' || db[i] == '-')))
+        i++;
+    return i > 0 && strncmp(db + i, "://", 3) == 0;
+}
+
+sf_status sf_source_open(sf_source *s, const char *db)
+{
+    if (!s)
+        return SF_ERR_ARG;
+    sf_err_clear(&s->err);
+    if (s->vt)
+        return sf_fail(&s->err, SF_ERR_STATE, "source already open");
+    if (!db || !*db)
+        return sf_fail(&s->err, SF_ERR_ARG, "no database given");
+    for (size_t i = 0; backends[i]; i++) {
+        if (backends[i]->accepts(db)) {
+            s->vt = backends[i];
+            sf_status st = s->vt->open(s, db);
+            if (st != SF_OK) {
+                s->vt->close(s);
+                s->vt = NULL;
+            }
+            return st;
+        }
+    }
+    return sf_fail(&s->err, SF_ERR_SOURCE, "no backend for '%.*s...': this build reads %s",
+                   has_scheme(db) ? (int)(strstr(db, "://") - db + 3) : 0, db, "SQLite files");
+}
+
+sf_status sf_source_prepare(sf_source *s, const char *sql)
+{
+    if (!s)
+        return SF_ERR_ARG;
+    sf_err_clear(&s->err);
+    if (!s->vt)
+        return sf_fail(&s->err, SF_ERR_STATE, "prepare before open");
+    if (s->prepared)
+        return sf_fail(&s->err, SF_ERR_STATE, "a query is already prepared");
+    if (!sql)
+        return sf_fail(&s->err, SF_ERR_ARG, "no query given");
+    sf_status st = s->vt->prepare(s, sql);
+    if (st != SF_OK)
+        clear_query(s);
+    else
+        s->prepared = 1;
+    return st;
+}
+
+sf_status sf_source_set_columns(sf_source *s, int n, const char *(*name)(void *ud, int i),
+                                void *ud)
+{
+    sf_census *cs = s->cref.census;
+    s->colnames = sf_calloc(cs, SF_MEM_SOURCE, (size_t)n + 1, sizeof *s->colnames);
+    if (!s->colnames)
+        return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        const char *nm = name(ud, i);
+        if (!nm)
+            return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
+        for (int j = 0; j < i; j++)
+            if (strcmp(s->colnames[j], nm) == 0)
+                return sf_fail(&s->err, SF_ERR_SOURCE,
+                               "the query has two columns named '%s' (columns %d and %d); "
+                               "give one another name with AS",
+                               nm, j + 1, i + 1);
+        if (!(s->colnames[i] = sf_strdup(cs, SF_MEM_SOURCE, nm)))
+            return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
+        s->ncols = i + 1;
+    }
+    return SF_OK;
+}
+
+sf_status sf_source_add_param(sf_source *s, const char *name, size_t len)
+{
+    sf_census *cs = s->cref.census;
+    char **p = sf_realloc(cs, SF_MEM_SOURCE, s->paramnames, ((size_t)s->nparams + 1) * sizeof *p);
+    if (!p)
+        return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
+    s->paramnames = p;
+    if (!(p[s->nparams] = sf_strndup(cs, SF_MEM_SOURCE, name, len)))
+        return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
+    s->nparams++;
+    return SF_OK;
+}
+
+int sf_source_column_count(const sf_source *s) { return s && s->prepared ? s->ncols : 0; }
+const char *sf_source_column_name(const sf_source *s, int i)
+{
+    return s && s->prepared && i >= 0 && i < s->ncols ? s->colnames[i] : NULL;
+}
+const char *sf_source_backend(const sf_source *s) { return s && s->vt ? s->vt->name : ""; }
+const char *sf_source_errmsg(const sf_source *s) { return s ? s->err.msg : ""; }
+
+int sf_source_param_count(const sf_source *s) { return s->nparams; }
+const char *sf_source_param_name(const sf_source *s, int i) { return s->paramnames[i]; }
+
+sf_status sf_source_bind(sf_source *s, int i, const char *value, size_t len)
+{
+    return s->vt->bind(s, i, value, len);
+}
+
+void sf_source_interrupt(sf_source *s)
+{
+    if (s && s->vt && s->vt->interrupt)
+        s->vt->interrupt(s);
+}
+
+size_t sf_format_i64(char *buf, int64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    /* Work in unsigned so INT64_MIN negates without overflow. */
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t o = 0;
+    if (v < 0)
+        buf[o++] = '-';
+    while (n)
+        buf[o++] = tmp[--n];
+    buf[o] = '\0';
+    return o;
+}

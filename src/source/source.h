@@ -1,0 +1,65 @@
+/* source.h: the source layer: a backend is a table of functions; the
+ * public sf_source_* calls and the render layer go through it. Adding a
+ * backend is one file with one sf_source_vt plus a line in source.c's table.
+ * Internal. */
+#ifndef SF_SOURCE_H
+#define SF_SOURCE_H
+
+#include "../common.h"
+#include "../value.h"
+
+typedef struct sf_source_vt {
+    const char *name;
+    /* 1 when this backend handles `db` (a path, URI or URL). */
+    int (*accepts)(const char *db);
+    sf_status (*open)(sf_source *s, const char *db);
+    /* Prepares one statement and fills the columns and parameter names
+     * through sf_source_set_columns() / sf_source_add_param(). */
+    sf_status (*prepare)(sf_source *s, const char *sql);
+    /* Binds parameter i (0-based, in sf_source_add_param order) as text;
+     * the value stays valid until the rows are done. */
+    sf_status (*bind)(sf_source *s, int i, const char *value, size_t len);
+    /* Starts the query if needed and moves to the next row: 1 a row, 0 no
+     * more, -1 error (message in s->err, without a row number). */
+    int (*next_row)(sf_source *s);
+    /* Column i of the current row, valid until the next next_row. */
+    void (*column)(sf_source *s, int i, sf_val *out);
+    /* Makes a running query stop soon. Async-signal-safe. */
+    void (*interrupt)(sf_source *s);
+    void (*close)(sf_source *s);
+} sf_source_vt;
+
+struct sf_source {
+    const sf_source_vt *vt;
+    void *impl;
+    sf_census_ref cref;
+    sf_errbuf err;
+    int ncols;
+    char **colnames;
+    int nparams;
+    char **paramnames;
+    int prepared;
+};
+
+extern const sf_source_vt sf_source_sqlite;
+
+/* For backends: record the prepared query's columns and parameters. */
+sf_status sf_source_set_columns(sf_source *s, int n, const char *(*name)(void *ud, int i),
+                                void *ud);
+sf_status sf_source_add_param(sf_source *s, const char *name, size_t len);
+
+/* For the render layer. */
+int sf_source_param_count(const sf_source *s);
+const char *sf_source_param_name(const sf_source *s, int i);
+sf_status sf_source_bind(sf_source *s, int i, const char *value, size_t len);
+static inline int sf_source_next(sf_source *s) { return s->vt->next_row(s); }
+static inline void sf_source_column(sf_source *s, int i, sf_val *out)
+{
+    s->vt->column(s, i, out);
+}
+void sf_source_interrupt(sf_source *s);
+
+/* Decimal text of v into buf (at least 21 bytes); returns the length. */
+size_t sf_format_i64(char *buf, int64_t v);
+
+#endif

@@ -1,0 +1,203 @@
+/* sqlite.c: the SQLite backend. The database opens read-only; rows come one
+ * sqlite3_step() at a time, so memory is the page cache plus one row. */
+#include <sqlite3.h>
+#include <string.h>
+
+#include "source.h"
+
+typedef struct sqlite_impl {
+    sqlite3 *db;
+    sqlite3_stmt *stmt;
+    char (*num)[40]; /* per column: text of an INTEGER or REAL value */
+} sqlite_impl;
+
+#define IMPL(s) ((sqlite_impl *)(s)->impl)
+
+static int sq_accepts(const char *db)
+{
+    return strstr(db, "://") == NULL || strncmp(db, "file:", 5) == 0;
+}
+
+static sf_status sq_open(sf_source *s, const char *db)
+{
+    sqlite_impl *q = sf_calloc(s->cref.census, SF_MEM_SOURCE, 1, sizeof *q);
+    if (!q)
+        return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
+    s->impl = q;
+    /* One connection, used by one thread: no mutex on every column read. */
+    int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX;
+    int rc = sqlite3_open_v2(db, &q->db, flags, NULL);
+    if (rc != SQLITE_OK)
+        return sf_fail(&s->err, SF_ERR_SOURCE, "cannot open database %s: %s", db,
+                       q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
+    sqlite3_extended_result_codes(q->db, 1);
+    /* A writer holding a lock briefly should not fail a nightly job. */
+    sqlite3_busy_timeout(q->db, 5000);
+    /* Opening is lazy: read the schema now, so that a file that is not a
+     * database is reported as such, naming the file. */
+    char *err = NULL;
+    rc = sqlite3_exec(q->db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, &err);
+    if (rc != SQLITE_OK) {
+        sf_fail(&s->err, SF_ERR_SOURCE, "cannot read database %s: %s", db,
+                err ? err : sqlite3_errmsg(q->db));
+        sqlite3_free(err);
+        return SF_ERR_SOURCE;
+    }
+    return SF_OK;
+}
+
+/* Whether sql[0..) holds nothing but blanks, semicolons and comments. */
+static int only_trailer(sqlite3 *db, const char *sql)
+{
+    while (*sql) {
+        sqlite3_stmt *st = NULL;
+        const char *tail = NULL;
+        if (sqlite3_prepare_v2(db, sql, -1, &st, &tail) != SQLITE_OK)
+            return 0;
+        if (st) {
+            sqlite3_finalize(st);
+            return 0;
+        }
+        if (!tail || tail == sql)
+            break;
+        sql = tail;
+    }
+    return 1;
+}
+
+static const char *sq_colname(void *ud, int i) { return sqlite3_column_name(ud, i); }
+
+static sf_status sq_prepare(sf_source *s, const char *sql)
+{
+    sqlite_impl *q = IMPL(s);
+    const char *tail = NULL;
+    int rc = sqlite3_prepare_v3(q->db, sql, -1, 0, &q->stmt, &tail);
+    if (rc != SQLITE_OK)
+        return sf_fail(&s->err, SF_ERR_SOURCE, "query: %s", sqlite3_errmsg(q->db));
+    if (!q->stmt)
+        return sf_fail(&s->err, SF_ERR_SOURCE, "query is empty");
+    if (tail && !only_trailer(q->db, tail))
+        return sf_fail(&s->err, SF_ERR_SOURCE,
+                       "query holds more than one statement; give exactly one SELECT");
+    if (!sqlite3_stmt_readonly(q->stmt))
+        return sf_fail(&s->err, SF_ERR_SOURCE, "query is not read-only; give a SELECT");
+    int n = sqlite3_column_count(q->stmt);
+    if (n == 0)
+        return sf_fail(&s->err, SF_ERR_SOURCE, "query returns no columns");
+    sf_status st = sf_source_set_columns(s, n, sq_colname, q->stmt);
+    if (st != SF_OK)
+        return st;
+    q->num = sf_calloc(s->cref.census, SF_MEM_ROW, (size_t)n, sizeof *q->num);
+    if (!q->num)
+        return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
+    int np = sqlite3_bind_parameter_count(q->stmt);
+    for (int i = 1; i <= np; i++) {
+        const char *name = sqlite3_bind_parameter_name(q->stmt, i);
+        if (!name || !name[1] || name[0] == '?')
+            return sf_fail(&s->err, SF_ERR_SOURCE,
+                           "query parameter %d is positional (?); name it, e.g. :site, "
+                           "and pass --param site=VALUE",
+                           i);
+        if ((st = sf_source_add_param(s, name + 1, strlen(name + 1))) != SF_OK)
+            return st;
+    }
+    return SF_OK;
+}
+
+static sf_status sq_bind(sf_source *s, int i, const char *value, size_t len)
+{
+    sqlite_impl *q = IMPL(s);
+    if (len > (size_t)INT32_MAX)
+        return sf_fail(&s->err, SF_ERR_SOURCE, "parameter :%s is too long",
+                       s->paramnames[i]);
+    int rc = sqlite3_bind_text(q->stmt, i + 1, value, (int)len, SQLITE_STATIC);
+    if (rc != SQLITE_OK)
+        return sf_fail(&s->err, SF_ERR_SOURCE, "binding :%s: %s", s->paramnames[i],
+                       sqlite3_errmsg(q->db));
+    return SF_OK;
+}
+
+static int sq_next(sf_source *s)
+{
+    sqlite_impl *q = IMPL(s);
+    int rc = sqlite3_step(q->stmt);
+    if (rc == SQLITE_ROW)
+        return 1;
+    if (rc == SQLITE_DONE)
+        return 0;
+    sf_fail(&s->err, SF_ERR_SOURCE, "sqlite: %s", sqlite3_errmsg(q->db));
+    return -1;
+}
+
+static void sq_column(sf_source *s, int i, sf_val *out)
+{
+    sqlite_impl *q = IMPL(s);
+    sqlite3_stmt *st = q->stmt;
+    out->kind = SF_VAL_TEXT;
+    switch (sqlite3_column_type(st, i)) {
+    case SQLITE_NULL:
+        out->kind = SF_VAL_NULL;
+        out->truthy = 0;
+        out->s = "";
+        out->n = 0;
+        return;
+    case SQLITE_INTEGER: {
+        sqlite3_int64 v = sqlite3_column_int64(st, i);
+        out->n = sf_format_i64(q->num[i], v);
+        out->s = q->num[i];
+        out->truthy = v != 0;
+        return;
+    }
+    case SQLITE_FLOAT: {
+        double d = sqlite3_column_double(st, i);
+        /* SQLite's own text form of a REAL, as sqlite3_column_text gives. */
+        sqlite3_snprintf((int)sizeof q->num[i], q->num[i], "%!.15g", d);
+        out->s = q->num[i];
+        out->n = strlen(q->num[i]);
+        out->truthy = d != 0.0;
+        return;
+    }
+    case SQLITE_BLOB:
+        out->s = sqlite3_column_blob(st, i);
+        out->n = (size_t)sqlite3_column_bytes(st, i);
+        break;
+    default:
+        out->s = (const char *)sqlite3_column_text(st, i);
+        out->n = (size_t)sqlite3_column_bytes(st, i);
+        break;
+    }
+    if (!out->s)
+        out->s = "", out->n = 0;
+    out->truthy = out->n > 0;
+}
+
+static void sq_interrupt(sf_source *s)
+{
+    sqlite_impl *q = IMPL(s);
+    if (q && q->db)
+        sqlite3_interrupt(q->db);
+}
+
+static void sq_close(sf_source *s)
+{
+    sqlite_impl *q = IMPL(s);
+    if (!q)
+        return;
+    sqlite3_finalize(q->stmt);
+    sqlite3_close_v2(q->db);
+    sf_dealloc(s->cref.census, q->num);
+    sf_dealloc(s->cref.census, q);
+    s->impl = NULL;
+}
+
+const sf_source_vt sf_source_sqlite = {
+    .name = "sqlite",
+    .accepts = sq_accepts,
+    .open = sq_open,
+    .prepare = sq_prepare,
+    .bind = sq_bind,
+    .next_row = sq_next,
+    .column = sq_column,
+    .interrupt = sq_interrupt,
+    .close = sq_close,
+};
