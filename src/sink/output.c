@@ -1,0 +1,135 @@
+/* output.c: the write buffer and the public sf_output_* calls. */
+#include <string.h>
+
+#include "sink.h"
+
+static int output_drain(sf_wbuf *w)
+{
+    sf_output *o = (sf_output *)w;
+    if (o->state != SF_OUT_OPEN)
+        return -1;
+    if (w->len == 0)
+        return 0;
+    sf_status st = o->head->vt->write(o->head, w->buf, w->len);
+    if (st != SF_OK) {
+        o->state = SF_OUT_FAILED;
+        return -1;
+    }
+    o->drained += w->len;
+    w->len = 0;
+    return 0;
+}
+
+sf_output *sf_output_create(sf_census *census)
+{
+    sf_census_ref ref;
+    if (sf_census_ref_init(&ref, census) != 0)
+        return NULL;
+    sf_output *o = sf_calloc(ref.census, SF_MEM_HANDLE, 1, sizeof *o);
+    if (!o) {
+        sf_census_ref_done(&ref);
+        return NULL;
+    }
+    o->cref = ref;
+    o->w.drain = output_drain;
+    return o;
+}
+
+static void destroy_chain(sf_output *o)
+{
+    while (o->head) {
+        sf_sink *k = o->head;
+        o->head = k->next;
+        k->vt->destroy(k);
+    }
+}
+
+void sf_output_free(sf_output *o)
+{
+    if (!o)
+        return;
+    sf_output_abort(o);
+    destroy_chain(o);
+    sf_dealloc(o->cref.census, o->w.buf);
+    sf_census_ref ref = o->cref;
+    sf_dealloc(ref.census, o);
+    sf_census_ref_done(&ref);
+}
+
+static sf_status open_common(sf_output *o, const char *path, int fd, const char *label)
+{
+    if (!o)
+        return SF_ERR_ARG;
+    sf_err_clear(&o->err);
+    if (o->state != SF_OUT_NEW)
+        return sf_fail(&o->err, SF_ERR_STATE, "output already opened");
+    o->w.buf = sf_alloc(o->cref.census, SF_MEM_OUTPUT, SF_OUTPUT_BUFFER);
+    if (!o->w.buf)
+        return sf_fail(&o->err, SF_ERR_NOMEM, "out of memory: output buffer");
+    o->w.cap = SF_OUTPUT_BUFFER;
+    o->w.len = 0;
+    sf_sink *k = NULL;
+    sf_status st = sf_sink_file_open(o, &k, path, fd, label);
+    if (st != SF_OK) {
+        o->state = SF_OUT_FAILED;
+        return st;
+    }
+    o->head = k;
+    o->state = SF_OUT_OPEN;
+    return SF_OK;
+}
+
+sf_status sf_output_open_file(sf_output *o, const char *path)
+{
+    if (o && (!path || !*path))
+        return sf_fail(&o->err, SF_ERR_ARG, "no output path");
+    return open_common(o, path, -1, path);
+}
+
+sf_status sf_output_open_fd(sf_output *o, int fd, const char *label)
+{
+    if (o && fd < 0)
+        return sf_fail(&o->err, SF_ERR_ARG, "invalid descriptor");
+    return open_common(o, NULL, fd, label ? label : "output");
+}
+
+sf_status sf_output_commit(sf_output *o)
+{
+    if (!o)
+        return SF_ERR_ARG;
+    if (o->state != SF_OUT_OPEN)
+        return o->state == SF_OUT_FAILED
+                   ? SF_ERR_OUTPUT
+                   : sf_fail(&o->err, SF_ERR_STATE, "commit without an open output");
+    sf_status st = SF_OK;
+    if (output_drain(&o->w) != 0)
+        st = SF_ERR_OUTPUT;
+    for (sf_sink *k = o->head; st == SF_OK && k; k = k->next)
+        st = k->vt->finish(k);
+    if (st != SF_OK) {
+        o->state = SF_OUT_FAILED;
+        sf_output_abort(o);
+        return st;
+    }
+    o->state = SF_OUT_DONE;
+    return SF_OK;
+}
+
+void sf_output_abort(sf_output *o)
+{
+    if (!o)
+        return;
+    for (sf_sink *k = o->head; k; k = k->next)
+        k->vt->abort(k);
+    if (o->state == SF_OUT_OPEN)
+        o->state = SF_OUT_FAILED;
+}
+
+uint64_t sf_output_bytes(const sf_output *o) { return o ? o->drained + o->w.len : 0; }
+
+const char *sf_output_temp_path(const sf_output *o)
+{
+    return o && o->head ? sf_sink_file_temp(o->head) : NULL;
+}
+
+const char *sf_output_errmsg(const sf_output *o) { return o ? o->err.msg : ""; }
