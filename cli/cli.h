@@ -1,0 +1,30 @@
+/* cli.h: the sqlfeed command's own pieces. The CLI uses only the library's
+ * public header, sqlfeed.h. */
+#ifndef SQLFEED_CLI_H
+#define SQLFEED_CLI_H
+
+#include "sqlfeed.h"
+
+/* Exit statuses (documented in README.md and sqlfeed --help). */
+enum {
+    EXIT_OK = 0,
+    EXIT_FAILURE_OTHER = 1, /* out of memory, internal error */
+    EXIT_USAGE = 2,         /* bad options or arguments */
+    EXIT_TEMPLATE = 3,      /* template syntax, missing partial, names not provided */
+    EXIT_DATABASE = 4,      /* database open, query or row failure */
+    EXIT_OUTPUT = 5         /* creating, writing, syncing or publishing the output */
+    /* 128 + N: stopped by signal N (130 SIGINT, 143 SIGTERM); nothing published */
+};
+
+int cmd_render(int argc, char **argv);
+int cmd_templates(int argc, char **argv);
+int cmd_demo_db(int argc, char **argv);
+
+/* Prints "sqlfeed: " + message to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The exit status for a library status. */
+int cli_exit_for(sf_status st);
+/* Reports an unknown option / missing value in getopt's style; returns 2. */
+int cli_usage_error(const char *cmd);
+
+#endif

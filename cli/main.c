@@ -1,0 +1,89 @@
+/* main.c: sqlfeed's entry point: the subcommand table and the help. */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+    "usage: sqlfeed render --db PATH (--query SQL | --query-file FILE) --template NAME|FILE\n"
+    "                      -o OUT [--param NAME=VALUE]... [--quiet]\n"
+    "       sqlfeed templates\n"
+    "       sqlfeed demo-db --rows N -o FILE [--seed S]\n"
+    "       sqlfeed --help | --version\n"
+    "\n"
+    "Streams the rows of a SQL query through a Mustache template into an XML feed,\n"
+    "in flat memory, and publishes it atomically.\n"
+    "\n"
+    "commands:\n"
+    "  render      render a feed (sqlfeed render --help for its options)\n"
+    "  templates   list the built-in templates and the columns each expects\n"
+    "  demo-db     write a deterministic SQLite demo database of job listings\n"
+    "\n"
+    "exit status:\n"
+    "  0  success               3  template error or a name the query does not provide\n"
+    "  1  other failure         4  database error (open, query, a row)\n"
+    "  2  usage error           5  output error (create, write, sync, publish)\n"
+    "  128+N  stopped by signal N (130 SIGINT, 143 SIGTERM); nothing is published\n";
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("sqlfeed: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int cli_exit_for(sf_status st)
+{
+    switch (st) {
+    case SF_OK: return EXIT_OK;
+    case SF_ERR_TEMPLATE:
+    case SF_ERR_NAME: return EXIT_TEMPLATE;
+    case SF_ERR_SOURCE: return EXIT_DATABASE;
+    case SF_ERR_OUTPUT: return EXIT_OUTPUT;
+    case SF_ERR_ARG: return EXIT_USAGE;
+    case SF_ERR_NOMEM:
+    case SF_ERR_CANCELLED:
+    case SF_ERR_STATE: return EXIT_FAILURE_OTHER;
+    }
+    return EXIT_FAILURE_OTHER;
+}
+
+int cli_usage_error(const char *cmd)
+{
+    fprintf(stderr, "Try 'sqlfeed %s --help'.\n", cmd);
+    return EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        fputs(usage, stdout);
+        return EXIT_OK;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
+        printf("sqlfeed %s\n", sf_version());
+        return EXIT_OK;
+    }
+    if (!strcmp(cmd, "render"))
+        return cmd_render(argc - 1, argv + 1);
+    if (!strcmp(cmd, "templates"))
+        return cmd_templates(argc - 1, argv + 1);
+    if (!strcmp(cmd, "demo-db"))
+        return cmd_demo_db(argc - 1, argv + 1);
+    if (cmd[0] == '-')
+        cli_error("unknown option '%s'", cmd);
+    else
+        cli_error("unknown command '%s'", cmd);
+    fputs("Try 'sqlfeed --help'.\n", stderr);
+    return EXIT_USAGE;
+}

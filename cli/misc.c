@@ -1,0 +1,122 @@
+/* misc.c: `sqlfeed templates` and `sqlfeed demo-db`. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static int is_builtin_name(const char *name)
+{
+    return !strcmp(name, "generated_at") || !strcmp(name, "generated_date") ||
+           !strcmp(name, "generated_rfc822") || !strcmp(name, "sqlfeed_version");
+}
+
+int cmd_templates(int argc, char **argv)
+{
+    if (argc > 1) {
+        if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+            puts("usage: sqlfeed templates\n\nLists the built-in templates: what each "
+                 "writes, the columns its query must\nprovide, the parameters it reads, "
+                 "and whether it carries its own query.");
+            return EXIT_OK;
+        }
+        cli_error("unexpected argument '%s'", argv[1]);
+        return cli_usage_error("templates");
+    }
+    sf_template *t = sf_template_create(NULL, SF_TEMPLATE_XML);
+    if (!t) {
+        cli_error("out of memory");
+        return EXIT_FAILURE_OTHER;
+    }
+    int rc = EXIT_OK;
+    for (size_t i = 0; sf_builtin_template_name(i); i++) {
+        const char *name = sf_builtin_template_name(i);
+        if (sf_template_load_builtin(t, name) != SF_OK) {
+            cli_error("built-in %s: %s", name, sf_template_errmsg(t));
+            rc = EXIT_TEMPLATE;
+            continue;
+        }
+        printf("%s\n  %s\n  columns:", name, sf_template_description(t));
+        for (size_t k = 0; k < sf_template_row_name_count(t); k++)
+            printf("%s %s", k ? "," : "", sf_template_row_name(t, k));
+        int np = 0;
+        for (size_t k = 0; k < sf_template_root_name_count(t); k++) {
+            const char *p = sf_template_root_name(t, k);
+            if (!is_builtin_name(p))
+                printf("%s %s", np++ ? "," : "\n  parameters:", p);
+        }
+        printf("\n  query: %s\n\n", sf_builtin_template_query(name)
+                                        ? "built in (used when --query is not given)"
+                                        : "none; give --query");
+    }
+    sf_template_free(t);
+    return rc;
+}
+
+int cmd_demo_db(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"output", required_argument, NULL, 'o'},
+        {"rows", required_argument, NULL, 'r'},
+        {"seed", required_argument, NULL, 's'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *out = NULL, *rows_arg = NULL, *seed_arg = "1";
+    int c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":ho:", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'o': out = optarg; break;
+        case 'r': rows_arg = optarg; break;
+        case 's': seed_arg = optarg; break;
+        case 'h':
+            puts("usage: sqlfeed demo-db --rows N -o FILE [--seed S]\n\n"
+                 "Writes a SQLite database with the job-board schema (jobs, companies) and N\n"
+                 "job rows of realistic text: the same N and seed give the same file.\n"
+                 "FILE is replaced atomically.");
+            return EXIT_OK;
+        case ':':
+            cli_error("option '%s' needs a value", argv[optind - 1]);
+            return cli_usage_error("demo-db");
+        default:
+            cli_error("unknown option '%s'", argv[optind - 1]);
+            return cli_usage_error("demo-db");
+        }
+    }
+    if (optind < argc) {
+        cli_error("unexpected argument '%s'", argv[optind]);
+        return cli_usage_error("demo-db");
+    }
+    if (!out || !rows_arg) {
+        cli_error("missing %s", !rows_arg ? "--rows" : "-o");
+        return cli_usage_error("demo-db");
+    }
+    char *end;
+    errno = 0;
+    unsigned long long rows = strtoull(rows_arg, &end, 10);
+    if (errno || *end || !*rows_arg || rows_arg[0] == '-') {
+        cli_error("--rows needs a whole number, got '%s'", rows_arg);
+        return cli_usage_error("demo-db");
+    }
+    unsigned long long seed = strtoull(seed_arg, &end, 10);
+    if (errno || *end || !*seed_arg || seed_arg[0] == '-') {
+        cli_error("--seed needs a whole number, got '%s'", seed_arg);
+        return cli_usage_error("demo-db");
+    }
+    if (!strcmp(out, "-")) {
+        cli_error("demo-db writes a database file; -o - is not possible");
+        return cli_usage_error("demo-db");
+    }
+    char err[512];
+    sf_status st = sf_demo_db_write(out, rows, seed, err, sizeof err);
+    if (st != SF_OK) {
+        cli_error("%s", err);
+        return cli_exit_for(st) == EXIT_DATABASE ? EXIT_OUTPUT : cli_exit_for(st);
+    }
+    fprintf(stderr, "sqlfeed: wrote %llu job rows to %s\n", rows, out);
+    return EXIT_OK;
+}

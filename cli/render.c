@@ -1,0 +1,344 @@
+/* render.c: `sqlfeed render`: options, signals, the run, the summary. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char render_usage[] =
+    "usage: sqlfeed render --db PATH (--query SQL | --query-file FILE) --template NAME|FILE\n"
+    "                      -o OUT [--param NAME=VALUE]... [--quiet]\n"
+    "\n"
+    "  --db PATH            SQLite database file (opened read-only)\n"
+    "  --query SQL          the query: one SELECT; its rows are {{#rows}}...{{/rows}}\n"
+    "  --query-file FILE    read the query from FILE\n"
+    "                       (neither: the template's own query, if it has one: a\n"
+    "                       built-in's, or NAME.sql beside a template file)\n"
+    "  --template NAME|FILE a built-in template (sqlfeed templates) or a .mustache file\n"
+    "  -o, --output OUT     the feed; published atomically when complete ('-': stdout)\n"
+    "  --param NAME=VALUE   bound as :NAME in the query (never pasted into it) and\n"
+    "                       readable as {{NAME}} in the template; repeatable\n"
+    "  -q, --quiet          no summary on stderr (errors still print)\n"
+    "  -h, --help           this help\n"
+    "\n"
+    "The template also reads generated_at (2026-01-31T12:00:00Z), generated_date,\n"
+    "generated_rfc822 and sqlfeed_version; SOURCE_DATE_EPOCH fixes their time.\n"
+    "A file output is written to a temporary file beside OUT and renamed over it\n"
+    "only when complete: on any failure or signal OUT is left as it was.\n";
+
+static sf_render *volatile g_render; /* for the signal handler */
+static volatile sig_atomic_t g_signal;
+
+static void on_signal(int sig)
+{
+    g_signal = sig;
+    sf_render *r = g_render;
+    if (r)
+        sf_render_cancel(r);
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal; /* no SA_RESTART: blocking calls return EINTR */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN); /* a closed stdout is an error to report, not a death */
+}
+
+/* Dies by the signal that stopped the run, so a parent shell sees it. */
+static void reraise(int sig)
+{
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static char *read_text_file(const char *path, const char *what)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cli_error("cannot read %s %s: %s", what, path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf) {
+            cli_error("out of memory reading %s", path);
+            fclose(f);
+            return NULL;
+        }
+        n += fread(buf + n, 1, cap - n - 1, f);
+        if (n < cap - 1)
+            break;
+        char *nb = realloc(buf, cap *= 2);
+        if (!nb)
+            free(buf);
+        buf = nb;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        cli_error("cannot read %s %s", what, path);
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static int is_file_name(const char *s)
+{
+    size_t n = strlen(s);
+    return strchr(s, '/') || (n > 9 && strcmp(s + n - 9, ".mustache") == 0);
+}
+
+/* Loads --template; sets *query to the template's own query when it has one
+ * (malloc'd). Returns an exit status. */
+static int load_template(sf_template *tpl, const char *arg, char **query)
+{
+    sf_status st;
+    struct stat sb;
+    *query = NULL;
+    if (!is_file_name(arg) && sf_builtin_template_text(arg, NULL)) {
+        st = sf_template_load_builtin(tpl, arg);
+        const char *q = sf_builtin_template_query(arg);
+        if (st == SF_OK && q && !(*query = strdup(q)))
+            st = SF_ERR_NOMEM;
+    } else if (is_file_name(arg) || stat(arg, &sb) == 0) {
+        st = sf_template_load_file(tpl, arg);
+        size_t n = strlen(arg);
+        if (st == SF_OK && n > 9 && strcmp(arg + n - 9, ".mustache") == 0) {
+            char sql[4096];
+            snprintf(sql, sizeof sql, "%.*s.sql", (int)(n - 9), arg);
+            if (access(sql, F_OK) == 0 && !(*query = read_text_file(sql, "query file")))
+                return EXIT_USAGE;
+        }
+    } else {
+        cli_error("no built-in template or file named '%s' (sqlfeed templates lists the "
+                  "built-ins)", arg);
+        return EXIT_USAGE;
+    }
+    if (st != SF_OK) {
+        cli_error("%s", st == SF_ERR_NOMEM ? "out of memory" : sf_template_errmsg(tpl));
+        return cli_exit_for(st);
+    }
+    return EXIT_OK;
+}
+
+typedef struct render_opts {
+    const char *db, *query, *query_file, *template, *output;
+    int quiet;
+} render_opts;
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void summary(const render_opts *o, sf_render *r, sf_output *out, double secs)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    uint64_t rows = sf_render_rows(r), bytes = sf_output_bytes(out);
+    double rate = secs > 0 ? (double)rows / secs : 0;
+    fprintf(stderr,
+            "sqlfeed: %llu rows, %llu bytes (%.1f MB) in %.2f s, %.0f rows/s, peak RSS %.1f "
+            "MiB -> %s\n",
+            (unsigned long long)rows, (unsigned long long)bytes, (double)bytes / 1e6, secs,
+            rate, (double)ru.ru_maxrss / 1024.0,
+            strcmp(o->output, "-") == 0 ? "stdout" : o->output);
+}
+
+static int run_render(const render_opts *o, sf_render *r, const char *query)
+{
+    sf_census *census = sf_census_create();
+    sf_template *tpl = sf_template_create(census, SF_TEMPLATE_XML);
+    sf_source *src = sf_source_create(census);
+    sf_output *out = sf_output_create(census);
+    char *own_query = NULL;
+    int rc = EXIT_OK;
+    sf_status st;
+    int to_stdout = strcmp(o->output, "-") == 0;
+    double t0 = now_seconds();
+
+    if (!census || !tpl || !src || !out) {
+        cli_error("out of memory");
+        rc = EXIT_FAILURE_OTHER;
+        goto done;
+    }
+    if ((rc = load_template(tpl, o->template, &own_query)) != EXIT_OK)
+        goto done;
+    if (!query)
+        query = own_query;
+    if (!query) {
+        cli_error("no query: give --query or --query-file (template '%s' has none of its own)",
+                  o->template);
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    if ((st = sf_source_open(src, o->db)) != SF_OK ||
+        (st = sf_source_prepare(src, query)) != SF_OK) {
+        cli_error("%s", sf_source_errmsg(src));
+        rc = cli_exit_for(st);
+        goto done;
+    }
+    st = to_stdout ? sf_output_open_fd(out, STDOUT_FILENO, "stdout")
+                   : sf_output_open_file(out, o->output);
+    if (st != SF_OK) {
+        cli_error("%s", sf_output_errmsg(out));
+        rc = cli_exit_for(st);
+        goto done;
+    }
+    g_render = r;
+    install_signals();
+    st = sf_render_run(r, tpl, src, out);
+    if (st == SF_OK && !g_signal)
+        st = sf_output_commit(out);
+    g_render = NULL;
+    if (g_signal) {
+        sf_output_abort(out);
+        if (to_stdout)
+            cli_error("stopped by signal %d (%s) after row %llu; the output is incomplete",
+                      g_signal, strsignal(g_signal), (unsigned long long)sf_render_rows(r));
+        else
+            cli_error("stopped by signal %d (%s) after row %llu; nothing published, %s left "
+                      "as it was",
+                      g_signal, strsignal(g_signal), (unsigned long long)sf_render_rows(r),
+                      o->output);
+        rc = 128 + g_signal;
+        goto done;
+    }
+    if (st != SF_OK) {
+        sf_output_abort(out);
+        /* A failed commit is described by the output, anything else by the render. */
+        const char *msg = *sf_render_errmsg(r) ? sf_render_errmsg(r) : sf_output_errmsg(out);
+        if (to_stdout)
+            cli_error("%s", msg);
+        else
+            cli_error("%s; nothing published, %s left as it was", msg, o->output);
+        rc = cli_exit_for(st);
+        goto done;
+    }
+    if (!o->quiet)
+        summary(o, r, out, now_seconds() - t0);
+done:
+    sf_output_free(out);
+    sf_source_free(src);
+    sf_template_free(tpl);
+    sf_census_free(census);
+    free(own_query);
+    return rc;
+}
+
+int cmd_render(int argc, char **argv)
+{
+    enum { OPT_DB = 256, OPT_QUERY, OPT_QUERY_FILE, OPT_TEMPLATE, OPT_PARAM };
+    static const struct option longopts[] = {
+        {"db", required_argument, NULL, OPT_DB},
+        {"help", no_argument, NULL, 'h'},
+        {"output", required_argument, NULL, 'o'},
+        {"param", required_argument, NULL, OPT_PARAM},
+        {"query", required_argument, NULL, OPT_QUERY},
+        {"query-file", required_argument, NULL, OPT_QUERY_FILE},
+        {"quiet", no_argument, NULL, 'q'},
+        {"template", required_argument, NULL, OPT_TEMPLATE},
+        {NULL, 0, NULL, 0},
+    };
+    render_opts o = {0};
+    sf_render *r = sf_render_create(NULL);
+    char *query = NULL;
+    int rc = EXIT_USAGE, c;
+    if (!r) {
+        cli_error("out of memory");
+        return EXIT_FAILURE_OTHER;
+    }
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":ho:q", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_DB: o.db = optarg; break;
+        case OPT_QUERY: o.query = optarg; break;
+        case OPT_QUERY_FILE: o.query_file = optarg; break;
+        case OPT_TEMPLATE: o.template = optarg; break;
+        case 'o': o.output = optarg; break;
+        case 'q': o.quiet = 1; break;
+        case 'h':
+            fputs(render_usage, stdout);
+            rc = EXIT_OK;
+            goto done;
+        case OPT_PARAM: {
+            char *eq = strchr(optarg, '=');
+            if (!eq) {
+                cli_error("--param needs NAME=VALUE, got '%s'", optarg);
+                goto usage;
+            }
+            *eq = '\0';
+            sf_status st = sf_render_set_param(r, optarg, eq + 1);
+            *eq = '=';
+            if (st != SF_OK) {
+                cli_error("--param: %s", sf_render_errmsg(r));
+                goto usage;
+            }
+            break;
+        }
+        case ':':
+            cli_error("option '%s' needs a value", argv[optind - 1]);
+            goto usage;
+        default:
+            if (optopt)
+                cli_error("unknown option '-%c'", optopt);
+            else
+                cli_error("unknown option '%s'", argv[optind - 1]);
+            goto usage;
+        }
+    }
+    if (optind < argc) {
+        cli_error("unexpected argument '%s'", argv[optind]);
+        goto usage;
+    }
+    const char *missing = !o.db ? "--db" : !o.template ? "--template" : !o.output ? "-o" : NULL;
+    if (missing) {
+        cli_error("missing %s", missing);
+        goto usage;
+    }
+    if (o.query && o.query_file) {
+        cli_error("give --query or --query-file, not both");
+        goto usage;
+    }
+    if (o.query_file && !(query = read_text_file(o.query_file, "query file")))
+        goto done;
+    const char *sde = getenv("SOURCE_DATE_EPOCH");
+    if (sde && *sde) {
+        char *end;
+        errno = 0;
+        long long t = strtoll(sde, &end, 10);
+        if (errno || *end || t < 0) {
+            cli_error("SOURCE_DATE_EPOCH must be seconds since 1970, got '%s'", sde);
+            goto done;
+        }
+        sf_render_set_time(r, (int64_t)t);
+    }
+    rc = run_render(&o, r, o.query ? o.query : query);
+    goto done;
+usage:
+    rc = cli_usage_error("render");
+done:
+    free(query);
+    sf_render_free(r);
+    if (rc >= 128)
+        reraise(rc - 128);
+    return rc;
+}
