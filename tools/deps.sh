@@ -1,0 +1,25 @@
+#!/bin/sh
+# deps.sh: installs the Debian packages sqlfeed needs to build, test and
+# bench, if any is missing (apt-get update, then apt-get install -y, as root).
+# Says so and does nothing when all are present.
+set -eu
+PKGS="gcc make pkg-config libc6-dev libsqlite3-dev sqlite3 libjson-c-dev libexpat1-dev
+      libxml2-dev libxml2-utils python3 python3-lxml python3-django time"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+        missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+    echo "deps: all $(echo $PKGS | wc -w) packages present"
+    exit 0
+fi
+echo "deps: installing:$missing"
+if [ "$(id -u)" != 0 ]; then
+    echo "deps: not root; run as root: apt-get update && apt-get install -y$missing" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+# shellcheck disable=SC2086
+apt-get install -y --no-install-recommends $missing
