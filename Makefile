@@ -69,12 +69,12 @@ $(BUILD)/examples/render_feed: examples/render_feed.c $(BUILD)/libsqlfeed.a
 	$(CC) -Iinclude $(ALL_CFLAGS) $< $(BUILD)/libsqlfeed.a $(LDLIBS) -o $@
 
 test: all $(TESTS)
-	SHARED=$(SHARED) tests/run.sh $(BUILD)
+	SHARED=$(SHARED) SANITIZED=$(SANITIZED) tests/run.sh $(BUILD)
 
 # The suite twice: optimised, then under ASan+UBSan (a separate build tree).
 check: deps
 	$(MAKE) test
-	$(MAKE) test BUILD=$(BUILD)/asan OPT=-O1 \
+	$(MAKE) test BUILD=$(BUILD)/asan OPT=-O1 SANITIZED=1 \
 	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 	  LDFLAGS="-fsanitize=address,undefined"
 

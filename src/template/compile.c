@@ -219,34 +219,47 @@ static int valid_partial_name(const char *s, size_t n)
     return 1;
 }
 
-/* Reads a whole file into census memory; 1 read, 0 absent, -1 error (errno). */
+/* Reads a whole file (a pipe too) into census memory; 1 read, 0 absent,
+ * -1 error (errno). */
 static int read_file(sf_census *cs, const char *path, char **out, size_t *len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? 0 : -1;
     struct stat st;
-    int bad = fstat(fd, &st) != 0          ? errno
-              : !S_ISREG(st.st_mode)       ? EISDIR
-              : (size_t)st.st_size > MAX_TEMPLATE_SIZE ? EFBIG
-                                           : 0;
-    if (bad) {
+    if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+        int err = S_ISDIR(st.st_mode) ? EISDIR : errno;
         close(fd);
-        errno = bad;
+        errno = err;
         return -1;
     }
-    size_t cap = (size_t)st.st_size, n = 0;
-    char *buf = sf_alloc(cs, SF_MEM_TEMPLATE, cap + 1);
-    if (!buf) {
-        close(fd);
-        errno = ENOMEM;
-        return -1;
-    }
-    while (n < cap) {
-        ssize_t r = read(fd, buf + n, cap - n);
+    size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 4096, n = 0;
+    char *buf = NULL;
+    for (;;) {
+        if (n + 1 >= cap || !buf) {
+            if (buf)
+                cap *= 2;
+            char *nb = cap > MAX_TEMPLATE_SIZE + 1 ? NULL : sf_realloc(cs, SF_MEM_TEMPLATE, buf, cap);
+            if (!nb) {
+                int err = cap > MAX_TEMPLATE_SIZE + 1 ? EFBIG : ENOMEM;
+                sf_dealloc(cs, buf);
+                close(fd);
+                errno = err;
+                return -1;
+            }
+            buf = nb;
+        }
+        ssize_t r = read(fd, buf + n, cap - n - 1);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0)
+        if (r < 0) {
+            int err = errno;
+            sf_dealloc(cs, buf);
+            close(fd);
+            errno = err;
+            return -1;
+        }
+        if (r == 0)
             break;
         n += (size_t)r;
     }

@@ -1,0 +1,35 @@
+#!/bin/bash
+# run.sh BUILD: runs every test against the build in BUILD and ends with
+# "N passed, N failed[, N skipped]". Shows failures and per-suite summaries;
+# VERBOSE=1 shows every line. Exit 1 if anything failed.
+set -u
+B=${1:?usage: run.sh BUILD}
+HERE=$(cd "$(dirname "$0")" && pwd)
+SHARED=${SHARED:-$HERE/../../shared}
+export SHARED
+S=$(mktemp -d /tmp/sqlfeed-test.XXXXXX)
+trap 'rm -rf "$S"' EXIT
+LOG=$S/log
+
+suite() { # suite NAME CMD...: run one test program, keep its lines
+    local name=$1; shift
+    echo "== $name"
+    "$@" >"$S/suite" 2>&1
+    local rc=$?
+    cat "$S/suite" >>"$LOG"
+    if [ "${VERBOSE:-0}" = 1 ]; then cat "$S/suite"; else grep -vE '^(PASS|SKIP):' "$S/suite"; fi
+    # A suite that dies without reporting its failure still counts as one.
+    if [ $rc -ne 0 ] && ! grep -q '^FAIL' "$S/suite"; then
+        echo "FAIL: $name: exited $rc" | tee -a "$LOG"
+    fi
+}
+
+mkdir -p "$S/unit" "$S/hostile"
+suite unit "$B/tests/unit_test" "$S/unit"
+suite spec "$B/tests/spec_test" "$SHARED/mustache-spec"
+suite hostile "$B/tests/hostile_test" "$B/sqlfeed" "$S/hostile"
+suite cli "$HERE/cli_test.sh" "$B"
+
+p=$(grep -c '^PASS' "$LOG"); f=$(grep -c '^FAIL' "$LOG"); k=$(grep -c '^SKIP' "$LOG")
+echo "$p passed, $f failed, $k skipped"
+[ "$f" = 0 ]
