@@ -52,6 +52,15 @@ typedef struct sf_census_ref {
 int sf_census_ref_init(sf_census_ref *ref, sf_census *given);
 void sf_census_ref_done(sf_census_ref *ref);
 
+/* A zeroed handle of `size` bytes whose sf_census_ref sits at `ref_off`,
+ * allocated from `given` (NULL: a private census the handle owns); and its
+ * release, which frees an owned census last. */
+void *sf_handle_create(sf_census *given, size_t size, size_t ref_off);
+void sf_handle_free(void *h, size_t ref_off);
+#define SF_HANDLE_CREATE(type, given) \
+    ((type *)sf_handle_create((given), sizeof(type), offsetof(type, cref)))
+#define SF_HANDLE_FREE(type, h) sf_handle_free((h), offsetof(type, cref))
+
 /* A growable byte array in census memory; grows geometrically so appends are
  * amortised O(1) and the steady state allocates nothing. */
 typedef struct sf_buf {

@@ -163,6 +163,28 @@ void sf_census_ref_done(sf_census_ref *ref)
     ref->census = NULL;
 }
 
+void *sf_handle_create(sf_census *given, size_t size, size_t ref_off)
+{
+    sf_census_ref ref;
+    if (sf_census_ref_init(&ref, given) != 0)
+        return NULL;
+    char *h = sf_calloc(ref.census, SF_MEM_HANDLE, 1, size);
+    if (!h) {
+        sf_census_ref_done(&ref);
+        return NULL;
+    }
+    memcpy(h + ref_off, &ref, sizeof ref);
+    return h;
+}
+
+void sf_handle_free(void *h, size_t ref_off)
+{
+    sf_census_ref ref;
+    memcpy(&ref, (char *)h + ref_off, sizeof ref);
+    sf_dealloc(ref.census, h);
+    sf_census_ref_done(&ref);
+}
+
 void sf_buf_init(sf_buf *b, sf_census *c, sf_mem_type type)
 {
     b->data = NULL;

@@ -57,19 +57,7 @@ struct sf_render {
 
 static const sf_data_ops root_ops, rows_ops, row_ops;
 
-sf_render *sf_render_create(sf_census *census)
-{
-    sf_census_ref ref;
-    if (sf_census_ref_init(&ref, census) != 0)
-        return NULL;
-    sf_render *r = sf_calloc(ref.census, SF_MEM_HANDLE, 1, sizeof *r);
-    if (!r) {
-        sf_census_ref_done(&ref);
-        return NULL;
-    }
-    r->cref = ref;
-    return r;
-}
+sf_render *sf_render_create(sf_census *census) { return SF_HANDLE_CREATE(sf_render, census); }
 
 void sf_render_free(sf_render *r)
 {
@@ -81,9 +69,7 @@ void sf_render_free(sf_render *r)
         sf_dealloc(cs, r->params[i].value);
     }
     sf_dealloc(cs, r->params);
-    sf_census_ref ref = r->cref;
-    sf_dealloc(cs, r);
-    sf_census_ref_done(&ref);
+    SF_HANDLE_FREE(sf_render, r);
 }
 
 static int reserved(const char *name)

@@ -22,15 +22,9 @@ static int output_drain(sf_wbuf *w)
 
 sf_output *sf_output_create(sf_census *census)
 {
-    sf_census_ref ref;
-    if (sf_census_ref_init(&ref, census) != 0)
+    sf_output *o = SF_HANDLE_CREATE(sf_output, census);
+    if (!o)
         return NULL;
-    sf_output *o = sf_calloc(ref.census, SF_MEM_HANDLE, 1, sizeof *o);
-    if (!o) {
-        sf_census_ref_done(&ref);
-        return NULL;
-    }
-    o->cref = ref;
     o->w.drain = output_drain;
     return o;
 }
@@ -51,9 +45,7 @@ void sf_output_free(sf_output *o)
     sf_output_abort(o);
     destroy_chain(o);
     sf_dealloc(o->cref.census, o->w.buf);
-    sf_census_ref ref = o->cref;
-    sf_dealloc(ref.census, o);
-    sf_census_ref_done(&ref);
+    SF_HANDLE_FREE(sf_output, o);
 }
 
 static sf_status open_common(sf_output *o, const char *path, int fd, const char *label)

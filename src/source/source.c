@@ -10,19 +10,7 @@ static const sf_source_vt *const backends[] = {
     NULL,
 };
 
-sf_source *sf_source_create(sf_census *census)
-{
-    sf_census_ref ref;
-    if (sf_census_ref_init(&ref, census) != 0)
-        return NULL;
-    sf_source *s = sf_calloc(ref.census, SF_MEM_HANDLE, 1, sizeof *s);
-    if (!s) {
-        sf_census_ref_done(&ref);
-        return NULL;
-    }
-    s->cref = ref;
-    return s;
-}
+sf_source *sf_source_create(sf_census *census) { return SF_HANDLE_CREATE(sf_source, census); }
 
 static void clear_query(sf_source *s)
 {
@@ -45,9 +33,7 @@ void sf_source_free(sf_source *s)
     if (s->vt)
         s->vt->close(s);
     clear_query(s);
-    sf_census_ref ref = s->cref;
-    sf_dealloc(ref.census, s);
-    sf_census_ref_done(&ref);
+    SF_HANDLE_FREE(sf_source, s);
 }
 
 /* "scheme://" at the start, as URLs of server databases have. */

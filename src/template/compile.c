@@ -459,16 +459,24 @@ static sf_status set_delimiters(compiler *c, const char *s, size_t n, size_t pos
     return SF_OK;
 }
 
-static sf_status var_tag(compiler *c, char kind, const char *s, size_t n, size_t pos)
+/* A new node of `type` named s[0..n); its index in *idx. */
+static sf_status named_node(compiler *c, sf_node_type type, const char *s, size_t n, size_t pos,
+                            uint32_t *idx)
 {
-    sf_node *nd = new_node(c, SF_N_VAR, pos);
+    sf_node *nd = new_node(c, type, pos);
     if (!nd)
         return nomem(c->t);
-    uint32_t idx = c->nnodes - 1;
-    sf_status st = parse_name(c, nd, s, n, pos);
+    *idx = c->nnodes - 1;
+    return parse_name(c, nd, s, n, pos);
+}
+
+static sf_status var_tag(compiler *c, char kind, const char *s, size_t n, size_t pos)
+{
+    uint32_t idx = 0;
+    sf_status st = named_node(c, SF_N_VAR, s, n, pos, &idx);
     if (st != SF_OK)
         return st;
-    nd = &c->nodes[idx];
+    sf_node *nd = &c->nodes[idx];
     if (kind == '&' || kind == '{') {
         nd->esc = SF_ESC_RAW;
     } else if (c->t->mode == SF_TEMPLATE_HTML) {
@@ -490,11 +498,8 @@ static sf_status open_section(compiler *c, char kind, const char *s, size_t n, s
 {
     if (c->nopen == MAX_OPEN)
         return cfail(c, pos, "sections nested more than %d deep", MAX_OPEN);
-    sf_node *nd = new_node(c, kind == '#' ? SF_N_SECTION : SF_N_INVERTED, pos);
-    if (!nd)
-        return nomem(c->t);
-    uint32_t idx = c->nnodes - 1;
-    sf_status st = parse_name(c, nd, s, n, pos);
+    uint32_t idx = 0;
+    sf_status st = named_node(c, kind == '#' ? SF_N_SECTION : SF_N_INVERTED, s, n, pos, &idx);
     if (st != SF_OK)
         return st;
     c->open[c->nopen] = idx;
@@ -953,15 +958,9 @@ static void template_clear(sf_template *t)
 
 sf_template *sf_template_create(sf_census *census, sf_template_mode mode)
 {
-    sf_census_ref ref;
-    if (sf_census_ref_init(&ref, census) != 0)
+    sf_template *t = SF_HANDLE_CREATE(sf_template, census);
+    if (!t)
         return NULL;
-    sf_template *t = sf_calloc(ref.census, SF_MEM_HANDLE, 1, sizeof *t);
-    if (!t) {
-        sf_census_ref_done(&ref);
-        return NULL;
-    }
-    t->cref = ref;
     t->mode = mode == SF_TEMPLATE_HTML ? SF_TEMPLATE_HTML : SF_TEMPLATE_XML;
     return t;
 }
@@ -971,9 +970,7 @@ void sf_template_free(sf_template *t)
     if (!t)
         return;
     template_clear(t);
-    sf_census_ref ref = t->cref;
-    sf_dealloc(ref.census, t);
-    sf_census_ref_done(&ref);
+    SF_HANDLE_FREE(sf_template, t);
 }
 
 /* Compiles `src` (adopted: census memory) as unit 0. */

@@ -13,6 +13,17 @@ static const char comment_open[] = "<!--";
 
 static void lex_char(sf_xml_lexer *lx, char c);
 
+/* Follows "]]>" (mark ']') or "-->" (mark '-'): two or more marks, then '>'. */
+static void end_token(sf_xml_lexer *lx, char c, char mark)
+{
+    if (c == mark)
+        lx->match = lx->match < 2 ? (uint8_t)(lx->match + 1) : 2;
+    else if (c == '>' && lx->match == 2)
+        lx->state = SF_XS_TEXT, lx->match = 0;
+    else
+        lx->match = 0;
+}
+
 /* In SF_XS_LT, `match` counts the chars of "<..." seen so far (the '<'
  * included) and `depth` holds which openers they still are a prefix of:
  * bit 0 "<![CDATA[", bit 1 "<!--". */
@@ -69,20 +80,10 @@ static void lex_char(sf_xml_lexer *lx, char c)
             lx->state = SF_XS_MARKUP;
         break;
     case SF_XS_CDATA:
-        if (c == ']')
-            lx->match = lx->match < 2 ? (uint8_t)(lx->match + 1) : 2;
-        else if (c == '>' && lx->match == 2)
-            lx->state = SF_XS_TEXT, lx->match = 0;
-        else
-            lx->match = 0;
+        end_token(lx, c, ']');
         break;
     case SF_XS_COMMENT:
-        if (c == '-')
-            lx->match = lx->match < 2 ? (uint8_t)(lx->match + 1) : 2;
-        else if (c == '>' && lx->match == 2)
-            lx->state = SF_XS_TEXT, lx->match = 0;
-        else
-            lx->match = 0;
+        end_token(lx, c, '-');
         break;
     case SF_XS_PI:
         if (c == '?')
