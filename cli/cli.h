@@ -24,7 +24,8 @@ int cmd_demo_db(int argc, char **argv);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The exit status for a library status. */
 int cli_exit_for(sf_status st);
-/* Reports an unknown option / missing value in getopt's style; returns 2. */
-int cli_usage_error(const char *cmd);
+/* Reports a usage error of `cmd` on one line, with where to find help;
+ * returns EXIT_USAGE. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -53,18 +53,21 @@ int cli_exit_for(sf_status st)
     return EXIT_FAILURE_OTHER;
 }
 
-int cli_usage_error(const char *cmd)
+int cli_usage(const char *cmd, const char *fmt, ...)
 {
-    fprintf(stderr, "Try 'sqlfeed %s --help'.\n", cmd);
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("sqlfeed: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see 'sqlfeed %s%s--help')\n", cmd ? cmd : "", cmd ? " " : "");
+    va_end(ap);
     return EXIT_USAGE;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fputs(usage, stderr);
-        return EXIT_USAGE;
-    }
+    if (argc < 2)
+        return cli_usage(NULL, "no command given: render, templates or demo-db");
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         fputs(usage, stdout);
@@ -80,10 +83,5 @@ int main(int argc, char **argv)
         return cmd_templates(argc - 1, argv + 1);
     if (!strcmp(cmd, "demo-db"))
         return cmd_demo_db(argc - 1, argv + 1);
-    if (cmd[0] == '-')
-        cli_error("unknown option '%s'", cmd);
-    else
-        cli_error("unknown command '%s'", cmd);
-    fputs("Try 'sqlfeed --help'.\n", stderr);
-    return EXIT_USAGE;
+    return cli_usage(NULL, "unknown %s '%s'", cmd[0] == '-' ? "option" : "command", cmd);
 }

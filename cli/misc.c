@@ -22,8 +22,7 @@ int cmd_templates(int argc, char **argv)
                  "and whether it carries its own query.");
             return EXIT_OK;
         }
-        cli_error("unexpected argument '%s'", argv[1]);
-        return cli_usage_error("templates");
+        return cli_usage("templates", "unexpected argument '%s'", argv[1]);
     }
     sf_template *t = sf_template_create(NULL, SF_TEMPLATE_XML);
     if (!t) {
@@ -80,37 +79,25 @@ int cmd_demo_db(int argc, char **argv)
                  "FILE is replaced atomically.");
             return EXIT_OK;
         case ':':
-            cli_error("option '%s' needs a value", argv[optind - 1]);
-            return cli_usage_error("demo-db");
+            return cli_usage("demo-db", "option '%s' needs a value", argv[optind - 1]);
         default:
-            cli_error("unknown option '%s'", argv[optind - 1]);
-            return cli_usage_error("demo-db");
+            return cli_usage("demo-db", "unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (optind < argc) {
-        cli_error("unexpected argument '%s'", argv[optind]);
-        return cli_usage_error("demo-db");
-    }
-    if (!out || !rows_arg) {
-        cli_error("missing %s", !rows_arg ? "--rows" : "-o");
-        return cli_usage_error("demo-db");
-    }
+    if (optind < argc)
+        return cli_usage("demo-db", "unexpected argument '%s'", argv[optind]);
+    if (!out || !rows_arg)
+        return cli_usage("demo-db", "missing %s", !rows_arg ? "--rows" : "-o");
     char *end;
     errno = 0;
     unsigned long long rows = strtoull(rows_arg, &end, 10);
-    if (errno || *end || !*rows_arg || rows_arg[0] == '-') {
-        cli_error("--rows needs a whole number, got '%s'", rows_arg);
-        return cli_usage_error("demo-db");
-    }
+    if (errno || *end || !*rows_arg || rows_arg[0] == '-')
+        return cli_usage("demo-db", "--rows needs a whole number, got '%s'", rows_arg);
     unsigned long long seed = strtoull(seed_arg, &end, 10);
-    if (errno || *end || !*seed_arg || seed_arg[0] == '-') {
-        cli_error("--seed needs a whole number, got '%s'", seed_arg);
-        return cli_usage_error("demo-db");
-    }
-    if (!strcmp(out, "-")) {
-        cli_error("demo-db writes a database file; -o - is not possible");
-        return cli_usage_error("demo-db");
-    }
+    if (errno || *end || !*seed_arg || seed_arg[0] == '-')
+        return cli_usage("demo-db", "--seed needs a whole number, got '%s'", seed_arg);
+    if (!strcmp(out, "-"))
+        return cli_usage("demo-db", "demo-db writes a database file; -o - is not possible");
     char err[512];
     sf_status st = sf_demo_db_write(out, rows, seed, err, sizeof err);
     if (st != SF_OK) {

@@ -282,41 +282,41 @@ int cmd_render(int argc, char **argv)
         case OPT_PARAM: {
             char *eq = strchr(optarg, '=');
             if (!eq) {
-                cli_error("--param needs NAME=VALUE, got '%s'", optarg);
-                goto usage;
+                rc = cli_usage("render", "--param needs NAME=VALUE, got '%s'", optarg);
+                goto done;
             }
             *eq = '\0';
             sf_status st = sf_render_set_param(r, optarg, eq + 1);
             *eq = '=';
             if (st != SF_OK) {
-                cli_error("--param: %s", sf_render_errmsg(r));
-                goto usage;
+                rc = cli_usage("render", "--param: %s", sf_render_errmsg(r));
+                goto done;
             }
             break;
         }
         case ':':
-            cli_error("option '%s' needs a value", argv[optind - 1]);
-            goto usage;
+            rc = cli_usage("render", "option '%s' needs a value", argv[optind - 1]);
+            goto done;
         default:
             if (optopt)
-                cli_error("unknown option '-%c'", optopt);
+                rc = cli_usage("render", "unknown option '-%c'", optopt);
             else
-                cli_error("unknown option '%s'", argv[optind - 1]);
-            goto usage;
+                rc = cli_usage("render", "unknown option '%s'", argv[optind - 1]);
+            goto done;
         }
     }
     if (optind < argc) {
-        cli_error("unexpected argument '%s'", argv[optind]);
-        goto usage;
+        rc = cli_usage("render", "unexpected argument '%s'", argv[optind]);
+        goto done;
     }
     const char *missing = !o.db ? "--db" : !o.template ? "--template" : !o.output ? "-o" : NULL;
     if (missing) {
-        cli_error("missing %s", missing);
-        goto usage;
+        rc = cli_usage("render", "missing %s", missing);
+        goto done;
     }
     if (o.query && o.query_file) {
-        cli_error("give --query or --query-file, not both");
-        goto usage;
+        rc = cli_usage("render", "give --query or --query-file, not both");
+        goto done;
     }
     if (o.query_file && !(query = read_text_file(o.query_file, "query file")))
         goto done;
@@ -332,9 +332,6 @@ int cmd_render(int argc, char **argv)
         sf_render_set_time(r, (int64_t)t);
     }
     rc = run_render(&o, r, o.query ? o.query : query);
-    goto done;
-usage:
-    rc = cli_usage_error("render");
 done:
     free(query);
     sf_render_free(r);

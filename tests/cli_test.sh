@@ -39,10 +39,14 @@ DQ=$(cat "$(dirname "$0")/../templates/simplyhired.sql")
 run "$SF" --help;                 ok "--help exits 0 and lists exit statuses" grep -q "exit status" "$T/out"
 run "$SF" --version;              ok "--version" grep -qE '^sqlfeed [0-9]+\.[0-9]+\.[0-9]+$' "$T/out"
 run "$SF" render --help;          ok "render --help" grep -q -- "--param NAME=VALUE" "$T/out"
-run "$SF";                        expect "no command: usage, exit 2" 2 "usage:"
-run "$SF" frobnicate;             expect "unknown command: exit 2" 2 "unknown command 'frobnicate'"
-run "$SF" render --bogus;         expect "unknown option: exit 2" 2 "unknown option '--bogus'"
+run "$SF";                        expect "no command: exit 2" 2 "no command given"
+run "$SF" frobnicate;             expect "unknown command: exit 2" 2 "unknown command 'frobnicate' \(see 'sqlfeed --help'\)"
+ok "unknown command: one line" one_line
+run "$SF" render --bogus;         expect "unknown option: exit 2" 2 "unknown option '--bogus' \(see 'sqlfeed render --help'\)"
+ok "unknown option: one line" one_line
 run "$SF" render --db;            expect "missing value: exit 2" 2 "option '--db' needs a value"
+ok "missing value: one line" one_line
+run "$SF" render -x;              expect "unknown short option: exit 2" 2 "unknown option '-x'"
 run "$SF" render --template simplyhired -o "$T/x.xml"; expect "missing --db: exit 2" 2 "missing --db"
 run "$SF" render --db "$DB" --template simplyhired -o "$T/x.xml" --query 'SELECT 1' --query-file /dev/null
 expect "--query and --query-file: exit 2" 2 "not both"

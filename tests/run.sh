@@ -26,9 +26,11 @@ suite() { # suite NAME CMD...: run one test program, keep its lines
 
 mkdir -p "$S/unit" "$S/hostile"
 suite unit "$B/tests/unit_test" "$S/unit"
-suite spec "$B/tests/spec_test" "$SHARED/mustache-spec"
+suite spec "$B/tests/spec_test" -v "$SHARED/mustache-spec"
 suite hostile "$B/tests/hostile_test" "$B/sqlfeed" "$S/hostile"
 suite cli "$HERE/cli_test.sh" "$B"
+# memcheck on the optimised build (the sanitized one has ASan instead)
+if [ "${SANITIZED:-0}" != 1 ]; then suite valgrind "$HERE/valgrind_test.sh" "$B"; fi
 
 p=$(grep -c '^PASS' "$LOG"); f=$(grep -c '^FAIL' "$LOG"); k=$(grep -c '^SKIP' "$LOG")
 echo "$p passed, $f failed, $k skipped"

@@ -1,8 +1,9 @@
 /* spec_test.c: runs the official Mustache spec (../shared/mustache-spec)
  * through the engine in its spec mode (SF_TEMPLATE_HTML) with JSON data.
- *   spec_test DIR [FILE.json...]     (default: the six core modules)
- * Prints "PASS: ..." / "FAIL: ..." per case and "FILE: N passed, M failed"
- * per file; exits 1 if any case failed. */
+ *   spec_test [-v] DIR [FILE.json...]   (default: the six core modules)
+ * Prints "FILE: N passed, M failed" per file and "FAIL: ..." with the
+ * template, expected and actual output per failing case; -v also prints
+ * "PASS: ..." per passing case. Exits 1 if any case failed. */
 #include <json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,6 +159,8 @@ static void show(const char *label, const char *s)
     fputs("\"\n", stdout);
 }
 
+static int verbose;
+
 static int run_case(const char *file, struct json_object *tc)
 {
     struct json_object *jname, *jtpl, *jexp, *jdata, *jpartials = NULL;
@@ -192,7 +195,8 @@ static int run_case(const char *file, struct json_object *tc)
     const char *got = m.all ? m.all : "";
     ok = strcmp(got, json_object_get_string(jexp)) == 0;
     if (ok) {
-        printf("PASS: %s: %s\n", file, name);
+        if (verbose)
+            printf("PASS: %s: %s\n", file, name);
     } else {
         printf("FAIL: %s: %s\n", file, name);
         show("template", json_object_get_string(jtpl));
@@ -210,8 +214,13 @@ int main(int argc, char **argv)
 {
     static const char *const core[] = {"interpolation.json", "sections.json", "inverted.json",
                                        "comments.json", "delimiters.json", "partials.json"};
+    if (argc > 1 && strcmp(argv[1], "-v") == 0) {
+        verbose = 1;
+        argv++;
+        argc--;
+    }
     if (argc < 2) {
-        fprintf(stderr, "usage: spec_test DIR [FILE.json...]\n");
+        fprintf(stderr, "usage: spec_test [-v] DIR [FILE.json...]\n");
         return 2;
     }
     int nfiles = argc > 2 ? argc - 2 : (int)(sizeof core / sizeof core[0]);

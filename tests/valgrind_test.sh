@@ -1,0 +1,46 @@
+#!/bin/bash
+# valgrind_test.sh BUILD: the unit and spec suites and typical renders (a
+# success, a template error, a SQL error mid-stream) under valgrind memcheck:
+# no invalid access, no uninitialised use, no leak of any kind.
+# Prints "PASS: name" / "FAIL: name: detail" / "SKIP: name: why".
+set -u
+B=${1:?usage: valgrind_test.sh BUILD}
+SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/shared}
+if ! command -v valgrind >/dev/null; then
+    echo "SKIP: valgrind: not installed"
+    exit 0
+fi
+T=$(mktemp -d /tmp/sqlfeed-vg.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+VG="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=all --show-leak-kinds=all"
+
+vg() { # vg NAME WANT_RC CMD...: memcheck-clean and exits WANT_RC
+    local name=$1 want=$2; shift 2
+    $VG "$@" >"$T/out" 2>"$T/err"
+    local rc=$?
+    if [ $rc = 99 ] || grep -q '^==[0-9]*==' "$T/err"; then
+        echo "FAIL: valgrind $name: $(grep -m3 '^==[0-9]*==' "$T/err" | tr '\n' ' ')"
+    elif [ $rc != "$want" ]; then
+        echo "FAIL: valgrind $name: exit $rc (want $want): $(head -c 300 "$T/err")"
+    else
+        echo "PASS: valgrind $name"
+    fi
+}
+
+mkdir -p "$T/unit"
+"$B/sqlfeed" demo-db --rows 300 -o "$T/v.db" 2>/dev/null
+vg "unit tests" 0 "$B/tests/unit_test" "$T/unit"
+vg "spec tests" 0 "$B/tests/spec_test" "$SHARED/mustache-spec"
+vg "render indeed" 0 "$B/sqlfeed" render --db "$T/v.db" --template indeed -o "$T/f.xml" \
+    --param publisher=p --param publisherurl=u
+vg "render to stdout" 0 "$B/sqlfeed" render --db "$T/v.db" --template simplyhired -o - -q
+vg "templates" 0 "$B/sqlfeed" templates
+printf '<r>{{#rows}}{{nosuch}}{{/rows}}</r>\n' > "$T/bad.mustache"
+vg "template names missing" 3 "$B/sqlfeed" render --db "$T/v.db" --template "$T/bad.mustache" \
+    --query 'SELECT 1 AS a' -o "$T/f.xml"
+printf '<r>{{#rows}}{{v}}{{/rows}}</r>\n' > "$T/v.mustache"
+vg "SQL error mid-stream" 4 "$B/sqlfeed" render --db "$T/v.db" --template "$T/v.mustache" -o "$T/f.xml" \
+    --query "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50)
+             SELECT CASE WHEN x = 30 THEN abs(-9223372036854775807 - 1) ELSE x END AS v FROM c"
+vg "demo-db" 0 "$B/sqlfeed" demo-db --rows 50 -o "$T/d.db"
+vg "example" 0 "$B/examples/render_feed" "$T/v.db" "$T/ex.xml"
