@@ -162,6 +162,15 @@ static void summary(const render_opts *o, sf_render *r, sf_output *out, double s
             strcmp(o->output, "-") == 0 ? "stdout" : o->output);
 }
 
+/* Whether `out` names the same file as `other` (so publishing would
+ * replace the database or the template being read). */
+static int same_file(const char *out, const char *other)
+{
+    struct stat a, b;
+    return other && stat(out, &a) == 0 && stat(other, &b) == 0 && a.st_dev == b.st_dev &&
+           a.st_ino == b.st_ino;
+}
+
 static int run_render(const render_opts *o, sf_render *r, const char *query)
 {
     sf_census *census = sf_census_create();
@@ -178,6 +187,17 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
         cli_error("out of memory");
         rc = EXIT_FAILURE_OTHER;
         goto done;
+    }
+    if (!to_stdout) {
+        const char *other = same_file(o->output, o->db)             ? o->db
+                            : same_file(o->output, o->template)     ? o->template
+                            : same_file(o->output, o->query_file) ? o->query_file
+                                                                    : NULL;
+        if (other) {
+            rc = cli_usage("render", "-o %s is %s, which the render reads; write the feed "
+                                     "elsewhere", o->output, other);
+            goto done;
+        }
     }
     if ((rc = load_template(tpl, o->template, &own_query)) != EXIT_OK)
         goto done;
@@ -205,8 +225,6 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
     g_render = r;
     install_signals();
     st = sf_render_run(r, tpl, src, out);
-    if (st == SF_OK && !g_signal)
-        st = sf_output_commit(out);
     g_render = NULL;
     if (g_signal) {
         sf_output_abort(out);
@@ -221,6 +239,18 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
         rc = 128 + g_signal;
         goto done;
     }
+    if (st == SF_OK) {
+        /* Publishing takes an fsync and a rename: hold signals meanwhile, so
+         * that what we report (published or not) is what happened. */
+        sigset_t block, old;
+        sigemptyset(&block);
+        sigaddset(&block, SIGINT);
+        sigaddset(&block, SIGTERM);
+        sigaddset(&block, SIGHUP);
+        sigprocmask(SIG_BLOCK, &block, &old);
+        st = sf_output_commit(out);
+        sigprocmask(SIG_SETMASK, &old, NULL); /* a pending signal lands here */
+    }
     if (st != SF_OK) {
         sf_output_abort(out);
         /* A failed commit is described by the output, anything else by the render. */
@@ -234,6 +264,11 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
     }
     if (!o->quiet)
         summary(o, r, out, now_seconds() - t0);
+    if (g_signal) {
+        cli_error("signal %d (%s) arrived while publishing; %s is published", g_signal,
+                  strsignal(g_signal), to_stdout ? "the output" : o->output);
+        rc = 128 + g_signal;
+    }
 done:
     sf_output_free(out);
     sf_source_free(src);

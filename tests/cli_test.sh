@@ -163,7 +163,7 @@ ok "SOURCE_DATE_EPOCH fixes generated_*" grep -q '<g a="2023-11-14T22:13:20Z" r=
 # ---- database errors --------------------------------------------------------
 run "$SF" render --db "$T/nosuch.db" --template simplyhired -o "$T/keep.xml"
 expect "missing database: exit 4" 4 "cannot open database $T/nosuch.db"
-run "$SF" render --db "$T/keep.xml" --template simplyhired -o "$T/keep.xml"
+run "$SF" render --db "$T/keep.xml" --template simplyhired -o "$T/other.xml"
 expect "not a database: exit 4" 4 "cannot read database $T/keep.xml: file is not a database"
 run "$SF" render --db "$DB" --query 'SELEC nonsense' --template simplyhired -o "$T/keep.xml"
 expect "SQL syntax error: exit 4 with SQLite's text" 4 'near "SELEC": syntax error'
@@ -195,6 +195,10 @@ run "$SF" render --db "$DB" --template simplyhired -o "$T/no/such/dir/f.xml"
 expect "missing output directory: exit 5" 5 "cannot create a temporary file in $T/no/such/dir"
 run "$SF" render --db "$DB" --template simplyhired -o "$T"
 expect "output is a directory: exit 5" 5 "is a directory"
+cp "$DB" "$T/same.db"
+run "$SF" render --db "$T/same.db" --template simplyhired -o "$T/./same.db"
+expect "-o naming the database is refused: exit 2" 2 "is $T/same.db, which the render reads"
+ok "-o naming the database: database intact" cmp -s "$DB" "$T/same.db"
 
 # ---- signals ----------------------------------------------------------------
 ENDLESS="WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 100000000) SELECT x AS v FROM c"
