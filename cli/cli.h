@@ -27,5 +27,7 @@ int cli_exit_for(sf_status st);
 /* Reports a usage error of `cmd` on one line, with where to find help;
  * returns EXIT_USAGE. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* After getopt_long returned '?': says what was wrong with `arg`. */
+int cli_bad_option(const char *cmd, const char *arg);
 
 #endif

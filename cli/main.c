@@ -64,6 +64,21 @@ int cli_usage(const char *cmd, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
+int cli_bad_option(const char *cmd, const char *arg)
+{
+    /* getopt_long leaves optopt at the option's value when a long option
+     * that takes no value got one, and at 0 when it matched none (or more
+     * than one: an ambiguous abbreviation). */
+    if (strncmp(arg, "--", 2) == 0) {
+        const char *eq = strchr(arg, '=');
+        if (optopt && eq)
+            return cli_usage(cmd, "option '%.*s' takes no value", (int)(eq - arg), arg);
+        return cli_usage(cmd, "unknown or ambiguous option '%.*s'",
+                         eq ? (int)(eq - arg) : (int)strlen(arg), arg);
+    }
+    return cli_usage(cmd, "unknown option '-%c'", optopt ? optopt : '?');
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)

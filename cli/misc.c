@@ -1,6 +1,7 @@
 /* misc.c: `sqlfeed templates` and `sqlfeed demo-db`. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,9 @@ int cmd_templates(int argc, char **argv)
     return rc;
 }
 
+static volatile sig_atomic_t demo_signal;
+static void on_demo_signal(int sig) { demo_signal = sig; }
+
 int cmd_demo_db(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -81,7 +85,7 @@ int cmd_demo_db(int argc, char **argv)
         case ':':
             return cli_usage("demo-db", "option '%s' needs a value", argv[optind - 1]);
         default:
-            return cli_usage("demo-db", "unknown option '%s'", argv[optind - 1]);
+            return cli_bad_option("demo-db", argv[optind - 1]);
         }
     }
     if (optind < argc)
@@ -98,8 +102,22 @@ int cmd_demo_db(int argc, char **argv)
         return cli_usage("demo-db", "--seed needs a whole number, got '%s'", seed_arg);
     if (!strcmp(out, "-"))
         return cli_usage("demo-db", "demo-db writes a database file; -o - is not possible");
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_demo_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     char err[512];
-    sf_status st = sf_demo_db_write(out, rows, seed, err, sizeof err);
+    sf_status st = sf_demo_db_write(out, rows, seed, &demo_signal, err, sizeof err);
+    if (demo_signal) {
+        cli_error("stopped by signal %d (%s); %s not written", (int)demo_signal,
+                  strsignal(demo_signal), out);
+        signal(demo_signal, SIG_DFL);
+        raise(demo_signal);
+        return 128 + demo_signal;
+    }
     if (st != SF_OK) {
         cli_error("%s", err);
         return cli_exit_for(st) == EXIT_DATABASE ? EXIT_OUTPUT : cli_exit_for(st);

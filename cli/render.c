@@ -253,13 +253,18 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
     }
     if (st != SF_OK) {
         sf_output_abort(out);
-        /* A failed commit is described by the output, anything else by the render. */
-        const char *msg = *sf_render_errmsg(r) ? sf_render_errmsg(r) : sf_output_errmsg(out);
-        if (to_stdout)
-            cli_error("%s", msg);
-        else
-            cli_error("%s; nothing published, %s left as it was", msg, o->output);
         rc = cli_exit_for(st);
+        if (*sf_render_errmsg(r)) /* the render failed */
+            cli_error("%s%s%s%s", sf_render_errmsg(r),
+                      to_stdout ? "" : "; nothing published, ", to_stdout ? "" : o->output,
+                      to_stdout ? "" : " left as it was");
+        else if (sf_output_published(out)) /* only the directory sync failed */
+            cli_error("%s is published (%llu rows), but %s", o->output,
+                      (unsigned long long)sf_render_rows(r), sf_output_errmsg(out));
+        else
+            cli_error("publishing failed after all %llu rows: %s; nothing published, %s left "
+                      "as it was",
+                      (unsigned long long)sf_render_rows(r), sf_output_errmsg(out), o->output);
         goto done;
     }
     if (!o->quiet)
@@ -333,10 +338,7 @@ int cmd_render(int argc, char **argv)
             rc = cli_usage("render", "option '%s' needs a value", argv[optind - 1]);
             goto done;
         default:
-            if (optopt)
-                rc = cli_usage("render", "unknown option '-%c'", optopt);
-            else
-                rc = cli_usage("render", "unknown option '%s'", argv[optind - 1]);
+            rc = cli_bad_option("render", argv[optind - 1]);
             goto done;
         }
     }
@@ -360,8 +362,9 @@ int cmd_render(int argc, char **argv)
         char *end;
         errno = 0;
         long long t = strtoll(sde, &end, 10);
-        if (errno || *end || t < 0) {
-            cli_error("SOURCE_DATE_EPOCH must be seconds since 1970, got '%s'", sde);
+        if (errno || *end || t < 0 || t > 253402300799LL) { /* 9999-12-31T23:59:59Z */
+            cli_error("SOURCE_DATE_EPOCH must be seconds since 1970 (up to year 9999), got '%s'",
+                      sde);
             goto done;
         }
         sf_render_set_time(r, (int64_t)t);

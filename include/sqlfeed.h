@@ -21,11 +21,15 @@
  * its last failure (template file:line:col, SQL error text, row number, output
  * path). The library never exits, never prints, and keeps no global state.
  *
- * A handle is used by one thread at a time, except sf_render_cancel().
+ * A handle is used by one thread at a time, except sf_render_cancel(); handles
+ * that share a census are used by one thread at a time together (the census
+ * is not locked). sf_render_cancel() from another thread must not race
+ * sf_source_free() of the source being rendered.
  */
 #ifndef SQLFEED_H
 #define SQLFEED_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -197,6 +201,10 @@ sf_status sf_output_open_fd(sf_output *out, int fd, const char *label);
  * path is untouched and the temporary file is gone. */
 sf_status sf_output_commit(sf_output *out);
 
+/* 1 once the document has replaced the path (the rename is done), even if
+ * the directory sync that follows then failed; else 0. */
+int sf_output_published(const sf_output *out);
+
 /* Discards everything: removes the temporary file. Safe to call at any time,
  * more than once, and after a failed commit. */
 void sf_output_abort(sf_output *out);
@@ -247,10 +255,12 @@ const char *sf_render_errmsg(const sf_render *r);
 
 /* Writes a new SQLite database at `path` (replacing it atomically) with the
  * jobs/companies schema of the reference dataset and `rows` job rows of
- * realistic text, deterministic for a given (rows, seed). On failure writes a
- * message to errbuf (errlen bytes, may be 0). */
-sf_status sf_demo_db_write(const char *path, uint64_t rows, uint64_t seed, char *errbuf,
-                           size_t errlen);
+ * realistic text, deterministic for a given (rows, seed). When `cancel` is
+ * not NULL and becomes non-zero (e.g. from a signal handler), stops with
+ * SF_ERR_CANCELLED and removes the partial file. On failure writes a message
+ * to errbuf (errlen bytes, may be 0). */
+sf_status sf_demo_db_write(const char *path, uint64_t rows, uint64_t seed,
+                           const volatile sig_atomic_t *cancel, char *errbuf, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -51,6 +51,7 @@ struct sf_render {
     int32_t *rootmap; /* template symbol -> root value, or -1 */
     uint32_t rows_sym;
     int has_row;
+    int rows_begun; /* the list has been iterated: it cannot be again */
     sf_status fail;
     char btext[B_COUNT][64];
 };
@@ -191,6 +192,12 @@ static int rows_item(void *obj, size_t idx, sf_val *out)
 {
     sf_render *r = obj;
     if (idx == 0) {
+        if (r->rows_begun) {
+            r->fail = sf_fail(&r->err, SF_ERR_TEMPLATE,
+                              "the rows are iterated a second time; a query's rows stream once");
+            return -1;
+        }
+        r->rows_begun = 1;
         if (!r->has_row)
             return 0;
     } else {
@@ -249,11 +256,15 @@ static int pred_col(void *ud, const char *name)
 
 static int pred_root(void *ud, const char *name) { return find_root(ud, name) >= 0; }
 
-static void format_builtins(sf_render *r)
+static sf_status format_builtins(sf_render *r)
 {
     time_t t = (time_t)r->when;
     struct tm tm;
-    gmtime_r(&t, &tm);
+    if ((int64_t)t != r->when || !gmtime_r(&t, &tm) || tm.tm_year + 1900 < 1 ||
+        tm.tm_year + 1900 > 9999)
+        return sf_fail(&r->err, SF_ERR_ARG,
+                       "time %lld is out of range for generated_at (years 1 to 9999)",
+                       (long long)r->when);
     strftime(r->btext[B_AT], sizeof r->btext[B_AT], "%Y-%m-%dT%H:%M:%SZ", &tm);
     strftime(r->btext[B_DATE], sizeof r->btext[B_DATE], "%Y-%m-%d", &tm);
     /* RFC 822 names are English whatever the locale. */
@@ -264,6 +275,7 @@ static void format_builtins(sf_render *r)
              days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900,
              tm.tm_hour, tm.tm_min, tm.tm_sec);
     snprintf(r->btext[B_VERSION], sizeof r->btext[B_VERSION], "%s", SF_VERSION_STRING);
+    return SF_OK;
 }
 
 static sf_status build_maps(sf_render *r)
@@ -305,10 +317,41 @@ static sf_status bind_params(sf_render *r)
     return SF_OK;
 }
 
+/* Whether the template reads `name` anywhere. */
+static int template_reads(const sf_template *t, const char *name)
+{
+    for (size_t i = 0; i < t->nroot_names; i++)
+        if (strcmp(t->root_names[i], name) == 0)
+            return 1;
+    for (size_t i = 0; i < t->nrow_names; i++)
+        if (strcmp(t->row_names[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+/* A parameter nobody reads is a typo or a wrong assumption (a built-in
+ * query that does not filter on it): refuse it rather than publish a feed
+ * that silently ignored it. */
+static sf_status check_params_used(sf_render *r)
+{
+    for (size_t k = 0; k < r->nparams; k++) {
+        const char *name = r->params[k].name;
+        int used = template_reads(r->tpl, name);
+        for (int i = 0; !used && i < sf_source_param_count(r->src); i++)
+            used = strcmp(sf_source_param_name(r->src, i), name) == 0;
+        if (!used)
+            return sf_fail(&r->err, SF_ERR_NAME,
+                           "parameter '%s' is read by neither the query (:%s) nor the template "
+                           "({{%s}})",
+                           name, name, name);
+    }
+    return SF_OK;
+}
+
 static sf_status run(sf_render *r, sf_output *out)
 {
     sf_status st = sf_tpl_check(r->tpl, ROWS_NAME, pred_col, pred_root, r, &r->err);
-    if (st != SF_OK)
+    if (st != SF_OK || (st = check_params_used(r)) != SF_OK)
         return st;
     if ((st = bind_params(r)) != SF_OK || (st = build_maps(r)) != SF_OK)
         return st;
@@ -354,10 +397,15 @@ sf_status sf_render_run(sf_render *r, sf_template *tpl, sf_source *src, sf_outpu
     r->src = src;
     r->fail = SF_OK;
     r->rows = 0;
+    r->rows_begun = 0;
     if (!r->when_set)
         r->when = (int64_t)time(NULL);
-    format_builtins(r);
-    sf_status st = run(r, out);
+    sf_status st = format_builtins(r);
+    if (st != SF_OK)
+        return st;
+    out->cancel = &r->cancel; /* a write blocked on a stalled reader stops too */
+    st = run(r, out);
+    out->cancel = NULL;
     r->running = NULL;
     sf_census *cs = r->cref.census;
     sf_dealloc(cs, r->colmap);

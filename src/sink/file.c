@@ -44,16 +44,21 @@ static sf_status fail_errno(file_sink *f, const char *what, const char *name, in
 static sf_status fs_write(sf_sink *k, const char *p, size_t n)
 {
     file_sink *f = (file_sink *)k;
+    const volatile sig_atomic_t *cancel = k->out->cancel;
     while (n) {
         ssize_t w = write(f->fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
+        if (w < 0 && errno != EINTR)
             return fail_errno(f, "write", f->tmp ? f->tmp : f->label, errno);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+            f->off += (uint64_t)w;
         }
-        p += w;
-        n -= (size_t)w;
-        f->off += (uint64_t)w;
+        /* A signal ends a blocked write early (EINTR, or a short count on a
+         * pipe): give up if the render was cancelled, else carry on. */
+        if (n && cancel && *cancel)
+            return sf_fail(&f->base.out->err, SF_ERR_CANCELLED, "write to %s interrupted",
+                           f->tmp ? f->tmp : f->label);
     }
     if (f->owned && f->off - f->queued >= WRITEBACK_STEP) {
         /* Advisory: an error here resurfaces at fsync, where it is checked. */
@@ -80,6 +85,7 @@ static sf_status fs_finish(sf_sink *k)
                        f->path, strerror(errno));
     sf_dealloc(k->out->cref.census, f->tmp);
     f->tmp = NULL;
+    k->out->published = 1;
     /* The rename is durable only once the directory is synced. Some
      * filesystems cannot fsync a directory (EINVAL); the file is in place. */
     int dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -88,7 +94,9 @@ static sf_status fs_finish(sf_sink *k)
         int err = errno;
         close(dfd);
         if (rc != 0 && err != EINVAL && err != EROFS)
-            return fail_errno(f, "fsync directory", f->dir, err);
+            return sf_fail(&f->base.out->err, SF_ERR_OUTPUT,
+                           "fsync of directory %s failed (%s): the new name may not survive a "
+                           "crash", f->dir, strerror(err));
     }
     return SF_OK;
 }
@@ -144,8 +152,8 @@ static sf_status create_temp(file_sink *f)
     const char *slash = strrchr(f->path, '/');
     const char *base = slash ? slash + 1 : f->path;
     if (!*base)
-        return sf_fail(&f->base.out->err, SF_ERR_OUTPUT, "output %s names a directory",
-                       f->path);
+        return sf_fail(&f->base.out->err, SF_ERR_OUTPUT,
+                       "output path %s ends with '/'; give a file name", f->path);
     f->dir = slash ? sf_strndup(cs, SF_MEM_SINK, f->path, slash == f->path ? 1
                                                              : (size_t)(slash - f->path))
                    : sf_strdup(cs, SF_MEM_SINK, ".");

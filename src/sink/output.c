@@ -117,6 +117,8 @@ void sf_output_abort(sf_output *o)
         o->state = SF_OUT_FAILED;
 }
 
+int sf_output_published(const sf_output *o) { return o ? o->published : 0; }
+
 uint64_t sf_output_bytes(const sf_output *o) { return o ? o->drained + o->w.len : 0; }
 
 const char *sf_output_temp_path(const sf_output *o)

@@ -5,6 +5,8 @@
 #ifndef SF_SINK_H
 #define SF_SINK_H
 
+#include <signal.h>
+
 #include "../common.h"
 #include "../xml/xml.h"
 
@@ -36,6 +38,10 @@ struct sf_output {
     sf_errbuf err;
     uint64_t drained; /* bytes handed to the sink chain */
     int state;
+    int published; /* the file sink renamed the document into place */
+    /* While a render runs: its cancel flag, so a write interrupted by a
+     * signal (EINTR) gives up instead of retrying. */
+    const volatile sig_atomic_t *cancel;
 };
 
 #define SF_OUTPUT_BUFFER ((size_t)256 << 10)

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <signal.h>
 #include <sqlite3.h>
 
 #if defined(__GNUC__)
@@ -44,7 +45,7 @@
  * some 350 GB): a larger count is taken for a mistake. */
 #define DEMO_MAX_ROWS 100000000u
 
-/* Room for path + ".tmp-<pid>-<n>"; longer paths are refused, not truncated. */
+/* Room for path + ".sqlfeed-<pid>-<n>"; longer paths are refused, not truncated. */
 #define DEMO_PATH_MAX 4096
 
 /* Descriptions stop growing at 2800 bytes plus at most one part, and the
@@ -812,7 +813,7 @@ static int demo_insert_job(sqlite3_stmt *st, demo_rng *r, uint64_t jid, uint64_t
 /* Fills the database file `file` (empty, just created). `path` is the name
  * the caller knows, used in messages. */
 static sf_status demo_fill(const char *file, const char *path, uint64_t rows, uint64_t seed,
-                           char *errbuf, size_t errlen)
+                           const volatile sig_atomic_t *cancel, char *errbuf, size_t errlen)
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *co_st = NULL, *job_st = NULL;
@@ -854,8 +855,17 @@ static sf_status demo_fill(const char *file, const char *path, uint64_t rows, ui
         step = "insert jobs into";
         demo_rng r;
         demo_rng_seed(&r, seed, 0);
-        for (uint64_t jid = 1; jid <= rows && rc == SQLITE_OK; jid++)
+        for (uint64_t jid = 1; jid <= rows && rc == SQLITE_OK; jid++) {
+            if (cancel && *cancel) {
+                demo_errf(errbuf, errlen, "demo database %s: cancelled after %llu rows", path,
+                          (unsigned long long)(jid - 1));
+                sqlite3_finalize(co_st);
+                sqlite3_finalize(job_st);
+                sqlite3_close(db);
+                return SF_ERR_CANCELLED;
+            }
             rc = demo_insert_job(job_st, &r, jid, companies, seed);
+        }
     }
     if (rc == SQLITE_OK) {
         step = "commit";
@@ -879,15 +889,20 @@ static sf_status demo_fill(const char *file, const char *path, uint64_t rows, ui
 /* ------------------------------------------------------------------------ */
 /* Files                                                                    */
 
-/* Creates a new, empty file next to `path` and writes its name to tmp.
+/* Creates a new, empty file next to `path`, hidden and named after it
+ * (".NAME.sqlfeed-PID-N", as the output sink names its temporary files), and
+ * writes its name to tmp.
  * O_EXCL makes the name ours alone; the mode is what a new file gets (0666
  * less the umask), like the file sqlite3_open would have made. */
 static sf_status demo_temp_create(const char *path, char *tmp, size_t tmp_size, char *errbuf,
                                   size_t errlen)
 {
     long pid = (long)getpid();
+    const char *slash = strrchr(path, '/');
+    int dirlen = slash ? (int)(slash - path + 1) : 0;
     for (unsigned attempt = 0; attempt < 100; attempt++) {
-        int n = snprintf(tmp, tmp_size, "%s.tmp-%ld-%u", path, pid, attempt);
+        int n = snprintf(tmp, tmp_size, "%.*s.%s.sqlfeed-%ld-%u", dirlen, path, path + dirlen,
+                         pid, attempt);
         if (n < 0 || (size_t)n >= tmp_size) {
             demo_errf(errbuf, errlen, "demo database path too long: %.64s...", path);
             return SF_ERR_ARG;
@@ -947,8 +962,8 @@ static void demo_sync_dir(const char *path)
     }
 }
 
-sf_status sf_demo_db_write(const char *path, uint64_t rows, uint64_t seed, char *errbuf,
-                           size_t errlen)
+sf_status sf_demo_db_write(const char *path, uint64_t rows, uint64_t seed,
+                           const volatile sig_atomic_t *cancel, char *errbuf, size_t errlen)
 {
     char tmp[DEMO_PATH_MAX];
 
@@ -967,7 +982,7 @@ sf_status sf_demo_db_write(const char *path, uint64_t rows, uint64_t seed, char 
     sf_status st = demo_temp_create(path, tmp, sizeof tmp, errbuf, errlen);
     if (st != SF_OK)
         return st;
-    st = demo_fill(tmp, path, rows, seed, errbuf, errlen);
+    st = demo_fill(tmp, path, rows, seed, cancel, errbuf, errlen);
     if (st == SF_OK)
         st = demo_sync_file(tmp, path, errbuf, errlen);
     if (st == SF_OK && rename(tmp, path) != 0) {

@@ -45,16 +45,18 @@ void sf_tpl_where(const sf_template *t, const sf_unit *u, uint32_t pos, char *bu
     (void)t;
     unsigned line = 1, col = 1;
     for (uint32_t i = 0; i < pos && i < u->srclen; i++) {
-        if (u->src[i] == '\n')
+        char ch = u->src[i];
+        /* LF, CRLF and a lone CR each end a line. */
+        if (ch == '\n' || (ch == '\r' && (i + 1 >= u->srclen || u->src[i + 1] != '\n')))
             line++, col = 1;
-        else
+        else if (ch != '\r')
             col++;
     }
     /* A partial's source carries its indentation; report the column of the
      * partial's own file. */
     if (u->indent_len && col > u->indent_len)
         col -= (unsigned)u->indent_len;
-    snprintf(buf, n, "%s:%u:%u", u->name, line, col);
+    snprintf(buf, n, "%s:%u:%u", u->label ? u->label : u->name, line, col);
 }
 
 static sf_status cfail(compiler *c, size_t pos, const char *fmt, ...) SF_PRINTF(3, 4);
@@ -416,6 +418,12 @@ static sf_status partial_unit(compiler *c, const char *name, size_t nlen, const 
     t->units[u].src = text;
     t->units[u].srclen = len;
     t->units[u].xstate = c->lx.state;
+    if (t->dir) { /* messages name the partial's file */
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s.mustache", t->dir, namez);
+        if (!(t->units[u].label = sf_strdup(cs, SF_MEM_TEMPLATE, path)))
+            return nomem(t);
+    }
     if (ilen) {
         char *ind = sf_strndup(cs, SF_MEM_TEMPLATE, indent, ilen);
         if (!ind)
@@ -482,6 +490,10 @@ static sf_status var_tag(compiler *c, char kind, const char *s, size_t n, size_t
     } else if (c->t->mode == SF_TEMPLATE_HTML) {
         nd->esc = SF_ESC_HTML;
     } else {
+        /* The literal before the tag ends with part of "]]>" or "-->": the
+         * value is written after a break (a closed and reopened CDATA
+         * section, or a space) so nothing it holds can complete the token. */
+        nd->a = (c->lx.state == SF_XS_CDATA || c->lx.state == SF_XS_COMMENT) && c->lx.match;
         sf_esc esc;
         if (sf_xml_context(&c->lx, &esc) != 0)
             return cfail(c, pos,
@@ -494,8 +506,25 @@ static sf_status var_tag(compiler *c, char kind, const char *s, size_t n, size_t
     return SF_OK;
 }
 
+/* A section or partial tag placed inside a "]]>", "-->" or "?>" that the
+ * template's text is spelling (e.g. "]]{{#a}}{{/a}}>") would make whether
+ * the token ends depend on the data; refuse it. */
+static sf_status check_edge(compiler *c, size_t pos, const char *what)
+{
+    const sf_xml_lexer *lx = &c->lx;
+    if (c->t->mode != SF_TEMPLATE_XML || !lx->match ||
+        (lx->state != SF_XS_CDATA && lx->state != SF_XS_COMMENT && lx->state != SF_XS_PI))
+        return SF_OK;
+    const char *token = lx->state == SF_XS_CDATA ? "]]>" : lx->state == SF_XS_COMMENT ? "-->" : "?>";
+    return cfail(c, pos, "%s splits the '%s' that ends %s; move it away from the '%c'", what,
+                 token, sf_xml_state_name((sf_xml_state)lx->state), token[0]);
+}
+
 static sf_status open_section(compiler *c, char kind, const char *s, size_t n, size_t pos)
 {
+    sf_status est = check_edge(c, pos, "a section tag");
+    if (est != SF_OK)
+        return est;
     if (c->nopen == MAX_OPEN)
         return cfail(c, pos, "sections nested more than %d deep", MAX_OPEN);
     uint32_t idx = 0;
@@ -527,6 +556,9 @@ static size_t node_name(const sf_template *t, const sf_node *nd, char *buf, size
 
 static sf_status close_section(compiler *c, const char *s, size_t n, size_t pos)
 {
+    sf_status est = check_edge(c, pos, "a section tag");
+    if (est != SF_OK)
+        return est;
     if (c->nopen == 0)
         return cfail(c, pos, "{{/%.*s}} closes no open section", (int)n, s);
     uint32_t idx = c->open[c->nopen - 1];
@@ -656,7 +688,9 @@ static sf_status scan(compiler *c)
             const char *ind = standalone ? src + line_start : "";
             size_t ilen = standalone ? t0 - line_start : 0;
             uint32_t here = c->unit;
-            st = partial_unit(c, name, nlen, ind, ilen, t0, &u);
+            st = check_edge(c, t0, "a partial");
+            if (st == SF_OK)
+                st = partial_unit(c, name, nlen, ind, ilen, t0, &u);
             c->unit = here;
             if (st == SF_OK) {
                 sf_node *nd = new_node(c, SF_N_PARTIAL, t0);
@@ -708,6 +742,8 @@ static sf_status compile_unit(sf_template *t, uint32_t unit, int depth)
         st = cfail(&c, c.len, "partial starts in %s but ends in %s",
                    sf_xml_state_name((sf_xml_state)t->units[unit].xstate),
                    sf_xml_state_name((sf_xml_state)c.lx.state));
+    if (st == SF_OK && unit != 0)
+        st = check_edge(&c, c.len, "the end of a partial");
     /* t->units may have moved while partials compiled; index again. */
     t->units[unit].nodes = c.nodes;
     t->units[unit].nnodes = c.nnodes;
@@ -716,9 +752,12 @@ static sf_status compile_unit(sf_template *t, uint32_t unit, int depth)
 
 /* ---- names the template reads ------------------------------------------- */
 
+#define WALK_BUDGET 1000000 /* nodes visited by one walk */
+
 typedef struct walker {
     const sf_template *t;
-    uint8_t *seen; /* per unit: bit 0 walked outside rows, bit 1 inside */
+    uint8_t *active; /* per unit: on the current path (a recursive partial) */
+    size_t budget;
     sf_status (*visit)(struct walker *w, const sf_unit *u, const sf_node *nd, int in_rows);
     const char *rows;
     void *ud;
@@ -729,12 +768,17 @@ static int is_rows(const sf_template *t, const sf_node *nd, const char *rows)
     return nd->nparts == 1 && strcmp(t->syms[t->parts[nd->parts]].name, rows) == 0;
 }
 
+/* Visits every node as rendering would reach it: a partial included twice
+ * is walked twice (so two rows sections through one partial are seen), a
+ * partial that includes itself once per path. */
 static sf_status walk(walker *w, uint32_t unit, uint32_t from, uint32_t to, int in_rows)
 {
     const sf_unit *u = &w->t->units[unit];
     for (uint32_t i = from; i < to;) {
         const sf_node *nd = &u->nodes[i];
         sf_status st;
+        if (w->budget-- == 0)
+            return SF_ERR_TEMPLATE;
         switch ((sf_node_type)nd->type) {
         case SF_N_TEXT:
             i++;
@@ -755,9 +799,11 @@ static sf_status walk(walker *w, uint32_t unit, uint32_t from, uint32_t to, int 
             i = nd->b;
             break;
         case SF_N_PARTIAL:
-            if (nd->b != SF_NO_UNIT && !(w->seen[nd->b] & (1u << in_rows))) {
-                w->seen[nd->b] |= (uint8_t)(1u << in_rows);
-                if ((st = walk(w, nd->b, 0, w->t->units[nd->b].nnodes, in_rows)) != SF_OK)
+            if (nd->b != SF_NO_UNIT && !w->active[nd->b]) {
+                w->active[nd->b] = 1;
+                st = walk(w, nd->b, 0, w->t->units[nd->b].nnodes, in_rows);
+                w->active[nd->b] = 0;
+                if (st != SF_OK)
                     return st;
             }
             i++;
@@ -770,12 +816,13 @@ static sf_status walk(walker *w, uint32_t unit, uint32_t from, uint32_t to, int 
 static sf_status run_walk(walker *w)
 {
     const sf_template *t = w->t;
-    w->seen = sf_calloc(t->cref.census, SF_MEM_TEMPLATE, t->nunits, 1);
-    if (!w->seen)
+    w->active = sf_calloc(t->cref.census, SF_MEM_TEMPLATE, t->nunits, 1);
+    if (!w->active)
         return SF_ERR_NOMEM;
-    w->seen[0] = 1;
+    w->active[0] = 1;
+    w->budget = WALK_BUDGET;
     sf_status st = walk(w, 0, 0, t->units[0].nnodes, 0);
-    sf_dealloc(t->cref.census, w->seen);
+    sf_dealloc(t->cref.census, w->active);
     return st;
 }
 
@@ -812,6 +859,9 @@ static sf_status collect_names(sf_template *t)
 {
     walker w = {.t = t, .visit = collect_visit, .rows = "rows", .ud = t};
     sf_status st = run_walk(&w);
+    if (st == SF_ERR_TEMPLATE)
+        return sf_fail(&t->err, st, "%s: partials include each other more than %d nodes deep",
+                       t->units[0].name, WALK_BUDGET);
     if (st != SF_OK)
         return st;
     size_t k = 0;
@@ -909,6 +959,8 @@ sf_status sf_tpl_check(const sf_template *t, const char *rows_name, sf_name_pred
     sf_status st = run_walk(&w);
     if (st == SF_ERR_NOMEM)
         return sf_fail(err, st, "out of memory checking the template");
+    if (st == SF_ERR_TEMPLATE && !err->msg[0])
+        return sf_fail(err, st, "the template's partials are too many to check");
     if (st != SF_OK)
         return st;
     if (k.nmissing)
@@ -926,6 +978,7 @@ static void template_clear(sf_template *t)
     sf_census *cs = t->cref.census;
     for (uint32_t i = 0; i < t->nunits; i++) {
         sf_dealloc(cs, t->units[i].name);
+        sf_dealloc(cs, t->units[i].label);
         sf_dealloc(cs, t->units[i].src);
         sf_dealloc(cs, t->units[i].indent);
         sf_dealloc(cs, t->units[i].nodes);
@@ -986,7 +1039,7 @@ static sf_status load(sf_template *t, const char *name, char *src, size_t len)
     t->units[u].srclen = len;
     t->units[u].xstate = SF_XS_TEXT;
     st = compile_unit(t, u, 0);
-    if (st == SF_OK && collect_names(t) != SF_OK)
+    if (st == SF_OK && (st = collect_names(t)) == SF_ERR_NOMEM)
         st = nomem(t);
     if (st != SF_OK) {
         /* Keep the message, drop the half-built template. */

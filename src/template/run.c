@@ -10,6 +10,7 @@
 #include "template.h"
 
 #define MAX_PARTIAL_RECURSION 256
+#define MAX_NESTING 1024 /* sections and partials open at once: bounds the C stack */
 #define STACK_INITIAL 32
 
 typedef struct runner {
@@ -19,6 +20,7 @@ typedef struct runner {
     sf_val *stack;
     size_t depth, cap;
     int prec; /* partial recursion depth */
+    int nest; /* render_range calls open */
     sf_val stack0[STACK_INITIAL];
 } runner;
 
@@ -134,7 +136,24 @@ static sf_status section(runner *r, uint32_t unit, const sf_node *nd, uint32_t b
     return st;
 }
 
+static sf_status render_range_body(runner *r, uint32_t unit, uint32_t from, uint32_t to);
+
 static sf_status render_range(runner *r, uint32_t unit, uint32_t from, uint32_t to)
+{
+    if (r->nest == MAX_NESTING) {
+        const sf_unit *u = &r->t->units[unit];
+        char where[512];
+        sf_tpl_where(r->t, u, from < u->nnodes ? u->nodes[from].pos : 0, where, sizeof where);
+        return sf_fail(r->err, SF_ERR_TEMPLATE,
+                       "%s: sections and partials nested more than %d deep", where, MAX_NESTING);
+    }
+    r->nest++;
+    sf_status st = render_range_body(r, unit, from, to);
+    r->nest--;
+    return st;
+}
+
+static sf_status render_range_body(runner *r, uint32_t unit, uint32_t from, uint32_t to)
 {
     const sf_unit *u = &r->t->units[unit];
     sf_status st;
@@ -150,6 +169,12 @@ static sf_status render_range(runner *r, uint32_t unit, uint32_t from, uint32_t 
         case SF_N_VAR:
             if (resolve(r, nd, &v) != 0)
                 return SF_ERR_SOURCE;
+            if (nd->a) { /* break a "]]>" / "-->" the text before began */
+                int rc = nd->esc == SF_ESC_CDATA ? sf_wbuf_put(r->w, "]]><![CDATA[", 12)
+                                                 : sf_wbuf_put(r->w, " ", 1);
+                if (rc != 0)
+                    return SF_ERR_OUTPUT;
+            }
             if ((st = write_val(r, &v, (sf_esc)nd->esc)) != SF_OK)
                 return st;
             i++;
@@ -205,6 +230,7 @@ sf_status sf_tpl_render(const sf_template *t, sf_wbuf *w, const sf_val *root, sf
     r.depth = 0;
     r.cap = STACK_INITIAL;
     r.prec = 0;
+    r.nest = 0;
     r.stack0[r.depth++] = *root;
     sf_status st = render_range(&r, 0, 0, t->units[0].nnodes);
     if (r.stack != r.stack0)

@@ -9,7 +9,8 @@
 
 typedef enum sf_node_type {
     SF_N_TEXT = 0, /* literal text: a = offset in the unit's source, b = length */
-    SF_N_VAR,      /* {{name}}: esc says how to write it */
+    SF_N_VAR,      /* {{name}}: esc says how to write it; a = 1: break the
+                      "]]>" or "-->" the text before began, then write */
     SF_N_SECTION,  /* {{#name}}: body is [index + 1, b) */
     SF_N_INVERTED, /* {{^name}}: body is [index + 1, b) */
     SF_N_PARTIAL   /* {{>name}}: b = unit index, or SF_NO_UNIT (renders nothing) */
@@ -29,7 +30,8 @@ typedef struct sf_node {
 /* One compiled piece: the template itself (unit 0) or a partial compiled for
  * one indentation and one XML starting context. */
 typedef struct sf_unit {
-    char *name;      /* file name or partial name, for messages */
+    char *name;      /* file name or partial name */
+    char *label;     /* what messages call it, when not name (a partial's file) */
     char *src;       /* the source compiled (indented copy for partials) */
     size_t srclen;
     char *indent;    /* standalone partial indentation, "" otherwise */
