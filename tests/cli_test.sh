@@ -42,11 +42,13 @@ run "$SF" render --help;          ok "render --help" grep -q -- "--param NAME=VA
 run "$SF";                        expect "no command: exit 2" 2 "no command given"
 run "$SF" frobnicate;             expect "unknown command: exit 2" 2 "unknown command 'frobnicate' \(see 'sqlfeed --help'\)"
 ok "unknown command: one line" one_line
-run "$SF" render --bogus;         expect "unknown option: exit 2" 2 "unknown option '--bogus' \(see 'sqlfeed render --help'\)"
+run "$SF" render --bogus;         expect "unknown option: exit 2" 2 "unknown or ambiguous option '--bogus' \(see 'sqlfeed render --help'\)"
 ok "unknown option: one line" one_line
 run "$SF" render --db;            expect "missing value: exit 2" 2 "option '--db' needs a value"
 ok "missing value: one line" one_line
 run "$SF" render -x;              expect "unknown short option: exit 2" 2 "unknown option '-x'"
+run "$SF" render --quiet=1;       expect "a value for a flag: exit 2" 2 "option '--quiet' takes no value"
+run "$SF" render --q;             expect "ambiguous abbreviation: exit 2" 2 "unknown or ambiguous option '--q'"
 run "$SF" render --template simplyhired -o "$T/x.xml"; expect "missing --db: exit 2" 2 "missing --db"
 run "$SF" render --db "$DB" --template simplyhired -o "$T/x.xml" --query 'SELECT 1' --query-file /dev/null
 expect "--query and --query-file: exit 2" 2 "not both"
@@ -219,6 +221,66 @@ for sig in INT TERM; do
     ok "SIG$sig: previous output kept" is_previous "$T/keep.xml"
     ok "SIG$sig: temporary file removed" no_temp "$T"
 done
+
+# ---- templates that try to escape their context ------------------------------
+# A value after a literal ']' (or '-') in CDATA (or a comment) cannot finish
+# the "]]>" ("-->") the template's text began.
+printf '<r><a><![CDATA[]{{x}}]]></a><b><![CDATA[]]{{x}}>]]></b><c><!-- a-{{x}}--></c></r>\n' > "$T/edge.mustache"
+for x in ']><evil/>' '' '>' ']' '-' '->' ']]>'; do
+    run "$SF" render --db "$DB" --query 'SELECT 1 AS n' --template "$T/edge.mustache" -o "$T/edge.xml" --param "x=$x"
+    ok "value '$x' after a literal ']', ']]' or '-' stays in its section" \
+        $PY -c 'import sys,xml.etree.ElementTree as E
+r=E.parse(sys.argv[1]).getroot(); x=sys.argv[2]
+sys.exit(r.find("a").text != "]"+x or (r.find("b").text or "") != "]]"+x+">" or len(r.find("a")) or len(r.find("b")))' "$T/edge.xml" "$x"
+done
+printf '<r><a><![CDATA[]{{x}}]]></a></r>\n' > "$T/edge1.mustache"
+run "$SF" render --db "$DB" --query 'SELECT 1 AS n' --template "$T/edge1.mustache" -o "$T/edge1.xml" --param 'x=]><evil/>'
+ok "CDATA after ']': the value is text, not markup" \
+    $PY -c 'import sys,xml.etree.ElementTree as E; a=E.parse(sys.argv[1]).getroot().find("a"); sys.exit(a.text != "]]><evil/>" or len(a))' "$T/edge1.xml"
+printf '<r><![CDATA[]]{{#s}}{{/s}}>]]></r>\n' > "$T/edge2.mustache"
+run "$SF" render --db "$DB" --query 'SELECT 1 AS n' --template "$T/edge2.mustache" -o "$T/keep.xml" --param s=1
+expect "a section tag splitting ']]>' is refused: exit 3" 3 "edge2.mustache:1:15: a section tag splits the '\]\]>' that ends a CDATA section"
+printf '{{>rowsp}}{{>rowsp}}' > "$T/twice.mustache"
+printf '<r>{{#rows}}<i>{{n}}</i>{{/rows}}</r>\n' > "$T/rowsp.mustache"
+run "$SF" render --db "$DB" --query 'SELECT 1 AS n' --template "$T/twice.mustache" -o "$T/keep.xml"
+expect "rows iterated twice through a partial: exit 3" 3 "rowsp.mustache:1:4: \{\{#rows\}\} again \(first at $T/rowsp.mustache:1:4\)"
+{ printf '{{#x}}%.0s' $(seq 250); printf 'a{{>deep}}'; printf '{{/x}}%.0s' $(seq 250); } > "$T/deep.mustache"
+printf '<r>{{>deep}}</r>\n' > "$T/deeptop.mustache"
+run "$SF" render --db "$DB" --query 'SELECT 1 AS n' --template "$T/deeptop.mustache" -o "$T/keep.xml" --param x=1
+expect "sections and partials nested without end: exit 3, no crash" 3 "nested more than 1024 deep"
+ok "deep nesting: previous output kept, temporary file removed" sh -c "[ \"\$(cat '$T/keep.xml')\" = 'previous feed' ] && ! ls -a '$T' | grep -q sqlfeed-"
+run "$SF" render --db "$DB" --template simplyhired -o "$T/keep.xml" --param site=otherjobs
+expect "a parameter nothing reads: exit 3" 3 "parameter 'site' is read by neither the query \(:site\) nor the template"
+run env SOURCE_DATE_EPOCH=99999999999999 "$SF" render --db "$DB" --template simplyhired -o "$T/keep.xml"
+expect "SOURCE_DATE_EPOCH out of range: exit 2" 2 "up to year 9999"
+
+# A render blocked writing to a reader that stopped reading still stops.
+mkfifo "$T/fifo"
+exec 7<>"$T/fifo"   # holds the FIFO open without reading it
+"$SF" render --db "$DB" --template simplyhired -o - >"$T/fifo" 2>"$T/err" &
+pid=$!
+sleep 0.5
+kill -INT $pid
+for _ in $(seq 40); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
+if kill -0 $pid 2>/dev/null; then
+    fail "SIGINT while blocked writing stdout" "still running 2 s later"; kill -KILL $pid
+else
+    wait $pid; rc=$?
+    expect "SIGINT while blocked writing stdout: stops, exit 130" 130 "stopped by signal 2 .*the output is incomplete"
+fi
+exec 7<&-
+
+# An interrupted demo-db leaves nothing behind.
+mkdir -p "$T/demo"
+"$SF" demo-db --rows 3000000 -o "$T/demo/big.db" 2>"$T/err" &
+pid=$!
+for _ in $(seq 100); do
+    [ -n "$(find "$T/demo" -name '.big.db.sqlfeed-*' -size +100k)" ] && break
+    sleep 0.05
+done
+kill -TERM $pid; wait $pid; rc=$?
+expect "demo-db stopped by SIGTERM: exit 143" 143 "stopped by signal 15"
+ok "demo-db stopped: no file, no temporary file" test -z "$(ls -A "$T/demo")"
 
 # ---- file mode --------------------------------------------------------------
 rm -f "$T/m1.xml" "$T/m2.xml"
