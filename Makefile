@@ -69,14 +69,20 @@ $(BUILD)/examples/render_feed: examples/render_feed.c $(BUILD)/libsqlfeed.a
 	$(CC) -Iinclude $(ALL_CFLAGS) $< $(BUILD)/libsqlfeed.a $(LDLIBS) -o $@
 
 test: all $(TESTS)
-	SHARED=$(SHARED) SANITIZED=$(SANITIZED) tests/run.sh $(BUILD)
+	SHARED=$(SHARED) SANITIZED=$(SANITIZED) COUNTS=$(COUNTS) tests/run.sh $(BUILD)
 
-# The suite twice: optimised, then under ASan+UBSan (a separate build tree).
+# The suite twice: optimised (plus valgrind), then under ASan+UBSan (a
+# separate build tree); the last line adds both runs up.
+ASAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 check: deps
-	$(MAKE) test
-	$(MAKE) test BUILD=$(BUILD)/asan OPT=-O1 SANITIZED=1 \
-	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
-	  LDFLAGS="-fsanitize=address,undefined"
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/counts
+	@$(MAKE) --no-print-directory test COUNTS=$(abspath $(BUILD)/counts); a=$$?; \
+	$(MAKE) --no-print-directory test BUILD=$(BUILD)/asan OPT=-O1 SANITIZED=1 \
+	  EXTRA_CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" \
+	  COUNTS=$(abspath $(BUILD)/counts); b=$$?; \
+	awk '{p += $$1; f += $$2; s += $$3} END {printf "total: %d passed, %d failed, %d skipped\n", p, f, s}' \
+	  $(BUILD)/counts 2>/dev/null; \
+	[ $$a -eq 0 ] && [ $$b -eq 0 ]
 
 spec: $(BUILD)/tests/spec_test
 	$(BUILD)/tests/spec_test $(SHARED)/mustache-spec

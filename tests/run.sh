@@ -34,4 +34,5 @@ if [ "${SANITIZED:-0}" != 1 ]; then suite valgrind "$HERE/valgrind_test.sh" "$B"
 
 p=$(grep -c '^PASS' "$LOG"); f=$(grep -c '^FAIL' "$LOG"); k=$(grep -c '^SKIP' "$LOG")
 echo "$p passed, $f failed, $k skipped"
+[ -z "${COUNTS:-}" ] || echo "$p $f $k" >> "$COUNTS"
 [ "$f" = 0 ]
