@@ -17,7 +17,7 @@ WARN     = -Wall -Wextra -Wshadow -Wconversion -Wstrict-prototypes -Wmissing-pro
 CFLAGS  ?= $(OPT) -g
 ALL_CFLAGS = -std=c17 $(WARN) $(CFLAGS) $(EXTRA_CFLAGS)
 CPPFLAGS += -D_GNU_SOURCE -Iinclude -Isrc
-LDLIBS   = -lsqlite3
+LDLIBS   = -lsqlite3 -lpthread -lm
 TEST_LDLIBS = $(LDLIBS) -lexpat $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
 TEST_CPPFLAGS = $(shell pkg-config --cflags json-c 2>/dev/null)
 

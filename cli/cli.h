@@ -12,13 +12,21 @@ enum {
     EXIT_USAGE = 2,         /* bad options or arguments */
     EXIT_TEMPLATE = 3,      /* template syntax, missing partial, names not provided */
     EXIT_DATABASE = 4,      /* database open, query or row failure */
-    EXIT_OUTPUT = 5         /* creating, writing, syncing or publishing the output */
+    EXIT_OUTPUT = 5,        /* creating, writing, syncing or publishing the output */
+    EXIT_MEMORY = 6         /* --max-memory crossed; nothing published */
     /* 128 + N: stopped by signal N (130 SIGINT, 143 SIGTERM); nothing published */
 };
 
 int cmd_render(int argc, char **argv);
 int cmd_templates(int argc, char **argv);
 int cmd_demo_db(int argc, char **argv);
+int cmd_mem_plot(int argc, char **argv);
+
+/* The census every allocation of the command is counted in, SQLite's too
+ * (routed by cli_route_sqlite, which must run before SQLite is used). */
+extern sf_census *cli_census;
+int cli_route_sqlite(sf_census *census);
+void cli_unroute_sqlite(void);
 
 /* Prints "sqlfeed: " + message to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1,5 +1,6 @@
 /* main.c: sqlfeed's entry point: the subcommand table and the help. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,9 +9,12 @@
 
 static const char usage[] =
     "usage: sqlfeed render --db PATH (--query SQL | --query-file FILE) --template NAME|FILE\n"
-    "                      -o OUT [--param NAME=VALUE]... [--quiet]\n"
+    "                      -o OUT [--param NAME=VALUE]... [--quiet] [--census]\n"
+    "                      [--census-fifo PATH] [--mem-log FILE] [--max-memory SIZE]\n"
+    "                      [--progress[=auto|always|never]] [--total N | --count]\n"
     "       sqlfeed templates\n"
     "       sqlfeed demo-db --rows N -o FILE [--seed S]\n"
+    "       sqlfeed mem-plot LOG -o OUT.svg\n"
     "       sqlfeed --help | --version\n"
     "\n"
     "Streams the rows of a SQL query through a Mustache template into an XML feed,\n"
@@ -20,11 +24,13 @@ static const char usage[] =
     "  render      render a feed (sqlfeed render --help for its options)\n"
     "  templates   list the built-in templates and the columns each expects\n"
     "  demo-db     write a deterministic SQLite demo database of job listings\n"
+    "  mem-plot    chart a render's --mem-log: RSS and tracked bytes against rows\n"
     "\n"
     "exit status:\n"
     "  0  success               3  template error or a name the query does not provide\n"
     "  1  other failure         4  database error (open, query, a row)\n"
     "  2  usage error           5  output error (create, write, sync, publish)\n"
+    "                           6  --max-memory crossed\n"
     "  128+N  stopped by signal N (130 SIGINT, 143 SIGTERM); nothing is published\n";
 
 void cli_error(const char *fmt, ...)
@@ -79,7 +85,9 @@ int cli_bad_option(const char *cmd, const char *arg)
     return cli_usage(cmd, "unknown option '-%c'", optopt ? optopt : '?');
 }
 
-int main(int argc, char **argv)
+sf_census *cli_census;
+
+static int dispatch(int argc, char **argv)
 {
     if (argc < 2)
         return cli_usage(NULL, "no command given: render, templates or demo-db");
@@ -98,5 +106,27 @@ int main(int argc, char **argv)
         return cmd_templates(argc - 1, argv + 1);
     if (!strcmp(cmd, "demo-db"))
         return cmd_demo_db(argc - 1, argv + 1);
+    if (!strcmp(cmd, "mem-plot"))
+        return cmd_mem_plot(argc - 1, argv + 1);
     return cli_usage(NULL, "unknown %s '%s'", cmd[0] == '-' ? "option" : "command", cmd);
+}
+
+int main(int argc, char **argv)
+{
+    /* SIGUSR1 asks a render for its census. Blocked here, before any thread
+     * exists, so every thread inherits the mask and the monitor's signalfd
+     * receives it: it never kills the process, never runs a handler. */
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1, NULL);
+    cli_census = sf_census_create();
+    if (!cli_census || cli_route_sqlite(cli_census) != 0) {
+        cli_error("cannot set up the memory census");
+        return EXIT_FAILURE_OTHER;
+    }
+    int rc = dispatch(argc, argv);
+    cli_unroute_sqlite(); /* SQLite gives back what it holds before the census goes */
+    sf_census_free(cli_census);
+    return rc;
 }

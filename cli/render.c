@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "monitor.h"
 
 static const char render_usage[] =
     "usage: sqlfeed render --db PATH (--query SQL | --query-file FILE) --template NAME|FILE\n"
@@ -26,12 +27,26 @@ static const char render_usage[] =
     "  --param NAME=VALUE   bound as :NAME in the query (never pasted into it) and\n"
     "                       readable as {{NAME}} in the template; repeatable\n"
     "  -q, --quiet          no summary on stderr (errors still print)\n"
+    "  --census             print the memory census at the end\n"
+    "  --census-fifo PATH   print the census whenever a line is written to the FIFO\n"
+    "                       PATH (made if missing); kill -USR1 PID does the same\n"
+    "  --mem-log FILE       append memory samples as JSON lines (10/s at most, and\n"
+    "                       at the end); sqlfeed mem-plot FILE -o mem.svg charts them\n"
+    "  --max-memory SIZE    stop, publish nothing and exit 6 when RSS crosses SIZE\n"
+    "                       (bytes, or with K, M, G: powers of 1024)\n"
+    "  --progress[=WHEN]    rows, rows/s, bytes, RSS, elapsed on stderr, redrawn\n"
+    "                       10 times a second: auto (the default: when stderr is a\n"
+    "                       terminal), always (plain lines when not), never\n"
+    "  --total N            rows to expect: the progress shows percent and ETA\n"
+    "  --count              count the rows first (SELECT count(*) over the query)\n"
     "  -h, --help           this help\n"
     "\n"
     "The template also reads generated_at (2026-01-31T12:00:00Z), generated_date,\n"
     "generated_rfc822 and sqlfeed_version; SOURCE_DATE_EPOCH fixes their time.\n"
     "A file output is written to a temporary file beside OUT and renamed over it\n"
-    "only when complete: on any failure or signal OUT is left as it was.\n";
+    "only when complete: on any failure or signal OUT is left as it was.\n"
+    "kill -USR1 PID prints the census of a running render: live objects and bytes\n"
+    "by type, heap, RSS, rows, and whether memory grows with the rows.\n";
 
 static sf_render *volatile g_render; /* for the signal handler */
 static volatile sig_atomic_t g_signal;
@@ -138,7 +153,8 @@ static int load_template(sf_template *tpl, const char *arg, char **query)
 
 typedef struct render_opts {
     const char *db, *query, *query_file, *template, *output;
-    int quiet;
+    int quiet, census, count;
+    monitor_opts mon;
 } render_opts;
 
 static double now_seconds(void)
@@ -148,17 +164,20 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void summary(const render_opts *o, sf_render *r, sf_output *out, double secs)
+static void summary(const render_opts *o, sf_render *r, sf_output *out, monitor *m,
+                    double secs)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     uint64_t rows = sf_render_rows(r), bytes = sf_output_bytes(out);
     double rate = secs > 0 ? (double)rows / secs : 0;
+    char verdict[200];
+    monitor_verdict(m, verdict, sizeof verdict);
     fprintf(stderr,
             "sqlfeed: %llu rows, %llu bytes (%.1f MB) in %.2f s, %.0f rows/s, peak RSS %.1f "
-            "MiB -> %s\n",
+            "MiB, memory %s -> %s\n",
             (unsigned long long)rows, (unsigned long long)bytes, (double)bytes / 1e6, secs,
-            rate, (double)ru.ru_maxrss / 1024.0,
+            rate, (double)ru.ru_maxrss / 1024.0, verdict,
             strcmp(o->output, "-") == 0 ? "stdout" : o->output);
 }
 
@@ -173,7 +192,11 @@ static int same_file(const char *out, const char *other)
 
 static int run_render(const render_opts *o, sf_render *r, const char *query)
 {
-    sf_census *census = sf_census_create();
+    sf_census *census = cli_census;
+    monitor *mon = NULL;
+    monitor_opts mo = o->mon;
+    uint64_t budget_rss = 0;
+    char err[512];
     sf_template *tpl = sf_template_create(census, SF_TEMPLATE_XML);
     sf_source *src = sf_source_create(census);
     sf_output *out = sf_output_create(census);
@@ -183,7 +206,7 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
     int to_stdout = strcmp(o->output, "-") == 0;
     double t0 = now_seconds();
 
-    if (!census || !tpl || !src || !out) {
+    if (!tpl || !src || !out) {
         cli_error("out of memory");
         rc = EXIT_FAILURE_OTHER;
         goto done;
@@ -224,8 +247,36 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
     }
     g_render = r;
     install_signals();
-    st = sf_render_run(r, tpl, src, out);
+    if (o->count && !g_signal) {
+        if ((st = sf_render_count(r, src, &mo.total)) != SF_OK && !g_signal) {
+            sf_output_abort(out);
+            cli_error("--count: %s", sf_render_errmsg(r));
+            rc = cli_exit_for(st);
+            goto done;
+        }
+    }
+    if (!(mon = monitor_start(&mo, census, r, out, err, sizeof err))) {
+        sf_output_abort(out);
+        cli_error("%s", err);
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    st = g_signal ? SF_ERR_CANCELLED : sf_render_run(r, tpl, src, out);
     g_render = NULL;
+    monitor_stop(mon);
+    if (monitor_over_budget(mon, &budget_rss)) {
+        sf_output_abort(out);
+        char grew[128];
+        monitor_grew_most(mon, grew, sizeof grew);
+        cli_error("memory budget exceeded: RSS %.1f MiB > --max-memory %.1f MiB at row %llu; "
+                  "grew most: %s; %s",
+                  (double)budget_rss / 1048576.0, (double)o->mon.max_memory / 1048576.0,
+                  (unsigned long long)sf_render_rows(r), grew,
+                  to_stdout ? "the output is incomplete" : "nothing published");
+        monitor_print_census(mon, stderr, "memory budget exceeded");
+        rc = EXIT_MEMORY;
+        goto done;
+    }
     if (g_signal) {
         sf_output_abort(out);
         if (to_stdout)
@@ -268,37 +319,51 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
         goto done;
     }
     if (!o->quiet)
-        summary(o, r, out, now_seconds() - t0);
+        summary(o, r, out, mon, now_seconds() - t0);
+    if (o->census)
+        monitor_print_census(mon, stderr, "end of run");
     if (g_signal) {
         cli_error("signal %d (%s) arrived while publishing; %s is published", g_signal,
                   strsignal(g_signal), to_stdout ? "the output" : o->output);
         rc = 128 + g_signal;
     }
 done:
+    monitor_free(mon);
     sf_output_free(out);
     sf_source_free(src);
     sf_template_free(tpl);
-    sf_census_free(census);
     free(own_query);
     return rc;
 }
 
 int cmd_render(int argc, char **argv)
 {
-    enum { OPT_DB = 256, OPT_QUERY, OPT_QUERY_FILE, OPT_TEMPLATE, OPT_PARAM };
+    enum {
+        OPT_DB = 256, OPT_QUERY, OPT_QUERY_FILE, OPT_TEMPLATE, OPT_PARAM, OPT_CENSUS,
+        OPT_CENSUS_FIFO, OPT_MEM_LOG, OPT_MAX_MEMORY, OPT_PROGRESS, OPT_TOTAL, OPT_COUNT
+    };
+    /* Sorted by name, as --help lists them. */
     static const struct option longopts[] = {
+        {"census", no_argument, NULL, OPT_CENSUS},
+        {"census-fifo", required_argument, NULL, OPT_CENSUS_FIFO},
+        {"count", no_argument, NULL, OPT_COUNT},
         {"db", required_argument, NULL, OPT_DB},
         {"help", no_argument, NULL, 'h'},
+        {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
+        {"mem-log", required_argument, NULL, OPT_MEM_LOG},
         {"output", required_argument, NULL, 'o'},
         {"param", required_argument, NULL, OPT_PARAM},
+        {"progress", optional_argument, NULL, OPT_PROGRESS},
         {"query", required_argument, NULL, OPT_QUERY},
         {"query-file", required_argument, NULL, OPT_QUERY_FILE},
         {"quiet", no_argument, NULL, 'q'},
         {"template", required_argument, NULL, OPT_TEMPLATE},
+        {"total", required_argument, NULL, OPT_TOTAL},
         {NULL, 0, NULL, 0},
     };
     render_opts o = {0};
-    sf_render *r = sf_render_create(NULL);
+    o.mon.progress = PROGRESS_AUTO;
+    sf_render *r = sf_render_create(cli_census);
     char *query = NULL;
     int rc = EXIT_USAGE, c;
     if (!r) {
@@ -315,6 +380,40 @@ int cmd_render(int argc, char **argv)
         case OPT_TEMPLATE: o.template = optarg; break;
         case 'o': o.output = optarg; break;
         case 'q': o.quiet = 1; break;
+        case OPT_CENSUS: o.census = 1; break;
+        case OPT_CENSUS_FIFO: o.mon.fifo = optarg; break;
+        case OPT_MEM_LOG: o.mon.mem_log = optarg; break;
+        case OPT_COUNT: o.count = 1; break;
+        case OPT_MAX_MEMORY:
+            if (parse_size(optarg, &o.mon.max_memory) != 0) {
+                rc = cli_usage("render", "--max-memory needs a size like 64M, got '%s'", optarg);
+                goto done;
+            }
+            break;
+        case OPT_TOTAL: {
+            char *end;
+            errno = 0;
+            unsigned long long n = strtoull(optarg, &end, 10);
+            if (errno || *end || !*optarg || optarg[0] == '-' || n == 0) {
+                rc = cli_usage("render", "--total needs a number of rows, got '%s'", optarg);
+                goto done;
+            }
+            o.mon.total = n;
+            break;
+        }
+        case OPT_PROGRESS:
+            if (!optarg || !strcmp(optarg, "always"))
+                o.mon.progress = optarg ? PROGRESS_ALWAYS : PROGRESS_ALWAYS;
+            else if (!strcmp(optarg, "auto"))
+                o.mon.progress = PROGRESS_AUTO;
+            else if (!strcmp(optarg, "never"))
+                o.mon.progress = PROGRESS_NEVER;
+            else {
+                rc = cli_usage("render", "--progress takes auto, always or never, got '%s'",
+                               optarg);
+                goto done;
+            }
+            break;
         case 'h':
             fputs(render_usage, stdout);
             rc = EXIT_OK;
@@ -353,6 +452,10 @@ int cmd_render(int argc, char **argv)
     }
     if (o.query && o.query_file) {
         rc = cli_usage("render", "give --query or --query-file, not both");
+        goto done;
+    }
+    if (o.count && o.mon.total) {
+        rc = cli_usage("render", "give --total or --count, not both");
         goto done;
     }
     if (o.query_file && !(query = read_text_file(o.query_file, "query file")))

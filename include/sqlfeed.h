@@ -88,11 +88,50 @@ typedef struct sf_mem_stat {
 /* A new census, or NULL when out of memory. */
 sf_census *sf_census_create(void);
 void sf_census_free(sf_census *census);
-/* Fills *out for one type; SF_ERR_ARG for a type out of range. */
+/* Fills *out for one type; SF_ERR_ARG for a type out of range. Iterate the
+ * types with `for (t = 0; t < SF_MEM_TYPE_COUNT; t++)`. A census may be read
+ * from another thread while its handles work (a monitor): each counter reads
+ * whole, possibly a moment behind. */
 sf_status sf_census_stat(const sf_census *census, sf_mem_type type, sf_mem_stat *out);
 /* Totals over every type; peak is the peak of the total. */
 uint64_t sf_census_live_bytes(const sf_census *census);
 uint64_t sf_census_peak_bytes(const sf_census *census);
+/* The short name of a type ("template", "output buffer", ...). */
+const char *sf_mem_type_name(sf_mem_type type);
+
+/* Allocation through a census, to count another library's memory under a
+ * type (the CLI routes SQLite's allocator here, as SF_MEM_SQLITE). Blocks
+ * carry their size: sf_census_block_size() gives the size requested. Only
+ * the census's own thread may allocate. */
+void *sf_census_malloc(sf_census *census, sf_mem_type type, size_t n);
+void *sf_census_realloc(sf_census *census, sf_mem_type type, void *p, size_t n);
+void sf_census_dealloc(sf_census *census, void *p);
+size_t sf_census_block_size(const void *p);
+
+/* The verdict on whether memory grows with the rows, from samples of
+ * (rows done, bytes) taken during a run. The first 20 % of the rows are a
+ * warm-up and left out; a least-squares line through the rest gives the
+ * slope. Memory "grows" when the slope is at least 8 bytes a row in both
+ * halves of what is left and the line rises by at least 256 KiB over it: a
+ * one-time step (a cache filling) is flat, steady growth is not. */
+typedef enum sf_flat_verdict {
+    SF_FLAT_UNKNOWN = 0, /* too few samples after the warm-up (fewer than 8) */
+    SF_FLAT = 1,
+    SF_GROWS = 2
+} sf_flat_verdict;
+
+typedef struct sf_flatness {
+    sf_flat_verdict verdict;
+    double slope;            /* bytes per row over the window */
+    double slope_first;      /* ... over its first half */
+    double slope_second;     /* ... over its second half */
+    double from_row, to_row; /* the window fitted */
+    size_t samples;          /* samples in the window */
+} sf_flatness;
+
+/* rows[] must not decrease. Returns SF_ERR_ARG for NULL arrays. */
+sf_status sf_flatness_fit(const double *rows, const double *bytes, size_t n, sf_flatness *out);
+const char *sf_flat_verdict_name(sf_flat_verdict v); /* "flat", "grows", "unknown" */
 
 /* ------------------------------------------------------------------------ */
 /* Source: a database and one query.                                        */
@@ -209,7 +248,13 @@ int sf_output_published(const sf_output *out);
  * more than once, and after a failed commit. */
 void sf_output_abort(sf_output *out);
 
-/* Bytes handed to the output so far (uncompressed document bytes). */
+/* Appends bytes to the document (e.g. what a program writes around a
+ * render). SF_ERR_OUTPUT (message in sf_output_errmsg) when a write fails. */
+sf_status sf_output_write(sf_output *out, const void *p, size_t n);
+
+/* Document bytes handed on to the file so far (uncompressed): while a render
+ * runs, up to one buffer (256 KiB) behind; exact after sf_output_commit().
+ * Safe to read from another thread. */
 uint64_t sf_output_bytes(const sf_output *out);
 
 /* The path of the temporary file while one exists, else NULL. */
@@ -245,8 +290,13 @@ sf_status sf_render_run(sf_render *r, sf_template *tpl, sf_source *src, sf_outpu
  * Async-signal-safe; may be called from another thread. */
 void sf_render_cancel(sf_render *r);
 
-/* Rows rendered so far (also during a run, from the same thread). */
+/* Rows rendered so far; safe to read from another thread during a run. */
 uint64_t sf_render_rows(const sf_render *r);
+
+/* Counts the rows the source's query returns, with this render's parameters
+ * bound, by running SELECT count(*) over it first (for a progress total).
+ * Costs a second execution of the query. */
+sf_status sf_render_count(sf_render *r, sf_source *src, uint64_t *rows);
 
 const char *sf_render_errmsg(const sf_render *r);
 

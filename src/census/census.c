@@ -3,7 +3,14 @@
  * Each block is prefixed by a header holding its requested size and type, so
  * the census can subtract exactly what a free returns without asking the
  * system allocator (malloc_usable_size is not portable and would count slack).
- * The census is per handle family (no global), read by sf_census_stat(). */
+ * The census is per handle family (no global), read by sf_census_stat().
+ *
+ * One thread writes a census (the one using its handles); any thread may
+ * read it (a monitor printing it on SIGUSR1). The counters are atomics
+ * updated with relaxed loads and stores, not read-modify-write: with a single
+ * writer that is exact, costs what plain integers cost, and lets a reader see
+ * each counter whole (never torn), if a moment behind. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,13 +29,18 @@ typedef union sf_block_head {
 
 #define SF_BLOCK_MAGIC 0x5f5fc0deu
 
+typedef _Atomic uint64_t counter;
+
 struct sf_census {
-    uint64_t count[SF_MEM_TYPE_COUNT];
-    uint64_t bytes[SF_MEM_TYPE_COUNT];
-    uint64_t peak[SF_MEM_TYPE_COUNT];
-    uint64_t allocs[SF_MEM_TYPE_COUNT];
-    uint64_t total, total_peak;
+    counter count[SF_MEM_TYPE_COUNT];
+    counter bytes[SF_MEM_TYPE_COUNT];
+    counter peak[SF_MEM_TYPE_COUNT];
+    counter allocs[SF_MEM_TYPE_COUNT];
+    counter total, total_peak;
 };
+
+static inline uint64_t get(const counter *c) { return atomic_load_explicit(c, memory_order_relaxed); }
+static inline void set(counter *c, uint64_t v) { atomic_store_explicit(c, v, memory_order_relaxed); }
 
 static const char *const sf_mem_names[SF_MEM_TYPE_COUNT] = {
     [SF_MEM_HANDLE] = "handle",     [SF_MEM_TEMPLATE] = "template",
@@ -40,21 +52,23 @@ static const char *const sf_mem_names[SF_MEM_TYPE_COUNT] = {
 
 static void census_add(sf_census *c, sf_mem_type t, uint64_t n)
 {
-    c->count[t]++;
-    c->allocs[t]++;
-    c->bytes[t] += n;
-    if (c->bytes[t] > c->peak[t])
-        c->peak[t] = c->bytes[t];
-    c->total += n;
-    if (c->total > c->total_peak)
-        c->total_peak = c->total;
+    set(&c->count[t], get(&c->count[t]) + 1);
+    set(&c->allocs[t], get(&c->allocs[t]) + 1);
+    uint64_t b = get(&c->bytes[t]) + n;
+    set(&c->bytes[t], b);
+    if (b > get(&c->peak[t]))
+        set(&c->peak[t], b);
+    uint64_t tot = get(&c->total) + n;
+    set(&c->total, tot);
+    if (tot > get(&c->total_peak))
+        set(&c->total_peak, tot);
 }
 
 static void census_sub(sf_census *c, sf_mem_type t, uint64_t n)
 {
-    c->count[t]--;
-    c->bytes[t] -= n;
-    c->total -= n;
+    set(&c->count[t], get(&c->count[t]) - 1);
+    set(&c->bytes[t], get(&c->bytes[t]) - n);
+    set(&c->total, get(&c->total) - n);
 }
 
 void *sf_alloc(sf_census *c, sf_mem_type type, size_t n)
@@ -97,7 +111,7 @@ void *sf_realloc(sf_census *c, sf_mem_type type, void *p, size_t n)
     b->h.size = n;
     b->h.type = (uint32_t)type;
     census_add(c, type, n);
-    c->allocs[type]--; /* a resize is not a new object */
+    set(&c->allocs[type], get(&c->allocs[type]) - 1); /* a resize is not a new object */
     return b + 1;
 }
 
@@ -128,7 +142,8 @@ char *sf_strdup(sf_census *c, sf_mem_type type, const char *s)
 
 sf_census *sf_census_create(void)
 {
-    /* The census cannot count itself through itself; it is one plain block. */
+    /* The census cannot count itself through itself; it is one plain block.
+     * All-zero bytes are zero atomics on every platform we build on. */
     return calloc(1, sizeof(sf_census));
 }
 
@@ -139,15 +154,41 @@ sf_status sf_census_stat(const sf_census *c, sf_mem_type type, sf_mem_stat *out)
     if (!c || !out || (unsigned)type >= SF_MEM_TYPE_COUNT)
         return SF_ERR_ARG;
     out->name = sf_mem_names[type];
-    out->count = c->count[type];
-    out->bytes = c->bytes[type];
-    out->peak_bytes = c->peak[type];
-    out->allocs = c->allocs[type];
+    out->count = get(&c->count[type]);
+    out->bytes = get(&c->bytes[type]);
+    out->peak_bytes = get(&c->peak[type]);
+    out->allocs = get(&c->allocs[type]);
     return SF_OK;
 }
 
-uint64_t sf_census_live_bytes(const sf_census *c) { return c ? c->total : 0; }
-uint64_t sf_census_peak_bytes(const sf_census *c) { return c ? c->total_peak : 0; }
+uint64_t sf_census_live_bytes(const sf_census *c) { return c ? get(&c->total) : 0; }
+uint64_t sf_census_peak_bytes(const sf_census *c) { return c ? get(&c->total_peak) : 0; }
+
+const char *sf_mem_type_name(sf_mem_type type)
+{
+    return (unsigned)type < SF_MEM_TYPE_COUNT ? sf_mem_names[type] : "?";
+}
+
+void *sf_census_malloc(sf_census *c, sf_mem_type type, size_t n)
+{
+    return c && (unsigned)type < SF_MEM_TYPE_COUNT ? sf_alloc(c, type, n) : NULL;
+}
+
+void *sf_census_realloc(sf_census *c, sf_mem_type type, void *p, size_t n)
+{
+    return c && (unsigned)type < SF_MEM_TYPE_COUNT ? sf_realloc(c, type, p, n) : NULL;
+}
+
+void sf_census_dealloc(sf_census *c, void *p)
+{
+    if (c)
+        sf_dealloc(c, p);
+}
+
+size_t sf_census_block_size(const void *p)
+{
+    return p ? (size_t)((const sf_block_head *)p - 1)->h.size : 0;
+}
 
 int sf_census_ref_init(sf_census_ref *ref, sf_census *given)
 {

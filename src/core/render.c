@@ -9,6 +9,7 @@
  *   rows: a list whose items are the query's rows, read one at a time;
  *   row:  the current row's columns (NULL is present-but-null). */
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -42,7 +43,7 @@ struct sf_render {
     int ran;
     volatile sig_atomic_t cancel;
     sf_source *volatile running; /* for sf_render_cancel() */
-    volatile uint64_t rows;
+    _Atomic uint64_t rows; /* one writer (the run); monitors read it */
 
     /* During a run. */
     const sf_template *tpl;
@@ -146,7 +147,10 @@ void sf_render_cancel(sf_render *r)
         sf_source_interrupt(s);
 }
 
-uint64_t sf_render_rows(const sf_render *r) { return r ? r->rows : 0; }
+uint64_t sf_render_rows(const sf_render *r)
+{
+    return r ? atomic_load_explicit(&r->rows, memory_order_relaxed) : 0;
+}
 const char *sf_render_errmsg(const sf_render *r) { return r ? r->err.msg : ""; }
 
 /* ---- the context the template reads -------------------------------------- */
@@ -203,20 +207,21 @@ static int rows_item(void *obj, size_t idx, sf_val *out)
     } else {
         if (r->cancel) {
             r->fail = sf_fail(&r->err, SF_ERR_CANCELLED, "cancelled after row %llu",
-                              (unsigned long long)r->rows);
+                              (unsigned long long)sf_render_rows(r));
             return -1;
         }
         int rc = sf_source_next(r->src);
         if (rc < 0) {
             r->fail = sf_fail(&r->err, r->cancel ? SF_ERR_CANCELLED : SF_ERR_SOURCE,
                               "%s at row %llu: %s", r->cancel ? "cancelled" : "query failed",
-                              (unsigned long long)r->rows + 1, sf_source_errmsg(r->src));
+                              (unsigned long long)sf_render_rows(r) + 1, sf_source_errmsg(r->src));
             return -1;
         }
         if (rc == 0)
             return 0;
     }
-    r->rows++;
+    atomic_store_explicit(&r->rows, atomic_load_explicit(&r->rows, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     out->kind = SF_VAL_MAP;
     out->truthy = 1;
     out->ops = &row_ops;
@@ -373,8 +378,38 @@ static sf_status run(sf_render *r, sf_output *out)
         return r->fail;
     if (st == SF_ERR_OUTPUT)
         return sf_fail(&r->err, SF_ERR_OUTPUT, "output failed after row %llu: %s",
-                       (unsigned long long)r->rows, sf_output_errmsg(out));
+                       (unsigned long long)sf_render_rows(r), sf_output_errmsg(out));
     return st;
+}
+
+sf_status sf_render_count(sf_render *r, sf_source *src, uint64_t *rows)
+{
+    if (!r)
+        return SF_ERR_ARG;
+    sf_err_clear(&r->err);
+    if (!src || !rows)
+        return sf_fail(&r->err, SF_ERR_ARG, "count needs a source and a result");
+    if (!src->prepared)
+        return sf_fail(&r->err, SF_ERR_STATE, "the source has no prepared query");
+    const char *values[64];
+    int n = sf_source_param_count(src);
+    if (n > 64)
+        return sf_fail(&r->err, SF_ERR_ARG, "too many query parameters to count");
+    for (int i = 0; i < n; i++) {
+        const char *name = sf_source_param_name(src, i);
+        values[i] = NULL;
+        for (size_t k = 0; k < r->nparams; k++)
+            if (strcmp(r->params[k].name, name) == 0)
+                values[i] = r->params[k].value;
+        if (!values[i])
+            return sf_fail(&r->err, SF_ERR_NAME,
+                           "the query uses :%s but no value was given (--param %s=VALUE)",
+                           name, name);
+    }
+    sf_status st = sf_source_count(src, values, rows);
+    if (st != SF_OK)
+        return sf_fail_from(&r->err, st, "counting the rows", sf_source_errmsg(src));
+    return SF_OK;
 }
 
 sf_status sf_render_run(sf_render *r, sf_template *tpl, sf_source *src, sf_output *out)
@@ -396,7 +431,7 @@ sf_status sf_render_run(sf_render *r, sf_template *tpl, sf_source *src, sf_outpu
     r->tpl = tpl;
     r->src = src;
     r->fail = SF_OK;
-    r->rows = 0;
+    atomic_store_explicit(&r->rows, 0, memory_order_relaxed);
     r->rows_begun = 0;
     if (!r->when_set)
         r->when = (int64_t)time(NULL);

@@ -1,4 +1,5 @@
 /* output.c: the write buffer and the public sf_output_* calls. */
+#include <stdatomic.h>
 #include <string.h>
 
 #include "sink.h"
@@ -15,7 +16,10 @@ static int output_drain(sf_wbuf *w)
         o->state = SF_OUT_FAILED;
         return -1;
     }
-    o->drained += w->len;
+    /* One writer: a relaxed load and store, read whole by other threads. */
+    atomic_store_explicit(&o->drained,
+                          atomic_load_explicit(&o->drained, memory_order_relaxed) + w->len,
+                          memory_order_relaxed);
     w->len = 0;
     return 0;
 }
@@ -119,7 +123,22 @@ void sf_output_abort(sf_output *o)
 
 int sf_output_published(const sf_output *o) { return o ? o->published : 0; }
 
-uint64_t sf_output_bytes(const sf_output *o) { return o ? o->drained + o->w.len : 0; }
+sf_status sf_output_write(sf_output *o, const void *p, size_t n)
+{
+    if (!o || (n && !p))
+        return SF_ERR_ARG;
+    if (o->state != SF_OUT_OPEN)
+        return o->state == SF_OUT_FAILED ? SF_ERR_OUTPUT
+                                         : sf_fail(&o->err, SF_ERR_STATE, "output not open");
+    return sf_wbuf_put(&o->w, p, n) == 0 ? SF_OK : SF_ERR_OUTPUT;
+}
+
+/* Bytes drained to the sinks: a buffer behind while rendering, all of them
+ * after commit; an atomic, so a monitor thread may read it. */
+uint64_t sf_output_bytes(const sf_output *o)
+{
+    return o ? atomic_load_explicit(&o->drained, memory_order_relaxed) : 0;
+}
 
 const char *sf_output_temp_path(const sf_output *o)
 {

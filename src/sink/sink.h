@@ -36,7 +36,7 @@ struct sf_output {
     sf_sink *head;
     sf_census_ref cref;
     sf_errbuf err;
-    uint64_t drained; /* bytes handed to the sink chain */
+    _Atomic uint64_t drained; /* bytes handed to the sink chain (read by monitors) */
     int state;
     int published; /* the file sink renamed the document into place */
     /* While a render runs: its cancel flag, so a write interrupted by a

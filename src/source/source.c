@@ -142,6 +142,14 @@ sf_status sf_source_bind(sf_source *s, int i, const char *value, size_t len)
     return s->vt->bind(s, i, value, len);
 }
 
+sf_status sf_source_count(sf_source *s, const char *const *values, uint64_t *rows)
+{
+    sf_err_clear(&s->err);
+    if (!s->vt->count)
+        return sf_fail(&s->err, SF_ERR_SOURCE, "the %s backend cannot count rows", s->vt->name);
+    return s->vt->count(s, values, rows);
+}
+
 void sf_source_interrupt(sf_source *s)
 {
     if (s && s->vt && s->vt->interrupt)

@@ -24,6 +24,9 @@ typedef struct sf_source_vt {
     int (*next_row)(sf_source *s);
     /* Column i of the current row, valid until the next next_row. */
     void (*column)(sf_source *s, int i, sf_val *out);
+    /* Counts the query's rows with the parameters bound to values[i] (in
+     * sf_source_add_param order), without disturbing the prepared query. */
+    sf_status (*count)(sf_source *s, const char *const *values, uint64_t *rows);
     /* Makes a running query stop soon. Async-signal-safe. */
     void (*interrupt)(sf_source *s);
     void (*close)(sf_source *s);
@@ -58,6 +61,7 @@ static inline void sf_source_column(sf_source *s, int i, sf_val *out)
     s->vt->column(s, i, out);
 }
 void sf_source_interrupt(sf_source *s);
+sf_status sf_source_count(sf_source *s, const char *const *values, uint64_t *rows);
 
 /* Decimal text of v into buf (at least 21 bytes); returns the length. */
 size_t sf_format_i64(char *buf, int64_t v);

@@ -1,6 +1,7 @@
 /* sqlite.c: the SQLite backend. The database opens read-only; rows come one
  * sqlite3_step() at a time, so memory is the page cache plus one row. */
 #include <sqlite3.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "source.h"
@@ -171,6 +172,47 @@ static void sq_column(sf_source *s, int i, sf_val *out)
     out->truthy = out->n > 0;
 }
 
+/* SELECT count(*) over the statement's own text (sqlite3_sql: without a
+ * trailing ';' or a second statement), on its own prepared statement. */
+static sf_status sq_count(sf_source *s, const char *const *values, uint64_t *rows)
+{
+    sqlite_impl *q = IMPL(s);
+    sqlite3_str *str = sqlite3_str_new(q->db);
+    sqlite3_str_appendf(str, "SELECT count(*) FROM (\n%s\n)", sqlite3_sql(q->stmt));
+    char *sql = sqlite3_str_finish(str);
+    if (!sql)
+        return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
+    /* Drop a trailing ';' (and blanks) before the closing parenthesis. */
+    char *close = strrchr(sql, ')');
+    char *p = close - 2;
+    while (p > sql && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ';'))
+        *p-- = ' ';
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(q->db, sql, -1, &st, NULL);
+    sqlite3_free(sql);
+    for (int i = 0; rc == SQLITE_OK && i < s->nparams; i++) {
+        char name[256];
+        snprintf(name, sizeof name, ":%s", s->paramnames[i]);
+        int idx = sqlite3_bind_parameter_index(st, name);
+        for (const char *pre = "@$"; !idx && *pre; pre++) {
+            name[0] = *pre;
+            idx = sqlite3_bind_parameter_index(st, name);
+        }
+        if (idx)
+            rc = sqlite3_bind_text(st, idx, values[i], -1, SQLITE_STATIC);
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *rows = (uint64_t)sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        return SF_OK;
+    }
+    sf_fail(&s->err, SF_ERR_SOURCE, "sqlite: %s", sqlite3_errmsg(q->db));
+    sqlite3_finalize(st);
+    return SF_ERR_SOURCE;
+}
+
 static void sq_interrupt(sf_source *s)
 {
     sqlite_impl *q = IMPL(s);
@@ -198,6 +240,7 @@ const sf_source_vt sf_source_sqlite = {
     .bind = sq_bind,
     .next_row = sq_next,
     .column = sq_column,
+    .count = sq_count,
     .interrupt = sq_interrupt,
     .close = sq_close,
 };

@@ -1,0 +1,522 @@
+/* monitor.c: the render's watcher thread (see monitor.h).
+ *
+ * The thread polls a signalfd (SIGUSR1), the census FIFO and a stop pipe with
+ * a 20 ms timeout. On a request it prints the census; on every tick it
+ * samples RSS, tracked bytes and rows (for the flatness verdict), and at most
+ * ten times a second writes a mem-log line, redraws the progress line and
+ * checks the memory budget. Nothing here runs in a signal handler, and the
+ * render never waits for it: it reads atomic counters only. */
+#include "monitor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TICK_MS 20
+#define LOG_INTERVAL 0.1    /* mem-log lines and progress redraws: at most 10/s */
+#define PLAIN_INTERVAL 1.0  /* progress lines when stderr is not a terminal */
+#define MAX_SAMPLES 2048    /* then every other one is dropped: memory stays flat */
+
+struct monitor {
+    monitor_opts o;
+    sf_census *census;
+    sf_render *render;
+    sf_output *out;
+    int sigfd, fifofd, stop[2];
+    int fifo_created;
+    FILE *log;
+    int tty;          /* progress drawn in place (a terminal) */
+    int drawing;      /* progress enabled */
+    double t0, last_log, last_draw, last_sample, sample_every;
+    pthread_t thread;
+    int running;
+    atomic_int over;
+    uint64_t over_rss;
+    /* samples for the verdict */
+    double *rows, *rss, *tracked;
+    size_t n;
+    /* the census at start (growth) and at the last print (change) */
+    sf_mem_stat start[SF_MEM_TYPE_COUNT], last[SF_MEM_TYPE_COUNT];
+    uint64_t last_rows;
+    double last_census_t;
+};
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+uint64_t current_rss(void)
+{
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    unsigned long long size, resident;
+    if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
+        return 0;
+    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static uint64_t peak_rss(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t)ru.ru_maxrss * 1024;
+}
+
+static uint64_t heap_in_use(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
+}
+
+int parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0)
+        return -1;
+    double mult = 1;
+    switch (*end) {
+    case 'k': case 'K': mult = 1024.0; end++; break;
+    case 'm': case 'M': mult = 1024.0 * 1024; end++; break;
+    case 'g': case 'G': mult = 1024.0 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (*end == 'i' && mult > 1)
+        end++;
+    if ((*end == 'B' || *end == 'b') && end[1] == '\0')
+        end++;
+    if (*end || v * mult < 1 || v * mult > 1e18)
+        return -1;
+    *out = (uint64_t)(v * mult);
+    return 0;
+}
+
+static void snapshot(const sf_census *c, sf_mem_stat *st)
+{
+    for (int t = 0; t < SF_MEM_TYPE_COUNT; t++)
+        sf_census_stat(c, (sf_mem_type)t, &st[t]);
+}
+
+static uint64_t tracked_of(const sf_mem_stat *st)
+{
+    uint64_t sum = 0;
+    for (int t = 0; t < SF_MEM_TYPE_COUNT; t++)
+        sum += st[t].bytes;
+    return sum;
+}
+
+/* ---- samples and the verdict ----------------------------------------- */
+
+static void add_sample(monitor *m, double rows, double rss, double tracked)
+{
+    if (m->n == MAX_SAMPLES) { /* keep every other one, sample half as often */
+        for (size_t i = 0; i < MAX_SAMPLES / 2; i++) {
+            m->rows[i] = m->rows[2 * i + 1];
+            m->rss[i] = m->rss[2 * i + 1];
+            m->tracked[i] = m->tracked[2 * i + 1];
+        }
+        m->n = MAX_SAMPLES / 2;
+        m->sample_every *= 2;
+    }
+    m->rows[m->n] = rows;
+    m->rss[m->n] = rss;
+    m->tracked[m->n] = tracked;
+    m->n++;
+}
+
+static size_t verdict_text(monitor *m, char *buf, size_t n)
+{
+    sf_flatness fr, ft;
+    sf_flatness_fit(m->rows, m->rss, m->n, &fr);
+    sf_flatness_fit(m->rows, m->tracked, m->n, &ft);
+    if (fr.verdict == SF_FLAT_UNKNOWN || ft.verdict == SF_FLAT_UNKNOWN)
+        return (size_t)snprintf(buf, n, "unknown (too few rows sampled after the warm-up)");
+    sf_flat_verdict v = fr.verdict == SF_GROWS || ft.verdict == SF_GROWS ? SF_GROWS : SF_FLAT;
+    return (size_t)snprintf(buf, n, "%s (RSS %+.1f B/row, tracked %+.1f B/row, rows %.0f..%.0f)",
+                            sf_flat_verdict_name(v), fr.slope, ft.slope, fr.from_row,
+                            fr.to_row);
+}
+
+/* ---- output pieces -------------------------------------------------------- */
+
+static void human(double b, char *buf, size_t n)
+{
+    if (b >= 1024.0 * 1024 * 1024)
+        snprintf(buf, n, "%.2f GiB", b / (1024.0 * 1024 * 1024));
+    else if (b >= 1024.0 * 1024)
+        snprintf(buf, n, "%.1f MiB", b / (1024.0 * 1024));
+    else if (b >= 1024.0)
+        snprintf(buf, n, "%.1f KiB", b / 1024.0);
+    else
+        snprintf(buf, n, "%.0f B", b);
+}
+
+/* Writes the whole buffer to stderr in one call, so a census is never
+ * interleaved with anything. */
+static void put_stderr(const char *s, size_t n)
+{
+    while (n) {
+        ssize_t w = write(STDERR_FILENO, s, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Appends to buf[cap] at *o, truncating at the end. */
+static void appendf(char *buf, size_t cap, size_t *o, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void appendf(char *buf, size_t cap, size_t *o, const char *fmt, ...)
+{
+    if (*o + 1 >= cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(buf + *o, cap - *o, fmt, ap);
+    va_end(ap);
+    if (k > 0)
+        *o += (size_t)k < cap - *o ? (size_t)k : cap - *o - 1;
+}
+#define APPEND(...) appendf(buf, cap, &o, __VA_ARGS__)
+
+static size_t format_census(monitor *m, char *buf, size_t cap, const char *why)
+{
+    size_t o = 0;
+    sf_mem_stat st[SF_MEM_TYPE_COUNT];
+    snapshot(m->census, st);
+    double t = now() - m->t0;
+    uint64_t rows = sf_render_rows(m->render), bytes = sf_output_bytes(m->out);
+    uint64_t rss = current_rss(), peak = peak_rss(), heap = heap_in_use();
+    if (peak < rss) /* the kernel's high-water mark lags a little */
+        peak = rss;
+    uint64_t tracked = 0, count = 0;
+    int64_t change = 0;
+    APPEND("sqlfeed: census at %.2f s, row %llu (%s)\n", t, (unsigned long long)rows, why);
+    APPEND("  %-16s %10s %12s %12s %12s\n", "type", "live", "bytes", "peak bytes",
+           "change");
+    for (int k = 0; k < SF_MEM_TYPE_COUNT; k++) {
+        int64_t d = (int64_t)st[k].bytes - (int64_t)m->last[k].bytes;
+        APPEND("  %-16s %10llu %12llu %12llu %+12lld\n", st[k].name,
+               (unsigned long long)st[k].count, (unsigned long long)st[k].bytes,
+               (unsigned long long)st[k].peak_bytes, (long long)d);
+        tracked += st[k].bytes;
+        count += st[k].count;
+        change += d;
+    }
+    APPEND("  %-16s %10llu %12llu %12s %+12lld\n", "tracked total", (unsigned long long)count,
+           (unsigned long long)tracked, "", (long long)change);
+    char h1[32], h2[32], h3[32], h4[32];
+    human((double)heap, h1, sizeof h1);
+    human((double)heap - (double)tracked, h2, sizeof h2);
+    APPEND("  heap in use (mallinfo2) %llu (%s): %s untracked (block headers, malloc "
+           "overhead, the command's own buffers, libc)\n",
+           (unsigned long long)heap, h1, h2);
+    human((double)rss, h1, sizeof h1);
+    human((double)peak, h3, sizeof h3);
+    human((double)rss - (double)heap, h4, sizeof h4);
+    APPEND("  RSS %llu (%s), peak RSS %s: %s beyond the heap (code, shared libraries, stacks, "
+           "mapped files)\n",
+           (unsigned long long)rss, h1, h3, h4);
+    double dt = t - m->last_census_t;
+    double rate = dt > 0 ? (double)(rows - m->last_rows) / dt : 0;
+    human((double)bytes, h2, sizeof h2);
+    APPEND("  rows %llu (+%llu since the last census, %.0f rows/s), bytes written %llu (%s), "
+           "elapsed %.2f s\n",
+           (unsigned long long)rows, (unsigned long long)(rows - m->last_rows), rate,
+           (unsigned long long)bytes, h2, t);
+    char v[200];
+    verdict_text(m, v, sizeof v);
+    APPEND("  memory: %s\n", v);
+    memcpy(m->last, st, sizeof st);
+    m->last_rows = rows;
+    m->last_census_t = t;
+    return o;
+}
+
+void monitor_print_census(monitor *m, FILE *f, const char *why)
+{
+    char buf[4096];
+    size_t n = format_census(m, buf, sizeof buf, why);
+    fflush(f);
+    if (f == stderr)
+        put_stderr(buf, n);
+    else
+        fwrite(buf, 1, n, f);
+}
+
+static void progress_line(monitor *m, int final)
+{
+    double t = now() - m->t0;
+    uint64_t rows = sf_render_rows(m->render);
+    char line[256], b1[32], b2[32];
+    human((double)sf_output_bytes(m->out), b1, sizeof b1);
+    human((double)current_rss(), b2, sizeof b2);
+    size_t cap = sizeof line, o = 0;
+    char *buf = line;
+    APPEND("%s%llu rows, %.0f rows/s, %s written, RSS %s, %.1f s", m->tty ? "\r" : "",
+           (unsigned long long)rows, t > 0 ? (double)rows / t : 0.0, b1, b2, t);
+    if (m->o.total) {
+        double pct = 100.0 * (double)rows / (double)m->o.total;
+        APPEND(", %.0f%%", pct > 100 ? 100 : pct);
+        if (!final && rows > 0 && rows < m->o.total)
+            APPEND(", ETA %.0f s", t * (double)(m->o.total - rows) / (double)rows);
+    }
+    if (m->tty)
+        APPEND("\033[K"); /* clear what a longer line left */
+    if (!m->tty || final)
+        APPEND("\n");
+    put_stderr(line, o);
+}
+
+static void log_line(monitor *m, int final)
+{
+    sf_mem_stat st[SF_MEM_TYPE_COUNT];
+    snapshot(m->census, st);
+    fprintf(m->log, "{\"t\":%.3f,\"rows\":%llu,\"bytes\":%llu,\"rss\":%llu,\"heap\":%llu,"
+                    "\"tracked\":%llu,\"types\":{",
+            now() - m->t0, (unsigned long long)sf_render_rows(m->render),
+            (unsigned long long)sf_output_bytes(m->out), (unsigned long long)current_rss(),
+            (unsigned long long)heap_in_use(), (unsigned long long)tracked_of(st));
+    for (int k = 0; k < SF_MEM_TYPE_COUNT; k++)
+        fprintf(m->log, "%s\"%s\":%llu", k ? "," : "", st[k].name,
+                (unsigned long long)st[k].bytes);
+    fprintf(m->log, "},\"final\":%s}\n", final ? "true" : "false");
+    fflush(m->log);
+}
+
+/* ---- the thread ----------------------------------------------------------- */
+
+static void tick(monitor *m, double t)
+{
+    if (t - m->last_sample >= m->sample_every) {
+        sf_mem_stat st[SF_MEM_TYPE_COUNT];
+        snapshot(m->census, st);
+        uint64_t rss = current_rss();
+        add_sample(m, (double)sf_render_rows(m->render), (double)rss, (double)tracked_of(st));
+        m->last_sample = t;
+        if (m->o.max_memory && rss > m->o.max_memory && !atomic_load(&m->over)) {
+            m->over_rss = rss;
+            atomic_store(&m->over, 1);
+            sf_render_cancel(m->render); /* the main thread reports it */
+        }
+    }
+    if (m->log && t - m->last_log >= LOG_INTERVAL) {
+        log_line(m, 0);
+        m->last_log = t;
+    }
+    if (m->drawing && t - m->last_draw >= (m->tty ? LOG_INTERVAL : PLAIN_INTERVAL)) {
+        progress_line(m, 0);
+        m->last_draw = t;
+    }
+}
+
+static void *run(void *arg)
+{
+    monitor *m = arg;
+    for (;;) {
+        struct pollfd p[3] = {
+            {.fd = m->stop[0], .events = POLLIN},
+            {.fd = m->sigfd, .events = POLLIN},
+            {.fd = m->fifofd, .events = POLLIN},
+        };
+        int rc = poll(p, m->fifofd >= 0 ? 3 : 2, TICK_MS);
+        if (rc < 0 && errno != EINTR)
+            break;
+        if (p[0].revents)
+            break;
+        const char *why = NULL;
+        if (p[1].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            if (read(m->sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+                why = "SIGUSR1";
+        }
+        if (m->fifofd >= 0 && (p[2].revents & POLLIN)) {
+            char drain[256];
+            while (read(m->fifofd, drain, sizeof drain) > 0)
+                ;
+            why = "census FIFO";
+        }
+        double t = now() - m->t0;
+        if (why) {
+            if (m->drawing && m->tty)
+                put_stderr("\r\033[K", 4);
+            monitor_print_census(m, stderr, why);
+            m->last_draw = 0; /* redraw the progress line under it */
+        }
+        tick(m, t);
+    }
+    return NULL;
+}
+
+monitor *monitor_start(const monitor_opts *o, sf_census *census, sf_render *r,
+                       sf_output *out, char *err, size_t errlen)
+{
+    monitor *m = calloc(1, sizeof *m);
+    if (!m) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    m->o = *o;
+    m->census = census;
+    m->render = r;
+    m->out = out;
+    m->sigfd = m->fifofd = m->stop[0] = m->stop[1] = -1;
+    m->t0 = now();
+    m->sample_every = TICK_MS / 1000.0;
+    m->rows = malloc(MAX_SAMPLES * sizeof *m->rows);
+    m->rss = malloc(MAX_SAMPLES * sizeof *m->rss);
+    m->tracked = malloc(MAX_SAMPLES * sizeof *m->tracked);
+    if (!m->rows || !m->rss || !m->tracked) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    snapshot(census, m->start);
+    memcpy(m->last, m->start, sizeof m->last);
+    m->tty = isatty(STDERR_FILENO);
+    m->drawing = o->progress == PROGRESS_ALWAYS || (o->progress == PROGRESS_AUTO && m->tty);
+
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    m->sigfd = signalfd(-1, &usr1, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (m->sigfd < 0 || pipe(m->stop) != 0) {
+        snprintf(err, errlen, "cannot watch for SIGUSR1: %s", strerror(errno));
+        goto fail;
+    }
+    if (o->fifo) {
+        struct stat sb;
+        if (stat(o->fifo, &sb) != 0) {
+            if (mkfifo(o->fifo, 0600) != 0) {
+                snprintf(err, errlen, "--census-fifo: cannot create %s: %s", o->fifo,
+                         strerror(errno));
+                goto fail;
+            }
+            m->fifo_created = 1;
+        } else if (!S_ISFIFO(sb.st_mode)) {
+            snprintf(err, errlen, "--census-fifo: %s exists and is not a FIFO", o->fifo);
+            goto fail;
+        }
+        /* Read-write, so the FIFO always has a writer (us) and poll() reports
+         * only real data, never an endless hang-up. */
+        m->fifofd = open(o->fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        if (m->fifofd < 0) {
+            snprintf(err, errlen, "--census-fifo: cannot open %s: %s", o->fifo, strerror(errno));
+            goto fail;
+        }
+    }
+    if (o->mem_log && !(m->log = fopen(o->mem_log, "a"))) {
+        snprintf(err, errlen, "--mem-log: cannot open %s: %s", o->mem_log, strerror(errno));
+        goto fail;
+    }
+    int rc = pthread_create(&m->thread, NULL, run, m);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start the monitor thread: %s", strerror(rc));
+        goto fail;
+    }
+    m->running = 1;
+    return m;
+fail:
+    monitor_free(m);
+    return NULL;
+}
+
+void monitor_stop(monitor *m)
+{
+    if (!m || !m->running)
+        return;
+    ssize_t w;
+    do
+        w = write(m->stop[1], "x", 1);
+    while (w < 0 && errno == EINTR);
+    pthread_join(m->thread, NULL);
+    m->running = 0;
+    /* The last state, whatever the rate limits. */
+    uint64_t rss = current_rss();
+    sf_mem_stat st[SF_MEM_TYPE_COUNT];
+    snapshot(m->census, st);
+    add_sample(m, (double)sf_render_rows(m->render), (double)rss, (double)tracked_of(st));
+    if (m->o.max_memory && rss > m->o.max_memory && !atomic_load(&m->over)) {
+        m->over_rss = rss;
+        atomic_store(&m->over, 1);
+    }
+    if (m->log)
+        log_line(m, 1);
+    if (m->drawing)
+        progress_line(m, 1);
+}
+
+int monitor_over_budget(const monitor *m, uint64_t *rss)
+{
+    if (!m || !atomic_load(&m->over))
+        return 0;
+    if (rss)
+        *rss = m->over_rss;
+    return 1;
+}
+
+void monitor_verdict(monitor *m, char *buf, size_t n) { verdict_text(m, buf, n); }
+
+void monitor_grew_most(monitor *m, char *buf, size_t n)
+{
+    sf_mem_stat st[SF_MEM_TYPE_COUNT];
+    snapshot(m->census, st);
+    int best = 0;
+    int64_t most = INT64_MIN;
+    for (int k = 0; k < SF_MEM_TYPE_COUNT; k++) {
+        int64_t d = (int64_t)st[k].peak_bytes - (int64_t)m->start[k].bytes;
+        if (d > most)
+            most = d, best = k;
+    }
+    char h[32];
+    human((double)most, h, sizeof h);
+    snprintf(buf, n, "%s (+%s since the start)", st[best].name, h);
+}
+
+void monitor_free(monitor *m)
+{
+    if (!m)
+        return;
+    monitor_stop(m);
+    if (m->sigfd >= 0)
+        close(m->sigfd);
+    if (m->fifofd >= 0)
+        close(m->fifofd);
+    if (m->fifo_created)
+        unlink(m->o.fifo);
+    if (m->stop[0] >= 0)
+        close(m->stop[0]);
+    if (m->stop[1] >= 0)
+        close(m->stop[1]);
+    if (m->log)
+        fclose(m->log);
+    free(m->rows);
+    free(m->rss);
+    free(m->tracked);
+    free(m);
+}
