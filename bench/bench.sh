@@ -11,6 +11,7 @@
 #   BUILD=build    build dir; the C baselines are compiled into $BUILD/bench/
 #   SHARED=...     the shared reference tree (default: <this dir>/../../shared)
 #   ALL=1          also time django_cached (keeps every row in memory: the hog)
+#   CENSUS_RUNS=5  interleaved runs of sqlfeed with and without --census --mem-log
 #   KEEP=1         keep the scratch dir under /tmp (outputs, logs, times)
 #
 # The database is /tmp/jobsbench/jobs-N.db, made once by the shared
@@ -176,6 +177,28 @@ for p in $PROGS; do
   note "done $p: $(tr '\n' ';' <"$T/$p.times")"
 done
 
+# --- the census's cost ----------------------------------------------------------
+# sqlfeed with and without --census and --mem-log, runs interleaved (off, on,
+# off, on, ...) so drift in the machine hits both alike; medians compared.
+CRUNS=${CENSUS_RUNS:-5}
+: >"$T/off.times"; : >"$T/on.times"
+for r in $(seq "$CRUNS"); do
+  for mode in off on; do
+    rm -f "$T/c.xml" "$T/mem.jsonl"; sync
+    extra=()
+    [ $mode = off ] || extra=(--census --mem-log "$T/mem.jsonl")
+    /usr/bin/time -f '%e %U %S %M' -o "$T/time.1" "$SQLFEED" render --db "$DB" \
+      --template simplyhired -o "$T/c.xml" --quiet "${extra[@]}" >"$T/c.log" 2>&1 ||
+      { show_log "$T/c.log"; die "sqlfeed failed in the census-cost runs ($mode)"; }
+    tail -n 1 "$T/time.1" >>"$T/$mode.times"
+  done
+done
+rm -f "$T/c.xml"
+C_OFF=$(awk '{print $1}' "$T/off.times" | median)
+C_ON=$(awk '{print $1}' "$T/on.times" | median)
+C_LINES=$(wc -l <"$T/mem.jsonl")
+note "census cost runs: off $(tr '\n' ';' <"$T/off.times") on $(tr '\n' ';' <"$T/on.times")"
+
 # --- report -----------------------------------------------------------------
 # ratio A B: A / B with two decimals, or "-" when either is missing or B is 0
 ratio() { awk -v a="${1:-}" -v b="${2:-}" 'BEGIN {
@@ -196,6 +219,16 @@ done
 echo
 echo "sqlfeed wall / floor_c wall: $(ratio "$S" "${WALL[floor_c]:-}")"
 [ -z "$FAILED" ] || echo "failed:$FAILED"
+echo
+echo "census cost, median of $CRUNS interleaved runs each:"
+echo
+echo "| sqlfeed render | wall s |"
+echo "|---|---:|"
+echo "| plain (the census counts always; SIGUSR1 answers always) | $C_OFF |"
+echo "| --census --mem-log ($C_LINES log lines) | $C_ON |"
+C_PCT=$(awk -v a="$C_ON" -v b="$C_OFF" 'BEGIN {printf "%.1f", (a / b - 1) * 100}')
+echo
+echo "census and mem-log on vs off: ${C_PCT} %"
 echo
 
 # bar WHAT VALUE OP LIMIT: "bar: WHAT (VALUE OP LIMIT) ... ok|MISSED|n/a"
@@ -219,6 +252,7 @@ bar "sqlfeed at least 1.8x faster than libxml2_c: libxml2_c wall / sqlfeed wall"
 bar "sqlfeed within 1.5x of floor_c: sqlfeed wall / floor_c wall" \
   "$(ratio "$S" "${WALL[floor_c]:-}")" "<=" 1.5
 bar "sqlfeed peak RSS under 12 MiB: sqlfeed peak RSS MiB" "${RSS[sqlfeed]:--}" "<" 12
+bar "census and mem-log cost under 3 %: on vs off, %" "$C_PCT" "<" 3
 
 [ -z "$FAILED" ] || die "FAILED:$FAILED"
 exit 0

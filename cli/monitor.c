@@ -234,15 +234,18 @@ static size_t format_census(monitor *m, char *buf, size_t cap, const char *why)
     char h1[32], h2[32], h3[32], h4[32];
     human((double)heap, h1, sizeof h1);
     human((double)heap - (double)tracked, h2, sizeof h2);
-    APPEND("  heap in use (mallinfo2) %llu (%s): %s untracked (block headers, malloc "
-           "overhead, the command's own buffers, libc)\n",
-           (unsigned long long)heap, h1, h2);
+    if (heap)
+        APPEND("  heap in use (mallinfo2) %llu (%s): %s untracked (block headers, malloc "
+               "overhead, the command's own buffers, libc)\n",
+               (unsigned long long)heap, h1, h2);
+    else /* another allocator (a sanitizer's) answers mallinfo2 with zeros */
+        APPEND("  heap in use (mallinfo2): not reported by this process's allocator\n");
     human((double)rss, h1, sizeof h1);
     human((double)peak, h3, sizeof h3);
-    human((double)rss - (double)heap, h4, sizeof h4);
-    APPEND("  RSS %llu (%s), peak RSS %s: %s beyond the heap (code, shared libraries, stacks, "
+    human((double)rss - (double)(heap ? heap : tracked), h4, sizeof h4);
+    APPEND("  RSS %llu (%s), peak RSS %s: %s beyond the %s (code, shared libraries, stacks, "
            "mapped files)\n",
-           (unsigned long long)rss, h1, h3, h4);
+           (unsigned long long)rss, h1, h3, h4, heap ? "heap" : "tracked bytes");
     double dt = t - m->last_census_t;
     double rate = dt > 0 ? (double)(rows - m->last_rows) / dt : 0;
     human((double)bytes, h2, sizeof h2);

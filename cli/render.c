@@ -269,10 +269,11 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
         char grew[128];
         monitor_grew_most(mon, grew, sizeof grew);
         cli_error("memory budget exceeded: RSS %.1f MiB > --max-memory %.1f MiB at row %llu; "
-                  "grew most: %s; %s",
+                  "grew most: %s; %s%s%s",
                   (double)budget_rss / 1048576.0, (double)o->mon.max_memory / 1048576.0,
                   (unsigned long long)sf_render_rows(r), grew,
-                  to_stdout ? "the output is incomplete" : "nothing published");
+                  to_stdout ? "the output is incomplete" : "nothing published, ",
+                  to_stdout ? "" : o->output, to_stdout ? "" : " left as it was");
         monitor_print_census(mon, stderr, "memory budget exceeded");
         rc = EXIT_MEMORY;
         goto done;

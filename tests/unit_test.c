@@ -378,6 +378,50 @@ static void test_no_alloc_per_row(void)
           (unsigned long long)allocs[1]);
 }
 
+/* ---- the flatness verdict ------------------------------------------------- */
+
+static void expect_verdict(const char *name, double (*f)(double, unsigned), size_t n,
+                           sf_flat_verdict want)
+{
+    static double rows[4096], bytes[4096];
+    unsigned seed = 12345;
+    for (size_t i = 0; i < n; i++) {
+        rows[i] = (double)i * 1000.0; /* 1,000 rows a sample */
+        seed = seed * 1103515245u + 12345u;
+        bytes[i] = f(rows[i], seed);
+    }
+    sf_flatness fl;
+    sf_status st = sf_flatness_fit(rows, bytes, n, &fl);
+    check(st == SF_OK && fl.verdict == want, name, "verdict %s (want %s), slope %.2f B/row "
+          "(halves %.2f, %.2f)", sf_flat_verdict_name(fl.verdict), sf_flat_verdict_name(want),
+          fl.slope, fl.slope_first, fl.slope_second);
+}
+
+/* 6 MiB, give or take a few pages of noise, as RSS looks. */
+static double flat(double r, unsigned rnd) { (void)r; return 6291456.0 + (double)(rnd % 65536); }
+static double leak(double r, unsigned rnd) { return flat(r, rnd) + 64.0 * r; }
+static double small_leak(double r, unsigned rnd) { return flat(r, rnd) + 10.0 * r; }
+static double step(double r, unsigned rnd) { return flat(r, rnd) + (r > 100000.0 ? 4194304.0 : 0); }
+static double warmup(double r, unsigned rnd) { return flat(r, rnd) + (r < 20000.0 ? 100.0 * r : 2e6); }
+static double late_leak(double r, unsigned rnd) { return flat(r, rnd) + (r > 60000.0 ? 200.0 * (r - 60000.0) : 0); }
+
+static void test_flatness(void)
+{
+    expect_verdict("verdict: flat with page noise", flat, 200, SF_FLAT);
+    expect_verdict("verdict: 64 B/row grows", leak, 200, SF_GROWS);
+    expect_verdict("verdict: 10 B/row over 200k rows grows", small_leak, 200, SF_GROWS);
+    expect_verdict("verdict: a 4 MiB step is flat", step, 200, SF_FLAT);
+    expect_verdict("verdict: growth during the warm-up is flat", warmup, 200, SF_FLAT);
+    expect_verdict("verdict: growth that starts late still grows", late_leak, 200, SF_GROWS);
+    expect_verdict("verdict: too few samples is unknown", leak, 5, SF_FLAT_UNKNOWN);
+    sf_flatness fl;
+    check(sf_flatness_fit(NULL, NULL, 3, &fl) == SF_ERR_ARG, "verdict: NULL arrays refused", "%s", "");
+    double rows[20] = {0}, bytes[20] = {0};
+    sf_flatness_fit(rows, bytes, 20, &fl);
+    check(fl.verdict == SF_FLAT_UNKNOWN, "verdict: rows standing still is unknown", "%s",
+          sf_flat_verdict_name(fl.verdict));
+}
+
 /* ---- output publication ------------------------------------------------- */
 
 static void test_output(void)
@@ -434,6 +478,7 @@ int main(int argc, char **argv)
     test_census();
     test_render();
     test_no_alloc_per_row();
+    test_flatness();
     test_output();
     printf("unit: %d passed, %d failed\n", passes, failures);
     return failures ? 1 : 0;

@@ -35,10 +35,17 @@ vg "render indeed" 0 "$B/sqlfeed" render --db "$T/v.db" --template indeed -o "$T
     --param publisher=p --param publisherurl=u
 vg "render to stdout" 0 "$B/sqlfeed" render --db "$T/v.db" --template simplyhired -o - -q
 vg "templates" 0 "$B/sqlfeed" templates
+printf '<r>{{#rows}}<v>{{v}}</v>{{/rows}}</r>\n' > "$T/v.mustache"
+vg "render with census, mem-log, progress, budget" 0 "$B/sqlfeed" render --db "$T/v.db" \
+    --template "$T/v.mustache" -o "$T/f.xml" --census --mem-log "$T/m.jsonl" --progress=always \
+    --count --max-memory 1G \
+    --query "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 300000) SELECT x AS v FROM c"
+vg "mem-plot" 0 "$B/sqlfeed" mem-plot "$T/m.jsonl" -o "$T/m.svg"
+vg "memory budget exceeded" 6 "$B/sqlfeed" render --db "$T/v.db" --template simplyhired \
+    -o "$T/f.xml" --max-memory 1M
 printf '<r>{{#rows}}{{nosuch}}{{/rows}}</r>\n' > "$T/bad.mustache"
 vg "template names missing" 3 "$B/sqlfeed" render --db "$T/v.db" --template "$T/bad.mustache" \
     --query 'SELECT 1 AS a' -o "$T/f.xml"
-printf '<r>{{#rows}}{{v}}{{/rows}}</r>\n' > "$T/v.mustache"
 vg "SQL error mid-stream" 4 "$B/sqlfeed" render --db "$T/v.db" --template "$T/v.mustache" -o "$T/f.xml" \
     --query "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50)
              SELECT CASE WHEN x = 30 THEN abs(-9223372036854775807 - 1) ELSE x END AS v FROM c"
