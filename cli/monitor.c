@@ -317,17 +317,18 @@ static void log_line(monitor *m, int final)
 
 static void tick(monitor *m, double t)
 {
+    uint64_t rss = current_rss();
+    /* The budget every tick, whatever the sampling interval has grown to. */
+    if (m->o.max_memory && rss > m->o.max_memory && !atomic_load(&m->over)) {
+        m->over_rss = rss;
+        atomic_store(&m->over, 1);
+        sf_render_cancel(m->render); /* the main thread reports it */
+    }
     if (t - m->last_sample >= m->sample_every) {
         sf_mem_stat st[SF_MEM_TYPE_COUNT];
         snapshot(m->census, st);
-        uint64_t rss = current_rss();
         add_sample(m, (double)sf_render_rows(m->render), (double)rss, (double)tracked_of(st));
         m->last_sample = t;
-        if (m->o.max_memory && rss > m->o.max_memory && !atomic_load(&m->over)) {
-            m->over_rss = rss;
-            atomic_store(&m->over, 1);
-            sf_render_cancel(m->render); /* the main thread reports it */
-        }
     }
     if (m->log && t - m->last_log >= LOG_INTERVAL) {
         log_line(m, 0);
