@@ -185,8 +185,9 @@ int cmd_mem_plot(int argc, char **argv)
         sf_flatness_fit(s.rows, s.rss, s.n, &fr);
         sf_flatness_fit(s.rows, s.tracked, s.n, &ft);
         char title[512];
+        const char *base = strrchr(argv[optind], '/');
         snprintf(title, sizeof title, "%s: memory %s (RSS %+.1f B/row, tracked %+.1f B/row)",
-                 argv[optind],
+                 base ? base + 1 : argv[optind],
                  sf_flat_verdict_name(fr.verdict == SF_GROWS || ft.verdict == SF_GROWS ? SF_GROWS
                                                                                         : fr.verdict),
                  fr.slope, ft.slope);
