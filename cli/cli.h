@@ -25,6 +25,7 @@ int cmd_mem_plot(int argc, char **argv);
 /* The census every allocation of the command is counted in, SQLite's too
  * (routed by cli_route_sqlite, which must run before SQLite is used). */
 extern sf_census *cli_census;
+extern int cli_census_off; /* SQLFEED_CENSUS=off: no SQLite routing, no monitor */
 int cli_route_sqlite(sf_census *census);
 void cli_unroute_sqlite(void);
 

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -86,6 +87,7 @@ int cli_bad_option(const char *cmd, const char *arg)
 }
 
 sf_census *cli_census;
+int cli_census_off;
 
 static int dispatch(int argc, char **argv)
 {
@@ -121,12 +123,17 @@ int main(int argc, char **argv)
     sigaddset(&usr1, SIGUSR1);
     sigprocmask(SIG_BLOCK, &usr1, NULL);
     cli_census = sf_census_create();
-    if (!cli_census || cli_route_sqlite(cli_census) != 0) {
+    /* SQLFEED_CENSUS=off leaves SQLite's allocator alone and the render
+     * unwatched: only for measuring what the census costs (make bench). */
+    const char *off = getenv("SQLFEED_CENSUS");
+    cli_census_off = off && strcmp(off, "off") == 0;
+    if (!cli_census || (!cli_census_off && cli_route_sqlite(cli_census) != 0)) {
         cli_error("cannot set up the memory census");
         return EXIT_FAILURE_OTHER;
     }
     int rc = dispatch(argc, argv);
-    cli_unroute_sqlite(); /* SQLite gives back what it holds before the census goes */
+    if (!cli_census_off)
+        cli_unroute_sqlite(); /* SQLite gives back what it holds before the census goes */
     sf_census_free(cli_census);
     return rc;
 }

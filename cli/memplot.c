@@ -39,8 +39,16 @@ static int read_log(const char *path, series *s)
         lineno++;
         double r, rss, tr;
         if (field(line, "\"rows\":", &r) || field(line, "\"rss\":", &rss) ||
-            field(line, "\"tracked\":", &tr)) {
+            field(line, "\"tracked\":", &tr) || !isfinite(r) || !isfinite(rss) ||
+            !isfinite(tr) || r < 0 || rss < 0 || tr < 0 || r > 1e15 || rss > 1e15 || tr > 1e15) {
             cli_error("mem-plot: %s:%u is not a --mem-log line", path, lineno);
+            fclose(f);
+            return EXIT_USAGE;
+        }
+        if (s->n && r < s->rows[s->n - 1]) {
+            cli_error("mem-plot: %s:%u: rows go back from %.0f to %.0f: the log holds more than "
+                      "one run (give each run its own --mem-log file)",
+                      path, lineno, s->rows[s->n - 1], r);
             fclose(f);
             return EXIT_USAGE;
         }

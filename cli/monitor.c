@@ -8,6 +8,8 @@
  * render never waits for it: it reads atomic counters only. */
 #include "monitor.h"
 
+#include "cli.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -18,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -38,12 +41,14 @@ struct monitor {
     int fifo_created;
     FILE *log;
     int tty;          /* progress drawn in place (a terminal) */
+    int log_failed;   /* errno of the first failed mem-log write, or 0 */
     int drawing;      /* progress enabled */
     double t0, last_log, last_draw, last_sample, sample_every;
     pthread_t thread;
     int running;
     atomic_int over;
     uint64_t over_rss;
+    _Atomic uint64_t total; /* rows expected, 0: unknown (set late by --count) */
     /* samples for the verdict */
     double *rows, *rss, *tracked;
     size_t n;
@@ -92,23 +97,37 @@ static uint64_t heap_in_use(void)
 
 int parse_size(const char *s, uint64_t *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || v < 0)
+    /* Digits, an optional fraction, an optional K/M/G (KiB, MB: powers of
+     * 1024 either way), an optional B. Nothing strtod would also take (inf,
+     * nan, hex, exponents). */
+    const char *p = s;
+    double v = 0, scale = 1;
+    int digits = 0, point = 0;
+    for (; (*p >= '0' && *p <= '9') || (*p == '.' && !point); p++) {
+        if (*p == '.') {
+            point = 1;
+            continue;
+        }
+        digits++;
+        if (point)
+            v += (*p - '0') * (scale /= 10);
+        else
+            v = v * 10 + (*p - '0');
+    }
+    if (!digits)
         return -1;
     double mult = 1;
-    switch (*end) {
-    case 'k': case 'K': mult = 1024.0; end++; break;
-    case 'm': case 'M': mult = 1024.0 * 1024; end++; break;
-    case 'g': case 'G': mult = 1024.0 * 1024 * 1024; end++; break;
+    switch (*p) {
+    case 'k': case 'K': mult = 1024.0; p++; break;
+    case 'm': case 'M': mult = 1024.0 * 1024; p++; break;
+    case 'g': case 'G': mult = 1024.0 * 1024 * 1024; p++; break;
     default: break;
     }
-    if (*end == 'i' && mult > 1)
-        end++;
-    if ((*end == 'B' || *end == 'b') && end[1] == '\0')
-        end++;
-    if (*end || v * mult < 1 || v * mult > 1e18)
+    if (*p == 'i' && mult > 1)
+        p++;
+    if (*p == 'B' || *p == 'b')
+        p++;
+    if (*p || v * mult < 1 || v * mult > 1e18)
         return -1;
     *out = (uint64_t)(v * mult);
     return 0;
@@ -264,6 +283,8 @@ static size_t format_census(monitor *m, char *buf, size_t cap, const char *why)
 
 void monitor_print_census(monitor *m, FILE *f, const char *why)
 {
+    if (!m)
+        return;
     char buf[4096];
     size_t n = format_census(m, buf, sizeof buf, why);
     fflush(f);
@@ -284,14 +305,21 @@ static void progress_line(monitor *m, int final)
     char *buf = line;
     APPEND("%s%llu rows, %.0f rows/s, %s written, RSS %s, %.1f s", m->tty ? "\r" : "",
            (unsigned long long)rows, t > 0 ? (double)rows / t : 0.0, b1, b2, t);
-    if (m->o.total) {
-        double pct = 100.0 * (double)rows / (double)m->o.total;
+    uint64_t total = atomic_load(&m->total);
+    if (total) {
+        double pct = 100.0 * (double)rows / (double)total;
         APPEND(", %.0f%%", pct > 100 ? 100 : pct);
-        if (!final && rows > 0 && rows < m->o.total)
-            APPEND(", ETA %.0f s", t * (double)(m->o.total - rows) / (double)rows);
+        if (!final && rows > 0 && rows < total)
+            APPEND(", ETA %.0f s", t * (double)(total - rows) / (double)rows);
     }
-    if (m->tty)
+    if (m->tty) {
+        /* A line that wraps cannot be redrawn with \r: cut it to the width. */
+        struct winsize ws;
+        size_t width = ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 ? ws.ws_col : 80;
+        if (o > width) /* '\r' takes no column */
+            o = width;
         APPEND("\033[K"); /* clear what a longer line left */
+    }
     if (!m->tty || final)
         APPEND("\n");
     put_stderr(line, o);
@@ -310,20 +338,33 @@ static void log_line(monitor *m, int final)
         fprintf(m->log, "%s\"%s\":%llu", k ? "," : "", st[k].name,
                 (unsigned long long)st[k].bytes);
     fprintf(m->log, "},\"final\":%s}\n", final ? "true" : "false");
-    fflush(m->log);
+    if ((fflush(m->log) != 0 || ferror(m->log)) && !m->log_failed)
+        m->log_failed = errno ? errno : EIO;
 }
 
 /* ---- the thread ----------------------------------------------------------- */
+
+/* Whether RSS crossed the budget since the last look: the kernel's
+ * high-water mark catches a spike that came and went between two ticks. */
+static int check_budget(monitor *m, uint64_t rss)
+{
+    if (!m->o.max_memory || atomic_load(&m->over))
+        return 0;
+    uint64_t peak = peak_rss();
+    uint64_t high = peak > rss ? peak : rss;
+    if (high <= m->o.max_memory)
+        return 0;
+    m->over_rss = high;
+    atomic_store(&m->over, 1);
+    return 1;
+}
 
 static void tick(monitor *m, double t)
 {
     uint64_t rss = current_rss();
     /* The budget every tick, whatever the sampling interval has grown to. */
-    if (m->o.max_memory && rss > m->o.max_memory && !atomic_load(&m->over)) {
-        m->over_rss = rss;
-        atomic_store(&m->over, 1);
+    if (check_budget(m, rss))
         sf_render_cancel(m->render); /* the main thread reports it */
-    }
     if (t - m->last_sample >= m->sample_every) {
         sf_mem_stat st[SF_MEM_TYPE_COUNT];
         snapshot(m->census, st);
@@ -379,14 +420,16 @@ static void *run(void *arg)
 }
 
 monitor *monitor_start(const monitor_opts *o, sf_census *census, sf_render *r,
-                       sf_output *out, char *err, size_t errlen)
+                       sf_output *out, char *err, size_t errlen, int *exit_code)
 {
     monitor *m = calloc(1, sizeof *m);
+    *exit_code = EXIT_FAILURE_OTHER;
     if (!m) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     m->o = *o;
+    atomic_store(&m->total, o->total);
     m->census = census;
     m->render = r;
     m->out = out;
@@ -424,6 +467,7 @@ monitor *monitor_start(const monitor_opts *o, sf_census *census, sf_render *r,
             m->fifo_created = 1;
         } else if (!S_ISFIFO(sb.st_mode)) {
             snprintf(err, errlen, "--census-fifo: %s exists and is not a FIFO", o->fifo);
+            *exit_code = EXIT_USAGE;
             goto fail;
         }
         /* Read-write, so the FIFO always has a writer (us) and poll() reports
@@ -436,14 +480,18 @@ monitor *monitor_start(const monitor_opts *o, sf_census *census, sf_render *r,
     }
     if (o->mem_log && !(m->log = fopen(o->mem_log, "a"))) {
         snprintf(err, errlen, "--mem-log: cannot open %s: %s", o->mem_log, strerror(errno));
+        *exit_code = EXIT_OUTPUT;
         goto fail;
     }
+    if (m->log)
+        log_line(m, 0); /* t = 0: every log has a start and an end */
     int rc = pthread_create(&m->thread, NULL, run, m);
     if (rc != 0) {
         snprintf(err, errlen, "cannot start the monitor thread: %s", strerror(rc));
         goto fail;
     }
     m->running = 1;
+    *exit_code = EXIT_OK;
     return m;
 fail:
     monitor_free(m);
@@ -465,15 +513,16 @@ void monitor_stop(monitor *m)
     sf_mem_stat st[SF_MEM_TYPE_COUNT];
     snapshot(m->census, st);
     add_sample(m, (double)sf_render_rows(m->render), (double)rss, (double)tracked_of(st));
-    if (m->o.max_memory && rss > m->o.max_memory && !atomic_load(&m->over)) {
-        m->over_rss = rss;
-        atomic_store(&m->over, 1);
-    }
+    check_budget(m, rss);
     if (m->log)
         log_line(m, 1);
     if (m->drawing)
         progress_line(m, 1);
 }
+
+int monitor_log_error(const monitor *m) { return m ? m->log_failed : 0; }
+
+void monitor_set_total(monitor *m, uint64_t rows) { atomic_store(&m->total, rows); }
 
 int monitor_over_budget(const monitor *m, uint64_t *rss)
 {
@@ -484,10 +533,20 @@ int monitor_over_budget(const monitor *m, uint64_t *rss)
     return 1;
 }
 
-void monitor_verdict(monitor *m, char *buf, size_t n) { verdict_text(m, buf, n); }
+void monitor_verdict(monitor *m, char *buf, size_t n)
+{
+    if (m)
+        verdict_text(m, buf, n);
+    else
+        snprintf(buf, n, "not watched (SQLFEED_CENSUS=off)");
+}
 
 void monitor_grew_most(monitor *m, char *buf, size_t n)
 {
+    if (!m) {
+        snprintf(buf, n, "?");
+        return;
+    }
     sf_mem_stat st[SF_MEM_TYPE_COUNT];
     snapshot(m->census, st);
     int best = 0;

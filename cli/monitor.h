@@ -24,9 +24,14 @@ typedef struct monitor_opts {
 typedef struct monitor monitor;
 
 /* Starts watching. SIGUSR1 must be blocked in every thread (main() does it
- * first thing). NULL on failure, with a message in err. */
+ * first thing). NULL on failure, with a message in err and the exit status
+ * it calls for in *exit_code. */
 monitor *monitor_start(const monitor_opts *o, sf_census *census, sf_render *r,
-                       sf_output *out, char *err, size_t errlen);
+                       sf_output *out, char *err, size_t errlen, int *exit_code);
+/* The rows to expect, once known (--count): percent and ETA from then on. */
+void monitor_set_total(monitor *m, uint64_t rows);
+/* After monitor_stop: errno of a failed --mem-log write, or 0. */
+int monitor_log_error(const monitor *m);
 /* Stops the thread, takes the last sample, writes the last mem-log line and
  * the last progress state. Safe with NULL. */
 void monitor_stop(monitor *m);

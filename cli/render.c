@@ -247,21 +247,30 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
     }
     g_render = r;
     install_signals();
+    /* Watching starts before counting: the count runs the whole query, and
+     * a census, the budget and Ctrl-C must reach it too. */
+    /* SQLFEED_CENSUS=off (measuring the census's cost): nothing watches. */
+    if (!cli_census_off && !(mon = monitor_start(&mo, census, r, out, err, sizeof err, &rc))) {
+        sf_output_abort(out);
+        cli_error("%s", err);
+        goto done;
+    }
     if (o->count && !g_signal) {
-        if ((st = sf_render_count(r, src, &mo.total)) != SF_OK && !g_signal) {
+        uint64_t total = 0;
+        st = sf_render_count(r, src, &total);
+        if (st == SF_OK) {
+            if (mon)
+                monitor_set_total(mon, total);
+        } else if (!g_signal && !monitor_over_budget(mon, NULL)) {
+            monitor_stop(mon);
             sf_output_abort(out);
             cli_error("--count: %s", sf_render_errmsg(r));
             rc = cli_exit_for(st);
             goto done;
         }
     }
-    if (!(mon = monitor_start(&mo, census, r, out, err, sizeof err))) {
-        sf_output_abort(out);
-        cli_error("%s", err);
-        rc = EXIT_USAGE;
-        goto done;
-    }
-    st = g_signal ? SF_ERR_CANCELLED : sf_render_run(r, tpl, src, out);
+    st = g_signal || monitor_over_budget(mon, NULL) ? SF_ERR_CANCELLED
+                                                     : sf_render_run(r, tpl, src, out);
     g_render = NULL;
     monitor_stop(mon);
     if (monitor_over_budget(mon, &budget_rss)) {
@@ -276,7 +285,7 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
                   to_stdout ? "" : o->output, to_stdout ? "" : " left as it was");
         monitor_print_census(mon, stderr, "memory budget exceeded");
         rc = EXIT_MEMORY;
-        goto done;
+        goto done_printed;
     }
     if (g_signal) {
         sf_output_abort(out);
@@ -321,14 +330,21 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
     }
     if (!o->quiet)
         summary(o, r, out, mon, now_seconds() - t0);
-    if (o->census)
-        monitor_print_census(mon, stderr, "end of run");
     if (g_signal) {
         cli_error("signal %d (%s) arrived while publishing; %s is published", g_signal,
                   strsignal(g_signal), to_stdout ? "the output" : o->output);
         rc = 128 + g_signal;
     }
 done:
+    /* --census: at the end of the run, however it ended. */
+    if (o->census && mon) {
+        monitor_stop(mon);
+        monitor_print_census(mon, stderr, rc == EXIT_OK ? "end of run" : "end of a failed run");
+    }
+done_printed:
+    if (mon && monitor_log_error(mon))
+        cli_error("warning: --mem-log %s: write failed (%s); the log is incomplete",
+                  o->mon.mem_log, strerror(monitor_log_error(mon)));
     monitor_free(mon);
     sf_output_free(out);
     sf_source_free(src);

@@ -111,9 +111,10 @@ size_t sf_census_block_size(const void *p);
 /* The verdict on whether memory grows with the rows, from samples of
  * (rows done, bytes) taken during a run. The first 20 % of the rows are a
  * warm-up and left out; a least-squares line through the rest gives the
- * slope. Memory "grows" when the slope is at least 8 bytes a row in both
- * halves of what is left and the line rises by at least 256 KiB over it: a
- * one-time step (a cache filling) is flat, steady growth is not. */
+ * slope. Memory "grows" when that line rises by at least 256 KiB over the
+ * window and the lines through each half of it by at least 64 KiB each: a
+ * one-time step (a cache filling) is flat, growth that goes on is not,
+ * however small per row. */
 typedef enum sf_flat_verdict {
     SF_FLAT_UNKNOWN = 0, /* too few samples after the warm-up (fewer than 8) */
     SF_FLAT = 1,
@@ -285,8 +286,9 @@ void sf_render_set_time(sf_render *r, int64_t unix_seconds);
  * when a check, the binding or the first row fails. Does not commit. */
 sf_status sf_render_run(sf_render *r, sf_template *tpl, sf_source *src, sf_output *out);
 
-/* Asks a running sf_render_run() to stop with SF_ERR_CANCELLED at the next
- * row (and interrupts a query the database is still working on).
+/* Asks a running sf_render_run() (or sf_render_count()) to stop with
+ * SF_ERR_CANCELLED at the next row (and interrupts a query the database is
+ * still working on).
  * Async-signal-safe; may be called from another thread. */
 void sf_render_cancel(sf_render *r);
 

@@ -150,6 +150,60 @@ ok "--max-memory 1G: renders" test $rc = 0
 "$SF" render --db "$DB" --template simplyhired -o "$T/ok.xml" --max-memory lots 2>"$T/err"; rc=$?
 ok "--max-memory lots: exit 2" sh -c "[ $rc = 2 ] && grep -q 'needs a size like 64M' '$T/err'"
 
+# A spike that comes and goes between two samples still counts (peak RSS).
+echo "previous feed" > "$T/keep.xml"
+"$SF" render --db "$DB" --query "SELECT hex(randomblob(5000000)) AS v" --template "$T/v.mustache" \
+    -o "$T/keep.xml" --max-memory 20M 2>"$T/err"; rc=$?
+ok "--max-memory: a short spike is caught (exit 6, nothing published)" \
+    sh -c "[ $rc = 6 ] && [ \"\$(cat '$T/keep.xml')\" = 'previous feed' ]"
+"$SF" render --db "$DB" --template simplyhired -o "$T/ok.xml" --max-memory nan 2>"$T/err"; rc=$?
+ok "--max-memory nan: exit 2" test $rc = 2
+
+# ---- while --count counts ----------------------------------------------------------
+"$SF" render --db "$DB" --query "$SORT" --template "$T/v.mustache" -o "$T/cnt.xml" --count 2>"$T/err9" &
+pid=$!
+for _ in $(seq 200); do
+    [ -n "$(find "$T" -maxdepth 1 -name '.cnt.xml.sqlfeed-*')" ] && break
+    sleep 0.01
+done
+sleep 0.2
+t0=$(ms); kill -USR1 $pid
+if wait_for "$T/err9" "\(SIGUSR1\)" 1000; then
+    dt=$(( $(ms) - t0 ))
+    if [ $dt -le 200 ]; then pass "SIGUSR1 while --count counts: census in $dt ms"
+    else fail "SIGUSR1 while --count counts" "census took $dt ms (limit 200)"; fi
+else
+    fail "SIGUSR1 while --count counts" "no census"
+fi
+t0=$(ms); kill -INT $pid; wait $pid; rc=$?; dt=$(( $(ms) - t0 ))
+ok "SIGINT while --count counts: stops in $dt ms, exit 130" sh -c "[ $rc = 130 ] && [ $dt -lt 1000 ]"
+ok "SIGINT while --count counts: no temporary file" sh -c "! ls -a '$T' | grep -q 'cnt.xml.sqlfeed-'"
+"$SF" render --db "$DB" --query "$SORT" --template "$T/v.mustache" -o "$T/cnt.xml" --count \
+    --mem-log "$T/no/such/dir/m.jsonl" 2>"$T/err"; rc=$?
+ok "--mem-log in a missing directory: exit 5, before counting" \
+    sh -c "[ $rc = 5 ] && grep -q 'cannot open $T/no/such/dir/m.jsonl' '$T/err'"
+"$SF" render --db "$DB" --template simplyhired -o "$T/ok.xml" --mem-log /dev/full 2>"$T/err"; rc=$?
+ok "--mem-log on a full disk: a warning, the feed still published" \
+    sh -c "[ $rc = 0 ] && grep -q 'warning: --mem-log /dev/full: write failed' '$T/err'"
+"$SF" render --db "$DB" --query 'SELECT :nope AS v' --template "$T/v.mustache" -o "$T/ok.xml" --census 2>"$T/err"; rc=$?
+ok "--census prints the census of a failed run too" \
+    sh -c "[ $rc = 3 ] && grep -q '(end of a failed run)' '$T/err'"
+SQLFEED_CENSUS=off "$SF" render --db "$DB" --template simplyhired -o "$T/ok.xml" 2>"$T/err"; rc=$?
+ok "SQLFEED_CENSUS=off: renders, says memory was not watched" \
+    sh -c "[ $rc = 0 ] && grep -q 'memory not watched (SQLFEED_CENSUS=off)' '$T/err'"
+
+# ---- mem-plot on logs it must refuse --------------------------------------------
+: > "$T/empty.jsonl"
+head -n 1 "$T/mem.jsonl" > "$T/one.jsonl"
+{ head -n 1 "$T/mem.jsonl"; sed 's/"rows":[0-9]*/"rows":1e309/' "$T/mem.jsonl" | tail -n 1; } > "$T/inf.jsonl"
+{ head -n 1 "$T/mem.jsonl"; sed 's/"rss":[0-9]*/"rss":nan/' "$T/mem.jsonl" | tail -n 1; } > "$T/nan.jsonl"
+cat "$T/mem.jsonl" "$T/mem.jsonl" > "$T/two.jsonl"
+for f in empty one inf nan two; do
+    timeout 10 "$SF" mem-plot "$T/$f.jsonl" -o "$T/$f.svg" 2>"$T/err"; rc=$?
+    ok "mem-plot refuses a log that is $f: exit 2, no chart" sh -c "[ $rc = 2 ] && [ ! -e '$T/$f.svg' ]"
+done
+ok "mem-plot on two runs in one log says so" grep -q "rows go back" "$T/err"
+
 # ---- progress --------------------------------------------------------------------
 "$SF" render --db "$DB" --template simplyhired -o "$T/p.xml" 2>"$T/err7"
 ok "progress auto without a terminal: no escape codes, no carriage returns" \
@@ -164,6 +218,9 @@ redraws=$(tr '\r' '\n' < "$T/tty.out" | grep -c ' rows/s, ')
 secs=$(grep -oE 'in [0-9.]+ s,' "$T/tty.out" | grep -oE '[0-9.]+')
 ok "progress redraws at most 10 times a second ($redraws in $secs s)" \
     awk -v n="$redraws" -v s="$secs" 'BEGIN {exit !(n <= 10 * s + 3)}'
+script -qfec "stty cols 40; $SF render --db '$DB' --query \"$LONG\" --template '$T/v.mustache' -o '$T/p.xml' --total 3000000" /dev/null > "$T/tty3.out" 2>&1
+ok "progress on a 40-column terminal: no line wider than 40" \
+    sh -c "tr '\r' '\n' < '$T/tty3.out' | grep ' rows, ' | grep -v 'peak RSS' | sed 's/\x1b\[K//' | awk 'length > 40 {exit 1}'"
 script -qfec "$SF render --db '$DB' --template simplyhired -o '$T/p.xml' --progress=never" /dev/null > "$T/tty2.out" 2>&1
 ok "--progress=never on a terminal: only the summary" \
     sh -c "! grep -q ' written, RSS ' '$T/tty2.out' && grep -q 'rows/s, peak RSS' '$T/tty2.out'"

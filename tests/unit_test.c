@@ -228,6 +228,32 @@ static void test_census(void)
           "live %llu peak %llu", (unsigned long long)sf_census_live_bytes(c),
           (unsigned long long)sf_census_peak_bytes(c));
     check(sf_census_stat(c, SF_MEM_TYPE_COUNT, &s) == SF_ERR_ARG, "census: bad type", "%s", "");
+    /* After any mix of allocations the types add up to the total. */
+    void *blocks[64] = {0};
+    unsigned seed = 7;
+    for (int i = 0; i < 5000; i++) {
+        seed = seed * 1103515245u + 12345u;
+        int k = (int)(seed >> 8) % 64;
+        sf_mem_type ty = (sf_mem_type)((seed >> 16) % SF_MEM_TYPE_COUNT);
+        size_t n = (seed >> 4) % 3000;
+        if (blocks[k] && (seed & 1))
+            sf_census_dealloc(c, blocks[k]), blocks[k] = NULL;
+        else
+            blocks[k] = blocks[k] ? sf_census_realloc(c, ty, blocks[k], n) : sf_census_malloc(c, ty, n);
+    }
+    uint64_t sum = 0;
+    for (int ty = 0; ty < SF_MEM_TYPE_COUNT; ty++) {
+        sf_census_stat(c, (sf_mem_type)ty, &s);
+        sum += s.bytes;
+    }
+    uint64_t live = 0;
+    for (int k = 0; k < 64; k++)
+        live += sf_census_block_size(blocks[k]);
+    check(sum == sf_census_live_bytes(c) && sum == live, "census: types add up to the total and to the blocks",
+          "types %llu, total %llu, blocks %llu", (unsigned long long)sum,
+          (unsigned long long)sf_census_live_bytes(c), (unsigned long long)live);
+    for (int k = 0; k < 64; k++)
+        sf_census_dealloc(c, blocks[k]);
     sf_census_free(c);
     sf_census_free(NULL);
 
@@ -402,6 +428,8 @@ static double flat(double r, unsigned rnd) { (void)r; return 6291456.0 + (double
 static double leak(double r, unsigned rnd) { return flat(r, rnd) + 64.0 * r; }
 static double small_leak(double r, unsigned rnd) { return flat(r, rnd) + 10.0 * r; }
 static double step(double r, unsigned rnd) { return flat(r, rnd) + (r > 100000.0 ? 4194304.0 : 0); }
+static double step_late(double r, unsigned rnd) { return flat(r, rnd) + (r > 170000.0 ? 4194304.0 : 0); }
+static double tiny_leak(double r, unsigned rnd) { return flat(r, rnd) + 4.0 * r; }
 static double warmup(double r, unsigned rnd) { return flat(r, rnd) + (r < 20000.0 ? 100.0 * r : 2e6); }
 static double late_leak(double r, unsigned rnd) { return flat(r, rnd) + (r > 60000.0 ? 200.0 * (r - 60000.0) : 0); }
 
@@ -411,6 +439,8 @@ static void test_flatness(void)
     expect_verdict("verdict: 64 B/row grows", leak, 200, SF_GROWS);
     expect_verdict("verdict: 10 B/row over 200k rows grows", small_leak, 200, SF_GROWS);
     expect_verdict("verdict: a 4 MiB step is flat", step, 200, SF_FLAT);
+    expect_verdict("verdict: a 4 MiB step late in the run is flat", step_late, 200, SF_FLAT);
+    expect_verdict("verdict: 4 B/row over 4M rows (15 MiB) grows", tiny_leak, 4000, SF_GROWS);
     expect_verdict("verdict: growth during the warm-up is flat", warmup, 200, SF_FLAT);
     expect_verdict("verdict: growth that starts late still grows", late_leak, 200, SF_GROWS);
     expect_verdict("verdict: too few samples is unknown", leak, 5, SF_FLAT_UNKNOWN);

@@ -1,13 +1,15 @@
 /* fit.c: does memory grow with the rows? A least-squares line through
- * samples of (rows done, bytes), after a warm-up, with a verdict that tells a
- * one-time step (a cache filling up, a buffer growing once) from growth that
- * goes on: both halves of the window must rise. */
+ * samples of (rows done, bytes), after a warm-up, with a verdict decided on
+ * growth in bytes, not on a per-row rate (a tiny rate over many rows is a
+ * real leak): the line must rise by 256 KiB over the window, and each half
+ * of the window by 64 KiB, so a one-time step (a cache filling up, a buffer
+ * growing once) is flat and growth that goes on is not. */
 #include "../common.h"
 
 #define WARMUP_FRACTION 0.2
 #define MIN_SAMPLES 8
-#define GROW_SLOPE 8.0                 /* bytes per row */
-#define GROW_TOTAL (256.0 * 1024.0)    /* bytes over the window */
+#define GROW_TOTAL (256.0 * 1024.0) /* bytes the line rises over the window */
+#define GROW_HALF (64.0 * 1024.0)   /* ... and over each half: above RSS's page noise */
 
 /* Slope of the least-squares line through (x[i], y[i]), i in [a, b). */
 static double ols_slope(const double *x, const double *y, size_t a, size_t b)
@@ -48,8 +50,10 @@ sf_status sf_flatness_fit(const double *rows, const double *bytes, size_t n, sf_
     out->slope = ols_slope(rows, bytes, a, n);
     out->slope_first = ols_slope(rows, bytes, a, mid);
     out->slope_second = ols_slope(rows, bytes, mid, n);
-    int grows = out->slope_first >= GROW_SLOPE && out->slope_second >= GROW_SLOPE &&
-                out->slope * (out->to_row - out->from_row) >= GROW_TOTAL;
+    double first_rows = rows[mid] - rows[a], second_rows = rows[n - 1] - rows[mid];
+    int grows = out->slope * (out->to_row - out->from_row) >= GROW_TOTAL &&
+                out->slope_first * first_rows >= GROW_HALF &&
+                out->slope_second * second_rows >= GROW_HALF;
     out->verdict = grows ? SF_GROWS : SF_FLAT;
     return SF_OK;
 }

@@ -41,8 +41,10 @@ struct sf_render {
     int64_t when;
     int when_set;
     int ran;
-    volatile sig_atomic_t cancel;
-    sf_source *volatile running; /* for sf_render_cancel() */
+    /* Written by sf_render_cancel() from a signal handler or another thread:
+     * lock-free atomics, safe in both. */
+    atomic_int cancel;
+    _Atomic(sf_source *) running; /* the source to interrupt */
     _Atomic uint64_t rows; /* one writer (the run); monitors read it */
 
     /* During a run. */
@@ -141,8 +143,8 @@ void sf_render_cancel(sf_render *r)
 {
     if (!r)
         return;
-    r->cancel = 1;
-    sf_source *s = r->running;
+    atomic_store(&r->cancel, 1);
+    sf_source *s = atomic_load(&r->running);
     if (s)
         sf_source_interrupt(s);
 }
@@ -205,15 +207,16 @@ static int rows_item(void *obj, size_t idx, sf_val *out)
         if (!r->has_row)
             return 0;
     } else {
-        if (r->cancel) {
+        if (atomic_load_explicit(&r->cancel, memory_order_relaxed)) {
             r->fail = sf_fail(&r->err, SF_ERR_CANCELLED, "cancelled after row %llu",
                               (unsigned long long)sf_render_rows(r));
             return -1;
         }
         int rc = sf_source_next(r->src);
         if (rc < 0) {
-            r->fail = sf_fail(&r->err, r->cancel ? SF_ERR_CANCELLED : SF_ERR_SOURCE,
-                              "%s at row %llu: %s", r->cancel ? "cancelled" : "query failed",
+            int c = atomic_load(&r->cancel);
+            r->fail = sf_fail(&r->err, c ? SF_ERR_CANCELLED : SF_ERR_SOURCE,
+                              "%s at row %llu: %s", c ? "cancelled" : "query failed",
                               (unsigned long long)sf_render_rows(r) + 1, sf_source_errmsg(r->src));
             return -1;
         }
@@ -362,14 +365,15 @@ static sf_status run(sf_render *r, sf_output *out)
         return st;
     /* The first row decides {{^rows}} and surfaces a failing query before a
      * byte is written. */
-    r->running = r->src;
-    if (r->cancel)
+    atomic_store(&r->running, r->src);
+    if (atomic_load(&r->cancel))
         return sf_fail(&r->err, SF_ERR_CANCELLED, "cancelled before the first row");
     int rc = sf_source_next(r->src);
-    if (rc < 0)
-        return sf_fail(&r->err, r->cancel ? SF_ERR_CANCELLED : SF_ERR_SOURCE,
-                       "%s at row 1: %s", r->cancel ? "cancelled" : "query failed",
-                       sf_source_errmsg(r->src));
+    if (rc < 0) {
+        int c = atomic_load(&r->cancel);
+        return sf_fail(&r->err, c ? SF_ERR_CANCELLED : SF_ERR_SOURCE, "%s at row 1: %s",
+                       c ? "cancelled" : "query failed", sf_source_errmsg(r->src));
+    }
     r->has_row = rc;
 
     sf_val root = {.kind = SF_VAL_MAP, .truthy = 1, .ops = &root_ops, .obj = r};
@@ -406,7 +410,12 @@ sf_status sf_render_count(sf_render *r, sf_source *src, uint64_t *rows)
                            "the query uses :%s but no value was given (--param %s=VALUE)",
                            name, name);
     }
-    sf_status st = sf_source_count(src, values, rows);
+    /* Counting runs the whole query: sf_render_cancel() must reach it too. */
+    atomic_store(&r->running, src);
+    sf_status st = atomic_load(&r->cancel) ? SF_ERR_CANCELLED : sf_source_count(src, values, rows);
+    atomic_store(&r->running, NULL);
+    if (st == SF_ERR_CANCELLED || (st != SF_OK && atomic_load(&r->cancel)))
+        return sf_fail(&r->err, SF_ERR_CANCELLED, "cancelled while counting the rows");
     if (st != SF_OK)
         return sf_fail_from(&r->err, st, "counting the rows", sf_source_errmsg(src));
     return SF_OK;
@@ -441,7 +450,7 @@ sf_status sf_render_run(sf_render *r, sf_template *tpl, sf_source *src, sf_outpu
     out->cancel = &r->cancel; /* a write blocked on a stalled reader stops too */
     st = run(r, out);
     out->cancel = NULL;
-    r->running = NULL;
+    atomic_store(&r->running, NULL);
     sf_census *cs = r->cref.census;
     sf_dealloc(cs, r->colmap);
     sf_dealloc(cs, r->rootmap);

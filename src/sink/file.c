@@ -44,7 +44,7 @@ static sf_status fail_errno(file_sink *f, const char *what, const char *name, in
 static sf_status fs_write(sf_sink *k, const char *p, size_t n)
 {
     file_sink *f = (file_sink *)k;
-    const volatile sig_atomic_t *cancel = k->out->cancel;
+    const atomic_int *cancel = k->out->cancel;
     while (n) {
         ssize_t w = write(f->fd, p, n);
         if (w < 0 && errno != EINTR)
@@ -56,7 +56,7 @@ static sf_status fs_write(sf_sink *k, const char *p, size_t n)
         }
         /* A signal ends a blocked write early (EINTR, or a short count on a
          * pipe): give up if the render was cancelled, else carry on. */
-        if (n && cancel && *cancel)
+        if (n && cancel && atomic_load(cancel))
             return sf_fail(&f->base.out->err, SF_ERR_CANCELLED, "write to %s interrupted",
                            f->tmp ? f->tmp : f->label);
     }

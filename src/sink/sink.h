@@ -5,7 +5,7 @@
 #ifndef SF_SINK_H
 #define SF_SINK_H
 
-#include <signal.h>
+#include <stdatomic.h>
 
 #include "../common.h"
 #include "../xml/xml.h"
@@ -41,7 +41,7 @@ struct sf_output {
     int published; /* the file sink renamed the document into place */
     /* While a render runs: its cancel flag, so a write interrupted by a
      * signal (EINTR) gives up instead of retrying. */
-    const volatile sig_atomic_t *cancel;
+    const atomic_int *cancel;
 };
 
 #define SF_OUTPUT_BUFFER ((size_t)256 << 10)
