@@ -11,7 +11,8 @@
 #   BUILD=build    build dir; the C baselines are compiled into $BUILD/bench/
 #   SHARED=...     the shared reference tree (default: <this dir>/../../shared)
 #   ALL=1          also time django_cached (keeps every row in memory: the hog)
-#   CENSUS_RUNS=5  interleaved runs of sqlfeed with and without --census --mem-log
+#   CENSUS_RUNS=5  interleaved runs of sqlfeed with the census off, default, and on
+#                  with --census --mem-log
 #   KEEP=1         keep the scratch dir under /tmp (outputs, logs, times)
 #
 # The database is /tmp/jobsbench/jobs-N.db, made once by the shared
@@ -178,26 +179,55 @@ for p in $PROGS; do
 done
 
 # --- the census's cost ----------------------------------------------------------
-# sqlfeed with and without --census and --mem-log, runs interleaved (off, on,
-# off, on, ...) so drift in the machine hits both alike; medians compared.
-CRUNS=${CENSUS_RUNS:-5}
-: >"$T/off.times"; : >"$T/on.times"
+# Three ways, runs interleaved (off, default, on, off, ...) so drift in the
+# machine hits all alike; medians compared:
+#   off      SQLFEED_CENSUS=off: SQLite's own allocator, no monitor thread (the
+#            library's own counters stay: they count a few dozen allocations a run)
+#   default  the census counts SQLite too; the monitor answers SIGUSR1, samples
+#   on       default plus --census and --mem-log
+CRUNS=${CENSUS_RUNS:-9}
+for mode in off default on; do : >"$T/$mode.times"; done
 for r in $(seq "$CRUNS"); do
-  for mode in off on; do
+  for mode in off default on; do
     rm -f "$T/c.xml" "$T/mem.jsonl"; sync
     extra=()
-    [ $mode = off ] || extra=(--census --mem-log "$T/mem.jsonl")
-    /usr/bin/time -f '%e %U %S %M' -o "$T/time.1" "$SQLFEED" render --db "$DB" \
-      --template simplyhired -o "$T/c.xml" --quiet "${extra[@]}" >"$T/c.log" 2>&1 ||
+    [ $mode != on ] || extra=(--census --mem-log "$T/mem.jsonl")
+    census=on
+    [ $mode != off ] || census=off
+    SQLFEED_CENSUS=$census /usr/bin/time -f '%e %U %S %M' -o "$T/time.1" "$SQLFEED" render \
+      --db "$DB" --template simplyhired -o "$T/c.xml" --quiet "${extra[@]}" >"$T/c.log" 2>&1 ||
       { show_log "$T/c.log"; die "sqlfeed failed in the census-cost runs ($mode)"; }
     tail -n 1 "$T/time.1" >>"$T/$mode.times"
   done
 done
 rm -f "$T/c.xml"
-C_OFF=$(awk '{print $1}' "$T/off.times" | median)
-C_ON=$(awk '{print $1}' "$T/on.times" | median)
+declare -A CWALL
+for mode in off default on; do
+  CWALL[$mode]=$(awk '{print $1}' "$T/$mode.times" | median)
+  note "census cost runs, $mode: $(tr '\n' ';' <"$T/$mode.times")"
+done
 C_LINES=$(wc -l <"$T/mem.jsonl")
-note "census cost runs: off $(tr '\n' ';' <"$T/off.times") on $(tr '\n' ';' <"$T/on.times")"
+
+# The same three, counted in instructions by callgrind on a 20,000-row demo
+# database: exact and repeatable, where wall time on a 2-core machine that
+# syncs 500 MB moves by several percent from run to run.
+declare -A CINSN
+if command -v valgrind >/dev/null; then
+  "$SQLFEED" demo-db --rows 20000 -o "$T/cg.db" 2>/dev/null
+  for mode in off default on; do
+    extra=()
+    [ $mode != on ] || extra=(--census --mem-log "$T/cg.jsonl")
+    census=on
+    [ $mode != off ] || census=off
+    SQLFEED_CENSUS=$census valgrind --tool=callgrind --callgrind-out-file="$T/cg.out" \
+      "$SQLFEED" render --db "$T/cg.db" --template simplyhired -o "$T/cg.xml" --quiet \
+      "${extra[@]}" 2>"$T/cg.log" || { show_log "$T/cg.log"; die "callgrind run failed ($mode)"; }
+    CINSN[$mode]=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$T/cg.log")
+  done
+  rm -f "$T/cg.db" "$T/cg.xml" "$T/cg.out" "$T/cg.jsonl"
+else
+  note "valgrind not installed: no instruction counts for the census's cost"
+fi
 
 # --- report -----------------------------------------------------------------
 # ratio A B: A / B with two decimals, or "-" when either is missing or B is 0
@@ -222,13 +252,13 @@ echo "sqlfeed wall / floor_c wall: $(ratio "$S" "${WALL[floor_c]:-}")"
 echo
 echo "census cost, median of $CRUNS interleaved runs each:"
 echo
-echo "| sqlfeed render | wall s |"
-echo "|---|---:|"
-echo "| plain (the census counts always; SIGUSR1 answers always) | $C_OFF |"
-echo "| --census --mem-log ($C_LINES log lines) | $C_ON |"
-C_PCT=$(awk -v a="$C_ON" -v b="$C_OFF" 'BEGIN {printf "%.1f", (a / b - 1) * 100}')
-echo
-echo "census and mem-log on vs off: ${C_PCT} %"
+echo "| sqlfeed render | wall s (200k rows) | vs off | instructions (20k rows) | vs off |"
+echo "|---|---:|---:|---:|---:|"
+pct() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "" || b == "") print "-"; else printf "%+.2f %%", (a / b - 1) * 100}'; }
+echo "| off: SQLFEED_CENSUS=off (SQLite's own allocator, no monitor) | ${CWALL[off]} | | ${CINSN[off]:--} | |"
+echo "| default: census counts SQLite, monitor answers SIGUSR1 | ${CWALL[default]} | $(pct "${CWALL[default]}" "${CWALL[off]}") | ${CINSN[default]:--} | $(pct "${CINSN[default]:-}" "${CINSN[off]:-}") |"
+echo "| on: default + --census --mem-log ($C_LINES log lines) | ${CWALL[on]} | $(pct "${CWALL[on]}" "${CWALL[off]}") | ${CINSN[on]:--} | $(pct "${CINSN[on]:-}" "${CINSN[off]:-}") |"
+C_PCT=$(awk -v a="${CWALL[on]}" -v b="${CWALL[off]}" 'BEGIN {printf "%.1f", (a / b - 1) * 100}')
 echo
 
 # bar WHAT VALUE OP LIMIT: "bar: WHAT (VALUE OP LIMIT) ... ok|MISSED|n/a"
