@@ -143,6 +143,10 @@ ok "--max-memory 1M: exit 6" test $rc = 6
 ok "--max-memory 1M: says so, with the type that grew most" \
     grep -qE "^sqlfeed: memory budget exceeded: RSS [0-9.]+ MiB > --max-memory 1.0 MiB at row [0-9]+; grew most: [a-z ]+ \(\+[0-9.]+ [KMG]?i?B since the start\); nothing published" "$T/err6"
 ok "--max-memory 1M: prints the census" grep -q "(memory budget exceeded)" "$T/err6"
+stopped=$(sed -n 's/^sqlfeed: memory budget exceeded: .* at row \([0-9]*\);.*/\1/p' "$T/err6")
+all=$(sqlite3 "$DB" "SELECT count(*) FROM jobs WHERE site = 'justjobs' AND is_active")
+ok "--max-memory 1M: the render stopped early (row ${stopped:-?} of $all)" \
+    sh -c "[ -n '$stopped' ] && [ '$stopped' -lt '$all' ]"
 ok "--max-memory 1M: previous output kept, no temporary file" \
     sh -c "[ \"\$(cat '$T/keep.xml')\" = 'previous feed' ] && ! ls -a '$T' | grep -q 'sqlfeed-'"
 "$SF" render --db "$DB" --template simplyhired -o "$T/ok.xml" --max-memory 1G -q; rc=$?
