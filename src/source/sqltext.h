@@ -1,0 +1,35 @@
+/* sqltext.h: what server backends need from a query's text: named
+ * parameters rewritten into the server's own placeholders (so values are
+ * bound by the server, never pasted into SQL), and URLs with the password
+ * masked for messages. Internal. */
+#ifndef SF_SQLTEXT_H
+#define SF_SQLTEXT_H
+
+#include "../common.h"
+
+typedef enum sf_sql_dialect {
+    SF_SQL_POSTGRES, /* $1, $2 ...; '...' (E'...' backslashes), "...", $tag$...$tag$, :: */
+    SF_SQL_MYSQL     /* ?; '...' and "..." with backslash escapes, `...`, # comments */
+} sf_sql_dialect;
+
+/* Rewrites each `:name` outside strings, identifiers and comments
+ * (PostgreSQL's `::type` casts excluded) into the dialect's placeholder. names[] gets one entry per placeholder, in order
+ * (a name used twice appears twice for '?', once for '$n' which repeats the
+ * number). *out is census memory (SF_MEM_SOURCE); names point into it.
+ * Positional '?' (MySQL) or '$1' (PostgreSQL) in the text are refused:
+ * returns SF_ERR_SOURCE with a message in err. */
+typedef struct sf_sql_rewrite {
+    char *sql;           /* rewritten text */
+    char **names;        /* per placeholder: the parameter name */
+    int nplaceholders;   /* '?' count (MySQL) or distinct names (PostgreSQL) */
+} sf_sql_rewrite;
+
+sf_status sf_sql_rewrite_params(sf_census *c, sf_sql_dialect d, const char *sql,
+                                sf_sql_rewrite *out, sf_errbuf *err);
+void sf_sql_rewrite_free(sf_census *c, sf_sql_rewrite *rw);
+
+/* Copies url into buf with any password replaced by "***" (user:pw@host in
+ * a URL, password=... in a conninfo string). */
+void sf_mask_secret(const char *url, char *buf, size_t n);
+
+#endif
