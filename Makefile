@@ -16,8 +16,8 @@ WARN     = -Wall -Wextra -Wshadow -Wconversion -Wstrict-prototypes -Wmissing-pro
            -Wvla -Wformat=2
 CFLAGS  ?= $(OPT) -g
 ALL_CFLAGS = -std=c17 $(WARN) $(CFLAGS) $(EXTRA_CFLAGS)
-CPPFLAGS += -D_GNU_SOURCE -Iinclude -Isrc
-LDLIBS   = -lsqlite3 -lpthread -lm
+CPPFLAGS += -D_GNU_SOURCE -Iinclude -Isrc $(shell pkg-config --cflags libpq 2>/dev/null)
+LDLIBS   = -lsqlite3 $(shell pkg-config --libs libpq 2>/dev/null || echo -lpq) -lpthread -lm
 TEST_LDLIBS = $(LDLIBS) -lexpat $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
 TEST_CPPFLAGS = $(shell pkg-config --cflags json-c 2>/dev/null)
 

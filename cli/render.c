@@ -17,7 +17,14 @@ static const char render_usage[] =
     "usage: sqlfeed render --db PATH (--query SQL | --query-file FILE) --template NAME|FILE\n"
     "                      -o OUT [--param NAME=VALUE]... [--quiet]\n"
     "\n"
-    "  --db PATH            SQLite database file (opened read-only)\n"
+    "  --db DB              SQLite database file (opened read-only), or a server:\n"
+    "                       postgresql://USER@HOST:PORT/DB (or a libpq conninfo;\n"
+    "                       PGPASSWORD and ~/.pgpass are honoured), or\n"
+    "                       mysql://USER@HOST:PORT/DB (MYSQL_PWD, ~/.my.cnf [client])\n"
+    "  --timeout SECONDS    a server query's time limit (default: none; dead peers\n"
+    "                       are found by TCP keepalives within about a minute)\n"
+    "  --fetch-size N       PostgreSQL: read through a cursor, N rows per FETCH\n"
+    "                       (default: libpq's single-row mode, faster here)\n"
     "  --query SQL          the query: one SELECT; its rows are {{#rows}}...{{/rows}}\n"
     "  --query-file FILE    read the query from FILE\n"
     "                       (neither: the template's own query, if it has one: a\n"
@@ -153,6 +160,7 @@ static int load_template(sf_template *tpl, const char *arg, char **query)
 
 typedef struct render_opts {
     const char *db, *query, *query_file, *template, *output;
+    const char *timeout, *fetch_size;
     int quiet, census, count;
     monitor_opts mon;
 } render_opts;
@@ -230,6 +238,12 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
         cli_error("no query: give --query or --query-file (template '%s' has none of its own)",
                   o->template);
         rc = EXIT_USAGE;
+        goto done;
+    }
+    if ((o->timeout && (st = sf_source_set_option(src, "timeout", o->timeout)) != SF_OK) ||
+        (o->fetch_size && ((st = sf_source_set_option(src, "fetch_size", o->fetch_size)) != SF_OK ||
+                           (st = sf_source_set_option(src, "pg_mode", "cursor")) != SF_OK))) {
+        rc = cli_usage("render", "%s", sf_source_errmsg(src));
         goto done;
     }
     if ((st = sf_source_open(src, o->db)) != SF_OK ||
@@ -357,7 +371,8 @@ int cmd_render(int argc, char **argv)
 {
     enum {
         OPT_DB = 256, OPT_QUERY, OPT_QUERY_FILE, OPT_TEMPLATE, OPT_PARAM, OPT_CENSUS,
-        OPT_CENSUS_FIFO, OPT_MEM_LOG, OPT_MAX_MEMORY, OPT_PROGRESS, OPT_TOTAL, OPT_COUNT
+        OPT_CENSUS_FIFO, OPT_MEM_LOG, OPT_MAX_MEMORY, OPT_PROGRESS, OPT_TOTAL, OPT_COUNT,
+        OPT_TIMEOUT, OPT_FETCH_SIZE
     };
     /* Sorted by name, as --help lists them. */
     static const struct option longopts[] = {
@@ -365,6 +380,7 @@ int cmd_render(int argc, char **argv)
         {"census-fifo", required_argument, NULL, OPT_CENSUS_FIFO},
         {"count", no_argument, NULL, OPT_COUNT},
         {"db", required_argument, NULL, OPT_DB},
+        {"fetch-size", required_argument, NULL, OPT_FETCH_SIZE},
         {"help", no_argument, NULL, 'h'},
         {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
         {"mem-log", required_argument, NULL, OPT_MEM_LOG},
@@ -375,6 +391,7 @@ int cmd_render(int argc, char **argv)
         {"query-file", required_argument, NULL, OPT_QUERY_FILE},
         {"quiet", no_argument, NULL, 'q'},
         {"template", required_argument, NULL, OPT_TEMPLATE},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"total", required_argument, NULL, OPT_TOTAL},
         {NULL, 0, NULL, 0},
     };
@@ -401,6 +418,8 @@ int cmd_render(int argc, char **argv)
         case OPT_CENSUS_FIFO: o.mon.fifo = optarg; break;
         case OPT_MEM_LOG: o.mon.mem_log = optarg; break;
         case OPT_COUNT: o.count = 1; break;
+        case OPT_TIMEOUT: o.timeout = optarg; break;
+        case OPT_FETCH_SIZE: o.fetch_size = optarg; break;
         case OPT_MAX_MEMORY:
             if (parse_size(optarg, &o.mon.max_memory) != 0) {
                 rc = cli_usage("render", "--max-memory needs a size like 64M, got '%s'", optarg);

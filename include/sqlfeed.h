@@ -74,6 +74,8 @@ typedef enum sf_mem_type {
     SF_MEM_SINK,          /* sink state: paths */
     SF_MEM_SQLITE,        /* SQLite's own memory, when routed to the census */
     SF_MEM_OTHER,         /* anything else (messages) */
+    SF_MEM_DRIVER,        /* a database driver's own buffers, as it reports them
+                             (libpq results: PQresultMemorySize) */
     SF_MEM_TYPE_COUNT
 } sf_mem_type;
 
@@ -98,6 +100,11 @@ uint64_t sf_census_live_bytes(const sf_census *census);
 uint64_t sf_census_peak_bytes(const sf_census *census);
 /* The short name of a type ("template", "output buffer", ...). */
 const char *sf_mem_type_name(sf_mem_type type);
+
+/* Accounts memory the census does not allocate (a driver's result buffers):
+ * adds `bytes` (negative to give back) and `objects` to a type's live
+ * counts, from the census's own thread. */
+void sf_census_account(sf_census *census, sf_mem_type type, int64_t objects, int64_t bytes);
 
 /* Allocation through a census, to count another library's memory under a
  * type (the CLI routes SQLite's allocator here, as SF_MEM_SQLITE). Blocks
@@ -144,9 +151,18 @@ typedef struct sf_source sf_source;
 sf_source *sf_source_create(sf_census *census);
 void sf_source_free(sf_source *source);
 
-/* Opens a database read-only. `db` is a SQLite file path (or a file: URI).
- * The backend is chosen from the form of `db`. */
+/* Opens a database read-only. `db` is a SQLite file path (or a file: URI),
+ * a PostgreSQL URL (postgresql://, postgres://) or conninfo string, or a
+ * MySQL/MariaDB URL (mysql://, mariadb://). The backend is chosen from the
+ * form of `db`. Messages never show a password from `db`. */
 sf_status sf_source_open(sf_source *source, const char *db);
+
+/* Sets a backend option before sf_source_open(): "timeout" (seconds a
+ * statement may run on a server; 0: no limit, the default), "pg_mode"
+ * ("single-row", the default: libpq's single-row mode; or "cursor": DECLARE
+ * and FETCH) and "fetch_size" (rows per FETCH in cursor mode; default 1000).
+ * SF_ERR_ARG for an unknown option or a bad value. */
+sf_status sf_source_set_option(sf_source *source, const char *name, const char *value);
 
 /* Prepares the query: exactly one read-only statement. Parameters are named
  * (:name, @name or $name) and bound by sf_render_set_param(); positional `?`

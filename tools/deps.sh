@@ -4,7 +4,8 @@
 # Says so and does nothing when all are present.
 set -eu
 PKGS="gcc make pkg-config libc6-dev libsqlite3-dev sqlite3 libjson-c-dev libexpat1-dev
-      libxml2-dev libxml2-utils python3 python3-lxml python3-django time valgrind"
+      libxml2-dev libxml2-utils python3 python3-lxml python3-django time valgrind
+      libpq-dev postgresql libmariadb-dev mariadb-server mariadb-client python3-psycopg2"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||

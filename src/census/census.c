@@ -47,7 +47,7 @@ static const char *const sf_mem_names[SF_MEM_TYPE_COUNT] = {
     [SF_MEM_SOURCE] = "source",     [SF_MEM_ROW] = "row",
     [SF_MEM_RENDER] = "render",     [SF_MEM_OUTPUT] = "output buffer",
     [SF_MEM_SINK] = "sink",         [SF_MEM_SQLITE] = "sqlite",
-    [SF_MEM_OTHER] = "other",
+    [SF_MEM_OTHER] = "other",       [SF_MEM_DRIVER] = "driver",
 };
 
 static void census_add(sf_census *c, sf_mem_type t, uint64_t n)
@@ -163,6 +163,23 @@ sf_status sf_census_stat(const sf_census *c, sf_mem_type type, sf_mem_stat *out)
 
 uint64_t sf_census_live_bytes(const sf_census *c) { return c ? get(&c->total) : 0; }
 uint64_t sf_census_peak_bytes(const sf_census *c) { return c ? get(&c->total_peak) : 0; }
+
+void sf_census_account(sf_census *c, sf_mem_type type, int64_t objects, int64_t bytes)
+{
+    if (!c || (unsigned)type >= SF_MEM_TYPE_COUNT)
+        return;
+    set(&c->count[type], get(&c->count[type]) + (uint64_t)objects);
+    if (objects > 0)
+        set(&c->allocs[type], get(&c->allocs[type]) + (uint64_t)objects);
+    uint64_t b = get(&c->bytes[type]) + (uint64_t)bytes;
+    set(&c->bytes[type], b);
+    if (b > get(&c->peak[type]))
+        set(&c->peak[type], b);
+    uint64_t tot = get(&c->total) + (uint64_t)bytes;
+    set(&c->total, tot);
+    if (tot > get(&c->total_peak))
+        set(&c->total_peak, tot);
+}
 
 const char *sf_mem_type_name(sf_mem_type type)
 {

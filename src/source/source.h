@@ -32,8 +32,16 @@ typedef struct sf_source_vt {
     void (*close)(sf_source *s);
 } sf_source_vt;
 
+/* Options set before open (sf_source_set_option). */
+typedef struct sf_source_opts {
+    int timeout;    /* seconds a statement may run on a server; 0: none */
+    int fetch_size; /* rows per FETCH (PostgreSQL) */
+    int pg_single_row; /* PostgreSQL: libpq's single-row mode, not a cursor */
+} sf_source_opts;
+
 struct sf_source {
     const sf_source_vt *vt;
+    sf_source_opts opts;
     void *impl;
     sf_census_ref cref;
     sf_errbuf err;
@@ -45,6 +53,7 @@ struct sf_source {
 };
 
 extern const sf_source_vt sf_source_sqlite;
+extern const sf_source_vt sf_source_pg;
 
 /* For backends: record the prepared query's columns and parameters. */
 sf_status sf_source_set_columns(sf_source *s, int n, const char *(*name)(void *ud, int i),
