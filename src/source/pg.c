@@ -70,6 +70,8 @@ static void first_line(const char *msg, char *buf, size_t n)
         msg = "unknown error";
     if (!strncmp(msg, "ERROR:  ", 8))
         msg += 8;
+    else if (!strncmp(msg, "FATAL:  ", 8))
+        msg += 8;
     size_t len = strcspn(msg, "\n");
     snprintf(buf, n, "%.*s", (int)len, msg);
 }
@@ -118,9 +120,13 @@ static sf_status pg_open(sf_source *s, const char *db)
          * FATAL: ..."): keep it all on one. */
         const char *m = PQerrorMessage(q->conn);
         size_t o = 0;
-        for (; *m && o + 1 < sizeof line; m++)
-            if (*m != '\n' || m[1])
-                line[o++] = *m == '\n' ? ' ' : *m;
+        for (; *m && o + 1 < sizeof line; m++) {
+            char ch = *m == '\n' || *m == '\t' ? ' ' : *m;
+            if (ch != ' ' || (o && line[o - 1] != ' '))
+                line[o++] = ch;
+        }
+        while (o && line[o - 1] == ' ')
+            o--;
         line[o] = '\0';
         return sf_fail(&s->err, SF_ERR_SOURCE, "cannot connect to %s: %s", q->where, line);
     }
@@ -198,6 +204,27 @@ static sf_status pg_bind(sf_source *s, int i, const char *value, size_t len)
     return SF_OK;
 }
 
+/* A failed result: the server's error, or, when the connection is gone (the
+ * backend killed, the network down), says so and names the server. */
+static void lost_or_failed(sf_source *s, const PGresult *r)
+{
+    pg_impl *q = IMPL(s);
+    const char *msg = r && *PQresultErrorMessage(r) ? PQresultErrorMessage(r) : PQerrorMessage(q->conn);
+    const char *sev = r ? PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED) : NULL;
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    /* Gone: libpq says so, or the server ended the session (FATAL: the
+     * backend terminated, shut down), or a connection exception (08xxx). */
+    int gone = PQstatus(q->conn) == CONNECTION_BAD || (sev && !strcmp(sev, "FATAL")) ||
+               (state && (!strncmp(state, "08", 2) || !strncmp(state, "57P0", 4)));
+    if (gone && !atomic_load(&q->cancelled)) {
+        char line[600];
+        first_line(msg, line, sizeof line);
+        sf_fail(&s->err, SF_ERR_SOURCE, "postgresql: lost the connection to %s: %s", q->where, line);
+    } else {
+        pg_fail(s, "", msg);
+    }
+}
+
 static void drop_batch(sf_source *s)
 {
     pg_impl *q = IMPL(s);
@@ -217,10 +244,7 @@ static int fetch_batch(sf_source *s)
     snprintf(sql, sizeof sql, "FETCH FORWARD %d FROM sqlfeed_rows", s->opts.fetch_size);
     PGresult *r = PQexec(q->conn, sql);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        pg_fail(s, "", r ? PQresultErrorMessage(r) : PQerrorMessage(q->conn));
-        if (PQstatus(q->conn) == CONNECTION_BAD && !atomic_load(&q->cancelled))
-            sf_fail(&s->err, SF_ERR_SOURCE, "postgresql: lost the connection to %s: %s", q->where,
-                    strtok(PQerrorMessage(q->conn), "\n"));
+        lost_or_failed(s, r);
         PQclear(r);
         return -1;
     }
@@ -260,7 +284,7 @@ static int single_next(sf_source *s)
     }
     int ok = rs == PGRES_TUPLES_OK;
     if (!ok)
-        pg_fail(s, "", r ? PQresultErrorMessage(r) : PQerrorMessage(q->conn));
+        lost_or_failed(s, r);
     PQclear(r);
     while ((r = PQgetResult(q->conn)) != NULL) /* the end of the query */
         PQclear(r);
