@@ -85,6 +85,38 @@ static void reraise(int sig)
     raise(sig);
 }
 
+/* Overwrites the password in a --db argument where it lies in argv, so that
+ * ps and /proc/PID/cmdline show 'x's: user:PASSWORD@ in a URL, password=...
+ * in a conninfo string. The caller keeps a copy to connect with. */
+static void hide_password(char *arg)
+{
+    char *scheme = strstr(arg, "://");
+    if (scheme) {
+        char *auth = scheme + 3, *end = auth + strcspn(auth, "/?#"), *at = NULL;
+        for (char *p = auth; p < end; p++)
+            if (*p == '@')
+                at = p;
+        char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (colon)
+            memset(colon + 1, 'x', (size_t)(at - colon - 1));
+        return;
+    }
+    for (char *p = strstr(arg, "password"); p; p = strstr(p + 1, "password")) {
+        char *v = p + 8;
+        while (*v == ' ')
+            v++;
+        if (*v != '=')
+            continue;
+        for (v++; *v == ' '; v++)
+            ;
+        char q = *v == '\'' ? '\'' : ' ';
+        if (q == '\'')
+            v++;
+        for (; *v && *v != q; v++)
+            *v = 'x';
+    }
+}
+
 static char *read_text_file(const char *path, const char *what)
 {
     FILE *f = fopen(path, "rb");
@@ -396,6 +428,7 @@ int cmd_render(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     render_opts o = {0};
+    char *db_copy = NULL;
     o.mon.progress = PROGRESS_AUTO;
     sf_render *r = sf_render_create(cli_census);
     char *query = NULL;
@@ -408,7 +441,15 @@ int cmd_render(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, ":ho:q", longopts, NULL)) != -1) {
         switch (c) {
-        case OPT_DB: o.db = optarg; break;
+        case OPT_DB:
+            free(db_copy);
+            if (!(o.db = db_copy = strdup(optarg))) {
+                cli_error("out of memory");
+                rc = EXIT_FAILURE_OTHER;
+                goto done;
+            }
+            hide_password(optarg); /* what ps shows from now on */
+            break;
         case OPT_QUERY: o.query = optarg; break;
         case OPT_QUERY_FILE: o.query_file = optarg; break;
         case OPT_TEMPLATE: o.template = optarg; break;
@@ -511,6 +552,7 @@ int cmd_render(int argc, char **argv)
     rc = run_render(&o, r, o.query ? o.query : query);
 done:
     free(query);
+    free(db_copy);
     sf_render_free(r);
     if (rc >= 128)
         reraise(rc - 128);
