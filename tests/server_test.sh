@@ -1,0 +1,193 @@
+#!/bin/bash
+# server_test.sh BUILD: the PostgreSQL and MariaDB sources against real
+# servers: the same documents as from SQLite, parameters bound by the server,
+# flat memory over 200,000 rows, and clean failures (backend killed, timeout,
+# wrong password, unknown host, refused port, syntax error, SIGINT), with
+# passwords kept out of messages and process listings.
+# Starts throwaway servers with tests/servers.sh unless SQLFEED_PG_URL (and
+# SQLFEED_MY_URL) are already set. Prints PASS/FAIL/SKIP lines.
+set -u
+B=${1:?usage: server_test.sh BUILD}
+SF=$B/sqlfeed
+HERE=$(cd "$(dirname "$0")" && pwd)
+SHARED=${SHARED:-$HERE/../../shared}
+PY=/usr/bin/python3
+T=$(mktemp -d /tmp/sqlfeed-server.XXXXXX)
+STARTED=""
+cleanup() {
+    kill $(jobs -p) 2>/dev/null
+    [ -z "$STARTED" ] || "$HERE/servers.sh" stop "$STARTED" >/dev/null 2>&1
+    rm -rf "$T"
+}
+trap cleanup EXIT
+export ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0
+export SOURCE_DATE_EPOCH=1700000000  # the indeed feed carries the build time
+
+pass() { echo "PASS: $1"; }
+fail() { echo "FAIL: $1: $2"; }
+skip() { echo "SKIP: $1: $2"; }
+ok() { local name=$1; shift; if "$@"; then pass "$name"; else fail "$name" "check failed: $*"; fi; }
+run() { "$@" >"$T/out" 2>"$T/err"; rc=$?; }
+expect() {
+    if [ "$rc" = "$2" ] && grep -qE -- "$3" "$T/err"; then pass "$1"
+    else fail "$1" "exit $rc (want $2); stderr: $(head -c 400 "$T/err")"; fi
+}
+one_line() { [ "$(grep -c . "$T/err")" = 1 ]; }
+previous() { echo "previous feed" > "$T/keep.xml"; }
+kept() { [ "$(cat "$T/keep.xml")" = "previous feed" ] && ! ls -a "$T" | grep -q 'keep.xml.sqlfeed-'; }
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+# password URL: the password in a URL, to check it never shows
+password() { sed -E 's|^[a-z]+://[^:/@]*:([^@]*)@.*|\1|' <<< "$1"; }
+
+if [ -z "${SQLFEED_PG_URL:-}" ]; then
+    if ! out=$("$HERE/servers.sh" start 2>"$T/servers.err"); then
+        fail "start the test servers" "$(tail -5 "$T/servers.err")"
+        exit 1
+    fi
+    eval "$out"
+    STARTED=$SQLFEED_SERVERS_DIR
+fi
+PG=$SQLFEED_PG_URL
+MY=${SQLFEED_MY_URL:-}
+SECRETS="$(password "$PG") ${MY:+$(password "$MY")}"
+
+# Which servers this build can read.
+backends="pg"
+if [ -n "$MY" ]; then
+    run "$SF" render --db "$MY" --query 'SELECT 1 AS v' --template simplyhired -o "$T/x.xml"
+    if grep -q "no backend for" "$T/err"; then skip "MariaDB source" "not in this build"; else backends="pg my"; fi
+fi
+url() { if [ "$1" = pg ]; then echo "$PG"; else echo "$MY"; fi; }
+admin() { if [ "$1" = pg ]; then echo "${SQLFEED_PG_ADMIN_URL:-$PG}"; else echo "${SQLFEED_MY_ADMIN_URL:-$MY}"; fi; }
+# sql KIND URL SQL: run SQL with the server's own client
+sql() {
+    if [ "$1" = pg ]; then psql "$2" -qAtX -c "$3"
+    else
+        local rest=${2#*://} userpass host db
+        userpass=${rest%%@*}; rest=${rest#*@}; host=${rest%%/*}; db=${rest#*/}; db=${db%%\?*}
+        MYSQL_PWD=${userpass#*:} mariadb -u "${userpass%%:*}" -h "${host%%:*}" -P "${host##*:}" \
+            --protocol=tcp -N -B "$db" -e "$3"
+    fi
+}
+
+# ---- the same documents from every database -------------------------------------
+$PY "$SHARED/bench/make_jobs_db.py" --rows 3000 --out "$T/ref.db" >/dev/null 2>&1
+"$SF" render --db "$T/ref.db" --template simplyhired -o "$T/sqlite-sh.xml" -q
+"$SF" render --db "$T/ref.db" --template indeed -o "$T/sqlite-in.xml" -q --param publisher=P --param publisherurl=U
+for k in $backends; do
+    if ! "$SHARED/bench/load_dataset.sh" "$T/ref.db" "$(url $k)" >"$T/load.log" 2>&1; then
+        fail "$k: load the reference data" "$(tail -3 "$T/load.log")"; continue
+    fi
+    run "$SF" render --db "$(url $k)" --template simplyhired -o "$T/$k-sh.xml"
+    ok "$k: simplyhired renders" test $rc = 0
+    ok "$k: simplyhired equals the SQLite render (xml_equal)" \
+        sh -c "$PY '$SHARED/bench/xml_equal.py' '$T/$k-sh.xml' '$T/sqlite-sh.xml' | grep -q '^equal'"
+    run "$SF" render --db "$(url $k)" --template indeed -o "$T/$k-in.xml" --param publisher=P --param publisherurl=U
+    ok "$k: indeed equals the SQLite render (xml_equal)" \
+        sh -c "$PY '$SHARED/bench/xml_equal.py' '$T/$k-in.xml' '$T/sqlite-in.xml' | grep -q '^equal'"
+    run "$SF" render --db "$(url $k)" --template simplyhired -o "$T/x.xml" --count --progress=always
+    ok "$k: --count counts the rows" grep -qE '^[0-9]+ rows, .*100%$' "$T/err"
+done
+
+# ---- parameters, NULL ---------------------------------------------------------------
+printf '<r>{{#rows}}<v>{{v}}</v>{{#n}}N{{/n}}{{^n}}null{{/n}}{{/rows}}</r>\n' > "$T/v.mustache"
+EVIL="x' OR '1'='1\"; DROP TABLE jobs; -- <&> \\' \$\$ :site ? \`"
+for k in $backends; do
+    cast="CAST(:v AS CHAR)"; [ $k = pg ] && cast=":v::text"
+    run "$SF" render --db "$(url $k)" --query "SELECT $cast AS v, NULL AS n" --template "$T/v.mustache" \
+        -o "$T/p.xml" --param "v=$EVIL"
+    ok "$k: a parameter full of quotes and SQL comes back verbatim" \
+        $PY -c 'import sys,xml.etree.ElementTree as E; sys.exit(E.parse(sys.argv[1]).getroot().findtext("v") != sys.argv[2])' "$T/p.xml" "$EVIL"
+    ok "$k: NULL stays NULL (empty, falsey)" grep -q '<v>.*</v>null</r>' "$T/p.xml"
+    run "$SF" render --db "$(url $k)" --query "SELECT count(*) AS v, 1 AS n FROM jobs WHERE site = :site" \
+        --template "$T/v.mustache" -o "$T/p.xml" --param site=justjobs
+    want=$(sqlite3 "$T/ref.db" "SELECT count(*) FROM jobs WHERE site = 'justjobs'")
+    ok "$k: --param site binds :site" grep -q "<v>$want</v>" "$T/p.xml"
+done
+
+# ---- flat memory over 200,000 rows ------------------------------------------------
+for k in $backends; do
+    if [ "${SANITIZED:-0}" = 1 ]; then skip "$k: peak RSS flat over rows" "not measured under sanitizers"; continue; fi
+    for n in 10000 200000; do
+        if [ $k = pg ]; then q="SELECT g AS v, 1 AS n, repeat(md5(g::text), 64) AS d FROM generate_series(1, $n) g"
+        else q="SELECT seq AS v, 1 AS n, REPEAT(MD5(seq), 64) AS d FROM seq_1_to_$n"; fi
+        /usr/bin/time -f %M -o "$T/rss-$n" "$SF" render --db "$(url $k)" --query "$q" \
+            --template "$T/v.mustache" -o "$T/big.xml" -q 2>"$T/err"
+        [ $? = 0 ] || fail "$k: render $n rows" "$(head -c 300 "$T/err")"
+    done
+    a=$(cat "$T/rss-10000"); b=$(cat "$T/rss-200000"); d=$((b > a ? b - a : a - b))
+    if [ $d -lt 2048 ]; then pass "$k: peak RSS flat over rows (10k: $a KiB, 200k: $b KiB)"
+    else fail "$k: peak RSS flat over rows" "10k: $a KiB, 200k: $b KiB, differ by $d KiB"; fi
+    rm -f "$T/big.xml"
+done
+
+# ---- failures: one message, exit 4, nothing published ------------------------------
+for k in $backends; do
+    U=$(url $k)
+    pw=$(password "$U")
+    previous
+    run "$SF" render --db "${U/:$pw@/:wrong-$pw@}" --template simplyhired -o "$T/keep.xml"
+    expect "$k: wrong password: exit 4, says so" 4 "cannot connect to .*(password authentication failed|Access denied)"
+    ok "$k: wrong password: one line, nothing published" sh -c "[ \$(grep -c . '$T/err') = 1 ]"
+    run "$SF" render --db "$(sed -E 's|@[^/]*/|@no-such-host.invalid:5432/|' <<< "$U")" --template simplyhired -o "$T/keep.xml"
+    expect "$k: unknown host: exit 4" 4 "cannot connect to .*no-such-host.invalid"
+    run "$SF" render --db "$(sed -E 's|@([^:/]*):[0-9]+/|@\1:1/|' <<< "$U")" --template simplyhired -o "$T/keep.xml"
+    expect "$k: refused port: exit 4" 4 "cannot connect to .*(refused|Can't connect)"
+    run "$SF" render --db "$U" --query 'SELEC nonsense' --template "$T/v.mustache" -o "$T/keep.xml"
+    expect "$k: syntax error: exit 4, the server's text" 4 "syntax"
+    ok "$k: failed connections and queries: previous output kept" kept
+    sleepq="SELECT pg_sleep(0.01) IS NULL AS v, 1 AS n FROM generate_series(1, 500)"
+    [ $k = my ] && sleepq="SELECT SLEEP(0.01) AS v, 1 AS n FROM seq_1_to_500"
+    run "$SF" render --db "$U" --timeout 1 --query "$sleepq" --template "$T/v.mustache" -o "$T/keep.xml"
+    expect "$k: --timeout 1 stops a long query: exit 4" 4 "(statement timeout|max_statement_time|interrupted|exceeded)"
+    ok "$k: timeout: previous output kept" kept
+
+    # The backend killed mid-stream.
+    if [ $k = pg ]; then q="SELECT g AS v, 1 AS n, repeat('x', 3000) AS d FROM generate_series(1, 3000000) g"
+    else q="SELECT seq AS v, 1 AS n, REPEAT('x', 3000) AS d FROM seq_1_to_3000000"; fi
+    "$SF" render --db "$U" --query "$q" --template "$T/v.mustache" -o "$T/keep.xml" 2>"$T/err" &
+    pid=$!
+    for _ in $(seq 200); do [ -n "$(find "$T" -maxdepth 1 -name '.keep.xml.sqlfeed-*' -size +100k)" ] && break; sleep 0.02; done
+    if [ $k = pg ]; then
+        sql pg "$(admin pg)" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'sqlfeed'" >/dev/null
+    else
+        for id in $(sql my "$(admin my)" "SELECT id FROM information_schema.processlist WHERE info LIKE 'SELECT seq AS v%'"); do
+            sql my "$(admin my)" "KILL $id" >/dev/null
+        done
+    fi
+    wait $pid; rc=$?
+    expect "$k: backend killed mid-stream: exit 4, names the lost connection and the row" 4 \
+        "query failed at row [0-9]+: .*(lost the connection|Lost connection|server has gone away|Connection was killed|terminat)"
+    ok "$k: backend killed: one line" one_line
+    ok "$k: backend killed: previous output kept, temporary file removed" kept
+
+    # SIGINT cancels the query on the server too.
+    longq="SELECT pg_sleep(30) IS NULL AS v, 1 AS n"
+    [ $k = my ] && longq="SELECT SLEEP(30) AS v, 1 AS n"
+    "$SF" render --db "$U" --query "$longq" --template "$T/v.mustache" -o "$T/keep.xml" 2>"$T/err" &
+    pid=$!
+    sleep 1
+    t0=$(ms); kill -INT $pid; wait $pid; rc=$?; dt=$(( $(ms) - t0 ))
+    ok "$k: SIGINT during a server query: exit 130 in $dt ms" sh -c "[ $rc = 130 ] && [ $dt -lt 3000 ]"
+    sleep 0.3
+    if [ $k = pg ]; then
+        left=$(sql pg "$(admin pg)" "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%' AND state = 'active'")
+    else
+        left=$(sql my "$(admin my)" "SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(30)%'")
+    fi
+    ok "$k: SIGINT: the query no longer runs on the server" test "$left" = 0
+    ok "$k: SIGINT: previous output kept" kept
+
+    # Passwords: not in ps while it runs.
+    "$SF" render --db "$U" --query "$longq" --template "$T/v.mustache" -o "$T/keep.xml" 2>/dev/null &
+    pid=$!
+    sleep 0.5
+    ps -o args= -p $pid > "$T/ps"
+    kill -INT $pid; wait $pid 2>/dev/null
+    ok "$k: the password is not in the process listing" sh -c "! grep -qF -- '$pw' '$T/ps' && grep -q 'render' '$T/ps'"
+done
+
+# No message of this whole run showed a password.
+leak=0
+for s in $SECRETS; do grep -rqF -- "$s" "$T"/err* 2>/dev/null && leak=1; done
+ok "no message showed a password" test $leak = 0
