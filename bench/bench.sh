@@ -11,6 +11,8 @@
 #   BUILD=build    build dir; the C baselines are compiled into $BUILD/bench/
 #   SHARED=...     the shared reference tree (default: <this dir>/../../shared)
 #   ALL=1          also time django_cached (keeps every row in memory: the hog)
+#   PG=0           skip the PostgreSQL part (sqlfeed and Django on a throwaway
+#                  server started by tests/servers.sh)
 #   CENSUS_RUNS=5  interleaved runs of sqlfeed with the census off, default, and on
 #                  with --census --mem-log
 #   KEEP=1         keep the scratch dir under /tmp (outputs, logs, times)
@@ -105,8 +107,10 @@ case $BL in *[[:space:]]*) die "the shared tree's path has blanks, which program
 
 # --- scratch dir and database -----------------------------------------------
 T=$(mktemp -d /tmp/sqlfeed-bench.XXXXXX)
+SERVERS_DIR=""
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
+  [ -z "$SERVERS_DIR" ] || "$(dirname "$0")/../tests/servers.sh" stop "$SERVERS_DIR" >/dev/null 2>&1 || true
   if [ "$KEEP" = 1 ]; then note "scratch kept in $T"; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
@@ -229,6 +233,49 @@ else
   note "valgrind not installed: no instruction counts for the census's cost"
 fi
 
+# --- PostgreSQL: sqlfeed against Django on the same server ----------------------
+# A throwaway server (tests/servers.sh), the same N-row database loaded into it
+# (load_dataset.sh), sqlfeed and the Django reference in both modes, RUNS runs
+# each. PG=0 skips it.
+declare -A PWALL PRSS
+PG_NOTE=""
+if [ "${PG:-1}" != 0 ] && "$PY" -c 'import django, psycopg2' 2>/dev/null; then
+  if srv=$("$(dirname "$0")/../tests/servers.sh" start 2>"$T/servers.err"); then
+    eval "$srv"
+    SERVERS_DIR=$SQLFEED_SERVERS_DIR
+    note "loading the $N-row database into PostgreSQL"
+    "$SHARED/bench/load_dataset.sh" "$DB" "$SQLFEED_PG_URL" >"$T/load.log" 2>&1 ||
+      { show_log "$T/load.log"; die "cannot load the database into PostgreSQL"; }
+    "$SQLFEED" render --db "$SQLFEED_PG_URL" --template simplyhired -o "$T/pg.xml" --quiet ||
+      die "sqlfeed failed on PostgreSQL"
+    "$SQLFEED" render --db "$DB" --template simplyhired -o "$T/sq.xml" --quiet
+    "$PY" "$SHARED/bench/xml_equal.py" "$T/pg.xml" "$T/sq.xml" >"$T/equal" 2>&1 ||
+      { cat "$T/equal" >&2; die "the PostgreSQL render differs from the SQLite render"; }
+    rm -f "$T/pg.xml" "$T/sq.xml"
+    for p in sqlfeed django_iterator django_cached; do
+      : >"$T/pg-$p.times"
+      for r in $(seq "$RUNS"); do
+        rm -f "$T/o.xml"; sync
+        case $p in
+          sqlfeed) CMD=("$SQLFEED" render --db "$SQLFEED_PG_URL" --template simplyhired -o "$T/o.xml" --quiet) ;;
+          *) CMD=("$PY" "$BL/django/manage.py" write_feed --mode "${p#django_}" "$SQLFEED_PG_URL" "$T/o.xml") ;;
+        esac
+        /usr/bin/time -f '%e %U %S %M' -o "$T/time.1" "${CMD[@]}" >"$T/pg.log" 2>&1 ||
+          { show_log "$T/pg.log"; die "$p failed on PostgreSQL"; }
+        tail -n 1 "$T/time.1" >>"$T/pg-$p.times"
+      done
+      PWALL[$p]=$(awk '{print $1}' "$T/pg-$p.times" | median)
+      PRSS[$p]=$(awk '{printf "%.1f\n", $4 / 1024}' "$T/pg-$p.times" | median)
+      note "done $p on PostgreSQL: $(tr '\n' ';' <"$T/pg-$p.times")"
+    done
+    rm -f "$T/o.xml"
+  else
+    PG_NOTE="PostgreSQL: skipped, tests/servers.sh could not start a server: $(tail -1 "$T/servers.err")"
+  fi
+else
+  PG_NOTE="PostgreSQL: skipped (PG=0, or $PY lacks django or psycopg2)"
+fi
+
 # --- report -----------------------------------------------------------------
 # ratio A B: A / B with two decimals, or "-" when either is missing or B is 0
 ratio() { awk -v a="${1:-}" -v b="${2:-}" 'BEGIN {
@@ -261,6 +308,20 @@ echo "| on: default + --census --mem-log ($C_LINES log lines) | ${CWALL[on]} | $
 C_PCT=$(awk -v a="${CWALL[on]}" -v b="${CWALL[off]}" 'BEGIN {printf "%.1f", (a / b - 1) * 100}')
 echo
 
+if [ -n "${PWALL[sqlfeed]:-}" ]; then
+  echo "PostgreSQL (throwaway server on loopback, the same $N-row database), median of $RUNS runs:"
+  echo
+  echo "| program | wall s | peak RSS MiB | wall / sqlfeed wall |"
+  echo "|---|---:|---:|---:|"
+  for p in sqlfeed django_iterator django_cached; do
+    printf '| %s | %.2f | %.1f | %s |\n' "$p" "${PWALL[$p]}" "${PRSS[$p]}" "$(ratio "${PWALL[$p]}" "${PWALL[sqlfeed]}")"
+  done
+  echo
+else
+  echo "$PG_NOTE"
+  echo
+fi
+
 # bar WHAT VALUE OP LIMIT: "bar: WHAT (VALUE OP LIMIT) ... ok|MISSED|n/a"
 bar() {
   local verdict
@@ -283,6 +344,11 @@ bar "sqlfeed within 1.5x of floor_c: sqlfeed wall / floor_c wall" \
   "$(ratio "$S" "${WALL[floor_c]:-}")" "<=" 1.5
 bar "sqlfeed peak RSS under 12 MiB: sqlfeed peak RSS MiB" "${RSS[sqlfeed]:--}" "<" 12
 bar "census and mem-log cost under 3 %: on vs off, %" "$C_PCT" "<" 3
+if [ -n "${PWALL[sqlfeed]:-}" ]; then
+  bar "PostgreSQL: sqlfeed at least 5x faster than Django .iterator(): django_iterator wall / sqlfeed wall" \
+    "$(ratio "${PWALL[django_iterator]}" "${PWALL[sqlfeed]}")" ">=" 5
+  bar "PostgreSQL: sqlfeed peak RSS under 16 MiB" "${PRSS[sqlfeed]}" "<" 16
+fi
 
 [ -z "$FAILED" ] || die "FAILED:$FAILED"
 exit 0
