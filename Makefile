@@ -17,7 +17,9 @@ WARN     = -Wall -Wextra -Wshadow -Wconversion -Wstrict-prototypes -Wmissing-pro
 CFLAGS  ?= $(OPT) -g
 ALL_CFLAGS = -std=c17 $(WARN) $(CFLAGS) $(EXTRA_CFLAGS)
 CPPFLAGS += -D_GNU_SOURCE -Iinclude -Isrc $(shell pkg-config --cflags libpq 2>/dev/null)
-LDLIBS   = -lsqlite3 $(shell pkg-config --libs libpq 2>/dev/null || echo -lpq) -lpthread -lm
+# Server client libraries (libpq, libmariadb) are loaded with dlopen when a
+# server URL is used: only their headers are needed to build.
+LDLIBS   = -lsqlite3 -ldl -lpthread -lm
 TEST_LDLIBS = $(LDLIBS) -lexpat $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
 TEST_CPPFLAGS = $(shell pkg-config --cflags json-c 2>/dev/null)
 

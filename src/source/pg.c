@@ -19,6 +19,7 @@
  * encoding, ISO dates, UTC (unless PGTZ says otherwise), hex bytea.
  * Connections set keepalives and a TCP user timeout, so a peer that silently
  * dies ends the render instead of hanging it. */
+#include <dlfcn.h>
 #include <libpq-fe.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -32,7 +33,47 @@
 enum { OID_BOOL = 16, OID_INT8 = 20, OID_INT2 = 21, OID_INT4 = 23, OID_FLOAT4 = 700,
        OID_FLOAT8 = 701, OID_NUMERIC = 1700 };
 
+/* libpq is loaded when a PostgreSQL URL is opened, not linked: its
+ * dependencies (TLS, Kerberos, LDAP) would otherwise cost every run, SQLite
+ * ones included, some 5 MiB of RSS. The functions live in the source's state
+ * (no globals); PQ.f(...) calls through it. */
+#define PQ_FUNCS(X) \
+    X(PQconnectdbParams) \
+    X(PQstatus) \
+    X(PQerrorMessage) \
+    X(PQgetCancel) \
+    X(PQexec) \
+    X(PQresultStatus) \
+    X(PQclear) \
+    X(PQresultErrorMessage) \
+    X(PQprepare) \
+    X(PQdescribePrepared) \
+    X(PQnfields) \
+    X(PQfname) \
+    X(PQftype) \
+    X(PQresultErrorField) \
+    X(PQresultMemorySize) \
+    X(PQntuples) \
+    X(PQexecParams) \
+    X(PQsendQueryParams) \
+    X(PQsetSingleRowMode) \
+    X(PQgetResult) \
+    X(PQgetisnull) \
+    X(PQgetvalue) \
+    X(PQgetlength) \
+    X(PQcancel) \
+    X(PQfreeCancel) \
+    X(PQfinish) \
+
+typedef struct pq_api {
+    void *lib;
+#define PQ_FIELD(f) __typeof__(f) *f;
+    PQ_FUNCS(PQ_FIELD)
+#undef PQ_FIELD
+} pq_api;
+
 typedef struct pg_impl {
+    pq_api api;
     PGconn *conn;
     PGcancel *cancel; /* PQcancel is safe in a signal handler */
     atomic_int cancelled;
@@ -49,6 +90,22 @@ typedef struct pg_impl {
 } pg_impl;
 
 #define IMPL(s) ((pg_impl *)(s)->impl)
+/* Every libpq call goes through the table loaded for the source in scope. */
+#define PQ (IMPL(s)->api)
+
+static sf_status pq_load(sf_source *s, pq_api *a)
+{
+    a->lib = dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
+    if (!a->lib)
+        return sf_fail(&s->err, SF_ERR_SOURCE,
+                       "PostgreSQL needs libpq (Debian package libpq5): %s", dlerror());
+#define PQ_LOAD(f)                                                                           \
+    if (!(*(void **)&a->f = dlsym(a->lib, #f)))                                              \
+        return sf_fail(&s->err, SF_ERR_SOURCE, "libpq.so.5 lacks %s: too old?", #f);
+    PQ_FUNCS(PQ_LOAD)
+#undef PQ_LOAD
+    return SF_OK;
+}
 
 static const char *const conninfo_keys[] = {"host=", "hostaddr=", "port=", "dbname=", "user=",
                                             "service=", "sslmode=", NULL};
@@ -90,11 +147,11 @@ static sf_status pg_fail(sf_source *s, const char *what, const char *msg)
 static int exec_ok(sf_source *s, const char *sql)
 {
     pg_impl *q = IMPL(s);
-    PGresult *r = PQexec(q->conn, sql);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PGresult *r = PQ.PQexec(q->conn, sql);
+    int ok = PQ.PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok)
-        pg_fail(s, "", r ? PQresultErrorMessage(r) : PQerrorMessage(q->conn));
-    PQclear(r);
+        pg_fail(s, "", r ? PQ.PQresultErrorMessage(r) : PQ.PQerrorMessage(q->conn));
+    PQ.PQclear(r);
     return ok ? 0 : -1;
 }
 
@@ -105,20 +162,23 @@ static sf_status pg_open(sf_source *s, const char *db)
         return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
     s->impl = q;
     sf_mask_secret(db, q->where, sizeof q->where);
+    sf_status lst = pq_load(s, &q->api);
+    if (lst != SF_OK)
+        return lst;
     /* Our defaults first: with expand_dbname, what the URL or conninfo says
      * overrides them, and libpq's PG* variables and .pgpass still apply. */
     const char *keys[] = {"connect_timeout", "keepalives", "keepalives_idle",
                           "keepalives_interval", "keepalives_count", "tcp_user_timeout",
                           "client_encoding", "application_name", "dbname", NULL};
     const char *vals[] = {"10", "1", "30", "10", "3", "60000", "UTF8", "sqlfeed", db, NULL};
-    q->conn = PQconnectdbParams(keys, vals, 1);
+    q->conn = PQ.PQconnectdbParams(keys, vals, 1);
     if (!q->conn)
         return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
-    if (PQstatus(q->conn) != CONNECTION_OK) {
+    if (PQ.PQstatus(q->conn) != CONNECTION_OK) {
         char line[600];
         /* libpq's message may span lines ("connection to server at ... failed:
          * FATAL: ..."): keep it all on one. */
-        const char *m = PQerrorMessage(q->conn);
+        const char *m = PQ.PQerrorMessage(q->conn);
         size_t o = 0;
         for (; *m && o + 1 < sizeof line; m++) {
             char ch = *m == '\n' || *m == '\t' ? ' ' : *m;
@@ -130,7 +190,7 @@ static sf_status pg_open(sf_source *s, const char *db)
         line[o] = '\0';
         return sf_fail(&s->err, SF_ERR_SOURCE, "cannot connect to %s: %s", q->where, line);
     }
-    q->cancel = PQgetCancel(q->conn);
+    q->cancel = PQ.PQgetCancel(q->conn);
     q->single = s->opts.pg_single_row;
     char setup[512];
     snprintf(setup, sizeof setup,
@@ -138,15 +198,24 @@ static sf_status pg_open(sf_source *s, const char *db)
              " SET extra_float_digits = 1; SET cursor_tuple_fraction = 1;"
              " SET statement_timeout = %d;%s",
              s->opts.timeout * 1000, getenv("PGTZ") ? "" : " SET TimeZone = 'UTC';");
-    PGresult *r = PQexec(q->conn, setup);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PGresult *r = PQ.PQexec(q->conn, setup);
+    int ok = PQ.PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok)
-        pg_fail(s, "setting up the session", PQresultErrorMessage(r));
-    PQclear(r);
+        pg_fail(s, "setting up the session", PQ.PQresultErrorMessage(r));
+    PQ.PQclear(r);
     return ok ? SF_OK : SF_ERR_SOURCE;
 }
 
-static const char *pg_colname(void *ud, int i) { return PQfname(ud, i); }
+typedef struct colname_ud {
+    const pq_api *api;
+    const PGresult *res;
+} colname_ud;
+
+static const char *pg_colname(void *ud, int i)
+{
+    const colname_ud *c = ud;
+    return c->api->PQfname(c->res, i);
+}
 
 static sf_status pg_prepare(sf_source *s, const char *sql)
 {
@@ -156,31 +225,32 @@ static sf_status pg_prepare(sf_source *s, const char *sql)
     if (st != SF_OK)
         return st;
     /* Describe without running: the columns are known before any row. */
-    PGresult *r = PQprepare(q->conn, "", q->rw.sql, q->rw.nplaceholders, NULL);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        st = pg_fail(s, "query", PQresultErrorMessage(r));
-        PQclear(r);
+    PGresult *r = PQ.PQprepare(q->conn, "", q->rw.sql, q->rw.nplaceholders, NULL);
+    if (PQ.PQresultStatus(r) != PGRES_COMMAND_OK) {
+        st = pg_fail(s, "query", PQ.PQresultErrorMessage(r));
+        PQ.PQclear(r);
         return st;
     }
-    PQclear(r);
-    r = PQdescribePrepared(q->conn, "");
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        st = pg_fail(s, "query", PQresultErrorMessage(r));
-        PQclear(r);
+    PQ.PQclear(r);
+    r = PQ.PQdescribePrepared(q->conn, "");
+    if (PQ.PQresultStatus(r) != PGRES_COMMAND_OK) {
+        st = pg_fail(s, "query", PQ.PQresultErrorMessage(r));
+        PQ.PQclear(r);
         return st;
     }
-    int n = PQnfields(r);
+    int n = PQ.PQnfields(r);
     if (n == 0) {
-        PQclear(r);
+        PQ.PQclear(r);
         return sf_fail(&s->err, SF_ERR_SOURCE, "query returns no columns; give a SELECT");
     }
-    st = sf_source_set_columns(s, n, pg_colname, r);
+    colname_ud cu = {&q->api, r};
+    st = sf_source_set_columns(s, n, pg_colname, &cu);
     q->types = st == SF_OK ? sf_calloc(cs, SF_MEM_SOURCE, (size_t)n, sizeof *q->types) : NULL;
     if (st == SF_OK && !q->types)
         st = sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
     for (int i = 0; st == SF_OK && i < n; i++)
-        q->types[i] = PQftype(r, i);
-    PQclear(r);
+        q->types[i] = PQ.PQftype(r, i);
+    PQ.PQclear(r);
     if (st != SF_OK)
         return st;
     int np = q->rw.nplaceholders;
@@ -209,12 +279,12 @@ static sf_status pg_bind(sf_source *s, int i, const char *value, size_t len)
 static void lost_or_failed(sf_source *s, const PGresult *r)
 {
     pg_impl *q = IMPL(s);
-    const char *msg = r && *PQresultErrorMessage(r) ? PQresultErrorMessage(r) : PQerrorMessage(q->conn);
-    const char *sev = r ? PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED) : NULL;
-    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = r && *PQ.PQresultErrorMessage(r) ? PQ.PQresultErrorMessage(r) : PQ.PQerrorMessage(q->conn);
+    const char *sev = r ? PQ.PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED) : NULL;
+    const char *state = r ? PQ.PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     /* Gone: libpq says so, or the server ended the session (FATAL: the
      * backend terminated, shut down), or a connection exception (08xxx). */
-    int gone = PQstatus(q->conn) == CONNECTION_BAD || (sev && !strcmp(sev, "FATAL")) ||
+    int gone = PQ.PQstatus(q->conn) == CONNECTION_BAD || (sev && !strcmp(sev, "FATAL")) ||
                (state && (!strncmp(state, "08", 2) || !strncmp(state, "57P0", 4)));
     if (gone && !atomic_load(&q->cancelled)) {
         char line[600];
@@ -230,7 +300,7 @@ static void drop_batch(sf_source *s)
     pg_impl *q = IMPL(s);
     if (q->batch) {
         sf_census_account(s->cref.census, SF_MEM_DRIVER, -1, -q->batch_bytes);
-        PQclear(q->batch);
+        PQ.PQclear(q->batch);
         q->batch = NULL;
         q->batch_bytes = 0;
     }
@@ -242,16 +312,16 @@ static int fetch_batch(sf_source *s)
     char sql[96];
     drop_batch(s);
     snprintf(sql, sizeof sql, "FETCH FORWARD %d FROM sqlfeed_rows", s->opts.fetch_size);
-    PGresult *r = PQexec(q->conn, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    PGresult *r = PQ.PQexec(q->conn, sql);
+    if (PQ.PQresultStatus(r) != PGRES_TUPLES_OK) {
         lost_or_failed(s, r);
-        PQclear(r);
+        PQ.PQclear(r);
         return -1;
     }
     q->batch = r;
-    q->batch_bytes = (int64_t)PQresultMemorySize(r);
+    q->batch_bytes = (int64_t)PQ.PQresultMemorySize(r);
     sf_census_account(s->cref.census, SF_MEM_DRIVER, 1, q->batch_bytes);
-    q->nrows = PQntuples(r);
+    q->nrows = PQ.PQntuples(r);
     q->row = -1;
     return 0;
 }
@@ -265,18 +335,18 @@ static int single_next(sf_source *s)
         q->started = 1;
         if (exec_ok(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") != 0)
             return -1;
-        if (!PQsendQueryParams(q->conn, q->rw.sql, q->rw.nplaceholders, NULL, q->values,
+        if (!PQ.PQsendQueryParams(q->conn, q->rw.sql, q->rw.nplaceholders, NULL, q->values,
                                q->lengths, NULL, 0) ||
-            !PQsetSingleRowMode(q->conn)) {
-            pg_fail(s, "", PQerrorMessage(q->conn));
+            !PQ.PQsetSingleRowMode(q->conn)) {
+            pg_fail(s, "", PQ.PQerrorMessage(q->conn));
             return -1;
         }
     }
-    PGresult *r = PQgetResult(q->conn);
-    ExecStatusType rs = PQresultStatus(r);
+    PGresult *r = PQ.PQgetResult(q->conn);
+    ExecStatusType rs = PQ.PQresultStatus(r);
     if (rs == PGRES_SINGLE_TUPLE) {
         q->batch = r;
-        q->batch_bytes = (int64_t)PQresultMemorySize(r);
+        q->batch_bytes = (int64_t)PQ.PQresultMemorySize(r);
         sf_census_account(s->cref.census, SF_MEM_DRIVER, 1, q->batch_bytes);
         q->row = 0;
         q->nrows = 1;
@@ -285,9 +355,9 @@ static int single_next(sf_source *s)
     int ok = rs == PGRES_TUPLES_OK;
     if (!ok)
         lost_or_failed(s, r);
-    PQclear(r);
-    while ((r = PQgetResult(q->conn)) != NULL) /* the end of the query */
-        PQclear(r);
+    PQ.PQclear(r);
+    while ((r = PQ.PQgetResult(q->conn)) != NULL) /* the end of the query */
+        PQ.PQclear(r);
     q->finished = 1;
     if (!ok)
         return -1;
@@ -317,13 +387,13 @@ static int pg_next(sf_source *s)
         /* A trailing ';' would end the DECLARE early. */
         while (decl.len && strchr(" \t\r\n;", decl.data[decl.len - 1]))
             decl.data[--decl.len] = '\0';
-        PGresult *r = PQexecParams(q->conn, decl.data, q->rw.nplaceholders, NULL, q->values,
+        PGresult *r = PQ.PQexecParams(q->conn, decl.data, q->rw.nplaceholders, NULL, q->values,
                                    q->lengths, NULL, 0);
         sf_buf_free(&decl);
-        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        int ok = PQ.PQresultStatus(r) == PGRES_COMMAND_OK;
         if (!ok)
-            pg_fail(s, "", PQresultErrorMessage(r));
-        PQclear(r);
+            pg_fail(s, "", PQ.PQresultErrorMessage(r));
+        PQ.PQclear(r);
         if (!ok || fetch_batch(s) != 0)
             return -1;
     }
@@ -351,7 +421,7 @@ static int numeric_zero(const char *v)
 static void pg_column(sf_source *s, int i, sf_val *out)
 {
     pg_impl *q = IMPL(s);
-    if (PQgetisnull(q->batch, q->row, i)) {
+    if (PQ.PQgetisnull(q->batch, q->row, i)) {
         out->kind = SF_VAL_NULL;
         out->truthy = 0;
         out->s = "";
@@ -359,8 +429,8 @@ static void pg_column(sf_source *s, int i, sf_val *out)
         return;
     }
     out->kind = SF_VAL_TEXT;
-    out->s = PQgetvalue(q->batch, q->row, i);
-    out->n = (size_t)PQgetlength(q->batch, q->row, i);
+    out->s = PQ.PQgetvalue(q->batch, q->row, i);
+    out->n = (size_t)PQ.PQgetlength(q->batch, q->row, i);
     switch (q->types[i]) {
     case OID_BOOL: out->truthy = out->s[0] == 't'; break;
     case OID_INT2: case OID_INT4: case OID_INT8:
@@ -388,14 +458,14 @@ static sf_status pg_count(sf_source *s, const char *const *values, uint64_t *row
         sf_buf_free(&sql);
         return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
     }
-    PGresult *r = PQexecParams(q->conn, sql.data, q->rw.nplaceholders, NULL, values, NULL, NULL, 0);
+    PGresult *r = PQ.PQexecParams(q->conn, sql.data, q->rw.nplaceholders, NULL, values, NULL, NULL, 0);
     sf_buf_free(&sql);
     sf_status st = SF_OK;
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-        *rows = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    if (PQ.PQresultStatus(r) == PGRES_TUPLES_OK && PQ.PQntuples(r) == 1)
+        *rows = strtoull(PQ.PQgetvalue(r, 0, 0), NULL, 10);
     else
-        st = pg_fail(s, "counting", PQresultErrorMessage(r));
-    PQclear(r);
+        st = pg_fail(s, "counting", PQ.PQresultErrorMessage(r));
+    PQ.PQclear(r);
     return st;
 }
 
@@ -406,7 +476,7 @@ static void pg_interrupt(sf_source *s)
         return;
     atomic_store(&q->cancelled, 1);
     char err[256];
-    PQcancel(q->cancel, err, (int)sizeof err); /* async-signal-safe, per libpq's docs */
+    PQ.PQcancel(q->cancel, err, (int)sizeof err); /* async-signal-safe, per libpq's docs */
 }
 
 static void pg_close(sf_source *s)
@@ -417,9 +487,11 @@ static void pg_close(sf_source *s)
     sf_census *cs = s->cref.census;
     drop_batch(s);
     if (q->cancel)
-        PQfreeCancel(q->cancel);
+        PQ.PQfreeCancel(q->cancel);
     if (q->conn)
-        PQfinish(q->conn); /* ends the transaction and the cursor with it */
+        PQ.PQfinish(q->conn); /* ends the transaction and the cursor with it */
+    if (q->api.lib)
+        dlclose(q->api.lib);
     sf_sql_rewrite_free(cs, &q->rw);
     sf_dealloc(cs, q->values);
     sf_dealloc(cs, q->lengths);
