@@ -16,7 +16,7 @@ WARN     = -Wall -Wextra -Wshadow -Wconversion -Wstrict-prototypes -Wmissing-pro
            -Wvla -Wformat=2
 CFLAGS  ?= $(OPT) -g
 ALL_CFLAGS = -std=c17 $(WARN) $(CFLAGS) $(EXTRA_CFLAGS)
-CPPFLAGS += -D_GNU_SOURCE -Iinclude -Isrc $(shell pkg-config --cflags libpq 2>/dev/null)
+CPPFLAGS += -D_GNU_SOURCE -Iinclude -Isrc $(shell pkg-config --cflags libpq libmariadb 2>/dev/null)
 # Server client libraries (libpq, libmariadb) are loaded with dlopen when a
 # server URL is used: only their headers are needed to build.
 LDLIBS   = -lsqlite3 -ldl -lpthread -lm

@@ -202,6 +202,15 @@ run "$SF" render --db "$T/same.db" --template simplyhired -o "$T/./same.db"
 expect "-o naming the database is refused: exit 2" 2 "is $T/same.db, which the render reads"
 ok "-o naming the database: database intact" cmp -s "$DB" "$T/same.db"
 
+mkfifo "$T/out.fifo"
+timeout 20 cat "$T/out.fifo" > "$T/from-fifo.xml" &
+catpid=$!
+run timeout 20 "$SF" render --db "$DB" --template simplyhired -o "$T/out.fifo" -q
+wait $catpid
+ok "-o on a FIFO writes into it, leaves it a FIFO" sh -c "[ $rc = 0 ] && [ -p '$T/out.fifo' ] && cmp -s '$T/from-fifo.xml' '$T/sh.xml'"
+run "$SF" render --db "$DB" --template simplyhired -o /dev/null -q
+ok "-o /dev/null writes to the device, never replaces it" sh -c "[ $rc = 0 ] && [ -c /dev/null ]"
+
 # ---- signals ----------------------------------------------------------------
 ENDLESS="WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 100000000) SELECT x AS v FROM c"
 for sig in INT TERM; do

@@ -27,7 +27,8 @@
 typedef struct file_sink {
     sf_sink base;
     int fd;
-    int owned;       /* we created fd (atomic mode) */
+    int owned;       /* 1: our temporary file (atomic); 2: a device or FIFO we
+                        opened; 0: the caller's descriptor */
     char *path;      /* destination (atomic mode) */
     char *tmp;       /* temporary file while it exists */
     char *dir;       /* directory to fsync after rename */
@@ -60,7 +61,7 @@ static sf_status fs_write(sf_sink *k, const char *p, size_t n)
             return sf_fail(&f->base.out->err, SF_ERR_CANCELLED, "write to %s interrupted",
                            f->tmp ? f->tmp : f->label);
     }
-    if (f->owned && f->off - f->queued >= WRITEBACK_STEP) {
+    if (f->owned == 1 && f->off - f->queued >= WRITEBACK_STEP) {
         /* Advisory: an error here resurfaces at fsync, where it is checked. */
         (void)sync_file_range(f->fd, (off64_t)f->queued, (off64_t)(f->off - f->queued),
                               SYNC_FILE_RANGE_WRITE);
@@ -74,6 +75,11 @@ static sf_status fs_finish(sf_sink *k)
     file_sink *f = (file_sink *)k;
     if (!f->owned)
         return SF_OK;
+    if (f->owned == 2) { /* a device or FIFO: close, and say if that failed */
+        int fd = f->fd;
+        f->fd = -1;
+        return close(fd) == 0 ? SF_OK : fail_errno(f, "close", f->label, errno);
+    }
     if (fsync(f->fd) != 0)
         return fail_errno(f, "fsync", f->tmp, errno);
     int fd = f->fd;
@@ -202,6 +208,20 @@ sf_status sf_sink_file_open(sf_output *out, sf_sink **kp, const char *path, int 
         if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
             fs_destroy(&f->base);
             return sf_fail(&out->err, SF_ERR_OUTPUT, "output %s is a directory", path);
+        }
+        if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+            /* A device or a FIFO (/dev/null, a pipe to a consumer) is written
+             * to, never replaced: renaming a file over /dev/null would break
+             * the machine. Not atomic, as with a descriptor. */
+            f->fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+            if (f->fd < 0) {
+                int err = errno;
+                fs_destroy(&f->base);
+                return sf_fail(&out->err, SF_ERR_OUTPUT, "cannot open %s: %s", path, strerror(err));
+            }
+            f->owned = 2; /* ours to close, nothing to publish */
+            *kp = &f->base;
+            return SF_OK;
         }
         f->owned = 1;
         f->path = sf_strdup(cs, SF_MEM_SINK, path);

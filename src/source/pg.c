@@ -93,9 +93,11 @@ typedef struct pg_impl {
 /* Every libpq call goes through the table loaded for the source in scope. */
 #define PQ (IMPL(s)->api)
 
+/* RTLD_NODELETE: the library stays mapped once loaded, as a linked one
+ * would, so its one-time global state is never left dangling. */
 static sf_status pq_load(sf_source *s, pq_api *a)
 {
-    a->lib = dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
+    a->lib = dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!a->lib)
         return sf_fail(&s->err, SF_ERR_SOURCE,
                        "PostgreSQL needs libpq (Debian package libpq5): %s", dlerror());

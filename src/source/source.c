@@ -8,6 +8,7 @@
  * stays last. */
 static const sf_source_vt *const backends[] = {
     &sf_source_pg,
+    &sf_source_mysql,
     &sf_source_sqlite,
     NULL,
 };
@@ -103,8 +104,10 @@ sf_status sf_source_open(sf_source *s, const char *db)
             return st;
         }
     }
-    return sf_fail(&s->err, SF_ERR_SOURCE, "no backend for '%.*s...': this build reads %s",
-                   has_scheme(db) ? (int)(strstr(db, "://") - db + 3) : 0, db, "SQLite files");
+    return sf_fail(&s->err, SF_ERR_SOURCE,
+                   "no backend for '%.*s...': sqlfeed reads SQLite files, postgresql:// "
+                   "(postgres://) and mysql:// (mariadb://) URLs",
+                   has_scheme(db) ? (int)(strstr(db, "://") - db + 3) : 0, db);
 }
 
 sf_status sf_source_prepare(sf_source *s, const char *sql)

@@ -54,6 +54,7 @@ struct sf_source {
 
 extern const sf_source_vt sf_source_sqlite;
 extern const sf_source_vt sf_source_pg;
+extern const sf_source_vt sf_source_mysql;
 
 /* For backends: record the prepared query's columns and parameters. */
 sf_status sf_source_set_columns(sf_source *s, int n, const char *(*name)(void *ud, int i),
