@@ -115,6 +115,10 @@ for k in $backends; do
             --template "$T/v.mustache" -o "$T/big.xml" -q 2>"$T/err"
         [ $? = 0 ] || fail "$k: render $n rows" "$(head -c 300 "$T/err")"
     done
+    "$SF" render --db "$(url $k)" --query "$q" --template "$T/v.mustache" -o "$T/big.xml" -q --census 2>"$T/census"
+    drv=$(awk '$1 == "driver" {print $4}' "$T/census")
+    ok "$k: the census shows the driver's memory bounded over 200,000 rows (peak ${drv:-?} bytes)" \
+        sh -c "[ -n '$drv' ] && [ '$drv' -gt 0 ] && [ '$drv' -lt 1048576 ]"
     a=$(cat "$T/rss-10000"); b=$(cat "$T/rss-200000"); d=$((b > a ? b - a : a - b))
     if [ $d -lt 2048 ]; then pass "$k: peak RSS flat over rows (10k: $a KiB, 200k: $b KiB)"
     else fail "$k: peak RSS flat over rows" "10k: $a KiB, 200k: $b KiB, differ by $d KiB"; fi
