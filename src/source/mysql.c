@@ -428,20 +428,15 @@ static void keepalive(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
 }
 
-/* RTLD_NODELETE: the library stays mapped once loaded, as a linked one
- * would, so its one-time global state is never left dangling. */
 static sf_status my_load(sf_source *s, my_api *a)
 {
-    a->lib = dlopen("libmariadb.so.3", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
-    if (!a->lib)
-        return sf_fail(&s->err, SF_ERR_SOURCE,
-                       "MySQL/MariaDB needs libmariadb (Debian package libmariadb3): %s", dlerror());
-#define MY_LOAD(f)                                                                           \
-    if (!(*(void **)&a->f = dlsym(a->lib, #f)))                                              \
-        return sf_fail(&s->err, SF_ERR_SOURCE, "libmariadb.so.3 lacks %s: too old?", #f);
+    sf_status st = sf_source_dlopen(s, "libmariadb.so.3", "MySQL/MariaDB needs libmariadb (Debian package libmariadb3)", &a->lib);
+#define MY_LOAD(f)                                                                         \
+    if (st == SF_OK)                                                                         \
+        st = sf_source_dlsym(s, a->lib, "libmariadb.so.3", #f, (void **)&a->f);
     MY_FUNCS(MY_LOAD)
 #undef MY_LOAD
-    return SF_OK;
+    return st;
 }
 
 static sf_status my_open(sf_source *s, const char *db)

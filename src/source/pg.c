@@ -93,20 +93,15 @@ typedef struct pg_impl {
 /* Every libpq call goes through the table loaded for the source in scope. */
 #define PQ (IMPL(s)->api)
 
-/* RTLD_NODELETE: the library stays mapped once loaded, as a linked one
- * would, so its one-time global state is never left dangling. */
 static sf_status pq_load(sf_source *s, pq_api *a)
 {
-    a->lib = dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
-    if (!a->lib)
-        return sf_fail(&s->err, SF_ERR_SOURCE,
-                       "PostgreSQL needs libpq (Debian package libpq5): %s", dlerror());
-#define PQ_LOAD(f)                                                                           \
-    if (!(*(void **)&a->f = dlsym(a->lib, #f)))                                              \
-        return sf_fail(&s->err, SF_ERR_SOURCE, "libpq.so.5 lacks %s: too old?", #f);
+    sf_status st = sf_source_dlopen(s, "libpq.so.5", "PostgreSQL needs libpq (Debian package libpq5)", &a->lib);
+#define PQ_LOAD(f)                                                                         \
+    if (st == SF_OK)                                                                         \
+        st = sf_source_dlsym(s, a->lib, "libpq.so.5", #f, (void **)&a->f);
     PQ_FUNCS(PQ_LOAD)
 #undef PQ_LOAD
-    return SF_OK;
+    return st;
 }
 
 static const char *const conninfo_keys[] = {"host=", "hostaddr=", "port=", "dbname=", "user=",

@@ -1,4 +1,5 @@
 /* source.c: the backend table and the public sf_source_* calls. */
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -194,6 +195,24 @@ void sf_source_interrupt(sf_source *s)
 {
     if (s && s->vt && s->vt->interrupt)
         s->vt->interrupt(s);
+}
+
+sf_status sf_source_dlopen(sf_source *s, const char *soname, const char *what, void **lib)
+{
+    /* RTLD_NODELETE: once loaded the library stays mapped, as a linked one
+     * would, so its one-time global state is never left dangling. */
+    *lib = dlopen(soname, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+    if (!*lib)
+        return sf_fail(&s->err, SF_ERR_SOURCE, "%s: %s", what, dlerror());
+    return SF_OK;
+}
+
+sf_status sf_source_dlsym(sf_source *s, void *lib, const char *soname, const char *name,
+                          void **slot)
+{
+    if (!(*slot = dlsym(lib, name)))
+        return sf_fail(&s->err, SF_ERR_SOURCE, "%s lacks %s: too old?", soname, name);
+    return SF_OK;
 }
 
 size_t sf_format_i64(char *buf, int64_t v)

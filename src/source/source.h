@@ -73,6 +73,13 @@ static inline void sf_source_column(sf_source *s, int i, sf_val *out)
 void sf_source_interrupt(sf_source *s);
 sf_status sf_source_count(sf_source *s, const char *const *values, uint64_t *rows);
 
+/* For backends whose client library is loaded when first used (dlopen,
+ * kept mapped): open it, naming what needs it in the message; resolve one
+ * function into *slot. */
+sf_status sf_source_dlopen(sf_source *s, const char *soname, const char *what, void **lib);
+sf_status sf_source_dlsym(sf_source *s, void *lib, const char *soname, const char *name,
+                          void **slot);
+
 /* Decimal text of v into buf (at least 21 bytes); returns the length. */
 size_t sf_format_i64(char *buf, int64_t v);
 
