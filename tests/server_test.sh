@@ -103,6 +103,11 @@ for k in $backends; do
         --template "$T/v.mustache" -o "$T/p.xml" --param site=justjobs
     want=$(sqlite3 "$T/ref.db" "SELECT count(*) FROM jobs WHERE site = 'justjobs'")
     ok "$k: --param site binds :site" grep -q "<v>$want</v>" "$T/p.xml"
+    cursor=""; [ $k = pg ] && cursor="--fetch-size 7"
+    run "$SF" render --db "$(url $k)" --query "SELECT id AS v, 1 AS n FROM jobs WHERE site = :site ;  " \
+        --template "$T/v.mustache" -o "$T/p.xml" --param site=justjobs --count --progress=always $cursor
+    ok "$k: a query ending in ';' counts and streams${cursor:+ (cursor)}" \
+        sh -c "[ $rc = 0 ] && grep -qE '^$want rows, .*100%$' '$T/err' && [ \$(grep -o '<v>' '$T/p.xml' | wc -l) = $want ]"
 done
 
 # ---- flat memory over 200,000 rows ------------------------------------------------

@@ -510,9 +510,7 @@ static sf_status my_prepare(sf_source *s, const char *sql)
         return st;
     /* A trailing ';' is fine for a prompt, not for a prepared statement or
      * the count's subquery. */
-    q->sqllen = strlen(q->rw.sql);
-    while (q->sqllen && strchr(" \t\r\n\f\v;", q->rw.sql[q->sqllen - 1]))
-        q->rw.sql[--q->sqllen] = '\0';
+    q->sqllen = strlen(q->rw.sql); /* without a trailing ';': sf_sql_rewrite_params */
     if (!q->sqllen)
         return sf_fail(&s->err, SF_ERR_SOURCE, "query is empty");
     if (!(q->stmt = MY.mysql_stmt_init(q->conn)))
@@ -806,14 +804,8 @@ static sf_status my_count(sf_source *s, const char *const *values, uint64_t *row
     if (q->busy)
         return sf_fail(&s->err, SF_ERR_STATE, "mysql: cannot count while the rows are read");
     sf_buf sql;
-    sf_buf_init(&sql, cs, SF_MEM_SOURCE);
-    static const char head[] = "SELECT COUNT(*) FROM (\n", tail[] = "\n) AS sqlfeed_count";
-    if (sf_buf_append(&sql, head, sizeof head - 1) != 0 ||
-        sf_buf_append(&sql, q->rw.sql, q->sqllen) != 0 ||
-        sf_buf_append(&sql, tail, sizeof tail) != 0) {
-        sf_buf_free(&sql);
-        return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
-    }
+    if (sf_sql_wrap(cs, SF_SQL_COUNT_HEAD, q->rw.sql, SF_SQL_COUNT_TAIL, &sql, &s->err) != SF_OK)
+        return SF_ERR_NOMEM;
     int np = q->rw.nplaceholders;
     MYSQL_BIND *pb = sf_calloc(cs, SF_MEM_SOURCE, (size_t)np + 1, sizeof *pb);
     MYSQL_STMT *st = pb ? MY.mysql_stmt_init(q->conn) : NULL;
@@ -840,7 +832,7 @@ static sf_status my_count(sf_source *s, const char *const *values, uint64_t *row
     /* The statement runs like the rows do: interrupt() must reach it. */
     q->busy = 1;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &q->wait_start);
-    if (MY.mysql_stmt_prepare(st, sql.data, (unsigned long)(sql.len - 1)) != 0 ||
+    if (MY.mysql_stmt_prepare(st, sql.data, (unsigned long)sql.len) != 0 ||
         (np && MY.mysql_stmt_bind_param(st, pb) != 0) || MY.mysql_stmt_execute(st) != 0 ||
         MY.mysql_stmt_bind_result(st, &rb) != 0)
         ret = stmt_fail(s, st, "counting");

@@ -373,17 +373,9 @@ static int pg_next(sf_source *s)
         if (exec_ok(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") != 0)
             return -1;
         sf_buf decl;
-        sf_buf_init(&decl, s->cref.census, SF_MEM_SOURCE);
-        static const char head[] = "DECLARE sqlfeed_rows NO SCROLL CURSOR FOR ";
-        if (sf_buf_append(&decl, head, sizeof head - 1) != 0 ||
-            sf_buf_append(&decl, q->rw.sql, strlen(q->rw.sql)) != 0) {
-            sf_buf_free(&decl);
-            sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
+        if (sf_sql_wrap(s->cref.census, "DECLARE sqlfeed_rows NO SCROLL CURSOR FOR ", q->rw.sql,
+                        "", &decl, &s->err) != SF_OK)
             return -1;
-        }
-        /* A trailing ';' would end the DECLARE early. */
-        while (decl.len && strchr(" \t\r\n;", decl.data[decl.len - 1]))
-            decl.data[--decl.len] = '\0';
         PGresult *r = PQ.PQexecParams(q->conn, decl.data, q->rw.nplaceholders, NULL, q->values,
                                    q->lengths, NULL, 0);
         sf_buf_free(&decl);
@@ -442,19 +434,9 @@ static sf_status pg_count(sf_source *s, const char *const *values, uint64_t *row
 {
     pg_impl *q = IMPL(s);
     sf_buf sql;
-    sf_buf_init(&sql, s->cref.census, SF_MEM_SOURCE);
-    static const char head[] = "SELECT count(*) FROM (\n", tail[] = "\n) AS sqlfeed_count";
-    if (sf_buf_append(&sql, head, sizeof head - 1) != 0 ||
-        sf_buf_append(&sql, q->rw.sql, strlen(q->rw.sql)) != 0) {
-        sf_buf_free(&sql);
-        return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
-    }
-    while (sql.len && strchr(" \t\r\n;", sql.data[sql.len - 1]))
-        sql.data[--sql.len] = '\0';
-    if (sf_buf_append(&sql, tail, sizeof tail - 1) != 0) {
-        sf_buf_free(&sql);
-        return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
-    }
+    if (sf_sql_wrap(s->cref.census, SF_SQL_COUNT_HEAD, q->rw.sql, SF_SQL_COUNT_TAIL, &sql,
+                    &s->err) != SF_OK)
+        return SF_ERR_NOMEM;
     PGresult *r = PQ.PQexecParams(q->conn, sql.data, q->rw.nplaceholders, NULL, values, NULL, NULL, 0);
     sf_buf_free(&sql);
     sf_status st = SF_OK;

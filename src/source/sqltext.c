@@ -144,6 +144,10 @@ sf_status sf_sql_rewrite_params(sf_census *c, sf_sql_dialect d, const char *sql,
         p = next;
     }
     FLUSH(p);
+    /* One statement: a trailing ';' (and blanks) would end a wrapper such as
+     * DECLARE ... FOR (...) or SELECT count(*) FROM (...) early. */
+    while (out.len && strchr(" \t\r\n\f\v;", out.data[out.len - 1]))
+        out.data[--out.len] = '\0';
     rw->sql = out.data ? out.data : sf_strdup(c, SF_MEM_SOURCE, "");
     if (!rw->sql)
         st = sf_fail(err, SF_ERR_NOMEM, "out of memory");
@@ -153,6 +157,18 @@ done:
     sf_sql_rewrite_free(c, rw);
     return st;
 #undef FLUSH
+}
+
+sf_status sf_sql_wrap(sf_census *c, const char *head, const char *sql, const char *tail,
+                      sf_buf *out, sf_errbuf *err)
+{
+    sf_buf_init(out, c, SF_MEM_SOURCE);
+    if (sf_buf_append(out, head, strlen(head)) != 0 || sf_buf_append(out, sql, strlen(sql)) != 0 ||
+        sf_buf_append(out, tail, strlen(tail)) != 0) {
+        sf_buf_free(out);
+        return sf_fail(err, SF_ERR_NOMEM, "out of memory");
+    }
+    return SF_OK;
 }
 
 void sf_sql_rewrite_free(sf_census *c, sf_sql_rewrite *rw)

@@ -28,6 +28,14 @@ sf_status sf_sql_rewrite_params(sf_census *c, sf_sql_dialect d, const char *sql,
                                 sf_sql_rewrite *out, sf_errbuf *err);
 void sf_sql_rewrite_free(sf_census *c, sf_sql_rewrite *rw);
 
+/* head + sql + tail into *out (census memory); e.g. the count query
+ * SF_SQL_COUNT_HEAD + rw.sql + SF_SQL_COUNT_TAIL. The rewritten text has no
+ * trailing ';', so it can be wrapped as it is. */
+#define SF_SQL_COUNT_HEAD "SELECT count(*) FROM (\n"
+#define SF_SQL_COUNT_TAIL "\n) AS sqlfeed_count"
+sf_status sf_sql_wrap(sf_census *c, const char *head, const char *sql, const char *tail,
+                      sf_buf *out, sf_errbuf *err);
+
 /* Copies url into buf with any password replaced by "***" (user:pw@host in
  * a URL, password=... in a conninfo string). */
 void sf_mask_secret(const char *url, char *buf, size_t n);
