@@ -257,14 +257,17 @@ mysql_admin() {
     MYSQL_PWD=${userpass#*:} mariadb -u "${userpass%%:*}" -h "${host%%:*}" -P "${host##*:}" \
         --protocol=tcp -N -B "$db" -e "$1"
 }
-pgq="SELECT g AS v FROM generate_series(1, 100000000) g"
+# (a set-returning function in the select list streams; in FROM it is
+# materialised before the first row)
+pgq="SELECT generate_series(1, 100000000) AS v"
 myq="SELECT seq AS v FROM seq_1_to_100000000"
 # hung KIND HOW: a render from KIND whose server stops answering mid-stream;
-# HOW is "signal" (SIGTERM to sqlfeed) or "timeout" (--timeout 2)
+# HOW is "signal" (SIGTERM to sqlfeed) or "timeout" (--timeout 3)
 hung() {
     local k=$1 how=$2 url q pid victim extra=() want re
     if [ "$k" = pg ]; then url=$PG q=$pgq; else url=$MY q=$myq; fi
-    [ "$how" = timeout ] && extra=(--timeout 2)
+    # The server is stopped long before its own statement_timeout would fire.
+    [ "$how" = timeout ] && extra=(--timeout 3)
     prev
     launch --db "$url" --query "$q" --template "$T/v.mustache" "${extra[@]}"
     if ! wait_writing $pid; then
@@ -272,7 +275,7 @@ hung() {
         fail "fault: $k: hung server ($how)" "the render did not start writing: $(head -c 300 "$T/err")"; return
     fi
     if [ "$k" = pg ]; then
-        victim=$(pgsql "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT g AS v FROM generate_series%' AND pid <> pg_backend_pid()" | head -1)
+        victim=$(pgsql "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT generate_series(1, 100000000)%' AND pid <> pg_backend_pid()" | head -1)
     else
         victim=$(head -n 1 "$SQLFEED_SERVERS_DIR/my.pid" 2>/dev/null)
     fi
@@ -289,7 +292,7 @@ hung() {
     fi
     wait_end $pid "$BOUND"
     kill -CONT "$victim"; STOPPED=""
-    row "$k: hung server (kill -STOP), $([ "$how" = signal ] && echo "SIGTERM ends the run within $BOUND s" || echo "--timeout 2 ends the run within $BOUND s")" "$want" "$re"
+    row "$k: hung server (kill -STOP), $([ "$how" = signal ] && echo "SIGTERM ends the run within $BOUND s" || echo "--timeout 3 ends the run within $BOUND s")" "$want" "$re"
 }
 killed() {
     local k=$1 url q pid
@@ -301,7 +304,7 @@ killed() {
         fail "fault: $k: backend killed" "the render did not start writing: $(head -c 300 "$T/err")"; return
     fi
     if [ "$k" = pg ]; then
-        kill -KILL "$(pgsql "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT g AS v FROM generate_series%' AND pid <> pg_backend_pid()" | head -1)"
+        kill -KILL "$(pgsql "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT generate_series(1, 100000000)%' AND pid <> pg_backend_pid()" | head -1)"
     else
         for id in $(mysql_admin "SELECT id FROM information_schema.processlist WHERE info LIKE 'SELECT seq AS v%'"); do
             mysql_admin "KILL $id" >/dev/null
