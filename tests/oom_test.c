@@ -237,6 +237,35 @@ out:
     sf_census_free(c);
 }
 
+/* The hook's own contract: exactly n succeed, reallocations count, it stays
+ * failing, SF_CENSUS_FAIL_NEVER disarms. */
+static void test_hook(void)
+{
+    sf_census *c = sf_census_create();
+    sf_census_fail_after(c, 2);
+    void *a = sf_census_malloc(c, SF_MEM_OTHER, 10);
+    void *b = sf_census_realloc(c, SF_MEM_OTHER, a, 20);
+    void *d = sf_census_malloc(c, SF_MEM_OTHER, 10);
+    void *e = sf_census_realloc(c, SF_MEM_OTHER, b, 40);
+    void *f = sf_census_malloc(c, SF_MEM_OTHER, 1);
+    check(a && b && !d && !e && !f && sf_census_live_bytes(c) == 20,
+          "oom hook: the first 2 allocations succeed (a realloc is one), every later one fails",
+          "%p %p %p %p %p, %llu live", a, b, d, e, f,
+          (unsigned long long)sf_census_live_bytes(c));
+    sf_census_fail_after(c, SF_CENSUS_FAIL_NEVER);
+    void *g = sf_census_malloc(c, SF_MEM_OTHER, 1);
+    check(g != NULL, "oom hook: SF_CENSUS_FAIL_NEVER disarms it", "%p", g);
+    sf_census_fail_after(c, 0);
+    sf_template *t = sf_template_create(c, SF_TEMPLATE_XML);
+    check(t == NULL, "oom hook: n = 0 fails the first allocation (a handle)", "%p", (void *)t);
+    sf_census_dealloc(c, b);
+    sf_census_dealloc(c, g);
+    check(sf_census_live_bytes(c) == 0, "oom hook: failed allocations count nothing", "%llu",
+          (unsigned long long)sf_census_live_bytes(c));
+    sf_census_free(c);
+    sf_census_fail_after(NULL, 0); /* accepts NULL */
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -259,6 +288,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "oom_test: cannot set up %s\n", dir);
         return 2;
     }
+
+    test_hook();
 
     /* The reference: the same run with nothing failing. */
     outcome o;
