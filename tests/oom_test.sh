@@ -119,7 +119,7 @@ fi
 # The library-level loop.
 if [ -x "$B/tests/oom_test" ]; then
     mkdir -p "$T/lib"
-    "$B/tests/oom_test" "$T/lib" "$T/jobs.db"
+    "$B/tests/oom_test" "$T/lib"
 else
     fail "oom lib" "$B/tests/oom_test is not built"
 fi
