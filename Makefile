@@ -29,6 +29,7 @@ TEMPLATES := $(sort $(wildcard templates/*.mustache))
 LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(patsubst $(BUILD)/%,%,$(LIB_SRC)))
 CLI_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC))
 TESTS   := $(BUILD)/tests/unit_test $(BUILD)/tests/spec_test $(BUILD)/tests/hostile_test \
+           $(BUILD)/tests/oom_test \
            $(BUILD)/tests/inject.so $(BUILD)/examples/render_feed
 
 .PHONY: all check test spec demo bench deps install clean asan

@@ -1,4 +1,5 @@
 /* main.c: sqlfeed's entry point: the subcommand table and the help. */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -130,6 +131,20 @@ int main(int argc, char **argv)
     if (!cli_census || (!cli_census_off && cli_route_sqlite(cli_census) != 0)) {
         cli_error("cannot set up the memory census");
         return EXIT_FAILURE_OTHER;
+    }
+    /* SQLFEED_FAIL_ALLOC_AFTER=N, a testing aid (docs/testing.md): the
+     * census's allocations after the first N fail, as when memory runs out. */
+    const char *fail = getenv("SQLFEED_FAIL_ALLOC_AFTER");
+    if (fail && *fail) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(fail, &end, 10);
+        if (errno || *end || *fail < '0' || *fail > '9') {
+            cli_error("SQLFEED_FAIL_ALLOC_AFTER must be a number of allocations, got '%s'", fail);
+            sf_census_free(cli_census);
+            return EXIT_USAGE;
+        }
+        sf_census_fail_after(cli_census, (uint64_t)n);
     }
     int rc = dispatch(argc, argv);
     if (!cli_census_off)

@@ -504,6 +504,11 @@ int cmd_render(int argc, char **argv)
             *eq = '\0';
             sf_status st = sf_render_set_param(r, optarg, eq + 1);
             *eq = '=';
+            if (st == SF_ERR_NOMEM) {
+                cli_error("--param: %s", sf_render_errmsg(r));
+                rc = EXIT_FAILURE_OTHER;
+                goto done;
+            }
             if (st != SF_OK) {
                 rc = cli_usage("render", "--param: %s", sf_render_errmsg(r));
                 goto done;

@@ -115,6 +115,18 @@ void *sf_census_realloc(sf_census *census, sf_mem_type type, void *p, size_t n);
 void sf_census_dealloc(sf_census *census, void *p);
 size_t sf_census_block_size(const void *p);
 
+/* A testing aid, as expat's allocation tests use: from now on the first `n`
+ * allocations through `census` succeed and every later one fails, as when
+ * memory runs out. Counts each allocation and reallocation of every handle
+ * on the census and of sf_census_malloc()/sf_census_realloc() (so SQLite's
+ * memory too, when routed there). A test loops n = 0, 1, 2, ... until the
+ * operation succeeds, checking each failure is clean (SF_ERR_NOMEM, a
+ * message, nothing leaked). SF_CENSUS_FAIL_NEVER disarms it (the default).
+ * Costs one predictable branch per allocation; the census's own thread only.
+ * The command arms it from SQLFEED_FAIL_ALLOC_AFTER=N. */
+#define SF_CENSUS_FAIL_NEVER UINT64_MAX
+void sf_census_fail_after(sf_census *census, uint64_t n);
+
 /* The verdict on whether memory grows with the rows, from samples of
  * (rows done, bytes) taken during a run. The first 20 % of the rows are a
  * warm-up and left out; a least-squares line through the rest gives the

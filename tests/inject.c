@@ -1,17 +1,43 @@
 /* inject.c: an LD_PRELOAD shim that makes output calls fail on demand, so
- * the tests can prove what a full disk or an I/O error does. It acts only on
- * descriptors whose file name contains ".sqlfeed-" (sqlfeed's temporary
- * files), so everything else the process writes is untouched.
+ * the tests can prove what a full disk, an I/O error or a failed rename does.
+ * It acts only on sqlfeed's temporary files (a descriptor or path whose name
+ * contains ".sqlfeed-") and, for the directory sync, on directories, so
+ * everything else the process reads and writes is untouched.
  *   SQLFEED_INJECT_ENOSPC_AFTER=N   write() fails with ENOSPC once N bytes
- *                                   went to temporary files
- *   SQLFEED_INJECT_FSYNC_EIO=1      fsync() of a temporary file fails with EIO
+ *                                   went to temporary files (a short write
+ *                                   first, as a full disk gives)
+ *   SQLFEED_INJECT_EIO_AFTER=N      the same with EIO (a failing disk)
+ *   SQLFEED_INJECT_EFBIG_AFTER=N    the same with EFBIG (a file-size limit
+ *                                   with SIGXFSZ ignored)
+ *   SQLFEED_INJECT_CREATE_FAIL=1    creating a temporary file fails (EACCES)
+ *   SQLFEED_INJECT_FSYNC_EIO=1      fsync()/fdatasync() of a temporary file
+ *                                   fails with EIO
+ *   SQLFEED_INJECT_CLOSE_EIO=1      close() of a temporary file fails with
+ *                                   EIO (NFS reports late write errors there);
+ *                                   the descriptor is closed all the same
+ *   SQLFEED_INJECT_RENAME_FAIL=1    rename()/renameat()/renameat2() of a
+ *                                   temporary file fails with EIO
+ *   SQLFEED_INJECT_DIRSYNC_EIO=1    fsync() of a directory fails with EIO
  * Test-only; not part of the library. */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+/* The real function `name`, looked up once. */
+#define REAL(type, name, args)                                                 \
+    static type(*real_##name) args;                                            \
+    if (!real_##name)                                                          \
+        *(void **)&real_##name = dlsym(RTLD_NEXT, #name)
+
+static int is_temp_path(const char *path) { return path && strstr(path, ".sqlfeed-") != NULL; }
 
 static int is_temp(int fd)
 {
@@ -21,41 +47,194 @@ static int is_temp(int fd)
     if (n <= 0)
         return 0;
     path[n] = '\0';
-    return strstr(path, ".sqlfeed-") != NULL;
+    return is_temp_path(path);
 }
 
+static int is_dir(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int flag(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+/* Bytes written to temporary files so far, for the *_AFTER limits. */
 static size_t written;
+
+/* How many of `count` bytes may go to a temporary file before the first
+ * armed write limit; sets *err to its errno. SIZE_MAX: no limit armed. */
+static size_t allowance(size_t count, int *err)
+{
+    static const struct {
+        const char *var;
+        int err;
+    } limits[] = {
+        {"SQLFEED_INJECT_ENOSPC_AFTER", ENOSPC},
+        {"SQLFEED_INJECT_EIO_AFTER", EIO},
+        {"SQLFEED_INJECT_EFBIG_AFTER", EFBIG},
+    };
+    size_t allow = (size_t)-1;
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        const char *v = getenv(limits[i].var);
+        if (!v || !*v)
+            continue;
+        size_t limit = (size_t)strtoull(v, NULL, 10);
+        size_t left = written >= limit ? 0 : limit - written;
+        if (left < allow) {
+            allow = left;
+            *err = limits[i].err;
+        }
+    }
+    return allow == (size_t)-1 ? allow : (count < allow ? count : allow);
+}
 
 ssize_t write(int fd, const void *buf, size_t count)
 {
-    static ssize_t (*real_write)(int, const void *, size_t);
-    if (!real_write)
-        *(void **)&real_write = dlsym(RTLD_NEXT, "write");
-    const char *after = getenv("SQLFEED_INJECT_ENOSPC_AFTER");
-    if (after && is_temp(fd)) {
-        size_t limit = (size_t)strtoull(after, NULL, 10);
-        if (written >= limit) {
-            errno = ENOSPC;
+    REAL(ssize_t, write, (int, const void *, size_t));
+    int err = 0;
+    size_t allow;
+    if (count && (allow = allowance(count, &err)) != (size_t)-1 && is_temp(fd)) {
+        if (allow == 0) {
+            errno = err;
             return -1;
         }
-        if (count > limit - written)
-            count = limit - written; /* a short write first, as a full disk gives */
-        ssize_t w = real_write(fd, buf, count);
+        ssize_t w = real_write(fd, buf, allow);
         if (w > 0)
             written += (size_t)w;
         return w;
     }
-    return real_write(fd, buf, count);
+    ssize_t w = real_write(fd, buf, count);
+    if (w > 0 && allowance(1, &err) != (size_t)-1 && is_temp(fd))
+        written += (size_t)w;
+    return w;
+}
+
+ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
+{
+    REAL(ssize_t, writev, (int, const struct iovec *, int));
+    int err = 0;
+    if (allowance(1, &err) != (size_t)-1 && is_temp(fd)) {
+        /* One buffer at a time through write(), so the limits apply. */
+        ssize_t total = 0;
+        for (int i = 0; i < iovcnt; i++) {
+            ssize_t w = write(fd, iov[i].iov_base, iov[i].iov_len);
+            if (w < 0)
+                return total ? total : -1;
+            total += w;
+            if ((size_t)w < iov[i].iov_len)
+                break;
+        }
+        return total;
+    }
+    return real_writev(fd, iov, iovcnt);
+}
+
+static int fail_sync(int fd)
+{
+    return (flag("SQLFEED_INJECT_FSYNC_EIO") && is_temp(fd)) ||
+           (flag("SQLFEED_INJECT_DIRSYNC_EIO") && is_dir(fd));
 }
 
 int fsync(int fd)
 {
-    static int (*real_fsync)(int);
-    if (!real_fsync)
-        *(void **)&real_fsync = dlsym(RTLD_NEXT, "fsync");
-    if (getenv("SQLFEED_INJECT_FSYNC_EIO") && is_temp(fd)) {
+    REAL(int, fsync, (int));
+    if (fail_sync(fd)) {
         errno = EIO;
         return -1;
     }
     return real_fsync(fd);
+}
+
+int fdatasync(int fd)
+{
+    REAL(int, fdatasync, (int));
+    if (fail_sync(fd)) {
+        errno = EIO;
+        return -1;
+    }
+    return real_fdatasync(fd);
+}
+
+int close(int fd)
+{
+    REAL(int, close, (int));
+    if (flag("SQLFEED_INJECT_CLOSE_EIO") && is_temp(fd)) {
+        real_close(fd);
+        errno = EIO;
+        return -1;
+    }
+    return real_close(fd);
+}
+
+int rename(const char *from, const char *to)
+{
+    REAL(int, rename, (const char *, const char *));
+    if (flag("SQLFEED_INJECT_RENAME_FAIL") && is_temp_path(from)) {
+        errno = EIO;
+        return -1;
+    }
+    return real_rename(from, to);
+}
+
+int renameat(int fromfd, const char *from, int tofd, const char *to)
+{
+    REAL(int, renameat, (int, const char *, int, const char *));
+    if (flag("SQLFEED_INJECT_RENAME_FAIL") && is_temp_path(from)) {
+        errno = EIO;
+        return -1;
+    }
+    return real_renameat(fromfd, from, tofd, to);
+}
+
+int renameat2(int fromfd, const char *from, int tofd, const char *to, unsigned int flags)
+{
+    REAL(int, renameat2, (int, const char *, int, const char *, unsigned int));
+    if (flag("SQLFEED_INJECT_RENAME_FAIL") && is_temp_path(from)) {
+        errno = EIO;
+        return -1;
+    }
+    return real_renameat2(fromfd, from, tofd, to, flags);
+}
+
+static int fail_create(const char *path, int flags)
+{
+    return (flags & O_CREAT) && flag("SQLFEED_INJECT_CREATE_FAIL") && is_temp_path(path);
+}
+
+int open(const char *path, int flags, ...)
+{
+    REAL(int, open, (const char *, int, ...));
+    mode_t mode = 0;
+    if (flags & (O_CREAT | __O_TMPFILE)) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = (mode_t)va_arg(ap, int);
+        va_end(ap);
+    }
+    if (fail_create(path, flags)) {
+        errno = EACCES;
+        return -1;
+    }
+    return real_open(path, flags, mode);
+}
+
+int openat(int dirfd, const char *path, int flags, ...)
+{
+    REAL(int, openat, (int, const char *, int, ...));
+    mode_t mode = 0;
+    if (flags & (O_CREAT | __O_TMPFILE)) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = (mode_t)va_arg(ap, int);
+        va_end(ap);
+    }
+    if (fail_create(path, flags)) {
+        errno = EACCES;
+        return -1;
+    }
+    return real_openat(dirfd, path, flags, mode);
 }

@@ -37,6 +37,10 @@ struct sf_census {
     counter peak[SF_MEM_TYPE_COUNT];
     counter allocs[SF_MEM_TYPE_COUNT];
     counter total, total_peak;
+    /* sf_census_fail_after(): while armed, allocations that still succeed.
+     * Touched only by the census's own (allocating) thread. */
+    uint64_t fail_left;
+    int fail_armed;
 };
 
 static inline uint64_t get(const counter *c) { return atomic_load_explicit(c, memory_order_relaxed); }
@@ -71,9 +75,29 @@ static void census_sub(sf_census *c, sf_mem_type t, uint64_t n)
     set(&c->total, get(&c->total) - n);
 }
 
+/* The testing aid of sf_census_fail_after(): 1 when this allocation must
+ * fail. Every allocation and reallocation asks, once. */
+static inline int fail_now(sf_census *c)
+{
+    if (SF_LIKELY(!c->fail_armed))
+        return 0;
+    if (c->fail_left == 0)
+        return 1;
+    c->fail_left--;
+    return 0;
+}
+
+void sf_census_fail_after(sf_census *c, uint64_t n)
+{
+    if (!c)
+        return;
+    c->fail_armed = n != SF_CENSUS_FAIL_NEVER;
+    c->fail_left = n;
+}
+
 void *sf_alloc(sf_census *c, sf_mem_type type, size_t n)
 {
-    if (n > SIZE_MAX - sizeof(sf_block_head))
+    if (n > SIZE_MAX - sizeof(sf_block_head) || fail_now(c))
         return NULL;
     sf_block_head *b = malloc(sizeof *b + n);
     if (!b)
@@ -99,7 +123,7 @@ void *sf_realloc(sf_census *c, sf_mem_type type, void *p, size_t n)
 {
     if (!p)
         return sf_alloc(c, type, n);
-    if (n > SIZE_MAX - sizeof(sf_block_head))
+    if (n > SIZE_MAX - sizeof(sf_block_head) || fail_now(c))
         return NULL;
     sf_block_head *old = (sf_block_head *)p - 1;
     uint64_t oldsize = old->h.size;

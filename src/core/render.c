@@ -215,7 +215,7 @@ static int rows_item(void *obj, size_t idx, sf_val *out)
         int rc = sf_source_next(r->src);
         if (rc < 0) {
             int c = atomic_load(&r->cancel);
-            r->fail = sf_fail(&r->err, c ? SF_ERR_CANCELLED : SF_ERR_SOURCE,
+            r->fail = sf_fail(&r->err, c ? SF_ERR_CANCELLED : sf_source_row_status(r->src),
                               "%s at row %llu: %s", c ? "cancelled" : "query failed",
                               (unsigned long long)sf_render_rows(r) + 1, sf_source_errmsg(r->src));
             return -1;
@@ -371,8 +371,9 @@ static sf_status run(sf_render *r, sf_output *out)
     int rc = sf_source_next(r->src);
     if (rc < 0) {
         int c = atomic_load(&r->cancel);
-        return sf_fail(&r->err, c ? SF_ERR_CANCELLED : SF_ERR_SOURCE, "%s at row 1: %s",
-                       c ? "cancelled" : "query failed", sf_source_errmsg(r->src));
+        return sf_fail(&r->err, c ? SF_ERR_CANCELLED : sf_source_row_status(r->src),
+                       "%s at row 1: %s", c ? "cancelled" : "query failed",
+                       sf_source_errmsg(r->src));
     }
     r->has_row = rc;
 

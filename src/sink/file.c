@@ -163,10 +163,12 @@ static sf_status create_temp(file_sink *f)
     f->dir = slash ? sf_strndup(cs, SF_MEM_SINK, f->path, slash == f->path ? 1
                                                              : (size_t)(slash - f->path))
                    : sf_strdup(cs, SF_MEM_SINK, ".");
+    if (!f->dir)
+        return sf_fail(&f->base.out->err, SF_ERR_NOMEM, "out of memory opening %s", f->path);
     size_t n = strlen(f->dir) + strlen(base) + 40;
     f->tmp = sf_alloc(cs, SF_MEM_SINK, n);
-    if (!f->dir || !f->tmp)
-        return sf_fail(&f->base.out->err, SF_ERR_NOMEM, "out of memory");
+    if (!f->tmp)
+        return sf_fail(&f->base.out->err, SF_ERR_NOMEM, "out of memory opening %s", f->path);
     for (int tries = 0; tries < 100; tries++) {
         snprintf(f->tmp, n, "%s/.%s.sqlfeed-%08llx", f->dir, base,
                  (unsigned long long)(random_u64() & 0xffffffffu));

@@ -20,7 +20,8 @@ typedef struct sf_source_vt {
      * the value stays valid until the rows are done. */
     sf_status (*bind)(sf_source *s, int i, const char *value, size_t len);
     /* Starts the query if needed and moves to the next row: 1 a row, 0 no
-     * more, -1 error (message in s->err, without a row number). */
+     * more, -1 error (message in s->err, without a row number; s->row_fail
+     * set to SF_ERR_NOMEM when memory ran out, else left alone). */
     int (*next_row)(sf_source *s);
     /* Column i of the current row, valid until the next next_row. */
     void (*column)(sf_source *s, int i, sf_val *out);
@@ -50,6 +51,7 @@ struct sf_source {
     int nparams;
     char **paramnames;
     int prepared;
+    sf_status row_fail; /* next_row's -1: SF_ERR_NOMEM, or SF_OK: SF_ERR_SOURCE */
 };
 
 extern const sf_source_vt sf_source_sqlite;
@@ -66,6 +68,11 @@ int sf_source_param_count(const sf_source *s);
 const char *sf_source_param_name(const sf_source *s, int i);
 sf_status sf_source_bind(sf_source *s, int i, const char *value, size_t len);
 static inline int sf_source_next(sf_source *s) { return s->vt->next_row(s); }
+/* The status of next_row's last -1: SF_ERR_SOURCE unless memory ran out. */
+static inline sf_status sf_source_row_status(const sf_source *s)
+{
+    return s->row_fail == SF_ERR_NOMEM ? SF_ERR_NOMEM : SF_ERR_SOURCE;
+}
 static inline void sf_source_column(sf_source *s, int i, sf_val *out)
 {
     s->vt->column(s, i, out);

@@ -14,6 +14,14 @@ typedef struct sqlite_impl {
 
 #define IMPL(s) ((sqlite_impl *)(s)->impl)
 
+/* The status of a failed SQLite call: running out of memory (SQLite's
+ * allocations go through the census when the program routes them there) is
+ * SF_ERR_NOMEM, as anywhere else in the library, not a database error. */
+static sf_status sq_status(int rc)
+{
+    return (rc & 0xff) == SQLITE_NOMEM ? SF_ERR_NOMEM : SF_ERR_SOURCE;
+}
+
 static int sq_accepts(const char *db)
 {
     return strstr(db, "://") == NULL || strncmp(db, "file:", 5) == 0;
@@ -29,7 +37,7 @@ static sf_status sq_open(sf_source *s, const char *db)
     int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX;
     int rc = sqlite3_open_v2(db, &q->db, flags, NULL);
     if (rc != SQLITE_OK)
-        return sf_fail(&s->err, SF_ERR_SOURCE, "cannot open database %s: %s", db,
+        return sf_fail(&s->err, sq_status(rc), "cannot open database %s: %s", db,
                        q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
     sqlite3_extended_result_codes(q->db, 1);
     /* A writer holding a lock briefly should not fail a nightly job. */
@@ -39,22 +47,24 @@ static sf_status sq_open(sf_source *s, const char *db)
     char *err = NULL;
     rc = sqlite3_exec(q->db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, &err);
     if (rc != SQLITE_OK) {
-        sf_fail(&s->err, SF_ERR_SOURCE, "cannot read database %s: %s", db,
+        sf_fail(&s->err, sq_status(rc), "cannot read database %s: %s", db,
                 err ? err : sqlite3_errmsg(q->db));
         sqlite3_free(err);
-        return SF_ERR_SOURCE;
+        return sq_status(rc);
     }
     return SF_OK;
 }
 
-/* Whether sql[0..) holds nothing but blanks, semicolons and comments. */
+/* Whether sql[0..) holds nothing but blanks, semicolons and comments: 1
+ * yes, 0 no, -1 out of memory. */
 static int only_trailer(sqlite3 *db, const char *sql)
 {
     while (*sql) {
         sqlite3_stmt *st = NULL;
         const char *tail = NULL;
-        if (sqlite3_prepare_v2(db, sql, -1, &st, &tail) != SQLITE_OK)
-            return 0;
+        int rc = sqlite3_prepare_v2(db, sql, -1, &st, &tail);
+        if (rc != SQLITE_OK)
+            return sq_status(rc) == SF_ERR_NOMEM ? -1 : 0;
         if (st) {
             sqlite3_finalize(st);
             return 0;
@@ -74,10 +84,13 @@ static sf_status sq_prepare(sf_source *s, const char *sql)
     const char *tail = NULL;
     int rc = sqlite3_prepare_v3(q->db, sql, -1, 0, &q->stmt, &tail);
     if (rc != SQLITE_OK)
-        return sf_fail(&s->err, SF_ERR_SOURCE, "query: %s", sqlite3_errmsg(q->db));
+        return sf_fail(&s->err, sq_status(rc), "query: %s", sqlite3_errmsg(q->db));
     if (!q->stmt)
         return sf_fail(&s->err, SF_ERR_SOURCE, "query is empty");
-    if (tail && !only_trailer(q->db, tail))
+    int trailer = tail ? only_trailer(q->db, tail) : 1;
+    if (trailer < 0)
+        return sf_fail(&s->err, SF_ERR_NOMEM, "query: out of memory");
+    if (!trailer)
         return sf_fail(&s->err, SF_ERR_SOURCE,
                        "query holds more than one statement; give exactly one SELECT");
     if (!sqlite3_stmt_readonly(q->stmt))
@@ -113,7 +126,7 @@ static sf_status sq_bind(sf_source *s, int i, const char *value, size_t len)
                        s->paramnames[i]);
     int rc = sqlite3_bind_text(q->stmt, i + 1, value, (int)len, SQLITE_STATIC);
     if (rc != SQLITE_OK)
-        return sf_fail(&s->err, SF_ERR_SOURCE, "binding :%s: %s", s->paramnames[i],
+        return sf_fail(&s->err, sq_status(rc), "binding :%s: %s", s->paramnames[i],
                        sqlite3_errmsg(q->db));
     return SF_OK;
 }
@@ -126,7 +139,7 @@ static int sq_next(sf_source *s)
         return 1;
     if (rc == SQLITE_DONE)
         return 0;
-    sf_fail(&s->err, SF_ERR_SOURCE, "sqlite: %s", sqlite3_errmsg(q->db));
+    s->row_fail = sf_fail(&s->err, sq_status(rc), "sqlite: %s", sqlite3_errmsg(q->db));
     return -1;
 }
 
@@ -208,9 +221,9 @@ static sf_status sq_count(sf_source *s, const char *const *values, uint64_t *row
         sqlite3_finalize(st);
         return SF_OK;
     }
-    sf_fail(&s->err, SF_ERR_SOURCE, "sqlite: %s", sqlite3_errmsg(q->db));
+    sf_status fail = sf_fail(&s->err, sq_status(rc), "sqlite: %s", sqlite3_errmsg(q->db));
     sqlite3_finalize(st);
-    return SF_ERR_SOURCE;
+    return fail;
 }
 
 static void sq_interrupt(sf_source *s)

@@ -272,8 +272,8 @@ static int read_file(sf_census *cs, const char *path, char **out, size_t *len)
     return 1;
 }
 
-/* The source of partial `name`, as census memory; 1 found, 0 not, -1 error
- * (described in t->err). */
+/* The source of partial `name`, as census memory; 1 found, 0 not, -1 error,
+ * -2 out of memory (both described in t->err). */
 static int load_partial(compiler *c, const char *name, size_t pos, char **text, size_t *len)
 {
     sf_template *t = c->t;
@@ -286,6 +286,10 @@ static int load_partial(compiler *c, const char *name, size_t pos, char **text, 
             return -1;
         }
         int rc = read_file(cs, path, text, len);
+        if (rc < 0 && errno == ENOMEM) {
+            sf_fail(&t->err, SF_ERR_NOMEM, "out of memory reading partial %s", path);
+            return -2;
+        }
         if (rc < 0)
             cfail(c, pos, "cannot read partial %s: %s", path, strerror(errno));
         return rc;
@@ -303,7 +307,7 @@ static int load_partial(compiler *c, const char *name, size_t pos, char **text, 
     *text = sf_strndup(cs, SF_MEM_TEMPLATE, src, n);
     if (!*text) {
         nomem(t);
-        return -1;
+        return -2;
     }
     *len = n;
     return 1;
@@ -388,7 +392,7 @@ static sf_status partial_unit(compiler *c, const char *name, size_t nlen, const 
     size_t len;
     int rc = load_partial(c, namez, pos, &text, &len);
     if (rc < 0)
-        return t->err.msg[0] ? SF_ERR_TEMPLATE : nomem(t);
+        return rc == -2 ? SF_ERR_NOMEM : SF_ERR_TEMPLATE;
     if (rc == 0) {
         if (t->mode == SF_TEMPLATE_HTML) { /* the spec: a missing partial is empty */
             *idx = SF_NO_UNIT;
