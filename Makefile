@@ -113,7 +113,7 @@ $(BUILD)/tests/fuzz/replay_%: $(BUILD)/obj/tests/fuzz/replay.o $(BUILD)/obj/test
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(filter %.o,$^) $(BUILD)/libsqlfeed.a $(TEST_LDLIBS) -o $@
 
 # make fuzz: libFuzzer's main (clang -fsanitize=fuzzer), in its own BUILD.
-$(BUILD)/fuzz/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $$(FUZZ_EXTRA_$$*) $(BUILD)/libsqlfeed.a
+$(BUILD)/bin/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $$(FUZZ_EXTRA_$$*) $(BUILD)/libsqlfeed.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(FUZZ_LDFLAGS) $(filter %.o,$^) $(BUILD)/libsqlfeed.a $(TEST_LDLIBS) -o $@
 
@@ -149,7 +149,10 @@ fuzz: deps-fuzz
 	  FUZZ_LDFLAGS="-fsanitize=fuzzer $(FUZZ_SAN)" FUZZ_TARGETS="$(FUZZ_TARGETS)"
 	FUZZ_SECONDS=$(FUZZ_SECONDS) tools/fuzz.sh $(BUILD)/fuzz $(FUZZ_TARGETS)
 
-fuzz-build: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+fuzz-build: $(FUZZ_TARGETS:%=$(BUILD)/bin/fuzz_%)
+
+# Objects made only on the way to a program: keep them (no rebuild next time).
+.SECONDARY: $(FUZZ_NAMES:%=$(BUILD)/obj/tests/fuzz/fuzz_%.o) $(BUILD)/obj/tests/fuzz/replay.o
 
 demo: deps all
 	@mkdir -p $(BUILD)/demo

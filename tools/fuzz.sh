@@ -1,22 +1,22 @@
 #!/bin/bash
-# fuzz.sh BUILD NAME...: runs each libFuzzer target BUILD/fuzz/fuzz_NAME for
+# fuzz.sh BUILD NAME...: runs each libFuzzer target BUILD/bin/fuzz_NAME for
 # FUZZ_SECONDS (default 60) on a scratch copy of its corpus
 # (tests/fuzz/corpus/NAME/), in fork mode so that a crash is kept and the run
 # goes on. `make fuzz` builds the targets and calls this.
 #
 # Prints per target: seconds run, executions, crashes (and timeouts, OOMs)
 # found, and where the inputs that crashed are kept:
-#   BUILD/fuzz/out/NAME/crash-*  (also timeout-*, oom-*, leak-*)
-#   BUILD/fuzz/out/NAME/corpus/  the grown corpus (NOT added to tests/)
-#   BUILD/fuzz/out/NAME/log      libFuzzer's output
+#   BUILD/out/NAME/crash-*  (also timeout-*, oom-*, leak-*)
+#   BUILD/out/NAME/corpus/  the grown corpus (NOT added to tests/)
+#   BUILD/out/NAME/log      libFuzzer's output
 # Exit status 1 when any target found a crash, timeout or leak, 2 when one
 # could not run.
 #
 # A new input worth keeping (a crash once fixed, or one that reaches code the
 # corpus does not): minimise it and add it under a name that says what it is:
-#   BUILD/fuzz/fuzz_NAME -minimize_crash=1 -runs=10000 -exact_artifact_path=min CRASH
-#   (or, to shrink the grown corpus: BUILD/fuzz/fuzz_NAME -merge=1 NEWDIR
-#    tests/fuzz/corpus/NAME BUILD/fuzz/out/NAME/corpus, and review NEWDIR)
+#   BUILD/bin/fuzz_NAME -minimize_crash=1 -runs=10000 -exact_artifact_path=min CRASH
+#   (or, to shrink the grown corpus: BUILD/bin/fuzz_NAME -merge=1 NEWDIR
+#    tests/fuzz/corpus/NAME BUILD/out/NAME/corpus, and review NEWDIR)
 #   cp min tests/fuzz/corpus/NAME/regress-WHAT; make check replays it.
 set -u
 B=${1:?usage: fuzz.sh BUILD NAME...}
@@ -31,8 +31,8 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-}:print_stacktrace=1:halt_on_error=1
 status=0
 printf '%-12s %8s %12s %8s %8s %6s  %s\n' target seconds executions crashes timeouts ooms kept
 for name in "$@"; do
-    bin=$B/fuzz/fuzz_$name
-    out=$B/fuzz/out/$name
+    bin=$B/bin/fuzz_$name
+    out=$B/out/$name
     if [ ! -x "$bin" ]; then
         echo "fuzz: no $bin (make fuzz builds it)" >&2
         status=2
