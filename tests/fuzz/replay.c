@@ -10,6 +10,9 @@
  * when the target defines it (a weak reference: NULL otherwise). A target
  * reports a failure by aborting; replay exits 1 when an input cannot be read
  * and 0 after the last one, printing "replayed N inputs". */
+#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L /* fileno, scandir */
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
