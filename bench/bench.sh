@@ -45,7 +45,8 @@ note() { echo "bench: $*" >&2; }
 case $N in ''|*[!0-9]*|0) echo "bench: N must be a positive integer, not '$N'" >&2; usage ;; esac
 case $RUNS in ''|*[!0-9]*|0) echo "bench: RUNS must be a positive integer, not '$RUNS'" >&2; usage ;; esac
 
-[ -f "$SHARED/bench/programs.sh" ] || die "no $SHARED/bench/programs.sh (set SHARED=)"
+[ -f "$SHARED/bench/programs.sh" ] ||
+    die "the reference programs are not part of this repository and are not at $SHARED/bench/ (no programs.sh there): set SHARED=DIR to the tree that holds bench/programs.sh (make bench SHARED=DIR); make check does not need them"
 SHARED=$(cd "$SHARED" && pwd)
 [ -x /usr/bin/time ] || die "/usr/bin/time is missing (Debian package: time)"
 [ -x "$SQLFEED" ] || die "no executable sqlfeed at '$SQLFEED' (run make first, or set SQLFEED=)"

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "demo_db.h"
 
 static int is_builtin_name(const char *name)
 {
@@ -110,7 +111,7 @@ int cmd_demo_db(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     char err[512];
-    sf_status st = sf_demo_db_write(out, rows, seed, &demo_signal, err, sizeof err);
+    sf_status st = demo_db_write(out, rows, seed, &demo_signal, err, sizeof err);
     if (demo_signal) {
         cli_error("stopped by signal %d (%s); %s not written", (int)demo_signal,
                   strsignal(demo_signal), out);

@@ -29,7 +29,6 @@
 #ifndef SQLFEED_H
 #define SQLFEED_H
 
-#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -329,18 +328,6 @@ uint64_t sf_render_rows(const sf_render *r);
 sf_status sf_render_count(sf_render *r, sf_source *src, uint64_t *rows);
 
 const char *sf_render_errmsg(const sf_render *r);
-
-/* ------------------------------------------------------------------------ */
-/* Demo data.                                                               */
-
-/* Writes a new SQLite database at `path` (replacing it atomically) with the
- * jobs/companies schema of the reference dataset and `rows` job rows of
- * realistic text, deterministic for a given (rows, seed). When `cancel` is
- * not NULL and becomes non-zero (e.g. from a signal handler), stops with
- * SF_ERR_CANCELLED and removes the partial file. On failure writes a message
- * to errbuf (errlen bytes, may be 0). */
-sf_status sf_demo_db_write(const char *path, uint64_t rows, uint64_t seed,
-                           const volatile sig_atomic_t *cancel, char *errbuf, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -4,11 +4,11 @@
 # publish nothing (SQL error mid-stream, full disk, fsync error, SIGINT,
 # SIGTERM), file modes, stdout, and flat memory over rows.
 # Prints "PASS: name" / "FAIL: name: detail" / "SKIP: name: why".
-# Environment: SHARED (../shared), SANITIZED=1 under ASan (skips the RSS test).
+# Environment: SANITIZED=1 under ASan (skips the RSS test). The reference
+# programs and checker are in tests/ref/.
 set -u
 B=${1:?usage: cli_test.sh BUILD}
 SF=$B/sqlfeed
-SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/shared}
 PY=/usr/bin/python3
 T=$(mktemp -d /tmp/sqlfeed-cli.XXXXXX)
 trap 'rm -rf "$T"' EXIT
@@ -71,15 +71,16 @@ ok "demo-db has the rows" test "$(sqlite3 "$T/a.db" 'SELECT count(*) FROM jobs')
 # ---- the built-in templates ------------------------------------------------
 run "$SF" render --db "$DB" --template simplyhired -o "$T/sh.xml"
 expect "render simplyhired prints the summary" 0 "^sqlfeed: [0-9]+ rows, [0-9]+ bytes .* in [0-9.]+ s, [0-9]+ rows/s, peak RSS [0-9.]+ MiB, memory [a-z]+ .* -> $T/sh.xml$"
-$PY "$SHARED/bench/baselines/python_sax/write_feed.py" "$DB" "$T/ref.xml"
+REF=$(cd "$(dirname "$0")" && pwd)/ref # reference program and checker (tests/ref/README.md)
+$PY "$REF/python_sax_write_feed.py" "$DB" "$T/ref.xml"
 ok "simplyhired is byte-identical to python_sax (demo data)" cmp -s "$T/sh.xml" "$T/ref.xml"
 ok "simplyhired: xml_equal says equal (demo data)" \
-    sh -c "$PY '$SHARED/bench/xml_equal.py' '$T/sh.xml' '$T/ref.xml' | grep -q '^equal'"
-$PY "$SHARED/bench/make_jobs_db.py" --rows 3000 --out "$T/ref.db" >/dev/null 2>&1
-$PY "$SHARED/bench/baselines/python_sax/write_feed.py" "$T/ref.db" "$T/ref2.xml"
+    sh -c "$PY '$REF/xml_equal.py' '$T/sh.xml' '$T/ref.xml' | grep -q '^equal'"
+$PY "$REF/make_jobs_db.py" --rows 3000 --out "$T/ref.db" >/dev/null 2>&1
+$PY "$REF/python_sax_write_feed.py" "$T/ref.db" "$T/ref2.xml"
 run "$SF" render --db "$T/ref.db" --template simplyhired -o "$T/sh2.xml" --query "$DQ"
 ok "simplyhired: xml_equal says equal (DATASET.md data, DATASET.md query)" \
-    sh -c "$PY '$SHARED/bench/xml_equal.py' '$T/sh2.xml' '$T/ref2.xml' | grep -q '^equal'"
+    sh -c "$PY '$REF/xml_equal.py' '$T/sh2.xml' '$T/ref2.xml' | grep -q '^equal'"
 run "$SF" render --db "$DB" --template simplyhired -o - --quiet
 ok "-o - writes the same document to stdout" cmp -s "$T/out" "$T/sh.xml"
 ok "--quiet prints nothing" test ! -s "$T/err"

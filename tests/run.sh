@@ -5,8 +5,8 @@
 set -u
 B=${1:?usage: run.sh BUILD}
 HERE=$(cd "$(dirname "$0")" && pwd)
-SHARED=${SHARED:-$HERE/../../shared}
-export SHARED
+# Every suite reads only files of this repository (tests/data, tests/ref).
+unset SHARED
 S=$(mktemp -d /tmp/sqlfeed-test.XXXXXX)
 trap 'rm -rf "$S"' EXIT
 LOG=$S/log
@@ -26,13 +26,15 @@ suite() { # suite NAME CMD...: run one test program, keep its lines
 
 mkdir -p "$S/unit" "$S/hostile"
 suite unit "$B/tests/unit_test" "$S/unit"
-suite spec "$B/tests/spec_test" -v "$SHARED/mustache-spec"
+suite spec "$B/tests/spec_test" -v "$HERE/data/mustache-spec"
 suite hostile "$B/tests/hostile_test" "$B/sqlfeed" "$S/hostile"
 suite cli "$HERE/cli_test.sh" "$B"
 suite census "$HERE/census_test.sh" "$B"
 suite servers "$HERE/server_test.sh" "$B"
 suite oom "$HERE/oom_test.sh" "$B"
 suite fault "$HERE/fault_test.sh" "$B"
+suite fuzz-replay "$HERE/fuzz_replay.sh" "$B"
+suite build "$HERE/build_test.sh" "$B"
 # memcheck on the optimised build (the sanitized one has ASan instead)
 if [ "${SANITIZED:-0}" != 1 ]; then suite valgrind "$HERE/valgrind_test.sh" "$B"; fi
 

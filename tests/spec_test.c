@@ -1,4 +1,4 @@
-/* spec_test.c: runs the official Mustache spec (../shared/mustache-spec)
+/* spec_test.c: runs the official Mustache spec (tests/data/mustache-spec)
  * through the engine in its spec mode (SF_TEMPLATE_HTML) with JSON data.
  *   spec_test [-v] DIR [FILE.json...]   (default: the six core modules)
  * Prints "FILE: N passed, M failed" per file and "FAIL: ..." with the

@@ -5,7 +5,7 @@
 # Prints "PASS: name" / "FAIL: name: detail" / "SKIP: name: why".
 set -u
 B=${1:?usage: valgrind_test.sh BUILD}
-SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/shared}
+HERE=$(cd "$(dirname "$0")" && pwd)
 if ! command -v valgrind >/dev/null; then
     echo "SKIP: valgrind: not installed"
     exit 0
@@ -30,7 +30,7 @@ vg() { # vg NAME WANT_RC CMD...: memcheck-clean and exits WANT_RC
 mkdir -p "$T/unit"
 "$B/sqlfeed" demo-db --rows 300 -o "$T/v.db" 2>/dev/null
 vg "unit tests" 0 "$B/tests/unit_test" "$T/unit"
-vg "spec tests" 0 "$B/tests/spec_test" "$SHARED/mustache-spec"
+vg "spec tests" 0 "$B/tests/spec_test" "$HERE/data/mustache-spec"
 vg "render indeed" 0 "$B/sqlfeed" render --db "$T/v.db" --template indeed -o "$T/f.xml" \
     --param publisher=p --param publisherurl=u
 vg "render to stdout" 0 "$B/sqlfeed" render --db "$T/v.db" --template simplyhired -o - -q

@@ -1,17 +1,20 @@
 /*
- * demo.c: the demo database, a SQLite file with the jobs/companies schema of
- * the reference dataset (bench/DATASET.md) filled with realistic text.
+ * demo_db.c: the demo database (`sqlfeed demo-db`), a SQLite file with the
+ * jobs/companies schema of the reference dataset (bench/DATASET.md) filled
+ * with realistic text.
  *
  * The data follows bench/make_jobs_db.py in shape and proportions, not byte
  * for byte: the text is made here with our own PRNG (xoshiro256** seeded by
  * splitmix64), so a (rows, seed) pair gives the same file on every platform
  * that has the same SQLite version, with no dependency on libc's rand().
  *
- * This file allocates nothing itself: the library counts every allocation
- * through its census, and a generator that needs none keeps that promise
- * trivially. Each row is built in fixed stack buffers, and a company's name
- * is recomputed from (seed, company id) when a job needs it instead of being
- * kept in a table that would grow with the row count.
+ * It is part of the command, not of the library (a library user has no use
+ * for made-up job listings): it is linked into the CLI only and uses only the
+ * public header and SQLite. It allocates nothing itself; SQLite's allocations
+ * go through the command's census (cli/sqlite_mem.c), like a render's. Each
+ * row is built in fixed stack buffers, and a company's name is recomputed
+ * from (seed, company id) when a job needs it instead of being kept in a
+ * table that would grow with the row count.
  *
  * The file is built under a fresh temporary name next to `path` and renamed
  * over it only when complete and synced, so readers of `path` see either the
@@ -21,7 +24,7 @@
 #define _POSIX_C_SOURCE 200809L /* open, fsync, getpid, O_CLOEXEC */
 #endif
 
-#include "sqlfeed.h"
+#include "demo_db.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -962,8 +965,8 @@ static void demo_sync_dir(const char *path)
     }
 }
 
-sf_status sf_demo_db_write(const char *path, uint64_t rows, uint64_t seed,
-                           const volatile sig_atomic_t *cancel, char *errbuf, size_t errlen)
+sf_status demo_db_write(const char *path, uint64_t rows, uint64_t seed,
+                        const volatile sig_atomic_t *cancel, char *errbuf, size_t errlen)
 {
     char tmp[DEMO_PATH_MAX];
 
