@@ -30,6 +30,7 @@ LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(patsubst $(BUILD)/%,%,$(LIB_SRC)))
 CLI_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC))
 TESTS   := $(BUILD)/tests/unit_test $(BUILD)/tests/spec_test $(BUILD)/tests/hostile_test \
            $(BUILD)/tests/inject.so $(BUILD)/examples/render_feed
+TESTS   += $(BUILD)/tests/publish_alloc_test
 
 .PHONY: all check test spec demo bench deps install clean asan
 all: $(BUILD)/sqlfeed $(BUILD)/libsqlfeed.a
@@ -61,6 +62,12 @@ $(BUILD)/sqlfeed: $(CLI_OBJ) $(BUILD)/libsqlfeed.a
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libsqlfeed.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(ALL_CFLAGS) $< $(BUILD)/libsqlfeed.a $(TEST_LDLIBS) -o $@
+
+# Every allocation of the library can be made to fail (tests/publish_alloc_test.c).
+$(BUILD)/tests/publish_alloc_test: tests/publish_alloc_test.c $(BUILD)/libsqlfeed.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) $< $(BUILD)/libsqlfeed.a $(LDLIBS) \
+	  -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@
 
 $(BUILD)/tests/inject.so: tests/inject.c
 	@mkdir -p $(dir $@)
