@@ -30,6 +30,7 @@ suite spec "$B/tests/spec_test" -v "$SHARED/mustache-spec"
 suite hostile "$B/tests/hostile_test" "$B/sqlfeed" "$S/hostile"
 suite cli "$HERE/cli_test.sh" "$B"
 suite census "$HERE/census_test.sh" "$B"
+suite publish "$HERE/publish_test.sh" "$B"
 suite servers "$HERE/server_test.sh" "$B"
 # memcheck on the optimised build (the sanitized one has ASan instead)
 if [ "${SANITIZED:-0}" != 1 ]; then suite valgrind "$HERE/valgrind_test.sh" "$B"; fi
