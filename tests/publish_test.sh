@@ -179,7 +179,7 @@ for sig in $SIGS; do
         [ -n "$(find "$T" -maxdepth 1 -name '.keep.xml.sqlfeed-*' -size +1k)" ] && break
         sleep 0.02
     done
-    kill -s $sig $pid; wait $pid; rc=$?
+    kill -s $sig $pid; wait $pid 2>/dev/null; rc=$? # (bash's "Killed ..." notice: not ours)
     n=$(kill -l $sig 2>/dev/null || echo 0)
     [ "$n" = 0 ] && n=$(kill -l "SIG$sig")
     want=$((128 + n))
