@@ -49,6 +49,7 @@ FUZZ_REPLAY := $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz/replay_%)
 TESTS   := $(BUILD)/tests/unit_test $(BUILD)/tests/spec_test $(BUILD)/tests/hostile_test \
            $(BUILD)/tests/oom_test \
            $(BUILD)/tests/inject.so $(BUILD)/examples/render_feed $(FUZZ_REPLAY)
+TESTS   += $(BUILD)/tests/publish_alloc_test
 
 .PHONY: all check test spec fuzz fuzz-build demo bench deps deps-fuzz install clean
 all: $(BUILD)/sqlfeed $(BUILD)/libsqlfeed.a
@@ -91,6 +92,12 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libsqlfeed.a
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CPPFLAGS) $(DEPFLAGS) -MF $@.d -MT $@ $(ALL_CFLAGS) $< $(BUILD)/libsqlfeed.a \
 	  $(TEST_LDLIBS) -o $@
+
+# Every allocation of the library can be made to fail (tests/publish_alloc_test.c).
+$(BUILD)/tests/publish_alloc_test: tests/publish_alloc_test.c $(BUILD)/libsqlfeed.a
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) $< $(BUILD)/libsqlfeed.a $(LDLIBS) \
+	  -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@
 
 $(BUILD)/tests/inject.so: tests/inject.c
 	@mkdir -p $(dir $@)

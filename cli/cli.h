@@ -3,6 +3,8 @@
 #ifndef SQLFEED_CLI_H
 #define SQLFEED_CLI_H
 
+#include <signal.h>
+
 #include "sqlfeed.h"
 
 /* Exit statuses (documented in README.md and sqlfeed --help). */
@@ -38,5 +40,31 @@ int cli_exit_for(sf_status st);
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* After getopt_long returned '?': says what was wrong with `arg`. */
 int cli_bad_option(const char *cmd, const char *arg);
+
+/* Signals (cli/signals.c): every signal that would end the process instead
+ * cancels `r` (asynchronous ones) or removes the temporary file before dying
+ * (crashes). cli_signal_set() fills the asynchronous set: held while
+ * publishing, blocked in helper threads so blocking calls of the main
+ * thread see EINTR. */
+void cli_signals_install(sf_render *r);
+void cli_signals_forget_render(void);
+void cli_signal_set(sigset_t *set);
+int cli_signal_caught(void); /* the last signal caught, or 0 */
+/* The temporary file a crash must remove (copied; NULL: none). */
+void cli_signals_set_temp(const char *path);
+/* Dies by `sig` (its default action), so a parent sees 128+N. */
+void cli_reraise(int sig);
+
+/* Identity checks (cli/outputs.c): no output option may name an input or
+ * another output. Each file is (option, path); path "-" is standard output. */
+typedef struct cli_file {
+    const char *option; /* "-o", "--mem-log", "the query of --template" ... */
+    const char *path;
+} cli_file;
+/* 0 when every output differs from every input and from every other
+ * output; else prints the usage error naming both and returns EXIT_USAGE.
+ * `partials_dir` (may be NULL): where the template's partials are read. */
+int cli_check_files(const char *cmd, const cli_file *inputs, size_t ninputs,
+                    const cli_file *outputs, size_t noutputs, const char *partials_dir);
 
 #endif

@@ -33,7 +33,8 @@ static const char usage[] =
     "  1  other failure         4  database error (open, query, a row)\n"
     "  2  usage error           5  output error (create, write, sync, publish)\n"
     "                           6  --max-memory crossed\n"
-    "  128+N  stopped by signal N (130 SIGINT, 143 SIGTERM); nothing is published\n";
+    "  128+N  stopped by signal N (130 SIGINT, 143 SIGTERM, any signal that would\n"
+    "         end the process); nothing is published\n";
 
 void cli_error(const char *fmt, ...)
 {

@@ -82,11 +82,27 @@ uint64_t current_rss(void)
     return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
-static uint64_t peak_rss(void)
+/* This process's own high-water mark (VmHWM). Not getrusage's ru_maxrss:
+ * that one survives execve, so a render started by a 300 MB Python process
+ * would report, and be budgeted on, the parent's peak. */
+uint64_t peak_rss(void)
 {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (uint64_t)ru.ru_maxrss * 1024;
+    char buf[2048];
+    uint64_t cur = current_rss();
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return cur;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return cur;
+    buf[n] = '\0';
+    const char *p = strstr(buf, "\nVmHWM:");
+    unsigned long long kib;
+    if (!p || sscanf(p + 7, " %llu kB", &kib) != 1)
+        return cur;
+    uint64_t hwm = (uint64_t)kib * 1024;
+    return hwm > cur ? hwm : cur; /* the mark lags the current figure a little */
 }
 
 static uint64_t heap_in_use(void)
@@ -166,12 +182,13 @@ static void add_sample(monitor *m, double rows, double rss, double tracked)
     m->n++;
 }
 
-static size_t verdict_text(monitor *m, char *buf, size_t n)
+static size_t verdict_text(monitor *m, char *buf, size_t n, int *known)
 {
     sf_flatness fr, ft;
     sf_flatness_fit(m->rows, m->rss, m->n, &fr);
     sf_flatness_fit(m->rows, m->tracked, m->n, &ft);
-    if (fr.verdict == SF_FLAT_UNKNOWN || ft.verdict == SF_FLAT_UNKNOWN)
+    *known = !(fr.verdict == SF_FLAT_UNKNOWN || ft.verdict == SF_FLAT_UNKNOWN);
+    if (!*known)
         return (size_t)snprintf(buf, n, "unknown (too few rows sampled after the warm-up)");
     sf_flat_verdict v = fr.verdict == SF_GROWS || ft.verdict == SF_GROWS ? SF_GROWS : SF_FLAT;
     return (size_t)snprintf(buf, n, "%s (RSS %+.1f B/row, tracked %+.1f B/row, rows %.0f..%.0f)",
@@ -232,8 +249,6 @@ static size_t format_census(monitor *m, char *buf, size_t cap, const char *why)
     double t = now() - m->t0;
     uint64_t rows = sf_render_rows(m->render), bytes = sf_output_bytes(m->out);
     uint64_t rss = current_rss(), peak = peak_rss(), heap = heap_in_use();
-    if (peak < rss) /* the kernel's high-water mark lags a little */
-        peak = rss;
     uint64_t tracked = 0, count = 0;
     int64_t change = 0;
     APPEND("sqlfeed: census at %.2f s, row %llu (%s)\n", t, (unsigned long long)rows, why);
@@ -273,7 +288,8 @@ static size_t format_census(monitor *m, char *buf, size_t cap, const char *why)
            (unsigned long long)rows, (unsigned long long)(rows - m->last_rows), rate,
            (unsigned long long)bytes, h2, t);
     char v[200];
-    verdict_text(m, v, sizeof v);
+    int known;
+    verdict_text(m, v, sizeof v, &known);
     APPEND("  memory: %s\n", v);
     memcpy(m->last, st, sizeof st);
     m->last_rows = rows;
@@ -419,6 +435,46 @@ static void *run(void *arg)
     return NULL;
 }
 
+/* Opens the mem-log for appending. A FIFO is opened without waiting (open()
+ * would wait forever for a reader): up to 10 s for one to appear, a signal
+ * ending the wait; then writes do not block the monitor either (a reader
+ * that falls behind loses lines, and the end of the run says so). */
+static FILE *open_log(const char *path, char *err, size_t errlen)
+{
+    int fd = -1;
+    for (int waited = 0; fd < 0; waited += 20) {
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0666);
+        if (fd >= 0)
+            break;
+        if (errno != ENXIO) {
+            snprintf(err, errlen, "--mem-log: cannot open %s: %s", path, strerror(errno));
+            return NULL;
+        }
+        if (waited >= 10000) {
+            snprintf(err, errlen, "--mem-log: no process opened the FIFO %s for reading within "
+                                  "10 s", path);
+            return NULL;
+        }
+        struct timespec ts = {0, 20000000L};
+        if (nanosleep(&ts, NULL) != 0 && errno == EINTR) {
+            snprintf(err, errlen, "--mem-log: interrupted waiting for a reader of %s", path);
+            return NULL;
+        }
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && !S_ISFIFO(st.st_mode)) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0)
+            fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    }
+    FILE *f = fdopen(fd, "a");
+    if (!f) {
+        snprintf(err, errlen, "--mem-log: cannot open %s: %s", path, strerror(errno));
+        close(fd);
+    }
+    return f;
+}
+
 monitor *monitor_start(const monitor_opts *o, sf_census *census, sf_render *r,
                        sf_output *out, char *err, size_t errlen, int *exit_code)
 {
@@ -478,14 +534,19 @@ monitor *monitor_start(const monitor_opts *o, sf_census *census, sf_render *r,
             goto fail;
         }
     }
-    if (o->mem_log && !(m->log = fopen(o->mem_log, "a"))) {
-        snprintf(err, errlen, "--mem-log: cannot open %s: %s", o->mem_log, strerror(errno));
+    if (o->mem_log && !(m->log = open_log(o->mem_log, err, errlen))) {
         *exit_code = EXIT_OUTPUT;
         goto fail;
     }
     if (m->log)
         log_line(m, 0); /* t = 0: every log has a start and an end */
+    /* The thread blocks the signals that end a render, so they reach the
+     * main thread and interrupt its blocking calls (EINTR). */
+    sigset_t block, old;
+    cli_signal_set(&block);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
     int rc = pthread_create(&m->thread, NULL, run, m);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         snprintf(err, errlen, "cannot start the monitor thread: %s", strerror(rc));
         goto fail;
@@ -533,12 +594,14 @@ int monitor_over_budget(const monitor *m, uint64_t *rss)
     return 1;
 }
 
-void monitor_verdict(monitor *m, char *buf, size_t n)
+int monitor_verdict(monitor *m, char *buf, size_t n)
 {
+    int known = 1;
     if (m)
-        verdict_text(m, buf, n);
+        verdict_text(m, buf, n, &known);
     else
         snprintf(buf, n, "not watched (SQLFEED_CENSUS=off)");
+    return known;
 }
 
 void monitor_grew_most(monitor *m, char *buf, size_t n)

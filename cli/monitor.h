@@ -37,8 +37,10 @@ int monitor_log_error(const monitor *m);
 void monitor_stop(monitor *m);
 /* After monitor_stop: whether RSS crossed --max-memory. */
 int monitor_over_budget(const monitor *m, uint64_t *rss);
-/* After monitor_stop: "flat (RSS +0.1 B/row, tracked +0.0 B/row)" or so. */
-void monitor_verdict(monitor *m, char *buf, size_t n);
+/* After monitor_stop: "flat (RSS +0.1 B/row, tracked +0.0 B/row)" or so;
+ * returns 0 when the verdict is unknown (too few samples). With NULL: "not
+ * watched (SQLFEED_CENSUS=off)". */
+int monitor_verdict(monitor *m, char *buf, size_t n);
 /* After monitor_stop: the type whose live bytes grew most since the start. */
 void monitor_grew_most(monitor *m, char *buf, size_t n);
 /* The census, as SIGUSR1 prints it, to f; `why` names the occasion. */
@@ -50,5 +52,7 @@ int parse_size(const char *s, uint64_t *out);
 
 /* Resident set size of this process, in bytes (from /proc/self/statm). */
 uint64_t current_rss(void);
+/* This process's peak RSS (VmHWM of /proc/self/status), in bytes. */
+uint64_t peak_rss(void);
 
 #endif

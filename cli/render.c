@@ -30,7 +30,9 @@ static const char render_usage[] =
     "                       (neither: the template's own query, if it has one: a\n"
     "                       built-in's, or NAME.sql beside a template file)\n"
     "  --template NAME|FILE a built-in template (sqlfeed templates) or a .mustache file\n"
-    "  -o, --output OUT     the feed; published atomically when complete ('-': stdout)\n"
+    "  -o, --output OUT     the feed; published atomically when complete ('-': stdout;\n"
+    "                       /dev/stdout, /dev/fd/N: that descriptor; a device or FIFO:\n"
+    "                       written, not replaced; never a new file in /dev or /proc)\n"
     "  --param NAME=VALUE   bound as :NAME in the query (never pasted into it) and\n"
     "                       readable as {{NAME}} in the template; repeatable\n"
     "  -q, --quiet          no summary on stderr (errors still print)\n"
@@ -39,8 +41,9 @@ static const char render_usage[] =
     "                       PATH (made if missing); kill -USR1 PID does the same\n"
     "  --mem-log FILE       append memory samples as JSON lines (10/s at most, and\n"
     "                       at the end); sqlfeed mem-plot FILE -o mem.svg charts them\n"
-    "  --max-memory SIZE    stop, publish nothing and exit 6 when RSS crosses SIZE\n"
-    "                       (bytes, or with K, M, G: powers of 1024)\n"
+    "  --max-memory SIZE    stop, publish nothing and exit 6 when peak RSS crosses\n"
+    "                       SIZE, or a row would take the census past it (bytes, or\n"
+    "                       with K, M, G: powers of 1024)\n"
     "  --progress[=WHEN]    rows, rows/s, bytes, RSS, elapsed on stderr, redrawn\n"
     "                       10 times a second: auto (the default: when stderr is a\n"
     "                       terminal), always (plain lines when not), never\n"
@@ -51,39 +54,12 @@ static const char render_usage[] =
     "The template also reads generated_at (2026-01-31T12:00:00Z), generated_date,\n"
     "generated_rfc822 and sqlfeed_version; SOURCE_DATE_EPOCH fixes their time.\n"
     "A file output is written to a temporary file beside OUT and renamed over it\n"
-    "only when complete: on any failure or signal OUT is left as it was.\n"
+    "only when complete: on any failure or signal OUT is left as it was (a signal\n"
+    "that would end the process: exit 128+N; a file-size limit: exit 5). No output\n"
+    "(-o, --mem-log, --census-fifo) may be an input or another output (exit 2).\n"
+    "A FIFO nobody reads is waited for 10 s at most.\n"
     "kill -USR1 PID prints the census of a running render: live objects and bytes\n"
     "by type, heap, RSS, rows, and whether memory grows with the rows.\n";
-
-static sf_render *volatile g_render; /* for the signal handler */
-static volatile sig_atomic_t g_signal;
-
-static void on_signal(int sig)
-{
-    g_signal = sig;
-    sf_render *r = g_render;
-    if (r)
-        sf_render_cancel(r);
-}
-
-static void install_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal; /* no SA_RESTART: blocking calls return EINTR */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN); /* a closed stdout is an error to report, not a death */
-}
-
-/* Dies by the signal that stopped the run, so a parent shell sees it. */
-static void reraise(int sig)
-{
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
 
 /* Overwrites the password in a --db argument where it lies in argv, so that
  * ps and /proc/PID/cmdline show 'x's: user:PASSWORD@ in a URL, password=...
@@ -117,9 +93,12 @@ static void hide_password(char *arg)
     }
 }
 
-static char *read_text_file(const char *path, const char *what)
+/* Reads a whole file; NULL on failure, message printed, *rc the exit
+ * status it calls for (1 out of memory, 2 cannot read). */
+static char *read_text_file(const char *path, const char *what, int *rc)
 {
     FILE *f = fopen(path, "rb");
+    *rc = EXIT_USAGE;
     if (!f) {
         cli_error("cannot read %s %s: %s", what, path, strerror(errno));
         return NULL;
@@ -129,6 +108,7 @@ static char *read_text_file(const char *path, const char *what)
     for (;;) {
         if (!buf) {
             cli_error("out of memory reading %s", path);
+            *rc = EXIT_FAILURE_OTHER;
             fclose(f);
             return NULL;
         }
@@ -157,31 +137,61 @@ static int is_file_name(const char *s)
     return strchr(s, '/') || (n > 9 && strcmp(s + n - 9, ".mustache") == 0);
 }
 
+/* The file --template names, or NULL for a built-in. */
+static const char *template_file(const char *arg)
+{
+    return !is_file_name(arg) && sf_builtin_template_text(arg, NULL) ? NULL : arg;
+}
+
+/* NAME.sql beside a template file NAME.mustache (malloc'd), or NULL. */
+static char *template_query_path(const char *file)
+{
+    size_t n = file ? strlen(file) : 0;
+    if (n <= 9 || strcmp(file + n - 9, ".mustache") != 0)
+        return NULL;
+    char *sql = malloc(n - 9 + 5);
+    if (sql)
+        snprintf(sql, n - 9 + 5, "%.*s.sql", (int)(n - 9), file);
+    return sql;
+}
+
 /* Loads --template; sets *query to the template's own query when it has one
- * (malloc'd). Returns an exit status. */
+ * (malloc'd). Returns an exit status: one rule for a name that is neither a
+ * built-in nor a readable file, whichever it looks like: exit 2. */
 static int load_template(sf_template *tpl, const char *arg, char **query)
 {
     sf_status st;
-    struct stat sb;
+    const char *file = template_file(arg);
     *query = NULL;
-    if (!is_file_name(arg) && sf_builtin_template_text(arg, NULL)) {
+    if (!file) {
         st = sf_template_load_builtin(tpl, arg);
         const char *q = sf_builtin_template_query(arg);
         if (st == SF_OK && q && !(*query = strdup(q)))
             st = SF_ERR_NOMEM;
-    } else if (is_file_name(arg) || stat(arg, &sb) == 0) {
-        st = sf_template_load_file(tpl, arg);
-        size_t n = strlen(arg);
-        if (st == SF_OK && n > 9 && strcmp(arg + n - 9, ".mustache") == 0) {
-            char sql[4096];
-            snprintf(sql, sizeof sql, "%.*s.sql", (int)(n - 9), arg);
-            if (access(sql, F_OK) == 0 && !(*query = read_text_file(sql, "query file")))
-                return EXIT_USAGE;
-        }
     } else {
-        cli_error("no built-in template or file named '%s' (sqlfeed templates lists the "
-                  "built-ins)", arg);
-        return EXIT_USAGE;
+        FILE *f = fopen(file, "rb");
+        struct stat sb;
+        int err = !f ? errno : fstat(fileno(f), &sb) != 0 ? errno : S_ISDIR(sb.st_mode) ? EISDIR : 0;
+        if (f)
+            fclose(f);
+        if (err) {
+            cli_error("no built-in template or readable file named '%s' (%s; sqlfeed templates "
+                      "lists the built-ins)", arg, strerror(err));
+            return EXIT_USAGE;
+        }
+        st = sf_template_load_file(tpl, file);
+        char *sql = st == SF_OK ? template_query_path(file) : NULL;
+        if (st == SF_OK && !sql && strlen(file) > 9 &&
+            !strcmp(file + strlen(file) - 9, ".mustache"))
+            st = SF_ERR_NOMEM;
+        if (sql && access(sql, F_OK) == 0) {
+            int rc;
+            *query = read_text_file(sql, "query file", &rc);
+            free(sql);
+            if (!*query)
+                return rc;
+        } else
+            free(sql);
     }
     if (st != SF_OK) {
         cli_error("%s", st == SF_ERR_NOMEM ? "out of memory" : sf_template_errmsg(tpl));
@@ -207,27 +217,66 @@ static double now_seconds(void)
 static void summary(const render_opts *o, sf_render *r, sf_output *out, monitor *m,
                     double secs)
 {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
     uint64_t rows = sf_render_rows(r), bytes = sf_output_bytes(out);
     double rate = secs > 0 ? (double)rows / secs : 0;
     char verdict[200];
-    monitor_verdict(m, verdict, sizeof verdict);
+    /* A verdict needs samples: a short run has nothing to say about it. */
+    int known = monitor_verdict(m, verdict, sizeof verdict);
     fprintf(stderr,
             "sqlfeed: %llu rows, %llu bytes (%.1f MB) in %.2f s, %.0f rows/s, peak RSS %.1f "
-            "MiB, memory %s -> %s\n",
+            "MiB%s%s -> %s\n",
             (unsigned long long)rows, (unsigned long long)bytes, (double)bytes / 1e6, secs,
-            rate, (double)ru.ru_maxrss / 1024.0, verdict,
+            rate, (double)peak_rss() / 1048576.0, known ? ", memory " : "", known ? verdict : "",
             strcmp(o->output, "-") == 0 ? "stdout" : o->output);
 }
 
-/* Whether `out` names the same file as `other` (so publishing would
- * replace the database or the template being read). */
-static int same_file(const char *out, const char *other)
+/* A --db that names a file (SQLite), not a server or a URI. */
+static const char *db_file(const char *db)
 {
-    struct stat a, b;
-    return other && stat(out, &a) == 0 && stat(other, &b) == 0 && a.st_dev == b.st_dev &&
-           a.st_ino == b.st_ino;
+    return db && !strstr(db, "://") && !strchr(db, '=') && strncmp(db, "file:", 5) != 0 ? db
+                                                                                          : NULL;
+}
+
+/* No output is an input or another output (cli/outputs.c). */
+static int check_files(const render_opts *o, const char *tpl_query)
+{
+    const char *tfile = template_file(o->template);
+    cli_file in[] = {
+        {"--db", db_file(o->db)},
+        {"--template", tfile},
+        {"--query-file", o->query_file},
+        {"the query of --template", tpl_query},
+    };
+    cli_file outs[] = {
+        {"-o", o->output},
+        {"--mem-log", o->mon.mem_log},
+        {"--census-fifo", o->mon.fifo},
+    };
+    char dir[4096] = "";
+    if (tfile) {
+        const char *slash = strrchr(tfile, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (slash == tfile ? 1 : (int)(slash - tfile)) : 1,
+                 slash ? tfile : ".");
+    }
+    return cli_check_files("render", in, sizeof in / sizeof in[0], outs,
+                           sizeof outs / sizeof outs[0], tfile ? dir : NULL);
+}
+
+/* What to say about the destination when nothing was published. */
+static void say_left(const render_opts *o, sf_output *out, char *buf, size_t n)
+{
+    if (strcmp(o->output, "-") == 0 || !sf_output_atomic(out))
+        snprintf(buf, n, "the output is incomplete");
+    else
+        snprintf(buf, n, "nothing published, %s left as it was", o->output);
+}
+
+/* Blocks the asynchronous signals; the old mask in *old. */
+static void hold_signals(sigset_t *old)
+{
+    sigset_t block;
+    cli_signal_set(&block);
+    sigprocmask(SIG_BLOCK, &block, old);
 }
 
 static int run_render(const render_opts *o, sf_render *r, const char *query)
@@ -235,35 +284,33 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
     sf_census *census = cli_census;
     monitor *mon = NULL;
     monitor_opts mo = o->mon;
-    uint64_t budget_rss = 0;
-    char err[512];
+    uint64_t budget_rss = 0, limit = 0;
+    char err[512], left[4200];
     sf_template *tpl = sf_template_create(census, SF_TEMPLATE_XML);
     sf_source *src = sf_source_create(census);
     sf_output *out = sf_output_create(census);
-    char *own_query = NULL;
-    int rc = EXIT_OK;
-    sf_status st;
+    char *own_query = NULL, *tpl_query = NULL;
+    int rc = EXIT_OK, refused = 0;
+    sf_status st = SF_OK;
     int to_stdout = strcmp(o->output, "-") == 0;
     double t0 = now_seconds();
 
+    /* From here on every signal that would end the process ends the run
+     * instead, cleanly (cli/signals.c): also while connecting, or waiting
+     * for a FIFO's reader. */
+    cli_signals_install(r);
     if (!tpl || !src || !out) {
         cli_error("out of memory");
         rc = EXIT_FAILURE_OTHER;
         goto done;
     }
-    if (!to_stdout) {
-        const char *other = same_file(o->output, o->db)             ? o->db
-                            : same_file(o->output, o->template)     ? o->template
-                            : same_file(o->output, o->query_file) ? o->query_file
-                                                                    : NULL;
-        if (other) {
-            rc = cli_usage("render", "-o %s is %s, which the render reads; write the feed "
-                                     "elsewhere", o->output, other);
-            goto done;
-        }
-    }
+    tpl_query = !query ? template_query_path(template_file(o->template)) : NULL;
+    if ((rc = check_files(o, tpl_query)) != EXIT_OK)
+        goto done;
     if ((rc = load_template(tpl, o->template, &own_query)) != EXIT_OK)
         goto done;
+    if (cli_signal_caught())
+        goto signalled;
     if (!query)
         query = own_query;
     if (!query) {
@@ -275,112 +322,138 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
     if ((o->timeout && (st = sf_source_set_option(src, "timeout", o->timeout)) != SF_OK) ||
         (o->fetch_size && ((st = sf_source_set_option(src, "fetch_size", o->fetch_size)) != SF_OK ||
                            (st = sf_source_set_option(src, "pg_mode", "cursor")) != SF_OK))) {
-        rc = cli_usage("render", "%s", sf_source_errmsg(src));
+        rc = st == SF_ERR_NOMEM ? (cli_error("out of memory"), EXIT_FAILURE_OTHER)
+                                : cli_usage("render", "%s", sf_source_errmsg(src));
         goto done;
     }
     if ((st = sf_source_open(src, o->db)) != SF_OK ||
         (st = sf_source_prepare(src, query)) != SF_OK) {
+        if (cli_signal_caught())
+            goto signalled;
         cli_error("%s", sf_source_errmsg(src));
         rc = cli_exit_for(st);
         goto done;
     }
+    if (cli_signal_caught())
+        goto signalled;
     st = to_stdout ? sf_output_open_fd(out, STDOUT_FILENO, "stdout")
                    : sf_output_open_file(out, o->output);
+    cli_signals_set_temp(sf_output_temp_path(out)); /* a crash removes it */
+    if (cli_signal_caught())
+        goto signalled;
     if (st != SF_OK) {
         cli_error("%s", sf_output_errmsg(out));
         rc = cli_exit_for(st);
         goto done;
     }
-    g_render = r;
-    install_signals();
     /* Watching starts before counting: the count runs the whole query, and
      * a census, the budget and Ctrl-C must reach it too. */
     /* SQLFEED_CENSUS=off (measuring the census's cost): nothing watches. */
     if (!cli_census_off && !(mon = monitor_start(&mo, census, r, out, err, sizeof err, &rc))) {
-        sf_output_abort(out);
+        if (cli_signal_caught())
+            goto signalled;
         cli_error("%s", err);
         goto done;
     }
-    if (o->count && !g_signal) {
+    if (o->mon.max_memory) {
+        /* The monitor checks RSS every 20 ms; within a row (one huge value)
+         * the census refuses what would take the tracked bytes past the
+         * budget less what lies outside them now (code, libraries, stacks). */
+        uint64_t rss = current_rss(), live = sf_census_live_bytes(census);
+        uint64_t base = rss > live ? rss - live : 0;
+        limit = o->mon.max_memory > base + live ? o->mon.max_memory - base : live + 1;
+        sf_census_set_limit(census, limit);
+    }
+    if (o->count && !cli_signal_caught()) {
         uint64_t total = 0;
         st = sf_render_count(r, src, &total);
         if (st == SF_OK) {
             if (mon)
                 monitor_set_total(mon, total);
-        } else if (!g_signal && !monitor_over_budget(mon, NULL)) {
+        } else if (!cli_signal_caught() && !monitor_over_budget(mon, NULL) &&
+                   !(limit && (refused = sf_census_set_limit(census, limit) != SF_OK))) {
             monitor_stop(mon);
-            sf_output_abort(out);
             cli_error("--count: %s", sf_render_errmsg(r));
             rc = cli_exit_for(st);
             goto done;
         }
     }
-    st = g_signal || monitor_over_budget(mon, NULL) ? SF_ERR_CANCELLED
-                                                     : sf_render_run(r, tpl, src, out);
-    g_render = NULL;
+    st = cli_signal_caught() || refused || monitor_over_budget(mon, NULL)
+             ? SF_ERR_CANCELLED
+             : sf_render_run(r, tpl, src, out);
+    cli_signals_forget_render();
+    if (limit && sf_census_set_limit(census, 0) != SF_OK)
+        refused = 1;
     monitor_stop(mon);
-    if (monitor_over_budget(mon, &budget_rss)) {
+    say_left(o, out, left, sizeof left);
+    if (monitor_over_budget(mon, &budget_rss) && !cli_signal_caught()) {
         sf_output_abort(out);
         char grew[128];
         monitor_grew_most(mon, grew, sizeof grew);
         cli_error("memory budget exceeded: RSS %.1f MiB > --max-memory %.1f MiB at row %llu; "
-                  "grew most: %s; %s%s%s",
+                  "grew most: %s; %s",
                   (double)budget_rss / 1048576.0, (double)o->mon.max_memory / 1048576.0,
-                  (unsigned long long)sf_render_rows(r), grew,
-                  to_stdout ? "the output is incomplete" : "nothing published, ",
-                  to_stdout ? "" : o->output, to_stdout ? "" : " left as it was");
+                  (unsigned long long)sf_render_rows(r), grew, left);
         monitor_print_census(mon, stderr, "memory budget exceeded");
         rc = EXIT_MEMORY;
         goto done_printed;
     }
-    if (g_signal) {
+    if (refused && st != SF_OK && !cli_signal_caught()) {
         sf_output_abort(out);
-        if (to_stdout)
-            cli_error("stopped by signal %d (%s) after row %llu; the output is incomplete",
-                      g_signal, strsignal(g_signal), (unsigned long long)sf_render_rows(r));
-        else
-            cli_error("stopped by signal %d (%s) after row %llu; nothing published, %s left "
-                      "as it was",
-                      g_signal, strsignal(g_signal), (unsigned long long)sf_render_rows(r),
-                      o->output);
-        rc = 128 + g_signal;
-        goto done;
+        cli_error("memory budget exceeded: an allocation would take the tracked bytes past %.1f "
+                  "MiB (--max-memory %.1f MiB less %.1f MiB of code and libraries) at row %llu; "
+                  "%s",
+                  (double)limit / 1048576.0, (double)o->mon.max_memory / 1048576.0,
+                  (double)(o->mon.max_memory - limit) / 1048576.0,
+                  (unsigned long long)sf_render_rows(r) + 1, left);
+        monitor_print_census(mon, stderr, "memory budget exceeded");
+        rc = EXIT_MEMORY;
+        goto done_printed;
     }
+    if (cli_signal_caught())
+        goto signalled;
     if (st == SF_OK) {
         /* Publishing takes an fsync and a rename: hold signals meanwhile, so
          * that what we report (published or not) is what happened. */
-        sigset_t block, old;
-        sigemptyset(&block);
-        sigaddset(&block, SIGINT);
-        sigaddset(&block, SIGTERM);
-        sigaddset(&block, SIGHUP);
-        sigprocmask(SIG_BLOCK, &block, &old);
+        sigset_t old;
+        hold_signals(&old);
         st = sf_output_commit(out);
+        if (st == SF_OK && sf_output_published(out))
+            cli_signals_set_temp(NULL);
         sigprocmask(SIG_SETMASK, &old, NULL); /* a pending signal lands here */
     }
     if (st != SF_OK) {
         sf_output_abort(out);
         rc = cli_exit_for(st);
         if (*sf_render_errmsg(r)) /* the render failed */
-            cli_error("%s%s%s%s", sf_render_errmsg(r),
-                      to_stdout ? "" : "; nothing published, ", to_stdout ? "" : o->output,
-                      to_stdout ? "" : " left as it was");
+            cli_error("%s; %s", sf_render_errmsg(r), left);
         else if (sf_output_published(out)) /* only the directory sync failed */
             cli_error("%s is published (%llu rows), but %s", o->output,
                       (unsigned long long)sf_render_rows(r), sf_output_errmsg(out));
         else
-            cli_error("publishing failed after all %llu rows: %s; nothing published, %s left "
-                      "as it was",
-                      (unsigned long long)sf_render_rows(r), sf_output_errmsg(out), o->output);
+            cli_error("publishing failed after all %llu rows: %s; %s",
+                      (unsigned long long)sf_render_rows(r), sf_output_errmsg(out), left);
         goto done;
     }
+    cli_signals_set_temp(NULL);
     if (!o->quiet)
         summary(o, r, out, mon, now_seconds() - t0);
-    if (g_signal) {
-        cli_error("signal %d (%s) arrived while publishing; %s is published", g_signal,
-                  strsignal(g_signal), to_stdout ? "the output" : o->output);
-        rc = 128 + g_signal;
+    if (cli_signal_caught()) {
+        cli_error("signal %d (%s) arrived while publishing; %s is published",
+                  cli_signal_caught(), strsignal(cli_signal_caught()),
+                  to_stdout ? "the output" : o->output);
+        rc = 128 + cli_signal_caught();
     }
+    goto done;
+signalled:
+    cli_signals_forget_render();
+    monitor_stop(mon);
+    say_left(o, out, left, sizeof left);
+    sf_output_abort(out);
+    cli_signals_set_temp(NULL);
+    cli_error("stopped by signal %d (%s) after row %llu; %s", cli_signal_caught(),
+              strsignal(cli_signal_caught()), (unsigned long long)sf_render_rows(r), left);
+    rc = 128 + cli_signal_caught();
 done:
     /* --census: at the end of the run, however it ended. */
     if (o->census && mon) {
@@ -391,11 +464,14 @@ done_printed:
     if (mon && monitor_log_error(mon))
         cli_error("warning: --mem-log %s: write failed (%s); the log is incomplete",
                   o->mon.mem_log, strerror(monitor_log_error(mon)));
+    cli_signals_forget_render();
     monitor_free(mon);
     sf_output_free(out);
+    cli_signals_set_temp(NULL);
     sf_source_free(src);
     sf_template_free(tpl);
     free(own_query);
+    free(tpl_query);
     return rc;
 }
 
@@ -540,7 +616,7 @@ int cmd_render(int argc, char **argv)
         rc = cli_usage("render", "give --total or --count, not both");
         goto done;
     }
-    if (o.query_file && !(query = read_text_file(o.query_file, "query file")))
+    if (o.query_file && !(query = read_text_file(o.query_file, "query file", &rc)))
         goto done;
     const char *sde = getenv("SOURCE_DATE_EPOCH");
     if (sde && *sde) {
@@ -560,6 +636,6 @@ done:
     free(db_copy);
     sf_render_free(r);
     if (rc >= 128)
-        reraise(rc - 128);
+        cli_reraise(rc - 128);
     return rc;
 }

@@ -97,6 +97,15 @@ sf_status sf_census_stat(const sf_census *census, sf_mem_type type, sf_mem_stat 
 /* Totals over every type; peak is the peak of the total. */
 uint64_t sf_census_live_bytes(const sf_census *census);
 uint64_t sf_census_peak_bytes(const sf_census *census);
+/* A budget for the census's live bytes (all types): an allocation through
+ * the census that would take them past `bytes` fails (the caller sees an
+ * allocation failure); memory accounted with sf_census_account() is counted
+ * but never refused. 0 removes the limit (the default). Returns SF_OK, or
+ * SF_ERR_NOMEM when the limit in force until this call refused at least one
+ * allocation: call it again (with 0 to lift the limit) to learn whether a
+ * failed run hit the budget. From the census's own thread. */
+sf_status sf_census_set_limit(sf_census *census, uint64_t bytes);
+
 /* The short name of a type ("template", "output buffer", ...). */
 const char *sf_mem_type_name(sf_mem_type type);
 
@@ -257,7 +266,16 @@ void sf_output_free(sf_output *out);
 /* Writes to a new temporary file in the directory of `path`; the document
  * replaces `path` only when sf_output_commit() succeeds (fsync, rename,
  * fsync of the directory). The new file gets the mode a newly created file
- * gets (0666 less the umask). */
+ * gets (0666 less the umask). What `path` names decides (docs/sink.md):
+ *   a descriptor (/dev/stdout, /dev/fd/N, /proc/self/fd/N, or a symlink to
+ *     one): written like sf_output_open_fd(), not atomic, never replaced;
+ *   a directory: SF_ERR_OUTPUT;
+ *   a device, FIFO or socket (also through a symlink): opened and written,
+ *     not atomic, never replaced; a FIFO without a reader is waited for
+ *     10 s at most (a signal caught meanwhile ends the wait: SF_ERR_OUTPUT);
+ *   anything else: published atomically; a symlink at `path` is replaced,
+ *     its target untouched. No file is ever created in /dev, /proc or /sys.
+ * Any name the file system accepts works: the temporary name is cut to fit. */
 sf_status sf_output_open_file(sf_output *out, const char *path);
 
 /* Writes to an already open descriptor (e.g. 1 for stdout); not atomic, not
@@ -284,6 +302,10 @@ sf_status sf_output_write(sf_output *out, const void *p, size_t n);
  * runs, up to one buffer (256 KiB) behind; exact after sf_output_commit().
  * Safe to read from another thread. */
 uint64_t sf_output_bytes(const sf_output *out);
+
+/* 1 when the output is published atomically (a temporary file renamed at
+ * commit), 0 when it is written as it goes (a descriptor, device, FIFO). */
+int sf_output_atomic(const sf_output *out);
 
 /* The path of the temporary file while one exists, else NULL. */
 const char *sf_output_temp_path(const sf_output *out);

@@ -41,6 +41,8 @@ struct sf_census {
      * Touched only by the census's own (allocating) thread. */
     uint64_t fail_left;
     int fail_armed;
+    counter limit;   /* live bytes allocations may not take the total past; 0: none */
+    counter refused; /* allocations the limit refused since it was set */
 };
 
 static inline uint64_t get(const counter *c) { return atomic_load_explicit(c, memory_order_relaxed); }
@@ -95,9 +97,19 @@ void sf_census_fail_after(sf_census *c, uint64_t n)
     c->fail_left = n;
 }
 
+/* Whether growing the live total by n would cross the limit (counted). */
+static int over_limit(sf_census *c, uint64_t n)
+{
+    uint64_t lim = get(&c->limit);
+    if (SF_LIKELY(!lim) || get(&c->total) + n <= lim)
+        return 0;
+    set(&c->refused, get(&c->refused) + 1);
+    return 1;
+}
+
 void *sf_alloc(sf_census *c, sf_mem_type type, size_t n)
 {
-    if (n > SIZE_MAX - sizeof(sf_block_head) || fail_now(c))
+    if (n > SIZE_MAX - sizeof(sf_block_head) || fail_now(c) || over_limit(c, n))
         return NULL;
     sf_block_head *b = malloc(sizeof *b + n);
     if (!b)
@@ -128,6 +140,8 @@ void *sf_realloc(sf_census *c, sf_mem_type type, void *p, size_t n)
     sf_block_head *old = (sf_block_head *)p - 1;
     uint64_t oldsize = old->h.size;
     sf_mem_type oldtype = (sf_mem_type)old->h.type;
+    if (n > oldsize && over_limit(c, n - oldsize))
+        return NULL; /* the old block is intact and still counted */
     sf_block_head *b = realloc(old, sizeof *b + n);
     if (!b)
         return NULL; /* the old block is intact and still counted */
@@ -183,6 +197,16 @@ sf_status sf_census_stat(const sf_census *c, sf_mem_type type, sf_mem_stat *out)
     out->peak_bytes = get(&c->peak[type]);
     out->allocs = get(&c->allocs[type]);
     return SF_OK;
+}
+
+sf_status sf_census_set_limit(sf_census *c, uint64_t bytes)
+{
+    if (!c)
+        return SF_ERR_ARG;
+    uint64_t refused = get(&c->refused);
+    set(&c->limit, bytes);
+    set(&c->refused, 0);
+    return refused ? SF_ERR_NOMEM : SF_OK;
 }
 
 uint64_t sf_census_live_bytes(const sf_census *c) { return c ? get(&c->total) : 0; }

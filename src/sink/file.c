@@ -11,10 +11,13 @@
  * replaces anything that exists. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,14 +27,26 @@
  * does not wait for hundreds of megabytes at once. */
 #define WRITEBACK_STEP ((uint64_t)32 << 20)
 
+/* How long opening a FIFO waits for a process to read it, and how often it
+ * looks. */
+#define FIFO_WAIT_MS 10000
+#define FIFO_POLL_MS 20
+
+/* The temporary name adds this to the destination's: "." before it,
+ * ".sqlfeed-XXXXXXXX" after it. */
+#define TEMP_EXTRA 18
+
 typedef struct file_sink {
     sf_sink base;
     int fd;
     int owned;       /* 1: our temporary file (atomic); 2: a device or FIFO we
                         opened; 0: the caller's descriptor */
-    char *path;      /* destination (atomic mode) */
-    char *tmp;       /* temporary file while it exists */
-    char *dir;       /* directory to fsync after rename */
+    int dirfd;       /* the destination's directory (atomic mode), or -1 */
+    char *path;      /* destination as given (atomic mode) */
+    char *name;      /* destination's name in dirfd */
+    char *tmpname;   /* temporary file's name in dirfd while it exists */
+    char *tmp;       /* ... and its path, for messages */
+    char *dir;       /* the directory as given, for messages */
     char *label;     /* name used in messages */
     uint64_t off;    /* bytes written */
     uint64_t queued; /* bytes handed to writeback */
@@ -86,24 +101,23 @@ static sf_status fs_finish(sf_sink *k)
     f->fd = -1;
     if (close(fd) != 0)
         return fail_errno(f, "close", f->tmp, errno);
-    if (rename(f->tmp, f->path) != 0)
+    /* Both names relative to the directory opened at the start: the file
+     * lands in the directory it was written in, whatever happened to the
+     * path meanwhile, and a long path never meets PATH_MAX. */
+    if (renameat(f->dirfd, f->tmpname, f->dirfd, f->name) != 0)
         return sf_fail(&f->base.out->err, SF_ERR_OUTPUT, "rename %s to %s: %s", f->tmp,
                        f->path, strerror(errno));
-    sf_dealloc(k->out->cref.census, f->tmp);
-    f->tmp = NULL;
+    sf_census *cs = k->out->cref.census;
+    sf_dealloc(cs, f->tmpname);
+    sf_dealloc(cs, f->tmp);
+    f->tmpname = f->tmp = NULL;
     k->out->published = 1;
     /* The rename is durable only once the directory is synced. Some
      * filesystems cannot fsync a directory (EINVAL); the file is in place. */
-    int dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        int rc = fsync(dfd);
-        int err = errno;
-        close(dfd);
-        if (rc != 0 && err != EINVAL && err != EROFS)
-            return sf_fail(&f->base.out->err, SF_ERR_OUTPUT,
-                           "fsync of directory %s failed (%s): the new name may not survive a "
-                           "crash", f->dir, strerror(err));
-    }
+    if (fsync(f->dirfd) != 0 && errno != EINVAL && errno != EROFS)
+        return sf_fail(&f->base.out->err, SF_ERR_OUTPUT,
+                       "fsync of directory %s failed (%s): the new name may not survive a "
+                       "crash", f->dir, strerror(errno));
     return SF_OK;
 }
 
@@ -114,11 +128,13 @@ static void fs_abort(sf_sink *k)
         close(f->fd);
         f->fd = -1;
     }
-    if (f->tmp) {
-        unlink(f->tmp);
-        sf_dealloc(k->out->cref.census, f->tmp);
-        f->tmp = NULL;
+    if (f->tmpname) {
+        unlinkat(f->dirfd, f->tmpname, 0);
+        sf_dealloc(k->out->cref.census, f->tmpname);
+        f->tmpname = NULL;
     }
+    sf_dealloc(k->out->cref.census, f->tmp);
+    f->tmp = NULL;
 }
 
 static void fs_destroy(sf_sink *k)
@@ -126,7 +142,10 @@ static void fs_destroy(sf_sink *k)
     file_sink *f = (file_sink *)k;
     sf_census *cs = k->out->cref.census;
     fs_abort(k);
+    if (f->dirfd >= 0)
+        close(f->dirfd);
     sf_dealloc(cs, f->path);
+    sf_dealloc(cs, f->name);
     sf_dealloc(cs, f->dir);
     sf_dealloc(cs, f->label);
     sf_dealloc(cs, f);
@@ -150,44 +169,255 @@ static uint64_t random_u64(void)
     return (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 40);
 }
 
-/* Creates "<dir>/.<base>.sqlfeed-XXXXXXXX": hidden, named after the
- * destination so a stray one is easy to attribute. */
-static sf_status create_temp(file_sink *f)
+static sf_status nomem(sf_output *out, const char *what)
 {
-    sf_census *cs = f->base.out->cref.census;
-    const char *slash = strrchr(f->path, '/');
-    const char *base = slash ? slash + 1 : f->path;
-    if (!*base)
-        return sf_fail(&f->base.out->err, SF_ERR_OUTPUT,
-                       "output path %s ends with '/'; give a file name", f->path);
-    f->dir = slash ? sf_strndup(cs, SF_MEM_SINK, f->path, slash == f->path ? 1
-                                                             : (size_t)(slash - f->path))
-                   : sf_strdup(cs, SF_MEM_SINK, ".");
-    if (!f->dir)
-        return sf_fail(&f->base.out->err, SF_ERR_NOMEM, "out of memory opening %s", f->path);
-    size_t n = strlen(f->dir) + strlen(base) + 40;
-    f->tmp = sf_alloc(cs, SF_MEM_SINK, n);
-    if (!f->tmp)
-        return sf_fail(&f->base.out->err, SF_ERR_NOMEM, "out of memory opening %s", f->path);
-    for (int tries = 0; tries < 100; tries++) {
-        snprintf(f->tmp, n, "%s/.%s.sqlfeed-%08llx", f->dir, base,
-                 (unsigned long long)(random_u64() & 0xffffffffu));
-        f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (f->fd >= 0)
-            return SF_OK;
-        if (errno != EEXIST) {
-            int err = errno;
-            sf_dealloc(cs, f->tmp);
-            f->tmp = NULL;
-            return sf_fail(&f->base.out->err, SF_ERR_OUTPUT,
-                           "cannot create a temporary file in %s for %s: %s", f->dir, f->path,
-                           strerror(err));
+    return sf_fail(&out->err, SF_ERR_NOMEM, "out of memory: %s", what);
+}
+
+/* ---- what a path names --------------------------------------------------- */
+
+/* "N" in full as a descriptor number, else -1. */
+static int parse_fd(const char *s)
+{
+    if (*s < '0' || *s > '9')
+        return -1;
+    long v = 0;
+    for (; *s >= '0' && *s <= '9'; s++)
+        if ((v = v * 10 + (*s - '0')) > INT_MAX)
+            return -1;
+    return *s ? -1 : (int)v;
+}
+
+/* The descriptor a path names by its spelling alone: /dev/stdin, /dev/stdout,
+ * /dev/stderr, /dev/fd/N, /proc/self/fd/N, /proc/thread-self/fd/N and
+ * /proc/PID/fd/N with this process's PID; else -1. */
+static int fd_by_name(const char *p)
+{
+    if (!strcmp(p, "/dev/stdin"))
+        return 0;
+    if (!strcmp(p, "/dev/stdout"))
+        return 1;
+    if (!strcmp(p, "/dev/stderr"))
+        return 2;
+    if (!strncmp(p, "/dev/fd/", 8))
+        return parse_fd(p + 8);
+    if (strncmp(p, "/proc/", 6) != 0)
+        return -1;
+    p += 6;
+    if (!strncmp(p, "self/fd/", 8))
+        return parse_fd(p + 8);
+    if (!strncmp(p, "thread-self/fd/", 15))
+        return parse_fd(p + 15);
+    char pid[24];
+    snprintf(pid, sizeof pid, "%ld/fd/", (long)getpid());
+    size_t n = strlen(pid);
+    return strncmp(p, pid, n) == 0 ? parse_fd(p + n) : -1;
+}
+
+/* The descriptor `path` names, following it as the kernel would: its own
+ * spelling, the spelling of its directory resolved (/dev/./fd/1, a link to
+ * /proc/self/fd), and of each symlink it leads through (a link to
+ * /dev/stdout). -1 when it names a file, not a descriptor. */
+static int fd_named_by(const char *path)
+{
+    char cur[PATH_MAX], link[PATH_MAX], dir[PATH_MAX];
+    if (strlen(path) >= sizeof cur)
+        return -1;
+    strcpy(cur, path);
+    for (int hops = 0; hops < 40; hops++) {
+        int fd = fd_by_name(cur);
+        if (fd >= 0)
+            return fd;
+        /* The canonical directory + the name. */
+        char *slash = strrchr(cur, '/');
+        const char *base = slash ? slash + 1 : cur;
+        if (slash)
+            snprintf(dir, sizeof dir, "%.*s", slash == cur ? 1 : (int)(slash - cur), cur);
+        else
+            strcpy(dir, ".");
+        char canon[PATH_MAX];
+        if (realpath(dir, canon)) {
+            char joined[PATH_MAX];
+            if (snprintf(joined, sizeof joined, "%s/%s", strcmp(canon, "/") ? canon : "", base) <
+                    (int)sizeof joined &&
+                (fd = fd_by_name(joined)) >= 0)
+                return fd;
+        }
+        /* One symlink further. */
+        ssize_t n = readlink(cur, link, sizeof link - 1);
+        if (n <= 0)
+            return -1;
+        link[n] = '\0';
+        if (link[0] == '/' || !slash)
+            strcpy(cur, link);
+        else if (snprintf(dir, sizeof dir, "%.*s/%s", (int)(slash - cur), cur, link) <
+                 (int)sizeof dir)
+            strcpy(cur, dir);
+        else
+            return -1;
+    }
+    return -1;
+}
+
+/* Whether a directory belongs to the kernel's file systems, where sqlfeed
+ * never creates a file: /dev (when it is a mount of its own: devtmpfs),
+ * procfs, sysfs. Renaming a file over /dev/stdout would replace it for every
+ * process on the machine. */
+static int kernel_dir(int dirfd)
+{
+    struct statfs fs;
+    if (fstatfs(dirfd, &fs) == 0 &&
+        (fs.f_type == 0x9fa0 /* PROC_SUPER_MAGIC */ || fs.f_type == 0x62656572 /* SYSFS */ ||
+         fs.f_type == 0x1cd1 /* DEVPTS */))
+        return 1;
+    struct stat d, dev, root;
+    if (fstat(dirfd, &d) != 0 || stat("/dev", &dev) != 0 || stat("/", &root) != 0)
+        return 0;
+    if (d.st_dev == dev.st_dev && d.st_ino == dev.st_ino)
+        return 1; /* /dev itself, whatever it is mounted from */
+    return d.st_dev == dev.st_dev && dev.st_dev != root.st_dev;
+}
+
+/* Opens a FIFO for writing: without a reader, open() would wait forever.
+ * Non-blocking attempts every FIFO_POLL_MS until one succeeds or FIFO_WAIT_MS
+ * pass; a signal caught meanwhile (EINTR) ends the wait at once. */
+static int open_fifo(const char *path, int *err)
+{
+    for (int waited = 0;; waited += FIFO_POLL_MS) {
+        int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+        if (fd >= 0) {
+            int fl = fcntl(fd, F_GETFL);
+            if (fl >= 0)
+                fcntl(fd, F_SETFL, fl & ~O_NONBLOCK); /* writes wait for the reader */
+            return fd;
+        }
+        if (errno != ENXIO || waited >= FIFO_WAIT_MS) {
+            *err = errno == ENXIO ? ETIMEDOUT : errno;
+            return -1;
+        }
+        struct timespec ts = {0, FIFO_POLL_MS * 1000000L};
+        if (nanosleep(&ts, NULL) != 0 && errno == EINTR) {
+            *err = EINTR;
+            return -1;
         }
     }
+}
+
+/* Creates "<dir>/.<name>.sqlfeed-XXXXXXXX": hidden, named after the
+ * destination so a stray one is easy to attribute; the name is cut (at a
+ * character boundary) so the temporary name fits the file system's
+ * NAME_MAX whenever the destination's does. */
+static sf_status create_temp(file_sink *f)
+{
+    sf_output *out = f->base.out;
+    sf_census *cs = out->cref.census;
+    long name_max = fpathconf(f->dirfd, _PC_NAME_MAX);
+    if (name_max <= TEMP_EXTRA)
+        name_max = 255;
+    size_t keep = strlen(f->name);
+    if (keep > (size_t)name_max - TEMP_EXTRA) {
+        keep = (size_t)name_max - TEMP_EXTRA;
+        while (keep > 0 && ((unsigned char)f->name[keep] & 0xc0) == 0x80)
+            keep--; /* not inside a UTF-8 sequence */
+    }
+    size_t n = keep + TEMP_EXTRA + 1;
+    size_t pn = strlen(f->dir) + 1 + n;
+    f->tmpname = sf_alloc(cs, SF_MEM_SINK, n);
+    f->tmp = sf_alloc(cs, SF_MEM_SINK, pn);
+    if (!f->tmpname || !f->tmp) {
+        sf_dealloc(cs, f->tmpname);
+        sf_dealloc(cs, f->tmp);
+        f->tmpname = f->tmp = NULL;
+        return nomem(out, "temporary file name");
+    }
+    int err = EEXIST;
+    for (int tries = 0; tries < 100 && err == EEXIST; tries++) {
+        snprintf(f->tmpname, n, ".%.*s.sqlfeed-%08llx", (int)keep, f->name,
+                 (unsigned long long)(random_u64() & 0xffffffffu));
+        snprintf(f->tmp, pn, "%s/%s", f->dir, f->tmpname);
+        f->fd = openat(f->dirfd, f->tmpname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                       0666);
+        if (f->fd >= 0)
+            return SF_OK;
+        err = errno;
+    }
+    sf_dealloc(cs, f->tmpname);
     sf_dealloc(cs, f->tmp);
-    f->tmp = NULL;
-    return sf_fail(&f->base.out->err, SF_ERR_OUTPUT, "cannot create a temporary file in %s",
-                   f->dir);
+    f->tmpname = f->tmp = NULL;
+    return sf_fail(&out->err, SF_ERR_OUTPUT, "cannot create a temporary file in %s for %s: %s",
+                   f->dir, f->path, strerror(err));
+}
+
+/* -o PATH: what to do depends on what PATH names.
+ *   a descriptor (/dev/stdout, /dev/fd/N, /proc/self/fd/N, or a link to one):
+ *     written as a descriptor the caller owns, never opened by name or replaced;
+ *   an existing directory: an error;
+ *   an existing device, FIFO or socket (also through a symlink): opened and
+ *     written, never replaced (a FIFO waits at most FIFO_WAIT_MS for a reader);
+ *   anything else (nothing, a regular file, a symlink to one or to nothing):
+ *     published atomically at PATH; a symlink there is replaced, its target
+ *     left as it was. Never in /dev, /proc or /sys. */
+static sf_status open_path(file_sink *f, const char *path)
+{
+    sf_output *out = f->base.out;
+    sf_census *cs = out->cref.census;
+    int fd = fd_named_by(path);
+    if (fd >= 0) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0)
+            return sf_fail(&out->err, SF_ERR_OUTPUT,
+                           "%s names descriptor %d, which is not open", path, fd);
+        if ((fl & O_ACCMODE) == O_RDONLY)
+            return sf_fail(&out->err, SF_ERR_OUTPUT,
+                           "%s names descriptor %d, which is not open for writing", path, fd);
+        f->fd = fd;
+        f->owned = 0; /* the caller's: written, not closed, not replaced */
+        return SF_OK;
+    }
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return sf_fail(&out->err, SF_ERR_OUTPUT, "output %s is a directory", path);
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        /* A device or a FIFO (/dev/null, a pipe to a consumer) is written
+         * to, never replaced: renaming a file over /dev/null would break
+         * the machine. Not atomic, as with a descriptor. */
+        int err = 0;
+        f->fd = S_ISFIFO(st.st_mode) ? open_fifo(path, &err)
+                                     : open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+        if (f->fd < 0) {
+            if (!err)
+                err = errno;
+            if (err == ETIMEDOUT)
+                return sf_fail(&out->err, SF_ERR_OUTPUT,
+                               "no process opened the FIFO %s for reading within %d s", path,
+                               FIFO_WAIT_MS / 1000);
+            return sf_fail(&out->err, SF_ERR_OUTPUT, "cannot open %s: %s", path, strerror(err));
+        }
+        f->owned = 2; /* ours to close, nothing to publish */
+        return SF_OK;
+    }
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (!*base || !strcmp(base, ".") || !strcmp(base, ".."))
+        return sf_fail(&out->err, SF_ERR_OUTPUT, "output path %s does not end with a file name",
+                       path);
+    f->path = sf_strdup(cs, SF_MEM_SINK, path);
+    f->name = sf_strdup(cs, SF_MEM_SINK, base);
+    f->dir = slash ? sf_strndup(cs, SF_MEM_SINK, path, slash == path ? 1 : (size_t)(slash - path))
+                   : sf_strdup(cs, SF_MEM_SINK, ".");
+    if (!f->path || !f->name || !f->dir)
+        return nomem(out, "output path");
+    f->dirfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (f->dirfd < 0)
+        return sf_fail(&out->err, SF_ERR_OUTPUT, "cannot create a temporary file in %s for %s: %s",
+                       f->dir, path, strerror(errno));
+    if (kernel_dir(f->dirfd))
+        return sf_fail(&out->err, SF_ERR_OUTPUT,
+                       "will not create a file in %s (a kernel file system: /dev, /proc, /sys) "
+                       "for %s; -o - or /dev/stdout writes to standard output",
+                       f->dir, path);
+    f->owned = 1;
+    return create_temp(f);
 }
 
 sf_status sf_sink_file_open(sf_output *out, sf_sink **kp, const char *path, int fd,
@@ -196,42 +426,16 @@ sf_status sf_sink_file_open(sf_output *out, sf_sink **kp, const char *path, int 
     sf_census *cs = out->cref.census;
     file_sink *f = sf_calloc(cs, SF_MEM_SINK, 1, sizeof *f);
     if (!f)
-        return sf_fail(&out->err, SF_ERR_NOMEM, "out of memory");
+        return nomem(out, "file sink");
     f->base.vt = &file_vt;
     f->base.out = out;
     f->fd = fd;
+    f->dirfd = -1;
     f->label = sf_strdup(cs, SF_MEM_SINK, label);
-    if (!f->label) {
+    sf_status s = !f->label ? nomem(out, "output name") : fd < 0 ? open_path(f, path) : SF_OK;
+    if (s != SF_OK) {
         fs_destroy(&f->base);
-        return sf_fail(&out->err, SF_ERR_NOMEM, "out of memory");
-    }
-    if (fd < 0) {
-        struct stat st;
-        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-            fs_destroy(&f->base);
-            return sf_fail(&out->err, SF_ERR_OUTPUT, "output %s is a directory", path);
-        }
-        if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-            /* A device or a FIFO (/dev/null, a pipe to a consumer) is written
-             * to, never replaced: renaming a file over /dev/null would break
-             * the machine. Not atomic, as with a descriptor. */
-            f->fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
-            if (f->fd < 0) {
-                int err = errno;
-                fs_destroy(&f->base);
-                return sf_fail(&out->err, SF_ERR_OUTPUT, "cannot open %s: %s", path, strerror(err));
-            }
-            f->owned = 2; /* ours to close, nothing to publish */
-            *kp = &f->base;
-            return SF_OK;
-        }
-        f->owned = 1;
-        f->path = sf_strdup(cs, SF_MEM_SINK, path);
-        sf_status s = f->path ? create_temp(f) : sf_fail(&out->err, SF_ERR_NOMEM, "out of memory");
-        if (s != SF_OK) {
-            fs_destroy(&f->base);
-            return s;
-        }
+        return s;
     }
     *kp = &f->base;
     return SF_OK;

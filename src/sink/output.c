@@ -140,6 +140,11 @@ uint64_t sf_output_bytes(const sf_output *o)
     return o ? atomic_load_explicit(&o->drained, memory_order_relaxed) : 0;
 }
 
+int sf_output_atomic(const sf_output *o)
+{
+    return o && o->head && sf_sink_file_temp(o->head) != NULL;
+}
+
 const char *sf_output_temp_path(const sf_output *o)
 {
     return o && o->head ? sf_sink_file_temp(o->head) : NULL;

@@ -1,0 +1,156 @@
+/* signals.c: every signal whose default action ends the process ends a
+ * render cleanly instead: the temporary file is removed, the previous feed
+ * stays, and the process dies by the same signal (exit status 128+N).
+ *
+ * Two kinds (signal(7)):
+ *   asynchronous (SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGALRM, SIGUSR2,
+ *     SIGVTALRM, SIGPROF, SIGIO/SIGPOLL, SIGXCPU, SIGPWR, SIGSTKFLT, the
+ *     real-time signals): the handler only records the signal and pulls the
+ *     render's cancel switch (async-signal-safe); the main thread stops at
+ *     the next row or blocked call (no SA_RESTART: EINTR), aborts the output,
+ *     reports, and re-raises;
+ *   synchronous crashes (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP,
+ *     SIGSYS): the process cannot go on, so the handler unlinks the
+ *     temporary file (unlink(2) is async-signal-safe; the path was copied
+ *     into a static buffer beforehand), restores the disposition it found
+ *     (a sanitizer's handler, or the default) and re-raises.
+ * SIGPIPE is ignored (a closed pipe is an output error, exit 5) and so is
+ * SIGXFSZ (a file-size limit makes write(2) fail with EFBIG: exit 5). A
+ * signal that was ignored when sqlfeed started stays ignored (nohup's
+ * SIGHUP), except SIGINT and SIGQUIT: a shell without job control ignores
+ * those in every background job on its own, and `kill -INT PID` must still
+ * stop such a render. SIGUSR1 asks for the census
+ * (blocked, read by the monitor's signalfd). SIGKILL cannot be caught: it
+ * can leave a .NAME.sqlfeed-* file, never a partial feed. */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const int async_sigs[] = {
+    SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGALRM, SIGUSR2, SIGVTALRM, SIGPROF, SIGIO, SIGXCPU,
+#ifdef SIGPWR
+    SIGPWR,
+#endif
+#ifdef SIGSTKFLT
+    SIGSTKFLT,
+#endif
+};
+static const int crash_sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS};
+#define NCRASH (sizeof crash_sigs / sizeof crash_sigs[0])
+
+static sf_render *volatile g_render;
+static volatile sig_atomic_t g_signal;
+static struct sigaction crash_old[NCRASH];
+/* The temporary file to unlink on a crash; g_temp_set says it is whole. */
+static char g_temp[PATH_MAX + 256];
+static volatile sig_atomic_t g_temp_set;
+/* A stack for the crash handler, so a stack overflow can still clean up. */
+static char altstack[1 << 16];
+
+static void on_signal(int sig)
+{
+    int e = errno;
+    g_signal = sig;
+    sf_render *r = g_render;
+    if (r)
+        sf_render_cancel(r);
+    errno = e;
+}
+
+static void on_crash(int sig)
+{
+    int removed = g_temp_set && unlink(g_temp) == 0;
+    g_temp_set = 0;
+    /* One line, with async-signal-safe calls only: write(2) of fixed text. */
+    char msg[128] = "sqlfeed: crashed with signal ", num[12];
+    size_t n = strlen(msg), k = 0;
+    for (unsigned v = (unsigned)sig; k == 0 || v; v /= 10)
+        num[k++] = (char)('0' + v % 10);
+    while (k)
+        msg[n++] = num[--k];
+    const char *tail = removed ? "; temporary file removed, nothing published\n"
+                               : "; nothing published\n";
+    size_t t = strlen(tail);
+    memcpy(msg + n, tail, t);
+    ssize_t w = write(2, msg, n + t);
+    (void)w;
+    for (size_t i = 0; i < NCRASH; i++)
+        if (crash_sigs[i] == sig)
+            sigaction(sig, &crash_old[i], NULL);
+    /* Pending until this handler returns (the signal is blocked in it); a
+     * fault also recurs when the instruction runs again. Either way the
+     * disposition found at the start (the default: die, maybe dump core;
+     * or a sanitizer's report) takes it from here. */
+    raise(sig);
+}
+
+static int was_ignored(int sig)
+{
+    struct sigaction old;
+    return sigaction(sig, NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) &&
+           old.sa_handler == SIG_IGN;
+}
+
+void cli_signal_set(sigset_t *set)
+{
+    sigemptyset(set);
+    for (size_t i = 0; i < sizeof async_sigs / sizeof async_sigs[0]; i++)
+        sigaddset(set, async_sigs[i]);
+    for (int s = SIGRTMIN; s <= SIGRTMAX; s++)
+        sigaddset(set, s);
+}
+
+void cli_signals_install(sf_render *r)
+{
+    g_render = r;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal; /* no SA_RESTART: blocking calls return EINTR */
+    sigset_t all;
+    cli_signal_set(&all);
+    sa.sa_mask = all; /* one handler at a time */
+    for (int s = 1; s <= SIGRTMAX; s++)
+        if (sigismember(&all, s) == 1 && (s == SIGINT || s == SIGQUIT || !was_ignored(s)))
+            sigaction(s, &sa, NULL);
+    stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack, .ss_flags = 0};
+    sigaltstack(&ss, NULL);
+    sa.sa_handler = on_crash;
+    sa.sa_flags = SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < NCRASH; i++)
+        sigaction(crash_sigs[i], &sa, &crash_old[i]);
+    signal(SIGPIPE, SIG_IGN); /* a closed stdout is an error to report, not a death */
+    signal(SIGXFSZ, SIG_IGN); /* a file-size limit is EFBIG from write: exit 5 */
+}
+
+void cli_signals_forget_render(void) { g_render = NULL; }
+
+int cli_signal_caught(void) { return g_signal; }
+
+void cli_signals_set_temp(const char *path)
+{
+    g_temp_set = 0;
+    if (path && strlen(path) < sizeof g_temp) {
+        memcpy(g_temp, path, strlen(path) + 1);
+        g_temp_set = 1;
+    }
+}
+
+void cli_reraise(int sig)
+{
+    g_temp_set = 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, NULL);
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    sigprocmask(SIG_UNBLOCK, &one, NULL);
+    raise(sig);
+}
