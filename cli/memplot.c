@@ -85,6 +85,10 @@ int cmd_mem_plot(int argc, char **argv)
         return cli_usage("mem-plot", "%s", optind >= argc ? "missing the mem-log file"
                                            : optind < argc - 1 ? "give one mem-log file"
                                                                : "missing -o");
+    /* The chart must not overwrite the log it is drawn from. */
+    const cli_file in = {"LOG", argv[optind]}, outf = {"-o", out};
+    if (cli_check_files("mem-plot", &in, 1, &outf, 1, NULL))
+        return EXIT_USAGE;
     memlog_series s = {0};
     int rc = read_log(argv[optind], &s);
     if (rc == EXIT_OK) {

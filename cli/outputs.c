@@ -111,7 +111,7 @@ int cli_check_files(const char *cmd, const cli_file *inputs, size_t ninputs,
                 continue;
             identify(inputs[i].path, &x);
             if (same(&o, &x))
-                return cli_usage(cmd, "%s %s is the same file as %s %s, which the render reads; "
+                return cli_usage(cmd, "%s %s is the same file as %s %s, which sqlfeed reads; "
                                       "write it elsewhere",
                                  outputs[j].option, outputs[j].path, inputs[i].option,
                                  inputs[i].path);

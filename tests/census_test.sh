@@ -121,6 +121,10 @@ ok "--mem-log: JSON lines, at most 10/s, a final line with every row, types add 
 ok "mem-plot writes a well-formed SVG" xmllint --noout "$T/mem.svg"
 ok "mem-plot: two series, labelled axes, a legend" \
     sh -c "[ \$(grep -c '<polyline' '$T/mem.svg') = 2 ] && grep -q 'rows done' '$T/mem.svg' && grep -q 'memory (MiB)' '$T/mem.svg' && grep -q 'tracked by the census' '$T/mem.svg'"
+cp "$T/mem.jsonl" "$T/mem-copy.jsonl"
+"$SF" mem-plot "$T/mem.jsonl" -o "$T/mem.jsonl" 2>"$T/err"; rc=$?
+ok "mem-plot -o naming its own log is refused (exit 2) and the log is kept" \
+    sh -c "[ $rc = 2 ] && grep -q 'same file as LOG' '$T/err' && cmp -s '$T/mem.jsonl' '$T/mem-copy.jsonl'"
 printf 'not json\n' > "$T/bad.jsonl"
 "$SF" mem-plot "$T/bad.jsonl" -o "$T/bad.svg" 2>"$T/err"; rc=$?
 ok "mem-plot on a file that is not a mem-log: exit 2, names the line" \

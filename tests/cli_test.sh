@@ -200,7 +200,7 @@ run "$SF" render --db "$DB" --template simplyhired -o "$T"
 expect "output is a directory: exit 5" 5 "is a directory"
 cp "$DB" "$T/same.db"
 run "$SF" render --db "$T/same.db" --template simplyhired -o "$T/./same.db"
-expect "-o naming the database is refused: exit 2" 2 "-o $T/./same.db is the same file as --db $T/same.db, which the render reads"
+expect "-o naming the database is refused: exit 2" 2 "-o $T/./same.db is the same file as --db $T/same.db, which sqlfeed reads"
 ok "-o naming the database: database intact" cmp -s "$DB" "$T/same.db"
 
 mkfifo "$T/out.fifo"
