@@ -190,6 +190,7 @@ static void test_context(void)
     expect_ctx("a ]]> b", -2, SF_ESC_TEXT);
     expect_ctx("a & b", -2, SF_ESC_TEXT);
     expect_ctx("&nosuch;", -2, SF_ESC_TEXT);
+    expect_ctx_at("<!DOCTYPE r [ <!ENTITY e \"x\"> ]><r>&e;", 0, -2, SF_ESC_TEXT);
     expect_ctx("&#0;", -2, SF_ESC_TEXT);
     expect_ctx("&#xD800;", -2, SF_ESC_TEXT);
     expect_ctx("<a b=\"<\">", -2, SF_ESC_TEXT);
@@ -223,7 +224,7 @@ static void test_context(void)
     expect_ctx_at("<!DOCTYPE r SYSTEM \"a>b.dtd\">", 0, 0, SF_ESC_TEXT);
     expect_ctx_at("<!DOCTYPE r SYSTEM \"a>b.dtd", 0, 0, SF_ESC_TEXT);
     expect_ctx_at("<!DOCTYPE r [ <!ENTITY e \"]>\"> <!-- ]> --> <?p ]> ?> "
-                  "<!ATTLIST r a CDATA '>]'> %pe; <!ELEMENT r ANY> ]><r>&e;",
+                  "<!ATTLIST r a CDATA '>]'> %pe; <!ELEMENT r ANY> ]><r>&amp;",
                   0, 1, SF_ESC_TEXT);
     expect_ctx_at("<!DOCTYPE r [ <!ENTITY e \"]>\">", 0, 0, SF_ESC_TEXT);
     expect_ctx_at("<!DOCTYPE r [ <!-- a -- b --> ]>", 0, -2, SF_ESC_TEXT);

@@ -52,6 +52,10 @@ typedef struct compiler {
     uint32_t nelems, capelems;
     xml_name *attrs;      /* the current start tag's attributes */
     uint32_t nattrs, capattrs;
+    /* The first error in the literal markup waits for the end of the scan:
+     * a Mustache syntax error (an unclosed section) explains more. */
+    int markup_failed;
+    sf_errbuf markup;
 } compiler;
 
 static sf_status compile_unit(sf_template *t, uint32_t unit, int depth);
@@ -238,6 +242,9 @@ static sf_status on_event(compiler *c, const sf_xml_event *ev)
             c->lx.level = 1;
         return SF_OK;
     case SF_XE_EMPTY:
+        if (c->nelems == section_base(c)) /* the tag began before the section or partial */
+            return cfail(c, ev->pos, "'/>' ends a tag that began outside this %s",
+                         c->nopen ? "section" : "partial");
         c->nelems--;
         if (c->lx.level == 0)
             c->lx.level = 2;
@@ -275,7 +282,19 @@ static sf_status on_event(compiler *c, const sf_xml_event *ev)
 }
 
 /* Checks and lexes literal text src[from..to) in XML mode. */
+static sf_status lex_markup2(compiler *c, size_t from, size_t to);
 static sf_status lex_markup(compiler *c, size_t from, size_t to)
+{
+    sf_status st = lex_markup2(c, from, to);
+    if (st != SF_ERR_TEMPLATE)
+        return st;
+    c->markup_failed = 1;
+    c->markup = c->t->err;
+    c->xml = 0; /* the rest is scanned for syntax only */
+    return SF_OK;
+}
+
+static sf_status lex_markup2(compiler *c, size_t from, size_t to)
 {
     size_t bad = sf_xml_check_chars(c->src + from, to - from);
     if (bad != to - from)
@@ -686,6 +705,8 @@ static sf_status var_tag(compiler *c, char kind, const char *s, size_t n, size_t
         nd->esc = SF_ESC_RAW;
     } else if (c->t->eff_mode == SF_TEMPLATE_HTML) {
         nd->esc = SF_ESC_HTML;
+    } else if (!c->xml) {
+        nd->esc = SF_ESC_TEXT; /* the markup already failed: the compile will */
     } else {
         sf_esc esc;
         if (sf_xml_context(&c->lx, &esc) != 0)
@@ -1072,6 +1093,10 @@ static sf_status compile_unit(sf_template *t, uint32_t unit, int depth)
         return cfail(&c, 0, "template larger than %zu MiB, the limit", MAX_TEMPLATE_SIZE >> 20);
     t->units[unit].compiling = 1;
     sf_status st = scan(&c);
+    if (st == SF_OK && c.markup_failed) {
+        t->err = c.markup;
+        st = SF_ERR_TEMPLATE;
+    }
     if (st == SF_OK && c.xml)
         st = finish_markup(&c);
     /* t->units may have moved while partials compiled; index again. */

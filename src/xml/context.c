@@ -221,14 +221,17 @@ static const char *const predefined[5] = {"lt", "gt", "amp", "apos", "quot"};
 static size_t end_ref(sf_xml_lexer *lx, const char *src, size_t i, sf_xml_event *ev)
 {
     if (lx->sub == REF_NAME) {
+        /* Only the five XML predefines: an entity from a DTD may be unknown
+         * to the reader (an external DTD is not read by most parsers) or
+         * hold markup that is not balanced where it lands. */
         size_t len = i - lx->mark;
-        int known = (lx->flags & SF_XF_DOCTYPE) != 0;
+        int known = 0;
         for (int k = 0; k < 5 && !known; k++)
             known = strlen(predefined[k]) == len && memcmp(src + lx->mark, predefined[k], len) == 0;
         if (!known)
             return fail(ev, lx->mark - 1,
-                        "&%.*s; is not an entity XML predefines (lt gt amp apos quot) and "
-                        "the template has no DOCTYPE to declare it",
+                        "&%.*s; is not one of the entities XML predefines (lt gt amp apos "
+                        "quot); write a character reference such as &#160;",
                         (int)(len > 40 ? 40 : len), src + lx->mark);
     } else if (!xml_char(lx->cp)) {
         return fail(ev, lx->mark - 1, "character reference to a character XML 1.0 forbids");
@@ -505,13 +508,16 @@ size_t sf_xml_lex(sf_xml_lexer *lx, const char *src, size_t i, size_t end, sf_xm
             }
             lx->state = SF_XS_PI, lx->sub = 0, lx->match = 0;
             if (c == '?')
-                lx->match = 1;
+                lx->match = 1, lx->sub = 1; /* "<?target?" : only '>' may follow */
             else if (!is_space(c))
                 return fail(ev, i, "a PI target must be followed by white space or '?>'");
             break;
 
         case SF_XS_PI:
         case SF_XS_DT_PI:
+            if (lx->sub == 1 && c != '>')
+                return fail(ev, i - 1, "a PI target must be followed by white space or '?>'");
+            lx->sub = 0;
             if (c == '?') {
                 lx->match = 1;
             } else if (c == '>' && lx->match == 1) {
