@@ -220,7 +220,11 @@ static void test_context(void)
     expect_ctx_at("<?XML version=\"1.0\"?>", 0, -2, SF_ESC_TEXT);
     expect_ctx_at("<!DOCTYPE r SYSTEM \"a>b.dtd\"><r>", 0, 1, SF_ESC_TEXT);
     expect_ctx_at("<!DOCTYPE r SYSTEM 'a>b.dtd'><r>", 0, 1, SF_ESC_TEXT);
-    expect_ctx_at("<!DOCTYPE r PUBLIC \"-//x>//EN\" 'y>\"z'><r>", 0, 1, SF_ESC_TEXT);
+    expect_ctx_at("<!DOCTYPE r PUBLIC \"-//x//EN\" 'y>\"z'><r>", 0, 1, SF_ESC_TEXT);
+    expect_ctx_at("<!DOCTYPE r PUBLIC \"-//x>//EN\" 'y'><r>", 0, -2, SF_ESC_TEXT);
+    expect_ctx_at("<!DOCTYPE r SYST><r>", 0, -2, SF_ESC_TEXT);
+    expect_ctx_at("<!DOCTYPE r SYSTEM><r>", 0, -2, SF_ESC_TEXT);
+    expect_ctx_at("<!DOCTYPE r PUBLIC \"x\"><r>", 0, -2, SF_ESC_TEXT);
     expect_ctx_at("<!DOCTYPE r SYSTEM \"a>b.dtd\">", 0, 0, SF_ESC_TEXT);
     expect_ctx_at("<!DOCTYPE r SYSTEM \"a>b.dtd", 0, 0, SF_ESC_TEXT);
     expect_ctx_at("<!DOCTYPE r [ <!ENTITY e \"]>\"> <!-- ]> --> <?p ]> ?> "

@@ -737,6 +737,12 @@ static sf_status var_tag(compiler *c, char kind, const char *s, size_t n, size_t
 static sf_status check_edge(compiler *c, size_t pos, const char *what)
 {
     const sf_xml_lexer *lx = &c->lx;
+    sf_xml_event ev;
+    if (c->xml && sf_xml_flush(&c->lx, pos, &ev)) { /* a name ends at the tag */
+        sf_status st = on_event(c, &ev);
+        if (st != SF_OK)
+            return st;
+    }
     if (!c->xml || sf_xml_boundary_ok(lx))
         return SF_OK;
     if (lx->state == SF_XS_TEXT)
@@ -795,8 +801,9 @@ static size_t node_name(const sf_template *t, const sf_node *nd, char *buf, size
 
 /* A section whose body ends with `m` ']'s of element text, rendered again:
  * 1 when the body's start cannot complete "]]>" with them (values are
- * transparent: they may be empty, and never add a ']'). */
-static int body_may_follow(const compiler *c, const open_sec *o, unsigned m)
+ * transparent: they may be empty, and never add a ']'). A body of nothing
+ * but ']'s can pile up any number of them: what follows is read after two. */
+static int body_may_follow(compiler *c, const open_sec *o, unsigned m)
 {
     if (c->nodes[o->node].type == SF_N_INVERTED)
         return 1; /* renders at most once */
@@ -816,6 +823,7 @@ static int body_may_follow(const compiler *c, const open_sec *o, unsigned m)
                 return 1;
         }
     }
+    c->lx.match = 2;
     return 1;
 }
 

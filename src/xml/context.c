@@ -279,7 +279,7 @@ size_t sf_xml_lex(sf_xml_lexer *lx, const char *src, size_t i, size_t end, sf_xm
             } else if (c == ']') {
                 lx->match = lx->match < 2 ? (uint8_t)(lx->match + 1) : 2;
             } else if (c == '>' && lx->match == 2) {
-                return fail(ev, i - 2, "']]>' in element text (write ]]&gt;)");
+                return fail(ev, i, "']]>' in element text (write ]]&gt;)");
             } else {
                 lx->match = 0;
             }
@@ -539,6 +539,8 @@ size_t sf_xml_lex(sf_xml_lexer *lx, const char *src, size_t i, size_t end, sf_xm
             break;
 
         case SF_XS_DOCTYPE:
+            /* doctypedecl ::= '<!DOCTYPE' S Name (S ExternalID)? S? ('[' intSubset ']' S?)? '>'
+             * ExternalID ::= 'SYSTEM' S SystemLiteral | 'PUBLIC' S PubidLiteral S SystemLiteral */
             switch (lx->sub) {
             case 0:
                 if (!is_space(c))
@@ -551,25 +553,62 @@ size_t sf_xml_lex(sf_xml_lexer *lx, const char *src, size_t i, size_t end, sf_xm
                 else if (!is_space(c))
                     return fail(ev, i, "<!DOCTYPE needs the root element's name");
                 break;
-            case 2:
+            case 2: /* the name */
                 if (name_char(cp))
                     break;
                 lx->sub = 3;
                 /* fall through */
-            case 3:
-                if (c == '"' || c == '\'') {
-                    lx->state = SF_XS_DT_LIT, lx->quote = c, lx->ret = SF_XS_DOCTYPE;
+            case 3: /* after the name */
+            case 4: /* after white space that follows it */
+                if (c == 'S' || c == 'P') {
+                    if (lx->sub != 4)
+                        return fail(ev, i, "white space must come before SYSTEM or PUBLIC");
+                    lx->sub = 5, lx->mark = (uint32_t)i;
                 } else if (c == '[') {
                     lx->state = SF_XS_DT_SUBSET;
                 } else if (c == '>') {
                     lx->state = SF_XS_TEXT, lx->sub = 0;
-                } else if (!is_space(c) && !(c >= 'A' && c <= 'Z')) {
+                } else if (is_space(c)) {
+                    lx->sub = 4;
+                } else {
                     return fail(ev, i, "unexpected '%.*s' in <!DOCTYPE (SYSTEM \"...\", "
                                        "PUBLIC \"...\" \"...\", [...] may follow the name)",
                                 (int)clen, src + i);
                 }
                 break;
-            default: /* 4: after the internal subset */
+            case 5: /* SYSTEM or PUBLIC */
+                if (c >= 'A' && c <= 'Z')
+                    break;
+                if (i - lx->mark == 6 && memcmp(src + lx->mark, "SYSTEM", 6) == 0)
+                    lx->cp = 1;
+                else if (i - lx->mark == 6 && memcmp(src + lx->mark, "PUBLIC", 6) == 0)
+                    lx->cp = 2;
+                else
+                    return fail(ev, lx->mark, "<!DOCTYPE: SYSTEM or PUBLIC expected");
+                lx->sub = 6;
+                /* fall through */
+            case 6: /* white space, then a literal */
+            case 8:
+                if (!is_space(c))
+                    return fail(ev, i, "<!DOCTYPE: white space and a quoted literal expected");
+                lx->sub = (uint8_t)(lx->sub + 1);
+                break;
+            case 7: /* the first literal (system, or public id) */
+            case 9: /* the system literal after a public id */
+                if (c == '"' || c == '\'')
+                    lx->state = SF_XS_DT_LIT, lx->quote = c;
+                else if (!is_space(c))
+                    return fail(ev, i, "<!DOCTYPE: a quoted literal expected");
+                break;
+            case 10: /* after the external id */
+                if (c == '[')
+                    lx->state = SF_XS_DT_SUBSET;
+                else if (c == '>')
+                    lx->state = SF_XS_TEXT, lx->sub = 0;
+                else if (!is_space(c))
+                    return fail(ev, i, "<!DOCTYPE: '[' or '>' expected");
+                break;
+            default: /* 11: after the internal subset */
                 if (c == '>')
                     lx->state = SF_XS_TEXT, lx->sub = 0;
                 else if (!is_space(c))
@@ -577,7 +616,16 @@ size_t sf_xml_lex(sf_xml_lexer *lx, const char *src, size_t i, size_t end, sf_xm
             }
             break;
 
-        case SF_XS_DT_LIT:
+        case SF_XS_DT_LIT: /* a DOCTYPE's literal: sub 7 or 9 says which */
+            if (c == lx->quote) {
+                lx->state = SF_XS_DOCTYPE, lx->quote = 0;
+                lx->sub = lx->sub == 7 && lx->cp == 2 ? 8 : 10;
+            } else if (lx->sub == 7 && lx->cp == 2 &&
+                       !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                         (c && strchr(" \r\n-'()+,./:=?;!*#@$_%", c)))) {
+                return fail(ev, i, "'%.*s' cannot be in a public identifier", (int)clen, src + i);
+            }
+            break;
         case SF_XS_DT_DECL_LIT:
             if (c == lx->quote)
                 lx->state = lx->ret, lx->quote = 0;
@@ -585,7 +633,7 @@ size_t sf_xml_lex(sf_xml_lexer *lx, const char *src, size_t i, size_t end, sf_xm
 
         case SF_XS_DT_SUBSET:
             if (c == ']')
-                lx->state = SF_XS_DOCTYPE, lx->sub = 4;
+                lx->state = SF_XS_DOCTYPE, lx->sub = 11;
             else if (c == '<')
                 lx->state = SF_XS_DT_LT, lx->sub = 0;
             else if (c == '%')
@@ -636,6 +684,22 @@ size_t sf_xml_lex(sf_xml_lexer *lx, const char *src, size_t i, size_t end, sf_xm
         i = next;
     }
     return end;
+}
+
+int sf_xml_flush(sf_xml_lexer *lx, size_t at, sf_xml_event *ev)
+{
+    ev->type = SF_XE_NONE;
+    if (lx->state == SF_XS_STAG_NAME) {
+        lx->state = SF_XS_TAG, lx->sub = TAG_NEED_SPACE;
+        event(ev, SF_XE_STAG, lx->mark - 1, lx->mark, at - lx->mark, at);
+        return 1;
+    }
+    if (lx->state == SF_XS_ATTR_NAME) {
+        lx->state = SF_XS_TAG, lx->sub = TAG_AFTER_ANAME;
+        event(ev, SF_XE_ATTR, lx->mark, lx->mark, at - lx->mark, at);
+        return 1;
+    }
+    return 0;
 }
 
 int sf_xml_context(const sf_xml_lexer *lx, sf_esc *esc)

@@ -137,6 +137,10 @@ size_t sf_xml_lex(sf_xml_lexer *lx, const char *src, size_t i, size_t end, sf_xm
  * allows; returns n, or the offset of the first byte that is not. */
 size_t sf_xml_check_chars(const char *s, size_t n);
 
+/* At a tag (offset `at`), a start tag's or an attribute's name being read
+ * ends: 1 and the event in *ev, or 0 when there is none. */
+int sf_xml_flush(sf_xml_lexer *lx, size_t at, sf_xml_event *ev);
+
 /* The escaping for a value at the lexer's position: 0 and *esc set, or -1
  * when the position holds no value (markup, a name, a PI, a DOCTYPE, text
  * outside the root element). */
