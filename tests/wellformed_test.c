@@ -420,6 +420,40 @@ static void test_limits(void)
     sf_template_free(t);
 }
 
+/* Name characters: the lexer accepts exactly what expat accepts, over
+ * every code point of the BMP and a sample of the rest. */
+static void test_names(void)
+{
+    sf_template *t = sf_template_create(NULL, SF_TEMPLATE_XML);
+    unsigned long disagree = 0, first = 0, tried = 0;
+    for (uint32_t cp = 0x80; cp <= 0x10FFFF; cp += cp < 0x10000 ? 1 : 97) {
+        if (cp >= 0xD800 && cp <= 0xDFFF)
+            continue;
+        char ch[5] = {0};
+        if (cp < 0x800)
+            ch[0] = (char)(0xC0 | cp >> 6), ch[1] = (char)(0x80 | (cp & 0x3F));
+        else if (cp < 0x10000)
+            ch[0] = (char)(0xE0 | cp >> 12), ch[1] = (char)(0x80 | ((cp >> 6) & 0x3F)),
+            ch[2] = (char)(0x80 | (cp & 0x3F));
+        else
+            ch[0] = (char)(0xF0 | cp >> 18), ch[1] = (char)(0x80 | ((cp >> 12) & 0x3F)),
+            ch[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), ch[3] = (char)(0x80 | (cp & 0x3F));
+        for (int start = 0; start < 2; start++) {
+            char doc[16];
+            snprintf(doc, sizeof doc, start ? "<%s/>" : "<a%s/>", ch);
+            int ours = sf_template_load_string(t, "n", doc, strlen(doc), NULL, NULL) == SF_OK;
+            char why[100];
+            int theirs = well_formed(doc, strlen(doc), why, sizeof why, NULL);
+            tried++;
+            if (ours != theirs && disagree++ == 0)
+                first = cp;
+        }
+    }
+    check(disagree == 0, "names: the lexer and expat agree on every name character",
+          "%lu of %lu disagree, the first U+%04lX", disagree, tried, first);
+    sf_template_free(t);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -433,6 +467,7 @@ int main(int argc, char **argv)
     test_encoding();
     test_text_mode();
     test_limits();
+    test_names();
     printf("wellformed: %d passed, %d failed\n", passes, failures);
     return failures ? 1 : 0;
 }

@@ -48,22 +48,37 @@ static uint32_t decode(const char *src, size_t i, size_t end, size_t *n)
     return 0xFFFD;
 }
 
-/* XML 1.0 (fifth edition) NameStartChar and NameChar. */
+#include "names.h"
+
+static int in_table(const uint16_t (*tab)[2], size_t n, uint32_t c)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c < tab[mid][0])
+            hi = mid;
+        else if (c > tab[mid][1])
+            lo = mid + 1;
+        else
+            return 1;
+    }
+    return 0;
+}
+
+/* NameStartChar and NameChar: ASCII as XML 1.0 says, beyond it the
+ * characters both editions of the standard accept (names.h). */
 static int name_start(uint32_t c)
 {
-    return c == ':' || c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-           (c >= 0xC0 && c <= 0xD6) || (c >= 0xD8 && c <= 0xF6) || (c >= 0xF8 && c <= 0x2FF) ||
-           (c >= 0x370 && c <= 0x37D) || (c >= 0x37F && c <= 0x1FFF) ||
-           (c >= 0x200C && c <= 0x200D) || (c >= 0x2070 && c <= 0x218F) ||
-           (c >= 0x2C00 && c <= 0x2FEF) || (c >= 0x3001 && c <= 0xD7FF) ||
-           (c >= 0xF900 && c <= 0xFDCF) || (c >= 0xFDF0 && c <= 0xFFFD) ||
-           (c >= 0x10000 && c <= 0xEFFFF);
+    if (c < 0x80)
+        return c == ':' || c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+    return in_table(name_start_tab, sizeof name_start_tab / sizeof name_start_tab[0], c);
 }
 
 static int name_char(uint32_t c)
 {
-    return name_start(c) || c == '-' || c == '.' || (c >= '0' && c <= '9') || c == 0xB7 ||
-           (c >= 0x300 && c <= 0x36F) || (c >= 0x203F && c <= 0x2040);
+    if (c < 0x80)
+        return name_start(c) || c == '-' || c == '.' || (c >= '0' && c <= '9');
+    return in_table(name_char_tab, sizeof name_char_tab / sizeof name_char_tab[0], c);
 }
 
 /* A character a reference may name: XML 1.0 Char. */
