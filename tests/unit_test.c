@@ -160,6 +160,9 @@ static void expect_ctx_at(const char *literal, int inside, int want_ok, sf_esc w
     int ok = rc == 0 ? 1 : rc == -1 ? 0 : rc;
     char name[300];
     snprintf(name, sizeof name, "context after '%s'", literal);
+    for (char *q = name; *q; q++)
+        if (*q == '\n')
+            *q = ' ';
     check(ok == want_ok && (ok != 1 || esc == want), name, "got %d esc=%d, want %d", ok,
           (int)esc, want_ok);
 }
