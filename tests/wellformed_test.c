@@ -327,6 +327,14 @@ static void test_encoding(void)
                    "UTF-8 only");
     expect_refused("encoding: UTF8 (not an encoding name) refused",
                    "<?xml version=\"1.0\" encoding=\"UTF8\"?><r/>", "UTF-8 only");
+    partial_text = "encoding=\"latin1\"";
+    expect_refused("encoding: a partial cannot finish the declaration",
+                   "<?xml version=\"1.0\" {{>p}}?><r/>", "a partial sits in a processing instruction");
+    partial_text = NULL;
+    expect_refused("encoding: nor a section", "<?xml version=\"1.0\" {{#a}}{{/a}}?><r/>",
+                   "a section tag sits in a processing instruction");
+    expect_refused("declaration after a raw value", "{{{a}}}<?xml version=\"1.0\"?><r/>",
+                   "'<?xml' is reserved");
     expect_refused("encoding: a declaration without version",
                    "<?xml encoding=\"UTF-8\"?><r/>", "needs version");
 }

@@ -701,6 +701,8 @@ static sf_status var_tag(compiler *c, char kind, const char *s, size_t n, size_t
     if (st != SF_OK)
         return st;
     sf_node *nd = &c->nodes[idx];
+    if (c->xml)
+        c->lx.flags |= SF_XF_STARTED; /* no XML declaration after a value */
     if (kind == '&' || kind == '{' || c->t->eff_mode == SF_TEMPLATE_TEXT) {
         nd->esc = SF_ESC_RAW;
     } else if (c->t->eff_mode == SF_TEMPLATE_HTML) {
@@ -726,7 +728,6 @@ static sf_status var_tag(compiler *c, char kind, const char *s, size_t n, size_t
             nd->a = 1;
             c->lx.match = 0;
         }
-        c->lx.flags |= SF_XF_STARTED;
     }
     return SF_OK;
 }

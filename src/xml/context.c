@@ -740,10 +740,10 @@ int sf_xml_context(const sf_xml_lexer *lx, sf_esc *esc)
 int sf_xml_boundary_ok(const sf_xml_lexer *lx)
 {
     switch ((sf_xml_state)lx->state) {
+    case SF_XS_PI: return lx->match == 0 && !(lx->flags & SF_XF_XMLDECL);
     case SF_XS_TEXT:
     case SF_XS_CDATA:
-    case SF_XS_COMMENT:
-    case SF_XS_PI: return lx->match == 0;
+    case SF_XS_COMMENT: return lx->match == 0;
     case SF_XS_ATTR_DQ:
     case SF_XS_ATTR_SQ:
     case SF_XS_DT_SUBSET: return 1;
