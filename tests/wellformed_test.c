@@ -302,6 +302,8 @@ static void test_markup(void)
                    "<i> opened at p:1:1 is never closed in the partial");
     partial_text = "</r>";
     expect_refused("partial: closes what it did not open", "<r>{{>p}}", "closes an element the partial did not open");
+    partial_text = "a=\"2\"";
+    expect_refused("partial: inside a tag", "<r a=\"1\" {{>p}}/>", "a partial inside a tag");
     partial_text = "<?xml version=\"1.0\"?>\n<feed>{{#rows}}{{v}}{{/rows}}</feed>\n";
     expect_wf("partial: the whole document", "{{>p}}", "SELECT 'x' AS v", "x");
     expect_refused("partial: the declaration twice", "{{>p}}{{>p}}", "'<?xml' is reserved");

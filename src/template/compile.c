@@ -1014,6 +1014,9 @@ static sf_status scan(compiler *c)
             size_t ilen = standalone ? t0 - line_start : 0;
             uint32_t here = c->unit;
             st = check_edge(c, t0, "a partial");
+            if (st == SF_OK && c->xml && c->lx.state == SF_XS_TAG)
+                st = cfail(c, t0, "a partial inside a tag: its attributes could repeat the "
+                                  "tag's; write them in the tag (sections may choose them)");
             if (st == SF_OK)
                 st = partial_unit(c, name, nlen, ind, ilen, t0, &u);
             c->unit = here;
