@@ -209,17 +209,27 @@ typedef enum sf_template_mode {
     /* The default: each {{tag}} is escaped for the XML context its position
      * in the template's literal text gives it (element text, attribute value,
      * CDATA section, comment); invalid UTF-8 and characters XML 1.0 forbids
-     * are replaced by U+FFFD everywhere, {{{raw}}} included. */
+     * are replaced by U+FFFD everywhere, {{{raw}}} included. The literal
+     * markup must be well-formed however sections go (docs/template.md),
+     * and an XML declaration may only declare UTF-8. */
     SF_TEMPLATE_XML = 0,
     /* Mustache spec behaviour: & " < > are escaped wherever the tag is. */
-    SF_TEMPLATE_HTML = 1
+    SF_TEMPLATE_HTML = 1,
+    /* Plain text, not XML: the literal text is not checked and values are
+     * written through the character filter only (invalid UTF-8 and C0
+     * controls other than TAB, LF, CR become U+FFFD). A template in XML mode
+     * switches itself to text with {{! sqlfeed-format: text }} as its first
+     * tag. */
+    SF_TEMPLATE_TEXT = 2
 } sf_template_mode;
 
 sf_template *sf_template_create(sf_census *census, sf_template_mode mode);
 void sf_template_free(sf_template *tpl);
 
 /* Compiles the template in file `path`. Partials {{>name}} are read from
- * name.mustache in the same directory. */
+ * name.mustache in the same directory. A file that cannot be found or read
+ * is SF_ERR_ARG (as an unknown built-in is); a template that is read but
+ * broken (syntax, markup, a missing partial, over 64 MiB) SF_ERR_TEMPLATE. */
 sf_status sf_template_load_file(sf_template *tpl, const char *path);
 
 /* Compiles a built-in template by name (see sf_builtin_template_name). */

@@ -250,10 +250,10 @@ ok "CDATA after ']': the value is text, not markup" \
 printf '<r><![CDATA[]]{{#s}}{{/s}}>]]></r>\n' > "$T/edge2.mustache"
 run "$SF" render --db "$DB" --query 'SELECT 1 AS n' --template "$T/edge2.mustache" -o "$T/keep.xml" --param s=1
 expect "a section tag splitting ']]>' is refused: exit 3" 3 "edge2.mustache:1:15: a section tag splits the '\]\]>' that ends a CDATA section"
-printf '{{>rowsp}}{{>rowsp}}' > "$T/twice.mustache"
-printf '<r>{{#rows}}<i>{{n}}</i>{{/rows}}</r>\n' > "$T/rowsp.mustache"
+printf '<x>{{>rowsp}}{{>rowsp}}</x>' > "$T/twice.mustache"
+printf '{{#rows}}<i>{{n}}</i>{{/rows}}\n' > "$T/rowsp.mustache"
 run "$SF" render --db "$DB" --query 'SELECT 1 AS n' --template "$T/twice.mustache" -o "$T/keep.xml"
-expect "rows iterated twice through a partial: exit 3" 3 "rowsp.mustache:1:4: \{\{#rows\}\} again \(first at $T/rowsp.mustache:1:4\)"
+expect "rows iterated twice through a partial: exit 3" 3 "rowsp.mustache:1:1: \{\{#rows\}\} again \(first at $T/rowsp.mustache:1:1\)"
 { printf '{{#x}}%.0s' $(seq 250); printf 'a{{>deep}}'; printf '{{/x}}%.0s' $(seq 250); } > "$T/deep.mustache"
 printf '<r>{{>deep}}</r>\n' > "$T/deeptop.mustache"
 run "$SF" render --db "$DB" --query 'SELECT 1 AS n' --template "$T/deeptop.mustache" -o "$T/keep.xml" --param x=1

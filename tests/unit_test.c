@@ -87,6 +87,9 @@ static void test_escape(void)
     E("escape text specials", SF_ESC_TEXT, "a<b>&c\"d'e", "a&lt;b&gt;&amp;c\"d'e");
     E("escape text keeps TAB LF, CR as ref", SF_ESC_TEXT, "a\tb\nc\rd", "a\tb\nc&#13;d");
     E("escape text ]]> cannot appear", SF_ESC_TEXT, "]]>", "]]&gt;");
+    E("escape text trailing ] as a reference", SF_ESC_TEXT, "b]]", "b]&#93;");
+    E("escape text lone ]", SF_ESC_TEXT, "]", "&#93;");
+    E("escape text inner ] kept", SF_ESC_TEXT, "a]b", "a]b");
     E("escape attr", SF_ESC_ATTR, "<\"'&>\t\n\r", "&lt;&quot;&apos;&amp;&gt;&#9;&#10;&#13;");
     E("escape cdata split", SF_ESC_CDATA, "a]]>b", "a]]]]><![CDATA[>b");
     E("escape cdata CR", SF_ESC_CDATA, "a\rb", "a]]>&#13;<![CDATA[b");
@@ -126,16 +129,44 @@ static void test_escape(void)
 
 /* ---- the context lexer ------------------------------------------------- */
 
-static void expect_ctx(const char *literal, int want_ok, sf_esc want)
+/* Lexes a literal the way the compiler does (starting inside the root
+ * element when `inside`); the context a tag after it gets, or -1 when the
+ * literal is refused or holds no value there. */
+static int lex_ctx(const char *literal, int inside, sf_esc *esc)
 {
-    sf_xml_lexer lx = {0};
-    sf_xml_lex(&lx, literal, strlen(literal));
-    sf_esc esc = SF_ESC_RAW;
-    int ok = sf_xml_context(&lx, &esc) == 0;
-    char name[200];
-    snprintf(name, sizeof name, "context after '%s'", literal);
-    check(ok == want_ok && (!ok || esc == want), name, "ok=%d esc=%d", ok, (int)esc);
+    sf_xml_lexer lx;
+    memset(&lx, 0, sizeof lx);
+    lx.level = inside ? 1 : 0;
+    size_t i = 0, n = strlen(literal);
+    if (sf_xml_check_chars(literal, n) != n)
+        return -2;
+    while (i < n) {
+        sf_xml_event ev;
+        i = sf_xml_lex(&lx, literal, i, n, &ev);
+        if (ev.type == SF_XE_ERROR)
+            return -2;
+        if (ev.type == SF_XE_STAG_END && lx.level == 0)
+            lx.level = 1;
+    }
+    return sf_xml_context(&lx, esc);
 }
+
+/* want_ok: 1 a value goes there with escaping `want`; 0 no value goes
+ * there; -2 the literal itself is refused. */
+static void expect_ctx_at(const char *literal, int inside, int want_ok, sf_esc want)
+{
+    sf_esc esc = SF_ESC_RAW;
+    int rc = lex_ctx(literal, inside, &esc);
+    int ok = rc == 0 ? 1 : rc == -1 ? 0 : rc;
+    char name[300];
+    snprintf(name, sizeof name, "context after '%s'", literal);
+    for (char *q = name; *q; q++)
+        if (*q == '\n')
+            *q = ' ';
+    check(ok == want_ok && (ok != 1 || esc == want), name, "got %d esc=%d, want %d", ok,
+          (int)esc, want_ok);
+}
+#define expect_ctx(lit, ok, esc) expect_ctx_at(lit, 1, ok, esc)
 
 static void test_context(void)
 {
@@ -150,11 +181,67 @@ static void test_context(void)
     expect_ctx("<![CDATA[ x ]]>", 1, SF_ESC_TEXT);
     expect_ctx("<!--", 1, SF_ESC_COMMENT);
     expect_ctx("<!-- a -->", 1, SF_ESC_TEXT);
-    expect_ctx("<?xml version=\"1.0\"", 0, SF_ESC_TEXT);
-    expect_ctx("<?xml version=\"1.0\"?>", 1, SF_ESC_TEXT);
-    expect_ctx("<!DOCTYPE x [ <!ENTITY a \"b\"> ]", 0, SF_ESC_TEXT);
-    expect_ctx("<!DOCTYPE x [ <!ENTITY a \"b\"> ]>", 1, SF_ESC_TEXT);
+    expect_ctx("<!-- a --", 0, SF_ESC_TEXT);
+    expect_ctx("<?pi x=\"1\"", 0, SF_ESC_TEXT);
+    expect_ctx("<?pi x=\"1\"?>", 1, SF_ESC_TEXT);
+    expect_ctx("<?pi ? > still ?>", 1, SF_ESC_TEXT);
     expect_ctx("<a b=\"c\"/>text", 1, SF_ESC_TEXT);
+    expect_ctx("<a b='>'>", 1, SF_ESC_TEXT);
+    expect_ctx("<a b=\"'>\" c='\">'>", 1, SF_ESC_TEXT);
+    expect_ctx("a &amp; &#60; &#x3C; &lt;", 1, SF_ESC_TEXT);
+    /* Literal markup that is not well-formed is refused. */
+    expect_ctx("a ]]> b", -2, SF_ESC_TEXT);
+    expect_ctx("a & b", -2, SF_ESC_TEXT);
+    expect_ctx("&nosuch;", -2, SF_ESC_TEXT);
+    expect_ctx_at("<!DOCTYPE r [ <!ENTITY e \"x\"> ]><r>&e;", 0, -2, SF_ESC_TEXT);
+    expect_ctx("&#0;", -2, SF_ESC_TEXT);
+    expect_ctx("&#xD800;", -2, SF_ESC_TEXT);
+    expect_ctx("<a b=\"<\">", -2, SF_ESC_TEXT);
+    expect_ctx("<a b=c>", -2, SF_ESC_TEXT);
+    expect_ctx("<a b>", -2, SF_ESC_TEXT);
+    expect_ctx("<a b=\"1\"c=\"2\">", -2, SF_ESC_TEXT);
+    expect_ctx("<!-- a -- b -->", -2, SF_ESC_TEXT);
+    expect_ctx("<!-- a --->", -2, SF_ESC_TEXT);
+    expect_ctx("<!ELEMENT a ANY>", -2, SF_ESC_TEXT);
+    expect_ctx("< a>", -2, SF_ESC_TEXT);
+    expect_ctx("</ a>", -2, SF_ESC_TEXT);
+    expect_ctx("<?xml version=\"1.0\"?>", -2, SF_ESC_TEXT);
+    expect_ctx("<!DOCTYPE r>", -2, SF_ESC_TEXT);
+    expect_ctx("a\x01" "b", -2, SF_ESC_TEXT);
+    expect_ctx("a\xC3" "b", -2, SF_ESC_TEXT);
+    /* The prolog: the XML declaration first, DOCTYPE with quoted literals
+     * (both quotes, holding '>') and an internal subset with comments, PIs,
+     * declarations with literals and parameter-entity references. */
+    expect_ctx_at("<?xml version=\"1.0\" encoding=\"utf-8\"?>", 0, 0, SF_ESC_TEXT);
+    expect_ctx_at("<?xml version='1.0' encoding='UTF-8' standalone='yes'?>\n<r>", 0, 1, SF_ESC_TEXT);
+    expect_ctx_at(" <?xml version=\"1.0\"?>", 0, -2, SF_ESC_TEXT);
+    expect_ctx_at("<?xml version=\"1.0\" encoding=\"US-ASCII\"?>", 0, -2, SF_ESC_TEXT);
+    expect_ctx_at("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>", 0, -2, SF_ESC_TEXT);
+    expect_ctx_at("<?xml version=\"1.0\" encoding=\"utf-16\"?>", 0, -2, SF_ESC_TEXT);
+    expect_ctx_at("<?xml version=\"1.0\" encoding=\"UTF8\"?>", 0, -2, SF_ESC_TEXT);
+    expect_ctx_at("<?xml encoding=\"UTF-8\"?>", 0, -2, SF_ESC_TEXT);
+    expect_ctx_at("<?XML version=\"1.0\"?>", 0, -2, SF_ESC_TEXT);
+    expect_ctx_at("<!DOCTYPE r SYSTEM \"a>b.dtd\"><r>", 0, 1, SF_ESC_TEXT);
+    expect_ctx_at("<!DOCTYPE r SYSTEM 'a>b.dtd'><r>", 0, 1, SF_ESC_TEXT);
+    expect_ctx_at("<!DOCTYPE r PUBLIC \"-//x//EN\" 'y>\"z'><r>", 0, 1, SF_ESC_TEXT);
+    expect_ctx_at("<!DOCTYPE r PUBLIC \"-//x>//EN\" 'y'><r>", 0, -2, SF_ESC_TEXT);
+    expect_ctx_at("<!DOCTYPE r SYST><r>", 0, -2, SF_ESC_TEXT);
+    expect_ctx_at("<!DOCTYPE r SYSTEM><r>", 0, -2, SF_ESC_TEXT);
+    expect_ctx_at("<!DOCTYPE r PUBLIC \"x\"><r>", 0, -2, SF_ESC_TEXT);
+    expect_ctx_at("<!DOCTYPE r SYSTEM \"a>b.dtd\">", 0, 0, SF_ESC_TEXT);
+    expect_ctx_at("<!DOCTYPE r SYSTEM \"a>b.dtd", 0, 0, SF_ESC_TEXT);
+    expect_ctx_at("<!DOCTYPE r [ <!ENTITY e \"]>\"> <!-- ]> --> <?p ]> ?> "
+                  "<!ATTLIST r a CDATA '>]'> %pe; <!ELEMENT r ANY> ]><r>&amp;",
+                  0, 1, SF_ESC_TEXT);
+    expect_ctx_at("<!DOCTYPE r [ <!ENTITY e \"]>\">", 0, 0, SF_ESC_TEXT);
+    expect_ctx_at("<!DOCTYPE r [ <!-- a -- b --> ]>", 0, -2, SF_ESC_TEXT);
+    expect_ctx_at("<!DOCTYPE r [ x ]>", 0, -2, SF_ESC_TEXT);
+    expect_ctx_at("<!DOCTYPE r [ ] x>", 0, -2, SF_ESC_TEXT);
+    expect_ctx_at("<!DOCTYPE>", 0, -2, SF_ESC_TEXT);
+    expect_ctx_at("<!-- c --><?p?>\n<r x=\"", 0, 1, SF_ESC_ATTR);
+    expect_ctx_at("text<r>", 0, -2, SF_ESC_TEXT);
+    expect_ctx_at("<![CDATA[x]]><r>", 0, -2, SF_ESC_TEXT);
+    expect_ctx_at("\xEF\xBB\xBF<?xml version=\"1.0\"?><r>", 0, 1, SF_ESC_TEXT);
 }
 
 /* ---- template compilation ------------------------------------------------ */
@@ -183,7 +270,7 @@ static void test_compile(void)
     expect_compile_error("compile: unclosed tag", "<a>{{x</a>", "t.mustache:1:4: unclosed tag");
     expect_compile_error("compile: value in markup", "<a {{x}}>", "sits in markup");
     expect_compile_error("compile: unquoted attribute", "<a href={{x}}>", "quoted attribute");
-    expect_compile_error("compile: section changes context", "{{#a}}<b c=\"{{/a}}\">",
+    expect_compile_error("compile: section changes context", "<r>{{#a}}<b c=\"{{/a}}\"></r>",
                          "must leave the XML context");
     expect_compile_error("compile: bad delimiters", "{{=<%=}}", "invalid delimiters");
     expect_compile_error("compile: missing partial", "{{>nope}}", "partial 'nope' not found");
@@ -354,8 +441,8 @@ static void test_render(void)
                         "<r>{{#rows}}{{a}}{{nosuch}}{{/rows}}{{other}}</r>", "SELECT 1 AS a", NULL,
                         SF_ERR_NAME, "2 names that no column, parameter or built-in provides: nosuch (t.mustache:1:18), other (t.mustache:1:37)");
     expect_render_error("render: column outside rows is missing", "<r>{{a}}</r>", "SELECT 1 AS a",
-                        NULL, SF_ERR_NAME, "a (t.mustache:1:4)");
-    expect_render_error("render: rows twice", "{{#rows}}{{/rows}}{{#rows}}{{/rows}}", "SELECT 1 AS a",
+                        NULL, SF_ERR_NAME, "a (t.mustache:1:4: a column, and columns are read inside {{#rows}})");
+    expect_render_error("render: rows twice", "<r>{{#rows}}{{/rows}}{{#rows}}{{/rows}}</r>", "SELECT 1 AS a",
                         NULL, SF_ERR_TEMPLATE, "stream once");
     expect_render_error("render: unbound parameter", "<r/>", "SELECT :site AS a", NULL,
                         SF_ERR_NAME, "--param site=VALUE");

@@ -16,9 +16,23 @@
 #include "template.h"
 
 #define MAX_DELIM 32
-#define MAX_OPEN 256         /* sections open at once */
+#define MAX_OPEN 1024        /* sections open at once in one unit (= run.c MAX_NESTING) */
 #define MAX_PARTIAL_DEPTH 64 /* partials compiled inside partials */
-#define MAX_TEMPLATE_SIZE ((size_t)64 << 20)
+#define MAX_TEMPLATE_SIZE ((size_t)64 << 20) /* 64 MiB, a template or a partial */
+
+/* A section open while compiling: its node, the element depth and the XML
+ * context its body starts in (its end must find both again). */
+typedef struct open_sec {
+    uint32_t node;
+    uint32_t height;
+    sf_xml_lexer lx;
+} open_sec;
+
+/* An element open in the literal markup, or an attribute of the current
+ * start tag: a name in the unit's source. */
+typedef struct xml_name {
+    uint32_t off, len;
+} xml_name;
 
 typedef struct compiler {
     sf_template *t;
@@ -29,11 +43,19 @@ typedef struct compiler {
     size_t olen, clen;
     sf_node *nodes;
     uint32_t nnodes, capnodes;
-    uint32_t open[MAX_OPEN];
-    uint8_t open_state[MAX_OPEN];
-    int nopen;
+    open_sec *open;
+    uint32_t nopen, capopen;
     sf_xml_lexer lx;
     int depth;
+    int xml;              /* XML mode: the literal markup is lexed and checked */
+    xml_name *elems;      /* open elements, innermost last */
+    uint32_t nelems, capelems;
+    xml_name *attrs;      /* the current start tag's attributes */
+    uint32_t nattrs, capattrs;
+    /* The first error in the literal markup waits for the end of the scan:
+     * a Mustache syntax error (an unclosed section) explains more. */
+    int markup_failed;
+    sf_errbuf markup;
 } compiler;
 
 static sf_status compile_unit(sf_template *t, uint32_t unit, int depth);
@@ -137,12 +159,171 @@ static sf_node *new_node(compiler *c, sf_node_type type, size_t pos)
     return nd;
 }
 
+/* ---- the literal markup -------------------------------------------------- */
+
+static size_t node_name(const sf_template *t, const sf_node *nd, char *buf, size_t n);
+
+/* Makes room for one more element of `size` bytes in *p (census memory). */
+static int grow(sf_census *cs, void **p, uint32_t *cap, uint32_t n, size_t size)
+{
+    if (n < *cap)
+        return 0;
+    uint32_t nc = *cap ? *cap * 2 : 16;
+    void *q = sf_realloc(cs, SF_MEM_TEMPLATE, *p, nc * size);
+    if (!q)
+        return -1;
+    *p = q;
+    *cap = nc;
+    return 0;
+}
+
+static void where_at(compiler *c, size_t pos, char *buf, size_t n)
+{
+    sf_tpl_where(c->t, &c->t->units[c->unit], (uint32_t)pos, buf, n);
+}
+
+/* The element depth a section's body starts at: end tags may not go below. */
+static uint32_t section_base(const compiler *c)
+{
+    return c->nopen ? c->open[c->nopen - 1].height : 0;
+}
+
+static const char *open_section_name(compiler *c, char *buf, size_t n)
+{
+    node_name(c->t, &c->nodes[c->open[c->nopen - 1].node], buf, n);
+    return buf;
+}
+
+#define NAME_ARG(x) (int)((x).len > 100 ? 100 : (x).len), c->src + (x).off
+
+/* What the lexer reports, checked against the element stack. */
+static sf_status on_event(compiler *c, const sf_xml_event *ev)
+{
+    sf_census *cs = c->t->cref.census;
+    xml_name nm = {(uint32_t)ev->name, (uint32_t)ev->len};
+    char where[512], sec[512];
+    switch (ev->type) {
+    case SF_XE_NONE:
+        return SF_OK;
+    case SF_XE_ERROR:
+        return cfail(c, ev->pos, "%s", ev->msg);
+    case SF_XE_DOCTYPE:
+        if (c->nopen)
+            return cfail(c, ev->pos, "a DOCTYPE inside section {{#%s}}",
+                         open_section_name(c, sec, sizeof sec));
+        return SF_OK;
+    case SF_XE_STAG:
+        if (c->lx.level == 2)
+            return cfail(c, ev->pos, "a second root element <%.*s>: a document has one",
+                         NAME_ARG(nm));
+        if (c->lx.level == 0 && c->nopen)
+            return cfail(c, ev->pos,
+                         "the root element <%.*s> inside section {{#%s}}: it would appear "
+                         "once per value or not at all; put sections inside the root element",
+                         NAME_ARG(nm), open_section_name(c, sec, sizeof sec));
+        if (grow(cs, (void **)&c->elems, &c->capelems, c->nelems, sizeof *c->elems) != 0)
+            return nomem(c->t);
+        c->elems[c->nelems++] = nm;
+        c->nattrs = 0;
+        return SF_OK;
+    case SF_XE_ATTR:
+        for (uint32_t i = 0; i < c->nattrs; i++)
+            if (c->attrs[i].len == nm.len && memcmp(c->src + c->attrs[i].off, c->src + nm.off, nm.len) == 0)
+                return cfail(c, ev->pos,
+                             "attribute '%.*s' twice in one tag (also when sections around "
+                             "them could leave one out)",
+                             NAME_ARG(nm));
+        if (grow(cs, (void **)&c->attrs, &c->capattrs, c->nattrs, sizeof *c->attrs) != 0)
+            return nomem(c->t);
+        c->attrs[c->nattrs++] = nm;
+        return SF_OK;
+    case SF_XE_STAG_END:
+        if (c->lx.level == 0)
+            c->lx.level = 1;
+        return SF_OK;
+    case SF_XE_EMPTY:
+        if (c->nelems == section_base(c)) /* the tag began before the section or partial */
+            return cfail(c, ev->pos, "'/>' ends a tag that began outside this %s",
+                         c->nopen ? "section" : "partial");
+        c->nelems--;
+        if (c->lx.level == 0)
+            c->lx.level = 2;
+        return SF_OK;
+    case SF_XE_ETAG:
+        if (c->nelems == section_base(c)) {
+            if (c->nelems) {
+                xml_name top = c->elems[c->nelems - 1];
+                where_at(c, top.off - 1, where, sizeof where);
+                return cfail(c, ev->pos,
+                             "</%.*s> closes <%.*s> (opened at %s) from inside section "
+                             "{{#%s}}: each section's body must be balanced on its own",
+                             NAME_ARG(nm), NAME_ARG(top), where,
+                             open_section_name(c, sec, sizeof sec));
+            }
+            if (c->unit != 0 && c->t->units[c->unit].xstart.level == 1)
+                return cfail(c, ev->pos,
+                             "</%.*s> closes an element the partial did not open: a partial "
+                             "must be balanced on its own",
+                             NAME_ARG(nm));
+            return cfail(c, ev->pos, "</%.*s> closes no open element", NAME_ARG(nm));
+        }
+        xml_name top = c->elems[c->nelems - 1];
+        if (top.len != nm.len || memcmp(c->src + top.off, c->src + nm.off, nm.len) != 0) {
+            where_at(c, top.off - 1, where, sizeof where);
+            return cfail(c, ev->pos, "</%.*s> does not match <%.*s> opened at %s", NAME_ARG(nm),
+                         NAME_ARG(top), where);
+        }
+        c->nelems--;
+        if (c->nelems == 0 && c->lx.level == 1 && c->t->units[c->unit].xstart.level == 0)
+            c->lx.level = 2;
+        return SF_OK;
+    }
+    return SF_OK;
+}
+
+/* Checks and lexes literal text src[from..to) in XML mode. */
+static sf_status lex_markup2(compiler *c, size_t from, size_t to);
+static sf_status lex_markup(compiler *c, size_t from, size_t to)
+{
+    sf_status st = lex_markup2(c, from, to);
+    if (st != SF_ERR_TEMPLATE)
+        return st;
+    c->markup_failed = 1;
+    c->markup = c->t->err;
+    c->xml = 0; /* the rest is scanned for syntax only */
+    return SF_OK;
+}
+
+static sf_status lex_markup2(compiler *c, size_t from, size_t to)
+{
+    size_t bad = sf_xml_check_chars(c->src + from, to - from);
+    if (bad != to - from)
+        return cfail(c, from + bad,
+                     "the template's text holds invalid UTF-8 or a character XML 1.0 forbids "
+                     "(byte 0x%02X)",
+                     (unsigned)(unsigned char)c->src[from + bad]);
+    size_t i = from;
+    while (i < to) {
+        sf_xml_event ev;
+        i = sf_xml_lex(&c->lx, c->src, i, to, &ev);
+        if (ev.type == SF_XE_NONE)
+            break;
+        sf_status st = on_event(c, &ev);
+        if (st != SF_OK)
+            return st;
+    }
+    return SF_OK;
+}
+
 static sf_status emit_text(compiler *c, size_t from, size_t to)
 {
     if (to <= from)
         return SF_OK;
-    if (c->t->mode == SF_TEMPLATE_XML)
-        sf_xml_lex(&c->lx, c->src + from, to - from);
+    if (c->xml) {
+        sf_status st = lex_markup(c, from, to);
+        if (st != SF_OK)
+            return st;
+    }
     sf_node *nd = new_node(c, SF_N_TEXT, from);
     if (!nd)
         return nomem(c->t);
@@ -222,7 +403,7 @@ static int valid_partial_name(const char *s, size_t n)
 }
 
 /* Reads a whole file (a pipe too) into census memory; 1 read, 0 absent,
- * -1 error (errno). */
+ * -1 error (errno; EFBIG: more than MAX_TEMPLATE_SIZE bytes). */
 static int read_file(sf_census *cs, const char *path, char **out, size_t *len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -235,18 +416,29 @@ static int read_file(sf_census *cs, const char *path, char **out, size_t *len)
         errno = err;
         return -1;
     }
-    size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 4096, n = 0;
+    /* Room for the limit, one byte more (to see a file that exceeds it) and
+     * the terminating NUL; a regular file's size is read first. */
+    const size_t most = MAX_TEMPLATE_SIZE + 2;
+    size_t cap = S_ISREG(st.st_mode) && st.st_size > 0
+                     ? ((uint64_t)st.st_size + 2 > most ? most : (size_t)st.st_size + 2)
+                     : 4096,
+           n = 0;
     char *buf = NULL;
     for (;;) {
+        if (n > MAX_TEMPLATE_SIZE) {
+            sf_dealloc(cs, buf);
+            close(fd);
+            errno = EFBIG;
+            return -1;
+        }
         if (n + 1 >= cap || !buf) {
             if (buf)
-                cap *= 2;
-            char *nb = cap > MAX_TEMPLATE_SIZE + 1 ? NULL : sf_realloc(cs, SF_MEM_TEMPLATE, buf, cap);
+                cap = cap > most / 2 ? most : cap * 2;
+            char *nb = sf_realloc(cs, SF_MEM_TEMPLATE, buf, cap);
             if (!nb) {
-                int err = cap > MAX_TEMPLATE_SIZE + 1 ? EFBIG : ENOMEM;
                 sf_dealloc(cs, buf);
                 close(fd);
-                errno = err;
+                errno = ENOMEM;
                 return -1;
             }
             buf = nb;
@@ -272,9 +464,10 @@ static int read_file(sf_census *cs, const char *path, char **out, size_t *len)
     return 1;
 }
 
-/* The source of partial `name`, as census memory; 1 found, 0 not, -1 error,
- * -2 out of memory (both described in t->err). */
-static int load_partial(compiler *c, const char *name, size_t pos, char **text, size_t *len)
+/* The source of partial `name`, as census memory; 1 found, 0 not, -1 error
+ * (described in t->err). */
+static int load_partial(compiler *c, const char *name, size_t pos, char **text, size_t *len,
+                        sf_status *st)
 {
     sf_template *t = c->t;
     sf_census *cs = t->cref.census;
@@ -286,12 +479,11 @@ static int load_partial(compiler *c, const char *name, size_t pos, char **text, 
             return -1;
         }
         int rc = read_file(cs, path, text, len);
-        if (rc < 0 && errno == ENOMEM) {
-            sf_fail(&t->err, SF_ERR_NOMEM, "out of memory reading partial %s", path);
-            return -2;
-        }
         if (rc < 0)
-            cfail(c, pos, "cannot read partial %s: %s", path, strerror(errno));
+            *st = errno == ENOMEM ? nomem(t)
+                  : errno == EFBIG ? cfail(c, pos, "partial %s is larger than %zu MiB, the "
+                                                   "limit", path, MAX_TEMPLATE_SIZE >> 20)
+                                   : cfail(c, pos, "cannot read partial %s: %s", path, strerror(errno));
         return rc;
     }
     const char *src = NULL;
@@ -304,10 +496,15 @@ static int load_partial(compiler *c, const char *name, size_t pos, char **text, 
     }
     if (!src)
         return 0;
+    if (n > MAX_TEMPLATE_SIZE) {
+        *st = cfail(c, pos, "partial '%s' is larger than %zu MiB, the limit", name,
+                    MAX_TEMPLATE_SIZE >> 20);
+        return -1;
+    }
     *text = sf_strndup(cs, SF_MEM_TEMPLATE, src, n);
     if (!*text) {
-        nomem(t);
-        return -2;
+        *st = nomem(t);
+        return -1;
     }
     *len = n;
     return 1;
@@ -364,17 +561,30 @@ static sf_status add_unit(sf_template *t, const char *name, size_t namelen, uint
     return SF_OK;
 }
 
+/* The part of the lexer's state that decides how a partial compiles. */
+static sf_xml_lexer lx_key(const sf_xml_lexer *lx)
+{
+    sf_xml_lexer k = *lx;
+    sf_xml_normalize(&k);
+    return k;
+}
+
 /* The unit for partial `name` with this indentation and starting context:
  * found in the cache, or loaded and compiled. */
 static sf_status partial_unit(compiler *c, const char *name, size_t nlen, const char *indent,
                               size_t ilen, size_t pos, uint32_t *idx)
 {
     sf_template *t = c->t;
+    sf_xml_lexer key = lx_key(&c->lx);
     for (uint32_t i = 1; i < t->nunits; i++) {
         sf_unit *u = &t->units[i];
         if (strlen(u->name) == nlen && memcmp(u->name, name, nlen) == 0 &&
             u->indent_len == ilen && memcmp(u->indent, indent, ilen) == 0 &&
-            u->xstate == c->lx.state) {
+            memcmp(&u->xstart, &key, sizeof key) == 0) {
+            if (u->compiling && key.level == 0 && c->xml)
+                return cfail(c, pos, "partial '%.*s' includes itself before the root element "
+                                     "(it could add a second root)",
+                             (int)nlen, name);
             *idx = i;
             return SF_OK;
         }
@@ -390,11 +600,12 @@ static sf_status partial_unit(compiler *c, const char *name, size_t nlen, const 
 
     char *text;
     size_t len;
-    int rc = load_partial(c, namez, pos, &text, &len);
+    sf_status lst = SF_OK;
+    int rc = load_partial(c, namez, pos, &text, &len, &lst);
     if (rc < 0)
-        return rc == -2 ? SF_ERR_NOMEM : SF_ERR_TEMPLATE;
+        return lst;
     if (rc == 0) {
-        if (t->mode == SF_TEMPLATE_HTML) { /* the spec: a missing partial is empty */
+        if (t->eff_mode == SF_TEMPLATE_HTML) { /* the spec: a missing partial is empty */
             *idx = SF_NO_UNIT;
             return SF_OK;
         }
@@ -421,7 +632,8 @@ static sf_status partial_unit(compiler *c, const char *name, size_t nlen, const 
     }
     t->units[u].src = text;
     t->units[u].srclen = len;
-    t->units[u].xstate = c->lx.state;
+    t->units[u].xstart = key;
+    t->units[u].xend = key;
     if (t->dir) { /* messages name the partial's file */
         char path[4096];
         snprintf(path, sizeof path, "%s/%s.mustache", t->dir, namez);
@@ -489,23 +701,33 @@ static sf_status var_tag(compiler *c, char kind, const char *s, size_t n, size_t
     if (st != SF_OK)
         return st;
     sf_node *nd = &c->nodes[idx];
-    if (kind == '&' || kind == '{') {
+    if (c->xml)
+        c->lx.flags |= SF_XF_STARTED; /* no XML declaration after a value */
+    if (kind == '&' || kind == '{' || c->t->eff_mode == SF_TEMPLATE_TEXT) {
         nd->esc = SF_ESC_RAW;
-    } else if (c->t->mode == SF_TEMPLATE_HTML) {
+    } else if (c->t->eff_mode == SF_TEMPLATE_HTML) {
         nd->esc = SF_ESC_HTML;
+    } else if (!c->xml) {
+        nd->esc = SF_ESC_TEXT; /* the markup already failed: the compile will */
     } else {
-        /* The literal before the tag ends with part of "]]>" or "-->": the
-         * value is written after a break (a closed and reopened CDATA
-         * section, or a space) so nothing it holds can complete the token. */
-        nd->a = (c->lx.state == SF_XS_CDATA || c->lx.state == SF_XS_COMMENT) && c->lx.match;
         sf_esc esc;
         if (sf_xml_context(&c->lx, &esc) != 0)
             return cfail(c, pos,
                          "{{%.*s}} sits in %s, where no value can go; put it in element "
                          "text, a quoted attribute value, a CDATA section or a comment "
                          "(or use {{{%.*s}}} for trusted markup)",
-                         (int)n, s, sf_xml_state_name((sf_xml_state)c->lx.state), (int)n, s);
+                         (int)n, s, sf_xml_state_name(&c->lx), (int)n, s);
         nd->esc = (uint8_t)esc;
+        /* The literal before the tag ends with part of "]]>" or "-->": the
+         * value is written after a break (a closed and reopened CDATA
+         * section, or a space) so neither it nor an empty value can complete
+         * the token. In element text the lexer goes on counting the ']'s
+         * through the tag (the value may be empty); a value never adds to
+         * them, since it writes a ']' at its end as &#93;. */
+        if ((c->lx.state == SF_XS_CDATA || c->lx.state == SF_XS_COMMENT) && c->lx.match) {
+            nd->a = 1;
+            c->lx.match = 0;
+        }
     }
     return SF_OK;
 }
@@ -516,12 +738,26 @@ static sf_status var_tag(compiler *c, char kind, const char *s, size_t n, size_t
 static sf_status check_edge(compiler *c, size_t pos, const char *what)
 {
     const sf_xml_lexer *lx = &c->lx;
-    if (c->t->mode != SF_TEMPLATE_XML || !lx->match ||
-        (lx->state != SF_XS_CDATA && lx->state != SF_XS_COMMENT && lx->state != SF_XS_PI))
+    sf_xml_event ev;
+    if (c->xml && sf_xml_flush(&c->lx, pos, &ev)) { /* a name ends at the tag */
+        sf_status st = on_event(c, &ev);
+        if (st != SF_OK)
+            return st;
+    }
+    if (!c->xml || sf_xml_boundary_ok(lx))
         return SF_OK;
-    const char *token = lx->state == SF_XS_CDATA ? "]]>" : lx->state == SF_XS_COMMENT ? "-->" : "?>";
-    return cfail(c, pos, "%s splits the '%s' that ends %s; move it away from the '%c'", what,
-                 token, sf_xml_state_name((sf_xml_state)lx->state), token[0]);
+    if (lx->state == SF_XS_TEXT)
+        return cfail(c, pos, "%s follows a ']' of element text: with what the section renders "
+                             "(or leaves out) a ']]>' could form; move it away from the ']'",
+                     what);
+    if (lx->match && (lx->state == SF_XS_CDATA || lx->state == SF_XS_COMMENT || lx->state == SF_XS_PI)) {
+        const char *token = lx->state == SF_XS_CDATA ? "]]>" : lx->state == SF_XS_COMMENT ? "-->" : "?>";
+        return cfail(c, pos, "%s splits the '%s' that ends %s; move it away from the '%c'", what,
+                     token, sf_xml_state_name(lx), token[0]);
+    }
+    return cfail(c, pos, "%s sits in %s, which it cannot split; put it in element text, "
+                         "between attributes, in an attribute value, a CDATA section or a comment",
+                 what, sf_xml_state_name(lx));
 }
 
 static sf_status open_section(compiler *c, char kind, const char *s, size_t n, size_t pos)
@@ -531,12 +767,18 @@ static sf_status open_section(compiler *c, char kind, const char *s, size_t n, s
         return est;
     if (c->nopen == MAX_OPEN)
         return cfail(c, pos, "sections nested more than %d deep", MAX_OPEN);
+    if (c->xml && c->lx.state == SF_XS_TAG && kind == '#' && n == 4 && memcmp(s, "rows", 4) == 0)
+        return cfail(c, pos, "{{#rows}} inside a tag would repeat its attributes once per row");
     uint32_t idx = 0;
     sf_status st = named_node(c, kind == '#' ? SF_N_SECTION : SF_N_INVERTED, s, n, pos, &idx);
     if (st != SF_OK)
         return st;
-    c->open[c->nopen] = idx;
-    c->open_state[c->nopen] = c->lx.state;
+    if (grow(c->t->cref.census, (void **)&c->open, &c->capopen, c->nopen, sizeof *c->open) != 0)
+        return nomem(c->t);
+    c->lx.flags |= SF_XF_STARTED;
+    c->open[c->nopen].node = idx;
+    c->open[c->nopen].height = c->nelems;
+    c->open[c->nopen].lx = c->lx;
     c->nopen++;
     return SF_OK;
 }
@@ -558,14 +800,44 @@ static size_t node_name(const sf_template *t, const sf_node *nd, char *buf, size
     return o < n ? o : n - 1;
 }
 
+/* A section whose body ends with `m` ']'s of element text, rendered again:
+ * 1 when the body's start cannot complete "]]>" with them (values are
+ * transparent: they may be empty, and never add a ']'). A body of nothing
+ * but ']'s can pile up any number of them: what follows is read after two. */
+static int body_may_follow(compiler *c, const open_sec *o, unsigned m)
+{
+    if (c->nodes[o->node].type == SF_N_INVERTED)
+        return 1; /* renders at most once */
+    for (uint32_t i = o->node + 1; i < c->nnodes; i++) {
+        const sf_node *nd = &c->nodes[i];
+        if (nd->type == SF_N_VAR)
+            continue;
+        if (nd->type != SF_N_TEXT)
+            return 0;
+        for (uint32_t k = 0; k < nd->b; k++) {
+            char ch = c->src[nd->a + k];
+            if (ch == ']')
+                m = m < 2 ? m + 1 : 2;
+            else if (ch == '>' && m == 2)
+                return 0;
+            else
+                return 1;
+        }
+    }
+    c->lx.match = 2;
+    return 1;
+}
+
 static sf_status close_section(compiler *c, const char *s, size_t n, size_t pos)
 {
-    sf_status est = check_edge(c, pos, "a section tag");
+    /* ']'s of element text before the end are checked below, against what
+     * may follow them. */
+    sf_status est = c->lx.state == SF_XS_TEXT ? SF_OK : check_edge(c, pos, "a section tag");
     if (est != SF_OK)
         return est;
     if (c->nopen == 0)
         return cfail(c, pos, "{{/%.*s}} closes no open section", (int)n, s);
-    uint32_t idx = c->open[c->nopen - 1];
+    uint32_t idx = c->open[c->nopen - 1].node;
     char name[512];
     size_t k = node_name(c->t, &c->nodes[idx], name, sizeof name);
     if (k != n || memcmp(name, s, n) != 0) {
@@ -574,23 +846,72 @@ static sf_status close_section(compiler *c, const char *s, size_t n, size_t pos)
         return cfail(c, pos, "{{/%.*s}} does not close {{#%s}} opened at %s", (int)n, s, name,
                      where);
     }
-    if (c->t->mode == SF_TEMPLATE_XML && c->open_state[c->nopen - 1] != c->lx.state)
+    const open_sec *o = &c->open[c->nopen - 1];
+    if (c->xml && !sf_xml_same_context(&o->lx, &c->lx))
         return cfail(c, pos,
                      "section {{#%s}} starts in %s but ends in %s; a section must leave the "
                      "XML context as it found it",
-                     name, sf_xml_state_name((sf_xml_state)c->open_state[c->nopen - 1]),
-                     sf_xml_state_name((sf_xml_state)c->lx.state));
+                     name, sf_xml_state_name(&o->lx), sf_xml_state_name(&c->lx));
+    if (c->xml && c->nelems > o->height) {
+        char where[512];
+        xml_name top = c->elems[c->nelems - 1];
+        where_at(c, top.off - 1, where, sizeof where);
+        return cfail(c, pos,
+                     "<%.*s> opened at %s is not closed before {{/%s}}: each section's body "
+                     "must be balanced on its own",
+                     NAME_ARG(top), where, name);
+    }
+    if (c->xml && c->lx.state == SF_XS_TEXT && c->lx.match &&
+        !body_may_follow(c, o, c->lx.match))
+        return cfail(c, pos,
+                     "section {{#%s}} ends with ']' and may render again: with the start of its "
+                     "body a ']]>' could form in element text; move the ']'",
+                     name);
+    if (c->xml)
+        sf_xml_merge(&c->lx, &o->lx);
     c->nopen--;
     c->nodes[idx].b = c->nnodes;
     return SF_OK;
 }
 
-static sf_status comment_tag(compiler *c, const char *s, size_t n)
+/* {{! sqlfeed-format: text }} (or xml) as the template's first tag: whether
+ * the template is XML (checked, values escaped by context) or plain text
+ * (values through the character filter only). */
+static int blank_range(const char *s, size_t from, size_t to);
+
+static sf_status format_pragma(compiler *c, const char *s, size_t n, size_t pos)
+{
+    static const char key[] = "sqlfeed-format:";
+    if (n < sizeof key - 1 || memcmp(s, key, sizeof key - 1) != 0)
+        return SF_OK;
+    sf_template *t = c->t;
+    if (t->mode == SF_TEMPLATE_HTML)
+        return SF_OK; /* the spec mode: a comment is a comment */
+    s += sizeof key - 1;
+    n -= sizeof key - 1;
+    trim(&s, &n);
+    int first = c->unit == 0 && !(c->lx.flags & SF_XF_STARTED) && c->nopen == 0;
+    for (uint32_t i = 0; first && i < c->nnodes; i++)
+        first = c->nodes[i].type == SF_N_TEXT && blank_range(c->src, c->nodes[i].a, c->nodes[i].a + c->nodes[i].b);
+    if (!first)
+        return cfail(c, pos, "{{! sqlfeed-format: }} must be the template's first tag");
+    if (n == 4 && memcmp(s, "text", 4) == 0)
+        t->eff_mode = SF_TEMPLATE_TEXT;
+    else if (n == 3 && memcmp(s, "xml", 3) == 0)
+        t->eff_mode = SF_TEMPLATE_XML;
+    else
+        return cfail(c, pos, "sqlfeed-format '%.*s': use 'xml' or 'text'", (int)(n > 40 ? 40 : n), s);
+    c->xml = t->eff_mode == SF_TEMPLATE_XML;
+    return SF_OK;
+}
+
+static sf_status comment_tag(compiler *c, const char *s, size_t n, size_t pos)
 {
     sf_template *t = c->t;
-    if (c->unit != 0 || t->description)
-        return SF_OK;
     trim(&s, &n);
+    sf_status st = format_pragma(c, s, n, pos);
+    if (st != SF_OK || c->unit != 0 || t->description)
+        return st;
     static const char key[] = "sqlfeed:";
     if (n >= sizeof key - 1 && memcmp(s, key, sizeof key - 1) == 0) {
         s += sizeof key - 1;
@@ -675,7 +996,7 @@ static sf_status scan(compiler *c)
             trim(&name, &nlen);
         switch (kind) {
         case '!':
-            st = comment_tag(c, content, clen);
+            st = comment_tag(c, content, clen, t0);
             break;
         case '=':
             st = set_delimiters(c, content, clen, t0);
@@ -693,6 +1014,9 @@ static sf_status scan(compiler *c)
             size_t ilen = standalone ? t0 - line_start : 0;
             uint32_t here = c->unit;
             st = check_edge(c, t0, "a partial");
+            if (st == SF_OK && c->xml && c->lx.state == SF_XS_TAG)
+                st = cfail(c, t0, "a partial inside a tag: its attributes could repeat the "
+                                  "tag's; write them in the tag (sections may choose them)");
             if (st == SF_OK)
                 st = partial_unit(c, name, nlen, ind, ilen, t0, &u);
             c->unit = here;
@@ -701,6 +1025,11 @@ static sf_status scan(compiler *c)
                 if (!nd)
                     return nomem(c->t);
                 nd->b = u;
+                if (c->xml && u != SF_NO_UNIT) { /* go on where the partial ends */
+                    uint8_t flags = c->lx.flags;
+                    c->lx = c->t->units[u].xend;
+                    c->lx.flags |= flags & (SF_XF_STARTED | SF_XF_DOCTYPE);
+                }
             }
             break;
         }
@@ -718,10 +1047,43 @@ static sf_status scan(compiler *c)
         return st;
     if (c->nopen) {
         char name[512];
-        node_name(c->t, &c->nodes[c->open[c->nopen - 1]], name, sizeof name);
-        return cfail(c, c->nodes[c->open[c->nopen - 1]].pos, "section {{#%s}} is never closed",
-                     name);
+        node_name(c->t, &c->nodes[c->open[c->nopen - 1].node], name, sizeof name);
+        return cfail(c, c->nodes[c->open[c->nopen - 1].node].pos,
+                     "section {{#%s}} is never closed", name);
     }
+    return SF_OK;
+}
+
+/* At the end of a unit: every element closed; the template ends after its
+ * root element, a partial in the context it started in (or, started before
+ * the root, after it: it held the root element). */
+static sf_status finish_markup(compiler *c)
+{
+    const sf_unit *u = &c->t->units[c->unit];
+    if (c->nelems) {
+        char where[512];
+        xml_name top = c->elems[c->nelems - 1];
+        where_at(c, top.off - 1, where, sizeof where);
+        return cfail(c, c->len, "<%.*s> opened at %s is never closed%s", NAME_ARG(top), where,
+                     c->unit ? " in the partial: a partial must be balanced on its own" : "");
+    }
+    if (c->unit == 0) {
+        if (c->lx.state != SF_XS_TEXT)
+            return cfail(c, c->len, "the template ends inside %s", sf_xml_state_name(&c->lx));
+        if (c->lx.level != 2)
+            return cfail(c, c->len, "the template has no root element (or declare it plain "
+                                    "text with {{! sqlfeed-format: text }})");
+        return SF_OK;
+    }
+    sf_status st = check_edge(c, c->len, "the end of a partial");
+    if (st != SF_OK)
+        return st;
+    if (!sf_xml_same_context(&u->xstart, &c->lx) &&
+        !(u->xstart.state == SF_XS_TEXT && u->xstart.level == 0 && c->lx.state == SF_XS_TEXT &&
+          c->lx.level == 2))
+        return cfail(c, c->len, "partial starts in %s but ends in %s", sf_xml_state_name(&u->xstart),
+                     sf_xml_state_name(&c->lx));
+    sf_xml_merge(&c->lx, &u->xstart);
     return SF_OK;
 }
 
@@ -736,21 +1098,28 @@ static sf_status compile_unit(sf_template *t, uint32_t unit, int depth)
     memcpy(c.otag, "{{", 3);
     memcpy(c.ctag, "}}", 3);
     c.olen = c.clen = 2;
-    c.lx.state = t->units[unit].xstate;
+    c.lx = t->units[unit].xstart;
     c.depth = depth;
+    c.xml = t->eff_mode == SF_TEMPLATE_XML;
     if (c.len > MAX_TEMPLATE_SIZE)
-        return cfail(&c, 0, "template larger than %zu bytes", MAX_TEMPLATE_SIZE);
+        return cfail(&c, 0, "template larger than %zu MiB, the limit", MAX_TEMPLATE_SIZE >> 20);
+    t->units[unit].compiling = 1;
     sf_status st = scan(&c);
-    if (st == SF_OK && t->mode == SF_TEMPLATE_XML && c.lx.state != t->units[unit].xstate &&
-        unit != 0)
-        st = cfail(&c, c.len, "partial starts in %s but ends in %s",
-                   sf_xml_state_name((sf_xml_state)t->units[unit].xstate),
-                   sf_xml_state_name((sf_xml_state)c.lx.state));
-    if (st == SF_OK && unit != 0)
-        st = check_edge(&c, c.len, "the end of a partial");
+    if (st == SF_OK && c.markup_failed) {
+        t->err = c.markup;
+        st = SF_ERR_TEMPLATE;
+    }
+    if (st == SF_OK && c.xml)
+        st = finish_markup(&c);
     /* t->units may have moved while partials compiled; index again. */
+    t->units[unit].compiling = 0;
+    t->units[unit].xend = c.lx;
     t->units[unit].nodes = c.nodes;
     t->units[unit].nnodes = c.nnodes;
+    sf_census *cs = t->cref.census;
+    sf_dealloc(cs, c.open);
+    sf_dealloc(cs, c.elems);
+    sf_dealloc(cs, c.attrs);
     return st;
 }
 
@@ -946,6 +1315,13 @@ static sf_status check_visit(walker *w, const sf_unit *u, const sf_node *nd, int
     }
     if ((in_rows && k->is_col(k->ud, name)) || k->is_root(k->ud, name))
         return SF_OK;
+    if (!in_rows && k->is_col(k->ud, name)) {
+        /* A column, read where there is no row. */
+        char w2[600];
+        snprintf(w2, sizeof w2, "%s: a column, and columns are read inside {{#rows}}", where);
+        add_missing(k, name, w2);
+        return SF_OK;
+    }
     add_missing(k, name, where);
     return SF_OK;
 }
@@ -1018,7 +1394,8 @@ sf_template *sf_template_create(sf_census *census, sf_template_mode mode)
     sf_template *t = SF_HANDLE_CREATE(sf_template, census);
     if (!t)
         return NULL;
-    t->mode = mode == SF_TEMPLATE_HTML ? SF_TEMPLATE_HTML : SF_TEMPLATE_XML;
+    t->mode = mode == SF_TEMPLATE_HTML || mode == SF_TEMPLATE_TEXT ? mode : SF_TEMPLATE_XML;
+    t->eff_mode = t->mode;
     return t;
 }
 
@@ -1041,7 +1418,8 @@ static sf_status load(sf_template *t, const char *name, char *src, size_t len)
     }
     t->units[u].src = src;
     t->units[u].srclen = len;
-    t->units[u].xstate = SF_XS_TEXT;
+    memset(&t->units[u].xstart, 0, sizeof t->units[u].xstart);
+    t->units[u].xend = t->units[u].xstart;
     st = compile_unit(t, u, 0);
     if (st == SF_OK && (st = collect_names(t)) == SF_ERR_NOMEM)
         st = nomem(t);
@@ -1063,6 +1441,7 @@ static sf_status begin_load(sf_template *t)
     sf_err_clear(&t->err);
     if (t->loaded)
         template_clear(t);
+    t->eff_mode = t->mode;
     return SF_OK;
 }
 
@@ -1075,12 +1454,18 @@ sf_status sf_template_load_file(sf_template *t, const char *path)
         return sf_fail(&t->err, SF_ERR_ARG, "no template path");
     char *src;
     size_t len;
+    /* Not found or not readable is a usage error (like an unknown built-in);
+     * found but broken, a template error. */
     int rc = read_file(t->cref.census, path, &src, &len);
-    if (rc <= 0)
-        return sf_fail(&t->err, rc == 0 ? SF_ERR_TEMPLATE : (errno == ENOMEM ? SF_ERR_NOMEM
-                                                                              : SF_ERR_TEMPLATE),
-                       "cannot read template %s: %s", path,
-                       rc == 0 ? "no such file" : strerror(errno));
+    if (rc == 0)
+        return sf_fail(&t->err, SF_ERR_ARG, "cannot read template %s: no such file", path);
+    if (rc < 0 && errno == ENOMEM)
+        return sf_fail(&t->err, SF_ERR_NOMEM, "out of memory reading template %s", path);
+    if (rc < 0 && errno == EFBIG)
+        return sf_fail(&t->err, SF_ERR_TEMPLATE, "template %s is larger than %zu MiB, the limit",
+                       path, MAX_TEMPLATE_SIZE >> 20);
+    if (rc < 0)
+        return sf_fail(&t->err, SF_ERR_ARG, "cannot read template %s: %s", path, strerror(errno));
     const char *slash = strrchr(path, '/');
     t->dir = slash ? sf_strndup(t->cref.census, SF_MEM_TEMPLATE, path,
                                 slash == path ? 1 : (size_t)(slash - path))

@@ -36,7 +36,9 @@ typedef struct sf_unit {
     size_t srclen;
     char *indent;    /* standalone partial indentation, "" otherwise */
     size_t indent_len;
-    uint8_t xstate;  /* lexer state the unit starts (and must end) in */
+    sf_xml_lexer xstart; /* the XML context the unit starts in (a partial's cache key) */
+    sf_xml_lexer xend;   /* ... and ends in (the same, or after the root element) */
+    uint8_t compiling;   /* being compiled: an include of it is recursive */
     sf_node *nodes;
     uint32_t nnodes;
 } sf_unit;
@@ -48,7 +50,8 @@ typedef struct sf_sym {
 
 struct sf_template {
     sf_census_ref cref;
-    sf_template_mode mode;
+    sf_template_mode mode;     /* as created */
+    sf_template_mode eff_mode; /* this load's: a {{! sqlfeed-format: }} pragma may change it */
     sf_errbuf err;
     int loaded;
     sf_unit *units;

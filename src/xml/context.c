@@ -1,143 +1,817 @@
-/* context.c: a small lexer over a template's literal text that tracks where
- * in the XML grammar the next tag will land, so each {{tag}} is escaped for
- * that place when the template is compiled (nothing is decided per row).
+/* context.c: the lexer over a template's literal text. It tracks where in
+ * the XML 1.0 grammar the next tag will land, so each {{tag}} is escaped for
+ * that place when the template is compiled (nothing is decided per row), and
+ * it checks that the literal markup is well-formed: every construct of XML
+ * 1.0 (elements, attributes, references, comments, CDATA sections, PIs, the
+ * XML declaration, DOCTYPE with quoted literals and its internal subset) is
+ * followed, so a '>' inside a quoted literal never ends a declaration.
  *
- * It is deliberately not a validating parser: it recognises the delimiters
- * that change how text is read (< > " ' <![CDATA[ ]]> <!-- --> <? ?> <!...>)
- * and nothing else. A literal token split by a tag (e.g. "<!-{{x}}-") is
- * reported as a position that holds no value. */
+ * What needs a stack (element names, sections) is the compiler's: the lexer
+ * reports start tags, attributes and end tags as events. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <strings.h>
+
 #include "xml.h"
 
-static const char cdata_open[] = "<![CDATA[";
-static const char comment_open[] = "<!--";
+enum { TAG_NEED_SPACE = 0, TAG_SPACE, TAG_SLASH, TAG_AFTER_ANAME, TAG_AFTER_EQ };
+enum { REF_START = 0, REF_HASH, REF_HEX, REF_NAME, REF_DEC, REF_HEXD };
+enum { BANG_COMMENT = 1, BANG_CDATA = 2, BANG_DOCTYPE = 4 };
 
-static void lex_char(sf_xml_lexer *lx, char c);
+static const char *const bang_word[3] = {"--", "[CDATA[", "DOCTYPE"};
 
-/* Follows "]]>" (mark ']') or "-->" (mark '-'): two or more marks, then '>'. */
-static void end_token(sf_xml_lexer *lx, char c, char mark)
+static int is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+/* Decodes the (already validated) UTF-8 sequence at s[i]; *n its length. */
+static uint32_t decode(const char *src, size_t i, size_t end, size_t *n)
 {
-    if (c == mark)
-        lx->match = lx->match < 2 ? (uint8_t)(lx->match + 1) : 2;
-    else if (c == '>' && lx->match == 2)
-        lx->state = SF_XS_TEXT, lx->match = 0;
-    else
-        lx->match = 0;
-}
-
-/* In SF_XS_LT, `match` counts the chars of "<..." seen so far (the '<'
- * included) and `depth` holds which openers they still are a prefix of:
- * bit 0 "<![CDATA[", bit 1 "<!--". */
-static void lex_lt(sf_xml_lexer *lx, char c)
-{
-    size_t m = lx->match;
-    int cdata = (lx->depth & 1) && m < sizeof cdata_open - 1 && cdata_open[m] == c;
-    int comment = (lx->depth & 2) && m < sizeof comment_open - 1 && comment_open[m] == c;
-    if (m == 1 && c == '?') {
-        lx->state = SF_XS_PI;
-        lx->match = lx->depth = 0;
-    } else if (cdata || comment) {
-        lx->match = (uint8_t)(m + 1);
-        lx->depth = (uint8_t)(cdata | comment << 1);
-        if (cdata && lx->match == sizeof cdata_open - 1)
-            lx->state = SF_XS_CDATA, lx->match = lx->depth = 0;
-        else if (comment && lx->match == sizeof comment_open - 1)
-            lx->state = SF_XS_COMMENT, lx->match = lx->depth = 0;
-    } else {
-        /* "<!" then something else is a declaration; "<x" or "</" markup. */
-        lx->state = m >= 2 ? SF_XS_DECL : SF_XS_MARKUP;
-        lx->match = lx->depth = 0;
-        lex_char(lx, c);
+    const unsigned char *s = (const unsigned char *)src + i;
+    size_t avail = end - i;
+    if (s[0] < 0x80 || avail < 2) {
+        *n = 1;
+        return s[0];
     }
+    if (s[0] < 0xE0) {
+        *n = 2;
+        return (uint32_t)(s[0] & 0x1F) << 6 | (s[1] & 0x3F);
+    }
+    if (s[0] < 0xF0 && avail >= 3) {
+        *n = 3;
+        return (uint32_t)(s[0] & 0x0F) << 12 | (uint32_t)(s[1] & 0x3F) << 6 | (s[2] & 0x3F);
+    }
+    if (avail >= 4) {
+        *n = 4;
+        return (uint32_t)(s[0] & 0x07) << 18 | (uint32_t)(s[1] & 0x3F) << 12 |
+               (uint32_t)(s[2] & 0x3F) << 6 | (s[3] & 0x3F);
+    }
+    *n = 1;
+    return 0xFFFD;
 }
 
-static void lex_char(sf_xml_lexer *lx, char c)
+#include "names.h"
+
+static int in_table(const uint16_t (*tab)[2], size_t n, uint32_t c)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c < tab[mid][0])
+            hi = mid;
+        else if (c > tab[mid][1])
+            lo = mid + 1;
+        else
+            return 1;
+    }
+    return 0;
+}
+
+/* NameStartChar and NameChar: ASCII as XML 1.0 says, beyond it the
+ * characters both editions of the standard accept (names.h). */
+static int name_start(uint32_t c)
+{
+    if (c < 0x80)
+        return c == ':' || c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+    return in_table(name_start_tab, sizeof name_start_tab / sizeof name_start_tab[0], c);
+}
+
+static int name_char(uint32_t c)
+{
+    if (c < 0x80)
+        return name_start(c) || c == '-' || c == '.' || (c >= '0' && c <= '9');
+    return in_table(name_char_tab, sizeof name_char_tab / sizeof name_char_tab[0], c);
+}
+
+/* A character a reference may name: XML 1.0 Char. */
+static int xml_char(uint32_t c)
+{
+    return c == 0x9 || c == 0xA || c == 0xD || (c >= 0x20 && c <= 0xD7FF) ||
+           (c >= 0xE000 && c <= 0xFFFD) || (c >= 0x10000 && c <= 0x10FFFF);
+}
+
+size_t sf_xml_check_chars(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+                return i;
+            i++;
+            continue;
+        }
+        size_t need;
+        unsigned lo = 0x80, hi = 0xBF;
+        if (c < 0xC2 || c > 0xF4)
+            return i;
+        if (c < 0xE0) {
+            need = 2;
+        } else if (c < 0xF0) {
+            need = 3;
+            if (c == 0xE0)
+                lo = 0xA0;
+            else if (c == 0xED)
+                hi = 0x9F;
+        } else {
+            need = 4;
+            if (c == 0xF0)
+                lo = 0x90;
+            else if (c == 0xF4)
+                hi = 0x8F;
+        }
+        if (n - i < need || s[i + 1] < lo || s[i + 1] > hi)
+            return i;
+        for (size_t k = 2; k < need; k++)
+            if ((s[i + k] & 0xC0) != 0x80)
+                return i;
+        if (need == 3 && c == 0xEF && s[i + 1] == 0xBF && s[i + 2] >= 0xBE)
+            return i;
+        i += need;
+    }
+    return n;
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+static size_t fail(sf_xml_event *ev, size_t pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static size_t fail(sf_xml_event *ev, size_t pos, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ev->msg, sizeof ev->msg, fmt, ap);
+    va_end(ap);
+    ev->type = SF_XE_ERROR;
+    ev->pos = pos;
+    return pos;
+}
+
+static size_t event(sf_xml_event *ev, sf_xml_event_type type, size_t pos, size_t name,
+                    size_t len, size_t next)
+{
+    ev->type = type;
+    ev->pos = pos;
+    ev->name = name;
+    ev->len = len;
+    return next;
+}
+
+/* ---- the XML declaration ------------------------------------------------- */
+
+static size_t skip_space(const char *s, size_t i, size_t n)
+{
+    while (i < n && is_space((unsigned char)s[i]))
+        i++;
+    return i;
+}
+
+/* At s[*i]: S? name S? = S? quoted value. Sets *v, *vlen; 0 or -1. */
+static int decl_attr(const char *s, size_t n, size_t *i, const char *name, size_t *v,
+                     size_t *vlen)
+{
+    size_t k = strlen(name), j = *i;
+    if (j == skip_space(s, j, n))
+        return -1; /* white space must come first */
+    j = skip_space(s, j, n);
+    if (n - j < k || memcmp(s + j, name, k) != 0)
+        return -1;
+    j = skip_space(s, j + k, n);
+    if (j >= n || s[j] != '=')
+        return -1;
+    j = skip_space(s, j + 1, n);
+    if (j >= n || (s[j] != '"' && s[j] != '\''))
+        return -1;
+    char q = s[j++];
+    size_t st = j;
+    while (j < n && s[j] != q)
+        j++;
+    if (j >= n)
+        return -1;
+    *v = st;
+    *vlen = j - st;
+    *i = j + 1;
+    return 0;
+}
+
+/* Checks the XML declaration s[0..n) (what follows "<?xml", before "?>").
+ * Only UTF-8 is accepted: the output is always UTF-8 (docs/xml.md). */
+static size_t check_xmldecl(const char *src, size_t base, size_t n, sf_xml_event *ev)
+{
+    const char *s = src + base;
+    size_t i = 0, v, vl;
+    if (decl_attr(s, n, &i, "version", &v, &vl) != 0)
+        return fail(ev, base, "the XML declaration needs version=\"1.0\" first");
+    int ok = vl >= 3 && s[v] == '1' && s[v + 1] == '.';
+    for (size_t k = v + 2; ok && k < v + vl; k++)
+        ok = s[k] >= '0' && s[k] <= '9';
+    if (!ok)
+        return fail(ev, base + v, "XML version \"%.*s\" is not 1.x", (int)(vl > 20 ? 20 : vl),
+                    s + v);
+    size_t save = i;
+    if (decl_attr(s, n, &i, "encoding", &v, &vl) == 0) {
+        if (!(vl == 5 && strncasecmp(s + v, "UTF-8", 5) == 0))
+            return fail(ev, base + v,
+                        "encoding=\"%.*s\": sqlfeed writes UTF-8 only; declare "
+                        "encoding=\"UTF-8\" (or leave the encoding out)",
+                        (int)(vl > 40 ? 40 : vl), s + v);
+    } else {
+        i = save;
+    }
+    save = i;
+    if (decl_attr(s, n, &i, "standalone", &v, &vl) == 0) {
+        if (!((vl == 3 && memcmp(s + v, "yes", 3) == 0) || (vl == 2 && memcmp(s + v, "no", 2) == 0)))
+            return fail(ev, base + v, "standalone must be \"yes\" or \"no\"");
+    } else {
+        i = save;
+    }
+    if (skip_space(s, i, n) != n)
+        return fail(ev, base + i, "unexpected text in the XML declaration");
+    return 0;
+}
+
+/* ---- the lexer ------------------------------------------------------------ */
+
+static const char *const predefined[5] = {"lt", "gt", "amp", "apos", "quot"};
+
+static size_t end_ref(sf_xml_lexer *lx, const char *src, size_t i, sf_xml_event *ev)
+{
+    if (lx->sub == REF_NAME) {
+        /* Only the five XML predefines: an entity from a DTD may be unknown
+         * to the reader (an external DTD is not read by most parsers) or
+         * hold markup that is not balanced where it lands. */
+        size_t len = i - lx->mark;
+        int known = 0;
+        for (int k = 0; k < 5 && !known; k++)
+            known = strlen(predefined[k]) == len && memcmp(src + lx->mark, predefined[k], len) == 0;
+        if (!known)
+            return fail(ev, lx->mark - 1,
+                        "&%.*s; is not one of the entities XML predefines (lt gt amp apos "
+                        "quot); write a character reference such as &#160;",
+                        (int)(len > 40 ? 40 : len), src + lx->mark);
+    } else if (!xml_char(lx->cp)) {
+        return fail(ev, lx->mark - 1, "character reference to a character XML 1.0 forbids");
+    }
+    lx->state = lx->ret;
+    lx->sub = 0;
+    return SIZE_MAX;
+}
+
+size_t sf_xml_lex(sf_xml_lexer *lx, const char *src, size_t i, size_t end, sf_xml_event *ev)
+{
+    ev->type = SF_XE_NONE;
+    while (i < end) {
+        unsigned char c = (unsigned char)src[i];
+        size_t clen = 1;
+        uint32_t cp = c;
+        if (c >= 0x80)
+            cp = decode(src, i, end, &clen);
+        size_t next = i + clen, r;
+
+        switch ((sf_xml_state)lx->state) {
+        case SF_XS_TEXT:
+            if (lx->level != 1) {
+                if (!(lx->flags & SF_XF_STARTED) && cp == 0xFEFF && i == 0)
+                    break; /* a byte-order mark, first in the template */
+                if (c == '<') {
+                    lx->flags = (uint8_t)((lx->flags & ~SF_XF_AT_START) |
+                                          (lx->flags & SF_XF_STARTED ? 0 : SF_XF_AT_START));
+                    lx->flags |= SF_XF_STARTED;
+                    lx->state = SF_XS_LT;
+                    break;
+                }
+                lx->flags |= SF_XF_STARTED;
+                if (!is_space(c))
+                    return fail(ev, i, "text outside the root element (only white space, "
+                                       "comments and PIs may sit %s it)",
+                                lx->level ? "after" : "before");
+                break;
+            }
+            if (c == '<') {
+                lx->state = SF_XS_LT, lx->match = 0;
+            } else if (c == '&') {
+                lx->state = SF_XS_REF, lx->sub = REF_START, lx->ret = SF_XS_TEXT;
+                lx->mark = (uint32_t)next, lx->cp = 0, lx->match = 0;
+            } else if (c == ']') {
+                lx->match = lx->match < 2 ? (uint8_t)(lx->match + 1) : 2;
+            } else if (c == '>' && lx->match == 2) {
+                return fail(ev, i, "']]>' in element text (write ]]&gt;)");
+            } else {
+                lx->match = 0;
+            }
+            break;
+
+        case SF_XS_REF:
+            switch (lx->sub) {
+            case REF_START:
+                if (c == '#')
+                    lx->sub = REF_HASH;
+                else if (name_start(cp))
+                    lx->sub = REF_NAME;
+                else
+                    return fail(ev, i - 1, "'&' must start a reference (write &amp; for a "
+                                           "literal '&')");
+                break;
+            case REF_HASH:
+                if (c == 'x')
+                    lx->sub = REF_HEX;
+                else if (c >= '0' && c <= '9')
+                    lx->sub = REF_DEC, lx->cp = c - '0';
+                else
+                    return fail(ev, i - 2, "malformed character reference");
+                break;
+            case REF_NAME:
+                if (c == ';') {
+                    if ((r = end_ref(lx, src, i, ev)) != SIZE_MAX)
+                        return r;
+                } else if (!name_char(cp)) {
+                    return fail(ev, lx->mark - 1, "reference without its ';'");
+                }
+                break;
+            default: { /* REF_DEC, REF_HEX, REF_HEXD */
+                int hex = lx->sub != REF_DEC;
+                int d = c >= '0' && c <= '9'   ? c - '0'
+                        : hex && c >= 'a' && c <= 'f' ? c - 'a' + 10
+                        : hex && c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                      : -1;
+                if (d >= 0) {
+                    uint32_t v = lx->cp * (hex ? 16u : 10u) + (uint32_t)d;
+                    lx->cp = v > 0x110000 ? 0x110000 : v;
+                    if (lx->sub == REF_HEX)
+                        lx->sub = REF_HEXD;
+                } else if (c == ';' && lx->sub != REF_HEX) {
+                    if ((r = end_ref(lx, src, i, ev)) != SIZE_MAX)
+                        return r;
+                } else {
+                    return fail(ev, lx->mark - 1, "malformed character reference");
+                }
+            }
+            }
+            break;
+
+        case SF_XS_LT:
+            if (c == '/') {
+                lx->state = SF_XS_ETAG, lx->sub = 0;
+            } else if (c == '?') {
+                lx->state = SF_XS_PI_TARGET, lx->sub = 0;
+            } else if (c == '!') {
+                lx->state = SF_XS_BANG, lx->sub = 0;
+                lx->match = BANG_COMMENT | BANG_DOCTYPE | BANG_CDATA;
+            } else if (name_start(cp)) {
+                lx->state = SF_XS_STAG_NAME, lx->mark = (uint32_t)i;
+            } else {
+                return fail(ev, i - 1, "'<' must start a tag (write &lt; for a literal '<')");
+            }
+            break;
+
+        case SF_XS_STAG_NAME:
+            if (name_char(cp))
+                break;
+            lx->state = SF_XS_TAG, lx->sub = TAG_NEED_SPACE;
+            return event(ev, SF_XE_STAG, lx->mark - 1, lx->mark, i - lx->mark, i);
+
+        case SF_XS_TAG:
+            if (lx->sub == TAG_SLASH) {
+                if (c != '>')
+                    return fail(ev, i - 1, "'/' in a tag must be followed by '>'");
+                lx->state = SF_XS_TEXT, lx->match = 0;
+                return event(ev, SF_XE_EMPTY, i - 1, 0, 0, next);
+            }
+            if (lx->sub == TAG_AFTER_ANAME) {
+                if (c == '=')
+                    lx->sub = TAG_AFTER_EQ;
+                else if (!is_space(c))
+                    return fail(ev, i, "an attribute needs =\"value\"");
+                break;
+            }
+            if (lx->sub == TAG_AFTER_EQ) {
+                if (c == '"')
+                    lx->state = SF_XS_ATTR_DQ;
+                else if (c == '\'')
+                    lx->state = SF_XS_ATTR_SQ;
+                else if (!is_space(c))
+                    return fail(ev, i, "an attribute value must be quoted");
+                break;
+            }
+            if (is_space(c)) {
+                lx->sub = TAG_SPACE;
+            } else if (c == '>') {
+                lx->state = SF_XS_TEXT, lx->match = 0;
+                return event(ev, SF_XE_STAG_END, i, 0, 0, next);
+            } else if (c == '/') {
+                lx->sub = TAG_SLASH;
+            } else if (name_start(cp) && lx->sub == TAG_SPACE) {
+                lx->state = SF_XS_ATTR_NAME, lx->mark = (uint32_t)i;
+            } else if (name_start(cp)) {
+                return fail(ev, i, "attributes must be separated by white space");
+            } else {
+                return fail(ev, i, "unexpected '%.*s' in a tag", (int)clen, src + i);
+            }
+            break;
+
+        case SF_XS_ATTR_NAME:
+            if (name_char(cp))
+                break;
+            lx->state = SF_XS_TAG, lx->sub = TAG_AFTER_ANAME;
+            return event(ev, SF_XE_ATTR, lx->mark, lx->mark, i - lx->mark, i);
+
+        case SF_XS_ATTR_DQ:
+        case SF_XS_ATTR_SQ:
+            if (c == (lx->state == SF_XS_ATTR_DQ ? '"' : '\'')) {
+                lx->state = SF_XS_TAG, lx->sub = TAG_NEED_SPACE;
+            } else if (c == '<') {
+                return fail(ev, i, "'<' in an attribute value (write &lt;)");
+            } else if (c == '&') {
+                lx->ret = lx->state;
+                lx->state = SF_XS_REF, lx->sub = REF_START;
+                lx->mark = (uint32_t)next, lx->cp = 0;
+            }
+            break;
+
+        case SF_XS_ETAG:
+            if (lx->sub == 0) {
+                if (!name_start(cp))
+                    return fail(ev, i, "'</' must be followed by an element name");
+                lx->sub = 1, lx->mark = (uint32_t)i;
+            } else if (lx->sub == 1 && name_char(cp)) {
+                /* in the name */
+            } else {
+                if (lx->sub == 1)
+                    lx->sub = 2, lx->cp = (uint32_t)(i - lx->mark);
+                if (c == '>') {
+                    lx->state = SF_XS_TEXT, lx->match = 0;
+                    return event(ev, SF_XE_ETAG, lx->mark - 2, lx->mark, lx->cp, next);
+                }
+                if (!is_space(c))
+                    return fail(ev, i, "unexpected '%.*s' in an end tag", (int)clen, src + i);
+            }
+            break;
+
+        case SF_XS_BANG: {
+            unsigned m = 0;
+            for (unsigned k = 0; k < 3; k++)
+                if ((lx->match & (1u << k)) && bang_word[k][lx->sub] == (char)c)
+                    m |= 1u << k;
+            if (!m)
+                return fail(ev, i - 2 - lx->sub, "'<!' must start a comment <!--, a CDATA "
+                                                  "section <![CDATA[ or <!DOCTYPE");
+            lx->match = (uint8_t)m;
+            lx->sub++;
+            for (unsigned k = 0; k < 3; k++) {
+                if (!(m & (1u << k)) || bang_word[k][lx->sub] != '\0')
+                    continue;
+                lx->sub = lx->match = 0;
+                if (k == 0) {
+                    lx->state = SF_XS_COMMENT;
+                } else if (k == 1) {
+                    if (lx->level != 1)
+                        return fail(ev, i - 8, "a CDATA section outside the root element");
+                    lx->state = SF_XS_CDATA;
+                } else {
+                    if (lx->level != 0 || (lx->flags & SF_XF_DOCTYPE))
+                        return fail(ev, i - 8, "a DOCTYPE must come once, before the root "
+                                               "element");
+                    lx->state = SF_XS_DOCTYPE;
+                    lx->flags |= SF_XF_DOCTYPE;
+                    return event(ev, SF_XE_DOCTYPE, i - 8, 0, 0, next);
+                }
+            }
+            break;
+        }
+
+        case SF_XS_COMMENT:
+        case SF_XS_DT_COMMENT:
+            if (lx->match == 2) {
+                if (c != '>')
+                    return fail(ev, i - 2, c == '-' ? "a comment cannot end with '-' ('--->')"
+                                                    : "'--' inside a comment");
+                lx->state = lx->state == SF_XS_COMMENT ? SF_XS_TEXT : SF_XS_DT_SUBSET;
+                lx->match = 0;
+            } else if (c == '-') {
+                lx->match++;
+            } else {
+                lx->match = 0;
+            }
+            break;
+
+        case SF_XS_CDATA:
+            if (c == ']')
+                lx->match = lx->match < 2 ? (uint8_t)(lx->match + 1) : 2;
+            else if (c == '>' && lx->match == 2)
+                lx->state = SF_XS_TEXT, lx->match = 0;
+            else
+                lx->match = 0;
+            break;
+
+        case SF_XS_PI_TARGET:
+            if (lx->sub == 0) {
+                if (!name_start(cp))
+                    return fail(ev, i - 2, "'<?' must be followed by a target name");
+                lx->sub = 1, lx->mark = (uint32_t)i;
+                break;
+            }
+            if (name_char(cp))
+                break;
+            if (i - lx->mark == 3 && strncasecmp(src + lx->mark, "xml", 3) == 0) {
+                if (memcmp(src + lx->mark, "xml", 3) != 0 || !(lx->flags & SF_XF_AT_START) ||
+                    lx->level != 0)
+                    return fail(ev, lx->mark - 2,
+                                "'<?%.3s' is reserved: the XML declaration must be the first "
+                                "thing in the template's output",
+                                src + lx->mark);
+                lx->flags |= SF_XF_XMLDECL;
+                lx->mark += 3;
+            }
+            lx->state = SF_XS_PI, lx->sub = 0, lx->match = 0;
+            if (c == '?')
+                lx->match = 1, lx->sub = 1; /* "<?target?" : only '>' may follow */
+            else if (!is_space(c))
+                return fail(ev, i, "a PI target must be followed by white space or '?>'");
+            break;
+
+        case SF_XS_PI:
+        case SF_XS_DT_PI:
+            if (lx->sub == 1 && c != '>')
+                return fail(ev, i - 1, "a PI target must be followed by white space or '?>'");
+            lx->sub = 0;
+            if (c == '?') {
+                lx->match = 1;
+            } else if (c == '>' && lx->match == 1) {
+                lx->match = 0;
+                if (lx->state == SF_XS_DT_PI) {
+                    lx->state = SF_XS_DT_SUBSET;
+                    break;
+                }
+                lx->state = SF_XS_TEXT;
+                if (lx->flags & SF_XF_XMLDECL) {
+                    lx->flags &= (uint8_t)~SF_XF_XMLDECL;
+                    size_t r2 = check_xmldecl(src, lx->mark, i - 1 - lx->mark, ev);
+                    if (ev->type == SF_XE_ERROR)
+                        return r2;
+                }
+            } else {
+                lx->match = 0;
+            }
+            break;
+
+        case SF_XS_DOCTYPE:
+            /* doctypedecl ::= '<!DOCTYPE' S Name (S ExternalID)? S? ('[' intSubset ']' S?)? '>'
+             * ExternalID ::= 'SYSTEM' S SystemLiteral | 'PUBLIC' S PubidLiteral S SystemLiteral */
+            switch (lx->sub) {
+            case 0:
+                if (!is_space(c))
+                    return fail(ev, i, "<!DOCTYPE must be followed by white space and a name");
+                lx->sub = 1;
+                break;
+            case 1:
+                if (name_start(cp))
+                    lx->sub = 2;
+                else if (!is_space(c))
+                    return fail(ev, i, "<!DOCTYPE needs the root element's name");
+                break;
+            case 2: /* the name */
+                if (name_char(cp))
+                    break;
+                lx->sub = 3;
+                /* fall through */
+            case 3: /* after the name */
+            case 4: /* after white space that follows it */
+                if (c == 'S' || c == 'P') {
+                    if (lx->sub != 4)
+                        return fail(ev, i, "white space must come before SYSTEM or PUBLIC");
+                    lx->sub = 5, lx->mark = (uint32_t)i;
+                } else if (c == '[') {
+                    lx->state = SF_XS_DT_SUBSET;
+                } else if (c == '>') {
+                    lx->state = SF_XS_TEXT, lx->sub = 0;
+                } else if (is_space(c)) {
+                    lx->sub = 4;
+                } else {
+                    return fail(ev, i, "unexpected '%.*s' in <!DOCTYPE (SYSTEM \"...\", "
+                                       "PUBLIC \"...\" \"...\", [...] may follow the name)",
+                                (int)clen, src + i);
+                }
+                break;
+            case 5: /* SYSTEM or PUBLIC */
+                if (c >= 'A' && c <= 'Z')
+                    break;
+                if (i - lx->mark == 6 && memcmp(src + lx->mark, "SYSTEM", 6) == 0)
+                    lx->cp = 1;
+                else if (i - lx->mark == 6 && memcmp(src + lx->mark, "PUBLIC", 6) == 0)
+                    lx->cp = 2;
+                else
+                    return fail(ev, lx->mark, "<!DOCTYPE: SYSTEM or PUBLIC expected");
+                lx->sub = 6;
+                /* fall through */
+            case 6: /* white space, then a literal */
+            case 8:
+                if (!is_space(c))
+                    return fail(ev, i, "<!DOCTYPE: white space and a quoted literal expected");
+                lx->sub = (uint8_t)(lx->sub + 1);
+                break;
+            case 7: /* the first literal (system, or public id) */
+            case 9: /* the system literal after a public id */
+                if (c == '"' || c == '\'')
+                    lx->state = SF_XS_DT_LIT, lx->quote = c;
+                else if (!is_space(c))
+                    return fail(ev, i, "<!DOCTYPE: a quoted literal expected");
+                break;
+            case 10: /* after the external id */
+                if (c == '[')
+                    lx->state = SF_XS_DT_SUBSET;
+                else if (c == '>')
+                    lx->state = SF_XS_TEXT, lx->sub = 0;
+                else if (!is_space(c))
+                    return fail(ev, i, "<!DOCTYPE: '[' or '>' expected");
+                break;
+            default: /* 11: after the internal subset */
+                if (c == '>')
+                    lx->state = SF_XS_TEXT, lx->sub = 0;
+                else if (!is_space(c))
+                    return fail(ev, i, "only '>' may follow the DOCTYPE's internal subset");
+            }
+            break;
+
+        case SF_XS_DT_LIT: /* a DOCTYPE's literal: sub 7 or 9 says which */
+            if (c == lx->quote) {
+                lx->state = SF_XS_DOCTYPE, lx->quote = 0;
+                lx->sub = lx->sub == 7 && lx->cp == 2 ? 8 : 10;
+            } else if (lx->sub == 7 && lx->cp == 2 &&
+                       !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                         (c && strchr(" \r\n-'()+,./:=?;!*#@$_%", c)))) {
+                return fail(ev, i, "'%.*s' cannot be in a public identifier", (int)clen, src + i);
+            }
+            break;
+        case SF_XS_DT_DECL_LIT:
+            if (c == lx->quote)
+                lx->state = lx->ret, lx->quote = 0;
+            break;
+
+        case SF_XS_DT_SUBSET:
+            if (c == ']')
+                lx->state = SF_XS_DOCTYPE, lx->sub = 11;
+            else if (c == '<')
+                lx->state = SF_XS_DT_LT, lx->sub = 0;
+            else if (c == '%')
+                lx->state = SF_XS_DT_PEREF, lx->sub = 0;
+            else if (!is_space(c))
+                return fail(ev, i, "unexpected '%.*s' in the DOCTYPE's internal subset",
+                            (int)clen, src + i);
+            break;
+
+        case SF_XS_DT_LT:
+            if (lx->sub == 0 && c == '?') {
+                lx->state = SF_XS_DT_PI, lx->match = 0;
+            } else if (lx->sub == 0 && c == '!') {
+                lx->sub = 1;
+            } else if (lx->sub == 1 && c == '-') {
+                lx->sub = 2;
+            } else if (lx->sub == 2 && c == '-') {
+                lx->state = SF_XS_DT_COMMENT, lx->match = 0;
+            } else if (lx->sub == 1 && c >= 'A' && c <= 'Z') {
+                lx->state = SF_XS_DT_DECL;
+            } else {
+                return fail(ev, i, "the internal subset holds only <!ELEMENT, <!ATTLIST, "
+                                   "<!ENTITY, <!NOTATION, comments, PIs and %%references;");
+            }
+            break;
+
+        case SF_XS_DT_DECL:
+            if (c == '"' || c == '\'')
+                lx->state = SF_XS_DT_DECL_LIT, lx->quote = c, lx->ret = SF_XS_DT_DECL;
+            else if (c == '>')
+                lx->state = SF_XS_DT_SUBSET;
+            else if (c == '<')
+                return fail(ev, i, "'<' inside a markup declaration");
+            break;
+
+        case SF_XS_DT_PEREF:
+            if (lx->sub == 0 && name_start(cp))
+                lx->sub = 1;
+            else if (lx->sub == 1 && c == ';')
+                lx->state = SF_XS_DT_SUBSET;
+            else if (!(lx->sub == 1 && name_char(cp)))
+                return fail(ev, i, "malformed parameter-entity reference");
+            break;
+
+        case SF_XS_COUNT:
+            break;
+        }
+        i = next;
+    }
+    return end;
+}
+
+int sf_xml_flush(sf_xml_lexer *lx, size_t at, sf_xml_event *ev)
+{
+    ev->type = SF_XE_NONE;
+    if (lx->state == SF_XS_STAG_NAME) {
+        lx->state = SF_XS_TAG, lx->sub = TAG_NEED_SPACE;
+        event(ev, SF_XE_STAG, lx->mark - 1, lx->mark, at - lx->mark, at);
+        return 1;
+    }
+    if (lx->state == SF_XS_ATTR_NAME) {
+        lx->state = SF_XS_TAG, lx->sub = TAG_AFTER_ANAME;
+        event(ev, SF_XE_ATTR, lx->mark, lx->mark, at - lx->mark, at);
+        return 1;
+    }
+    return 0;
+}
+
+int sf_xml_context(const sf_xml_lexer *lx, sf_esc *esc)
 {
     switch ((sf_xml_state)lx->state) {
     case SF_XS_TEXT:
-        if (c == '<') {
-            lx->state = SF_XS_LT;
-            lx->match = 1;
-            lx->depth = 3;
-        }
-        break;
-    case SF_XS_LT:
-        lex_lt(lx, c);
-        break;
-    case SF_XS_MARKUP:
-        if (c == '"')
-            lx->state = SF_XS_ATTR_DQ;
-        else if (c == '\'')
-            lx->state = SF_XS_ATTR_SQ;
-        else if (c == '>')
-            lx->state = SF_XS_TEXT;
-        break;
-    case SF_XS_ATTR_DQ:
-        if (c == '"')
-            lx->state = SF_XS_MARKUP;
-        break;
-    case SF_XS_ATTR_SQ:
-        if (c == '\'')
-            lx->state = SF_XS_MARKUP;
-        break;
-    case SF_XS_CDATA:
-        end_token(lx, c, ']');
-        break;
-    case SF_XS_COMMENT:
-        end_token(lx, c, '-');
-        break;
-    case SF_XS_PI:
-        if (c == '?')
-            lx->match = 1;
-        else if (c == '>' && lx->match == 1)
-            lx->state = SF_XS_TEXT, lx->match = 0;
-        else
-            lx->match = 0;
-        break;
-    case SF_XS_DECL:
-        if (c == '[')
-            lx->depth++;
-        else if (c == ']' && lx->depth)
-            lx->depth--;
-        else if (c == '>' && lx->depth == 0)
-            lx->state = SF_XS_TEXT;
-        break;
-    }
-}
-
-void sf_xml_lex(sf_xml_lexer *lx, const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        lex_char(lx, s[i]);
-}
-
-int sf_xml_context(sf_xml_lexer *lx, sf_esc *esc)
-{
-    switch ((sf_xml_state)lx->state) {
-    case SF_XS_TEXT: *esc = SF_ESC_TEXT; return 0;
+        if (lx->level != 1)
+            return -1;
+        *esc = SF_ESC_TEXT;
+        return 0;
     case SF_XS_ATTR_DQ:
     case SF_XS_ATTR_SQ: *esc = SF_ESC_ATTR; return 0;
-    case SF_XS_CDATA: *esc = SF_ESC_CDATA; lx->match = 0; return 0;
-    case SF_XS_COMMENT: *esc = SF_ESC_COMMENT; lx->match = 0; return 0;
-    case SF_XS_LT:
-    case SF_XS_MARKUP:
-    case SF_XS_PI:
-    case SF_XS_DECL: return -1;
+    case SF_XS_CDATA: *esc = SF_ESC_CDATA; return 0;
+    case SF_XS_COMMENT:
+        if (lx->match == 2)
+            return -1; /* after "--": only '>' may follow */
+        *esc = SF_ESC_COMMENT;
+        return 0;
+    default: return -1;
     }
-    return -1;
 }
 
-const char *sf_xml_state_name(sf_xml_state st)
+int sf_xml_boundary_ok(const sf_xml_lexer *lx)
 {
-    switch (st) {
-    case SF_XS_TEXT: return "element text";
+    switch ((sf_xml_state)lx->state) {
+    case SF_XS_PI: return lx->match == 0 && !(lx->flags & SF_XF_XMLDECL);
+    case SF_XS_TEXT:
+    case SF_XS_CDATA:
+    case SF_XS_COMMENT: return lx->match == 0;
+    case SF_XS_ATTR_DQ:
+    case SF_XS_ATTR_SQ:
+    case SF_XS_DT_SUBSET: return 1;
+    case SF_XS_TAG: return lx->sub == TAG_SPACE || lx->sub == TAG_NEED_SPACE;
+    default: return 0;
+    }
+}
+
+int sf_xml_same_context(const sf_xml_lexer *a, const sf_xml_lexer *b)
+{
+    if (a->state != b->state || a->level != b->level)
+        return 0;
+    switch ((sf_xml_state)a->state) {
+    case SF_XS_TEXT: /* ']' progress: checked by the compiler at a section's end */
+    case SF_XS_TAG:  /* both between attributes: merged */
+    case SF_XS_ATTR_DQ:
+    case SF_XS_ATTR_SQ:
+    case SF_XS_DT_SUBSET: return 1;
+    default: return a->match == b->match && a->sub == b->sub;
+    }
+}
+
+void sf_xml_normalize(sf_xml_lexer *lx)
+{
+    lx->mark = lx->cp = 0;
+    lx->ret = lx->pad = lx->quote = 0;
+    lx->flags &= SF_XF_STARTED | SF_XF_DOCTYPE;
+    if (lx->state != SF_XS_TAG)
+        lx->sub = 0;
+}
+
+void sf_xml_merge(sf_xml_lexer *close, const sf_xml_lexer *open)
+{
+    if (close->state == SF_XS_TAG && open->sub == TAG_NEED_SPACE)
+        close->sub = TAG_NEED_SPACE;
+    close->flags |= open->flags & (SF_XF_STARTED | SF_XF_DOCTYPE);
+}
+
+const char *sf_xml_state_name(const sf_xml_lexer *lx)
+{
+    switch ((sf_xml_state)lx->state) {
+    case SF_XS_TEXT:
+        return lx->level == 0   ? "the prolog, before the root element"
+               : lx->level == 2 ? "the end of the document, after the root element"
+                                : "element text";
+    case SF_XS_REF: return "a reference";
     case SF_XS_LT: return "a tag being opened";
-    case SF_XS_MARKUP: return "markup (a tag name or an unquoted attribute)";
+    case SF_XS_STAG_NAME:
+    case SF_XS_ETAG: return "a tag name";
+    case SF_XS_TAG: return "markup (between attributes)";
+    case SF_XS_ATTR_NAME: return "an attribute name";
     case SF_XS_ATTR_DQ: return "a double-quoted attribute value";
     case SF_XS_ATTR_SQ: return "a single-quoted attribute value";
+    case SF_XS_BANG: return "a declaration being opened";
     case SF_XS_CDATA: return "a CDATA section";
     case SF_XS_COMMENT: return "a comment";
+    case SF_XS_PI_TARGET:
     case SF_XS_PI: return "a processing instruction";
-    case SF_XS_DECL: return "a declaration";
+    case SF_XS_DOCTYPE:
+    case SF_XS_DT_LIT: return "a DOCTYPE";
+    case SF_XS_DT_SUBSET:
+    case SF_XS_DT_LT:
+    case SF_XS_DT_DECL:
+    case SF_XS_DT_DECL_LIT:
+    case SF_XS_DT_COMMENT:
+    case SF_XS_DT_PI:
+    case SF_XS_DT_PEREF: return "the DOCTYPE's internal subset";
+    case SF_XS_COUNT: break;
     }
     return "?";
 }

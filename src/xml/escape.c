@@ -261,6 +261,16 @@ write_mode(sf_wbuf *w, const sf_esc esc, const unsigned char *s, size_t n)
         }
         run = p;
     }
+    /* In element text a ']' ending the value could complete "]]>" with a
+     * '>' of the template's text (or with ']' and '>' after it); written as
+     * a reference it cannot. (A '>' of the value is always &gt;, so this
+     * last ']' is the only way a value could add to the token.) */
+    if (esc == SF_ESC_TEXT && end[-1] == ']') {
+        if (put_run(w, run, (size_t)(p - run) - 1, end) != 0)
+            return -1;
+        PUTS("&#93;");
+        return 0;
+    }
     if (put_run(w, run, (size_t)(p - run), end) != 0)
         return -1;
     /* A CDATA value that ends in ']' could complete "]]>" with the text that
