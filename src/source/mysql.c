@@ -447,7 +447,7 @@ static sf_status my_open(sf_source *s, const char *db)
     s->impl = q;
     atomic_init(&q->sigfd, -1);
     atomic_init(&q->cancelled, 0);
-    sf_mask_secret(db, q->where, sizeof q->where);
+    sf_db_mask(db, q->where, sizeof q->where);
     sf_status st = parse_url(s, db);
     if (st == SF_OK)
         st = my_load(s, &q->api);

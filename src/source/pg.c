@@ -158,7 +158,7 @@ static sf_status pg_open(sf_source *s, const char *db)
     if (!q)
         return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
     s->impl = q;
-    sf_mask_secret(db, q->where, sizeof q->where);
+    sf_db_mask(db, q->where, sizeof q->where);
     sf_status lst = pq_load(s, &q->api);
     if (lst != SF_OK)
         return lst;

@@ -1,4 +1,4 @@
-/* sqltext.c: named parameters to server placeholders, and secret masking.
+/* sqltext.c: named parameters to server placeholders.
  *
  * The scanner knows only what decides whether a ':' starts a parameter:
  * string literals, quoted identifiers, comments, PostgreSQL dollar quotes and
@@ -178,55 +178,4 @@ void sf_sql_rewrite_free(sf_census *c, sf_sql_rewrite *rw)
     sf_dealloc(c, rw->names);
     sf_dealloc(c, rw->sql);
     memset(rw, 0, sizeof *rw);
-}
-
-void sf_mask_secret(const char *url, char *buf, size_t n)
-{
-    snprintf(buf, n, "%s", url);
-    char *scheme = strstr(buf, "://");
-    if (scheme) {
-        /* scheme://user:password@host... : the password ends at the last '@'
-         * of the authority (a password may hold '@' when percent-encoded). */
-        char *auth = scheme + 3;
-        char *end = auth + strcspn(auth, "/?#");
-        char *at = NULL;
-        for (char *q = auth; q < end; q++)
-            if (*q == '@')
-                at = q;
-        char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-        if (colon) {
-            char tail[4096];
-            snprintf(tail, sizeof tail, "%s", at);
-            snprintf(colon, n - (size_t)(colon - buf), ":***%s", tail);
-        }
-        return;
-    }
-    /* conninfo: password=secret or password='se cret' */
-    char *pw = strstr(buf, "password");
-    while (pw) {
-        char *q = pw + 8;
-        while (*q == ' ')
-            q++;
-        if (*q == '=') {
-            q++;
-            while (*q == ' ')
-                q++;
-            char *e = q;
-            if (*e == '\'') {
-                for (e++; *e && *e != '\''; e++)
-                    if (*e == '\\' && e[1])
-                        e++;
-                if (*e)
-                    e++;
-            } else {
-                while (*e && *e != ' ')
-                    e++;
-            }
-            char tail[4096];
-            snprintf(tail, sizeof tail, "%s", e);
-            snprintf(q, n - (size_t)(q - buf), "***%s", tail);
-            q += 3;
-        }
-        pw = strstr(q, "password");
-    }
 }
