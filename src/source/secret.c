@@ -11,7 +11,8 @@
  *    it (a '/' written unencoded in a password), to the last '@' of the
  *    string: more than either reader would take, never less. In the query,
  *    the values of password= and sslpassword= (keys percent-decoded) are
- *    secrets too.
+ *    secrets too, wherever a '?' or '&' starts such a KEY=, up to the next
+ *    '&'.
  *  - a libpq conninfo string, KEY = VALUE ..., VALUE bare (backslash
  *    escapes) or in single quotes (backslash escapes), exactly as libpq's
  *    conninfo_parse reads it. The values of password and sslpassword are
@@ -20,6 +21,7 @@
  * Keys compare without case, though libpq's do: a stricter mask, never a
  * looser one. A value that is itself a URL (dbname=postgresql://...) has its
  * own secrets masked too. */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -85,10 +87,37 @@ static const char *after_scheme(const char *p, const char *end)
     return q + 3;
 }
 
-static void scan_url(const char *base, const char *p, const char *end, span_fn fn, void *ud);
+/* Spans are collected, then sorted and merged, so that the rules may
+ * overlap (a query value inside a conservative user part, a nested URL)
+ * and what comes out is in order and disjoint. Past SPAN_MAX, everything
+ * from the first span that did not fit to the end is one secret. */
+#define SPAN_MAX 64
+
+typedef struct span_set {
+    size_t start[SPAN_MAX], end[SPAN_MAX];
+    int kind[SPAN_MAX];
+    int n;
+    size_t rest; /* SIZE_MAX, or where the spans that did not fit begin */
+} span_set;
+
+static void add_span(span_set *ss, size_t start, size_t end, int kind)
+{
+    if (end <= start)
+        return;
+    if (ss->n < SPAN_MAX) {
+        ss->start[ss->n] = start;
+        ss->end[ss->n] = end;
+        ss->kind[ss->n] = kind;
+        ss->n++;
+    } else if (start < ss->rest) {
+        ss->rest = start;
+    }
+}
+
+static void scan_url(span_set *ss, const char *base, const char *p, const char *end);
 
 /* A value that holds a URL: its secrets too (a nested connection string). */
-static void scan_nested(const char *base, const char *p, const char *end, span_fn fn, void *ud)
+static void scan_nested(span_set *ss, const char *base, const char *p, const char *end)
 {
     for (const char *q = p; q + 3 <= end; q++) {
         if (q[0] == ':' && q[1] == '/' && q[2] == '/') {
@@ -98,14 +127,14 @@ static void scan_nested(const char *base, const char *p, const char *end, span_f
                              s[-1] == '.'))
                 s--;
             if (s < q) {
-                scan_url(base, s, end, fn, ud);
+                scan_url(ss, base, s, end);
                 return;
             }
         }
     }
 }
 
-static void scan_url(const char *base, const char *p, const char *end, span_fn fn, void *ud)
+static void scan_url(span_set *ss, const char *base, const char *p, const char *end)
 {
     const char *auth = after_scheme(p, end);
     if (!auth)
@@ -116,32 +145,35 @@ static void scan_url(const char *base, const char *p, const char *end, span_fn f
     const char *at = find_last(auth, slash, '@');
     if (!at)
         at = find_last(slash, end, '@');
-    const char *rest = auth;
     if (at) {
         const char *colon = find_char(auth, at, ':');
-        if (colon && colon + 1 < at)
-            fn(ud, (size_t)(colon + 1 - base), (size_t)(at - base), KIND_URL);
-        rest = at + 1;
+        if (colon)
+            add_span(ss, (size_t)(colon + 1 - base), (size_t)(at - base), KIND_URL);
     }
-    const char *q = find_char(rest, end, '?');
-    if (!q)
-        return;
-    for (const char *t = q + 1; t < end;) {
-        const char *amp = find_char(t, end, '&');
-        const char *tend = amp ? amp : end;
-        const char *eq = find_char(t, tend, '=');
-        if (eq && secret_key(t, (size_t)(eq - t), 1)) {
-            if (eq + 1 < tend)
-                fn(ud, (size_t)(eq + 1 - base), (size_t)(tend - base), KIND_URL);
-        } else if (eq) {
-            scan_nested(base, eq + 1, tend, fn, ud);
-        }
-        t = tend + 1;
+    /* Query parameters, wherever a '?' or '&' starts one: libpq's query
+     * starts after its '@', the MySQL reader's after the last '@'; reading
+     * every KEY=VALUE that follows a '?' or '&' covers both. A value ends at
+     * '&' (a '?' or '#' inside it is kept by libpq). */
+    for (const char *t = auth; t < end; t++) {
+        if (*t != '?' && *t != '&')
+            continue;
+        const char *k = t + 1, *e = k;
+        while (e < end && *e != '=' && *e != '&' && *e != '?')
+            e++;
+        if (e == end || *e != '=')
+            continue;
+        const char *vend = find_char(e + 1, end, '&');
+        if (!vend)
+            vend = end;
+        if (secret_key(k, (size_t)(e - k), 1))
+            add_span(ss, (size_t)(e + 1 - base), (size_t)(vend - base), KIND_URL);
+        else
+            scan_nested(ss, base, e + 1, vend);
     }
 }
 
 /* libpq's conninfo grammar; -1 when libpq would refuse the string. */
-static int scan_conninfo(const char *s, size_t len, span_fn fn, void *ud)
+static int scan_conninfo(span_set *ss, const char *s, size_t len)
 {
     size_t i = 0;
     while (i < len) {
@@ -181,48 +213,69 @@ static int scan_conninfo(const char *s, size_t len, span_fn fn, void *ud)
                 i += s[i] == '\\' && i + 1 < len ? 2 : 1;
             v1 = i;
         }
-        if (secret_key(s + k0, k1 - k0, 0)) {
-            if (v1 > v0)
-                fn(ud, v0, v1, KIND_CONNINFO);
-        } else {
-            scan_nested(s, s + v0, s + v1, fn, ud);
-        }
+        if (secret_key(s + k0, k1 - k0, 0))
+            add_span(ss, v0, v1, KIND_CONNINFO);
+        else
+            scan_nested(ss, s, s + v0, s + v1);
     }
     return 0;
 }
 
-static void ignore_span(void *ud, size_t start, size_t end, int kind)
-{
-    (void)ud, (void)start, (void)end, (void)kind;
-}
-
-/* Calls fn for every secret of db, in order, spans not overlapping. */
+/* Calls fn for every secret of db, in order, spans disjoint. */
 static void scan(const char *db, span_fn fn, void *ud)
 {
     size_t len = strlen(db);
+    span_set ss;
+    ss.n = 0;
+    ss.rest = SIZE_MAX;
     const char *p = db;
     while (p < db + len && is_space(*p))
         p++;
     if (after_scheme(p, db + len)) {
-        scan_url(db, p, db + len, fn, ud);
-        return;
-    }
-    if (!memchr(db, '=', len))
-        return; /* a plain path or name: libpq would not read it as conninfo */
-    /* Dry run first: a string libpq refuses is masked wholesale. */
-    if (scan_conninfo(db, len, ignore_span, NULL) == 0) {
-        scan_conninfo(db, len, fn, ud);
-        return;
-    }
-    for (size_t i = 0; i + 8 <= len; i++) {
-        size_t j = 0;
-        while (j < 8 && lower((unsigned char)db[i + j]) == "password"[j])
-            j++;
-        if (j == 8) {
-            if (i + 8 < len)
-                fn(ud, i + 8, len, KIND_CONNINFO);
-            return;
+        scan_url(&ss, db, p, db + len);
+    } else if (memchr(db, '=', len)) { /* else a plain path or name: not conninfo to libpq */
+        if (scan_conninfo(&ss, db, len) != 0) {
+            /* libpq refuses it: masked from its first "password" on */
+            ss.n = 0;
+            ss.rest = SIZE_MAX;
+            for (size_t i = 0; i + 8 <= len; i++) {
+                size_t j = 0;
+                while (j < 8 && lower((unsigned char)db[i + j]) == "password"[j])
+                    j++;
+                if (j == 8) {
+                    add_span(&ss, i + 8, len, KIND_CONNINFO);
+                    break;
+                }
+            }
         }
+    }
+    if (ss.rest != SIZE_MAX) /* spans that did not fit: all from there on */
+        add_span(&ss, ss.rest, len, KIND_URL);
+    for (int i = 1; i < ss.n; i++) /* insertion sort by start: at most 64 */
+        for (int j = i; j > 0 && ss.start[j - 1] > ss.start[j]; j--) {
+            size_t t0 = ss.start[j], t1 = ss.end[j];
+            int tk = ss.kind[j];
+            ss.start[j] = ss.start[j - 1], ss.end[j] = ss.end[j - 1], ss.kind[j] = ss.kind[j - 1];
+            ss.start[j - 1] = t0, ss.end[j - 1] = t1, ss.kind[j - 1] = tk;
+        }
+    if (ss.rest != SIZE_MAX) { /* the last span (from rest to the end) swallows the others */
+        int k = 0;
+        while (k < ss.n && ss.end[k] <= ss.rest)
+            k++;
+        size_t from = k < ss.n && ss.start[k] < ss.rest ? ss.start[k] : ss.rest;
+        ss.start[k] = from, ss.end[k] = len, ss.kind[k] = KIND_URL;
+        ss.n = k + 1;
+    }
+    for (int i = 0; i < ss.n;) {
+        size_t a = ss.start[i], b = ss.end[i];
+        int kind = ss.kind[i];
+        for (i++; i < ss.n && ss.start[i] <= b; i++) {
+            if (ss.end[i] > b)
+                b = ss.end[i];
+            if (ss.kind[i] != kind)
+                kind = KIND_URL;
+        }
+        fn(ud, a, b, kind);
     }
 }
 
@@ -328,7 +381,7 @@ int sf_db_has_secret(const char *db, const char *value)
 
 /* ---- scrubbing a library's message --------------------------------------- */
 
-#define MAX_SPANS 32
+#define MAX_SPANS SPAN_MAX
 
 typedef struct spans_ud {
     size_t start[MAX_SPANS], end[MAX_SPANS];
@@ -383,18 +436,18 @@ static size_t secret_at(const char *db, const spans_ud *s, const char *msg, size
         size_t j = i, p = s->start[k];
         while (p < s->end[k] && j < mlen) {
             int c = (unsigned char)db[p];
+            size_t step = 1;
             if (s->kind[k] == KIND_URL && c == '%' && p + 2 < s->end[k] &&
                 hexval(db[p + 1]) >= 0 && hexval(db[p + 2]) >= 0) {
                 c = hexval(db[p + 1]) * 16 + hexval(db[p + 2]);
-                p += 3;
+                step = 3;
             } else if (s->kind[k] == KIND_CONNINFO && c == '\\' && p + 1 < s->end[k]) {
                 c = (unsigned char)db[p + 1];
-                p += 2;
-            } else {
-                p++;
+                step = 2;
             }
             if ((unsigned char)msg[j] != c)
                 break;
+            p += step;
             j++;
         }
         if (p == s->end[k] && j > i)

@@ -66,6 +66,7 @@ sf_status sf_sql_rewrite_params(sf_census *c, sf_sql_dialect d, const char *sql,
     const char *p = sql, *run = sql;
     sf_status st = SF_OK;
     int pg = d == SF_SQL_POSTGRES;
+    size_t sig_out = 0; /* output length up to the last byte that is not a blank, ';' or comment */
 #define FLUSH(upto)                                                                          \
     do {                                                                                     \
         if (sf_buf_append(&out, run, (size_t)((upto) - run)) != 0) {                         \
@@ -76,6 +77,7 @@ sf_status sf_sql_rewrite_params(sf_census *c, sf_sql_dialect d, const char *sql,
     while (*p) {
         const char *next = p + 1;
         char ch = *p;
+        int sig = !strchr(" \t\r\n\f\v;", ch);
         if (ch == '\'') {
             int esc = !pg || (p > sql && (p[-1] | 32) == 'e' && (p - 1 == sql || !name_char(p[-2])));
             next = skip_quoted(p, '\'', esc);
@@ -84,9 +86,11 @@ sf_status sf_sql_rewrite_params(sf_census *c, sf_sql_dialect d, const char *sql,
         } else if (ch == '`' && !pg) {
             next = skip_quoted(p, '`', 0);
         } else if ((ch == '-' && p[1] == '-') || (ch == '#' && !pg)) {
+            sig = 0;
             next = strchr(p, '\n');
             next = next ? next + 1 : p + strlen(p);
         } else if (ch == '/' && p[1] == '*') {
+            sig = 0;
             int depth = 1; /* PostgreSQL nests block comments; MySQL does not */
             for (next = p + 2; *next && depth; next++) {
                 if (pg && next[0] == '/' && next[1] == '*')
@@ -141,13 +145,18 @@ sf_status sf_sql_rewrite_params(sf_census *c, sf_sql_dialect d, const char *sql,
                                                            : "quoted identifier");
             goto done;
         }
+        if (sig)
+            sig_out = out.len + (size_t)(next - run);
         p = next;
     }
     FLUSH(p);
-    /* One statement: a trailing ';' (and blanks) would end a wrapper such as
-     * DECLARE ... FOR (...) or SELECT count(*) FROM (...) early. */
-    while (out.len && strchr(" \t\r\n\f\v;", out.data[out.len - 1]))
-        out.data[--out.len] = '\0';
+    /* One statement: what follows its last token (blanks, ';', comments)
+     * would end a wrapper such as DECLARE ... FOR (...) or SELECT count(*)
+     * FROM (...) early, or comment its closing parenthesis out. */
+    if (out.data && sig_out < out.len) {
+        out.len = sig_out;
+        out.data[out.len] = '\0';
+    }
     rw->sql = out.data ? out.data : sf_strdup(c, SF_MEM_SOURCE, "");
     if (!rw->sql)
         st = sf_fail(err, SF_ERR_NOMEM, "out of memory");

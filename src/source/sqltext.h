@@ -29,8 +29,9 @@ sf_status sf_sql_rewrite_params(sf_census *c, sf_sql_dialect d, const char *sql,
 void sf_sql_rewrite_free(sf_census *c, sf_sql_rewrite *rw);
 
 /* head + sql + tail into *out (census memory); e.g. the count query
- * SF_SQL_COUNT_HEAD + rw.sql + SF_SQL_COUNT_TAIL. The rewritten text has no
- * trailing ';', so it can be wrapped as it is. */
+ * SF_SQL_COUNT_HEAD + rw.sql + SF_SQL_COUNT_TAIL. The rewritten text ends at
+ * its last token (no trailing blanks, ";" or comments), so it can be wrapped
+ * as it is. */
 #define SF_SQL_COUNT_HEAD "SELECT count(*) FROM (\n"
 #define SF_SQL_COUNT_TAIL "\n) AS sqlfeed_count"
 sf_status sf_sql_wrap(sf_census *c, const char *head, const char *sql, const char *tail,

@@ -1,0 +1,114 @@
+/* fuzz_mask.c: libFuzzer target for the secret scanner (src/source/secret.c).
+ *
+ * Input: byte 0 picks the output buffer size for sf_db_mask (0..255, and
+ * the full size too); the rest, up to a NUL, is a --db string. Checks:
+ *  - sf_db_mask never writes past its buffer (ASan), NUL-terminates within
+ *    it, and returns the full masked length (the same at every size);
+ *  - sf_db_scrub of any message stays in its buffer and NUL-terminates;
+ *  - libpq is the oracle: when PQconninfoParse accepts the string and finds
+ *    a password or sslpassword, the masked text does not hold it (unless it
+ *    also shows outside every secret, as a user name may), and after sf_db_hide_secrets libpq reads the
+ *    string with every such value made of 'x' only, so argv shows nothing
+ *    of it.
+ * Built with libpq linked (-lpq) for the oracle; the library itself loads
+ * libpq with dlopen and is tested here without it. */
+#include <libpq-fe.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "source/sqltext.h"
+
+static int is_secret_keyword(const char *k)
+{
+    return !strcmp(k, "password") || !strcmp(k, "sslpassword");
+}
+
+static void check_hidden(const char *hidden)
+{
+    char *err = NULL;
+    PQconninfoOption *o = PQconninfoParse(hidden, &err);
+    PQfreemem(err);
+    if (!o)
+        abort(); /* hiding changed how libpq reads the string */
+    for (PQconninfoOption *p = o; p->keyword; p++)
+        if (is_secret_keyword(p->keyword) && p->val)
+            for (const char *c = p->val; *c; c++)
+                if (*c != 'x')
+                    abort(); /* a password byte left in argv */
+    PQconninfoFree(o);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    size_t bufsize = data[0];
+    size_t len = strnlen((const char *)data + 1, size - 1);
+    char *db = malloc(len + 1);
+    memcpy(db, data + 1, len);
+    db[len] = '\0';
+
+    /* Masking: bounded, terminated, and the same length at every size. */
+    size_t full = sf_db_mask(db, NULL, 0);
+    char *big = malloc(full + 1);
+    if (sf_db_mask(db, big, full + 1) != full || strlen(big) != full)
+        abort();
+    char *small = malloc(bufsize ? bufsize : 1);
+    if (sf_db_mask(db, small, bufsize) != full)
+        abort();
+    if (bufsize && (strlen(small) >= bufsize || strncmp(small, big, strlen(small)) != 0))
+        abort();
+
+    /* Scrubbing the string itself and a message quoting a piece of it. */
+    char scrub[64];
+    sf_db_scrub(db, db, scrub, sizeof scrub);
+    if (strlen(scrub) >= sizeof scrub)
+        abort();
+    char msg[300];
+    size_t half = len / 2 < 200 ? len / 2 : 200;
+    msg[0] = '"';
+    memcpy(msg + 1, db + len - half, half);
+    msg[half + 1] = '"';
+    msg[half + 2] = '\0';
+    char out[1024];
+    sf_db_scrub(db, msg, out, bufsize < sizeof out ? bufsize : sizeof out);
+
+    /* The libpq oracle. */
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(db, &err);
+    PQfreemem(err);
+    if (opts) {
+        int any = 0;
+        for (PQconninfoOption *p = opts; p->keyword; p++) {
+            if (!is_secret_keyword(p->keyword) || !p->val || !*p->val)
+                continue;
+            any = 1;
+            /* Where libpq reads another password than the scanner (an '@'
+             * unencoded in it: libpq stops at the first), pg_open refuses the
+             * string; hiding must cover libpq's reading anyway (below). */
+            (void)sf_db_has_secret(db, p->val);
+            /* The masked text must not show it (unless it shows elsewhere in
+             * the string, e.g. as the user name: then it is not a leak). */
+            size_t vlen = strlen(p->val);
+            if (vlen >= 3 && strstr(big, p->val)) {
+                char *hidden = strdup(db); /* what is left outside the secrets */
+                sf_db_hide_secrets(hidden);
+                if (!strstr(hidden, p->val))
+                    abort();
+                free(hidden);
+            }
+        }
+        PQconninfoFree(opts);
+        if (any) {
+            char *hidden = strdup(db);
+            sf_db_hide_secrets(hidden);
+            check_hidden(hidden);
+            free(hidden);
+        }
+    }
+    free(small);
+    free(big);
+    free(db);
+    return 0;
+}
