@@ -30,6 +30,7 @@ LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(patsubst $(BUILD)/%,%,$(LIB_SRC)))
 CLI_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC))
 TESTS   := $(BUILD)/tests/unit_test $(BUILD)/tests/spec_test $(BUILD)/tests/hostile_test \
            $(BUILD)/tests/inject.so $(BUILD)/examples/render_feed
+TESTS   += $(BUILD)/tests/secret_test
 
 .PHONY: all check test spec demo bench deps install clean asan
 all: $(BUILD)/sqlfeed $(BUILD)/libsqlfeed.a

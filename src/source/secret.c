@@ -495,8 +495,9 @@ void sf_db_scrub(const char *db, const char *msg, char *buf, size_t n)
         char q = msg[i];
         if (q == '"' || q == '\'') {
             const char *close = i + 1 < mlen ? memchr(msg + i + 1, q, mlen - i - 1) : NULL;
-            if (close && fragment_of_secret(db, dblen, &s, msg + i + 1,
-                                            (size_t)(close - msg) - i - 1)) {
+            size_t flen = close ? (size_t)(close - msg) - i - 1 : 0;
+            int whole = flen == dblen && !memcmp(msg + i + 1, db, dblen); /* masked next */
+            if (close && !whole && fragment_of_secret(db, dblen, &s, msg + i + 1, flen)) {
                 PUT(q);
                 PUTS("***");
                 PUT(q);
