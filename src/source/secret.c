@@ -114,11 +114,21 @@ static void add_span(span_set *ss, size_t start, size_t end, int kind)
     }
 }
 
-static void scan_url(span_set *ss, const char *base, const char *p, const char *end);
+static void scan_url(span_set *ss, const char *base, const char *p, const char *end, int depth);
 
-/* A value that holds a URL: its secrets too (a nested connection string). */
-static void scan_nested(span_set *ss, const char *base, const char *p, const char *end)
+/* A value that holds a URL: its secrets too (a nested connection string),
+ * one level deep (deeper, a string of nested URLs would cost exponential
+ * time; such a value is masked whole instead). */
+static void scan_nested(span_set *ss, const char *base, const char *p, const char *end, int depth)
 {
+    if (depth >= 1) {
+        for (const char *q = p; q + 3 <= end; q++)
+            if (q[0] == ':' && q[1] == '/' && q[2] == '/') {
+                add_span(ss, (size_t)(p - base), (size_t)(end - base), KIND_URL);
+                return;
+            }
+        return;
+    }
     for (const char *q = p; q + 3 <= end; q++) {
         if (q[0] == ':' && q[1] == '/' && q[2] == '/') {
             const char *s = q;
@@ -127,14 +137,14 @@ static void scan_nested(span_set *ss, const char *base, const char *p, const cha
                              s[-1] == '.'))
                 s--;
             if (s < q) {
-                scan_url(ss, base, s, end);
+                scan_url(ss, base, s, end, depth + 1);
                 return;
             }
         }
     }
 }
 
-static void scan_url(span_set *ss, const char *base, const char *p, const char *end)
+static void scan_url(span_set *ss, const char *base, const char *p, const char *end, int depth)
 {
     const char *auth = after_scheme(p, end);
     if (!auth)
@@ -168,7 +178,7 @@ static void scan_url(span_set *ss, const char *base, const char *p, const char *
         if (secret_key(k, (size_t)(e - k), 1))
             add_span(ss, (size_t)(e + 1 - base), (size_t)(vend - base), KIND_URL);
         else
-            scan_nested(ss, base, e + 1, vend);
+            scan_nested(ss, base, e + 1, vend, depth);
     }
 }
 
@@ -216,7 +226,7 @@ static int scan_conninfo(span_set *ss, const char *s, size_t len)
         if (secret_key(s + k0, k1 - k0, 0))
             add_span(ss, v0, v1, KIND_CONNINFO);
         else
-            scan_nested(ss, s, s + v0, s + v1);
+            scan_nested(ss, s, s + v0, s + v1, 0);
     }
     return 0;
 }
@@ -232,7 +242,7 @@ static void scan(const char *db, span_fn fn, void *ud)
     while (p < db + len && is_space(*p))
         p++;
     if (after_scheme(p, db + len)) {
-        scan_url(&ss, db, p, db + len);
+        scan_url(&ss, db, p, db + len, 0);
     } else if (memchr(db, '=', len)) { /* else a plain path or name: not conninfo to libpq */
         if (scan_conninfo(&ss, db, len) != 0) {
             /* libpq refuses it: masked from its first "password" on */
