@@ -60,7 +60,7 @@ if [ -n "$MY" ]; then
     run "$SF" render --db "$MY" --query 'SELECT 1 AS v' --template simplyhired -o "$T/x.xml"
     if grep -q "no backend for" "$T/err"; then skip "MariaDB source" "not in this build"; else backends="pg my"; fi
 fi
-url() { if [ "$1" = pg ]; then echo "$PG"; else echo "$MY"; fi; }
+url() { if [ "$1" = pg ]; then echo "$PG"; elif [ "$1" = my ]; then echo "$MY"; fi; }
 admin() { if [ "$1" = pg ]; then echo "${SQLFEED_PG_ADMIN_URL:-$PG}"; else echo "${SQLFEED_MY_ADMIN_URL:-$MY}"; fi; }
 # sql KIND URL SQL: run SQL with the server's own client
 sql() {
@@ -235,18 +235,21 @@ if [ -n "$MY" ]; then
         sh -c "[ $rc = 4 ] && grep -q 'Access denied' '$T/err' && ! grep -q 'Wr0ng' '$T/err'"
 fi
 
-# ---- parameters named _x, and --count of a query ending in '; -- comment' ----------
-for k in $backends; do
-    cast="CAST(:_x AS CHAR)"; [ $k = pg ] && cast=":_x::text"
-    run "$SF" render --db "$(url $k)" --query "SELECT $cast AS v, 1 AS n ; -- the end" --template "$T/v.mustache" \
-        -o "$T/p.xml" --param _x=under --count --progress=always
-    ok "$k: a parameter named _x binds, and --count takes a query ending in '; -- comment'" \
-        sh -c "[ $rc = 0 ] && grep -q '<v>under</v>' '$T/p.xml' && grep -qE '^1 rows, .*100%$' '$T/err'"
+# ---- parameters named _x; --count of a query ending in '; -- comment' -------------
+for k in $backends sqlite; do
+    db=$(url $k); [ $k = sqlite ] && db=$T/ref.db
+    cast="CAST(:_x AS CHAR)"; [ $k = pg ] && cast=":_x::text"; [ $k = sqlite ] && cast="CAST(:_x AS TEXT)"
+    run "$SF" render --db "$db" --query "SELECT $cast AS v, 1 AS n" --template "$T/v.mustache" \
+        -o "$T/p.xml" --param _x=under
+    ok "$k: a parameter named _x binds" sh -c "[ $rc = 0 ] && grep -q '<v>under</v>' '$T/p.xml'"
+    for tail in " ; -- the end" "; /* c */ " " -- c
+;" " /* a */ ; /* b */ -- c"; do
+        run "$SF" render --db "$db" --query "SELECT 7 AS v, 1 AS n$tail" --template "$T/v.mustache" \
+            -o "$T/p.xml" --count --progress=always
+        ok "$k: --count takes a query ending in '$(tr '\n' ' ' <<< "$tail")'" \
+            sh -c "[ $rc = 0 ] && grep -q '<v>7</v>' '$T/p.xml' && grep -qE '^1 rows, .*100%$' '$T/err'"
+    done
 done
-run "$SF" render --db "$T/ref.db" --query "SELECT CAST(:_x AS TEXT) AS v, 1 AS n /* c */ ;  -- the end" \
-    --template "$T/v.mustache" -o "$T/p.xml" --param _x=under --count --progress=always
-ok "sqlite: a parameter named _x binds, and --count takes a query ending in '; -- comment'" \
-    sh -c "[ $rc = 0 ] && grep -q '<v>under</v>' '$T/p.xml' && grep -qE '^1 rows, .*100%$' '$T/err'"
 
 # ---- PostgreSQL errors keep DETAIL, HINT and the position --------------------------
 run "$SF" render --db "$PG" --query "SELECT 1 AS n,
@@ -282,6 +285,13 @@ for k in $backends; do
         sleep 0.5
         t0=$(ms)
         [ $how = timeout ] || kill -$how $pid
+        # Bounded: a run that does not end in 20 s is a failure, not a hung suite.
+        for _ in $(seq 200); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+        if kill -0 $pid 2>/dev/null; then
+            cont_server
+            kill -KILL $pid
+            echo "sqlfeed: (test) still running 20 s after $how; killed" >> "$T/err"
+        fi
         wait $pid; rc=$?; dt=$(( $(ms) - t0 ))
         cont_server
         if [ $how = timeout ]; then
@@ -292,6 +302,7 @@ for k in $backends; do
             ok "$k: hung server, SIG$how: exit $want in $dt ms (bound: 8 s)" sh -c "[ $rc = $want ] && [ $dt -lt 8000 ]"
         fi
         ok "$k: hung server, $how: previous feed intact, no temporary file" kept
+        rm -f "$T"/.keep.xml.sqlfeed-* # a run killed above must not fail the cases after it
     done
 done
 

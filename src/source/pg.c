@@ -105,6 +105,9 @@ typedef struct pg_impl {
     struct timespec deadline; /* of the running statement, with --timeout */
     int has_deadline;
     const char *db;  /* during open only: to scrub libpq's messages */
+    /* Where the text sent begins in the query's own text, in characters
+     * (a wrapper's head before it); -1: what is sent is not the query. */
+    int pos_base;
     char where[512]; /* the URL with the password masked, for messages */
     sf_sql_rewrite rw;
     const char **values; /* per $n */
@@ -348,9 +351,10 @@ static sf_status pg_fail(sf_source *s, const char *what, const PGresult *r)
         if (hint && o < sizeof extra)
             o += (size_t)snprintf(extra + o, sizeof extra - o, "; HINT: %.*s",
                                   (int)strcspn(hint, "\n"), hint);
-        if (pos && q->rw.sql && o < sizeof extra) {
+        long at = pos ? strtol(pos, NULL, 10) - q->pos_base : 0;
+        if (pos && q->pos_base >= 0 && at >= 1 && q->rw.sql && o < sizeof extra) {
             int ln, col;
-            line_col(q->rw.sql, strtol(pos, NULL, 10), &ln, &col);
+            line_col(q->rw.sql, at, &ln, &col);
             snprintf(extra + o, sizeof extra - o, " (at line %d, column %d of the query)", ln, col);
         }
     }
@@ -427,10 +431,13 @@ static sf_status check_secrets(sf_source *s, const char *db)
 
 static sf_status pg_open(sf_source *s, const char *db)
 {
+    while (*db == ' ' || (*db >= '\t' && *db <= '\r')) /* as pg_accepts read it */
+        db++;
     pg_impl *q = sf_calloc(s->cref.census, SF_MEM_SOURCE, 1, sizeof *q);
     if (!q)
         return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
     q->wakefd = -1;
+    q->pos_base = -1;
     s->impl = q;
     q->db = db;
     sf_db_mask(db, q->where, sizeof q->where);
@@ -508,6 +515,7 @@ static PGresult *pg_prepare_step(sf_source *s, int describe)
     int sent = describe ? PQ.PQsendDescribePrepared(q->conn, "")
                         : PQ.PQsendPrepare(q->conn, "", q->rw.sql, q->rw.nplaceholders, NULL);
     PGresult *r = sent ? pg_results(s) : NULL;
+    q->pos_base = 0;
     if (!r && !s->err.msg[0])
         pg_fail(s, "query", NULL);
     if (r && PQ.PQresultStatus(r) != PGRES_COMMAND_OK) {
@@ -515,6 +523,7 @@ static PGresult *pg_prepare_step(sf_source *s, int describe)
         PQ.PQclear(r);
         r = NULL;
     }
+    q->pos_base = -1;
     return r;
 }
 
@@ -637,6 +646,7 @@ static int single_next(sf_source *s)
         if (exec_ok(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") != 0)
             return -1;
         start_deadline(s);
+        q->pos_base = 0; /* until the query's end: its errors point into it */
         if (!PQ.PQsendQueryParams(q->conn, q->rw.sql, q->rw.nplaceholders, NULL, q->values,
                                   q->lengths, NULL, 0) ||
             !PQ.PQsetSingleRowMode(q->conn)) {
@@ -671,6 +681,7 @@ static int single_next(sf_source *s)
             break;
         PQ.PQclear(r);
     }
+    q->pos_base = -1;
     if (!ok)
         return -1;
     return exec_ok(s, "COMMIT") == 0 ? 0 : -1;
@@ -687,17 +698,19 @@ static int pg_next(sf_source *s)
         q->started = 1;
         if (exec_ok(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") != 0)
             return -1;
+        static const char head[] = "DECLARE sqlfeed_rows NO SCROLL CURSOR FOR ";
         sf_buf decl;
-        if (sf_sql_wrap(s->cref.census, "DECLARE sqlfeed_rows NO SCROLL CURSOR FOR ", q->rw.sql,
-                        "", &decl, &s->err) != SF_OK)
+        if (sf_sql_wrap(s->cref.census, head, q->rw.sql, "", &decl, &s->err) != SF_OK)
             return -1;
         PGresult *r = pg_exec(s, "", decl.data, q->rw.nplaceholders, q->values, q->lengths);
         sf_buf_free(&decl);
         if (!r)
             return -1;
         int ok = PQ.PQresultStatus(r) == PGRES_COMMAND_OK;
+        q->pos_base = (int)sizeof head - 1;
         if (!ok)
             pg_fail(s, "", r);
+        q->pos_base = -1;
         PQ.PQclear(r);
         if (!ok || fetch_batch(s) != 0)
             return -1;
@@ -758,10 +771,13 @@ static sf_status pg_count(sf_source *s, const char *const *values, uint64_t *row
     if (!r)
         return SF_ERR_SOURCE;
     sf_status st = SF_OK;
-    if (PQ.PQresultStatus(r) == PGRES_TUPLES_OK && PQ.PQntuples(r) == 1)
+    if (PQ.PQresultStatus(r) == PGRES_TUPLES_OK && PQ.PQntuples(r) == 1) {
         *rows = strtoull(PQ.PQgetvalue(r, 0, 0), NULL, 10);
-    else
+    } else {
+        q->pos_base = (int)strlen(SF_SQL_COUNT_HEAD);
         st = pg_fail(s, "counting", r);
+        q->pos_base = -1;
+    }
     PQ.PQclear(r);
     return st;
 }
