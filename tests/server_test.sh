@@ -199,6 +199,36 @@ for k in $backends; do
     ok "$k: the password is not in the process listing" sh -c "! grep -qF -- '$pw' '$T/ps' && grep -q 'render' '$T/ps'"
 done
 
+# ---- the command's copy of --db: out of core dumps (MADV_DONTDUMP), wiped once open ---
+# (libpq keeps its own copy in the PGconn for the connection's life: not ours to wipe.)
+"$SF" render --db "$PG" --query "SELECT pg_sleep(30) IS NULL AS v, 1 AS n" --template "$T/v.mustache" -o "$T/keep.xml" 2>/dev/null &
+pid=$!
+sleep 1
+dd=$($PY - "$pid" "$(password "$PG")" <<'PYEOF'
+import re, sys
+pid, pw = sys.argv[1], sys.argv[2].encode()
+maps, cur = [], None
+for line in open(f"/proc/{pid}/smaps"):
+    m = re.match(r"([0-9a-f]+)-([0-9a-f]+) ", line)
+    if m:
+        cur = [int(m.group(1), 16), int(m.group(2), 16), line]
+    elif line.startswith("VmFlags:") and " dd" in line and cur and len(cur[2].split()) < 6:
+        maps.append(cur)
+mem = open(f"/proc/{pid}/mem", "rb", 0)
+zero_page = leak = 0
+for a, b, _ in maps:
+    if b - a > 1 << 20:
+        continue
+    mem.seek(a)
+    data = mem.read(b - a)
+    leak |= pw in data
+    zero_page |= data.count(0) == len(data)
+print("leak" if leak else "zero" if zero_page else "none")
+PYEOF
+)
+kill -INT $pid; wait $pid 2>/dev/null
+ok "pg: the command's --db copy is in a MADV_DONTDUMP page, wiped after connecting ($dd)" test "$dd" = zero
+
 # ---- more forms of a password: messages and /proc/PID/cmdline ---------------------
 pw=$(password "$PG"); hostport=${PG#*@}; hostport=${hostport%%/*}; pghost=${hostport%:*}; pgport=${hostport##*:}
 pgnopw="postgresql://sqlfeed@$hostport/sqlfeed"
