@@ -248,7 +248,8 @@ done
 wrongs=("$pgnopw?password=Wr0ngQ$pw" "postgresql://sqlfeed:Wr0ng?Q$pw@$hostport/sqlfeed"
         "postgresql://sqlfeed:Wr0ng#Q$pw@$hostport/sqlfeed"
         "host=$pghost port=$pgport user=sqlfeed password='Wr0ng\\' Q$pw'"
-        "postgresql://sqlfeed@$hostport/sqlfeed?password=%zzWr0ngQ$pw")
+        "postgresql://sqlfeed@$hostport/sqlfeed?password=%zzWr0ngQ$pw"
+        "postgresql://sqlfeed:Wr0ngQ$pw@[::1/sqlfeed") # libpq's own URI error quotes the URI
 i=0
 for f in "${wrongs[@]}"; do
     i=$((i + 1))
@@ -286,6 +287,9 @@ run "$SF" render --db "$PG" --query "SELECT 1 AS n,
   length(1, 2) AS v" --template "$T/v.mustache" -o "$T/keep.xml"
 expect "pg: an error keeps the server's HINT and the position as line:col" 4 \
     "does not exist; HINT: .*explicit type casts.* \(at line 2, column 3 of the query\)"
+run "$SF" render --db "$PG" --query "SELECT 1 AS n, jsonb '{\"a\":1' AS v" --template "$T/v.mustache" -o "$T/keep.xml"
+expect "pg: an error keeps the server's DETAIL" 4 \
+    "invalid input syntax for type json; DETAIL: The input string ended unexpectedly. \(at line 1, column 22 of the query\)"
 
 # ---- a server that stops answering: signals and --timeout end the run --------------
 for k in $backends; do
