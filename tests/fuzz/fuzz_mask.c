@@ -10,14 +10,36 @@
  *    also shows outside every secret, as a user name may), and after
  *    sf_db_hide_secrets libpq reads from the string (if it still parses)
  *    only passwords made of 'x', so argv shows nothing of them.
- * Built with libpq linked (-lpq) for the oracle; the library itself loads
- * libpq with dlopen and is tested here without it. */
+ * libpq is loaded with dlopen, as the library does, so the target links like
+ * every other (no -lpq); without libpq5 installed it aborts at once. */
+#include <dlfcn.h>
 #include <libpq-fe.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "source/sqltext.h"
+
+static PQconninfoOption *(*conninfo_parse)(const char *, char **);
+static void (*conninfo_free)(PQconninfoOption *);
+static void (*pq_freemem)(void *);
+
+static void load_libpq(void)
+{
+    if (conninfo_parse)
+        return;
+    void *lib = dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        fprintf(stderr, "fuzz_mask: the oracle needs libpq (Debian package libpq5): %s\n", dlerror());
+        abort();
+    }
+    conninfo_parse = (PQconninfoOption * (*)(const char *, char **))dlsym(lib, "PQconninfoParse");
+    conninfo_free = (void (*)(PQconninfoOption *))dlsym(lib, "PQconninfoFree");
+    pq_freemem = (void (*)(void *))dlsym(lib, "PQfreemem");
+    if (!conninfo_parse || !conninfo_free || !pq_freemem)
+        abort();
+}
 
 static int is_secret_keyword(const char *k)
 {
@@ -27,8 +49,8 @@ static int is_secret_keyword(const char *k)
 static void check_hidden(const char *hidden)
 {
     char *err = NULL;
-    PQconninfoOption *o = PQconninfoParse(hidden, &err);
-    PQfreemem(err);
+    PQconninfoOption *o = conninfo_parse(hidden, &err);
+    pq_freemem(err);
     if (!o)
         return; /* hiding swallowed some structure (an '@' inside a merged
                    secret): libpq reads no password from it at all */
@@ -37,11 +59,12 @@ static void check_hidden(const char *hidden)
             for (const char *c = p->val; *c; c++)
                 if (*c != 'x')
                     abort(); /* a password byte left in argv */
-    PQconninfoFree(o);
+    conninfo_free(o);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    load_libpq();
     if (size < 1)
         return 0;
     size_t bufsize = data[0];
@@ -77,8 +100,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* The libpq oracle. */
     char *err = NULL;
-    PQconninfoOption *opts = PQconninfoParse(db, &err);
-    PQfreemem(err);
+    PQconninfoOption *opts = conninfo_parse(db, &err);
+    pq_freemem(err);
     if (opts) {
         int any = 0;
         for (PQconninfoOption *p = opts; p->keyword; p++) {
@@ -100,7 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 free(hidden);
             }
         }
-        PQconninfoFree(opts);
+        conninfo_free(opts);
         if (any) {
             char *hidden = strdup(db);
             sf_db_hide_secrets(hidden);
