@@ -200,9 +200,17 @@ static sf_status parse_url(sf_source *s, const char *db)
         if (uend > auth &&
             (st = dup_decoded(s, auth, (size_t)(uend - auth), "user name", &q->user)) != SF_OK)
             return st;
+        char *pw = NULL;
         if (colon &&
-            (st = dup_decoded(s, colon + 1, (size_t)(at - colon - 1), "password", &q->pass)) != SF_OK)
+            (st = dup_decoded(s, colon + 1, (size_t)(at - colon - 1), "password", &pw)) != SF_OK)
             return st;
+        if (pw) { /* kept for the KILL QUERY connection: out of core dumps */
+            q->pass = sf_source_secret_dup(s, pw, strlen(pw));
+            explicit_bzero(pw, strlen(pw));
+            sf_dealloc(s->cref.census, pw);
+            if (!q->pass)
+                return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
+        }
         hp = at + 1;
     }
     aend = hp + strcspn(hp, "/?#"); /* the host and port end there */
@@ -889,7 +897,7 @@ static void my_interrupt(sf_source *s)
 static void free_str(sf_census *cs, char *p)
 {
     if (p) {
-        memset(p, 0, strlen(p)); /* the password, above all */
+        explicit_bzero(p, strlen(p));
         sf_dealloc(cs, p);
     }
 }
@@ -929,7 +937,7 @@ static void my_close(sf_source *s)
     sf_sql_rewrite_free(cs, &q->rw);
     free_str(cs, q->host);
     free_str(cs, q->user);
-    free_str(cs, q->pass);
+    sf_source_secret_free(s, q->pass);
     free_str(cs, q->dbname);
     free_str(cs, q->socket);
     free_str(cs, q->option_file);
