@@ -76,13 +76,17 @@ static sf_status sq_open(sf_source *s, const char *db)
     return SF_OK;
 }
 
-/* Whether sql[0..) holds nothing but blanks, semicolons and comments. */
+/* Whether sql[0..) holds nothing but blanks, semicolons and comments: 1,
+ * 0, or -1 when SQLite ran out of memory finding out. */
 static int only_trailer(sqlite3 *db, const char *sql)
 {
     while (*sql) {
         sqlite3_stmt *st = NULL;
         const char *tail = NULL;
-        if (sqlite3_prepare_v2(db, sql, -1, &st, &tail) != SQLITE_OK)
+        int rc = sqlite3_prepare_v2(db, sql, -1, &st, &tail);
+        if ((rc & 0xff) == SQLITE_NOMEM)
+            return -1;
+        if (rc != SQLITE_OK)
             return 0;
         if (st) {
             sqlite3_finalize(st);
@@ -106,7 +110,10 @@ static sf_status sq_prepare(sf_source *s, const char *sql)
         return sf_fail(&s->err, sq_status(q->db, rc), "query: %s", sqlite3_errmsg(q->db));
     if (!q->stmt)
         return sf_fail(&s->err, SF_ERR_SOURCE, "query is empty");
-    if (tail && !only_trailer(q->db, tail))
+    int trailer = tail ? only_trailer(q->db, tail) : 1;
+    if (trailer < 0)
+        return sf_fail(&s->err, SF_ERR_NOMEM, "query: out of memory");
+    if (!trailer)
         return sf_fail(&s->err, SF_ERR_SOURCE,
                        "query holds more than one statement; give exactly one SELECT");
     if (!sqlite3_stmt_readonly(q->stmt))
