@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -61,36 +62,36 @@ static const char render_usage[] =
     "kill -USR1 PID prints the census of a running render: live objects and bytes\n"
     "by type, heap, RSS, rows, and whether memory grows with the rows.\n";
 
-/* Overwrites the password in a --db argument where it lies in argv, so that
- * ps and /proc/PID/cmdline show 'x's: user:PASSWORD@ in a URL, password=...
- * in a conninfo string. The caller keeps a copy to connect with. */
-static void hide_password(char *arg)
+/* The --db string kept to connect with: argv's own copy shows x's where its
+ * passwords were (sf_db_hide_secrets). It lives in pages of its own marked
+ * MADV_DONTDUMP, so a core dump does not hold it, and is wiped as soon as
+ * the database is open (db_copy_wipe). NULL when out of memory. */
+static char *db_copy_make(const char *arg, size_t *size)
 {
-    char *scheme = strstr(arg, "://");
-    if (scheme) {
-        char *auth = scheme + 3, *end = auth + strcspn(auth, "/?#"), *at = NULL;
-        for (char *p = auth; p < end; p++)
-            if (*p == '@')
-                at = p;
-        char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-        if (colon)
-            memset(colon + 1, 'x', (size_t)(at - colon - 1));
-        return;
+    long page = sysconf(_SC_PAGESIZE);
+    size_t pg = page > 0 ? (size_t)page : 4096, n = strlen(arg) + 1;
+    *size = (n + pg - 1) / pg * pg;
+    char *p = mmap(NULL, *size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    madvise(p, *size, MADV_DONTDUMP); /* best effort: a kernel without it still works */
+    memcpy(p, arg, n);
+    return p;
+}
+
+static void db_copy_free(char *p, size_t size)
+{
+    if (p) {
+        explicit_bzero(p, size);
+        munmap(p, size);
     }
-    for (char *p = strstr(arg, "password"); p; p = strstr(p + 1, "password")) {
-        char *v = p + 8;
-        while (*v == ' ')
-            v++;
-        if (*v != '=')
-            continue;
-        for (v++; *v == ' '; v++)
-            ;
-        char q = *v == '\'' ? '\'' : ' ';
-        if (q == '\'')
-            v++;
-        for (; *v && *v != q; v++)
-            *v = 'x';
-    }
+}
+
+/* Once the source is open, the copy is not needed: wipe it (the string
+ * becomes ""). */
+static void db_copy_wipe(const char *db)
+{
+    explicit_bzero((char *)db, strlen(db));
 }
 
 /* Reads a whole file; NULL on failure, message printed, *rc the exit
@@ -326,8 +327,9 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
                                 : cli_usage("render", "%s", sf_source_errmsg(src));
         goto done;
     }
-    if ((st = sf_source_open(src, o->db)) != SF_OK ||
-        (st = sf_source_prepare(src, query)) != SF_OK) {
+    st = sf_source_open(src, o->db);
+    db_copy_wipe(o->db); /* connected or not, the password is not needed any more */
+    if (st != SF_OK || (st = sf_source_prepare(src, query)) != SF_OK) {
         if (cli_signal_caught())
             goto signalled;
         cli_error("%s", sf_source_errmsg(src));
@@ -505,6 +507,7 @@ int cmd_render(int argc, char **argv)
     };
     render_opts o = {0};
     char *db_copy = NULL;
+    size_t db_copy_size = 0;
     o.mon.progress = PROGRESS_AUTO;
     sf_render *r = sf_render_create(cli_census);
     char *query = NULL;
@@ -518,13 +521,13 @@ int cmd_render(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":ho:q", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_DB:
-            free(db_copy);
-            if (!(o.db = db_copy = strdup(optarg))) {
+            db_copy_free(db_copy, db_copy_size);
+            if (!(o.db = db_copy = db_copy_make(optarg, &db_copy_size))) {
                 cli_error("out of memory");
                 rc = EXIT_FAILURE_OTHER;
                 goto done;
             }
-            hide_password(optarg); /* what ps shows from now on */
+            sf_db_hide_secrets(optarg); /* what ps shows from now on */
             break;
         case OPT_QUERY: o.query = optarg; break;
         case OPT_QUERY_FILE: o.query_file = optarg; break;
@@ -633,7 +636,7 @@ int cmd_render(int argc, char **argv)
     rc = run_render(&o, r, o.query ? o.query : query);
 done:
     free(query);
-    free(db_copy);
+    db_copy_free(db_copy, db_copy_size);
     sf_render_free(r);
     if (rc >= 128)
         cli_reraise(rc - 128);

@@ -174,11 +174,32 @@ void sf_source_free(sf_source *source);
 /* Opens a database read-only. `db` is a SQLite file path (or a file: URI),
  * a PostgreSQL URL (postgresql://, postgres://) or conninfo string, or a
  * MySQL/MariaDB URL (mysql://, mariadb://). The backend is chosen from the
- * form of `db`. Messages never show a password from `db`. */
+ * form of `db`. Messages never show a password from `db` (sf_db_mask), nor
+ * the client library's text quoting it. `db` is not kept: the caller may
+ * wipe it once this returns. Out of memory, in sqlfeed or in a client
+ * library, is SF_ERR_NOMEM. */
 sf_status sf_source_open(sf_source *source, const char *db);
 
+/* The passwords a --db string carries, read the way libpq and sqlfeed's
+ * MySQL URL reader read them: scheme://USER:PASSWORD@HOST..., the URL query's
+ * password= and sslpassword=, and password= / sslpassword= in a conninfo
+ * string (bare or 'quoted', with backslash escapes). A string that does not
+ * parse is masked from its first "password" to its end; a value that is
+ * itself a URL has its own password masked.
+ *
+ * sf_db_hide_secrets overwrites each in place with 'x' (the same length):
+ * call it on argv's copy so that ps and /proc/PID/cmdline do not show it,
+ * after keeping a copy to connect with. Returns how many it overwrote.
+ *
+ * sf_db_mask copies db into buf (n bytes; NUL-terminated when n > 0) with
+ * each replaced by "***", for messages. Returns the masked text's length,
+ * as snprintf does (>= n: truncated, never inside a password). */
+size_t sf_db_hide_secrets(char *db);
+size_t sf_db_mask(const char *db, char *buf, size_t n);
+
 /* Sets a backend option before sf_source_open(): "timeout" (seconds a
- * statement may run on a server; 0: no limit, the default), "pg_mode"
+ * statement may run on a server, enforced by the server and, 2 s later, by
+ * the client should the server not answer; 0: no limit, the default), "pg_mode"
  * ("single-row", the default: libpq's single-row mode; or "cursor": DECLARE
  * and FETCH) and "fetch_size" (rows per FETCH in cursor mode; default 1000).
  * SF_ERR_ARG for an unknown option or a bad value. */

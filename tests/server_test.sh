@@ -10,12 +10,15 @@ set -u
 B=${1:?usage: server_test.sh BUILD}
 SF=$B/sqlfeed
 HERE=$(cd "$(dirname "$0")" && pwd)
-SHARED=${SHARED:-$HERE/../../shared}
+REF=$HERE/ref # the reference generator, loader and XML comparison, in the repository
 PY=/usr/bin/python3
 T=$(mktemp -d /tmp/sqlfeed-server.XXXXXX)
 STARTED=""
+STOPPED=""
 cleanup() {
     kill $(jobs -p) 2>/dev/null
+    # a server stopped by a test below is never left stopped
+    for p in $STOPPED; do kill -CONT "$p" 2>/dev/null; done
     [ -z "$STARTED" ] || "$HERE/servers.sh" stop "$STARTED" >/dev/null 2>&1
     rm -rf "$T"
 }
@@ -57,7 +60,7 @@ if [ -n "$MY" ]; then
     run "$SF" render --db "$MY" --query 'SELECT 1 AS v' --template simplyhired -o "$T/x.xml"
     if grep -q "no backend for" "$T/err"; then skip "MariaDB source" "not in this build"; else backends="pg my"; fi
 fi
-url() { if [ "$1" = pg ]; then echo "$PG"; else echo "$MY"; fi; }
+url() { if [ "$1" = pg ]; then echo "$PG"; elif [ "$1" = my ]; then echo "$MY"; fi; }
 admin() { if [ "$1" = pg ]; then echo "${SQLFEED_PG_ADMIN_URL:-$PG}"; else echo "${SQLFEED_MY_ADMIN_URL:-$MY}"; fi; }
 # sql KIND URL SQL: run SQL with the server's own client
 sql() {
@@ -71,20 +74,20 @@ sql() {
 }
 
 # ---- the same documents from every database -------------------------------------
-$PY "$SHARED/bench/make_jobs_db.py" --rows 3000 --out "$T/ref.db" >/dev/null 2>&1
+$PY "$REF/make_jobs_db.py" --rows 3000 --out "$T/ref.db" >/dev/null 2>&1
 "$SF" render --db "$T/ref.db" --template simplyhired -o "$T/sqlite-sh.xml" -q
 "$SF" render --db "$T/ref.db" --template indeed -o "$T/sqlite-in.xml" -q --param publisher=P --param publisherurl=U
 for k in $backends; do
-    if ! "$SHARED/bench/load_dataset.sh" "$T/ref.db" "$(url $k)" >"$T/load.log" 2>&1; then
+    if ! "$REF/load_dataset.sh" "$T/ref.db" "$(url $k)" >"$T/load.log" 2>&1; then
         fail "$k: load the reference data" "$(tail -3 "$T/load.log")"; continue
     fi
     run "$SF" render --db "$(url $k)" --template simplyhired -o "$T/$k-sh.xml"
     ok "$k: simplyhired renders" test $rc = 0
     ok "$k: simplyhired equals the SQLite render (xml_equal)" \
-        sh -c "$PY '$SHARED/bench/xml_equal.py' '$T/$k-sh.xml' '$T/sqlite-sh.xml' | grep -q '^equal'"
+        sh -c "$PY '$REF/xml_equal.py' '$T/$k-sh.xml' '$T/sqlite-sh.xml' | grep -q '^equal'"
     run "$SF" render --db "$(url $k)" --template indeed -o "$T/$k-in.xml" --param publisher=P --param publisherurl=U
     ok "$k: indeed equals the SQLite render (xml_equal)" \
-        sh -c "$PY '$SHARED/bench/xml_equal.py' '$T/$k-in.xml' '$T/sqlite-in.xml' | grep -q '^equal'"
+        sh -c "$PY '$REF/xml_equal.py' '$T/$k-in.xml' '$T/sqlite-in.xml' | grep -q '^equal'"
     run "$SF" render --db "$(url $k)" --template simplyhired -o "$T/x.xml" --count --progress=always
     ok "$k: --count counts the rows" grep -qE '^[0-9]+ rows, .*100%$' "$T/err"
 done
@@ -195,6 +198,166 @@ for k in $backends; do
     kill -INT $pid; wait $pid 2>/dev/null
     ok "$k: the password is not in the process listing" sh -c "! grep -qF -- '$pw' '$T/ps' && grep -q 'render' '$T/ps'"
 done
+
+# ---- the command's copy of --db: out of core dumps (MADV_DONTDUMP), wiped once open ---
+# (libpq keeps its own copy in the PGconn for the connection's life: not ours to wipe.)
+"$SF" render --db "$PG" --query "SELECT pg_sleep(30) IS NULL AS v, 1 AS n" --template "$T/v.mustache" -o "$T/keep.xml" 2>/dev/null &
+pid=$!
+sleep 1
+dd=$($PY - "$pid" "$(password "$PG")" <<'PYEOF'
+import re, sys
+pid, pw = sys.argv[1], sys.argv[2].encode()
+maps, cur = [], None
+for line in open(f"/proc/{pid}/smaps"):
+    m = re.match(r"([0-9a-f]+)-([0-9a-f]+) ", line)
+    if m:
+        cur = [int(m.group(1), 16), int(m.group(2), 16), line]
+    elif line.startswith("VmFlags:") and " dd" in line and cur and len(cur[2].split()) < 6:
+        maps.append(cur)
+mem = open(f"/proc/{pid}/mem", "rb", 0)
+zero_page = leak = 0
+for a, b, _ in maps:
+    if b - a > 1 << 20:
+        continue
+    mem.seek(a)
+    data = mem.read(b - a)
+    leak |= pw in data
+    zero_page |= data.count(0) == len(data)
+print("leak" if leak else "zero" if zero_page else "none")
+PYEOF
+)
+kill -INT $pid; wait $pid 2>/dev/null
+ok "pg: the command's --db copy is in a MADV_DONTDUMP page, wiped after connecting ($dd)" test "$dd" = zero
+
+# ---- more forms of a password: messages and /proc/PID/cmdline ---------------------
+pw=$(password "$PG"); hostport=${PG#*@}; hostport=${hostport%%/*}; pghost=${hostport%:*}; pgport=${hostport##*:}
+pgnopw="postgresql://sqlfeed@$hostport/sqlfeed"
+forms=("$pgnopw?sslmode=disable&password=$pw"
+       "host=$pghost port=$pgport user=sqlfeed dbname=sqlfeed password='$pw'"
+       "host=$pghost port=$pgport user=sqlfeed dbname=sqlfeed password = $pw")
+for f in "${forms[@]}"; do
+    "$SF" render --db "$f" --query "SELECT pg_sleep(30) IS NULL AS v, 1 AS n" --template "$T/v.mustache" -o "$T/keep.xml" 2>"$T/err-form" &
+    pid=$!
+    sleep 0.7
+    tr '\0' ' ' < /proc/$pid/cmdline > "$T/cmdline"
+    kill -INT $pid; wait $pid; rc=$?
+    ok "pg: --db ${f%%$pw*}...: connects (SIGINT: 130), /proc/PID/cmdline shows no password" \
+        sh -c "[ $rc = 130 ] && ! grep -qF -- '$pw' '$T/cmdline' && grep -q 'render' '$T/cmdline'"
+done
+# Wrong passwords in forms the old masks missed: the message must not show them.
+wrongs=("$pgnopw?password=Wr0ngQ$pw" "postgresql://sqlfeed:Wr0ng?Q$pw@$hostport/sqlfeed"
+        "postgresql://sqlfeed:Wr0ng#Q$pw@$hostport/sqlfeed"
+        "host=$pghost port=$pgport user=sqlfeed password='Wr0ng\\' Q$pw'"
+        "postgresql://sqlfeed@$hostport/sqlfeed?password=%zzWr0ngQ$pw"
+        "postgresql://sqlfeed:Wr0ngQ$pw@[::1/sqlfeed") # libpq's own URI error quotes the URI
+i=0
+for f in "${wrongs[@]}"; do
+    i=$((i + 1))
+    run "$SF" render --db "$f" --template simplyhired -o "$T/keep.xml"
+    cp "$T/err" "$T/err-wrong-$i"
+    ok "pg: a wrong password written as form $i fails without showing it" \
+        sh -c "[ $rc -ne 0 ] && ! grep -q 'Wr0ng' '$T/err' && ! grep -qF -- 'Q$pw' '$T/err' && grep -q '\\*\\*\\*' '$T/err'"
+done
+if [ -n "$MY" ]; then
+    myhp=${MY#*@}; myhp=${myhp%%/*}
+    run "$SF" render --db "mysql://sqlfeed:Wr0ng?Q$pw@$myhp/sqlfeed" --template simplyhired -o "$T/keep.xml"
+    cp "$T/err" "$T/err-wrong-my"
+    ok "my: a wrong password with '?' fails as a password (not a port) without showing it" \
+        sh -c "[ $rc = 4 ] && grep -q 'Access denied' '$T/err' && ! grep -q 'Wr0ng' '$T/err'"
+fi
+
+# ---- parameters named _x; --count of a query ending in '; -- comment' -------------
+for k in $backends sqlite; do
+    db=$(url $k); [ $k = sqlite ] && db=$T/ref.db
+    cast="CAST(:_x AS CHAR)"; [ $k = pg ] && cast=":_x::text"; [ $k = sqlite ] && cast="CAST(:_x AS TEXT)"
+    run "$SF" render --db "$db" --query "SELECT $cast AS v, 1 AS n" --template "$T/v.mustache" \
+        -o "$T/p.xml" --param _x=under
+    ok "$k: a parameter named _x binds" sh -c "[ $rc = 0 ] && grep -q '<v>under</v>' '$T/p.xml'"
+    for tail in " ; -- the end" "; /* c */ " " -- c
+;" " /* a */ ; /* b */ -- c"; do
+        run "$SF" render --db "$db" --query "SELECT 7 AS v, 1 AS n$tail" --template "$T/v.mustache" \
+            -o "$T/p.xml" --count --progress=always
+        ok "$k: --count takes a query ending in '$(tr '\n' ' ' <<< "$tail")'" \
+            sh -c "[ $rc = 0 ] && grep -q '<v>7</v>' '$T/p.xml' && grep -qE '^1 rows, .*100%$' '$T/err'"
+    done
+done
+
+# ---- PostgreSQL errors keep DETAIL, HINT and the position --------------------------
+run "$SF" render --db "$PG" --query "SELECT 1 AS n,
+  length(1, 2) AS v" --template "$T/v.mustache" -o "$T/keep.xml"
+expect "pg: an error keeps the server's HINT and the position as line:col" 4 \
+    "does not exist; HINT: .*explicit type casts.* \(at line 2, column 3 of the query\)"
+run "$SF" render --db "$PG" --query "SELECT 1 AS n, jsonb '{\"a\":1' AS v" --template "$T/v.mustache" -o "$T/keep.xml"
+expect "pg: an error keeps the server's DETAIL" 4 \
+    "invalid input syntax for type json; DETAIL: The input string ended unexpectedly. \(at line 1, column 22 of the query\)"
+
+# ---- a server that stops answering: signals and --timeout end the run --------------
+for k in $backends; do
+    U=$(url $k)
+    if [ $k = pg ]; then q="SELECT g AS v, 1 AS n, repeat('x', 3000) AS d FROM generate_series(1, 3000000) g"
+    else q="SELECT seq AS v, 1 AS n, REPEAT('x', 3000) AS d FROM seq_1_to_3000000"; fi
+    stop_server() { # the PostgreSQL backend of our session, or the whole mariadbd
+        if [ $1 = pg ]; then
+            victim=$(sql pg "$(admin pg)" "SELECT pid FROM pg_stat_activity WHERE application_name = 'sqlfeed' AND state = 'active' LIMIT 1")
+        else
+            victim=$(cat "${SQLFEED_SERVERS_DIR:-/nonexistent}/my.pid" 2>/dev/null)
+        fi
+        [ -n "$victim" ] || return 1
+        kill -STOP "$victim" && STOPPED="$STOPPED $victim"
+    }
+    cont_server() { kill -CONT "$victim" 2>/dev/null; STOPPED=${STOPPED/ $victim/}; }
+    for how in TERM INT timeout; do
+        previous
+        extra=""; [ $how = timeout ] && extra="--timeout 2"
+        "$SF" render --db "$U" $extra --query "$q" --template "$T/v.mustache" -o "$T/keep.xml" 2>"$T/err" &
+        pid=$!
+        for _ in $(seq 200); do [ -n "$(find "$T" -maxdepth 1 -name '.keep.xml.sqlfeed-*' -size +100k)" ] && break; sleep 0.02; done
+        if ! stop_server $k; then
+            kill -TERM $pid; wait $pid
+            skip "$k: hung server, $how" "cannot find the server process to stop"; continue
+        fi
+        sleep 0.5
+        t0=$(ms)
+        [ $how = timeout ] || kill -$how $pid
+        # Bounded: a run that does not end in 20 s is a failure, not a hung suite.
+        for _ in $(seq 200); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+        if kill -0 $pid 2>/dev/null; then
+            cont_server
+            kill -KILL $pid
+            echo "sqlfeed: (test) still running 20 s after $how; killed" >> "$T/err"
+        fi
+        wait $pid; rc=$?; dt=$(( $(ms) - t0 ))
+        cont_server
+        if [ $how = timeout ]; then
+            expect "$k: hung server, --timeout 2: exit 4 in $dt ms, the client gave up" 4 "the client gave up after [0-9]+ s"
+            ok "$k: hung server, --timeout 2: within 10 s" test $dt -lt 10000
+        else
+            want=$((128 + $(kill -l $how)))
+            ok "$k: hung server, SIG$how: exit $want in $dt ms (bound: 8 s)" sh -c "[ $rc = $want ] && [ $dt -lt 8000 ]"
+        fi
+        ok "$k: hung server, $how: previous feed intact, no temporary file" kept
+        rm -f "$T"/.keep.xml.sqlfeed-* # a run killed above must not fail the cases after it
+    done
+done
+
+# ---- a host that accepts TCP but never answers: the connect phase is bounded ---------
+$PY -c 'import socket, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
+print(s.getsockname()[1], flush=True)
+c = []
+while True: c.append(s.accept()[0])' > "$T/mute.port" &
+mute=$!
+for _ in $(seq 50); do [ -s "$T/mute.port" ] && break; sleep 0.1; done
+mp=$(cat "$T/mute.port")
+for k in $backends; do
+    scheme=postgresql; [ $k = my ] && scheme=mysql
+    t0=$(ms)
+    run "$SF" render --db "$scheme://u:Mut3Secret@127.0.0.1:$mp/db" --query "SELECT 1 AS v, 1 AS n" --template "$T/v.mustache" -o "$T/keep.xml"
+    dt=$(( $(ms) - t0 ))
+    expect "$k: a server that accepts and never answers: exit 4 in $dt ms" 4 "cannot connect to .*(timeout|handshake|Lost connection)"
+    ok "$k: mute server: given up on within 15 s, password not shown" sh -c "[ $dt -lt 15000 ] && ! grep -q Mut3Secret '$T/err'"
+done
+kill $mute 2>/dev/null; wait $mute 2>/dev/null
 
 # No message of this whole run showed a password.
 leak=0

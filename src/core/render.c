@@ -93,7 +93,7 @@ sf_status sf_render_set_param(sf_render *r, const char *name, const char *value)
     sf_err_clear(&r->err);
     if (!name || !value)
         return sf_fail(&r->err, SF_ERR_ARG, "parameter without a name or value");
-    int ok = (name[0] == '_' || (name[0] | 32) >= 'a') && (name[0] | 32) <= 'z';
+    int ok = name[0] == '_' || ((name[0] | 32) >= 'a' && (name[0] | 32) <= 'z');
     for (const char *p = name; ok && *p; p++)
         ok = *p == '_' || ((*p | 32) >= 'a' && (*p | 32) <= 'z') || (*p >= '0' && *p <= '9');
     if (!ok || !name[0])

@@ -48,6 +48,7 @@
 #define CONNECT_TIMEOUT 10      /* seconds */
 #define IO_TIMEOUT 600          /* seconds without a byte before a read gives up */
 #define KILL_TIMEOUT 3          /* the KILL QUERY connection's connect/read limit */
+#define CLIENT_GRACE 2          /* seconds past --timeout before a read gives up */
 #define COL_BUF_INIT 256
 
 enum { COL_TEXT, COL_NUM, COL_INT, COL_BIT };
@@ -184,7 +185,10 @@ static sf_status parse_url(sf_source *s, const char *db)
     my_impl *q = IMPL(s);
     sf_status st;
     const char *auth = strstr(db, "://") + 3;
-    const char *aend = auth + strcspn(auth, "/?#");
+    /* As libpq does, the user part may reach up to the first '/': a '?' or
+     * '#' before it belongs to the password; the last '@' ends it (an
+     * unencoded '@' in a password works too). secret.c masks the same way. */
+    const char *aend = auth + strcspn(auth, "/");
     const char *at = NULL;
     for (const char *p = auth; p < aend; p++) /* the last '@' ends user:password */
         if (*p == '@')
@@ -196,11 +200,20 @@ static sf_status parse_url(sf_source *s, const char *db)
         if (uend > auth &&
             (st = dup_decoded(s, auth, (size_t)(uend - auth), "user name", &q->user)) != SF_OK)
             return st;
+        char *pw = NULL;
         if (colon &&
-            (st = dup_decoded(s, colon + 1, (size_t)(at - colon - 1), "password", &q->pass)) != SF_OK)
+            (st = dup_decoded(s, colon + 1, (size_t)(at - colon - 1), "password", &pw)) != SF_OK)
             return st;
+        if (pw) { /* kept for the KILL QUERY connection: out of core dumps */
+            q->pass = sf_source_secret_dup(s, pw, strlen(pw));
+            explicit_bzero(pw, strlen(pw));
+            sf_dealloc(s->cref.census, pw);
+            if (!q->pass)
+                return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
+        }
         hp = at + 1;
     }
+    aend = hp + strcspn(hp, "/?#"); /* the host and port end there */
     /* host, [IPv6 address] or nothing; then :port */
     const char *hend, *pstart = NULL;
     if (*hp == '[') {
@@ -358,6 +371,10 @@ static sf_status my_fail(sf_source *s, const char *what, unsigned err, const cha
     my_impl *q = IMPL(s);
     if (!msg || !*msg)
         msg = "unknown error";
+    if (err == 2008 /* CR_OUT_OF_MEMORY */ || err == 1037 /* ER_OUTOFMEMORY */ ||
+        err == 1038 /* ER_OUT_OF_SORTMEMORY */)
+        return sf_fail(&s->err, SF_ERR_NOMEM, "mysql: %s%sout of memory: %s (%u)", what,
+                       *what ? ": " : "", msg, err);
     if (atomic_load(&q->cancelled)) {
         char why[300];
         if (q->busy && kill_query(q, why, sizeof why) != 0)
@@ -371,9 +388,15 @@ static sf_status my_fail(sf_source *s, const char *what, unsigned err, const cha
             char why[300];
             if (q->busy)
                 kill_query(q, why, sizeof why);
+            if (s->opts.timeout > 0)
+                return sf_fail(&s->err, SF_ERR_SOURCE,
+                               "mysql: the client gave up after %u s: %s did not answer within "
+                               "--timeout %d (+%d s), so it did not enforce its "
+                               "max_statement_time (hung?): %s (%u)",
+                               q->read_timeout, q->where, s->opts.timeout, CLIENT_GRACE, msg, err);
             return sf_fail(&s->err, SF_ERR_SOURCE,
                            "mysql: gave up on %s: nothing came from the server for %u s (the "
-                           "read timeout; a longer --timeout raises it): %s (%u)",
+                           "read timeout; --timeout sets it): %s (%u)",
                            q->where, q->read_timeout, msg, err);
         }
         return sf_fail(&s->err, SF_ERR_SOURCE, "mysql: lost the connection to %s: %s (%u)",
@@ -447,22 +470,27 @@ static sf_status my_open(sf_source *s, const char *db)
     s->impl = q;
     atomic_init(&q->sigfd, -1);
     atomic_init(&q->cancelled, 0);
-    sf_mask_secret(db, q->where, sizeof q->where);
+    sf_db_mask(db, q->where, sizeof q->where);
     sf_status st = parse_url(s, db);
     if (st == SF_OK)
         st = my_load(s, &q->api);
     if (st != SF_OK)
         return st;
-    /* A read waits at most this long for a byte; a query allowed longer by
-     * --timeout gets a minute more, so the server's own limit speaks first. */
+    /* A read waits at most this long for a byte: 600 s, or with --timeout N
+     * N + 2 s, so the server's own limit speaks first and a server that does
+     * not enforce it (hung) is given up on by the client. */
     q->read_timeout = IO_TIMEOUT;
-    if (s->opts.timeout > 0 && (unsigned)s->opts.timeout + 60 > q->read_timeout)
-        q->read_timeout = (unsigned)s->opts.timeout + 60;
+    if (s->opts.timeout > 0) /* the client's own limit, should the server not enforce its */
+        q->read_timeout = (unsigned)s->opts.timeout + CLIENT_GRACE;
     if (!(q->conn = MY.mysql_init(NULL)))
         return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
-    if (!connect_to(q, q->conn, CONNECT_TIMEOUT, q->read_timeout))
-        return sf_fail(&s->err, SF_ERR_SOURCE, "cannot connect to %s: %s (%u)", q->where,
-                       MY.mysql_error(q->conn), MY.mysql_errno(q->conn));
+    if (!connect_to(q, q->conn, CONNECT_TIMEOUT, q->read_timeout)) {
+        char why[600]; /* the host may be quoted, and a misread URL puts password text there */
+        sf_db_scrub(db, MY.mysql_error(q->conn), why, sizeof why);
+        unsigned e = MY.mysql_errno(q->conn);
+        return sf_fail(&s->err, e == 2008 /* CR_OUT_OF_MEMORY */ ? SF_ERR_NOMEM : SF_ERR_SOURCE,
+                       "cannot connect to %s: %s (%u)", q->where, why, e);
+    }
     q->thread_id = MY.mysql_thread_id(q->conn);
     int fd = (int)MY.mysql_get_socket(q->conn);
     if (fd >= 0) {
@@ -869,7 +897,7 @@ static void my_interrupt(sf_source *s)
 static void free_str(sf_census *cs, char *p)
 {
     if (p) {
-        memset(p, 0, strlen(p)); /* the password, above all */
+        explicit_bzero(p, strlen(p));
         sf_dealloc(cs, p);
     }
 }
@@ -909,7 +937,7 @@ static void my_close(sf_source *s)
     sf_sql_rewrite_free(cs, &q->rw);
     free_str(cs, q->host);
     free_str(cs, q->user);
-    free_str(cs, q->pass);
+    sf_source_secret_free(s, q->pass);
     free_str(cs, q->dbname);
     free_str(cs, q->socket);
     free_str(cs, q->option_file);

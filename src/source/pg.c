@@ -18,13 +18,28 @@
  * session is pinned so text does not depend on server settings: UTF8 client
  * encoding, ISO dates, UTC (unless PGTZ says otherwise), hex bytea.
  * Connections set keepalives and a TCP user timeout, so a peer that silently
- * dies ends the render instead of hanging it. */
+ * dies ends the render instead of hanging it.
+ *
+ * Nothing waits inside libpq: the connection is non-blocking and every wait
+ * is our poll() on the socket and on an eventfd that pg_interrupt() writes
+ * (async-signal-safe), with the client's own deadline when --timeout is set.
+ * So a server that stops answering (a backend under SIGSTOP, a hung host)
+ * cannot hold a cancelled render: the wait ends at once, the cancel request
+ * goes to the server from the render's thread (PQcancel, in a thread of its
+ * own waited for at most CANCEL_WAIT seconds), and the run ends. */
 #include <dlfcn.h>
+#include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "source.h"
 #include "sqltext.h"
@@ -42,26 +57,32 @@ enum { OID_BOOL = 16, OID_INT8 = 20, OID_INT2 = 21, OID_INT4 = 23, OID_FLOAT4 = 
     X(PQstatus) \
     X(PQerrorMessage) \
     X(PQgetCancel) \
-    X(PQexec) \
+    X(PQsendQuery) \
+    X(PQsendPrepare) \
+    X(PQsendDescribePrepared) \
+    X(PQsetnonblocking) \
+    X(PQflush) \
+    X(PQisBusy) \
+    X(PQconsumeInput) \
+    X(PQsocket) \
+    X(PQconninfoParse) \
+    X(PQconninfoFree) \
+    X(PQfreemem) \
     X(PQresultStatus) \
     X(PQclear) \
     X(PQresultErrorMessage) \
-    X(PQprepare) \
-    X(PQdescribePrepared) \
     X(PQnfields) \
     X(PQfname) \
     X(PQftype) \
     X(PQresultErrorField) \
     X(PQresultMemorySize) \
     X(PQntuples) \
-    X(PQexecParams) \
     X(PQsendQueryParams) \
     X(PQsetSingleRowMode) \
     X(PQgetResult) \
     X(PQgetisnull) \
     X(PQgetvalue) \
     X(PQgetlength) \
-    X(PQcancel) \
     X(PQfreeCancel) \
     X(PQfinish) \
 
@@ -72,11 +93,21 @@ typedef struct pq_api {
 #undef PQ_FIELD
 } pq_api;
 
+#define CANCEL_WAIT 2  /* seconds the cancel request may take before we go on */
+#define CLIENT_GRACE 2 /* seconds past --timeout before the client gives up */
+
 typedef struct pg_impl {
     pq_api api;
     PGconn *conn;
-    PGcancel *cancel; /* PQcancel is safe in a signal handler */
     atomic_int cancelled;
+    int wakefd;      /* eventfd: pg_interrupt() writes, every wait polls it */
+    int cancel_sent; /* the cancel request went to the server */
+    struct timespec deadline; /* of the running statement, with --timeout */
+    int has_deadline;
+    const char *db;  /* during open only: to scrub libpq's messages */
+    /* Where the text sent begins in the query's own text, in characters
+     * (a wrapper's head before it); -1: what is sent is not the query. */
+    int pos_base;
     char where[512]; /* the URL with the password masked, for messages */
     sf_sql_rewrite rw;
     const char **values; /* per $n */
@@ -104,64 +135,322 @@ static sf_status pq_load(sf_source *s, pq_api *a)
     return st;
 }
 
-static const char *const conninfo_keys[] = {"host=", "hostaddr=", "port=", "dbname=", "user=",
-                                            "service=", "sslmode=", NULL};
+/* The keywords a conninfo string may start with (libpq's own list, the
+ * common ones): "KEY=" or "KEY =" there makes --db a conninfo string. */
+static const char *const conninfo_keys[] = {
+    "host", "hostaddr", "port", "dbname", "user", "password", "passfile", "service",
+    "sslmode", "sslpassword", "connect_timeout", "options", "application_name",
+    "target_session_attrs", "channel_binding", "sslcert", "sslkey", "sslrootcert", NULL};
 
 static int pg_accepts(const char *db)
 {
+    while (*db == ' ' || (*db >= '\t' && *db <= '\r'))
+        db++;
     if (!strncmp(db, "postgresql://", 13) || !strncmp(db, "postgres://", 11))
         return 1;
-    for (size_t i = 0; conninfo_keys[i]; i++) /* a conninfo string */
-        if (!strncmp(db, conninfo_keys[i], strlen(conninfo_keys[i])))
+    for (size_t i = 0; conninfo_keys[i]; i++) { /* a conninfo string */
+        size_t n = strlen(conninfo_keys[i]);
+        if (strncmp(db, conninfo_keys[i], n) != 0)
+            continue;
+        const char *p = db + n;
+        while (*p == ' ' || (*p >= '\t' && *p <= '\r'))
+            p++;
+        if (*p == '=')
             return 1;
+    }
     return 0;
 }
 
-/* The first line of a libpq message, without "ERROR:  " and the newline. */
-static void first_line(const char *msg, char *buf, size_t n)
+/* ---- waiting ------------------------------------------------------------- */
+
+static void *cancel_thread(void *arg)
+{
+    PGcancel *c = arg;
+    /* The thread owns c: it may outlive the source (a server that does
+     * not answer), so it finds libpq itself (loaded and kept: NODELETE). */
+    void *lib = dlopen("libpq.so.5", RTLD_NOW | RTLD_NOLOAD);
+    if (lib) {
+        int (*cancel)(PGcancel *, char *, int) = (int (*)(PGcancel *, char *, int))dlsym(lib, "PQcancel");
+        void (*freec)(PGcancel *) = (void (*)(PGcancel *))dlsym(lib, "PQfreeCancel");
+        char err[256];
+        if (cancel)
+            cancel(c, err, (int)sizeof err);
+        if (freec)
+            freec(c);
+        dlclose(lib);
+    }
+    return NULL;
+}
+
+/* Asks the server to stop the running statement (PQcancel opens a
+ * connection of its own), waiting at most CANCEL_WAIT s for it: a server
+ * that does not answer cannot hold the render. Once. */
+static void send_cancel(sf_source *s)
+{
+    pg_impl *q = IMPL(s);
+    if (q->cancel_sent || !q->conn)
+        return;
+    q->cancel_sent = 1;
+    PGcancel *c = PQ.PQgetCancel(q->conn);
+    if (!c)
+        return;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* no signal handler runs there */
+    pthread_t t;
+    int rc = pthread_create(&t, NULL, cancel_thread, c);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        PQ.PQfreeCancel(c);
+        return;
+    }
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += CANCEL_WAIT;
+    if (pthread_timedjoin_np(t, NULL, &dl) != 0)
+        pthread_detach(t); /* it finishes (or not) alone, and frees c */
+}
+
+static void start_deadline(sf_source *s)
+{
+    pg_impl *q = IMPL(s);
+    q->has_deadline = s->opts.timeout > 0;
+    if (q->has_deadline) {
+        clock_gettime(CLOCK_MONOTONIC, &q->deadline);
+        q->deadline.tv_sec += s->opts.timeout + CLIENT_GRACE;
+    }
+}
+
+/* Milliseconds to the deadline (>= 0), or -1 when there is none. */
+static int ms_left(const pg_impl *q)
+{
+    if (!q->has_deadline)
+        return -1;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long ms = (long long)(q->deadline.tv_sec - now.tv_sec) * 1000 +
+                   (q->deadline.tv_nsec - now.tv_nsec) / 1000000;
+    return ms <= 0 ? 0 : ms > 3600000 ? 3600000 : (int)ms;
+}
+
+/* Waits until libpq holds a whole result (PQgetResult will not block), or
+ * a cancel, or the client's deadline. 0, or -1 with s->err set. */
+static int pg_wait(sf_source *s)
+{
+    pg_impl *q = IMPL(s);
+    int fd = PQ.PQsocket(q->conn);
+    for (;;) {
+        int f = PQ.PQflush(q->conn); /* non-blocking: 1 while some is unsent */
+        if (f == 0 && !PQ.PQisBusy(q->conn))
+            return 0;
+        if (f < 0 || fd < 0)
+            return 0; /* the failure is in the next result */
+        if (atomic_load(&q->cancelled)) {
+            send_cancel(s);
+            sf_fail(&s->err, SF_ERR_SOURCE, "postgresql: cancelled");
+            return -1;
+        }
+        int left = ms_left(q);
+        if (left == 0) {
+            send_cancel(s);
+            sf_fail(&s->err, SF_ERR_SOURCE,
+                    "postgresql: the client gave up after %d s: %s did not answer within "
+                    "--timeout %d (+%d s), so it did not enforce its statement_timeout (hung?)",
+                    s->opts.timeout + CLIENT_GRACE, q->where, s->opts.timeout, CLIENT_GRACE);
+            return -1;
+        }
+        struct pollfd p[2] = {{fd, (short)(POLLIN | (f ? POLLOUT : 0)), 0}, {q->wakefd, POLLIN, 0}};
+        int n = poll(p, 2, left);
+        if (n < 0 && errno != EINTR) {
+            sf_fail(&s->err, SF_ERR_SOURCE, "postgresql: poll: %s", strerror(errno));
+            return -1;
+        }
+        if (n > 0 && (p[0].revents & (POLLIN | POLLERR | POLLHUP)) && !PQ.PQconsumeInput(q->conn))
+            return 0; /* the connection failed: the next result says how */
+    }
+}
+
+/* The results of what was just sent, waited for: the first failed one, else
+ * the last; NULL with s->err set when the wait failed. */
+static PGresult *pg_results(sf_source *s)
+{
+    pg_impl *q = IMPL(s);
+    PGresult *keep = NULL;
+    for (;;) {
+        if (pg_wait(s) != 0) {
+            PQ.PQclear(keep);
+            return NULL;
+        }
+        PGresult *r = PQ.PQgetResult(q->conn);
+        if (!r)
+            break;
+        ExecStatusType k = keep ? PQ.PQresultStatus(keep) : PGRES_COMMAND_OK;
+        if (keep && (k == PGRES_FATAL_ERROR || k == PGRES_BAD_RESPONSE)) {
+            PQ.PQclear(r);
+        } else {
+            PQ.PQclear(keep);
+            keep = r;
+        }
+        if (PQ.PQstatus(q->conn) == CONNECTION_BAD)
+            break;
+    }
+    return keep;
+}
+
+/* The first line of a libpq message, without "ERROR:  " and the newline,
+ * with the secrets of the --db string scrubbed (libpq's own parse errors
+ * quote the URI). */
+static void first_line(const char *db, const char *msg, char *buf, size_t n)
 {
     if (!msg || !*msg)
         msg = "unknown error";
-    if (!strncmp(msg, "ERROR:  ", 8))
+    if (!strncmp(msg, "ERROR:  ", 8) || !strncmp(msg, "FATAL:  ", 8))
         msg += 8;
-    else if (!strncmp(msg, "FATAL:  ", 8))
-        msg += 8;
+    char line[600];
     size_t len = strcspn(msg, "\n");
-    snprintf(buf, n, "%.*s", (int)len, msg);
+    snprintf(line, sizeof line, "%.*s", (int)len, msg);
+    sf_db_scrub(db, line, buf, n);
 }
 
-static sf_status pg_fail(sf_source *s, const char *what, const char *msg)
+/* Line and column of the 1-based character position `pos` in sql. */
+static void line_col(const char *sql, long pos, int *line, int *col)
 {
-    char line[600];
-    first_line(msg, line, sizeof line);
+    *line = 1, *col = 1;
+    for (const unsigned char *p = (const unsigned char *)sql; *p && pos > 1; p++) {
+        if ((*p & 0xC0) == 0x80)
+            continue; /* a UTF-8 continuation byte: same character */
+        pos--;
+        if (*p == '\n')
+            (*line)++, *col = 1;
+        else
+            (*col)++;
+    }
+}
+
+/* A failed result as one line: the server's message, then its DETAIL,
+ * HINT and the position in the query (line:col of the text as sent, where
+ * each :name reads $n). Out of memory in libpq is SF_ERR_NOMEM. */
+static sf_status pg_fail(sf_source *s, const char *what, const PGresult *r)
+{
     pg_impl *q = IMPL(s);
+    const char *db = q->db ? q->db : "";
+    const char *primary = r ? PQ.PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *msg = primary ? primary
+                      : r && *PQ.PQresultErrorMessage(r) ? PQ.PQresultErrorMessage(r)
+                                                          : PQ.PQerrorMessage(q->conn);
+    char line[600], extra[600] = "";
+    first_line(db, msg, line, sizeof line);
+    if (r) {
+        const char *detail = PQ.PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
+        const char *hint = PQ.PQresultErrorField(r, PG_DIAG_MESSAGE_HINT);
+        const char *pos = PQ.PQresultErrorField(r, PG_DIAG_STATEMENT_POSITION);
+        size_t o = 0;
+        if (detail && o < sizeof extra)
+            o += (size_t)snprintf(extra + o, sizeof extra - o, "; DETAIL: %.*s",
+                                  (int)strcspn(detail, "\n"), detail);
+        if (hint && o < sizeof extra)
+            o += (size_t)snprintf(extra + o, sizeof extra - o, "; HINT: %.*s",
+                                  (int)strcspn(hint, "\n"), hint);
+        long at = pos ? strtol(pos, NULL, 10) - q->pos_base : 0;
+        if (pos && q->pos_base >= 0 && at >= 1 && q->rw.sql && o < sizeof extra) {
+            int ln, col;
+            line_col(q->rw.sql, at, &ln, &col);
+            snprintf(extra + o, sizeof extra - o, " (at line %d, column %d of the query)", ln, col);
+        }
+    }
     if (atomic_load(&q->cancelled))
         return sf_fail(&s->err, SF_ERR_SOURCE, "postgresql: cancelled (%s)", line);
-    return sf_fail(&s->err, SF_ERR_SOURCE, "postgresql: %s%s%s", what, *what ? ": " : "", line);
+    if (!strncmp(line, "out of memory", 13))
+        return sf_fail(&s->err, SF_ERR_NOMEM, "postgresql: %s%s%s", what, *what ? ": " : "",
+                       line);
+    return sf_fail(&s->err, SF_ERR_SOURCE, "postgresql: %s%s%s%s", what, *what ? ": " : "", line,
+                   extra);
 }
 
-/* Runs a command that returns no rows; 0, or -1 with s->err set. */
-static int exec_ok(sf_source *s, const char *sql)
+/* Sends one command (`params` < 0: PQsendQuery, which may hold several;
+ * else PQsendQueryParams) and waits for its results; NULL with s->err set,
+ * or the result (the caller clears it). */
+static PGresult *pg_exec(sf_source *s, const char *what, const char *sql, int params,
+                         const char *const *values, const int *lengths)
 {
     pg_impl *q = IMPL(s);
-    PGresult *r = PQ.PQexec(q->conn, sql);
-    int ok = PQ.PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!ok)
-        pg_fail(s, "", r ? PQ.PQresultErrorMessage(r) : PQ.PQerrorMessage(q->conn));
+    start_deadline(s);
+    int sent = params < 0 ? PQ.PQsendQuery(q->conn, sql)
+                          : PQ.PQsendQueryParams(q->conn, sql, params, NULL, values, lengths, NULL, 0);
+    if (!sent) {
+        pg_fail(s, what, NULL);
+        return NULL;
+    }
+    PGresult *r = pg_results(s);
+    if (!r && !s->err.msg[0])
+        pg_fail(s, what, NULL);
+    return r;
+}
+
+/* Runs a command that returns no rows: SF_OK, or the failure in s->err. */
+static sf_status exec_cmd(sf_source *s, const char *what, const char *sql)
+{
+    PGresult *r = pg_exec(s, what, sql, -1, NULL, NULL);
+    if (!r)
+        return !strncmp(s->err.msg, "out of memory", 13) ? SF_ERR_NOMEM : SF_ERR_SOURCE;
+    sf_status st = PQ.PQresultStatus(r) == PGRES_COMMAND_OK ? SF_OK : pg_fail(s, what, r);
     PQ.PQclear(r);
-    return ok ? 0 : -1;
+    return st;
+}
+
+static int exec_ok(sf_source *s, const char *sql) { return exec_cmd(s, "", sql) == SF_OK ? 0 : -1; }
+
+/* libpq's own reading of db must agree with ours on every password (else
+ * a message or argv could show one): PQconninfoParse, compared with the
+ * scanner of secret.c. */
+static sf_status check_secrets(sf_source *s, const char *db)
+{
+    pg_impl *q = IMPL(s);
+    char *perr = NULL;
+    PQconninfoOption *opts = PQ.PQconninfoParse(db, &perr);
+    if (!opts) {
+        if (!perr)
+            return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
+        char line[600];
+        first_line(db, perr, line, sizeof line);
+        PQ.PQfreemem(perr);
+        return sf_fail(&s->err, SF_ERR_ARG, "cannot connect to %s: %s", q->where, line);
+    }
+    sf_status st = SF_OK;
+    for (PQconninfoOption *o = opts; o->keyword && st == SF_OK; o++)
+        if ((!strcmp(o->keyword, "password") || !strcmp(o->keyword, "sslpassword")) && o->val &&
+            *o->val && !sf_db_has_secret(db, o->val))
+            st = sf_fail(&s->err, SF_ERR_ARG,
+                         "%s: libpq reads another password from this URL than the one it "
+                         "seems to hold: write '@' as %%40 and '/' as %%2F in a user name or "
+                         "password",
+                         q->where);
+    PQ.PQconninfoFree(opts);
+    return st;
 }
 
 static sf_status pg_open(sf_source *s, const char *db)
 {
+    while (*db == ' ' || (*db >= '\t' && *db <= '\r')) /* as pg_accepts read it */
+        db++;
     pg_impl *q = sf_calloc(s->cref.census, SF_MEM_SOURCE, 1, sizeof *q);
     if (!q)
         return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
+    q->wakefd = -1;
+    q->pos_base = -1;
     s->impl = q;
-    sf_mask_secret(db, q->where, sizeof q->where);
-    sf_status lst = pq_load(s, &q->api);
-    if (lst != SF_OK)
-        return lst;
+    q->db = db;
+    sf_db_mask(db, q->where, sizeof q->where);
+    sf_status st = pq_load(s, &q->api);
+    if (st == SF_OK)
+        st = check_secrets(s, db);
+    if (st == SF_OK && (q->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+        st = sf_fail(&s->err, errno == ENOMEM ? SF_ERR_NOMEM : SF_ERR_SOURCE,
+                     "postgresql: eventfd: %s", strerror(errno));
+    if (st != SF_OK) {
+        q->db = NULL;
+        return st;
+    }
     /* Our defaults first: with expand_dbname, what the URL or conninfo says
      * overrides them, and libpq's PG* variables and .pgpass still apply. */
     const char *keys[] = {"connect_timeout", "keepalives", "keepalives_idle",
@@ -169,10 +458,12 @@ static sf_status pg_open(sf_source *s, const char *db)
                           "client_encoding", "application_name", "dbname", NULL};
     const char *vals[] = {"10", "1", "30", "10", "3", "60000", "UTF8", "sqlfeed", db, NULL};
     q->conn = PQ.PQconnectdbParams(keys, vals, 1);
-    if (!q->conn)
+    if (!q->conn) {
+        q->db = NULL;
         return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
+    }
     if (PQ.PQstatus(q->conn) != CONNECTION_OK) {
-        char line[600];
+        char line[600], clean[600];
         /* libpq's message may span lines ("connection to server at ... failed:
          * FATAL: ..."): keep it all on one. */
         const char *m = PQ.PQerrorMessage(q->conn);
@@ -185,9 +476,15 @@ static sf_status pg_open(sf_source *s, const char *db)
         while (o && line[o - 1] == ' ')
             o--;
         line[o] = '\0';
-        return sf_fail(&s->err, SF_ERR_SOURCE, "cannot connect to %s: %s", q->where, line);
+        sf_db_scrub(db, line, clean, sizeof clean);
+        q->db = NULL;
+        return sf_fail(&s->err, !strncmp(clean, "out of memory", 13) ? SF_ERR_NOMEM : SF_ERR_SOURCE,
+                       "cannot connect to %s: %s", q->where, clean);
     }
-    q->cancel = PQ.PQgetCancel(q->conn);
+    q->db = NULL; /* the caller's string: not kept past open */
+    /* Non-blocking from here: every wait is pg_wait's poll. */
+    if (PQ.PQsetnonblocking(q->conn, 1) != 0)
+        return pg_fail(s, "setting up the session", NULL);
     q->single = s->opts.pg_single_row;
     char setup[512];
     snprintf(setup, sizeof setup,
@@ -195,12 +492,7 @@ static sf_status pg_open(sf_source *s, const char *db)
              " SET extra_float_digits = 1; SET cursor_tuple_fraction = 1;"
              " SET statement_timeout = %d;%s",
              s->opts.timeout * 1000, getenv("PGTZ") ? "" : " SET TimeZone = 'UTC';");
-    PGresult *r = PQ.PQexec(q->conn, setup);
-    int ok = PQ.PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!ok)
-        pg_fail(s, "setting up the session", PQ.PQresultErrorMessage(r));
-    PQ.PQclear(r);
-    return ok ? SF_OK : SF_ERR_SOURCE;
+    return exec_cmd(s, "setting up the session", setup);
 }
 
 typedef struct colname_ud {
@@ -214,6 +506,27 @@ static const char *pg_colname(void *ud, int i)
     return c->api->PQfname(c->res, i);
 }
 
+/* Sends a prepare or describe (PQsendPrepare / PQsendDescribePrepared) and
+ * waits: the result, or NULL with s->err set. */
+static PGresult *pg_prepare_step(sf_source *s, int describe)
+{
+    pg_impl *q = IMPL(s);
+    start_deadline(s);
+    int sent = describe ? PQ.PQsendDescribePrepared(q->conn, "")
+                        : PQ.PQsendPrepare(q->conn, "", q->rw.sql, q->rw.nplaceholders, NULL);
+    PGresult *r = sent ? pg_results(s) : NULL;
+    q->pos_base = 0;
+    if (!r && !s->err.msg[0])
+        pg_fail(s, "query", NULL);
+    if (r && PQ.PQresultStatus(r) != PGRES_COMMAND_OK) {
+        pg_fail(s, "query", r);
+        PQ.PQclear(r);
+        r = NULL;
+    }
+    q->pos_base = -1;
+    return r;
+}
+
 static sf_status pg_prepare(sf_source *s, const char *sql)
 {
     pg_impl *q = IMPL(s);
@@ -221,20 +534,16 @@ static sf_status pg_prepare(sf_source *s, const char *sql)
     sf_status st = sf_sql_rewrite_params(cs, SF_SQL_POSTGRES, sql, &q->rw, &s->err);
     if (st != SF_OK)
         return st;
+    if (!q->rw.sql[0])
+        return sf_fail(&s->err, SF_ERR_SOURCE, "query is empty");
     /* Describe without running: the columns are known before any row. */
-    PGresult *r = PQ.PQprepare(q->conn, "", q->rw.sql, q->rw.nplaceholders, NULL);
-    if (PQ.PQresultStatus(r) != PGRES_COMMAND_OK) {
-        st = pg_fail(s, "query", PQ.PQresultErrorMessage(r));
+    PGresult *r = pg_prepare_step(s, 0);
+    if (r) {
         PQ.PQclear(r);
-        return st;
+        r = pg_prepare_step(s, 1);
     }
-    PQ.PQclear(r);
-    r = PQ.PQdescribePrepared(q->conn, "");
-    if (PQ.PQresultStatus(r) != PGRES_COMMAND_OK) {
-        st = pg_fail(s, "query", PQ.PQresultErrorMessage(r));
-        PQ.PQclear(r);
-        return st;
-    }
+    if (!r)
+        return !strncmp(s->err.msg, "postgresql: out of memory", 25) ? SF_ERR_NOMEM : SF_ERR_SOURCE;
     int n = PQ.PQnfields(r);
     if (n == 0) {
         PQ.PQclear(r);
@@ -285,10 +594,10 @@ static void lost_or_failed(sf_source *s, const PGresult *r)
                (state && (!strncmp(state, "08", 2) || !strncmp(state, "57P0", 4)));
     if (gone && !atomic_load(&q->cancelled)) {
         char line[600];
-        first_line(msg, line, sizeof line);
+        first_line("", msg, line, sizeof line);
         sf_fail(&s->err, SF_ERR_SOURCE, "postgresql: lost the connection to %s: %s", q->where, line);
     } else {
-        pg_fail(s, "", msg);
+        pg_fail(s, "", r);
     }
 }
 
@@ -309,7 +618,9 @@ static int fetch_batch(sf_source *s)
     char sql[96];
     drop_batch(s);
     snprintf(sql, sizeof sql, "FETCH FORWARD %d FROM sqlfeed_rows", s->opts.fetch_size);
-    PGresult *r = PQ.PQexec(q->conn, sql);
+    PGresult *r = pg_exec(s, "", sql, -1, NULL, NULL);
+    if (!r)
+        return -1;
     if (PQ.PQresultStatus(r) != PGRES_TUPLES_OK) {
         lost_or_failed(s, r);
         PQ.PQclear(r);
@@ -323,7 +634,9 @@ static int fetch_batch(sf_source *s)
     return 0;
 }
 
-/* Single-row mode: one PGresult per row, the server streaming meanwhile. */
+/* Single-row mode: one PGresult per row, the server streaming meanwhile.
+ * The whole query is one statement: the client's deadline runs from the
+ * moment it is sent. */
 static int single_next(sf_source *s)
 {
     pg_impl *q = IMPL(s);
@@ -332,12 +645,18 @@ static int single_next(sf_source *s)
         q->started = 1;
         if (exec_ok(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") != 0)
             return -1;
+        start_deadline(s);
+        q->pos_base = 0; /* until the query's end: its errors point into it */
         if (!PQ.PQsendQueryParams(q->conn, q->rw.sql, q->rw.nplaceholders, NULL, q->values,
-                               q->lengths, NULL, 0) ||
+                                  q->lengths, NULL, 0) ||
             !PQ.PQsetSingleRowMode(q->conn)) {
-            pg_fail(s, "", PQ.PQerrorMessage(q->conn));
+            pg_fail(s, "", NULL);
             return -1;
         }
+    }
+    if (pg_wait(s) != 0) {
+        q->finished = 1;
+        return -1;
     }
     PGresult *r = PQ.PQgetResult(q->conn);
     ExecStatusType rs = PQ.PQresultStatus(r);
@@ -353,9 +672,16 @@ static int single_next(sf_source *s)
     if (!ok)
         lost_or_failed(s, r);
     PQ.PQclear(r);
-    while ((r = PQ.PQgetResult(q->conn)) != NULL) /* the end of the query */
-        PQ.PQclear(r);
     q->finished = 1;
+    /* The end of the query: the rest of its results, waited for. */
+    while (PQ.PQstatus(q->conn) != CONNECTION_BAD) {
+        if (pg_wait(s) != 0)
+            return -1;
+        if (!(r = PQ.PQgetResult(q->conn)))
+            break;
+        PQ.PQclear(r);
+    }
+    q->pos_base = -1;
     if (!ok)
         return -1;
     return exec_ok(s, "COMMIT") == 0 ? 0 : -1;
@@ -372,16 +698,19 @@ static int pg_next(sf_source *s)
         q->started = 1;
         if (exec_ok(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") != 0)
             return -1;
+        static const char head[] = "DECLARE sqlfeed_rows NO SCROLL CURSOR FOR ";
         sf_buf decl;
-        if (sf_sql_wrap(s->cref.census, "DECLARE sqlfeed_rows NO SCROLL CURSOR FOR ", q->rw.sql,
-                        "", &decl, &s->err) != SF_OK)
+        if (sf_sql_wrap(s->cref.census, head, q->rw.sql, "", &decl, &s->err) != SF_OK)
             return -1;
-        PGresult *r = PQ.PQexecParams(q->conn, decl.data, q->rw.nplaceholders, NULL, q->values,
-                                   q->lengths, NULL, 0);
+        PGresult *r = pg_exec(s, "", decl.data, q->rw.nplaceholders, q->values, q->lengths);
         sf_buf_free(&decl);
+        if (!r)
+            return -1;
         int ok = PQ.PQresultStatus(r) == PGRES_COMMAND_OK;
+        q->pos_base = (int)sizeof head - 1;
         if (!ok)
-            pg_fail(s, "", PQ.PQresultErrorMessage(r));
+            pg_fail(s, "", r);
+        q->pos_base = -1;
         PQ.PQclear(r);
         if (!ok || fetch_batch(s) != 0)
             return -1;
@@ -437,25 +766,36 @@ static sf_status pg_count(sf_source *s, const char *const *values, uint64_t *row
     if (sf_sql_wrap(s->cref.census, SF_SQL_COUNT_HEAD, q->rw.sql, SF_SQL_COUNT_TAIL, &sql,
                     &s->err) != SF_OK)
         return SF_ERR_NOMEM;
-    PGresult *r = PQ.PQexecParams(q->conn, sql.data, q->rw.nplaceholders, NULL, values, NULL, NULL, 0);
+    PGresult *r = pg_exec(s, "counting", sql.data, q->rw.nplaceholders, values, NULL);
     sf_buf_free(&sql);
+    if (!r)
+        return SF_ERR_SOURCE;
     sf_status st = SF_OK;
-    if (PQ.PQresultStatus(r) == PGRES_TUPLES_OK && PQ.PQntuples(r) == 1)
+    if (PQ.PQresultStatus(r) == PGRES_TUPLES_OK && PQ.PQntuples(r) == 1) {
         *rows = strtoull(PQ.PQgetvalue(r, 0, 0), NULL, 10);
-    else
-        st = pg_fail(s, "counting", PQ.PQresultErrorMessage(r));
+    } else {
+        q->pos_base = (int)strlen(SF_SQL_COUNT_HEAD);
+        st = pg_fail(s, "counting", r);
+        q->pos_base = -1;
+    }
     PQ.PQclear(r);
     return st;
 }
 
+/* Async-signal-safe: an atomic store and a write(2) to the eventfd, which
+ * the wait in progress (or the next one) sees at once; the render's thread
+ * then sends the cancel request to the server (send_cancel). */
 static void pg_interrupt(sf_source *s)
 {
     pg_impl *q = IMPL(s);
-    if (!q || !q->cancel)
+    if (!q)
         return;
     atomic_store(&q->cancelled, 1);
-    char err[256];
-    PQ.PQcancel(q->cancel, err, (int)sizeof err); /* async-signal-safe, per libpq's docs */
+    if (q->wakefd >= 0) {
+        uint64_t one = 1;
+        ssize_t w = write(q->wakefd, &one, sizeof one);
+        (void)w; /* full (EAGAIN): it is readable already */
+    }
 }
 
 static void pg_close(sf_source *s)
@@ -465,10 +805,16 @@ static void pg_close(sf_source *s)
         return;
     sf_census *cs = s->cref.census;
     drop_batch(s);
-    if (q->cancel)
-        PQ.PQfreeCancel(q->cancel);
-    if (q->conn)
+    if (q->conn) {
+        /* A statement still running (a failed or cancelled render): stop it
+         * on the server before leaving. PQfinish does not wait (the
+         * connection is non-blocking). */
+        if (q->started && !q->finished && PQ.PQstatus(q->conn) == CONNECTION_OK)
+            send_cancel(s);
         PQ.PQfinish(q->conn); /* ends the transaction and the cursor with it */
+    }
+    if (q->wakefd >= 0)
+        close(q->wakefd);
     if (q->api.lib)
         dlclose(q->api.lib);
     sf_sql_rewrite_free(cs, &q->rw);

@@ -2,6 +2,8 @@
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "source.h"
 
@@ -213,6 +215,39 @@ sf_status sf_source_dlsym(sf_source *s, void *lib, const char *soname, const cha
     if (!(*slot = dlsym(lib, name)))
         return sf_fail(&s->err, SF_ERR_SOURCE, "%s lacks %s: too old?", soname, name);
     return SF_OK;
+}
+
+/* The mapping's size sits in front of the text. */
+#define SECRET_HEAD 16
+
+char *sf_source_secret_dup(sf_source *s, const char *p, size_t n)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    size_t pg = page > 0 ? (size_t)page : 4096;
+    if (n > SIZE_MAX - SECRET_HEAD - pg)
+        return NULL;
+    size_t size = (SECRET_HEAD + n + 1 + pg - 1) / pg * pg;
+    char *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    madvise(m, size, MADV_DONTDUMP); /* best effort */
+    memcpy(m, &size, sizeof size);
+    memcpy(m + SECRET_HEAD, p, n);
+    m[SECRET_HEAD + n] = '\0';
+    sf_census_account(s->cref.census, SF_MEM_SOURCE, 1, (int64_t)size);
+    return m + SECRET_HEAD;
+}
+
+void sf_source_secret_free(sf_source *s, char *p)
+{
+    if (!p)
+        return;
+    char *m = p - SECRET_HEAD;
+    size_t size;
+    memcpy(&size, m, sizeof size);
+    explicit_bzero(m, size);
+    munmap(m, size);
+    sf_census_account(s->cref.census, SF_MEM_SOURCE, -1, -(int64_t)size);
 }
 
 size_t sf_format_i64(char *buf, int64_t v)

@@ -87,6 +87,13 @@ sf_status sf_source_dlopen(sf_source *s, const char *soname, const char *what, v
 sf_status sf_source_dlsym(sf_source *s, void *lib, const char *soname, const char *name,
                           void **slot);
 
+/* A copy of a secret (a password kept to log in again) in pages of its
+ * own, marked MADV_DONTDUMP so a core dump does not hold it, counted in the
+ * census as SF_MEM_SOURCE; NULL when out of memory. sf_source_secret_free
+ * wipes and unmaps it (NULL: nothing). */
+char *sf_source_secret_dup(sf_source *s, const char *p, size_t n);
+void sf_source_secret_free(sf_source *s, char *p);
+
 /* Decimal text of v into buf (at least 21 bytes); returns the length. */
 size_t sf_format_i64(char *buf, int64_t v);
 

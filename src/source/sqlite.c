@@ -1,10 +1,13 @@
 /* sqlite.c: the SQLite backend. The database opens read-only; rows come one
  * sqlite3_step() at a time, so memory is the page cache plus one row. */
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "source.h"
+#include "sqltext.h"
 
 typedef struct sqlite_impl {
     sqlite3 *db;
@@ -14,12 +17,11 @@ typedef struct sqlite_impl {
 
 #define IMPL(s) ((sqlite_impl *)(s)->impl)
 
-/* The status of a failed SQLite call: running out of memory (SQLite's
- * allocations go through the census when the program routes them there) is
- * SF_ERR_NOMEM, as anywhere else in the library, not a database error. */
-static sf_status sq_status(int rc)
+/* SQLite out of memory is the library's SF_ERR_NOMEM, whatever it hit. */
+static sf_status sq_status(sqlite3 *db, int rc)
 {
-    return (rc & 0xff) == SQLITE_NOMEM ? SF_ERR_NOMEM : SF_ERR_SOURCE;
+    int code = (db ? sqlite3_errcode(db) : rc) & 0xff;
+    return code == SQLITE_NOMEM || (rc & 0xff) == SQLITE_NOMEM ? SF_ERR_NOMEM : SF_ERR_SOURCE;
 }
 
 static int sq_accepts(const char *db)
@@ -35,10 +37,26 @@ static sf_status sq_open(sf_source *s, const char *db)
     s->impl = q;
     /* One connection, used by one thread: no mutex on every column read. */
     int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX;
+    char name[512]; /* never a password, but a file: URI may hold anything */
+    sf_db_mask(db, name, sizeof name);
     int rc = sqlite3_open_v2(db, &q->db, flags, NULL);
-    if (rc != SQLITE_OK)
-        return sf_fail(&s->err, sq_status(rc), "cannot open database %s: %s", db,
+    if (rc != SQLITE_OK) {
+        /* Say why in the system's words (no such file, permission denied,
+         * is a directory) rather than "unable to open database file". */
+        int e = q->db ? sqlite3_system_errno(q->db) : 0;
+        struct stat sb;
+        if (strncmp(db, "file:", 5) != 0) {
+            if (stat(db, &sb) != 0)
+                e = errno;
+            else if (S_ISDIR(sb.st_mode))
+                e = EISDIR;
+        }
+        if ((rc & 0xff) != SQLITE_NOMEM && e)
+            return sf_fail(&s->err, SF_ERR_SOURCE, "cannot open database %s: %s", name,
+                           strerror(e));
+        return sf_fail(&s->err, sq_status(q->db, rc), "cannot open database %s: %s", name,
                        q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
+    }
     sqlite3_extended_result_codes(q->db, 1);
     /* A writer holding a lock briefly should not fail a nightly job. */
     sqlite3_busy_timeout(q->db, 5000);
@@ -47,24 +65,29 @@ static sf_status sq_open(sf_source *s, const char *db)
     char *err = NULL;
     rc = sqlite3_exec(q->db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, &err);
     if (rc != SQLITE_OK) {
-        sf_fail(&s->err, sq_status(rc), "cannot read database %s: %s", db,
-                err ? err : sqlite3_errmsg(q->db));
+        sf_status st = sq_status(q->db, rc);
+        int e = sqlite3_system_errno(q->db);
+        sf_fail(&s->err, st, "cannot read database %s: %s%s%s", name,
+                err ? err : sqlite3_errmsg(q->db), e && st != SF_ERR_NOMEM ? ": " : "",
+                e && st != SF_ERR_NOMEM ? strerror(e) : "");
         sqlite3_free(err);
-        return sq_status(rc);
+        return st;
     }
     return SF_OK;
 }
 
-/* Whether sql[0..) holds nothing but blanks, semicolons and comments: 1
- * yes, 0 no, -1 out of memory. */
+/* Whether sql[0..) holds nothing but blanks, semicolons and comments: 1,
+ * 0, or -1 when SQLite ran out of memory finding out. */
 static int only_trailer(sqlite3 *db, const char *sql)
 {
     while (*sql) {
         sqlite3_stmt *st = NULL;
         const char *tail = NULL;
         int rc = sqlite3_prepare_v2(db, sql, -1, &st, &tail);
+        if ((rc & 0xff) == SQLITE_NOMEM)
+            return -1;
         if (rc != SQLITE_OK)
-            return sq_status(rc) == SF_ERR_NOMEM ? -1 : 0;
+            return 0;
         if (st) {
             sqlite3_finalize(st);
             return 0;
@@ -84,7 +107,7 @@ static sf_status sq_prepare(sf_source *s, const char *sql)
     const char *tail = NULL;
     int rc = sqlite3_prepare_v3(q->db, sql, -1, 0, &q->stmt, &tail);
     if (rc != SQLITE_OK)
-        return sf_fail(&s->err, sq_status(rc), "query: %s", sqlite3_errmsg(q->db));
+        return sf_fail(&s->err, sq_status(q->db, rc), "query: %s", sqlite3_errmsg(q->db));
     if (!q->stmt)
         return sf_fail(&s->err, SF_ERR_SOURCE, "query is empty");
     int trailer = tail ? only_trailer(q->db, tail) : 1;
@@ -126,7 +149,7 @@ static sf_status sq_bind(sf_source *s, int i, const char *value, size_t len)
                        s->paramnames[i]);
     int rc = sqlite3_bind_text(q->stmt, i + 1, value, (int)len, SQLITE_STATIC);
     if (rc != SQLITE_OK)
-        return sf_fail(&s->err, sq_status(rc), "binding :%s: %s", s->paramnames[i],
+        return sf_fail(&s->err, sq_status(q->db, rc), "binding :%s: %s", s->paramnames[i],
                        sqlite3_errmsg(q->db));
     return SF_OK;
 }
@@ -139,7 +162,7 @@ static int sq_next(sf_source *s)
         return 1;
     if (rc == SQLITE_DONE)
         return 0;
-    s->row_fail = sf_fail(&s->err, sq_status(rc), "sqlite: %s", sqlite3_errmsg(q->db));
+    s->row_fail = sf_fail(&s->err, sq_status(q->db, rc), "sqlite: %s", sqlite3_errmsg(q->db));
     return -1;
 }
 
@@ -221,9 +244,9 @@ static sf_status sq_count(sf_source *s, const char *const *values, uint64_t *row
         sqlite3_finalize(st);
         return SF_OK;
     }
-    sf_status fail = sf_fail(&s->err, sq_status(rc), "sqlite: %s", sqlite3_errmsg(q->db));
+    sf_status ret = sf_fail(&s->err, sq_status(q->db, rc), "sqlite: %s", sqlite3_errmsg(q->db));
     sqlite3_finalize(st);
-    return fail;
+    return ret;
 }
 
 static void sq_interrupt(sf_source *s)

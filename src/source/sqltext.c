@@ -1,4 +1,4 @@
-/* sqltext.c: named parameters to server placeholders, and secret masking.
+/* sqltext.c: named parameters to server placeholders.
  *
  * The scanner knows only what decides whether a ':' starts a parameter:
  * string literals, quoted identifiers, comments, PostgreSQL dollar quotes and
@@ -66,6 +66,7 @@ sf_status sf_sql_rewrite_params(sf_census *c, sf_sql_dialect d, const char *sql,
     const char *p = sql, *run = sql;
     sf_status st = SF_OK;
     int pg = d == SF_SQL_POSTGRES;
+    size_t sig_out = 0; /* output length up to the last byte that is not a blank, ';' or comment */
 #define FLUSH(upto)                                                                          \
     do {                                                                                     \
         if (sf_buf_append(&out, run, (size_t)((upto) - run)) != 0) {                         \
@@ -76,6 +77,7 @@ sf_status sf_sql_rewrite_params(sf_census *c, sf_sql_dialect d, const char *sql,
     while (*p) {
         const char *next = p + 1;
         char ch = *p;
+        int sig = !strchr(" \t\r\n\f\v;", ch);
         if (ch == '\'') {
             int esc = !pg || (p > sql && (p[-1] | 32) == 'e' && (p - 1 == sql || !name_char(p[-2])));
             next = skip_quoted(p, '\'', esc);
@@ -84,9 +86,11 @@ sf_status sf_sql_rewrite_params(sf_census *c, sf_sql_dialect d, const char *sql,
         } else if (ch == '`' && !pg) {
             next = skip_quoted(p, '`', 0);
         } else if ((ch == '-' && p[1] == '-') || (ch == '#' && !pg)) {
+            sig = 0;
             next = strchr(p, '\n');
             next = next ? next + 1 : p + strlen(p);
         } else if (ch == '/' && p[1] == '*') {
+            sig = 0;
             int depth = 1; /* PostgreSQL nests block comments; MySQL does not */
             for (next = p + 2; *next && depth; next++) {
                 if (pg && next[0] == '/' && next[1] == '*')
@@ -141,13 +145,18 @@ sf_status sf_sql_rewrite_params(sf_census *c, sf_sql_dialect d, const char *sql,
                                                            : "quoted identifier");
             goto done;
         }
+        if (sig)
+            sig_out = out.len + (size_t)(next - run);
         p = next;
     }
     FLUSH(p);
-    /* One statement: a trailing ';' (and blanks) would end a wrapper such as
-     * DECLARE ... FOR (...) or SELECT count(*) FROM (...) early. */
-    while (out.len && strchr(" \t\r\n\f\v;", out.data[out.len - 1]))
-        out.data[--out.len] = '\0';
+    /* One statement: what follows its last token (blanks, ';', comments)
+     * would end a wrapper such as DECLARE ... FOR (...) or SELECT count(*)
+     * FROM (...) early, or comment its closing parenthesis out. */
+    if (out.data && sig_out < out.len) {
+        out.len = sig_out;
+        out.data[out.len] = '\0';
+    }
     rw->sql = out.data ? out.data : sf_strdup(c, SF_MEM_SOURCE, "");
     if (!rw->sql)
         st = sf_fail(err, SF_ERR_NOMEM, "out of memory");
@@ -178,55 +187,4 @@ void sf_sql_rewrite_free(sf_census *c, sf_sql_rewrite *rw)
     sf_dealloc(c, rw->names);
     sf_dealloc(c, rw->sql);
     memset(rw, 0, sizeof *rw);
-}
-
-void sf_mask_secret(const char *url, char *buf, size_t n)
-{
-    snprintf(buf, n, "%s", url);
-    char *scheme = strstr(buf, "://");
-    if (scheme) {
-        /* scheme://user:password@host... : the password ends at the last '@'
-         * of the authority (a password may hold '@' when percent-encoded). */
-        char *auth = scheme + 3;
-        char *end = auth + strcspn(auth, "/?#");
-        char *at = NULL;
-        for (char *q = auth; q < end; q++)
-            if (*q == '@')
-                at = q;
-        char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-        if (colon) {
-            char tail[4096];
-            snprintf(tail, sizeof tail, "%s", at);
-            snprintf(colon, n - (size_t)(colon - buf), ":***%s", tail);
-        }
-        return;
-    }
-    /* conninfo: password=secret or password='se cret' */
-    char *pw = strstr(buf, "password");
-    while (pw) {
-        char *q = pw + 8;
-        while (*q == ' ')
-            q++;
-        if (*q == '=') {
-            q++;
-            while (*q == ' ')
-                q++;
-            char *e = q;
-            if (*e == '\'') {
-                for (e++; *e && *e != '\''; e++)
-                    if (*e == '\\' && e[1])
-                        e++;
-                if (*e)
-                    e++;
-            } else {
-                while (*e && *e != ' ')
-                    e++;
-            }
-            char tail[4096];
-            snprintf(tail, sizeof tail, "%s", e);
-            snprintf(q, n - (size_t)(q - buf), "***%s", tail);
-            q += 3;
-        }
-        pw = strstr(q, "password");
-    }
 }
