@@ -51,6 +51,7 @@ TESTS   := $(BUILD)/tests/unit_test $(BUILD)/tests/spec_test $(BUILD)/tests/host
            $(BUILD)/tests/inject.so $(BUILD)/examples/render_feed $(FUZZ_REPLAY)
 TESTS   += $(BUILD)/tests/publish_alloc_test
 TESTS   += $(BUILD)/tests/wellformed_test
+TESTS   += $(BUILD)/tests/output_test
 
 .PHONY: all check test spec fuzz fuzz-build demo bench deps deps-fuzz install clean
 all: $(BUILD)/sqlfeed $(BUILD)/libsqlfeed.a
