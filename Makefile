@@ -52,6 +52,7 @@ TESTS   := $(BUILD)/tests/unit_test $(BUILD)/tests/spec_test $(BUILD)/tests/host
 TESTS   += $(BUILD)/tests/publish_alloc_test
 TESTS   += $(BUILD)/tests/wellformed_test
 TESTS   += $(BUILD)/tests/secret_test
+TESTS   += $(BUILD)/tests/output_test
 
 .PHONY: all check test spec fuzz fuzz-build demo bench deps deps-fuzz install clean
 all: $(BUILD)/sqlfeed $(BUILD)/libsqlfeed.a

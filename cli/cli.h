@@ -16,7 +16,8 @@ enum {
     EXIT_DATABASE = 4,      /* database open, query or row failure */
     EXIT_OUTPUT = 5,        /* creating, writing, syncing or publishing the output */
     EXIT_MEMORY = 6         /* --max-memory crossed; nothing published */
-    /* 128 + N: stopped by signal N (130 SIGINT, 143 SIGTERM); nothing published */
+    /* 128 + N: stopped by signal N (130 SIGINT, 143 SIGTERM) before the
+     * rename; nothing published. A signal after it: exit 0, said. */
 };
 
 int cmd_render(int argc, char **argv);
@@ -52,6 +53,15 @@ void cli_signal_set(sigset_t *set);
 int cli_signal_caught(void); /* the last signal caught, or 0 */
 /* The temporary file a crash must remove (copied; NULL: none). */
 void cli_signals_set_temp(const char *path);
+/* The output an asynchronous signal cancels (sf_output_cancel: a commit not
+ * yet at its rename gives up); NULL: none. */
+void cli_signals_set_output(sf_output *out);
+/* The signal number caught so far, 0 if none, as a flag to poll. */
+const volatile sig_atomic_t *cli_signal_flag(void);
+/* Called first in a helper thread: gives it the crash handler's alternate
+ * stack (sigaltstack is per thread); returns what _end() needs. */
+int cli_signals_helper_thread_start(void);
+void cli_signals_helper_thread_end(int started);
 /* Dies by `sig` (its default action), so a parent sees 128+N. */
 void cli_reraise(int sig);
 
@@ -66,5 +76,10 @@ typedef struct cli_file {
  * `partials_dir` (may be NULL): where the template's partials are read. */
 int cli_check_files(const char *cmd, const cli_file *inputs, size_t ninputs,
                     const cli_file *outputs, size_t noutputs, const char *partials_dir);
+/* 1 when creating `path` (which does not exist; dangling symlinks followed)
+ * would make a new file in a kernel file system's directory (/dev and
+ * below, /proc, /sys: sf_output_kernel_dir), which every output option
+ * refuses; that directory in dir[n]. */
+int cli_new_file_forbidden(const char *path, char *dir, size_t n);
 
 #endif

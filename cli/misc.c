@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "demo_db.h"
@@ -56,9 +57,6 @@ int cmd_templates(int argc, char **argv)
     return rc;
 }
 
-static volatile sig_atomic_t demo_signal;
-static void on_demo_signal(int sig) { demo_signal = sig; }
-
 int cmd_demo_db(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -81,7 +79,10 @@ int cmd_demo_db(int argc, char **argv)
             puts("usage: sqlfeed demo-db --rows N -o FILE [--seed S]\n\n"
                  "Writes a SQLite database with the job-board schema (jobs, companies) and N\n"
                  "job rows of realistic text: the same N and seed give the same file.\n"
-                 "FILE is replaced atomically.");
+                 "FILE is published like a feed: written to a temporary file beside it and\n"
+                 "renamed over it when complete; on any failure or signal FILE is left as it\n"
+                 "was (a signal: exit 128+N). Never a new file in /dev, /proc or /sys; a\n"
+                 "descriptor, device or FIFO is refused (a database cannot be streamed).");
             return EXIT_OK;
         case ':':
             return cli_usage("demo-db", "option '%s' needs a value", argv[optind - 1]);
@@ -103,26 +104,71 @@ int cmd_demo_db(int argc, char **argv)
         return cli_usage("demo-db", "--seed needs a whole number, got '%s'", seed_arg);
     if (!strcmp(out, "-"))
         return cli_usage("demo-db", "demo-db writes a database file; -o - is not possible");
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_demo_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    char err[512];
-    sf_status st = demo_db_write(out, rows, seed, &demo_signal, err, sizeof err);
-    if (demo_signal) {
-        cli_error("stopped by signal %d (%s); %s not written", (int)demo_signal,
-                  strsignal(demo_signal), out);
-        signal(demo_signal, SIG_DFL);
-        raise(demo_signal);
-        return 128 + demo_signal;
+    struct stat sb;
+    if (stat(out, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return cli_usage("demo-db", "-o %s is a %s: a database is a file, it cannot be "
+                                    "streamed", out,
+                         S_ISDIR(sb.st_mode) ? "directory" : S_ISFIFO(sb.st_mode) ? "FIFO"
+                                                                                   : "device");
+    /* Published like a feed (the library's file output): a temporary file
+     * beside OUT, renamed over it when complete and synced; never in /dev,
+     * /proc or /sys; any name the file system takes; every signal that
+     * would end the process removes the temporary file (cli/signals.c). */
+    cli_signals_install(NULL);
+    sf_output *o = sf_output_create(cli_census);
+    if (!o) {
+        cli_error("out of memory");
+        return EXIT_FAILURE_OTHER;
+    }
+    int rc = EXIT_OK;
+    char err[512] = "";
+    sf_status st = sf_output_open_file(o, out);
+    const char *tmp = st == SF_OK ? sf_output_temp_path(o) : NULL;
+    if (st != SF_OK) {
+        cli_error("demo-db: %s", sf_output_errmsg(o));
+        rc = cli_exit_for(st);
+    } else if (!tmp) { /* a descriptor (/dev/stdout): nothing to rename into place */
+        sf_output_abort(o);
+        rc = cli_usage("demo-db", "-o %s names a descriptor: a database is a file, it cannot "
+                                  "be streamed", out);
+    }
+    if (rc != EXIT_OK) {
+        sf_output_free(o);
+        return rc;
+    }
+    cli_signals_set_temp(tmp); /* a crash removes it */
+    cli_signals_set_output(o); /* a signal stops the commit before its rename */
+    st = cli_signal_caught() ? SF_ERR_CANCELLED
+                             : demo_db_write(tmp, out, rows, seed, cli_signal_flag(), err,
+                                             sizeof err);
+    if (st == SF_OK && !cli_signal_caught()) {
+        st = sf_output_commit(o);
+        if (st != SF_OK && st != SF_ERR_CANCELLED)
+            snprintf(err, sizeof err, "%s", sf_output_errmsg(o));
+    }
+    int published = sf_output_published(o);
+    if (!published)
+        sf_output_abort(o);
+    cli_signals_set_temp(NULL);
+    cli_signals_set_output(NULL);
+    sf_output_free(o);
+    int sig = cli_signal_caught();
+    if (sig && !published) {
+        cli_error("stopped by signal %d (%s); nothing published, %s left as it was", sig,
+                  strsignal(sig), out);
+        cli_reraise(sig);
+        return 128 + sig;
     }
     if (st != SF_OK) {
-        cli_error("%s", err);
+        if (published) /* only the directory sync failed */
+            cli_error("demo-db: %s is published, but %s", out, err);
+        else
+            cli_error("demo-db: %s; nothing published, %s left as it was", err, out);
         return cli_exit_for(st) == EXIT_DATABASE ? EXIT_OUTPUT : cli_exit_for(st);
     }
     fprintf(stderr, "sqlfeed: wrote %llu job rows to %s\n", rows, out);
+    if (sig) /* after the rename: too late to stop, the database is whole */
+        cli_error("signal %d (%s) arrived after %s was published; finished normally", sig,
+                  strsignal(sig), out);
     return EXIT_OK;
 }

@@ -290,7 +290,8 @@ static size_t format_census(monitor *m, char *buf, size_t cap, const char *why)
     char v[200];
     int known;
     verdict_text(m, v, sizeof v, &known);
-    APPEND("  memory: %s\n", v);
+    if (known) /* too few rows sampled: nothing to say */
+        APPEND("  memory: %s\n", v);
     memcpy(m->last, st, sizeof st);
     m->last_rows = rows;
     m->last_census_t = t;
@@ -400,6 +401,7 @@ static void tick(monitor *m, double t)
 static void *run(void *arg)
 {
     monitor *m = arg;
+    int stack = cli_signals_helper_thread_start(); /* a crash here cleans up too */
     for (;;) {
         struct pollfd p[3] = {
             {.fd = m->stop[0], .events = POLLIN},
@@ -432,6 +434,7 @@ static void *run(void *arg)
         }
         tick(m, t);
     }
+    cli_signals_helper_thread_end(stack);
     return NULL;
 }
 
@@ -442,7 +445,19 @@ static void *run(void *arg)
 static FILE *open_log(const char *path, char *err, size_t errlen)
 {
     int fd = -1;
+    char dir[4096];
+    if (cli_new_file_forbidden(path, dir, sizeof dir)) {
+        snprintf(err, errlen, "--mem-log: will not create %s in %s (/dev and below, /proc, "
+                              "/sys: kernel file systems)", path, dir);
+        return NULL;
+    }
     for (int waited = 0; fd < 0; waited += 20) {
+        /* A signal that lands between two attempts (not in the sleep) must
+         * end the wait too. */
+        if (cli_signal_caught()) {
+            snprintf(err, errlen, "--mem-log: interrupted waiting for a reader of %s", path);
+            return NULL;
+        }
         fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0666);
         if (fd >= 0)
             break;
@@ -514,7 +529,14 @@ monitor *monitor_start(const monitor_opts *o, sf_census *census, sf_render *r,
     }
     if (o->fifo) {
         struct stat sb;
+        char dir[4096];
         if (stat(o->fifo, &sb) != 0) {
+            if (cli_new_file_forbidden(o->fifo, dir, sizeof dir)) {
+                snprintf(err, errlen, "--census-fifo: will not create %s in %s (/dev and below, "
+                                      "/proc, /sys: kernel file systems)", o->fifo, dir);
+                *exit_code = EXIT_OUTPUT;
+                goto fail;
+            }
             if (mkfifo(o->fifo, 0600) != 0) {
                 snprintf(err, errlen, "--census-fifo: cannot create %s: %s", o->fifo,
                          strerror(errno));

@@ -42,6 +42,28 @@ static void final_target(const char *path, char *out, size_t n)
     }
 }
 
+/* The directory of `path`'s final target (dangling symlinks followed, as
+ * open(O_CREAT) would), into dir. */
+static void target_dir(const char *path, char *dir, size_t n)
+{
+    char target[PATH_MAX];
+    final_target(path, target, sizeof target);
+    const char *slash = strrchr(target, '/');
+    if (slash)
+        snprintf(dir, n, "%.*s", slash == target ? 1 : (int)(slash - target), target);
+    else
+        snprintf(dir, n, ".");
+}
+
+int cli_new_file_forbidden(const char *path, char *dir, size_t n)
+{
+    struct stat st;
+    if (!strcmp(path, "-") || stat(path, &st) == 0 || errno != ENOENT)
+        return 0; /* it exists (or cannot be created anyway: open says why) */
+    target_dir(path, dir, n);
+    return sf_output_kernel_dir(dir);
+}
+
 static void identify(const char *path, file_id *id)
 {
     struct stat st;

@@ -33,7 +33,9 @@ static const char render_usage[] =
     "  --template NAME|FILE a built-in template (sqlfeed templates) or a .mustache file\n"
     "  -o, --output OUT     the feed; published atomically when complete ('-': stdout;\n"
     "                       /dev/stdout, /dev/fd/N: that descriptor; a device or FIFO:\n"
-    "                       written, not replaced; never a new file in /dev or /proc)\n"
+    "                       written, not replaced; never a new file in /dev (also\n"
+    "                       /dev/shm), /proc or /sys; a name too long for the file\n"
+    "                       system is refused before any row)\n"
     "  --param NAME=VALUE   bound as :NAME in the query (never pasted into it) and\n"
     "                       readable as {{NAME}} in the template; repeatable\n"
     "  -q, --quiet          no summary on stderr (errors still print)\n"
@@ -56,8 +58,12 @@ static const char render_usage[] =
     "generated_rfc822 and sqlfeed_version; SOURCE_DATE_EPOCH fixes their time.\n"
     "A file output is written to a temporary file beside OUT and renamed over it\n"
     "only when complete: on any failure or signal OUT is left as it was (a signal\n"
-    "that would end the process: exit 128+N; a file-size limit: exit 5). No output\n"
-    "(-o, --mem-log, --census-fifo) may be an input or another output (exit 2).\n"
+    "that would end the process: exit 128+N; a file-size limit: exit 5). A signal\n"
+    "after the rename changes nothing: OUT is published, exit 0, and it is said.\n"
+    "A regular file given as a descriptor (-o - 1<>OUT) is cut where the feed ends.\n"
+    "No output (-o, --mem-log, --census-fifo) may be an input (the database file\n"
+    "SQLite opens, the template, each partial it reads, the query) or another\n"
+    "output (exit 2); none creates a file under /dev, /proc or /sys (exit 5).\n"
     "A FIFO nobody reads is waited for 10 s at most.\n"
     "kill -USR1 PID prints the census of a running render: live objects and bytes\n"
     "by type, heap, RSS, rows, and whether memory grows with the rows.\n";
@@ -263,6 +269,32 @@ static int check_files(const render_opts *o, const char *tpl_query)
                            sizeof outs / sizeof outs[0], tfile ? dir : NULL);
 }
 
+/* The files only an open source and a compiled template know: the file
+ * SQLite opened (a file: URI, a path with '=' in it, a symlink: the real
+ * one), and every partial file the template read. Checked after both, before
+ * any output exists. */
+static int check_read_files(const render_opts *o, sf_source *src, sf_template *tpl)
+{
+    size_t nt = sf_template_file_count(tpl), n = 0;
+    cli_file *in = malloc((nt + 1) * sizeof *in);
+    if (!in) {
+        cli_error("out of memory");
+        return EXIT_FAILURE_OTHER;
+    }
+    if (sf_source_file(src))
+        in[n++] = (cli_file){"--db", sf_source_file(src)};
+    for (size_t i = 0; i < nt; i++)
+        in[n++] = (cli_file){i ? "a partial of --template" : "--template", sf_template_file(tpl, i)};
+    cli_file outs[] = {
+        {"-o", o->output},
+        {"--mem-log", o->mon.mem_log},
+        {"--census-fifo", o->mon.fifo},
+    };
+    int rc = cli_check_files("render", in, n, outs, sizeof outs / sizeof outs[0], NULL);
+    free(in);
+    return rc;
+}
+
 /* What to say about the destination when nothing was published. */
 static void say_left(const render_opts *o, sf_output *out, char *buf, size_t n)
 {
@@ -270,14 +302,6 @@ static void say_left(const render_opts *o, sf_output *out, char *buf, size_t n)
         snprintf(buf, n, "the output is incomplete");
     else
         snprintf(buf, n, "nothing published, %s left as it was", o->output);
-}
-
-/* Blocks the asynchronous signals; the old mask in *old. */
-static void hold_signals(sigset_t *old)
-{
-    sigset_t block;
-    cli_signal_set(&block);
-    sigprocmask(SIG_BLOCK, &block, old);
 }
 
 static int run_render(const render_opts *o, sf_render *r, const char *query)
@@ -338,6 +362,9 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
     }
     if (cli_signal_caught())
         goto signalled;
+    if ((rc = check_read_files(o, src, tpl)) != EXIT_OK)
+        goto done;
+    cli_signals_set_output(out); /* a signal stops a FIFO wait, or a commit before its rename */
     st = to_stdout ? sf_output_open_fd(out, STDOUT_FILENO, "stdout")
                    : sf_output_open_file(out, o->output);
     cli_signals_set_temp(sf_output_temp_path(out)); /* a crash removes it */
@@ -392,7 +419,7 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
         sf_output_abort(out);
         char grew[128];
         monitor_grew_most(mon, grew, sizeof grew);
-        cli_error("memory budget exceeded: RSS %.1f MiB > --max-memory %.1f MiB at row %llu; "
+        cli_error("memory budget exceeded: RSS %.1f MiB > --max-memory %.1f MiB after row %llu; "
                   "grew most: %s; %s",
                   (double)budget_rss / 1048576.0, (double)o->mon.max_memory / 1048576.0,
                   (unsigned long long)sf_render_rows(r), grew, left);
@@ -403,11 +430,11 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
     if (refused && st != SF_OK && !cli_signal_caught()) {
         sf_output_abort(out);
         cli_error("memory budget exceeded: an allocation would take the tracked bytes past %.1f "
-                  "MiB (--max-memory %.1f MiB less %.1f MiB of code and libraries) at row %llu; "
-                  "%s",
+                  "MiB (--max-memory %.1f MiB less %.1f MiB of code and libraries) after row "
+                  "%llu; %s",
                   (double)limit / 1048576.0, (double)o->mon.max_memory / 1048576.0,
                   (double)(o->mon.max_memory - limit) / 1048576.0,
-                  (unsigned long long)sf_render_rows(r) + 1, left);
+                  (unsigned long long)sf_render_rows(r), left);
         monitor_print_census(mon, stderr, "memory budget exceeded");
         rc = EXIT_MEMORY;
         goto done_printed;
@@ -415,14 +442,14 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
     if (cli_signal_caught())
         goto signalled;
     if (st == SF_OK) {
-        /* Publishing takes an fsync and a rename: hold signals meanwhile, so
-         * that what we report (published or not) is what happened. */
-        sigset_t old;
-        hold_signals(&old);
+        /* Publishing takes an fsync and a rename. A signal up to the rename
+         * cancels it (the output checks right before renaming): nothing is
+         * published. One after it finds the feed published: we finish. */
         st = sf_output_commit(out);
-        if (st == SF_OK && sf_output_published(out))
+        if (sf_output_published(out))
             cli_signals_set_temp(NULL);
-        sigprocmask(SIG_SETMASK, &old, NULL); /* a pending signal lands here */
+        if (st == SF_ERR_CANCELLED && !sf_output_published(out) && cli_signal_caught())
+            goto signalled;
     }
     if (st != SF_OK) {
         sf_output_abort(out);
@@ -440,12 +467,11 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
     cli_signals_set_temp(NULL);
     if (!o->quiet)
         summary(o, r, out, mon, now_seconds() - t0);
-    if (cli_signal_caught()) {
-        cli_error("signal %d (%s) arrived while publishing; %s is published",
+    if (cli_signal_caught()) /* too late to stop: the feed is whole; say so, exit 0 */
+        cli_error("signal %d (%s) arrived after %s was %s; finished normally",
                   cli_signal_caught(), strsignal(cli_signal_caught()),
-                  to_stdout ? "the output" : o->output);
-        rc = 128 + cli_signal_caught();
-    }
+                  to_stdout ? "the output" : o->output,
+                  sf_output_published(out) ? "published" : "complete");
     goto done;
 signalled:
     cli_signals_forget_render();
@@ -468,6 +494,7 @@ done_printed:
                   o->mon.mem_log, strerror(monitor_log_error(mon)));
     cli_signals_forget_render();
     monitor_free(mon);
+    cli_signals_set_output(NULL);
     sf_output_free(out);
     cli_signals_set_temp(NULL);
     sf_source_free(src);

@@ -14,6 +14,10 @@
  *     temporary file (unlink(2) is async-signal-safe; the path was copied
  *     into a static buffer beforehand), restores the disposition it found
  *     (a sanitizer's handler, or the default) and re-raises.
+ * Publication: an asynchronous signal also cancels the output registered
+ * with cli_signals_set_output(), so a commit not yet at its rename gives up
+ * (nothing published, 128+N); one arriving after the rename finds the
+ * document published: the command finishes normally (exit 0) and says so.
  * SIGPIPE is ignored (a closed pipe is an output error, exit 5) and so is
  * SIGXFSZ (a file-size limit makes write(2) fail with EFBIG: exit 5). A
  * signal that was ignored when sqlfeed started stays ignored (nohup's
@@ -25,6 +29,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -43,13 +48,21 @@ static const int crash_sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTR
 #define NCRASH (sizeof crash_sigs / sizeof crash_sigs[0])
 
 static sf_render *volatile g_render;
+static sf_output *volatile g_output;
 static volatile sig_atomic_t g_signal;
 static struct sigaction crash_old[NCRASH];
-/* The temporary file to unlink on a crash; g_temp_set says it is whole. */
+/* The temporary file to unlink on a crash; g_temp_set says it is whole. A
+ * crash may happen in another thread (the monitor's): the flag is a C11
+ * atomic (lock-free, so usable in a handler), stored with release after the
+ * copy and loaded with acquire, so the handler never sees the flag before
+ * the bytes. */
 static char g_temp[PATH_MAX + 256];
-static volatile sig_atomic_t g_temp_set;
-/* A stack for the crash handler, so a stack overflow can still clean up. */
-static char altstack[1 << 16];
+static atomic_int g_temp_set;
+/* Stacks for the crash handler, so a stack overflow can still clean up:
+ * one for the main thread, one for a helper thread (the monitor's). */
+#define ALTSTACK_SIZE (1 << 16)
+static char altstack[ALTSTACK_SIZE], altstack_helper[ALTSTACK_SIZE];
+static atomic_flag helper_stack_taken = ATOMIC_FLAG_INIT;
 
 static void on_signal(int sig)
 {
@@ -58,13 +71,16 @@ static void on_signal(int sig)
     sf_render *r = g_render;
     if (r)
         sf_render_cancel(r);
+    sf_output *o = g_output;
+    if (o)
+        sf_output_cancel(o);
     errno = e;
 }
 
 static void on_crash(int sig)
 {
-    int removed = g_temp_set && unlink(g_temp) == 0;
-    g_temp_set = 0;
+    int removed = atomic_load_explicit(&g_temp_set, memory_order_acquire) && unlink(g_temp) == 0;
+    atomic_store(&g_temp_set, 0);
     /* One line, with async-signal-safe calls only: write(2) of fixed text. */
     char msg[128] = "sqlfeed: crashed with signal ", num[12];
     size_t n = strlen(msg), k = 0;
@@ -129,20 +145,45 @@ void cli_signals_install(sf_render *r)
 
 void cli_signals_forget_render(void) { g_render = NULL; }
 
+void cli_signals_set_output(sf_output *out) { g_output = out; }
+
+int cli_signals_helper_thread_start(void)
+{
+    if (atomic_flag_test_and_set(&helper_stack_taken))
+        return -1; /* one helper at a time has a stack of its own */
+    stack_t ss = {.ss_sp = altstack_helper, .ss_size = sizeof altstack_helper, .ss_flags = 0};
+    if (sigaltstack(&ss, NULL) != 0) {
+        atomic_flag_clear(&helper_stack_taken);
+        return -1;
+    }
+    return 0;
+}
+
+void cli_signals_helper_thread_end(int started)
+{
+    if (started != 0)
+        return;
+    stack_t ss = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
+    sigaltstack(&ss, NULL);
+    atomic_flag_clear(&helper_stack_taken);
+}
+
 int cli_signal_caught(void) { return g_signal; }
 
 void cli_signals_set_temp(const char *path)
 {
-    g_temp_set = 0;
+    atomic_store(&g_temp_set, 0);
     if (path && strlen(path) < sizeof g_temp) {
         memcpy(g_temp, path, strlen(path) + 1);
-        g_temp_set = 1;
+        atomic_store_explicit(&g_temp_set, 1, memory_order_release);
     }
 }
 
+const volatile sig_atomic_t *cli_signal_flag(void) { return &g_signal; }
+
 void cli_reraise(int sig)
 {
-    g_temp_set = 0;
+    atomic_store(&g_temp_set, 0);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_DFL;

@@ -220,6 +220,12 @@ const char *sf_source_backend(const sf_source *source);
 /* The last failure on this source, "" if none. */
 const char *sf_source_errmsg(const sf_source *source);
 
+/* After sf_source_open(): the file the source reads, as SQLite opened it
+ * (sqlite3_db_filename: absolute, whatever the spelling, a file: URI too);
+ * NULL for a server, an in-memory database, or before open. A program
+ * writing files can refuse to overwrite it. */
+const char *sf_source_file(const sf_source *source);
+
 /* ------------------------------------------------------------------------ */
 /* Template: a compiled Mustache template.                                  */
 
@@ -278,6 +284,13 @@ const char *sf_template_root_name(const sf_template *tpl, size_t i);
  * the rest of that comment with surrounding white space trimmed; "" if none. */
 const char *sf_template_description(const sf_template *tpl);
 
+/* The files a template file's load read: the template (index 0) and each
+ * partial file, once each, in the order first read; none for a built-in or
+ * string template. A program writing files next to it can refuse to
+ * overwrite one of them. Valid after a load. */
+size_t sf_template_file_count(const sf_template *tpl);
+const char *sf_template_file(const sf_template *tpl, size_t i);
+
 const char *sf_template_errmsg(const sf_template *tpl);
 
 /* Built-in templates: names by index (NULL past the end), and their text. */
@@ -305,17 +318,31 @@ void sf_output_free(sf_output *out);
  *     not atomic, never replaced; a FIFO without a reader is waited for
  *     10 s at most (a signal caught meanwhile ends the wait: SF_ERR_OUTPUT);
  *   anything else: published atomically; a symlink at `path` is replaced,
- *     its target untouched. No file is ever created in /dev, /proc or /sys.
- * Any name the file system accepts works: the temporary name is cut to fit. */
+ *     its target untouched. No file is ever created in /dev or anywhere
+ *     under it (/dev/shm, /dev/mqueue too), /proc or /sys (SF_ERR_OUTPUT;
+ *     see sf_output_kernel_dir).
+ * Any name the file system accepts works (the temporary name is cut to
+ * fit); a longer one is SF_ERR_OUTPUT here, before anything is written. */
 sf_status sf_output_open_file(sf_output *out, const char *path);
 
 /* Writes to an already open descriptor (e.g. 1 for stdout); not atomic, not
- * closed by the output. `label` names it in messages. */
+ * closed by the output. `label` names it in messages. When the descriptor
+ * is a regular file opened without O_APPEND, sf_output_commit() truncates
+ * it where the document ends (so `1<>old.xml` leaves no tail of the old
+ * file); with O_APPEND, what follows belongs to others and is kept. */
 sf_status sf_output_open_fd(sf_output *out, int fd, const char *label);
 
 /* Flushes, syncs and publishes. After a failure the previous file at the
- * path is untouched and the temporary file is gone. */
+ * path is untouched and the temporary file is gone. SF_ERR_CANCELLED when
+ * sf_output_cancel() was called before the rename (also during the fsync
+ * that precedes it); a cancel after the rename changes nothing: the
+ * document is published. */
 sf_status sf_output_commit(sf_output *out);
+
+/* Asks a write blocked on a stalled reader, or a commit not yet at its
+ * rename, to give up (SF_ERR_CANCELLED). Async-signal-safe: one atomic
+ * store; may be called from a signal handler or another thread. */
+void sf_output_cancel(sf_output *out);
 
 /* 1 once the document has replaced the path (the rename is done), even if
  * the directory sync that follows then failed; else 0. */
@@ -334,9 +361,18 @@ sf_status sf_output_write(sf_output *out, const void *p, size_t n);
  * Safe to read from another thread. */
 uint64_t sf_output_bytes(const sf_output *out);
 
-/* 1 when the output is published atomically (a temporary file renamed at
- * commit), 0 when it is written as it goes (a descriptor, device, FIFO). */
+/* 1 when the output was opened as a file published atomically (a temporary
+ * file renamed at commit), from sf_output_open_file() on, whatever happens
+ * after (a commit, an abort); 0 when it is written as it goes (a descriptor,
+ * device, FIFO) or was never opened. */
 int sf_output_atomic(const sf_output *out);
+
+/* 1 when `dir` is a directory where no output file is ever created: /dev
+ * and everything under it, /proc, /sys (by real path), or a kernel pseudo
+ * file system mounted elsewhere (procfs, sysfs, devpts, mqueue, cgroup...).
+ * sf_output_open_file() refuses those; a program creating other files (a
+ * log) should too. 0 otherwise, also when `dir` cannot be opened. */
+int sf_output_kernel_dir(const char *dir);
 
 /* The path of the temporary file while one exists, else NULL. */
 const char *sf_output_temp_path(const sf_output *out);

@@ -145,9 +145,9 @@ echo "previous feed" > "$T/keep.xml"
 "$SF" render --db "$DB" --template simplyhired -o "$T/keep.xml" --max-memory 1M 2>"$T/err6"; rc=$?
 ok "--max-memory 1M: exit 6" test $rc = 6
 ok "--max-memory 1M: says so, with the type that grew most" \
-    grep -qE "^sqlfeed: memory budget exceeded: RSS [0-9.]+ MiB > --max-memory 1.0 MiB at row [0-9]+; grew most: [a-z ]+ \(\+[0-9.]+ [KMG]?i?B since the start\); nothing published" "$T/err6"
+    grep -qE "^sqlfeed: memory budget exceeded: RSS [0-9.]+ MiB > --max-memory 1.0 MiB after row [0-9]+; grew most: [a-z ]+ \(\+[0-9.]+ [KMG]?i?B since the start\); nothing published" "$T/err6"
 ok "--max-memory 1M: prints the census" grep -q "(memory budget exceeded)" "$T/err6"
-stopped=$(sed -n 's/^sqlfeed: memory budget exceeded: .* at row \([0-9]*\);.*/\1/p' "$T/err6")
+stopped=$(sed -n 's/^sqlfeed: memory budget exceeded: .* after row \([0-9]*\);.*/\1/p' "$T/err6")
 all=$(sqlite3 "$DB" "SELECT count(*) FROM jobs WHERE site = 'justjobs' AND is_active")
 ok "--max-memory 1M: the render stopped early (row ${stopped:-?} of $all)" \
     sh -c "[ -n '$stopped' ] && [ '$stopped' -lt '$all' ]"
@@ -164,6 +164,24 @@ echo "previous feed" > "$T/keep.xml"
     -o "$T/keep.xml" --max-memory 20M 2>"$T/err"; rc=$?
 ok "--max-memory: a short spike is caught (exit 6, nothing published)" \
     sh -c "[ $rc = 6 ] && [ \"\$(cat '$T/keep.xml')\" = 'previous feed' ]"
+# The message and the census printed under it count rows alike.
+agree() { # agree FILE: "after row N" in the budget message, "rows N" in its census
+    local a b
+    a=$(sed -n 's/^sqlfeed: memory budget exceeded: .* after row \([0-9]*\);.*/\1/p' "$1")
+    b=$(sed -n 's/^  rows \([0-9]*\) (.*/\1/p' "$1" | tail -1)
+    [ -n "$a" ] && [ "$a" = "$b" ]
+}
+ok "--max-memory, a spike in the first row: the message and the census name the same row count" agree "$T/err"
+ok "--max-memory 1M: the message and the census name the same row count" agree "$T/err6"
+sqlite3 "$T/huge.db" "CREATE TABLE t(v); INSERT INTO t SELECT replace(hex(zeroblob(20000000)), '0', 'x');" 2>/dev/null
+"$SF" render --db "$T/huge.db" --query 'SELECT v FROM t' --template "$T/v.mustache" \
+    -o "$T/keep.xml" --max-memory 24M 2>"$T/err"; rc=$?
+ok "--max-memory 24M, one 40 MB row: exit 6, message and census agree on the rows" sh -c "[ $rc = 6 ] && agree() { a=\$(sed -n 's/^sqlfeed: memory budget exceeded: .* after row \([0-9]*\);.*/\1/p' '$T/err'); b=\$(sed -n 's/^  rows \([0-9]*\) (.*/\1/p' '$T/err' | tail -1); [ -n \"\$a\" ] && [ \"\$a\" = \"\$b\" ]; }; agree"
+[ $rc = 6 ] || echo "  (exit $rc: $(head -c 300 "$T/err"))"
+rm -f "$T/huge.db"
+# A census with too few rows sampled says nothing about growth, as the summary.
+"$SF" render --db "$DB" --query 'SELECT 1 AS v' --template "$T/v.mustache" -o "$T/ok.xml" --census 2>"$T/err"; rc=$?
+ok "--census of a one-row run: no 'memory: unknown' line" sh -c "[ $rc = 0 ] && grep -q '(end of run)' '$T/err' && ! grep -q 'unknown' '$T/err'"
 "$SF" render --db "$DB" --template simplyhired -o "$T/ok.xml" --max-memory nan 2>"$T/err"; rc=$?
 ok "--max-memory nan: exit 2" test $rc = 2
 

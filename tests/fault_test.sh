@@ -8,16 +8,19 @@
 #   database: open (not a database, missing file), prepare, first row,
 #             mid-stream SQL error
 #   output:   create the temporary file, write (EIO, ENOSPC, EFBIG injected;
-#             EFBIG from a real `ulimit -f`), fsync, close, rename, directory
-#             fsync (tests/inject.c, an LD_PRELOAD shim, provokes them)
+#             EFBIG from a real `ulimit -f`: SIGXFSZ is ignored, so write
+#             fails, exit 5), fsync, close, rename, directory fsync
+#             (tests/inject.c, an LD_PRELOAD shim, provokes them)
 #   memory:   --max-memory crossed (exit 6)
-#   signals:  every signal whose default action ends the process, sent
-#             mid-render (the synchronous fault signals ILL TRAP ABRT BUS FPE
-#             SEGV are left out: sent by kill they are not what they mean);
-#             SIGTERM also before the first row. SIGUSR1 prints the census
-#             and must not stop the render. SIGPIPE is ignored by the
-#             command (a closed output is a write error to report): it must
-#             either stop the render cleanly or leave it running.
+#   signals:  every asynchronous signal whose default action ends the
+#             process, sent mid-render (exit 128+N); SIGTERM also before the
+#             first row. Crash signals (SEGV BUS ABRT SYS) sent by kill: the
+#             handler removes the temporary file, prints "crashed with signal
+#             N; temporary file removed, nothing published" and dies by the
+#             signal. SIGXFSZ and SIGPIPE are ignored by the command (a
+#             file-size limit and a closed output are write errors to
+#             report): the render must stop cleanly or go on. SIGUSR1
+#             prints the census and must not stop the render.
 #   servers:  PostgreSQL and MariaDB (throwaway servers, tests/servers.sh,
 #             loopback only; SKIP when their binaries are missing): a hung
 #             server (kill -STOP) with SIGTERM and with --timeout, and a killed

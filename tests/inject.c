@@ -18,6 +18,13 @@
  *   SQLFEED_INJECT_RENAME_FAIL=1    rename()/renameat()/renameat2() of a
  *                                   temporary file fails with EIO
  *   SQLFEED_INJECT_DIRSYNC_EIO=1    fsync() of a directory fails with EIO
+ *   SQLFEED_INJECT_FSYNC_DELAY_MS=N fsync() of a temporary file (or, with
+ *   SQLFEED_INJECT_FSYNC_DELAY_ON=dir, of a directory: after the rename)
+ *                                   takes N ms more, as a slow disk's does;
+ *                                   signals do not shorten it (fsync is not
+ *                                   interruptible). SQLFEED_INJECT_FSYNC_MARK
+ *                                   =PATH: that file is created when the
+ *                                   delay begins, for a test to wait on.
  * Test-only; not part of the library. */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -29,6 +36,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The real function `name`, looked up once. */
@@ -139,9 +147,29 @@ static int fail_sync(int fd)
            (flag("SQLFEED_INJECT_DIRSYNC_EIO") && is_dir(fd));
 }
 
+static void delay_sync(int fd)
+{
+    const char *ms = getenv("SQLFEED_INJECT_FSYNC_DELAY_MS");
+    const char *on = getenv("SQLFEED_INJECT_FSYNC_DELAY_ON");
+    int want_dir = on && strcmp(on, "dir") == 0;
+    if (!ms || !*ms || (want_dir ? !is_dir(fd) : !is_temp(fd)))
+        return;
+    const char *mark = getenv("SQLFEED_INJECT_FSYNC_MARK");
+    if (mark && *mark) {
+        int m = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (m >= 0)
+            close(m);
+    }
+    long n = atol(ms);
+    struct timespec left = {n / 1000, (n % 1000) * 1000000L};
+    while (nanosleep(&left, &left) != 0 && errno == EINTR)
+        ;
+}
+
 int fsync(int fd)
 {
     REAL(int, fsync, (int));
+    delay_sync(fd);
     if (fail_sync(fd)) {
         errno = EIO;
         return -1;

@@ -74,6 +74,38 @@ if [ $HAVE_NS = 1 ]; then
              "$SF" render --db "$DB" --template simplyhired -q -o "$T/ro/f.xml"; echo "rc=$?"' > "$T/sb" 2>&1
     ok "-o on a read-only file system: exit 5, says so" \
         sh -c "grep -qx rc=5 '$T/sb' && grep -q 'Read-only file system' '$T/sb'"
+    # No new file anywhere under /dev (whatever is mounted there), for every
+    # output option of every command.
+    sandbox 'mkdir /dev/shm /dev/mqueue; mount -t tmpfs sqlfeed-test-shm /dev/shm || exit 99
+             mount -t mqueue sqlfeed-test-mq /dev/mqueue 2>/dev/null && echo mq=1
+             R="render --db $DB --query SELECT\ 1\ AS\ v --template simplyhired -q"
+             "$SF" render --db "$DB" --template simplyhired -q -o /dev/shm/feed.xml 2>>"$T/kerr"; echo "shm=$?"
+             "$SF" render --db "$DB" --template simplyhired -q -o /dev/mqueue/feed.xml 2>>"$T/kerr"; echo "mq=$?"
+             "$SF" render --db "$DB" --template simplyhired -q -o "$T/k.xml" --mem-log /dev/newlog.json 2>>"$T/kerr"; echo "log=$?"
+             "$SF" render --db "$DB" --template simplyhired -q -o "$T/k.xml" --census-fifo /dev/shm/c.fifo 2>>"$T/kerr"; echo "fifo=$?"
+             ln -s /dev/shm/viaLink.json "$T/dangling-to-dev"
+             "$SF" render --db "$DB" --template simplyhired -q -o "$T/k.xml" --mem-log "$T/dangling-to-dev" 2>>"$T/kerr"; echo "dlog=$?"
+             for i in 0 1 2; do echo "{\"t\":$i,\"rows\":$i,\"bytes\":0,\"rss\":1,\"heap\":1,\"tracked\":1}"; done > "$T/m.json"
+             "$SF" mem-plot "$T/m.json" -o /dev/shm/m.svg 2>>"$T/kerr"; echo "plot=$?"
+             "$SF" demo-db --rows 10 -o /dev/new.db 2>>"$T/kerr"; echo "demo=$?"
+             "$SF" demo-db --rows 10 -o /dev/stdout > "$T/demo-stdout.db" 2>>"$T/kerr"; echo "demostdout=$?"
+             "$SF" demo-db --rows 10 -o /dev/null 2>"$T/demonull"; echo "demonull=$?"; [ -c /dev/null ] && echo nullchr
+             [ -L /dev/stdout ] && echo link=$(readlink /dev/stdout)
+             ls -A /dev /dev/shm /dev/mqueue | grep -E "feed|log|fifo|svg|new|sqlfeed-|viaLink"' > "$T/sb" 2>&1
+    ok "-o /dev/shm/FILE: refused (exit 5)" grep -qx "shm=5" "$T/sb"
+    if grep -qx mq=1 "$T/sb"; then ok "-o /dev/mqueue/FILE: refused (exit 5)" grep -qx "mq=5" "$T/sb"
+    else skip "-o /dev/mqueue/FILE" "cannot mount mqueue here"; fi
+    ok "--mem-log /dev/NEWFILE: refused (exit 5)" grep -qx "log=5" "$T/sb"
+    ok "--census-fifo /dev/shm/NEW: refused (exit 5)" grep -qx "fifo=5" "$T/sb"
+    ok "--mem-log through a dangling symlink into /dev/shm: refused (exit 5)" grep -qx "dlog=5" "$T/sb"
+    ok "mem-plot -o /dev/shm/NEW: refused (exit 5)" grep -qx "plot=5" "$T/sb"
+    ok "demo-db -o /dev/NEWFILE: refused (exit 5)" grep -qx "demo=5" "$T/sb"
+    ok "demo-db -o /dev/stdout > FILE: refused (exit 2), /dev/stdout still the link" \
+        sh -c "grep -qx demostdout=2 '$T/sb' && grep -qx link=/proc/self/fd/1 '$T/sb' && [ ! -s '$T/demo-stdout.db' ]"
+    ok "demo-db -o /dev/null: refused (exit 2), /dev/null still the device" \
+        sh -c "grep -qx demonull=2 '$T/sb' && grep -qx nullchr '$T/sb' && grep -q 'a database is a file' '$T/demonull'"
+    ok "... nothing created in /dev, /dev/shm or /dev/mqueue" sh -c "! grep -qvE '^(mq|shm|log|fifo|dlog|plot|demo|demostdout|demonull)=|^link=|^nullchr$' '$T/sb'"
+    ok "... each refusal says why" sh -c "[ \$(grep -c 'will not create' '$T/kerr') -ge 7 ]"
 else
     skip "-o /dev/stdout and /dev/NEWFILE" "no unshare --mount: not run against the real /dev"
 fi
@@ -93,6 +125,26 @@ run "$SF" "${R[@]}" -o /dev/fd/9
 expect "-o /dev/fd/9 with descriptor 9 closed: exit 5, says so" 5 "descriptor 9.*not open"
 run "$SF" "${R[@]}" -o /dev/fd/7 7<"$T/ref.xml"
 expect "-o /dev/fd/7 open read-only: exit 5, says so" 5 "descriptor 7.*not open for writing"
+
+# ---- a descriptor on a file that already holds something -------------------------
+# Opened without O_TRUNC (1<>FILE): the feed must not be followed by the old
+# file's tail. With O_APPEND (>>FILE) what was there stays, the feed after it.
+old_big() { head -c 8000000 /dev/zero | tr '\0' x > "$1"; }
+old_big "$T/sd.xml"; "$SF" "${R[@]}" -o /dev/stdout 1<>"$T/sd.xml" 2>"$T/err"; rc=$?
+ok "-o /dev/stdout 1<> an 8 MB file: exactly the feed, no old tail" sh -c "[ $rc = 0 ] && cmp -s '$T/sd.xml' '$T/ref.xml'"
+old_big "$T/sd.xml"; "$SF" "${R[@]}" -o - 1<>"$T/sd.xml" 2>"$T/err"; rc=$?
+ok "-o - 1<> an 8 MB file: exactly the feed, no old tail" sh -c "[ $rc = 0 ] && cmp -s '$T/sd.xml' '$T/ref.xml'"
+old_big "$T/sd.xml"; "$SF" "${R[@]}" -o /dev/fd/5 5<>"$T/sd.xml" 2>"$T/err"; rc=$?
+ok "-o /dev/fd/5 5<> an 8 MB file: exactly the feed, no old tail" sh -c "[ $rc = 0 ] && cmp -s '$T/sd.xml' '$T/ref.xml'"
+echo head > "$T/ap.xml"; "$SF" "${R[@]}" -o /dev/stdout >>"$T/ap.xml" 2>"$T/err"; rc=$?
+ok "-o /dev/stdout >> FILE (O_APPEND): what was there, then the feed" \
+    sh -c "[ $rc = 0 ] && { echo head; cat '$T/ref.xml'; } | cmp -s - '$T/ap.xml'"
+head -c 8000000 /dev/zero | tr '\0' x > "$T/sd.xml"; mkfifo "$T/over.fifo"
+(cat "$T/over.fifo" 1<>"$T/sd.xml") & cpid=$!
+run timeout 20 "$SF" "${R[@]}" -o "$T/over.fifo"; wait $cpid
+ok "-o a FIFO whose reader writes 1<> an 8 MB file: the feed, then the old tail (the reader's file: not ours to cut)" \
+    sh -c "[ $rc = 0 ] && cmp -s -n \$(stat -c %s '$T/ref.xml') '$T/sd.xml' '$T/ref.xml' && [ \$(stat -c %s '$T/sd.xml') = 8000000 ]"
+rm -f "$T/over.fifo"
 
 # ---- symlinks ---------------------------------------------------------------
 previous "$T/target.xml"; ln -s target.xml "$T/link.xml"
@@ -121,13 +173,24 @@ expect "-o a FIFO nobody reads: gives up (exit 5), says why" 5 "no process opene
 ok "-o a FIFO nobody reads: within 10 s (+2), not forever (took $took s)" test $took -le 12
 for opt in "-o" "--mem-log"; do
     args=(-o "$T/x.xml"); [ "$opt" = "-o" ] && args=()
+    rm -f "$T/x.xml"
     "$SF" "${R[@]}" "${args[@]}" $opt "$T/noreader.fifo" 2>"$T/err" & pid=$!
-    sleep 0.5; kill -TERM $pid
+    sleep 0.5
+    # With --mem-log, -o's temporary file exists while the log waits: the
+    # signal must remove it. With -o the FIFO, there is none to remove.
+    had=$(find "$T" -maxdepth 1 -name '.x.xml.sqlfeed-*' | wc -l)
+    kill -TERM $pid
     for _ in $(seq 40); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
     if kill -0 $pid 2>/dev/null; then fail "SIGTERM while $opt waits for a FIFO reader" "still running"; kill -KILL $pid
     else wait $pid; rc=$?; expect "SIGTERM while $opt waits for a FIFO reader: exit 143 at once" 143 "stopped by signal 15"; fi
+    if [ "$opt" = "--mem-log" ]; then
+        ok "SIGTERM while --mem-log waits: -o's temporary file existed, and is removed, -o not created" \
+            sh -c "[ $had = 1 ] && ! find '$T' -maxdepth 1 -name '.x.xml.sqlfeed-*' | grep -q . && [ ! -e '$T/x.xml' ]"
+    else
+        ok "SIGTERM while -o waits for a FIFO reader: the FIFO stays a FIFO, no file beside it" \
+            sh -c "[ $had = 0 ] && [ -p '$T/noreader.fifo' ] && ! ls -A '$T' | grep -q 'noreader.fifo.'"
+    fi
 done
-ok "SIGTERM while waiting: no temporary file" no_temp "$T"
 
 # ---- every output checked against every input and output ---------------------
 cp "$DB" "$T/db2.db"; printf 'SELECT 1 AS v\n' > "$T/q.sql"
@@ -152,6 +215,25 @@ run "$SF" "${Q[@]}" -o "$T/q.sql"
 expect "-o naming --query-file: exit 2" 2 "-o $T/q.sql is the same file as --query-file"
 run "$SF" render --db "$T/db2.db" --query 'SELECT 1 AS v' --template "$T/part.mustache" -o "$T/item.mustache"
 expect "-o naming a partial of the template: exit 2" 2 "-o $T/item.mustache is .* partial"
+# The database as SQLite opens it: a file: URI, a name with '=' in it.
+cp "$DB" "$T/uri.db"; cp "$DB" "$T/a=b.db"
+run "$SF" render --db "file:$T/uri.db" --query 'SELECT 1 AS v' --template "$T/v.mustache" -o "$T/uri.db"
+expect "--db file:DB -o DB: exit 2, names the database" 2 "-o $T/uri.db is the same file as --db $T/uri.db"
+run "$SF" render --db "file:$T/uri.db?mode=ro" --query 'SELECT 1 AS v' --template "$T/v.mustache" -o "$T/ok.xml" --mem-log "$T/uri.db"
+expect "--db file:DB?mode=ro --mem-log DB: exit 2" 2 "--mem-log $T/uri.db is the same file as --db"
+run "$SF" render --db "$T/a=b.db" --query 'SELECT 1 AS v' --template "$T/v.mustache" -o "$T/a=b.db"
+expect "--db a=b.db -o a=b.db: exit 2" 2 "is the same file as --db"
+ok "... the databases untouched" sh -c "cmp -s '$DB' '$T/uri.db' && cmp -s '$DB' '$T/a=b.db'"
+# Every partial the template read, wherever it lives (a hard link elsewhere).
+mkdir -p "$T/ptpl" "$T/pother"
+printf '<r>{{#rows}}{{>item}}{{/rows}}</r>\n' > "$T/ptpl/main.mustache"; printf '<v>{{v}}</v>' > "$T/ptpl/item.mustache"
+ln -f "$T/ptpl/item.mustache" "$T/pother/log.json"
+run "$SF" render --db "$DB" --query 'SELECT 1 AS v' --template "$T/ptpl/main.mustache" -o "$T/ok.xml" --mem-log "$T/pother/log.json"
+expect "--mem-log a hard link to a partial the template read: exit 2" 2 "--mem-log $T/pother/log.json is the same file as a partial of --template $T/ptpl/item.mustache"
+ok "... the partial untouched" sh -c "[ \"\$(cat '$T/ptpl/item.mustache')\" = '<v>{{v}}</v>' ]"
+ln -sf ../ptpl/item.mustache "$T/pother/feed.xml"
+run "$SF" render --db "$DB" --query 'SELECT 1 AS v' --template "$T/ptpl/main.mustache" -o "$T/ok.xml" --census-fifo "$T/pother/feed.xml"
+expect "--census-fifo a symlink to a partial: exit 2" 2 "--census-fifo $T/pother/feed.xml is the same file as a partial"
 printf 'SELECT 2 AS v\n' > "$T/v.sql"
 run "$SF" render --db "$T/db2.db" --template "$T/v.mustache" -o "$T/v.sql"
 expect "-o naming the template's own query (NAME.sql): exit 2" 2 "-o $T/v.sql is the same file as the query of --template"
@@ -193,6 +275,31 @@ for sig in $SIGS; do
     [ $rc = $want ] || echo "  ($sig: exit $rc; $(head -c 200 "$T/err"))"
     find "$T" -maxdepth 1 -name '.keep.xml.sqlfeed-*' -delete # what a broken run left
 done
+# A signal during publication (tests/inject.c slows an fsync down and marks
+# when it starts): during the temporary file's fsync, before the rename,
+# nothing is published (exit 143); during the directory's, after the rename,
+# the feed is published and the run finishes (exit 0), saying so.
+INJ=$B/tests/inject.so
+if [ -f "$INJ" ]; then
+    for on in file dir; do
+        previous "$T/keep.xml"; rm -f "$T/mark"
+        SQLFEED_INJECT_FSYNC_DELAY_MS=1500 SQLFEED_INJECT_FSYNC_DELAY_ON=$on SQLFEED_INJECT_FSYNC_MARK="$T/mark" \
+            LD_PRELOAD=$INJ "$SF" "${R[@]}" -o "$T/keep.xml" 2>"$T/err" & pid=$!
+        for _ in $(seq 500); do [ -e "$T/mark" ] && break; sleep 0.02; done
+        [ -e "$T/mark" ] || fail "SIGTERM during the $on fsync" "the delay never began"
+        kill -TERM $pid; wait $pid; rc=$?
+        if [ $on = file ]; then
+            expect "SIGTERM during the temporary file's fsync (before the rename): exit 143, nothing published" 143 "stopped by signal 15.*left as it was"
+            ok "... previous feed kept, temporary file removed" sh -c "[ \"\$(cat '$T/keep.xml')\" = 'previous feed' ] && ! ls -A '$T' | grep -q '^\.keep.xml.sqlfeed-'"
+        else
+            expect "SIGTERM during the directory's fsync (after the rename): exit 0, the signal noted" 0 "signal 15 \(Terminated\) arrived after $T/keep.xml was published; finished normally"
+            ok "... the feed published, no temporary file" sh -c "cmp -s '$T/keep.xml' '$T/ref.xml' && ! ls -A '$T' | grep -q '^\.keep.xml.sqlfeed-'"
+        fi
+    done
+else
+    fail "a signal during publication" "$INJ not built"
+fi
+
 # A signal ignored when sqlfeed starts (nohup) stays ignored.
 (trap '' HUP; exec "$SF" "${R[@]}" -o "$T/nohup.xml") & pid=$!
 sleep 0.05; kill -HUP $pid 2>/dev/null; wait $pid; rc=$?
@@ -217,8 +324,48 @@ ok "a 255-byte UTF-8 name is published" sh -c "[ $rc = 0 ] && cmp -s '$T/$name' 
 rm -f "$T/$name"
 ok "long names: no temporary file left" no_temp "$T"
 name=$(printf 'f%.0s' $(seq 256))
-run "$SF" "${R[@]}" -o "$T/$name"
-expect "a name of 256 bytes: exit 5, the file system's refusal named" 5 "File name too long"
+run timeout 20 "$SF" render --db "$DB" --query "$ENDLESS" --template "$T/v.mustache" -o "$T/$name"
+expect "a name of 256 bytes: exit 5 when the output is opened (an endless query never starts), the refusal named" 5 "is 256 bytes, more than the 255 .*File name too long"
+
+# ---- demo-db publishes like a feed --------------------------------------------------
+cp "$DB" "$T/demo.db"
+# (demo-db -o /dev/null is tried in the sandbox above: a broken demo-db
+# renames its file over the device.)
+mkfifo "$T/demo.fifo"
+run timeout 5 "$SF" demo-db --rows 10 -o "$T/demo.fifo"
+expect "demo-db -o FIFO: refused at once (exit 2), no wait for a reader" 2 "is a FIFO"
+for n in 240 255; do
+    name=$(printf 'd%.0s' $(seq $n))
+    run "$SF" demo-db --rows 10 -o "$T/$name"
+    ok "demo-db -o a $n-byte name: written" sh -c "[ $rc = 0 ] && [ \"\$(sqlite3 '$T/$name' 'SELECT count(*) FROM jobs')\" = 10 ]"
+    rm -f "$T/$name"
+done
+for sig in TERM QUIT USR2 ALRM; do
+    "$SF" demo-db --rows 5000000 -o "$T/demo.db" 2>"$T/err" & pid=$!
+    for _ in $(seq 300); do
+        [ -n "$(find "$T" -maxdepth 1 -name '.demo.db.sqlfeed-*' -size +100k)" ] && break
+        sleep 0.02
+    done
+    kill -s $sig $pid; wait $pid 2>/dev/null; rc=$?
+    want=$((128 + $(kill -l $sig)))
+    ok "demo-db SIG$sig mid-build: exit $want, temporary file removed, previous database kept" \
+        sh -c "[ $rc = $want ] && cmp -s '$DB' '$T/demo.db' && ! ls -A '$T' | grep -q '^\.demo.db.sqlfeed-'"
+    find "$T" -maxdepth 1 -name '.demo.db.sqlfeed-*' -delete
+done
+(trap '' QUIT; exec "$SF" demo-db --rows 5000000 -o "$T/demo.db" 2>"$T/err") & pid=$!
+for _ in $(seq 300); do [ -n "$(find "$T" -maxdepth 1 -name '.demo.db.sqlfeed-*' -size +100k)" ] && break; sleep 0.02; done
+kill -QUIT $pid; wait $pid 2>/dev/null; rc=$?
+ok "demo-db with SIGQUIT ignored by the parent: still stopped by it (exit 131), nothing left" \
+    sh -c "[ $rc = 131 ] && cmp -s '$DB' '$T/demo.db' && ! ls -A '$T' | grep -q '^\.demo.db.sqlfeed-'"
+find "$T" -maxdepth 1 -name '.demo.db.sqlfeed-*' -delete
+run bash -c 'ulimit -f 500; exec "$@"' _ "$SF" demo-db --rows 100000 -o "$T/demo.db"
+expect "demo-db under ulimit -f: an output error (exit 5)" 5 "nothing published"
+ok "... previous database kept, no temporary file" sh -c "cmp -s '$DB' '$T/demo.db' && ! ls -A '$T' | grep -q '^\.demo.db.sqlfeed-'"
+if [ -f "$INJ" ]; then
+    run env LD_PRELOAD="$INJ" SQLFEED_INJECT_RENAME_FAIL=1 "$SF" demo-db --rows 100 -o "$T/demo.db"
+    expect "demo-db with the rename failing: exit 5" 5 "rename"
+    ok "... previous database kept, no temporary file" sh -c "cmp -s '$DB' '$T/demo.db' && ! ls -A '$T' | grep -q '^\.demo.db.sqlfeed-'"
+fi
 
 # ---- an allocation failure at every point of the library ----------------------------
 if [ -x "$B/tests/publish_alloc_test" ]; then

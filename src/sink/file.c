@@ -60,7 +60,6 @@ static sf_status fail_errno(file_sink *f, const char *what, const char *name, in
 static sf_status fs_write(sf_sink *k, const char *p, size_t n)
 {
     file_sink *f = (file_sink *)k;
-    const atomic_int *cancel = k->out->cancel;
     while (n) {
         ssize_t w = write(f->fd, p, n);
         if (w < 0 && errno != EINTR)
@@ -72,7 +71,7 @@ static sf_status fs_write(sf_sink *k, const char *p, size_t n)
         }
         /* A signal ends a blocked write early (EINTR, or a short count on a
          * pipe): give up if the render was cancelled, else carry on. */
-        if (n && cancel && atomic_load(cancel))
+        if (n && sf_output_is_cancelled(k->out))
             return sf_fail(&f->base.out->err, SF_ERR_CANCELLED, "write to %s interrupted",
                            f->tmp ? f->tmp : f->label);
     }
@@ -88,8 +87,19 @@ static sf_status fs_write(sf_sink *k, const char *p, size_t n)
 static sf_status fs_finish(sf_sink *k)
 {
     file_sink *f = (file_sink *)k;
-    if (!f->owned)
+    if (!f->owned) {
+        /* A regular file opened without O_TRUNC (1<>feed.xml) keeps the
+         * old document's tail past what we wrote: cut it. Not with
+         * O_APPEND, where other writers may own what follows. */
+        struct stat st;
+        int fl = fcntl(f->fd, F_GETFL);
+        if (fl < 0 || (fl & O_APPEND) || fstat(f->fd, &st) != 0 || !S_ISREG(st.st_mode))
+            return SF_OK;
+        off_t at = lseek(f->fd, 0, SEEK_CUR);
+        if (at >= 0 && at < st.st_size && ftruncate(f->fd, at) != 0)
+            return fail_errno(f, "truncate", f->label, errno);
         return SF_OK;
+    }
     if (f->owned == 2) { /* a device or FIFO: close, and say if that failed */
         int fd = f->fd;
         f->fd = -1;
@@ -101,6 +111,11 @@ static sf_status fs_finish(sf_sink *k)
     f->fd = -1;
     if (close(fd) != 0)
         return fail_errno(f, "close", f->tmp, errno);
+    /* The last point where a signal may still stop the publication: past
+     * it, the rename is done whatever arrives (docs/sink.md). */
+    if (sf_output_is_cancelled(k->out))
+        return sf_fail(&f->base.out->err, SF_ERR_CANCELLED,
+                       "cancelled before publishing: %s left as it was", f->path);
     /* Both names relative to the directory opened at the start: the file
      * lands in the directory it was written in, whatever happened to the
      * path meanwhile, and a long path never meets PATH_MAX. */
@@ -260,30 +275,65 @@ static int fd_named_by(const char *path)
 }
 
 /* Whether a directory belongs to the kernel's file systems, where sqlfeed
- * never creates a file: /dev (when it is a mount of its own: devtmpfs),
- * procfs, sysfs. Renaming a file over /dev/stdout would replace it for every
- * process on the machine. */
-static int kernel_dir(int dirfd)
+ * never creates a file: /dev and everything under it (its links, devpts,
+ * mqueue, shm: a file there is not what anyone reading a feed expects, and
+ * a rename over /dev/stdout would replace it for every process), /proc,
+ * /sys, and the pseudo file systems mounted elsewhere. By real path (the
+ * directory's symlinks resolved), by file system type, and, for a /dev
+ * mounted on its own (devtmpfs, a container's tmpfs), by device. */
+static int under(const char *real, const char *top)
 {
+    size_t n = strlen(top);
+    return strncmp(real, top, n) == 0 && (real[n] == '\0' || real[n] == '/');
+}
+
+int sf_sink_kernel_dir(const char *dir, int dirfd)
+{
+    static const long kernel_fs[] = {
+        0x9fa0,     /* proc */
+        0x62656572, /* sysfs */
+        0x1cd1,     /* devpts */
+        0x19800202, /* mqueue */
+        0x64626720, /* debugfs */
+        0x74726163, /* tracefs */
+        0x73636673, /* securityfs */
+        0x27e0eb,   /* cgroup */
+        0x63677270, /* cgroup2 */
+        0xcafe4a11, /* bpf */
+        0x6165676c, /* pstore */
+        0x62656570, /* configfs */
+        0xde5e81e4, /* efivarfs */
+        0x65735543, /* fusectl */
+        0x42494e4d, /* binfmt_misc */
+    };
     struct statfs fs;
-    if (fstatfs(dirfd, &fs) == 0 &&
-        (fs.f_type == 0x9fa0 /* PROC_SUPER_MAGIC */ || fs.f_type == 0x62656572 /* SYSFS */ ||
-         fs.f_type == 0x1cd1 /* DEVPTS */))
+    if (fstatfs(dirfd, &fs) == 0)
+        for (size_t i = 0; i < sizeof kernel_fs / sizeof kernel_fs[0]; i++)
+            if ((long)fs.f_type == kernel_fs[i])
+                return 1;
+    char real[PATH_MAX];
+    if (dir && realpath(dir, real) &&
+        (under(real, "/dev") || under(real, "/proc") || under(real, "/sys")))
         return 1;
     struct stat d, dev, root;
     if (fstat(dirfd, &d) != 0 || stat("/dev", &dev) != 0 || stat("/", &root) != 0)
         return 0;
     if (d.st_dev == dev.st_dev && d.st_ino == dev.st_ino)
-        return 1; /* /dev itself, whatever it is mounted from */
+        return 1; /* /dev itself, reached by another path (a bind mount) */
     return d.st_dev == dev.st_dev && dev.st_dev != root.st_dev;
 }
 
 /* Opens a FIFO for writing: without a reader, open() would wait forever.
  * Non-blocking attempts every FIFO_POLL_MS until one succeeds or FIFO_WAIT_MS
- * pass; a signal caught meanwhile (EINTR) ends the wait at once. */
-static int open_fifo(const char *path, int *err)
+ * pass; sf_output_cancel() (a signal handler) ends the wait at the next
+ * attempt, and a signal caught during the sleep (EINTR) at once. */
+static int open_fifo(const sf_output *out, const char *path, int *err)
 {
     for (int waited = 0;; waited += FIFO_POLL_MS) {
+        if (sf_output_is_cancelled(out)) {
+            *err = EINTR;
+            return -1;
+        }
         int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
         if (fd >= 0) {
             int fl = fcntl(fd, F_GETFL);
@@ -382,7 +432,7 @@ static sf_status open_path(file_sink *f, const char *path)
          * to, never replaced: renaming a file over /dev/null would break
          * the machine. Not atomic, as with a descriptor. */
         int err = 0;
-        f->fd = S_ISFIFO(st.st_mode) ? open_fifo(path, &err)
+        f->fd = S_ISFIFO(st.st_mode) ? open_fifo(out, path, &err)
                                      : open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
         if (f->fd < 0) {
             if (!err)
@@ -411,13 +461,24 @@ static sf_status open_path(file_sink *f, const char *path)
     if (f->dirfd < 0)
         return sf_fail(&out->err, SF_ERR_OUTPUT, "cannot create a temporary file in %s for %s: %s",
                        f->dir, path, strerror(errno));
-    if (kernel_dir(f->dirfd))
+    if (sf_sink_kernel_dir(f->dir, f->dirfd))
         return sf_fail(&out->err, SF_ERR_OUTPUT,
-                       "will not create a file in %s (a kernel file system: /dev, /proc, /sys) "
-                       "for %s; -o - or /dev/stdout writes to standard output",
+                       "will not create a file in %s (/dev and below, /proc, /sys: kernel file "
+                       "systems) for %s; -o - or /dev/stdout writes to standard output",
                        f->dir, path);
+    /* A name the file system cannot hold is refused now, not by the rename
+     * after the whole render. */
+    long name_max = fpathconf(f->dirfd, _PC_NAME_MAX);
+    if (name_max > 0 && strlen(f->name) > (size_t)name_max)
+        return sf_fail(&out->err, SF_ERR_OUTPUT,
+                       "output name %s is %zu bytes, more than the %ld the file system of %s "
+                       "allows: %s",
+                       path, strlen(f->name), name_max, f->dir, strerror(ENAMETOOLONG));
     f->owned = 1;
-    return create_temp(f);
+    sf_status cs_st = create_temp(f);
+    if (cs_st == SF_OK)
+        out->atomic = 1;
+    return cs_st;
 }
 
 sf_status sf_sink_file_open(sf_output *out, sf_sink **kp, const char *path, int fd,

@@ -1,6 +1,8 @@
 /* output.c: the write buffer and the public sf_output_* calls. */
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sink.h"
 
@@ -140,9 +142,29 @@ uint64_t sf_output_bytes(const sf_output *o)
     return o ? atomic_load_explicit(&o->drained, memory_order_relaxed) : 0;
 }
 
-int sf_output_atomic(const sf_output *o)
+int sf_output_atomic(const sf_output *o) { return o ? o->atomic : 0; }
+
+void sf_output_cancel(sf_output *o)
 {
-    return o && o->head && sf_sink_file_temp(o->head) != NULL;
+    if (o)
+        atomic_store(&o->cancelled, 1); /* lock-free: async-signal-safe */
+}
+
+int sf_output_is_cancelled(const sf_output *o)
+{
+    return atomic_load(&o->cancelled) || (o->cancel && atomic_load(o->cancel));
+}
+
+int sf_output_kernel_dir(const char *dir)
+{
+    if (!dir || !*dir)
+        return 0;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    int k = sf_sink_kernel_dir(dir, fd);
+    close(fd);
+    return k;
 }
 
 const char *sf_output_temp_path(const sf_output *o)

@@ -39,6 +39,10 @@ struct sf_output {
     _Atomic uint64_t drained; /* bytes handed to the sink chain (read by monitors) */
     int state;
     int published; /* the file sink renamed the document into place */
+    int atomic;    /* opened as a file published by rename (stays 1 after) */
+    /* Set by sf_output_cancel() (a signal handler): a commit not yet at its
+     * rename gives up, and so does a blocked write. */
+    atomic_int cancelled;
     /* While a render runs: its cancel flag, so a write interrupted by a
      * signal (EINTR) gives up instead of retrying. */
     const atomic_int *cancel;
@@ -50,5 +54,10 @@ struct sf_output {
 sf_status sf_sink_file_open(sf_output *out, sf_sink **k, const char *path, int fd,
                             const char *label);
 const char *sf_sink_file_temp(const sf_sink *k);
+/* Whether the output was cancelled (sf_output_cancel, or the render's flag). */
+int sf_output_is_cancelled(const sf_output *o);
+/* Whether `dir` (open as dirfd) lies in a kernel file system where no file
+ * is created: /dev and everything under it, /proc, /sys (docs/sink.md). */
+int sf_sink_kernel_dir(const char *dir, int dirfd);
 
 #endif

@@ -5,6 +5,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "source.h"
 
 /* Tried in order; the SQLite backend takes whatever has no URL scheme, so it
@@ -176,6 +178,17 @@ const char *sf_source_column_name(const sf_source *s, int i)
 }
 const char *sf_source_backend(const sf_source *s) { return s && s->vt ? s->vt->name : ""; }
 const char *sf_source_errmsg(const sf_source *s) { return s ? s->err.msg : ""; }
+
+/* The SQLite backend's impl starts with its connection (src/source/sqlite.c,
+ * struct sqlite_impl: `sqlite3 *db` first). */
+const char *sf_source_file(const sf_source *s)
+{
+    if (!s || s->vt != &sf_source_sqlite || !s->impl)
+        return NULL;
+    sqlite3 *db = *(sqlite3 *const *)s->impl;
+    const char *f = db ? sqlite3_db_filename(db, "main") : NULL;
+    return f && *f ? f : NULL;
+}
 
 int sf_source_param_count(const sf_source *s) { return s->nparams; }
 const char *sf_source_param_name(const sf_source *s, int i) { return s->paramnames[i]; }

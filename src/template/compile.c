@@ -1529,6 +1529,46 @@ const char *sf_template_description(const sf_template *t)
 {
     return t && t->description ? t->description : "";
 }
+/* The path unit u was read from, or NULL (a file template's units: the
+ * template by its name, partials by their label). */
+static const char *unit_file(const sf_template *t, uint32_t u)
+{
+    if (!t->dir)
+        return NULL;
+    return u == 0 ? t->units[0].name : t->units[u].label;
+}
+
+/* Whether unit u is the first one read from its file (a partial is compiled
+ * once per indentation and context, from the same file). */
+static int first_of_file(const sf_template *t, uint32_t u)
+{
+    const char *f = unit_file(t, u);
+    if (!f)
+        return 0;
+    for (uint32_t v = 0; v < u; v++) {
+        const char *g = unit_file(t, v);
+        if (g && strcmp(f, g) == 0)
+            return 0;
+    }
+    return 1;
+}
+
+size_t sf_template_file_count(const sf_template *t)
+{
+    size_t n = 0;
+    for (uint32_t u = 0; t && t->loaded && u < t->nunits; u++)
+        n += (size_t)first_of_file(t, u);
+    return n;
+}
+
+const char *sf_template_file(const sf_template *t, size_t i)
+{
+    for (uint32_t u = 0; t && t->loaded && u < t->nunits; u++)
+        if (first_of_file(t, u) && i-- == 0)
+            return unit_file(t, u);
+    return NULL;
+}
+
 const char *sf_template_errmsg(const sf_template *t) { return t ? t->err.msg : ""; }
 
 const char *sf_builtin_template_name(size_t i)

@@ -16,22 +16,21 @@
  * from (seed, company id) when a job needs it instead of being kept in a
  * table that would grow with the row count.
  *
- * The file is built under a fresh temporary name next to `path` and renamed
- * over it only when complete and synced, so readers of `path` see either the
- * old database or the whole new one.
+ * It fills a file it is given and publishes nothing itself: `sqlfeed
+ * demo-db` hands it the temporary file of a library output
+ * (sf_output_open_file) and commits that, so the database is published like
+ * every feed: renamed into place only when complete and synced, never into
+ * /dev, /proc or /sys, any name the file system accepts, every signal.
  */
 #ifndef _POSIX_C_SOURCE
-#define _POSIX_C_SOURCE 200809L /* open, fsync, getpid, O_CLOEXEC */
+#define _POSIX_C_SOURCE 200809L
 #endif
 
 #include "demo_db.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <signal.h>
 #include <sqlite3.h>
@@ -47,9 +46,6 @@
 /* The most rows accepted (the file is about 3.5 KB a row, so this is already
  * some 350 GB): a larger count is taken for a mistake. */
 #define DEMO_MAX_ROWS 100000000u
-
-/* Room for path + ".sqlfeed-<pid>-<n>"; longer paths are refused, not truncated. */
-#define DEMO_PATH_MAX 4096
 
 /* Descriptions stop growing at 2800 bytes plus at most one part, and the
  * largest part (a list of six long sentences) stays under 3 KB, so 8 KB never
@@ -889,114 +885,21 @@ static sf_status demo_fill(const char *file, const char *path, uint64_t rows, ui
     return rc == SQLITE_OK ? SF_OK : SF_ERR_SOURCE;
 }
 
-/* ------------------------------------------------------------------------ */
-/* Files                                                                    */
-
-/* Creates a new, empty file next to `path`, hidden and named after it
- * (".NAME.sqlfeed-PID-N", as the output sink names its temporary files), and
- * writes its name to tmp.
- * O_EXCL makes the name ours alone; the mode is what a new file gets (0666
- * less the umask), like the file sqlite3_open would have made. */
-static sf_status demo_temp_create(const char *path, char *tmp, size_t tmp_size, char *errbuf,
-                                  size_t errlen)
-{
-    long pid = (long)getpid();
-    const char *slash = strrchr(path, '/');
-    int dirlen = slash ? (int)(slash - path + 1) : 0;
-    for (unsigned attempt = 0; attempt < 100; attempt++) {
-        int n = snprintf(tmp, tmp_size, "%.*s.%s.sqlfeed-%ld-%u", dirlen, path, path + dirlen,
-                         pid, attempt);
-        if (n < 0 || (size_t)n >= tmp_size) {
-            demo_errf(errbuf, errlen, "demo database path too long: %.64s...", path);
-            return SF_ERR_ARG;
-        }
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0) {
-            /* Closed before SQLite opens the file: closing any descriptor of
-             * a file drops the process's POSIX locks on it, SQLite's too. */
-            close(fd);
-            return SF_OK;
-        }
-        if (errno != EEXIST)
-            break;
-    }
-    demo_errf(errbuf, errlen, "demo database %s: cannot create temporary file %s: %s", path,
-              tmp, strerror(errno));
-    return SF_ERR_OUTPUT;
-}
-
-/* Forces the finished file to disk before the rename makes it visible, so a
- * crash cannot publish a name pointing at missing pages. */
-static sf_status demo_sync_file(const char *file, const char *path, char *errbuf,
-                                size_t errlen)
-{
-    int fd = open(file, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) != 0) {
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        demo_errf(errbuf, errlen, "demo database %s: cannot sync %s: %s", path, file,
-                  strerror(e));
-        return SF_ERR_OUTPUT;
-    }
-    close(fd);
-    return SF_OK;
-}
-
-/* Makes the rename itself durable. Best effort: the new file is already in
- * place, and some file systems refuse fsync on a directory. */
-static void demo_sync_dir(const char *path)
-{
-    char dir[DEMO_PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    if (!slash) {
-        memcpy(dir, ".", 2);
-    } else {
-        size_t n = slash == path ? 1 : (size_t)(slash - path);
-        if (n >= sizeof dir)
-            return;
-        memcpy(dir, path, n);
-        dir[n] = '\0';
-    }
-    int fd = open(dir, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-}
-
-sf_status demo_db_write(const char *path, uint64_t rows, uint64_t seed,
+sf_status demo_db_write(const char *file, const char *label, uint64_t rows, uint64_t seed,
                         const volatile sig_atomic_t *cancel, char *errbuf, size_t errlen)
 {
-    char tmp[DEMO_PATH_MAX];
-
     if (errbuf && errlen > 0)
         errbuf[0] = '\0';
-    if (!path || !*path) {
-        demo_errf(errbuf, errlen, "demo database: no path given");
+    if (!file || !*file) {
+        demo_errf(errbuf, errlen, "demo database: no file given");
         return SF_ERR_ARG;
     }
+    if (!label)
+        label = file;
     if (rows > DEMO_MAX_ROWS) {
         demo_errf(errbuf, errlen, "demo database %s: %llu rows is more than the %llu allowed",
-                  path, (unsigned long long)rows, (unsigned long long)DEMO_MAX_ROWS);
+                  label, (unsigned long long)rows, (unsigned long long)DEMO_MAX_ROWS);
         return SF_ERR_ARG;
     }
-
-    sf_status st = demo_temp_create(path, tmp, sizeof tmp, errbuf, errlen);
-    if (st != SF_OK)
-        return st;
-    st = demo_fill(tmp, path, rows, seed, cancel, errbuf, errlen);
-    if (st == SF_OK)
-        st = demo_sync_file(tmp, path, errbuf, errlen);
-    if (st == SF_OK && rename(tmp, path) != 0) {
-        demo_errf(errbuf, errlen, "demo database %s: cannot rename %s over it: %s", path, tmp,
-                  strerror(errno));
-        st = SF_ERR_OUTPUT;
-    }
-    if (st != SF_OK) {
-        (void)unlink(tmp);
-        return st;
-    }
-    demo_sync_dir(path);
-    return SF_OK;
+    return demo_fill(file, label, rows, seed, cancel, errbuf, errlen);
 }

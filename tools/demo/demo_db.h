@@ -10,15 +10,16 @@
 
 #include "sqlfeed.h"
 
-/* Writes a new SQLite database at `path` (replacing it atomically) with the
- * jobs/companies schema of the reference dataset and `rows` job rows of
- * realistic text, deterministic for a given (rows, seed). When `cancel` is
- * not NULL and becomes non-zero (e.g. from a signal handler), stops with
- * SF_ERR_CANCELLED and removes the partial file. On failure writes a message
- * to errbuf (errlen bytes, may be 0): SF_ERR_ARG (no path, too many rows, a
- * path too long), SF_ERR_OUTPUT (create, sync, rename), SF_ERR_SOURCE (a
- * SQLite failure). */
-sf_status demo_db_write(const char *path, uint64_t rows, uint64_t seed,
+/* Writes the demo database into `file`, an empty file that exists (the
+ * temporary file of an sf_output opened on the destination: the caller
+ * publishes it with sf_output_commit), with the jobs/companies schema of the
+ * reference dataset and `rows` job rows of realistic text, deterministic
+ * for a given (rows, seed). `label` (NULL: file) names the database in
+ * messages. When `cancel` is not NULL and becomes non-zero (a signal
+ * handler's flag), stops with SF_ERR_CANCELLED. On failure writes a message
+ * to errbuf (errlen bytes, may be 0): SF_ERR_ARG (no file, too many rows),
+ * SF_ERR_SOURCE (a SQLite failure: a full disk too). */
+sf_status demo_db_write(const char *file, const char *label, uint64_t rows, uint64_t seed,
                         const volatile sig_atomic_t *cancel, char *errbuf, size_t errlen);
 
 #endif
