@@ -43,6 +43,7 @@ static const int crash_sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTR
 #define NCRASH (sizeof crash_sigs / sizeof crash_sigs[0])
 
 static sf_render *volatile g_render;
+static sf_source *volatile g_source; /* while connecting and preparing too */
 static volatile sig_atomic_t g_signal;
 static struct sigaction crash_old[NCRASH];
 /* The temporary file to unlink on a crash; g_temp_set says it is whole. */
@@ -58,6 +59,9 @@ static void on_signal(int sig)
     sf_render *r = g_render;
     if (r)
         sf_render_cancel(r);
+    sf_source *s = g_source;
+    if (s)
+        sf_source_cancel(s);
     errno = e;
 }
 
@@ -127,7 +131,13 @@ void cli_signals_install(sf_render *r)
     signal(SIGXFSZ, SIG_IGN); /* a file-size limit is EFBIG from write: exit 5 */
 }
 
-void cli_signals_forget_render(void) { g_render = NULL; }
+void cli_signals_watch_source(sf_source *s) { g_source = s; }
+
+void cli_signals_forget_render(void)
+{
+    g_render = NULL;
+    g_source = NULL;
+}
 
 int cli_signal_caught(void) { return g_signal; }
 

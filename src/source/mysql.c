@@ -110,7 +110,6 @@ typedef struct my_impl {
     my_api api;
     MYSQL *conn;
     MYSQL_STMT *stmt;
-    atomic_int cancelled;
     /* A duplicate of the connection's socket, for my_interrupt: shutdown()
      * acts on the socket, and while we hold the duplicate its number cannot
      * be reused by another file even after libmariadb closes its own. */
@@ -375,7 +374,7 @@ static sf_status my_fail(sf_source *s, const char *what, unsigned err, const cha
         err == 1038 /* ER_OUT_OF_SORTMEMORY */)
         return sf_fail(&s->err, SF_ERR_NOMEM, "mysql: %s%sout of memory: %s (%u)", what,
                        *what ? ": " : "", msg, err);
-    if (atomic_load(&q->cancelled)) {
+    if (atomic_load(&s->cancelled)) {
         char why[300];
         if (q->busy && kill_query(q, why, sizeof why) != 0)
             return sf_fail(&s->err, SF_ERR_SOURCE,
@@ -469,7 +468,6 @@ static sf_status my_open(sf_source *s, const char *db)
         return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
     s->impl = q;
     atomic_init(&q->sigfd, -1);
-    atomic_init(&q->cancelled, 0);
     sf_db_mask(db, q->where, sizeof q->where);
     sf_status st = parse_url(s, db);
     if (st == SF_OK)
@@ -888,7 +886,6 @@ static void my_interrupt(sf_source *s)
     my_impl *q = IMPL(s);
     if (!q)
         return;
-    atomic_store(&q->cancelled, 1);
     int fd = atomic_load(&q->sigfd);
     if (fd >= 0)
         shutdown(fd, SHUT_RDWR);
@@ -943,8 +940,8 @@ static void my_close(sf_source *s)
     free_str(cs, q->option_file);
     if (q->api.lib)
         dlclose(q->api.lib);
+    s->impl = NULL; /* before the free: a signal handler reads it */
     sf_dealloc(cs, q);
-    s->impl = NULL;
 }
 
 const sf_source_vt sf_source_mysql = {

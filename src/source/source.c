@@ -96,10 +96,14 @@ sf_status sf_source_open(sf_source *s, const char *db)
         return sf_fail(&s->err, SF_ERR_STATE, "source already open");
     if (!db || !*db)
         return sf_fail(&s->err, SF_ERR_ARG, "no database given");
+    if (atomic_load(&s->cancelled))
+        return sf_fail(&s->err, SF_ERR_CANCELLED, "cancelled before connecting");
     for (size_t i = 0; backends[i]; i++) {
         if (backends[i]->accepts(db)) {
             s->vt = backends[i];
             sf_status st = s->vt->open(s, db);
+            if (st != SF_OK && st != SF_ERR_NOMEM && atomic_load(&s->cancelled))
+                st = SF_ERR_CANCELLED; /* the message says where */
             if (st != SF_OK) {
                 s->vt->close(s);
                 s->vt = NULL;
@@ -124,7 +128,11 @@ sf_status sf_source_prepare(sf_source *s, const char *sql)
         return sf_fail(&s->err, SF_ERR_STATE, "a query is already prepared");
     if (!sql)
         return sf_fail(&s->err, SF_ERR_ARG, "no query given");
+    if (atomic_load(&s->cancelled))
+        return sf_fail(&s->err, SF_ERR_CANCELLED, "cancelled before the query was prepared");
     sf_status st = s->vt->prepare(s, sql);
+    if (st != SF_OK && st != SF_ERR_NOMEM && atomic_load(&s->cancelled))
+        st = SF_ERR_CANCELLED;
     if (st != SF_OK)
         clear_query(s);
     else
@@ -193,11 +201,16 @@ sf_status sf_source_count(sf_source *s, const char *const *values, uint64_t *row
     return s->vt->count(s, values, rows);
 }
 
-void sf_source_interrupt(sf_source *s)
+void sf_source_cancel(sf_source *s)
 {
-    if (s && s->vt && s->vt->interrupt)
+    if (!s)
+        return;
+    atomic_store(&s->cancelled, 1); /* first: a backend that starts to wait sees it */
+    if (s->vt && s->vt->interrupt)
         s->vt->interrupt(s);
 }
+
+void sf_source_interrupt(sf_source *s) { sf_source_cancel(s); }
 
 sf_status sf_source_dlopen(sf_source *s, const char *soname, const char *what, void **lib)
 {

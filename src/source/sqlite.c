@@ -261,11 +261,11 @@ static void sq_close(sf_source *s)
     sqlite_impl *q = IMPL(s);
     if (!q)
         return;
+    s->impl = NULL; /* first: a signal handler (sq_interrupt) reads it */
     sqlite3_finalize(q->stmt);
     sqlite3_close_v2(q->db);
     sf_dealloc(s->cref.census, q->num);
     sf_dealloc(s->cref.census, q);
-    s->impl = NULL;
 }
 
 const sf_source_vt sf_source_sqlite = {
