@@ -551,9 +551,9 @@ static sf_status check_secrets(sf_source *s, const char *db)
         if ((!strcmp(o->keyword, "password") || !strcmp(o->keyword, "sslpassword")) && o->val &&
             *o->val && !sf_db_has_secret(db, o->val))
             st = sf_fail(&s->err, SF_ERR_ARG,
-                         "%s: libpq reads another password from this URL than the one it "
-                         "seems to hold: write '@' as %%40 and '/' as %%2F in a user name or "
-                         "password",
+                         "%s: libpq reads another password from this --db string than the "
+                         "one sqlfeed finds in it, so it could show in messages: in a URL, "
+                         "write '@' as %%40 and '/' as %%2F in a user name or password",
                          q->where);
     PQ.PQconninfoFree(opts);
     return st;
