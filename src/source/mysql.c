@@ -610,8 +610,16 @@ static sf_status my_prepare(sf_source *s, const char *sql)
         return sf_fail(&s->err, SF_ERR_SOURCE, "query is empty");
     if (!(q->stmt = MY.mysql_stmt_init(q->conn)))
         return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
-    if (MY.mysql_stmt_prepare(q->stmt, q->rw.sql, (unsigned long)q->sqllen) != 0)
-        return stmt_fail(s, q->stmt, "query");
+    /* A prepare can wait on the server (for a metadata lock): a cancel then
+     * stops it there too (KILL QUERY, my_fail). */
+    q->busy = 1;
+    int prc = MY.mysql_stmt_prepare(q->stmt, q->rw.sql, (unsigned long)q->sqllen);
+    if (prc != 0) {
+        st = stmt_fail(s, q->stmt, "query");
+        q->busy = 0;
+        return st;
+    }
+    q->busy = 0;
     unsigned n = MY.mysql_stmt_field_count(q->stmt);
     if (n == 0)
         return sf_fail(&s->err, SF_ERR_SOURCE, "query returns no columns; give a SELECT");
