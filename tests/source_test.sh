@@ -117,4 +117,4 @@ for db in "postgresql://u:Mut3Pw@127.0.0.1:$mp/db" \
             sh -c "[ $rc = $want ] && [ \"\$(cat '$T/keep.xml')\" = 'previous feed' ] && ! ls -a '$T' | grep -q 'keep.xml.sqlfeed-' && ! grep -q Mut3Pw '$T/err'"
     done
 done
-kill $mute 2>/dev/null; wait $mute 2>/dev/null
+kill $mute 2>/dev/null; wait $mute 2>/dev/null || : # its 143 is not the suite's status
