@@ -48,6 +48,9 @@ int cli_bad_option(const char *cmd, const char *arg);
  * publishing, blocked in helper threads so blocking calls of the main
  * thread see EINTR. */
 void cli_signals_install(sf_render *r);
+/* The source a signal cancels too (sf_source_cancel): it may be connecting
+ * or preparing, before the render runs. Forgotten with the render. */
+void cli_signals_watch_source(sf_source *s);
 void cli_signals_forget_render(void);
 void cli_signal_set(sigset_t *set);
 int cli_signal_caught(void); /* the last signal caught, or 0 */

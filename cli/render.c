@@ -324,6 +324,7 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
      * instead, cleanly (cli/signals.c): also while connecting, or waiting
      * for a FIFO's reader. */
     cli_signals_install(r);
+    cli_signals_watch_source(src); /* a connect or a prepare stops too */
     if (!tpl || !src || !out) {
         cli_error("out of memory");
         rc = EXIT_FAILURE_OTHER;

@@ -49,6 +49,7 @@ static const int crash_sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTR
 
 static sf_render *volatile g_render;
 static sf_output *volatile g_output;
+static sf_source *volatile g_source; /* while connecting and preparing too */
 static volatile sig_atomic_t g_signal;
 static struct sigaction crash_old[NCRASH];
 /* The temporary file to unlink on a crash; g_temp_set says it is whole. A
@@ -74,6 +75,9 @@ static void on_signal(int sig)
     sf_output *o = g_output;
     if (o)
         sf_output_cancel(o);
+    sf_source *s = g_source;
+    if (s)
+        sf_source_cancel(s);
     errno = e;
 }
 
@@ -143,7 +147,13 @@ void cli_signals_install(sf_render *r)
     signal(SIGXFSZ, SIG_IGN); /* a file-size limit is EFBIG from write: exit 5 */
 }
 
-void cli_signals_forget_render(void) { g_render = NULL; }
+void cli_signals_watch_source(sf_source *s) { g_source = s; }
+
+void cli_signals_forget_render(void)
+{
+    g_render = NULL;
+    g_source = NULL;
+}
 
 void cli_signals_set_output(sf_output *out) { g_output = out; }
 

@@ -226,6 +226,14 @@ const char *sf_source_errmsg(const sf_source *source);
  * writing files can refuse to overwrite it. */
 const char *sf_source_file(const sf_source *source);
 
+/* Makes sf_source_open() (connecting included), sf_source_prepare() and a
+ * render reading this source stop soon with SF_ERR_CANCELLED, whatever the
+ * server does (a host that never answers, a query waiting for a lock): for
+ * a signal handler, which calls it as well as sf_render_cancel(). It stays
+ * cancelled: every later call fails the same way. Async-signal-safe; from
+ * another thread, it must not race sf_source_free(). */
+void sf_source_cancel(sf_source *source);
+
 /* ------------------------------------------------------------------------ */
 /* Template: a compiled Mustache template.                                  */
 

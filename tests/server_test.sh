@@ -340,6 +340,76 @@ for k in $backends; do
     done
 done
 
+# ---- a signal while the query is prepared: a PostgreSQL prepare waiting for a lock ----
+# Another session holds ACCESS EXCLUSIVE on the table, so PREPARE waits; the render has
+# not started, and the signal must end the wait all the same (it used to wait for the
+# lock: 28 s), with the cancel sent so the server does not go on waiting either.
+sql pg "$(admin pg)" "DROP TABLE IF EXISTS sqlfeed_locked; CREATE TABLE sqlfeed_locked (v int, n int)" >/dev/null
+for sig in TERM INT; do
+    psql "$(admin pg)" -qAtX -c "BEGIN; LOCK TABLE sqlfeed_locked IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(30)" >/dev/null 2>&1 &
+    locker=$!
+    for _ in $(seq 50); do
+        [ "$(sql pg "$(admin pg)" "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'sqlfeed_locked' AND l.mode = 'AccessExclusiveLock' AND l.granted")" = 1 ] && break
+        sleep 0.1
+    done
+    previous
+    "$SF" render --db "$PG" --query "SELECT v, n FROM sqlfeed_locked" --template "$T/v.mustache" -o "$T/keep.xml" 2>"$T/err" &
+    pid=$!
+    for _ in $(seq 50); do
+        [ "$(sql pg "$(admin pg)" "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'sqlfeed' AND wait_event_type = 'Lock'")" = 1 ] && break
+        sleep 0.1
+    done
+    t0=$(ms); kill -$sig $pid
+    for _ in $(seq 50); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+    if kill -0 $pid 2>/dev/null; then kill -KILL $pid; echo "sqlfeed: (test) still running 5 s after SIG$sig; killed" >> "$T/err"; fi
+    wait $pid; rc=$?; dt=$(( $(ms) - t0 ))
+    want=$((128 + $(kill -l $sig)))
+    ok "pg: SIG$sig while the prepare waits for a lock: exit $want in $dt ms (bound: 3 s)" sh -c "[ $rc = $want ] && [ $dt -lt 3000 ]"
+    ok "pg: SIG$sig while the prepare waits for a lock: previous feed intact, no temporary file" kept
+    sleep 0.3
+    waiting=$(sql pg "$(admin pg)" "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'sqlfeed'")
+    ok "pg: SIG$sig while the prepare waits for a lock: no session of ours left waiting on the server" test "$waiting" = 0
+    kill $locker 2>/dev/null; wait $locker 2>/dev/null
+    sql pg "$(admin pg)" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'BEGIN; LOCK TABLE sqlfeed_locked%'" >/dev/null
+done
+sql pg "$(admin pg)" "DROP TABLE IF EXISTS sqlfeed_locked" >/dev/null
+
+# The same for MariaDB: a prepare waits for the table's metadata lock while an ALTER
+# TABLE waits behind a transaction that read the table.
+if [ -n "$MY" ] && [[ $backends == *my* ]]; then
+    sql my "$(admin my)" "DROP TABLE IF EXISTS sqlfeed_locked; CREATE TABLE sqlfeed_locked (v INT, n INT)" >/dev/null
+    for sig in TERM INT; do
+        sql my "$(admin my)" "BEGIN; SELECT * FROM sqlfeed_locked; SELECT SLEEP(30); COMMIT" >/dev/null 2>&1 &
+        holder=$!
+        sleep 0.5
+        sql my "$(admin my)" "ALTER TABLE sqlfeed_locked ADD COLUMN c$sig INT" >/dev/null 2>&1 &
+        alter=$!
+        sleep 0.5
+        previous
+        "$SF" render --db "$MY" --query "SELECT v, n FROM sqlfeed_locked" --template "$T/v.mustache" -o "$T/keep.xml" 2>"$T/err" &
+        pid=$!
+        for _ in $(seq 50); do
+            [ "$(sql my "$(admin my)" "SELECT count(*) FROM information_schema.processlist WHERE info = 'SELECT v, n FROM sqlfeed_locked' AND state LIKE 'Waiting for table metadata lock%'")" = 1 ] && break
+            sleep 0.1
+        done
+        t0=$(ms); kill -$sig $pid
+        for _ in $(seq 50); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+        if kill -0 $pid 2>/dev/null; then kill -KILL $pid; echo "sqlfeed: (test) still running 5 s after SIG$sig; killed" >> "$T/err"; fi
+        wait $pid; rc=$?; dt=$(( $(ms) - t0 ))
+        want=$((128 + $(kill -l $sig)))
+        ok "my: SIG$sig while the prepare waits for a metadata lock: exit $want in $dt ms (bound: 6 s)" sh -c "[ $rc = $want ] && [ $dt -lt 6000 ]"
+        ok "my: SIG$sig while the prepare waits for a metadata lock: previous feed intact, no temporary file" kept
+        sleep 0.3
+        waiting=$(sql my "$(admin my)" "SELECT count(*) FROM information_schema.processlist WHERE info = 'SELECT v, n FROM sqlfeed_locked'")
+        ok "my: SIG$sig while the prepare waits for a metadata lock: the prepare stopped on the server too" test "$waiting" = 0
+        for id in $(sql my "$(admin my)" "SELECT id FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(30)%'"); do
+            sql my "$(admin my)" "KILL $id" >/dev/null 2>&1
+        done
+        wait $holder $alter 2>/dev/null
+    done
+    sql my "$(admin my)" "DROP TABLE IF EXISTS sqlfeed_locked" >/dev/null
+fi
+
 # ---- a host that accepts TCP but never answers: the connect phase is bounded ---------
 $PY -c 'import socket, time
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)

@@ -2,7 +2,8 @@
 # source_test.sh BUILD: the source layer through the command, without servers:
 # why a SQLite --db cannot be opened (in the system's words), parameters named
 # _x, --count of queries ending in ';', blanks and comments, and a conninfo
-# password with an escaped quote kept out of messages and /proc/PID/cmdline. Prints PASS/FAIL/SKIP lines.
+# password with an escaped quote kept out of messages and /proc/PID/cmdline, and a
+# signal ending a connect to a host that never answers. Prints PASS/FAIL/SKIP lines.
 set -u
 B=${1:?usage: source_test.sh BUILD}
 SF=$B/sqlfeed
@@ -71,3 +72,49 @@ echo "SELECT 1 AS v" > "$T/q.fifo"
 wait $pid
 ok "a conninfo password with an escaped quote is not in /proc/PID/cmdline, nor in the message" \
     sh -c "grep -q render '$T/cmdline' && ! grep -q S3cretPw '$T/cmdline' && ! grep -q S3cretPw '$T/err'"
+
+# ---- a signal while connecting to a host that never answers ---------------------------
+# A listener that accepts TCP and says nothing holds a connect for connect_timeout
+# (10 s) per host; SIGTERM and SIGINT must end the run at once all the same (within
+# 2 s here), with 143/130, the previous feed untouched and no temporary file.
+PY=/usr/bin/python3
+$PY -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(64)
+print(s.getsockname()[1], flush=True)
+c = []
+while True: c.append(s.accept()[0])' > "$T/mute.port" &
+mute=$!
+for _ in $(seq 50); do [ -s "$T/mute.port" ] && break; sleep 0.1; done
+mp=$(cat "$T/mute.port")
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+for db in "postgresql://u:Mut3Pw@127.0.0.1:$mp/db" \
+          "postgresql://u:Mut3Pw@127.0.0.1:$mp,127.0.0.1:$mp,127.0.0.1:$mp/db" \
+          "host=127.0.0.1 port=$mp password=Mut3Pw" \
+          "mysql://u:Mut3Pw@127.0.0.1:$mp/db"; do
+    what=${db%%:*}; [[ $db == *,* ]] && what="$what (3 hosts)"; [[ $db == host=* ]] && what="postgresql (conninfo)"
+    for sig in TERM INT; do
+        echo "previous feed" > "$T/keep.xml"
+        "$SF" render --db "$db" --query "SELECT 1 AS v" --template "$T/v.mustache" \
+            -o "$T/keep.xml" 2>"$T/err" &
+        pid=$!
+        # connecting: the listener has its connection (or 1 s has passed)
+        for _ in $(seq 20); do
+            ss -tn 2>/dev/null | grep -q "127.0.0.1:$mp *$" && break
+            grep -q ":$(printf '%04X' "$mp") .* 01 " /proc/net/tcp 2>/dev/null && break
+            sleep 0.05
+        done
+        sleep 0.3
+        t0=$(ms); kill -$sig $pid
+        for _ in $(seq 40); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
+        if kill -0 $pid 2>/dev/null; then
+            kill -KILL $pid; wait $pid 2>/dev/null
+            fail "$what: SIG$sig while connecting to a host that never answers" "still running 2 s later"
+            continue
+        fi
+        wait $pid; rc=$?; dt=$(( $(ms) - t0 ))
+        want=143; [ $sig = INT ] && want=130
+        ok "$what: SIG$sig while connecting to a host that never answers: exit $want in $dt ms, previous feed kept" \
+            sh -c "[ $rc = $want ] && [ \"\$(cat '$T/keep.xml')\" = 'previous feed' ] && ! ls -a '$T' | grep -q 'keep.xml.sqlfeed-' && ! grep -q Mut3Pw '$T/err'"
+    done
+done
+kill $mute 2>/dev/null; wait $mute 2>/dev/null || : # its 143 is not the suite's status

@@ -29,15 +29,18 @@
  * KILL QUERY, so it only shuts the socket down; the render's thread sees the
  * read fail at once and then, outside the handler, sends KILL QUERY from a
  * second short-lived connection so the server stops working too. */
+#include <errno.h>
 #include <fcntl.h>
 #include <dlfcn.h>
 #include <mysql.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -79,6 +82,9 @@ typedef struct my_col {
     X(mysql_init) \
     X(mysql_optionsv) \
     X(mysql_real_connect) \
+    X(mysql_real_connect_start) \
+    X(mysql_real_connect_cont) \
+    X(mysql_get_timeout_value_ms) \
     X(mysql_real_query) \
     X(mysql_stmt_attr_set) \
     X(mysql_stmt_bind_param) \
@@ -110,11 +116,13 @@ typedef struct my_impl {
     my_api api;
     MYSQL *conn;
     MYSQL_STMT *stmt;
-    atomic_int cancelled;
     /* A duplicate of the connection's socket, for my_interrupt: shutdown()
      * acts on the socket, and while we hold the duplicate its number cannot
      * be reused by another file even after libmariadb closes its own. */
     atomic_int sigfd;
+    /* eventfd my_interrupt() writes: the connect's wait polls it (there is
+     * no socket to shut down yet). */
+    atomic_int wakefd;
     unsigned long thread_id;
     char where[512]; /* the URL with the password masked, for messages */
     /* What the KILL QUERY connection needs: the same server and account. */
@@ -284,9 +292,58 @@ static sf_status parse_url(sf_source *s, const char *db)
 
 /* ---- connections -------------------------------------------------------- */
 
+/* mysql_real_connect without blocking (libmariadb's non-blocking API): every
+ * wait is our poll() on the socket and on the eventfd my_interrupt() writes,
+ * so a cancel ends it at once, whatever the server does (a host that
+ * accepts TCP and never answers would hold mysql_real_connect for the
+ * connect timeout). libmariadb keeps its own timeouts (MYSQL_WAIT_TIMEOUT).
+ * Blocking calls work on the connection afterwards as before. m, or NULL
+ * with the reason in mysql_error(m), or with s->cancelled set. */
+static MYSQL *connect_nb(sf_source *s, my_impl *q, MYSQL *m, const char *host, const char *pass)
+{
+    MYSQL *ret = NULL;
+    if (MY.mysql_optionsv(m, MYSQL_OPT_NONBLOCK, 0) != 0) /* no context: block, as before */
+        return MY.mysql_real_connect(m, host, q->user, pass, q->dbname, q->port, q->socket, 0);
+    int status = MY.mysql_real_connect_start(&ret, m, host, q->user, pass, q->dbname, q->port,
+                                             q->socket, 0);
+    while (status) {
+        int fd = (int)MY.mysql_get_socket(m);
+        if (atomic_load(&s->cancelled)) {
+            if (fd >= 0)
+                shutdown(fd, SHUT_RDWR); /* closing it then sends nothing that could wait */
+            return NULL;
+        }
+        struct pollfd p[2] = {{fd, 0, 0}, {atomic_load(&q->wakefd), POLLIN, 0}};
+        if (status & MYSQL_WAIT_READ)
+            p[0].events |= POLLIN;
+        if (status & MYSQL_WAIT_WRITE)
+            p[0].events |= POLLOUT;
+        if (status & MYSQL_WAIT_EXCEPT)
+            p[0].events |= POLLPRI;
+        int tmo = status & MYSQL_WAIT_TIMEOUT ? (int)MY.mysql_get_timeout_value_ms(m) : -1;
+        int n = poll(p, 2, tmo);
+        if (n < 0 && errno == EINTR)
+            continue; /* a signal: the check above */
+        int ev = 0;
+        if (n == 0)
+            ev = MYSQL_WAIT_TIMEOUT;
+        if (n < 0 || (p[0].revents & (POLLIN | POLLERR | POLLHUP)))
+            ev |= MYSQL_WAIT_READ;
+        if (n < 0 || (p[0].revents & (POLLOUT | POLLERR | POLLHUP)))
+            ev |= MYSQL_WAIT_WRITE;
+        if (p[0].revents & POLLPRI)
+            ev |= MYSQL_WAIT_EXCEPT;
+        if (ev)
+            status = MY.mysql_real_connect_cont(&ret, m, ev & status);
+    }
+    return ret;
+}
+
 /* Connects m with our options: m, or NULL with the reason in MY.mysql_error(m)
- * (the caller closes m either way). */
-static MYSQL *connect_to(my_impl *q, MYSQL *m, unsigned connect_timeout, unsigned io_timeout)
+ * (the caller closes m either way). With s, the wait is connect_nb's, which
+ * a cancel of s ends. */
+static MYSQL *connect_to(my_impl *q, MYSQL *m, unsigned connect_timeout, unsigned io_timeout,
+                         sf_source *s)
 {
     unsigned read_to = io_timeout, write_to = io_timeout;
     my_bool off = 0;
@@ -306,8 +363,10 @@ static MYSQL *connect_to(my_impl *q, MYSQL *m, unsigned connect_timeout, unsigne
     }
     /* The URL's password, else MYSQL_PWD, else (NULL) the option files'. */
     const char *pass = q->pass ? q->pass : getenv("MYSQL_PWD");
-    return MY.mysql_real_connect(m, q->socket ? "localhost" : q->host, q->user, pass, q->dbname,
-                              q->port, q->socket, 0);
+    const char *host = q->socket ? "localhost" : q->host;
+    if (s)
+        return connect_nb(s, q, m, host, pass);
+    return MY.mysql_real_connect(m, host, q->user, pass, q->dbname, q->port, q->socket, 0);
 }
 
 /* Runs a statement that returns no rows; 0, or the error number. */
@@ -334,7 +393,7 @@ static int kill_query(my_impl *q, char *buf, size_t n)
         return -1;
     }
     int rc = 0;
-    if (!connect_to(q, k, KILL_TIMEOUT, KILL_TIMEOUT)) {
+    if (!connect_to(q, k, KILL_TIMEOUT, KILL_TIMEOUT, NULL)) {
         snprintf(buf, n, "cannot connect: %s", MY.mysql_error(k));
         rc = -1;
     } else {
@@ -375,7 +434,7 @@ static sf_status my_fail(sf_source *s, const char *what, unsigned err, const cha
         err == 1038 /* ER_OUT_OF_SORTMEMORY */)
         return sf_fail(&s->err, SF_ERR_NOMEM, "mysql: %s%sout of memory: %s (%u)", what,
                        *what ? ": " : "", msg, err);
-    if (atomic_load(&q->cancelled)) {
+    if (atomic_load(&s->cancelled)) {
         char why[300];
         if (q->busy && kill_query(q, why, sizeof why) != 0)
             return sf_fail(&s->err, SF_ERR_SOURCE,
@@ -469,7 +528,7 @@ static sf_status my_open(sf_source *s, const char *db)
         return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
     s->impl = q;
     atomic_init(&q->sigfd, -1);
-    atomic_init(&q->cancelled, 0);
+    atomic_init(&q->wakefd, -1);
     sf_db_mask(db, q->where, sizeof q->where);
     sf_status st = parse_url(s, db);
     if (st == SF_OK)
@@ -484,7 +543,15 @@ static sf_status my_open(sf_source *s, const char *db)
         q->read_timeout = (unsigned)s->opts.timeout + CLIENT_GRACE;
     if (!(q->conn = MY.mysql_init(NULL)))
         return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
-    if (!connect_to(q, q->conn, CONNECT_TIMEOUT, q->read_timeout)) {
+    int wfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wfd < 0)
+        return sf_fail(&s->err, errno == ENOMEM ? SF_ERR_NOMEM : SF_ERR_SOURCE,
+                       "mysql: eventfd: %s", strerror(errno));
+    atomic_store(&q->wakefd, wfd);
+    if (!connect_to(q, q->conn, CONNECT_TIMEOUT, q->read_timeout, s)) {
+        if (atomic_load(&s->cancelled))
+            return sf_fail(&s->err, SF_ERR_CANCELLED, "cancelled while connecting to %s",
+                           q->where);
         char why[600]; /* the host may be quoted, and a misread URL puts password text there */
         sf_db_scrub(db, MY.mysql_error(q->conn), why, sizeof why);
         unsigned e = MY.mysql_errno(q->conn);
@@ -543,8 +610,16 @@ static sf_status my_prepare(sf_source *s, const char *sql)
         return sf_fail(&s->err, SF_ERR_SOURCE, "query is empty");
     if (!(q->stmt = MY.mysql_stmt_init(q->conn)))
         return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
-    if (MY.mysql_stmt_prepare(q->stmt, q->rw.sql, (unsigned long)q->sqllen) != 0)
-        return stmt_fail(s, q->stmt, "query");
+    /* A prepare can wait on the server (for a metadata lock): a cancel then
+     * stops it there too (KILL QUERY, my_fail). */
+    q->busy = 1;
+    int prc = MY.mysql_stmt_prepare(q->stmt, q->rw.sql, (unsigned long)q->sqllen);
+    if (prc != 0) {
+        st = stmt_fail(s, q->stmt, "query");
+        q->busy = 0;
+        return st;
+    }
+    q->busy = 0;
     unsigned n = MY.mysql_stmt_field_count(q->stmt);
     if (n == 0)
         return sf_fail(&s->err, SF_ERR_SOURCE, "query returns no columns; give a SELECT");
@@ -888,10 +963,15 @@ static void my_interrupt(sf_source *s)
     my_impl *q = IMPL(s);
     if (!q)
         return;
-    atomic_store(&q->cancelled, 1);
     int fd = atomic_load(&q->sigfd);
     if (fd >= 0)
         shutdown(fd, SHUT_RDWR);
+    int wfd = atomic_load(&q->wakefd);
+    if (wfd >= 0) {
+        uint64_t one = 1;
+        ssize_t w = write(wfd, &one, sizeof one);
+        (void)w; /* full (EAGAIN): it is readable already */
+    }
 }
 
 static void free_str(sf_census *cs, char *p)
@@ -909,6 +989,9 @@ static void my_close(sf_source *s)
         return;
     sf_census *cs = s->cref.census;
     int fd = atomic_exchange(&q->sigfd, -1);
+    int wfd = atomic_exchange(&q->wakefd, -1); /* a signal now writes nowhere */
+    if (wfd >= 0)
+        close(wfd);
     if (q->stmt) {
         /* Rows still coming: closing the statement would read them all
          * first. Shut the socket so that fails at once, and stop the query
@@ -943,8 +1026,8 @@ static void my_close(sf_source *s)
     free_str(cs, q->option_file);
     if (q->api.lib)
         dlclose(q->api.lib);
+    s->impl = NULL; /* before the free: a signal handler reads it */
     sf_dealloc(cs, q);
-    s->impl = NULL;
 }
 
 const sf_source_vt sf_source_mysql = {

@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -99,8 +100,7 @@ typedef struct pq_api {
 typedef struct pg_impl {
     pq_api api;
     PGconn *conn;
-    atomic_int cancelled;
-    int wakefd;      /* eventfd: pg_interrupt() writes, every wait polls it */
+    atomic_int wakefd; /* eventfd: pg_interrupt() writes, every wait polls it */
     int cancel_sent; /* the cancel request went to the server */
     struct timespec deadline; /* of the running statement, with --timeout */
     int has_deadline;
@@ -159,6 +159,135 @@ static int pg_accepts(const char *db)
             return 1;
     }
     return 0;
+}
+
+/* ---- connecting ---------------------------------------------------------- */
+
+/* PQconnectdbParams, in a thread of its own, waited for with the eventfd: a
+ * cancel ends the wait at once, whatever the server does (a host that
+ * accepts TCP and never answers holds PQconnectdbParams connect_timeout
+ * seconds per host). libpq's own connect keeps all its rules (each host of a
+ * list tried in turn, connect_timeout per host, target_session_attrs).
+ * PQconnectPoll would not: libpq applies connect_timeout, and moves on to
+ * the next host when it passes, only in its blocking loop.
+ *
+ * The job lives in pages of its own (MADV_DONTDUMP: it holds the --db
+ * string, password included) shared by the two threads; whichever is done
+ * with it last unmaps it. A cancelled open leaves the thread to finish
+ * alone: it closes the connection it made and unmaps the job. */
+enum { JOB_RUNNING, JOB_DONE, JOB_ABANDONED };
+
+typedef struct pg_connect_job {
+    size_t size;     /* of the mapping */
+    atomic_int state;
+    int donefd;      /* eventfd the thread writes when done (JOB_DONE) */
+    __typeof__(PQconnectdbParams) *connectdb;
+    __typeof__(PQfinish) *finish;
+    const char *keys[10], *vals[10];
+    PGconn *conn;    /* the result, NULL when out of memory */
+    char db[];       /* a copy of the --db string */
+} pg_connect_job;
+
+static void job_unmap(pg_connect_job *j)
+{
+    size_t size = j->size;
+    explicit_bzero(j, size);
+    munmap(j, size);
+}
+
+static void *connect_thread(void *arg)
+{
+    pg_connect_job *j = arg;
+    PGconn *c = j->connectdb(j->keys, j->vals, 1);
+    explicit_bzero(j->db, strlen(j->db)); /* libpq has its own copy now */
+    j->conn = c;
+    int expect = JOB_RUNNING;
+    if (atomic_compare_exchange_strong(&j->state, &expect, JOB_DONE)) {
+        uint64_t one = 1;
+        ssize_t w = write(j->donefd, &one, sizeof one);
+        (void)w;
+    } else { /* abandoned: nobody waits for this connection */
+        if (c)
+            j->finish(c);
+        job_unmap(j);
+    }
+    return NULL;
+}
+
+/* Connects with our defaults (keys/vals, db last): SF_OK with q->conn set
+ * (maybe to a failed connection: PQstatus says), or s->err set. */
+static sf_status pg_connect(sf_source *s, const char *const *keys, const char *const *vals,
+                            const char *db)
+{
+    pg_impl *q = IMPL(s);
+    long page = sysconf(_SC_PAGESIZE);
+    size_t pg = page > 0 ? (size_t)page : 4096, dblen = strlen(db);
+    if (dblen > SIZE_MAX / 2)
+        return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
+    size_t size = (sizeof(pg_connect_job) + dblen + 1 + pg - 1) / pg * pg;
+    pg_connect_job *j = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (j == MAP_FAILED)
+        return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
+    madvise(j, size, MADV_DONTDUMP); /* best effort */
+    j->size = size;
+    atomic_init(&j->state, JOB_RUNNING);
+    j->connectdb = PQ.PQconnectdbParams;
+    j->finish = PQ.PQfinish;
+    memcpy(j->db, db, dblen + 1);
+    size_t n = 0;
+    for (; keys[n] && n + 1 < sizeof j->keys / sizeof j->keys[0]; n++) {
+        j->keys[n] = keys[n]; /* static strings, but db */
+        j->vals[n] = vals[n] == db ? j->db : vals[n];
+    }
+    j->keys[n] = j->vals[n] = NULL;
+    sf_census_account(s->cref.census, SF_MEM_SOURCE, 1, (int64_t)size);
+    sf_status st = SF_OK;
+    if ((j->donefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+        st = sf_fail(&s->err, errno == ENOMEM ? SF_ERR_NOMEM : SF_ERR_SOURCE,
+                     "postgresql: eventfd: %s", strerror(errno));
+        goto unmap;
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* signals go to the waiting thread */
+    pthread_t t;
+    int rc = pthread_create(&t, NULL, connect_thread, j);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        st = sf_fail(&s->err, rc == EAGAIN || rc == ENOMEM ? SF_ERR_NOMEM : SF_ERR_SOURCE,
+                     "postgresql: cannot start the connecting thread: %s", strerror(rc));
+        close(j->donefd);
+        goto unmap;
+    }
+    for (;;) {
+        if (atomic_load(&s->cancelled)) {
+            int expect = JOB_RUNNING;
+            if (atomic_compare_exchange_strong(&j->state, &expect, JOB_ABANDONED)) {
+                pthread_detach(t); /* it closes its connection and unmaps j */
+                close(j->donefd);
+                sf_census_account(s->cref.census, SF_MEM_SOURCE, -1, -(int64_t)size);
+                return sf_fail(&s->err, SF_ERR_CANCELLED, "cancelled while connecting to %s",
+                               q->where);
+            }
+            break; /* done meanwhile: take its connection, the next wait sees the cancel */
+        }
+        struct pollfd p[2] = {{j->donefd, POLLIN, 0}, {atomic_load(&q->wakefd), POLLIN, 0}};
+        if (poll(p, 2, -1) < 0 && errno != EINTR) {
+            /* Cannot wait for it: wait for it the only other way. */
+            break;
+        }
+        if (p[0].revents & POLLIN)
+            break;
+    }
+    pthread_join(t, NULL);
+    close(j->donefd);
+    q->conn = j->conn;
+    if (!q->conn)
+        st = sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
+unmap:
+    sf_census_account(s->cref.census, SF_MEM_SOURCE, -1, -(int64_t)size);
+    job_unmap(j);
+    return st;
 }
 
 /* ---- waiting ------------------------------------------------------------- */
@@ -245,7 +374,7 @@ static int pg_wait(sf_source *s)
             return 0;
         if (f < 0 || fd < 0)
             return 0; /* the failure is in the next result */
-        if (atomic_load(&q->cancelled)) {
+        if (atomic_load(&s->cancelled)) {
             send_cancel(s);
             sf_fail(&s->err, SF_ERR_SOURCE, "postgresql: cancelled");
             return -1;
@@ -259,7 +388,8 @@ static int pg_wait(sf_source *s)
                     s->opts.timeout + CLIENT_GRACE, q->where, s->opts.timeout, CLIENT_GRACE);
             return -1;
         }
-        struct pollfd p[2] = {{fd, (short)(POLLIN | (f ? POLLOUT : 0)), 0}, {q->wakefd, POLLIN, 0}};
+        struct pollfd p[2] = {{fd, (short)(POLLIN | (f ? POLLOUT : 0)), 0},
+                              {atomic_load(&q->wakefd), POLLIN, 0}};
         int n = poll(p, 2, left);
         if (n < 0 && errno != EINTR) {
             sf_fail(&s->err, SF_ERR_SOURCE, "postgresql: poll: %s", strerror(errno));
@@ -358,7 +488,7 @@ static sf_status pg_fail(sf_source *s, const char *what, const PGresult *r)
             snprintf(extra + o, sizeof extra - o, " (at line %d, column %d of the query)", ln, col);
         }
     }
-    if (atomic_load(&q->cancelled))
+    if (atomic_load(&s->cancelled))
         return sf_fail(&s->err, SF_ERR_SOURCE, "postgresql: cancelled (%s)", line);
     if (!strncmp(line, "out of memory", 13))
         return sf_fail(&s->err, SF_ERR_NOMEM, "postgresql: %s%s%s", what, *what ? ": " : "",
@@ -421,9 +551,9 @@ static sf_status check_secrets(sf_source *s, const char *db)
         if ((!strcmp(o->keyword, "password") || !strcmp(o->keyword, "sslpassword")) && o->val &&
             *o->val && !sf_db_has_secret(db, o->val))
             st = sf_fail(&s->err, SF_ERR_ARG,
-                         "%s: libpq reads another password from this URL than the one it "
-                         "seems to hold: write '@' as %%40 and '/' as %%2F in a user name or "
-                         "password",
+                         "%s: libpq reads another password from this --db string than the "
+                         "one sqlfeed finds in it, so it could show in messages: in a URL, "
+                         "write '@' as %%40 and '/' as %%2F in a user name or password",
                          q->where);
     PQ.PQconninfoFree(opts);
     return st;
@@ -436,7 +566,7 @@ static sf_status pg_open(sf_source *s, const char *db)
     pg_impl *q = sf_calloc(s->cref.census, SF_MEM_SOURCE, 1, sizeof *q);
     if (!q)
         return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
-    q->wakefd = -1;
+    atomic_init(&q->wakefd, -1);
     q->pos_base = -1;
     s->impl = q;
     q->db = db;
@@ -444,9 +574,13 @@ static sf_status pg_open(sf_source *s, const char *db)
     sf_status st = pq_load(s, &q->api);
     if (st == SF_OK)
         st = check_secrets(s, db);
-    if (st == SF_OK && (q->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
-        st = sf_fail(&s->err, errno == ENOMEM ? SF_ERR_NOMEM : SF_ERR_SOURCE,
-                     "postgresql: eventfd: %s", strerror(errno));
+    if (st == SF_OK) {
+        int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (fd < 0)
+            st = sf_fail(&s->err, errno == ENOMEM ? SF_ERR_NOMEM : SF_ERR_SOURCE,
+                         "postgresql: eventfd: %s", strerror(errno));
+        atomic_store(&q->wakefd, fd);
+    }
     if (st != SF_OK) {
         q->db = NULL;
         return st;
@@ -457,10 +591,9 @@ static sf_status pg_open(sf_source *s, const char *db)
                           "keepalives_interval", "keepalives_count", "tcp_user_timeout",
                           "client_encoding", "application_name", "dbname", NULL};
     const char *vals[] = {"10", "1", "30", "10", "3", "60000", "UTF8", "sqlfeed", db, NULL};
-    q->conn = PQ.PQconnectdbParams(keys, vals, 1);
-    if (!q->conn) {
+    if ((st = pg_connect(s, keys, vals, db)) != SF_OK) {
         q->db = NULL;
-        return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
+        return st;
     }
     if (PQ.PQstatus(q->conn) != CONNECTION_OK) {
         char line[600], clean[600];
@@ -592,7 +725,7 @@ static void lost_or_failed(sf_source *s, const PGresult *r)
      * backend terminated, shut down), or a connection exception (08xxx). */
     int gone = PQ.PQstatus(q->conn) == CONNECTION_BAD || (sev && !strcmp(sev, "FATAL")) ||
                (state && (!strncmp(state, "08", 2) || !strncmp(state, "57P0", 4)));
-    if (gone && !atomic_load(&q->cancelled)) {
+    if (gone && !atomic_load(&s->cancelled)) {
         char line[600];
         first_line("", msg, line, sizeof line);
         sf_fail(&s->err, SF_ERR_SOURCE, "postgresql: lost the connection to %s: %s", q->where, line);
@@ -790,10 +923,10 @@ static void pg_interrupt(sf_source *s)
     pg_impl *q = IMPL(s);
     if (!q)
         return;
-    atomic_store(&q->cancelled, 1);
-    if (q->wakefd >= 0) {
+    int fd = atomic_load(&q->wakefd);
+    if (fd >= 0) {
         uint64_t one = 1;
-        ssize_t w = write(q->wakefd, &one, sizeof one);
+        ssize_t w = write(fd, &one, sizeof one);
         (void)w; /* full (EAGAIN): it is readable already */
     }
 }
@@ -813,16 +946,17 @@ static void pg_close(sf_source *s)
             send_cancel(s);
         PQ.PQfinish(q->conn); /* ends the transaction and the cursor with it */
     }
-    if (q->wakefd >= 0)
-        close(q->wakefd);
+    int fd = atomic_exchange(&q->wakefd, -1); /* a signal now writes nowhere */
+    if (fd >= 0)
+        close(fd);
     if (q->api.lib)
         dlclose(q->api.lib);
     sf_sql_rewrite_free(cs, &q->rw);
     sf_dealloc(cs, q->values);
     sf_dealloc(cs, q->lengths);
     sf_dealloc(cs, q->types);
+    s->impl = NULL; /* before the free: a signal handler reads it */
     sf_dealloc(cs, q);
-    s->impl = NULL;
 }
 
 const sf_source_vt sf_source_pg = {

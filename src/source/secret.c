@@ -359,7 +359,9 @@ static int span_equals(const char *db, size_t start, size_t end, int kind, const
             hexval(db[i + 2]) >= 0) {
             c = hexval(db[i + 1]) * 16 + hexval(db[i + 2]);
             i += 2;
-        } else if (kind == KIND_CONNINFO && c == '\\' && i + 1 < end) {
+        } else if (kind == KIND_CONNINFO && c == '\\') {
+            if (i + 1 == end)
+                break; /* a bare value's last backslash escapes nothing: libpq drops it */
             c = (unsigned char)db[++i];
         }
         if ((unsigned char)*v != c || !*v)

@@ -5,8 +5,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-
 #include "source.h"
 
 /* Tried in order; the SQLite backend takes whatever has no URL scheme, so it
@@ -98,10 +96,14 @@ sf_status sf_source_open(sf_source *s, const char *db)
         return sf_fail(&s->err, SF_ERR_STATE, "source already open");
     if (!db || !*db)
         return sf_fail(&s->err, SF_ERR_ARG, "no database given");
+    if (atomic_load(&s->cancelled))
+        return sf_fail(&s->err, SF_ERR_CANCELLED, "cancelled before connecting");
     for (size_t i = 0; backends[i]; i++) {
         if (backends[i]->accepts(db)) {
             s->vt = backends[i];
             sf_status st = s->vt->open(s, db);
+            if (st != SF_OK && st != SF_ERR_NOMEM && atomic_load(&s->cancelled))
+                st = SF_ERR_CANCELLED; /* the message says where */
             if (st != SF_OK) {
                 s->vt->close(s);
                 s->vt = NULL;
@@ -126,7 +128,11 @@ sf_status sf_source_prepare(sf_source *s, const char *sql)
         return sf_fail(&s->err, SF_ERR_STATE, "a query is already prepared");
     if (!sql)
         return sf_fail(&s->err, SF_ERR_ARG, "no query given");
+    if (atomic_load(&s->cancelled))
+        return sf_fail(&s->err, SF_ERR_CANCELLED, "cancelled before the query was prepared");
     sf_status st = s->vt->prepare(s, sql);
+    if (st != SF_OK && st != SF_ERR_NOMEM && atomic_load(&s->cancelled))
+        st = SF_ERR_CANCELLED;
     if (st != SF_OK)
         clear_query(s);
     else
@@ -179,15 +185,9 @@ const char *sf_source_column_name(const sf_source *s, int i)
 const char *sf_source_backend(const sf_source *s) { return s && s->vt ? s->vt->name : ""; }
 const char *sf_source_errmsg(const sf_source *s) { return s ? s->err.msg : ""; }
 
-/* The SQLite backend's impl starts with its connection (src/source/sqlite.c,
- * struct sqlite_impl: `sqlite3 *db` first). */
 const char *sf_source_file(const sf_source *s)
 {
-    if (!s || s->vt != &sf_source_sqlite || !s->impl)
-        return NULL;
-    sqlite3 *db = *(sqlite3 *const *)s->impl;
-    const char *f = db ? sqlite3_db_filename(db, "main") : NULL;
-    return f && *f ? f : NULL;
+    return s && s->vt && s->vt->file && s->impl ? s->vt->file(s) : NULL;
 }
 
 int sf_source_param_count(const sf_source *s) { return s->nparams; }
@@ -206,11 +206,16 @@ sf_status sf_source_count(sf_source *s, const char *const *values, uint64_t *row
     return s->vt->count(s, values, rows);
 }
 
-void sf_source_interrupt(sf_source *s)
+void sf_source_cancel(sf_source *s)
 {
-    if (s && s->vt && s->vt->interrupt)
+    if (!s)
+        return;
+    atomic_store(&s->cancelled, 1); /* first: a backend that starts to wait sees it */
+    if (s->vt && s->vt->interrupt)
         s->vt->interrupt(s);
 }
+
+void sf_source_interrupt(sf_source *s) { sf_source_cancel(s); }
 
 sf_status sf_source_dlopen(sf_source *s, const char *soname, const char *what, void **lib)
 {

@@ -5,6 +5,8 @@
 #ifndef SF_SOURCE_H
 #define SF_SOURCE_H
 
+#include <stdatomic.h>
+
 #include "../common.h"
 #include "../value.h"
 
@@ -30,6 +32,9 @@ typedef struct sf_source_vt {
     sf_status (*count)(sf_source *s, const char *const *values, uint64_t *rows);
     /* Makes a running query stop soon. Async-signal-safe. */
     void (*interrupt)(sf_source *s);
+    /* The file an open source reads (absolute), or NULL (a server, memory);
+     * may be NULL for backends that read no file. */
+    const char *(*file)(const sf_source *s);
     void (*close)(sf_source *s);
 } sf_source_vt;
 
@@ -43,7 +48,13 @@ typedef struct sf_source_opts {
 struct sf_source {
     const sf_source_vt *vt;
     sf_source_opts opts;
-    void *impl;
+    /* Atomic: sf_source_cancel() reads it from a signal handler. A backend's
+     * close sets it to NULL before freeing what it pointed to. */
+    _Atomic(void *) impl;
+    /* Set by sf_source_cancel(), never cleared: every wait of a backend
+     * (connecting included) checks it, so a cancel that lands before the
+     * backend's state exists is not lost. */
+    atomic_int cancelled;
     sf_census_ref cref;
     sf_errbuf err;
     int ncols;
@@ -77,6 +88,7 @@ static inline void sf_source_column(sf_source *s, int i, sf_val *out)
 {
     s->vt->column(s, i, out);
 }
+/* sf_source_cancel(), for the render layer. */
 void sf_source_interrupt(sf_source *s);
 sf_status sf_source_count(sf_source *s, const char *const *values, uint64_t *rows);
 

@@ -261,11 +261,18 @@ static void sq_close(sf_source *s)
     sqlite_impl *q = IMPL(s);
     if (!q)
         return;
+    s->impl = NULL; /* first: a signal handler (sq_interrupt) reads it */
     sqlite3_finalize(q->stmt);
     sqlite3_close_v2(q->db);
     sf_dealloc(s->cref.census, q->num);
     sf_dealloc(s->cref.census, q);
-    s->impl = NULL;
+}
+
+static const char *sq_file(const sf_source *s)
+{
+    const sqlite_impl *q = IMPL(s);
+    const char *f = q->db ? sqlite3_db_filename(q->db, "main") : NULL;
+    return f && *f ? f : NULL;
 }
 
 const sf_source_vt sf_source_sqlite = {
@@ -278,5 +285,6 @@ const sf_source_vt sf_source_sqlite = {
     .column = sq_column,
     .count = sq_count,
     .interrupt = sq_interrupt,
+    .file = sq_file,
     .close = sq_close,
 };

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "source/sqltext.h"
 
 static PQconninfoOption *(*conninfo_parse)(const char *, char **);

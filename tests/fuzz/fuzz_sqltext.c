@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "fuzz.h"
 #include "source/sqltext.h"
 
 static int good_name(const char *n)
