@@ -298,7 +298,10 @@ static int check_read_files(const render_opts *o, sf_source *src, sf_template *t
 /* What to say about the destination when nothing was published. */
 static void say_left(const render_opts *o, sf_output *out, char *buf, size_t n)
 {
-    if (strcmp(o->output, "-") == 0 || !sf_output_atomic(out))
+    int to_stdout = strcmp(o->output, "-") == 0;
+    if (!sf_output_atomic(out) && sf_output_bytes(out) == 0) /* stopped before a byte went out */
+        snprintf(buf, n, "nothing written, %s left as it was", to_stdout ? "stdout" : o->output);
+    else if (to_stdout || !sf_output_atomic(out))
         snprintf(buf, n, "the output is incomplete");
     else
         snprintf(buf, n, "nothing published, %s left as it was", o->output);

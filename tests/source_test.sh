@@ -114,7 +114,7 @@ for db in "postgresql://u:Mut3Pw@127.0.0.1:$mp/db" \
         wait $pid; rc=$?; dt=$(( $(ms) - t0 ))
         want=143; [ $sig = INT ] && want=130
         ok "$what: SIG$sig while connecting to a host that never answers: exit $want in $dt ms, previous feed kept" \
-            sh -c "[ $rc = $want ] && [ \"\$(cat '$T/keep.xml')\" = 'previous feed' ] && ! ls -a '$T' | grep -q 'keep.xml.sqlfeed-' && ! grep -q Mut3Pw '$T/err'"
+            sh -c "[ $rc = $want ] && [ \"\$(cat '$T/keep.xml')\" = 'previous feed' ] && ! ls -a '$T' | grep -q 'keep.xml.sqlfeed-' && ! grep -q Mut3Pw '$T/err' && grep -q 'nothing written, $T/keep.xml left as it was' '$T/err'"
     done
 done
 kill $mute 2>/dev/null; wait $mute 2>/dev/null || : # its 143 is not the suite's status
