@@ -296,10 +296,10 @@ static int check_read_files(const render_opts *o, sf_source *src, sf_template *t
 }
 
 /* What to say about the destination when nothing was published. */
-static void say_left(const render_opts *o, sf_output *out, char *buf, size_t n)
+static void say_left(const render_opts *o, sf_output *out, int opened, char *buf, size_t n)
 {
     int to_stdout = strcmp(o->output, "-") == 0;
-    if (!sf_output_atomic(out) && sf_output_bytes(out) == 0) /* stopped before a byte went out */
+    if (!opened) /* stopped before the output was opened */
         snprintf(buf, n, "nothing written, %s left as it was", to_stdout ? "stdout" : o->output);
     else if (to_stdout || !sf_output_atomic(out))
         snprintf(buf, n, "the output is incomplete");
@@ -318,7 +318,7 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
     sf_source *src = sf_source_create(census);
     sf_output *out = sf_output_create(census);
     char *own_query = NULL, *tpl_query = NULL;
-    int rc = EXIT_OK, refused = 0;
+    int rc = EXIT_OK, refused = 0, opened = 0;
     sf_status st = SF_OK;
     int to_stdout = strcmp(o->output, "-") == 0;
     double t0 = now_seconds();
@@ -371,6 +371,7 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
     cli_signals_set_output(out); /* a signal stops a FIFO wait, or a commit before its rename */
     st = to_stdout ? sf_output_open_fd(out, STDOUT_FILENO, "stdout")
                    : sf_output_open_file(out, o->output);
+    opened = st == SF_OK;
     cli_signals_set_temp(sf_output_temp_path(out)); /* a crash removes it */
     if (cli_signal_caught())
         goto signalled;
@@ -418,7 +419,7 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
     if (limit && sf_census_set_limit(census, 0) != SF_OK)
         refused = 1;
     monitor_stop(mon);
-    say_left(o, out, left, sizeof left);
+    say_left(o, out, opened, left, sizeof left);
     if (monitor_over_budget(mon, &budget_rss) && !cli_signal_caught()) {
         sf_output_abort(out);
         char grew[128];
@@ -480,7 +481,7 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
 signalled:
     cli_signals_forget_render();
     monitor_stop(mon);
-    say_left(o, out, left, sizeof left);
+    say_left(o, out, opened, left, sizeof left);
     sf_output_abort(out);
     cli_signals_set_temp(NULL);
     cli_error("stopped by signal %d (%s) after row %llu; %s", cli_signal_caught(),
