@@ -544,6 +544,9 @@ static void test_namespaces(void)
                    "<r xmlns:p=\"http://www.w3.org/XML/1998/namespace\"/>", "is reserved");
     expect_refused("ns: the xmlns namespace as default", "<r xmlns=\"http://www.w3.org/2000/xmlns/\"/>",
                    "is reserved");
+    expect_refused("ns: a declaration that is not a QName", "<r xmlns:p:a=\"1\"/>", "not a qualified name");
+    expect_refused("ns: white space in a namespace name", "<r xmlns:p=\"a&#32;b\"/>", "holds no white space");
+    expect_refused("ns: white space in the default namespace", "<r xmlns=\"a b\"/>", "holds no white space");
     expect_refused("ns: a value in a declaration", "<r xmlns:p=\"{{sqlfeed_version}}\"/>", "namespace declaration's value");
     expect_refused("ns: a declaration in a section", "<r {{#sqlfeed_version}}xmlns:p=\"u\"{{/sqlfeed_version}}/>",
                    "inside section {{#sqlfeed_version}}");

@@ -86,7 +86,7 @@ typedef struct compiler {
     sf_errbuf markup;
 } compiler;
 
-static sf_status compile_unit(sf_template *t, uint32_t unit, int depth);
+static sf_status compile_unit(sf_template *t, uint32_t unit, int depth, int xml);
 
 /* ---- positions and errors ---------------------------------------------- */
 
@@ -331,6 +331,10 @@ static sf_status ns_resolve(compiler *c, xml_name nm, int element, const char **
 static sf_status ns_declare(compiler *c, xml_name attr, size_t voff, size_t vlen)
 {
     sf_census *cs = c->t->cref.census;
+    if (!sf_xml_qname_ok(c->src + attr.off, attr.len))
+        return cfail(c, attr.off, "'%.*s' is not a qualified name (Namespaces in XML: one ':' "
+                                  "at most, between a prefix and a local name)",
+                     NAME_ARG(attr));
     while (c->nslen + vlen + 1 > c->nscap) {
         uint32_t cap = c->nscap ? c->nscap * 2 : 256;
         char *n = sf_realloc(cs, SF_MEM_TEMPLATE, c->nsbuf, cap);
@@ -359,6 +363,13 @@ static sf_status ns_declare(compiler *c, xml_name attr, size_t voff, size_t vlen
                               "1.0); give it a namespace name",
                      NAME_ARG(attr));
     }
+    /* A namespace name is a URI reference, which holds no white space
+     * (and expat-based readers that join names with a space refuse it). */
+    for (uint32_t k = 0; k < ulen; k++)
+        if (uri[k] == ' ' || uri[k] == '\t' || uri[k] == '\n' || uri[k] == '\r')
+            return cfail(c, voff, "%.*s: a namespace name is a URI and holds no white space "
+                                  "(write %%20)",
+                         NAME_ARG(attr));
     ns_bind *b = &c->binds[c->nbinds++];
     b->depth = c->nelems;
     b->poff = poff, b->plen = plen;
@@ -954,7 +965,9 @@ static sf_status partial_unit(compiler *c, const char *name, size_t nlen, const 
         t->units[u].indent_len = ilen;
     }
     *idx = u;
-    return compile_unit(t, u, c->depth + 1);
+    /* When the includer's markup already failed, its lexer's state is not
+     * where the partial starts: the partial is scanned for syntax only. */
+    return compile_unit(t, u, c->depth + 1, c->xml);
 }
 
 /* The prefixes partial `u` uses undeclared are declared where it is
@@ -1484,7 +1497,7 @@ static sf_status finish_markup(compiler *c)
     return SF_OK;
 }
 
-static sf_status compile_unit(sf_template *t, uint32_t unit, int depth)
+static sf_status compile_unit(sf_template *t, uint32_t unit, int depth, int xml)
 {
     compiler c;
     memset(&c, 0, sizeof c);
@@ -1498,7 +1511,7 @@ static sf_status compile_unit(sf_template *t, uint32_t unit, int depth)
     c.last_at = UINT32_MAX;
     c.lx = t->units[unit].xstart;
     c.depth = depth;
-    c.xml = t->eff_mode == SF_TEMPLATE_XML;
+    c.xml = xml && t->eff_mode == SF_TEMPLATE_XML;
     if (c.len > MAX_TEMPLATE_SIZE)
         return cfail(&c, 0, "template larger than %zu MiB, the limit", MAX_TEMPLATE_SIZE >> 20);
     t->units[unit].compiling = 1;
@@ -1822,7 +1835,7 @@ static sf_status load(sf_template *t, const char *name, char *src, size_t len)
     t->units[u].srclen = len;
     memset(&t->units[u].xstart, 0, sizeof t->units[u].xstart);
     t->units[u].xend = t->units[u].xstart;
-    st = compile_unit(t, u, 0);
+    st = compile_unit(t, u, 0, 1);
     if (st == SF_OK && (st = collect_names(t)) == SF_ERR_NOMEM)
         st = nomem(t);
     if (st != SF_OK) {
