@@ -244,17 +244,19 @@ typedef enum sf_template_mode {
     /* The default: each {{tag}} is escaped for the XML context its position
      * in the template's literal text gives it (element text, attribute value,
      * CDATA section, comment); invalid UTF-8 and characters XML 1.0 forbids
-     * are replaced by U+FFFD everywhere, {{{raw}}} included. The literal
-     * markup must be well-formed however sections go (docs/template.md),
-     * and an XML declaration may only declare UTF-8. */
+     * are replaced by U+FFFD everywhere. {{{raw}}} and {{&raw}} are written
+     * like {{x}} in CDATA and comments and refused elsewhere (data could
+     * break the document). The literal markup must be well-formed, with
+     * namespaces, however sections go (docs/template.md, docs/xml.md), and
+     * an XML declaration may only declare version 1.0 and UTF-8. */
     SF_TEMPLATE_XML = 0,
     /* Mustache spec behaviour: & " < > are escaped wherever the tag is. */
     SF_TEMPLATE_HTML = 1,
     /* Plain text, not XML: the literal text is not checked and values are
-     * written through the character filter only (invalid UTF-8 and C0
-     * controls other than TAB, LF, CR become U+FFFD). A template in XML mode
-     * switches itself to text with {{! sqlfeed-format: text }} as its first
-     * tag. */
+     * written through the character filter only (invalid UTF-8, C0 controls
+     * other than TAB, LF, CR, and U+FFFE, U+FFFF become U+FFFD); raw tags
+     * too. A template in XML mode switches itself to text with
+     * {{! sqlfeed-format: text }} as its first tag. */
     SF_TEMPLATE_TEXT = 2
 } sf_template_mode;
 

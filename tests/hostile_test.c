@@ -790,8 +790,12 @@ static const ctxdef_t MAIN_CTX[] = {
     {"comment", K_COMMENT, NULL, "", "", 1, X_COMMENT},
 };
 
-/* Raw template: filter but no escaping; CR is normalized by the parser. */
+/* Raw template: filter but no escaping; CR is normalized by the parser.
+ * Raw values in element text are refused in an XML template (data could
+ * break it), so this one declares itself plain text: the output is XML for
+ * the rows selected (no < & ] >), and checks the filter of raw values. */
 static const char RAW_TEMPLATE[] =
+    "{{! sqlfeed-format: text }}\n"
     "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
     "<doc>{{#rows}}<r id=\"{{id}}\"><a>{{{v}}}</a><b>{{&v}}</b></r>"
     "{{/rows}}</doc>\n";

@@ -117,7 +117,9 @@ static void on_text(void *ud, const XML_Char *s, int len)
 
 static int well_formed(const char *doc, size_t n, char *why, size_t whylen, parsed *p)
 {
-    XML_Parser xp = XML_ParserCreate(NULL);
+    /* Feed readers parse with namespaces: expat in namespace mode, which
+     * also checks everything the plain mode checks. */
+    XML_Parser xp = XML_ParserCreateNS(NULL, ' ');
     if (p) {
         memset(p, 0, sizeof *p);
         XML_SetUserData(xp, p);
@@ -335,10 +337,235 @@ static void test_encoding(void)
     partial_text = NULL;
     expect_refused("encoding: nor a section", "<?xml version=\"1.0\" {{#a}}{{/a}}?><r/>",
                    "a section tag sits in a processing instruction");
-    expect_refused("declaration after a raw value", "{{{a}}}<?xml version=\"1.0\"?><r/>",
+    expect_refused("declaration after a value", "<!-- {{a}} --><?xml version=\"1.0\"?><r/>",
                    "'<?xml' is reserved");
     expect_refused("encoding: a declaration without version",
                    "<?xml encoding=\"UTF-8\"?><r/>", "needs version");
+}
+
+/* ---- the hostile review of the markup check (each was published, exit 0,
+ * not well-formed) ------------------------------------------------------------ */
+
+static void test_raw(void)
+{
+    /* In CDATA and comments a raw value gets that context's writing. */
+    expect_wf("raw: ']]>' in a raw value in CDATA",
+              "<r>{{#rows}}<description><![CDATA[{{{descr}}}]]></description>{{/rows}}</r>",
+              "SELECT '<p>hi ]]> there</p>' AS descr", "<p>hi ]]> there</p>");
+    /* These close their CDATA section or comment only when v is empty:
+     * a raw value now breaks the "]]>" or "-->" like {{v}}, so the
+     * template is seen to leave it open. */
+    expect_refused("raw: CDATA's literal ']' before a raw value", "<x>{{#rows}}<![CDATA[]{{{v}}}]>{{/rows}}</x>",
+                   "t.mustache:1:32: section {{#rows}} starts in element text but ends in a CDATA section");
+    expect_refused("raw: a comment's literal '-' before a raw value",
+                   "<x>{{#rows}}<!-- -{{{v}}}->{{/rows}}</x>", "starts in element text but ends in a comment");
+    expect_wf("raw: CDATA's literal ']' before a raw value, closed",
+              "<x>{{#rows}}<![CDATA[]{{{v}}}]]]>{{/rows}}</x>", "SELECT 'a' AS v", "]a]");
+    expect_wf("raw: {{&v}} in CDATA", "<x>{{#rows}}<![CDATA[{{&v}}]]>{{/rows}}</x>", "SELECT ']]>' AS v",
+              "]]>");
+    /* In element text and attribute values no data could be trusted. */
+    expect_refused("raw: in element text", "<r>{{#rows}}{{{v}}}{{/rows}}</r>",
+                   "t.mustache:1:13: {{{v}}} in element text would write the value unescaped");
+    expect_refused("raw: {{&v}} in element text", "<r>{{#rows}}{{&v}}{{/rows}}</r>", "write {{v}} (escaped) or <![CDATA[");
+    expect_refused("raw: in an attribute value", "<r>{{#rows}}<i a=\"{{{v}}}\"/>{{/rows}}</r>",
+                   "{{{v}}} in a double-quoted attribute value");
+    expect_refused("raw: in the prolog", "{{{sqlfeed_version}}}<r/>", "{{{sqlfeed_version}}} sits in the prolog");
+    expect_refused("raw: in a tag", "<r {{{sqlfeed_version}}}/>", "sits in markup");
+    result r;
+    render("{{! sqlfeed-format: text }}{{#rows}}<{{{v}}}>{{&v}}{{/rows}}", "SELECT '&<' AS v", &r);
+    check(r.st == SF_OK && strcmp(r.out, "<&<>&<") == 0, "raw: a text template writes raw values",
+          "status %d (%s) '%s'", (int)r.st, r.msg, r.out);
+}
+
+static void test_attr_edges(void)
+{
+    expect_refused("attribute: a rows section leaving an attribute value",
+                   "<r>{{#rows}}<a b=\"{{/rows}}\" c=\"{{#rows}}\"/>{{/rows}}</r>", "");
+    expect_refused("attribute: {{#rows}} across two attribute values",
+                   "<r><a b=\"{{#rows}}\" c=\"{{/rows}}\"/></r>", "{{#rows}} inside a tag");
+    expect_refused("attribute: a section across two attribute values",
+                   "<r>{{#rows}}<a b=\"{{#v}}\" c=\"{{/v}}\"/>{{/rows}}</r>",
+                   "t.mustache:1:25: section {{#v}} starts in an attribute value and ends it");
+    expect_refused("attribute: {{#rows}} inside a value", "<r><a b=\"{{#rows}}{{v}}{{/rows}}\"/></r>",
+                   "{{#rows}} inside a tag");
+    partial_text = "\" c=\"";
+    expect_refused("attribute: a partial leaving the value", "<r><a c=\"1\" b=\"{{>p}}\"/></r>",
+                   "p:1:1: the partial starts in an attribute value and ends it");
+    partial_text = "x{{#v}}y{{/v}}";
+    expect_wf("attribute: a partial inside the value", "<r>{{#rows}}<a b=\"{{>p}}\"/>{{/rows}}</r>",
+              "SELECT 1 AS v", NULL);
+    partial_text = "{{#rows}}x{{/rows}}";
+    expect_refused("attribute: {{#rows}} through a partial inside a value", "<r><a b=\"{{>p}}\"/></r>",
+                   "{{#rows}} inside a tag");
+    partial_text = NULL;
+    /* Exclusive sections may each give the attribute. */
+    expect_wf("attribute: {{#x}}k=..{{/x}}{{^x}}k=..{{/x}}",
+              "<r>{{#rows}}<i {{#v}}k=\"1\"{{/v}}{{^v}}k=\"2\"{{/v}}/>{{/rows}}</r>",
+              "SELECT 1 AS v UNION ALL SELECT 0", NULL);
+    expect_wf("attribute: exclusive through nesting",
+              "<r>{{#rows}}<i {{#w}}{{#v}}k=\"1\"{{/v}}{{/w}} {{^v}}k=\"2\"{{/v}}/>{{/rows}}</r>",
+              "SELECT 1 AS v, 1 AS w UNION ALL SELECT 0, 1", NULL);
+    expect_refused("attribute: two sections of different names",
+                   "<r {{#v}}k=\"1\"{{/v}} {{^w}}k=\"2\"{{/w}}/>", "attribute 'k' twice");
+    expect_refused("attribute: no space after a section that is not the inverse",
+                   "<r {{#v}}k=\"1\"{{/v}}{{^w}}j=\"2\"{{/w}}/>", "attributes must be separated");
+    expect_refused("attribute: two sections of one kind", "<r {{#v}}k=\"1\"{{/v}} {{#v}}k=\"2\"{{/v}}/>",
+                   "attribute 'k' twice");
+}
+
+static void test_prolog_edges(void)
+{
+    partial_text = "<!DOCTYPE r>";
+    expect_refused("doctype: through a partial in a section", "{{#rows}}{{>p}}{{/rows}}<r/>",
+                   "t.mustache:1:16: section {{#rows}} holds a DOCTYPE");
+    expect_refused("doctype: through a partial in an inverted section", "{{^sqlfeed_version}}{{>p}}{{/sqlfeed_version}}<r/>",
+                   "holds a DOCTYPE");
+    expect_wf("doctype: through a partial, once", "{{>p}}<r>{{#rows}}{{v}}{{/rows}}</r>", "SELECT 1 AS v", "1");
+    /* Byte-order marks. */
+    partial_text = "\xEF\xBB\xBF<r>{{#rows}}{{v}}{{/rows}}</r>";
+    result r;
+    render("\xEF\xBB\xBF{{>p}}", "SELECT 1 AS v", &r);
+    check(r.st == SF_OK && strcmp(r.out, "\xEF\xBB\xBF<r>1</r>") == 0,
+          "bom: a partial's byte-order mark is dropped", "status %d (%s) '%s'", (int)r.st, r.msg, r.out);
+    partial_text = "\xEF\xBB\xBF\xEF\xBB\xBF<r/>";
+    expect_refused("bom: a second one, at a partial's start", "\xEF\xBB\xBF{{>p}}", "text outside the root");
+    expect_refused("bom: two in the template", "\xEF\xBB\xBF\xEF\xBB\xBF<r/>", "text outside the root");
+    partial_text = "<r>\xEF\xBB\xBF{{#rows}}{{v}}{{/rows}}</r>";
+    expect_wf("bom: U+FEFF in content is fine", "\xEF\xBB\xBF{{>p}}", "SELECT 1 AS v", "\xEF\xBB\xBF" "1");
+    partial_text = NULL;
+    render("\xEF\xBB\xBF{{! sqlfeed: d }}\n<?xml version=\"1.0\"?>\n<r>{{#rows}}{{v}}{{/rows}}</r>\n",
+           "SELECT 1 AS v", &r);
+    check(r.st == SF_OK && strcmp(r.out, "\xEF\xBB\xBF<?xml version=\"1.0\"?>\n<r>1</r>\n") == 0,
+          "bom: then a standalone comment, then the declaration", "status %d (%s) '%s'", (int)r.st,
+          r.msg, r.out);
+    render("\xEF\xBB\xBF{{! sqlfeed-format: text }}\n{{#rows}}{{v}}<{{/rows}}", "SELECT 1 AS v", &r);
+    check(r.st == SF_OK && strcmp(r.out, "\xEF\xBB\xBF" "1<") == 0, "bom: then the format pragma",
+          "status %d (%s) '%s'", (int)r.st, r.msg, r.out);
+    render("\n\n{{! sqlfeed-format: text }}\n{{#rows}}{{v}}<{{/rows}}", "SELECT 1 AS v", &r);
+    check(r.st == SF_OK && strcmp(r.out, "\n\n1<") == 0, "blank lines, then the format pragma",
+          "status %d (%s) '%s'", (int)r.st, r.msg, r.out);
+    /* The declaration: version 1.0 only. */
+    expect_refused("version: 1.1 refused", "<?xml version=\"1.1\"?><r/>",
+                   "t.mustache:1:16: XML version \"1.1\": sqlfeed writes XML 1.0 only");
+    expect_refused("version: 1.9 refused", "<?xml version='1.9'?><r/>", "XML 1.0 only");
+    expect_refused("root in exclusive sections: refused, saying how",
+                   "{{#x}}<r a=\"1\"/>{{/x}}{{^x}}<r/>{{/x}}", "<r{{#x}} a=\"...\"{{/x}}>");
+}
+
+static void test_names_split(void)
+{
+    expect_refused("names: a comment inside an attribute name", "<r a{{! x }}b=\"1\" ab=\"2\"/>",
+                   "t.mustache:1:5: a comment tag inside an attribute name");
+    expect_refused("names: a comment inside a PI target", "<r/><?x{{! c }}ml version=\"1.0\"?>",
+                   "a comment tag inside a processing instruction");
+    expect_refused("names: a comment inside <?xml", "<?x{{! c }}ml version=\"1.0\" encoding=\"US-ASCII\"?><r/>",
+                   "a comment tag inside");
+    expect_refused("names: a comment inside the declaration",
+                   "<?xml version=\"1.0\" {{! c }}encoding=\"US-ASCII\"?><r/>", "a comment tag inside");
+    expect_refused("names: a delimiter change inside an element name", "<r{{=<% %>=}}x/>", "a delimiter tag inside");
+    expect_refused("names: a comment inside an end tag's name", "<ab></a{{! c }}b>", "a comment tag inside");
+    expect_refused("names: a comment inside a reference", "<r>&a{{! c }}mp;</r>", "a comment tag inside");
+    expect_refused("names: a comment inside SYSTEM", "<!DOCTYPE r SYS{{! c }}TEM \"x\"><r/>",
+                   "a comment tag inside");
+    expect_refused("names: a comment inside a declaration", "<!DOCTYPE r [<!ENT{{! c }}ITY x \"y\">]><r/>",
+                   "a comment tag inside");
+    expect_refused("names: a standalone comment inside the declaration",
+                   "<?xml version=\"1.0\"\n{{! c }}\n encoding=\"latin1\"?><r/>", "a comment tag inside");
+    expect_refused("names: a value in an attribute name", "<r a{{v}}b=\"1\"/>", "sits in an attribute name");
+    expect_wf("names: comments between attributes and in values",
+              "<r {{! c }}a=\"{{! c }}1\"{{! c }}>{{! c }}{{#rows}}{{v}}{{/rows}}</r>", "SELECT 2 AS v", "2");
+}
+
+static void test_subset(void)
+{
+    expect_refused("subset: <?xml in the internal subset", "<!DOCTYPE r [<?xml version=\"1.0\"?>]><r/>",
+                   "t.mustache:1:14: '<?xml' is reserved");
+    expect_refused("subset: a PI without a target", "<!DOCTYPE r [<? x ?>]><r/>", "target name");
+    expect_refused("subset: an unknown declaration", "<!DOCTYPE r [<!FOO bar>]><r/>",
+                   "declares only <!ELEMENT");
+    expect_refused("subset: '<' in an attribute default", "<!DOCTYPE r [<!ATTLIST r a CDATA \"<\">]><r/>",
+                   "'<' in an attribute default");
+    expect_refused("subset: '&' in an entity value", "<!DOCTYPE r [<!ENTITY x \"&\">]><r/>",
+                   "'&' must start a reference");
+    expect_refused("subset: an undefined entity in an attribute default",
+                   "<!DOCTYPE r [<!ATTLIST r a CDATA \"&foo;\">]><r/>", "may refer only to");
+    expect_refused("subset: ']' in a declaration", "<!DOCTYPE r [<!ELEMENT r ANY]>]><r/>", "unexpected ']'");
+    expect_refused("subset: '%' in an entity value", "<!DOCTYPE r [<!ENTITY x \"a%b\">]><r/>",
+                   "parameter-entity reference inside a declaration");
+    expect_refused("subset: an internal parameter entity", "<!DOCTYPE r [<!ENTITY % x \"<!FOO>\">%x;]><r/>",
+                   "a parameter entity with a value");
+    expect_refused("subset: mixed content without ')*'", "<!DOCTYPE r [<!ELEMENT r (#PCDATA|a)>]><r/>",
+                   "must end with ')*'");
+    expect_refused("subset: two kinds of separator", "<!DOCTYPE r [<!ELEMENT r (a|b,c)>]><r/>",
+                   "one kind of separator");
+    expect_refused("subset: no space before a default", "<!DOCTYPE r [<!ATTLIST r a ID #FIXED\"v\">]><r/>",
+                   "white space must follow #FIXED");
+    expect_refused("subset: NOTATION, two literals without space", "<!DOCTYPE r [<!NOTATION n PUBLIC \"p\"\"s\">]><r/>",
+                   "white space and a quoted system literal");
+    expect_refused("subset: a reference to a character XML forbids", "<!DOCTYPE r [<!ENTITY x \"&#0;\">]><r/>",
+                   "forbids");
+    expect_refused("subset: NDATA on a parameter entity", "<!DOCTYPE r [<!ENTITY % x SYSTEM \"s\" NDATA n>]><r/>",
+                   "unexpected 'N'");
+    expect_refused("subset: a namespace declaration by default",
+                   "<!DOCTYPE r [<!ATTLIST r xmlns:p CDATA \"\">]><r/>", "a default value for a namespace");
+    expect_refused("subset: declared entities stay refused in content",
+                   "<!DOCTYPE r [<!ENTITY nbsp \"&#160;\">]><r>&nbsp;</r>", "&nbsp; is not one of");
+    expect_wf("subset: every declaration form",
+              "<!DOCTYPE r [\n"
+              "  <!ELEMENT r (#PCDATA|a|b)*> <!ELEMENT a EMPTY> <!ELEMENT b ANY>\n"
+              "  <!ELEMENT c ((a|b)+, (c?, a*))> <!ELEMENT d (#PCDATA)>\n"
+              "  <!ATTLIST r a (x|y) 'x' b NOTATION (n|m) #IMPLIED c CDATA #FIXED \"v&amp;&#60;%\"\n"
+              "              d NMTOKENS #REQUIRED>\n"
+              "  <!ATTLIST a>\n"
+              "  <!ENTITY e \"<x>&#38;&e2;]]>'\"> <!ENTITY f SYSTEM 'f.xml'> <!ENTITY g PUBLIC \"-//x\" \"g\" NDATA n>\n"
+              "  <!ENTITY % h SYSTEM \"h.dtd\"> %h;\n"
+              "  <!NOTATION n PUBLIC \"p\"> <!NOTATION m SYSTEM \"m\"> <!NOTATION o PUBLIC 'p' 's'>\n"
+              "  <?pi in the subset?> <!-- and a comment -->\n"
+              "]>\n<r>{{#rows}}{{v}}{{/rows}}</r>",
+              "SELECT 1 AS v", "1");
+}
+
+static void test_namespaces(void)
+{
+    expect_refused("ns: an undeclared prefix", "<p:r/>", "t.mustache:1:2: prefix 'p' of 'p:r' is not declared");
+    expect_refused("ns: an undeclared attribute prefix", "<r p:a=\"1\"/>", "prefix 'p' of 'p:a'");
+    expect_refused("ns: a prefix bound to \"\"", "<r xmlns:p=\"\"/>", "a prefix cannot be undeclared");
+    expect_refused("ns: one attribute through two prefixes",
+                   "<r xmlns:p=\"u\" xmlns:q=\"u\" p:b=\"1\" q:b=\"2\"/>", "are the same attribute");
+    expect_refused("ns: one namespace written two ways",
+                   "<r xmlns:p=\"u\" xmlns:q=\"&#117;\" p:b=\"1\" q:b=\"2\"/>", "are the same attribute");
+    expect_refused("ns: out of scope", "<r><a xmlns:p=\"u\"/><p:b/></r>", "prefix 'p' of 'p:b'");
+    expect_refused("ns: two colons", "<a:b:c xmlns:a=\"u\"/>", "not a qualified name");
+    expect_refused("ns: an empty local name", "<r xmlns:=\"u\"/>", "not a qualified name");
+    expect_refused("ns: xmlns as an element's prefix", "<xmlns:r/>", "reserved for namespace declarations");
+    expect_refused("ns: xml bound elsewhere", "<r xmlns:xml=\"u\"/>", "xmlns:xml may only bind");
+    expect_refused("ns: xmlns declared", "<r xmlns:xmlns=\"u\"/>", "cannot be declared");
+    expect_refused("ns: the xml namespace for another prefix",
+                   "<r xmlns:p=\"http://www.w3.org/XML/1998/namespace\"/>", "is reserved");
+    expect_refused("ns: the xmlns namespace as default", "<r xmlns=\"http://www.w3.org/2000/xmlns/\"/>",
+                   "is reserved");
+    expect_refused("ns: a declaration that is not a QName", "<r xmlns:p:a=\"1\"/>", "not a qualified name");
+    expect_refused("ns: white space in a namespace name", "<r xmlns:p=\"a&#32;b\"/>", "holds no white space");
+    expect_refused("ns: white space in the default namespace", "<r xmlns=\"a b\"/>", "holds no white space");
+    expect_refused("ns: a value in a declaration", "<r xmlns:p=\"{{sqlfeed_version}}\"/>", "namespace declaration's value");
+    expect_refused("ns: a declaration in a section", "<r {{#sqlfeed_version}}xmlns:p=\"u\"{{/sqlfeed_version}}/>",
+                   "inside section {{#sqlfeed_version}}");
+    partial_text = "<p:i>{{v}}</p:i>";
+    expect_wf("ns: a partial using the includer's prefix",
+              "<r xmlns:p=\"u\">{{#rows}}{{>p}}{{/rows}}</r>", "SELECT 1 AS v", "1");
+    expect_refused("ns: a partial using an undeclared prefix", "<r>{{#rows}}{{>p}}{{/rows}}</r>",
+                   "partial 'p' uses the namespace prefix 'p'");
+    partial_text = "<i p:a=\"1\" q:a=\"2\"/>";
+    expect_refused("ns: a partial's two free prefixes on one local name",
+                   "<r xmlns:p=\"u\" xmlns:q=\"v\">{{>p}}</r>", "depends on where the partial is included");
+    partial_text = NULL;
+    expect_wf("ns: declared, scoped, xml:, defaults",
+              "<r xmlns=\"d\" xmlns:p=\"u\" xmlns:q=\"v\" p:a=\"1\" q:a=\"2\" a=\"3\" xml:lang=\"en\">"
+              "<p:i xmlns:p=\"w\" p:a=\"1\"/><x xmlns=\"\"/>{{#rows}}{{v}}{{/rows}}</r>",
+              "SELECT 1 AS v", "1");
+    expect_wf("ns: exclusive attributes of one expanded name",
+              "<r xmlns:p=\"u\" xmlns:q=\"u\">{{#rows}}<i {{#v}}p:a=\"1\"{{/v}}{{^v}}q:a=\"2\"{{/v}}/>{{/rows}}</r>",
+              "SELECT 1 AS v", NULL);
 }
 
 /* ---- plain text ---------------------------------------------------------- */
@@ -476,6 +703,12 @@ int main(int argc, char **argv)
     test_markup();
     test_encoding();
     test_text_mode();
+    test_raw();
+    test_attr_edges();
+    test_prolog_edges();
+    test_names_split();
+    test_subset();
+    test_namespaces();
     test_limits();
     test_names();
     printf("wellformed: %d passed, %d failed\n", passes, failures);

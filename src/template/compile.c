@@ -29,10 +29,26 @@ typedef struct open_sec {
 } open_sec;
 
 /* An element open in the literal markup, or an attribute of the current
- * start tag: a name in the unit's source. */
+ * start tag: a name in the unit's source. An attribute also lists the
+ * sections around it inside the tag ([goff, goff + gn) in guards: node
+ * indices), so that k="1" in {{#x}} and k="2" in {{^x}} are seen to
+ * exclude each other. */
 typedef struct xml_name {
     uint32_t off, len;
+    uint32_t goff, gn;
 } xml_name;
+
+/* A namespace declaration in scope: the prefix (plen 0: the default
+ * namespace) in the unit's source, the namespace name (normalized) in
+ * nsbuf, and the element depth that declared it. */
+typedef struct ns_bind {
+    uint32_t depth;
+    uint32_t poff, plen;
+    uint32_t uoff, ulen;
+} ns_bind;
+
+#define XML_NS "http://www.w3.org/XML/1998/namespace"
+#define XMLNS_NS "http://www.w3.org/2000/xmlns/"
 
 typedef struct compiler {
     sf_template *t;
@@ -52,13 +68,25 @@ typedef struct compiler {
     uint32_t nelems, capelems;
     xml_name *attrs;      /* the current start tag's attributes */
     uint32_t nattrs, capattrs;
+    uint32_t *guards;     /* sections around each attribute (xml_name.goff) */
+    uint32_t nguards, capguards;
+    uint32_t tag_nopen;   /* sections open when the current start tag began */
+    ns_bind *binds;       /* namespace declarations in scope, innermost last */
+    uint32_t nbinds, capbinds;
+    char *nsbuf;          /* their namespace names */
+    uint32_t nslen, nscap;
+    int ns_value;         /* reading a namespace declaration's value */
+    /* The section that closed last, if nothing followed it yet: a
+     * {{^x}} right after {{/x}} renders only where {{#x}} did not. */
+    uint32_t last_node, last_at;
+    sf_xml_lexer last_lx;
     /* The first error in the literal markup waits for the end of the scan:
      * a Mustache syntax error (an unclosed section) explains more. */
     int markup_failed;
     sf_errbuf markup;
 } compiler;
 
-static sf_status compile_unit(sf_template *t, uint32_t unit, int depth);
+static sf_status compile_unit(sf_template *t, uint32_t unit, int depth, int xml);
 
 /* ---- positions and errors ---------------------------------------------- */
 
@@ -196,11 +224,243 @@ static const char *open_section_name(compiler *c, char *buf, size_t n)
 
 #define NAME_ARG(x) (int)((x).len > 100 ? 100 : (x).len), c->src + (x).off
 
+/* ---- namespaces ------------------------------------------------------------ */
+
+static int span_is(const compiler *c, uint32_t off, uint32_t len, const char *w)
+{
+    size_t k = strlen(w);
+    return len == k && memcmp(c->src + off, w, k) == 0;
+}
+
+/* The prefix of a name: its length before ':', or 0 when it has none. */
+static uint32_t prefix_len(const compiler *c, xml_name nm)
+{
+    const char *colon = memchr(c->src + nm.off, ':', nm.len);
+    return colon ? (uint32_t)(colon - (c->src + nm.off)) : 0;
+}
+
+/* The binding of prefix src[off..off+len) in scope, or NULL. */
+static const ns_bind *ns_lookup(const compiler *c, const char *p, uint32_t len)
+{
+    for (uint32_t i = c->nbinds; i-- > 0;) {
+        const ns_bind *b = &c->binds[i];
+        if (b->plen == len && memcmp(c->src + b->poff, p, len) == 0)
+            return b;
+    }
+    return NULL;
+}
+
+/* Prefixes a partial uses without declaring them: the including context
+ * must (units' free_pfx, one "prefix " after another). */
+static int free_has(const sf_unit *u, const char *p, size_t len)
+{
+    for (size_t i = 0; i < u->free_len;) {
+        const char *sp = memchr(u->free_pfx + i, ' ', u->free_len - i);
+        size_t k = (size_t)(sp - (u->free_pfx + i));
+        if (k == len && memcmp(u->free_pfx + i, p, len) == 0)
+            return 1;
+        i += k + 1;
+    }
+    return 0;
+}
+
+static int free_add(sf_template *t, uint32_t unit, const char *p, size_t len)
+{
+    sf_unit *u = &t->units[unit];
+    if (free_has(u, p, len))
+        return 0;
+    char *n = sf_realloc(t->cref.census, SF_MEM_TEMPLATE, u->free_pfx, u->free_len + len + 1);
+    if (!n)
+        return -1;
+    memcpy(n + u->free_len, p, len);
+    n[u->free_len + len] = ' ';
+    u->free_pfx = n;
+    u->free_len += len + 1;
+    return 0;
+}
+
+/* A partial included in element content may use prefixes declared around it. */
+static int partial_in_content(const compiler *c)
+{
+    return c->unit != 0 && c->t->units[c->unit].xstart.level == 1;
+}
+
+/* Resolves the prefix of `nm` (element or attribute name): 0 with *uri (NULL
+ * for a prefix the including context must declare), or a template error. */
+static sf_status ns_resolve(compiler *c, xml_name nm, int element, const char **uri,
+                            uint32_t *ulen)
+{
+    *uri = NULL, *ulen = 0;
+    if (!sf_xml_qname_ok(c->src + nm.off, nm.len))
+        return cfail(c, nm.off, "'%.*s' is not a qualified name (Namespaces in XML: one ':' "
+                                "at most, between a prefix and a local name)",
+                     NAME_ARG(nm));
+    uint32_t pl = prefix_len(c, nm);
+    if (!pl) {
+        if (element) {
+            const ns_bind *b = ns_lookup(c, "", 0);
+            if (b)
+                *uri = c->nsbuf + b->uoff, *ulen = b->ulen;
+        }
+        return SF_OK;
+    }
+    const char *p = c->src + nm.off;
+    if (pl == 3 && memcmp(p, "xml", 3) == 0) {
+        *uri = XML_NS, *ulen = (uint32_t)strlen(XML_NS);
+        return SF_OK;
+    }
+    if (pl == 5 && memcmp(p, "xmlns", 5) == 0)
+        return cfail(c, nm.off, "<%.*s>: the prefix xmlns is reserved for namespace "
+                                "declarations", NAME_ARG(nm));
+    const ns_bind *b = ns_lookup(c, p, pl);
+    if (b) {
+        *uri = c->nsbuf + b->uoff, *ulen = b->ulen;
+        return SF_OK;
+    }
+    if (partial_in_content(c)) {
+        if (free_add(c->t, c->unit, p, pl) != 0)
+            return nomem(c->t);
+        return SF_OK;
+    }
+    return cfail(c, nm.off, "prefix '%.*s' of '%.*s' is not declared (write xmlns:%.*s=\"...\" "
+                            "on this element or one around it)",
+                 (int)pl, p, NAME_ARG(nm), (int)pl, p);
+}
+
+/* A namespace declaration's value ends: checks it and puts it in scope. */
+static sf_status ns_declare(compiler *c, xml_name attr, size_t voff, size_t vlen)
+{
+    sf_census *cs = c->t->cref.census;
+    if (!sf_xml_qname_ok(c->src + attr.off, attr.len))
+        return cfail(c, attr.off, "'%.*s' is not a qualified name (Namespaces in XML: one ':' "
+                                  "at most, between a prefix and a local name)",
+                     NAME_ARG(attr));
+    while (c->nslen + vlen + 1 > c->nscap) {
+        uint32_t cap = c->nscap ? c->nscap * 2 : 256;
+        char *n = sf_realloc(cs, SF_MEM_TEMPLATE, c->nsbuf, cap);
+        if (!n)
+            return nomem(c->t);
+        c->nsbuf = n, c->nscap = cap;
+    }
+    if (grow(cs, (void **)&c->binds, &c->capbinds, c->nbinds, sizeof *c->binds) != 0)
+        return nomem(c->t);
+    uint32_t ulen = (uint32_t)sf_xml_attr_value(c->src + voff, vlen, c->nsbuf + c->nslen);
+    const char *uri = c->nsbuf + c->nslen;
+    int is_xml = ulen == strlen(XML_NS) && memcmp(uri, XML_NS, ulen) == 0;
+    int is_xmlns = ulen == strlen(XMLNS_NS) && memcmp(uri, XMLNS_NS, ulen) == 0;
+    uint32_t poff = attr.off + 6, plen = attr.len > 5 ? attr.len - 6 : 0;
+    const char *p = c->src + poff;
+    if (plen == 5 && memcmp(p, "xmlns", 5) == 0)
+        return cfail(c, attr.off, "xmlns:xmlns: the prefix xmlns cannot be declared");
+    if (plen == 3 && memcmp(p, "xml", 3) == 0) {
+        if (!is_xml)
+            return cfail(c, attr.off, "xmlns:xml may only bind the prefix xml to " XML_NS);
+    } else if (is_xml || is_xmlns) {
+        return cfail(c, voff, "%.*s: the namespace %.*s is reserved%s", NAME_ARG(attr),
+                     (int)ulen, uri, is_xml ? " for the prefix xml" : "");
+    } else if (plen && ulen == 0) {
+        return cfail(c, voff, "%.*s=\"\": a prefix cannot be undeclared (Namespaces in XML "
+                              "1.0); give it a namespace name",
+                     NAME_ARG(attr));
+    }
+    /* A namespace name is a URI reference, which holds no white space
+     * (and expat-based readers that join names with a space refuse it). */
+    for (uint32_t k = 0; k < ulen; k++)
+        if (uri[k] == ' ' || uri[k] == '\t' || uri[k] == '\n' || uri[k] == '\r')
+            return cfail(c, voff, "%.*s: a namespace name is a URI and holds no white space "
+                                  "(write %%20)",
+                         NAME_ARG(attr));
+    ns_bind *b = &c->binds[c->nbinds++];
+    b->depth = c->nelems;
+    b->poff = poff, b->plen = plen;
+    b->uoff = c->nslen, b->ulen = ulen;
+    c->nslen += ulen;
+    return SF_OK;
+}
+
+static int is_nsdecl(const compiler *c, xml_name nm)
+{
+    return span_is(c, nm.off, nm.len, "xmlns") ||
+           (nm.len > 6 && memcmp(c->src + nm.off, "xmlns:", 6) == 0);
+}
+
+/* Declarations of elements that closed leave scope. */
+static void ns_pop(compiler *c)
+{
+    while (c->nbinds && c->binds[c->nbinds - 1].depth > c->nelems) {
+        c->nbinds--;
+        c->nslen = c->binds[c->nbinds].uoff;
+    }
+}
+
+/* Attributes a and b of one tag cannot both be written: one sits in
+ * {{#x}}, the other in {{^x}} (the same name: one value per tag). */
+static int exclusive(const compiler *c, const xml_name *a, const xml_name *b)
+{
+    const sf_template *t = c->t;
+    for (uint32_t i = 0; i < a->gn; i++) {
+        const sf_node *x = &c->nodes[c->guards[a->goff + i]];
+        for (uint32_t j = 0; j < b->gn; j++) {
+            const sf_node *y = &c->nodes[c->guards[b->goff + j]];
+            if (x->type != y->type && x->nparts && x->nparts == y->nparts &&
+                memcmp(&t->parts[x->parts], &t->parts[y->parts], x->nparts * sizeof *t->parts) == 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* At the end of a start tag: the element's and attributes' prefixes are
+ * declared, and no two attributes have the same expanded name. */
+static sf_status ns_check_tag(compiler *c)
+{
+    const char *uri;
+    uint32_t ulen;
+    sf_status st = ns_resolve(c, c->elems[c->nelems - 1], 1, &uri, &ulen);
+    if (st != SF_OK)
+        return st;
+    for (uint32_t i = 0; i < c->nattrs; i++) {
+        xml_name a = c->attrs[i];
+        if (is_nsdecl(c, a))
+            continue;
+        const char *ua;
+        uint32_t la;
+        if ((st = ns_resolve(c, a, 0, &ua, &la)) != SF_OK)
+            return st;
+        uint32_t pa = prefix_len(c, a);
+        if (!pa)
+            continue;
+        for (uint32_t j = 0; j < i; j++) {
+            xml_name b = c->attrs[j];
+            uint32_t pb = prefix_len(c, b);
+            if (!pb || is_nsdecl(c, b) || a.len - pa != b.len - pb ||
+                memcmp(c->src + a.off + pa, c->src + b.off + pb, a.len - pa) != 0 ||
+                exclusive(c, &a, &b))
+                continue;
+            const char *ub;
+            uint32_t lb;
+            if ((st = ns_resolve(c, b, 0, &ub, &lb)) != SF_OK)
+                return st;
+            if (!ua || !ub)
+                return cfail(c, a.off, "'%.*s' and '%.*s': whether their prefixes name the "
+                                       "same namespace depends on where the partial is "
+                                       "included; declare them in the partial",
+                             NAME_ARG(a), NAME_ARG(b));
+            if (la == lb && memcmp(ua, ub, la) == 0)
+                return cfail(c, a.off, "'%.*s' and '%.*s' are the same attribute: both "
+                                       "prefixes name the namespace %.*s",
+                             NAME_ARG(a), NAME_ARG(b), (int)(la > 100 ? 100 : la), ua);
+        }
+    }
+    return SF_OK;
+}
+
 /* What the lexer reports, checked against the element stack. */
 static sf_status on_event(compiler *c, const sf_xml_event *ev)
 {
     sf_census *cs = c->t->cref.census;
-    xml_name nm = {(uint32_t)ev->name, (uint32_t)ev->len};
+    xml_name nm = {(uint32_t)ev->name, (uint32_t)ev->len, 0, 0};
+    sf_status st;
     char where[512], sec[512];
     switch (ev->type) {
     case SF_XE_NONE:
@@ -219,25 +479,70 @@ static sf_status on_event(compiler *c, const sf_xml_event *ev)
         if (c->lx.level == 0 && c->nopen)
             return cfail(c, ev->pos,
                          "the root element <%.*s> inside section {{#%s}}: it would appear "
-                         "once per value or not at all; put sections inside the root element",
-                         NAME_ARG(nm), open_section_name(c, sec, sizeof sec));
+                         "once per value or not at all; write the root once and put the "
+                         "sections inside it (<%.*s{{#x}} a=\"...\"{{/x}}> chooses its "
+                         "attributes, sections between its tags its content)",
+                         NAME_ARG(nm), open_section_name(c, sec, sizeof sec), NAME_ARG(nm));
         if (grow(cs, (void **)&c->elems, &c->capelems, c->nelems, sizeof *c->elems) != 0)
             return nomem(c->t);
         c->elems[c->nelems++] = nm;
-        c->nattrs = 0;
+        c->nattrs = c->nguards = 0;
+        c->tag_nopen = c->nopen;
         return SF_OK;
     case SF_XE_ATTR:
+        /* The sections around it inside this tag. */
+        nm.goff = c->nguards;
+        nm.gn = c->nopen - c->tag_nopen;
+        for (uint32_t k = c->tag_nopen; k < c->nopen; k++) {
+            if (grow(cs, (void **)&c->guards, &c->capguards, c->nguards, sizeof *c->guards) != 0)
+                return nomem(c->t);
+            c->guards[c->nguards++] = c->open[k].node;
+        }
         for (uint32_t i = 0; i < c->nattrs; i++)
-            if (c->attrs[i].len == nm.len && memcmp(c->src + c->attrs[i].off, c->src + nm.off, nm.len) == 0)
+            if (c->attrs[i].len == nm.len &&
+                memcmp(c->src + c->attrs[i].off, c->src + nm.off, nm.len) == 0 &&
+                !exclusive(c, &c->attrs[i], &nm))
                 return cfail(c, ev->pos,
                              "attribute '%.*s' twice in one tag (also when sections around "
-                             "them could leave one out)",
+                             "them could leave one out; {{#x}} and {{^x}} of one name exclude "
+                             "each other)",
                              NAME_ARG(nm));
+        if (is_nsdecl(c, nm)) {
+            if (nm.gn)
+                return cfail(c, ev->pos, "namespace declaration %.*s inside section {{#%s}}: "
+                                         "declare namespaces unconditionally, so the names "
+                                         "that use them are always bound",
+                             NAME_ARG(nm), open_section_name(c, sec, sizeof sec));
+            c->ns_value = 1;
+        }
         if (grow(cs, (void **)&c->attrs, &c->capattrs, c->nattrs, sizeof *c->attrs) != 0)
             return nomem(c->t);
         c->attrs[c->nattrs++] = nm;
         return SF_OK;
+    case SF_XE_ATTR_END: {
+        /* A section or partial that starts in an attribute value must end
+         * in it: leaving it, its body could repeat or drop attributes. */
+        const sf_xml_lexer *from = c->nopen ? &c->open[c->nopen - 1].lx
+                                   : c->unit ? &c->t->units[c->unit].xstart
+                                             : NULL;
+        if (from && (from->state == SF_XS_ATTR_DQ || from->state == SF_XS_ATTR_SQ)) {
+            if (c->nopen)
+                return cfail(c, ev->pos, "section {{#%s}} starts in an attribute value and "
+                                         "ends it: its body could repeat or leave out the "
+                                         "attributes after it; keep the section inside the value",
+                             open_section_name(c, sec, sizeof sec));
+            return cfail(c, ev->pos, "the partial starts in an attribute value and ends it: it "
+                                     "could repeat the tag's attributes; keep it inside the value");
+        }
+        if (c->ns_value) {
+            c->ns_value = 0;
+            return ns_declare(c, c->attrs[c->nattrs - 1], ev->name, ev->len);
+        }
+        return SF_OK;
+    }
     case SF_XE_STAG_END:
+        if ((st = ns_check_tag(c)) != SF_OK)
+            return st;
         if (c->lx.level == 0)
             c->lx.level = 1;
         return SF_OK;
@@ -245,7 +550,10 @@ static sf_status on_event(compiler *c, const sf_xml_event *ev)
         if (c->nelems == section_base(c)) /* the tag began before the section or partial */
             return cfail(c, ev->pos, "'/>' ends a tag that began outside this %s",
                          c->nopen ? "section" : "partial");
+        if ((st = ns_check_tag(c)) != SF_OK)
+            return st;
         c->nelems--;
+        ns_pop(c);
         if (c->lx.level == 0)
             c->lx.level = 2;
         return SF_OK;
@@ -274,6 +582,7 @@ static sf_status on_event(compiler *c, const sf_xml_event *ev)
                          NAME_ARG(top), where);
         }
         c->nelems--;
+        ns_pop(c);
         if (c->nelems == 0 && c->lx.level == 1 && c->t->units[c->unit].xstart.level == 0)
             c->lx.level = 2;
         return SF_OK;
@@ -615,6 +924,13 @@ static sf_status partial_unit(compiler *c, const char *name, size_t nlen, const 
         return cfail(c, pos, "partial '%s' not found", namez);
     }
     sf_census *cs = t->cref.census;
+    /* A byte-order mark opening a partial's file says how the file is
+     * encoded; it is not text to include (it would be a second one, or a
+     * U+FEFF in the middle of the output). */
+    if (t->eff_mode != SF_TEMPLATE_HTML && len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) {
+        memmove(text, text + 3, len - 3 + 1);
+        len -= 3;
+    }
     if (ilen) {
         size_t n2;
         char *ind = indent_source(cs, text, len, indent, ilen, &n2);
@@ -649,7 +965,33 @@ static sf_status partial_unit(compiler *c, const char *name, size_t nlen, const 
         t->units[u].indent_len = ilen;
     }
     *idx = u;
-    return compile_unit(t, u, c->depth + 1);
+    /* When the includer's markup already failed, its lexer's state is not
+     * where the partial starts: the partial is scanned for syntax only. */
+    return compile_unit(t, u, c->depth + 1, c->xml);
+}
+
+/* The prefixes partial `u` uses undeclared are declared where it is
+ * included, or (in a partial itself included in content) left to its
+ * includer. */
+static sf_status partial_prefixes(compiler *c, uint32_t u, size_t pos)
+{
+    sf_template *t = c->t;
+    for (size_t i = 0; i < t->units[u].free_len;) {
+        const char *p = t->units[u].free_pfx + i;
+        size_t k = (size_t)((const char *)memchr(p, ' ', t->units[u].free_len - i) - p);
+        if (!ns_lookup(c, p, (uint32_t)k)) {
+            if (!partial_in_content(c))
+                return cfail(c, pos, "partial '%s' uses the namespace prefix '%.*s', which is "
+                                     "not declared where it is included",
+                             t->units[u].name, (int)k, p);
+            /* The list of u may be the one appended to (a recursive partial):
+             * re-read it after. */
+            if (free_add(t, c->unit, p, k) != 0)
+                return nomem(t);
+        }
+        i += k + 1;
+    }
+    return SF_OK;
 }
 
 /* ---- tags --------------------------------------------------------------- */
@@ -703,7 +1045,10 @@ static sf_status var_tag(compiler *c, char kind, const char *s, size_t n, size_t
     sf_node *nd = &c->nodes[idx];
     if (c->xml)
         c->lx.flags |= SF_XF_STARTED; /* no XML declaration after a value */
-    if (kind == '&' || kind == '{' || c->t->eff_mode == SF_TEMPLATE_TEXT) {
+    int raw = kind == '&' || kind == '{';
+    if (raw && c->t->eff_mode != SF_TEMPLATE_XML) {
+        nd->esc = SF_ESC_RAW;
+    } else if (c->t->eff_mode == SF_TEMPLATE_TEXT) {
         nd->esc = SF_ESC_RAW;
     } else if (c->t->eff_mode == SF_TEMPLATE_HTML) {
         nd->esc = SF_ESC_HTML;
@@ -711,12 +1056,26 @@ static sf_status var_tag(compiler *c, char kind, const char *s, size_t n, size_t
         nd->esc = SF_ESC_TEXT; /* the markup already failed: the compile will */
     } else {
         sf_esc esc;
+        const char *o = raw ? (kind == '&' ? "{{&" : "{{{") : "{{";
+        const char *e = raw && kind == '{' ? "}}}" : "}}";
         if (sf_xml_context(&c->lx, &esc) != 0)
             return cfail(c, pos,
-                         "{{%.*s}} sits in %s, where no value can go; put it in element "
-                         "text, a quoted attribute value, a CDATA section or a comment "
-                         "(or use {{{%.*s}}} for trusted markup)",
-                         (int)n, s, sf_xml_state_name(&c->lx), (int)n, s);
+                         "%s%.*s%s sits in %s, where no value can go; put it in element "
+                         "text, a quoted attribute value, a CDATA section or a comment",
+                         o, (int)n, s, e, sf_xml_state_name(&c->lx));
+        /* A raw value is written as it is: in element text or an attribute
+         * value, data holding '<', '&' or an unbalanced tag would break the
+         * document, which no check made before the data is read can
+         * prevent. In CDATA sections and comments nothing is markup, so it
+         * gets that context's writing, like {{x}}. */
+        if (raw && (esc == SF_ESC_TEXT || esc == SF_ESC_ATTR))
+            return cfail(c, pos,
+                         "%s%.*s%s in %s would write the value unescaped, and data holding "
+                         "'<', '&' or an unbalanced tag would break the feed; write {{%.*s}} "
+                         "(escaped)%s, or declare the template plain text with "
+                         "{{! sqlfeed-format: text }}",
+                         o, (int)n, s, e, sf_xml_state_name(&c->lx), (int)n, s,
+                         esc == SF_ESC_TEXT ? " or <![CDATA[{{x}}]]> (markup kept literal)" : "");
         nd->esc = (uint8_t)esc;
         /* The literal before the tag ends with part of "]]>" or "-->": the
          * value is written after a break (a closed and reopened CDATA
@@ -767,14 +1126,26 @@ static sf_status open_section(compiler *c, char kind, const char *s, size_t n, s
         return est;
     if (c->nopen == MAX_OPEN)
         return cfail(c, pos, "sections nested more than %d deep", MAX_OPEN);
-    if (c->xml && c->lx.state == SF_XS_TAG && kind == '#' && n == 4 && memcmp(s, "rows", 4) == 0)
-        return cfail(c, pos, "{{#rows}} inside a tag would repeat its attributes once per row");
+    if (c->xml && kind == '#' && n == 4 && memcmp(s, "rows", 4) == 0 &&
+        (c->lx.state == SF_XS_TAG || c->lx.state == SF_XS_ATTR_DQ || c->lx.state == SF_XS_ATTR_SQ))
+        return cfail(c, pos, "{{#rows}} inside a tag would repeat its attributes (or its "
+                             "attribute's value) once per row; put {{#rows}} around the element");
     uint32_t idx = 0;
     sf_status st = named_node(c, kind == '#' ? SF_N_SECTION : SF_N_INVERTED, s, n, pos, &idx);
     if (st != SF_OK)
         return st;
     if (grow(c->t->cref.census, (void **)&c->open, &c->capopen, c->nopen, sizeof *c->open) != 0)
         return nomem(c->t);
+    /* {{#x}}..{{/x}}{{^x}} (or ^ then #): the second body follows what
+     * preceded the first, since only one renders; between attributes, it
+     * may then start without white space after the first body's value. */
+    if (c->xml && c->last_at == idx && c->lx.state == SF_XS_TAG &&
+        c->last_lx.state == SF_XS_TAG) {
+        const sf_node *a = &c->nodes[c->last_node], *b = &c->nodes[idx];
+        if (a->type != b->type && a->nparts && a->nparts == b->nparts &&
+            memcmp(&c->t->parts[a->parts], &c->t->parts[b->parts], a->nparts * sizeof *c->t->parts) == 0)
+            c->lx.sub = c->last_lx.sub;
+    }
     c->lx.flags |= SF_XF_STARTED;
     c->open[c->nopen].node = idx;
     c->open[c->nopen].height = c->nelems;
@@ -852,6 +1223,11 @@ static sf_status close_section(compiler *c, const char *s, size_t n, size_t pos)
                      "section {{#%s}} starts in %s but ends in %s; a section must leave the "
                      "XML context as it found it",
                      name, sf_xml_state_name(&o->lx), sf_xml_state_name(&c->lx));
+    if (c->xml && (c->lx.flags & SF_XF_DOCTYPE) && !(o->lx.flags & SF_XF_DOCTYPE))
+        return cfail(c, pos,
+                     "section {{#%s}} holds a DOCTYPE (from a partial): it would appear once "
+                     "per value or not at all; put the DOCTYPE before any section",
+                     name);
     if (c->xml && c->nelems > o->height) {
         char where[512];
         xml_name top = c->elems[c->nelems - 1];
@@ -869,6 +1245,7 @@ static sf_status close_section(compiler *c, const char *s, size_t n, size_t pos)
                      name);
     if (c->xml)
         sf_xml_merge(&c->lx, &o->lx);
+    c->last_node = idx, c->last_at = c->nnodes, c->last_lx = o->lx;
     c->nopen--;
     c->nodes[idx].b = c->nnodes;
     return SF_OK;
@@ -890,9 +1267,20 @@ static sf_status format_pragma(compiler *c, const char *s, size_t n, size_t pos)
     s += sizeof key - 1;
     n -= sizeof key - 1;
     trim(&s, &n);
-    int first = c->unit == 0 && !(c->lx.flags & SF_XF_STARTED) && c->nopen == 0;
-    for (uint32_t i = 0; first && i < c->nnodes; i++)
-        first = c->nodes[i].type == SF_N_TEXT && blank_range(c->src, c->nodes[i].a, c->nodes[i].a + c->nodes[i].b);
+    /* Only white space (and a byte-order mark opening the file) before it. */
+    int first = c->unit == 0 && c->nopen == 0;
+    for (uint32_t i = 0; first && i < c->nnodes; i++) {
+        const sf_node *nd = &c->nodes[i];
+        if (nd->type != SF_N_TEXT) {
+            first = 0;
+            break;
+        }
+        size_t a = nd->a, b = (size_t)nd->a + nd->b;
+        if (a == 0 && b >= 3 && memcmp(c->src, "\xEF\xBB\xBF", 3) == 0)
+            a = 3;
+        for (size_t k = a; first && k < b; k++)
+            first = is_blank(c->src[k]) || c->src[k] == '\n' || c->src[k] == '\r';
+    }
     if (!first)
         return cfail(c, pos, "{{! sqlfeed-format: }} must be the template's first tag");
     if (n == 4 && memcmp(s, "text", 4) == 0)
@@ -940,6 +1328,15 @@ static sf_status scan(compiler *c)
     size_t len = c->len;
     size_t pos = 0, text_start = 0, line_start = 0, prev_tag_end = 0;
     sf_status st;
+
+    /* A byte-order mark opening the template is not on its first line: a
+     * tag after it may be standalone ({{! sqlfeed: ... }} then <?xml). */
+    if (c->unit == 0 && c->t->eff_mode != SF_TEMPLATE_HTML && len >= 3 &&
+        memcmp(src, "\xEF\xBB\xBF", 3) == 0) {
+        if ((st = emit_text(c, 0, 3)) != SF_OK)
+            return st;
+        pos = text_start = line_start = prev_tag_end = 3;
+    }
 
     for (;;) {
         const char *o = find(src + pos, len - pos, c->otag, c->olen);
@@ -994,6 +1391,17 @@ static sf_status scan(compiler *c)
         size_t nlen = clen;
         if (kind != '!')
             trim(&name, &nlen);
+        /* Names, references and declarations are read from the source as
+         * a whole: a tag inside one, even a comment, would be read in it. */
+        if (c->xml && c->ns_value)
+            return cfail(c, t0, "a Mustache tag in a namespace declaration's value: namespace "
+                                "names must be literal, so that the names using them can be "
+                                "checked");
+        if (c->xml && (kind == '!' || kind == '=') && sf_xml_in_token(&c->lx))
+            return cfail(c, t0, "a %s tag inside %s: it would split a name or token that is "
+                                "read whole; move it after the white space or the '>' that "
+                                "follows",
+                         kind == '!' ? "comment" : "delimiter", sf_xml_state_name(&c->lx));
         switch (kind) {
         case '!':
             st = comment_tag(c, content, clen, t0);
@@ -1028,7 +1436,9 @@ static sf_status scan(compiler *c)
                 if (c->xml && u != SF_NO_UNIT) { /* go on where the partial ends */
                     uint8_t flags = c->lx.flags;
                     c->lx = c->t->units[u].xend;
-                    c->lx.flags |= flags & (SF_XF_STARTED | SF_XF_DOCTYPE);
+                    c->lx.flags |= flags & (SF_XF_STARTED | SF_XF_DOCTYPE | SF_XF_BOM);
+                    if ((st = partial_prefixes(c, u, t0)) != SF_OK)
+                        return st;
                 }
             }
             break;
@@ -1087,7 +1497,7 @@ static sf_status finish_markup(compiler *c)
     return SF_OK;
 }
 
-static sf_status compile_unit(sf_template *t, uint32_t unit, int depth)
+static sf_status compile_unit(sf_template *t, uint32_t unit, int depth, int xml)
 {
     compiler c;
     memset(&c, 0, sizeof c);
@@ -1098,9 +1508,10 @@ static sf_status compile_unit(sf_template *t, uint32_t unit, int depth)
     memcpy(c.otag, "{{", 3);
     memcpy(c.ctag, "}}", 3);
     c.olen = c.clen = 2;
+    c.last_at = UINT32_MAX;
     c.lx = t->units[unit].xstart;
     c.depth = depth;
-    c.xml = t->eff_mode == SF_TEMPLATE_XML;
+    c.xml = xml && t->eff_mode == SF_TEMPLATE_XML;
     if (c.len > MAX_TEMPLATE_SIZE)
         return cfail(&c, 0, "template larger than %zu MiB, the limit", MAX_TEMPLATE_SIZE >> 20);
     t->units[unit].compiling = 1;
@@ -1120,6 +1531,9 @@ static sf_status compile_unit(sf_template *t, uint32_t unit, int depth)
     sf_dealloc(cs, c.open);
     sf_dealloc(cs, c.elems);
     sf_dealloc(cs, c.attrs);
+    sf_dealloc(cs, c.guards);
+    sf_dealloc(cs, c.binds);
+    sf_dealloc(cs, c.nsbuf);
     return st;
 }
 
@@ -1362,6 +1776,7 @@ static void template_clear(sf_template *t)
         sf_dealloc(cs, t->units[i].src);
         sf_dealloc(cs, t->units[i].indent);
         sf_dealloc(cs, t->units[i].nodes);
+        sf_dealloc(cs, t->units[i].free_pfx);
     }
     sf_dealloc(cs, t->units);
     for (uint32_t i = 0; i < t->nsyms; i++)
@@ -1420,7 +1835,7 @@ static sf_status load(sf_template *t, const char *name, char *src, size_t len)
     t->units[u].srclen = len;
     memset(&t->units[u].xstart, 0, sizeof t->units[u].xstart);
     t->units[u].xend = t->units[u].xstart;
-    st = compile_unit(t, u, 0);
+    st = compile_unit(t, u, 0, 1);
     if (st == SF_OK && (st = collect_names(t)) == SF_ERR_NOMEM)
         st = nomem(t);
     if (st != SF_OK) {

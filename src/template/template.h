@@ -39,6 +39,9 @@ typedef struct sf_unit {
     sf_xml_lexer xstart; /* the XML context the unit starts in (a partial's cache key) */
     sf_xml_lexer xend;   /* ... and ends in (the same, or after the root element) */
     uint8_t compiling;   /* being compiled: an include of it is recursive */
+    char *free_pfx;      /* namespace prefixes it uses undeclared, which the
+                            including context must declare: "p q " */
+    size_t free_len;
     sf_node *nodes;
     uint32_t nnodes;
 } sf_unit;

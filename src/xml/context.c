@@ -201,12 +201,14 @@ static size_t check_xmldecl(const char *src, size_t base, size_t n, sf_xml_event
     size_t i = 0, v, vl;
     if (decl_attr(s, n, &i, "version", &v, &vl) != 0)
         return fail(ev, base, "the XML declaration needs version=\"1.0\" first");
-    int ok = vl >= 3 && s[v] == '1' && s[v + 1] == '.';
-    for (size_t k = v + 2; ok && k < v + vl; k++)
-        ok = s[k] >= '0' && s[k] <= '9';
-    if (!ok)
-        return fail(ev, base + v, "XML version \"%.*s\" is not 1.x", (int)(vl > 20 ? 20 : vl),
-                    s + v);
+    /* Only 1.0: the output is checked and filtered as XML 1.0 (a document
+     * declaring 1.1 must not hold C1 controls literally, and its readers
+     * would take other characters for names and line ends). */
+    if (!(vl == 3 && memcmp(s + v, "1.0", 3) == 0))
+        return fail(ev, base + v,
+                    "XML version \"%.*s\": sqlfeed writes XML 1.0 only; declare "
+                    "version=\"1.0\"",
+                    (int)(vl > 20 ? 20 : vl), s + v);
     size_t save = i;
     if (decl_attr(s, n, &i, "encoding", &v, &vl) == 0) {
         if (!(vl == 5 && strncasecmp(s + v, "UTF-8", 5) == 0))
@@ -227,6 +229,395 @@ static size_t check_xmldecl(const char *src, size_t base, size_t n, sf_xml_event
     if (skip_space(s, i, n) != n)
         return fail(ev, base + i, "unexpected text in the XML declaration");
     return 0;
+}
+
+/* ---- markup declarations of the internal subset -------------------------- */
+
+/* A recursive-descent check of one declaration, src[at] = '<' to src[end] =
+ * '>', against the productions of XML 1.0 (elementdecl, AttlistDecl,
+ * EntityDecl, NotationDecl) and its well-formedness constraints: no '<' in an
+ * attribute default, '&' only as a reference (in defaults to the predefined
+ * entities or a character), no parameter-entity reference inside a
+ * declaration of the internal subset. Validity is not checked. The lexer
+ * refuses every Mustache tag inside a declaration, so the span is the
+ * declaration's own text. */
+typedef struct dparse {
+    const char *s;
+    size_t i, end; /* s[i] is next; s[end] is the closing '>' */
+    sf_xml_event *ev;
+    int bad;
+} dparse;
+
+enum { LIT_SYSTEM, LIT_PUBID, LIT_ATTVALUE, LIT_ENTITYVALUE };
+
+static int dp_fail(dparse *p, size_t at, const char *what)
+{
+    if (!p->bad)
+        fail(p->ev, at, "%s", what);
+    p->bad = 1;
+    return -1;
+}
+
+static uint32_t dp_peek(const dparse *p, size_t *n)
+{
+    if (p->i >= p->end) {
+        *n = 0;
+        return 0;
+    }
+    return decode(p->s, p->i, p->end, n);
+}
+
+/* White space: 1 if some was skipped. */
+static int dp_space(dparse *p)
+{
+    size_t st = p->i;
+    while (p->i < p->end && is_space((unsigned char)p->s[p->i]))
+        p->i++;
+    return p->i > st;
+}
+
+static int dp_need_space(dparse *p, const char *what)
+{
+    return dp_space(p) ? 0 : dp_fail(p, p->i, what);
+}
+
+/* A Name (or an Nmtoken): 0 and its span, or -1. */
+static int dp_name(dparse *p, int nmtoken, size_t *start, size_t *len, const char *what)
+{
+    size_t n, st = p->i;
+    uint32_t c = dp_peek(p, &n);
+    if (!n || !(nmtoken ? name_char(c) : name_start(c)))
+        return dp_fail(p, p->i, what);
+    while (n && name_char(c)) {
+        p->i += n;
+        c = dp_peek(p, &n);
+    }
+    if (start)
+        *start = st, *len = p->i - st;
+    return 0;
+}
+
+/* The keyword `w`, not followed by a name character. */
+static int dp_word(dparse *p, const char *w)
+{
+    size_t k = strlen(w), n;
+    if (p->end - p->i < k || memcmp(p->s + p->i, w, k) != 0)
+        return 0;
+    size_t save = p->i;
+    p->i += k;
+    uint32_t c = dp_peek(p, &n);
+    if (n && name_char(c)) {
+        p->i = save;
+        return 0;
+    }
+    return 1;
+}
+
+static int dp_char(dparse *p, char ch)
+{
+    if (p->i < p->end && p->s[p->i] == ch) {
+        p->i++;
+        return 1;
+    }
+    return 0;
+}
+
+/* A reference inside a literal, at '&': `general` allows &name; for any
+ * name (an entity value's references are bypassed), otherwise only the
+ * predefined five. */
+static int dp_ref(dparse *p, size_t close, int general)
+{
+    size_t at = p->i++;
+    if (dp_char(p, '#')) {
+        int hex = dp_char(p, 'x');
+        uint32_t v = 0;
+        size_t digits = 0;
+        while (p->i < close) {
+            char ch = p->s[p->i];
+            int d = ch >= '0' && ch <= '9'          ? ch - '0'
+                    : hex && ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                    : hex && ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                                    : -1;
+            if (d < 0)
+                break;
+            v = v * (hex ? 16u : 10u) + (uint32_t)d;
+            if (v > 0x110000)
+                v = 0x110000;
+            p->i++, digits++;
+        }
+        if (!digits || !dp_char(p, ';'))
+            return dp_fail(p, at, "malformed character reference in a declaration's literal");
+        if (!xml_char(v))
+            return dp_fail(p, at, "character reference to a character XML 1.0 forbids");
+        return 0;
+    }
+    size_t st, len;
+    dparse q = *p;
+    q.end = close;
+    if (dp_name(&q, 0, &st, &len, "'&' must start a reference (write &amp; for a literal '&')") != 0 ||
+        !dp_char(&q, ';'))
+        return dp_fail(p, at, "'&' must start a reference (write &amp; for a literal '&')");
+    p->i = q.i;
+    if (general)
+        return 0;
+    static const char *const pre[5] = {"lt", "gt", "amp", "apos", "quot"};
+    for (int k = 0; k < 5; k++)
+        if (strlen(pre[k]) == len && memcmp(p->s + st, pre[k], len) == 0)
+            return 0;
+    return dp_fail(p, at, "an attribute default may refer only to the entities XML predefines "
+                          "(lt gt amp apos quot) or to a character");
+}
+
+/* A quoted literal of `kind`. */
+static int dp_literal(dparse *p, int kind, const char *what)
+{
+    if (p->i >= p->end || (p->s[p->i] != '"' && p->s[p->i] != '\''))
+        return dp_fail(p, p->i, what);
+    char q = p->s[p->i++];
+    size_t close = p->i;
+    while (close < p->end && p->s[close] != q)
+        close++;
+    if (close >= p->end)
+        return dp_fail(p, p->i - 1, "unterminated literal in a declaration");
+    while (p->i < close) {
+        unsigned char c = (unsigned char)p->s[p->i];
+        if (kind == LIT_PUBID &&
+            !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              (c && strchr(" \r\n-'()+,./:=?;!*#@$_%", c))))
+            return dp_fail(p, p->i, "a character that cannot be in a public identifier");
+        if (kind == LIT_ATTVALUE && c == '<')
+            return dp_fail(p, p->i, "'<' in an attribute default (write &lt;)");
+        if (kind == LIT_ENTITYVALUE && c == '%')
+            return dp_fail(p, p->i, "a parameter-entity reference inside a declaration of the "
+                                    "internal subset (XML 1.0 forbids it; write &#37; for '%')");
+        if ((kind == LIT_ATTVALUE || kind == LIT_ENTITYVALUE) && c == '&') {
+            if (dp_ref(p, close, kind == LIT_ENTITYVALUE) != 0)
+                return -1;
+            continue;
+        }
+        p->i++;
+    }
+    p->i = close + 1;
+    return 0;
+}
+
+/* ExternalID, or with `public_only_ok` also NotationDecl's PublicID. */
+static int dp_external_id(dparse *p, int public_only_ok)
+{
+    if (dp_word(p, "SYSTEM")) {
+        if (dp_need_space(p, "white space must follow SYSTEM") != 0)
+            return -1;
+        return dp_literal(p, LIT_SYSTEM, "a quoted system literal must follow SYSTEM");
+    }
+    if (!dp_word(p, "PUBLIC"))
+        return dp_fail(p, p->i, "SYSTEM or PUBLIC expected");
+    if (dp_need_space(p, "white space must follow PUBLIC") != 0 ||
+        dp_literal(p, LIT_PUBID, "a quoted public identifier must follow PUBLIC") != 0)
+        return -1;
+    size_t save = p->i;
+    int sp = dp_space(p);
+    if (public_only_ok && (p->i >= p->end || (p->s[p->i] != '"' && p->s[p->i] != '\''))) {
+        p->i = save;
+        return 0;
+    }
+    if (!sp)
+        return dp_fail(p, p->i, "white space and a quoted system literal must follow the "
+                                "public identifier");
+    return dp_literal(p, LIT_SYSTEM, "a quoted system literal must follow the public identifier");
+}
+
+static int dp_occurrence(dparse *p)
+{
+    return dp_char(p, '?') || dp_char(p, '*') || dp_char(p, '+');
+}
+
+/* cp ::= (Name | choice | seq) ('?' | '*' | '+')?, at a name or '('. */
+static int dp_cp(dparse *p, int depth);
+
+/* choice or seq, at '(' (consumed by the caller). */
+static int dp_group(dparse *p, int depth)
+{
+    char sep = 0;
+    dp_space(p);
+    if (dp_cp(p, depth) != 0)
+        return -1;
+    for (;;) {
+        dp_space(p);
+        if (dp_char(p, ')'))
+            break;
+        char ch = p->i < p->end ? p->s[p->i] : 0;
+        if ((ch != '|' && ch != ',') || (sep && ch != sep))
+            return dp_fail(p, p->i, "a content model's group needs ')' or one kind of "
+                                    "separator, '|' or ','");
+        sep = ch, p->i++;
+        dp_space(p);
+        if (dp_cp(p, depth) != 0)
+            return -1;
+    }
+    dp_occurrence(p);
+    return 0;
+}
+
+static int dp_cp(dparse *p, int depth)
+{
+    if (dp_char(p, '(')) {
+        if (depth > 64)
+            return dp_fail(p, p->i, "a content model nested more than 64 deep");
+        return dp_group(p, depth + 1);
+    }
+    if (dp_name(p, 0, NULL, NULL, "a name or '(' expected in a content model") != 0)
+        return -1;
+    dp_occurrence(p);
+    return 0;
+}
+
+static int dp_element(dparse *p)
+{
+    if (dp_need_space(p, "white space must follow <!ELEMENT") != 0 ||
+        dp_name(p, 0, NULL, NULL, "<!ELEMENT needs the element's name") != 0 ||
+        dp_need_space(p, "white space must follow the element's name") != 0)
+        return -1;
+    if (dp_word(p, "EMPTY") || dp_word(p, "ANY"))
+        return 0;
+    if (!dp_char(p, '('))
+        return dp_fail(p, p->i, "EMPTY, ANY or a content model '(...)' expected");
+    dp_space(p);
+    if (!dp_char(p, '#'))
+        return dp_group(p, 1);
+    if (!dp_word(p, "PCDATA"))
+        return dp_fail(p, p->i - 1, "#PCDATA expected");
+    int names = 0;
+    for (;;) {
+        dp_space(p);
+        if (dp_char(p, ')'))
+            break;
+        if (!dp_char(p, '|'))
+            return dp_fail(p, p->i, "'|' or ')' expected in mixed content");
+        dp_space(p);
+        if (dp_name(p, 0, NULL, NULL, "a name expected in mixed content") != 0)
+            return -1;
+        names++;
+    }
+    if (dp_char(p, '*'))
+        return 0;
+    return names ? dp_fail(p, p->i, "mixed content with names must end with ')*'") : 0;
+}
+
+static int dp_attlist(dparse *p)
+{
+    if (dp_need_space(p, "white space must follow <!ATTLIST") != 0 ||
+        dp_name(p, 0, NULL, NULL, "<!ATTLIST needs the element's name") != 0)
+        return -1;
+    for (;;) {
+        int sp = dp_space(p);
+        if (p->i >= p->end)
+            return 0;
+        if (!sp)
+            return dp_fail(p, p->i, "white space must come before an attribute definition");
+        size_t an, al;
+        if (dp_name(p, 0, &an, &al, "an attribute name expected in <!ATTLIST") != 0 ||
+            dp_need_space(p, "white space must follow the attribute's name") != 0)
+            return -1;
+        static const char *const types[] = {"CDATA",  "IDREFS",   "IDREF",    "ID",
+                                            "ENTITY", "ENTITIES", "NMTOKENS", "NMTOKEN"};
+        int typed = 0;
+        for (size_t k = 0; k < sizeof types / sizeof types[0] && !typed; k++)
+            typed = dp_word(p, types[k]);
+        if (!typed) {
+            int notation = dp_word(p, "NOTATION");
+            if (notation && dp_need_space(p, "white space must follow NOTATION") != 0)
+                return -1;
+            if (!dp_char(p, '('))
+                return dp_fail(p, p->i, "an attribute type expected (CDATA, ID, ..., "
+                                        "NOTATION (...) or (a|b))");
+            do {
+                dp_space(p);
+                if (dp_name(p, !notation, NULL, NULL, "a name expected in an enumeration") != 0)
+                    return -1;
+                dp_space(p);
+            } while (dp_char(p, '|'));
+            if (!dp_char(p, ')'))
+                return dp_fail(p, p->i, "'|' or ')' expected in an enumeration");
+        }
+        if (dp_need_space(p, "white space must follow the attribute's type") != 0)
+            return -1;
+        if (dp_word(p, "#REQUIRED") || dp_word(p, "#IMPLIED"))
+            continue;
+        if (dp_word(p, "#FIXED") && dp_need_space(p, "white space must follow #FIXED") != 0)
+            return -1;
+        /* A default value would be added to elements where sqlfeed's
+         * namespace check does not see it. */
+        if ((al == 5 && memcmp(p->s + an, "xmlns", 5) == 0) || memchr(p->s + an, ':', al))
+            return dp_fail(p, an, "a default value for a namespace declaration or a prefixed "
+                                  "attribute: sqlfeed checks namespaces in the elements' own "
+                                  "tags; write it there (or make it #IMPLIED)");
+        if (dp_literal(p, LIT_ATTVALUE, "#REQUIRED, #IMPLIED, #FIXED or a quoted default "
+                                        "expected") != 0)
+            return -1;
+    }
+}
+
+static int dp_entity(dparse *p)
+{
+    if (dp_need_space(p, "white space must follow <!ENTITY") != 0)
+        return -1;
+    int pe = dp_char(p, '%');
+    if (pe && dp_need_space(p, "white space must follow '%' in <!ENTITY %") != 0)
+        return -1;
+    if (dp_name(p, 0, NULL, NULL, "<!ENTITY needs the entity's name") != 0 ||
+        dp_need_space(p, "white space must follow the entity's name") != 0)
+        return -1;
+    if (p->i < p->end && (p->s[p->i] == '"' || p->s[p->i] == '\'')) {
+        /* Its text would be read as declarations when referenced (%name;),
+         * and those are not checked. */
+        if (pe)
+            return dp_fail(p, p->i, "a parameter entity with a value in the internal subset: its "
+                                    "text would be read as declarations sqlfeed does not check");
+        return dp_literal(p, LIT_ENTITYVALUE, "a quoted entity value expected");
+    }
+    if (dp_external_id(p, 0) != 0)
+        return -1;
+    size_t save = p->i;
+    if (!pe && dp_space(p) && dp_word(p, "NDATA")) {
+        if (dp_need_space(p, "white space must follow NDATA") != 0)
+            return -1;
+        return dp_name(p, 0, NULL, NULL, "NDATA needs a notation's name");
+    }
+    p->i = save;
+    return 0;
+}
+
+static int dp_notation(dparse *p)
+{
+    if (dp_need_space(p, "white space must follow <!NOTATION") != 0 ||
+        dp_name(p, 0, NULL, NULL, "<!NOTATION needs the notation's name") != 0 ||
+        dp_need_space(p, "white space must follow the notation's name") != 0)
+        return -1;
+    return dp_external_id(p, 1);
+}
+
+static size_t check_markupdecl(const char *src, size_t at, size_t end, sf_xml_event *ev)
+{
+    dparse p = {src, at + 2, end, ev, 0};
+    int rc;
+    if (dp_word(&p, "ELEMENT"))
+        rc = dp_element(&p);
+    else if (dp_word(&p, "ATTLIST"))
+        rc = dp_attlist(&p);
+    else if (dp_word(&p, "ENTITY"))
+        rc = dp_entity(&p);
+    else if (dp_word(&p, "NOTATION"))
+        rc = dp_notation(&p);
+    else
+        return fail(ev, at, "the internal subset declares only <!ELEMENT, <!ATTLIST, <!ENTITY "
+                            "and <!NOTATION");
+    if (rc != 0)
+        return ev->pos;
+    dp_space(&p);
+    if (p.i != p.end)
+        return fail(ev, p.i, "unexpected '%c' in a markup declaration (only '>' may end it)",
+                    src[p.i]);
+    return end;
 }
 
 /* ---- the lexer ------------------------------------------------------------ */
@@ -270,8 +661,10 @@ size_t sf_xml_lex(sf_xml_lexer *lx, const char *src, size_t i, size_t end, sf_xm
         switch ((sf_xml_state)lx->state) {
         case SF_XS_TEXT:
             if (lx->level != 1) {
-                if (!(lx->flags & SF_XF_STARTED) && cp == 0xFEFF && i == 0)
-                    break; /* a byte-order mark, first in the template */
+                if (!(lx->flags & (SF_XF_STARTED | SF_XF_BOM)) && cp == 0xFEFF && i == 0) {
+                    lx->flags |= SF_XF_BOM; /* a byte-order mark, first in the template */
+                    break;
+                }
                 if (c == '<') {
                     lx->flags = (uint8_t)((lx->flags & ~SF_XF_AT_START) |
                                           (lx->flags & SF_XF_STARTED ? 0 : SF_XF_AT_START));
@@ -352,7 +745,7 @@ size_t sf_xml_lex(sf_xml_lexer *lx, const char *src, size_t i, size_t end, sf_xm
             if (c == '/') {
                 lx->state = SF_XS_ETAG, lx->sub = 0;
             } else if (c == '?') {
-                lx->state = SF_XS_PI_TARGET, lx->sub = 0;
+                lx->state = SF_XS_PI_TARGET, lx->sub = 0, lx->ret = SF_XS_TEXT;
             } else if (c == '!') {
                 lx->state = SF_XS_BANG, lx->sub = 0;
                 lx->match = BANG_COMMENT | BANG_DOCTYPE | BANG_CDATA;
@@ -385,9 +778,9 @@ size_t sf_xml_lex(sf_xml_lexer *lx, const char *src, size_t i, size_t end, sf_xm
             }
             if (lx->sub == TAG_AFTER_EQ) {
                 if (c == '"')
-                    lx->state = SF_XS_ATTR_DQ;
+                    lx->state = SF_XS_ATTR_DQ, lx->vmark = (uint32_t)next;
                 else if (c == '\'')
-                    lx->state = SF_XS_ATTR_SQ;
+                    lx->state = SF_XS_ATTR_SQ, lx->vmark = (uint32_t)next;
                 else if (!is_space(c))
                     return fail(ev, i, "an attribute value must be quoted");
                 break;
@@ -418,6 +811,7 @@ size_t sf_xml_lex(sf_xml_lexer *lx, const char *src, size_t i, size_t end, sf_xm
         case SF_XS_ATTR_SQ:
             if (c == (lx->state == SF_XS_ATTR_DQ ? '"' : '\'')) {
                 lx->state = SF_XS_TAG, lx->sub = TAG_NEED_SPACE;
+                return event(ev, SF_XE_ATTR_END, i, lx->vmark, i - lx->vmark, next);
             } else if (c == '<') {
                 return fail(ev, i, "'<' in an attribute value (write &lt;)");
             } else if (c == '&') {
@@ -512,6 +906,10 @@ size_t sf_xml_lex(sf_xml_lexer *lx, const char *src, size_t i, size_t end, sf_xm
             if (name_char(cp))
                 break;
             if (i - lx->mark == 3 && strncasecmp(src + lx->mark, "xml", 3) == 0) {
+                if (lx->ret == SF_XS_DT_SUBSET)
+                    return fail(ev, lx->mark - 2, "'<?%.3s' is reserved: a PI in the internal "
+                                                  "subset cannot be the XML declaration",
+                                src + lx->mark);
                 if (memcmp(src + lx->mark, "xml", 3) != 0 || !(lx->flags & SF_XF_AT_START) ||
                     lx->level != 0)
                     return fail(ev, lx->mark - 2,
@@ -521,7 +919,8 @@ size_t sf_xml_lex(sf_xml_lexer *lx, const char *src, size_t i, size_t end, sf_xm
                 lx->flags |= SF_XF_XMLDECL;
                 lx->mark += 3;
             }
-            lx->state = SF_XS_PI, lx->sub = 0, lx->match = 0;
+            lx->state = lx->ret == SF_XS_DT_SUBSET ? SF_XS_DT_PI : SF_XS_PI;
+            lx->sub = 0, lx->match = 0, lx->ret = 0;
             if (c == '?')
                 lx->match = 1, lx->sub = 1; /* "<?target?" : only '>' may follow */
             else if (!is_space(c))
@@ -650,7 +1049,7 @@ size_t sf_xml_lex(sf_xml_lexer *lx, const char *src, size_t i, size_t end, sf_xm
             if (c == ']')
                 lx->state = SF_XS_DOCTYPE, lx->sub = 11;
             else if (c == '<')
-                lx->state = SF_XS_DT_LT, lx->sub = 0;
+                lx->state = SF_XS_DT_LT, lx->sub = 0, lx->mark = (uint32_t)i;
             else if (c == '%')
                 lx->state = SF_XS_DT_PEREF, lx->sub = 0;
             else if (!is_space(c))
@@ -660,7 +1059,7 @@ size_t sf_xml_lex(sf_xml_lexer *lx, const char *src, size_t i, size_t end, sf_xm
 
         case SF_XS_DT_LT:
             if (lx->sub == 0 && c == '?') {
-                lx->state = SF_XS_DT_PI, lx->match = 0;
+                lx->state = SF_XS_PI_TARGET, lx->sub = 0, lx->ret = SF_XS_DT_SUBSET;
             } else if (lx->sub == 0 && c == '!') {
                 lx->sub = 1;
             } else if (lx->sub == 1 && c == '-') {
@@ -678,10 +1077,14 @@ size_t sf_xml_lex(sf_xml_lexer *lx, const char *src, size_t i, size_t end, sf_xm
         case SF_XS_DT_DECL:
             if (c == '"' || c == '\'')
                 lx->state = SF_XS_DT_DECL_LIT, lx->quote = c, lx->ret = SF_XS_DT_DECL;
-            else if (c == '>')
+            else if (c == '>') {
                 lx->state = SF_XS_DT_SUBSET;
-            else if (c == '<')
+                r = check_markupdecl(src, lx->mark, i, ev);
+                if (ev->type == SF_XE_ERROR)
+                    return r;
+            } else if (c == '<') {
                 return fail(ev, i, "'<' inside a markup declaration");
+            }
             break;
 
         case SF_XS_DT_PEREF:
@@ -737,6 +1140,26 @@ int sf_xml_context(const sf_xml_lexer *lx, sf_esc *esc)
     }
 }
 
+int sf_xml_in_token(const sf_xml_lexer *lx)
+{
+    switch ((sf_xml_state)lx->state) {
+    case SF_XS_REF:
+    case SF_XS_LT:
+    case SF_XS_STAG_NAME:
+    case SF_XS_ATTR_NAME:
+    case SF_XS_BANG:
+    case SF_XS_PI_TARGET:
+    case SF_XS_DT_LT:
+    case SF_XS_DT_DECL:
+    case SF_XS_DT_DECL_LIT:
+    case SF_XS_DT_PEREF: return 1;
+    case SF_XS_ETAG: return lx->sub == 1;
+    case SF_XS_PI: return (lx->flags & SF_XF_XMLDECL) != 0;
+    case SF_XS_DOCTYPE: return lx->sub == 2 || lx->sub == 5;
+    default: return 0;
+    }
+}
+
 int sf_xml_boundary_ok(const sf_xml_lexer *lx)
 {
     switch ((sf_xml_state)lx->state) {
@@ -770,7 +1193,8 @@ void sf_xml_normalize(sf_xml_lexer *lx)
 {
     lx->mark = lx->cp = 0;
     lx->ret = lx->pad = lx->quote = 0;
-    lx->flags &= SF_XF_STARTED | SF_XF_DOCTYPE;
+    lx->vmark = 0;
+    lx->flags &= SF_XF_STARTED | SF_XF_DOCTYPE | SF_XF_BOM;
     if (lx->state != SF_XS_TAG)
         lx->sub = 0;
 }
@@ -779,7 +1203,7 @@ void sf_xml_merge(sf_xml_lexer *close, const sf_xml_lexer *open)
 {
     if (close->state == SF_XS_TAG && open->sub == TAG_NEED_SPACE)
         close->sub = TAG_NEED_SPACE;
-    close->flags |= open->flags & (SF_XF_STARTED | SF_XF_DOCTYPE);
+    close->flags |= open->flags & (SF_XF_STARTED | SF_XF_DOCTYPE | SF_XF_BOM);
 }
 
 const char *sf_xml_state_name(const sf_xml_lexer *lx)
@@ -814,4 +1238,76 @@ const char *sf_xml_state_name(const sf_xml_lexer *lx)
     case SF_XS_COUNT: break;
     }
     return "?";
+}
+
+int sf_xml_qname_ok(const char *s, size_t n)
+{
+    const char *colon = memchr(s, ':', n);
+    if (!colon)
+        return 1;
+    size_t k = (size_t)(colon - s), len;
+    if (k == 0 || k + 1 >= n || memchr(colon + 1, ':', n - k - 1))
+        return 0;
+    return name_start(decode(s, k + 1, n, &len));
+}
+
+static size_t put_utf8(char *o, uint32_t c)
+{
+    if (c < 0x80) {
+        o[0] = (char)c;
+        return 1;
+    }
+    if (c < 0x800) {
+        o[0] = (char)(0xC0 | c >> 6), o[1] = (char)(0x80 | (c & 0x3F));
+        return 2;
+    }
+    if (c < 0x10000) {
+        o[0] = (char)(0xE0 | c >> 12), o[1] = (char)(0x80 | ((c >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (c & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | c >> 18), o[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((c >> 6) & 0x3F)), o[3] = (char)(0x80 | (c & 0x3F));
+    return 4;
+}
+
+size_t sf_xml_attr_value(const char *s, size_t n, char *out)
+{
+    static const char *const names[5] = {"lt", "gt", "amp", "apos", "quot"};
+    static const char chars[5] = {'<', '>', '&', '\'', '"'};
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        char c = s[i];
+        if (c != '&') {
+            out[o++] = c == '\t' || c == '\n' || c == '\r' ? ' ' : c;
+            i++;
+            continue;
+        }
+        const char *semi = memchr(s + i, ';', n - i);
+        size_t len = semi ? (size_t)(semi - s) - i - 1 : 0;
+        if (!semi) { /* not from the lexer: copy */
+            out[o++] = c, i++;
+            continue;
+        }
+        if (len > 1 && s[i + 1] == '#') {
+            int hex = s[i + 2] == 'x';
+            uint32_t v = 0;
+            for (size_t k = i + 2 + (size_t)hex; k < i + 1 + len; k++) {
+                char d = s[k];
+                v = v * (hex ? 16u : 10u) +
+                    (uint32_t)(d <= '9' ? d - '0' : (d | 0x20) - 'a' + 10);
+                if (v > 0x10FFFF)
+                    v = 0xFFFD;
+            }
+            o += put_utf8(out + o, v); /* a reference is at least 4 bytes */
+        } else {
+            char ch = '?';
+            for (int k = 0; k < 5; k++)
+                if (strlen(names[k]) == len && memcmp(s + i + 1, names[k], len) == 0)
+                    ch = chars[k];
+            out[o++] = ch;
+        }
+        i += len + 2;
+    }
+    return o;
 }

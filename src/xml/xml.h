@@ -93,6 +93,7 @@ typedef enum sf_xml_state {
 #define SF_XF_DOCTYPE 2  /* the document has a DOCTYPE (it may declare entities) */
 #define SF_XF_AT_START 4 /* the '<' being read is the document's first byte */
 #define SF_XF_XMLDECL 8  /* the PI being read is the XML declaration */
+#define SF_XF_BOM 16     /* a byte-order mark was read: no second one */
 
 /* All fields are bytes or fixed-size integers and the struct is zeroed
  * before use, so two lexers compare with memcmp. */
@@ -107,6 +108,7 @@ typedef struct sf_xml_lexer {
     uint8_t pad;
     uint32_t mark;  /* offset where the current name, reference or PI began */
     uint32_t cp;    /* a character reference's value so far */
+    uint32_t vmark; /* offset where the current attribute value began */
 } sf_xml_lexer;
 
 typedef enum sf_xml_event_type {
@@ -117,6 +119,7 @@ typedef enum sf_xml_event_type {
     SF_XE_STAG_END, /* the '>' ending a start tag */
     SF_XE_EMPTY,    /* the "/>" ending an empty-element tag */
     SF_XE_ETAG,     /* an end tag, at its '>': its name */
+    SF_XE_ATTR_END, /* the quote ending an attribute value: the value's span */
     SF_XE_DOCTYPE   /* a DOCTYPE declaration begins */
 } sf_xml_event_type;
 
@@ -145,7 +148,21 @@ int sf_xml_flush(sf_xml_lexer *lx, size_t at, sf_xml_event *ev);
  * when the position holds no value (markup, a name, a PI, a DOCTYPE, text
  * outside the root element). */
 int sf_xml_context(const sf_xml_lexer *lx, sf_esc *esc);
+/* 1 when the lexer is inside a token it reads as a whole from the source (a
+ * name, a reference, the XML declaration, a markup declaration of the
+ * internal subset, "<!" being opened): no Mustache tag may sit there, not
+ * even one that writes nothing ({{! }} or {{= =}}), since the token would
+ * be read with the tag's text in it. */
+int sf_xml_in_token(const sf_xml_lexer *lx);
 const char *sf_xml_state_name(const sf_xml_lexer *lx);
+
+/* Namespaces in XML 1.0: 1 when the name s[0..n) (already a Name) is a
+ * QName, NCName or NCName:NCName. */
+int sf_xml_qname_ok(const char *s, size_t n);
+/* The value of an attribute as a parser reads it (references replaced,
+ * TAB LF CR as spaces) from its literal text s[0..n) (already checked by
+ * the lexer), into out (room for n bytes: never longer); returns its length. */
+size_t sf_xml_attr_value(const char *s, size_t n, char *out);
 
 /* 1 when a section or partial tag may sit at this position: its body then
  * starts here and must end in the same context (sf_xml_same_context). */
