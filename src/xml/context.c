@@ -90,8 +90,8 @@ static int xml_char(uint32_t c)
 
 size_t sf_xml_check_chars(const char *str, size_t n)
 {
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
+    const unsigned char *s = (const unsigned char *)str, *end = s + n;
+    size_t i = 0, bad;
     while (i < n) {
         unsigned c = s[i];
         if (c < 0x80) {
@@ -100,33 +100,10 @@ size_t sf_xml_check_chars(const char *str, size_t n)
             i++;
             continue;
         }
-        size_t need;
-        unsigned lo = 0x80, hi = 0xBF;
-        if (c < 0xC2 || c > 0xF4)
+        size_t len = sf_utf8_seq(s + i, end, &bad);
+        if (!len)
             return i;
-        if (c < 0xE0) {
-            need = 2;
-        } else if (c < 0xF0) {
-            need = 3;
-            if (c == 0xE0)
-                lo = 0xA0;
-            else if (c == 0xED)
-                hi = 0x9F;
-        } else {
-            need = 4;
-            if (c == 0xF0)
-                lo = 0x90;
-            else if (c == 0xF4)
-                hi = 0x8F;
-        }
-        if (n - i < need || s[i + 1] < lo || s[i + 1] > hi)
-            return i;
-        for (size_t k = 2; k < need; k++)
-            if ((s[i + k] & 0xC0) != 0x80)
-                return i;
-        if (need == 3 && c == 0xEF && s[i + 1] == 0xBF && s[i + 2] >= 0xBE)
-            return i;
-        i += need;
+        i += len;
     }
     return n;
 }

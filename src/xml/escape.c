@@ -91,50 +91,6 @@ static const esc_table tables[SF_ESC_COUNT] = {
     },
 };
 
-/* Length of the well-formed, XML-allowed UTF-8 sequence at p, or 0. On 0,
- * *bad is the length of the maximal ill-formed subpart to replace (>= 1),
- * or 3 for a well-formed U+FFFE/U+FFFF. */
-static inline size_t utf8_seq(const unsigned char *p, const unsigned char *end, size_t *bad)
-{
-    unsigned c = p[0];
-    size_t need;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c < 0xC2 || c > 0xF4) {
-        *bad = 1;
-        return 0;
-    }
-    if (c < 0xE0) {
-        need = 2;
-    } else if (c < 0xF0) {
-        need = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F; /* no encoded surrogates */
-    } else {
-        need = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F; /* nothing above U+10FFFF */
-    }
-    if (end - p < 2 || p[1] < lo || p[1] > hi) {
-        *bad = 1;
-        return 0;
-    }
-    for (size_t i = 2; i < need; i++) {
-        if ((size_t)(end - p) <= i || (p[i] & 0xC0) != 0x80) {
-            *bad = i;
-            return 0;
-        }
-    }
-    if (need == 3 && c == 0xEF && p[1] == 0xBF && p[2] >= 0xBE) {
-        *bad = 3; /* U+FFFE, U+FFFF: well-formed but not XML characters */
-        return 0;
-    }
-    return need;
-}
-
 #ifdef __SSE2__
 #include <emmintrin.h>
 /* A bit per byte of v that the scalar loop must look at in mode `esc`:
@@ -224,7 +180,7 @@ write_mode(sf_wbuf *w, const sf_esc esc, const unsigned char *s, size_t n)
         }
         size_t bad = 0;
         if (k == C_UTF8) {
-            size_t len = utf8_seq(p, end, &bad);
+            size_t len = sf_utf8_seq(p, end, &bad);
             if (SF_LIKELY(len)) {
                 p += len;
                 continue;
