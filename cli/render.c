@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -355,6 +356,12 @@ static int run_render(const render_opts *o, sf_render *r, const char *query)
                                 : cli_usage("render", "%s", sf_source_errmsg(src));
         goto done;
     }
+    /* A database server's client library keeps the password (from --db,
+     * PGPASSWORD, ~/.pgpass, MYSQL_PWD, ~/.my.cnf) in its own memory for the
+     * connection's life, where sqlfeed cannot wipe it: such a process makes
+     * no core dump (and cannot be attached to by other users). */
+    if (!db_file(o->db))
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     st = sf_source_open(src, o->db);
     db_copy_wipe(o->db); /* connected or not, the password is not needed any more */
     if (st != SF_OK || (st = sf_source_prepare(src, query)) != SF_OK) {
@@ -559,7 +566,8 @@ int cmd_render(int argc, char **argv)
                 rc = EXIT_FAILURE_OTHER;
                 goto done;
             }
-            sf_db_hide_secrets(optarg); /* what ps shows from now on */
+            if (sf_db_hide_secrets(optarg)) /* what ps shows from now on */
+                prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* and no core dump holds it */
             break;
         case OPT_QUERY: o.query = optarg; break;
         case OPT_QUERY_FILE: o.query_file = optarg; break;
