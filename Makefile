@@ -57,21 +57,26 @@ TESTS   += $(BUILD)/tests/output_test
 .PHONY: all check test spec fuzz fuzz-build demo bench deps deps-fuzz install clean
 all: $(BUILD)/sqlfeed $(BUILD)/libsqlfeed.a
 
+# An object whose dependency file is missing (built before -MMD, or the .d
+# deleted) cannot tell which headers it was built from: rebuild it.
+$(BUILD)/obj/%.d: ;
+.PRECIOUS: $(BUILD)/obj/%.d
+
 # The library: internal headers visible.
-$(BUILD)/obj/src/%.o: src/%.c
+$(BUILD)/obj/src/%.o: src/%.c $(BUILD)/obj/src/%.d
 	@mkdir -p $(dir $@)
 	$(CC) $(LIB_CPPFLAGS) $(DEPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c $(BUILD)/obj/gen/%.d
 	@mkdir -p $(dir $@)
 	$(CC) $(LIB_CPPFLAGS) $(DEPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
 # The command and its demo-data generator: the public header only.
-$(BUILD)/obj/cli/%.o: cli/%.c
+$(BUILD)/obj/cli/%.o: cli/%.c $(BUILD)/obj/cli/%.d
 	@mkdir -p $(dir $@)
 	$(CC) $(CLI_CPPFLAGS) $(DEPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/tools/demo/%.o: tools/demo/%.c
+$(BUILD)/obj/tools/demo/%.o: tools/demo/%.c $(BUILD)/obj/tools/demo/%.d
 	@mkdir -p $(dir $@)
 	$(CC) $(CLI_CPPFLAGS) $(DEPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 

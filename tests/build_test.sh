@@ -161,6 +161,19 @@ rm -f "$S/cli/extra.h"
 if "${M[@]}" -j2 all >"$T/log" 2>&1; then pass "a deleted header does not break the build (-MP)"
 else fail "a deleted header does not break the build (-MP)" "$(tail -3 "$T/log")"; fi
 
+# An object built without its dependency file (a build tree from before
+# -MMD, or a deleted .d) is rebuilt: it cannot tell which headers it used.
+"${M[@]}" -j2 all >"$T/log" 2>&1
+d=$(find "$S/b/obj/src/template" -name 'run.d' | head -1)
+if [ -z "$d" ]; then fail "an object without its .d file is rebuilt" "no run.d in $S/b/obj/src/template"
+else
+    rm -f "$d"
+    got=$(compiled | tr '\n' ' ')
+    if [ "$got" = "src/template/run.c " ]; then pass "an object without its .d file is rebuilt (only it)"
+    else fail "an object without its .d file is rebuilt (only it)" "make -n would compile: '$got'"; fi
+    "${M[@]}" -j2 all >"$T/log" 2>&1
+fi
+
 # ---- the command sees the public header only ---------------------------------
 "${M[@]}" -n -B all >"$T/n" 2>&1
 bad=$(grep -E ' -c (cli|tools/demo)/[^ ]*\.c ' "$T/n" | grep -E -- '-I *src( |$)')
