@@ -235,7 +235,8 @@ ok "pg: the command's --db copy is in a MADV_DONTDUMP page, wiped after connecti
 # so the check can fail. (ASan turns core dumps off: the control is skipped there.)
 core_run() { # core_run DIR DB QUERY: SIGQUIT a running render in DIR with cores on
     mkdir -p "$1"
-    (cd "$1" && ulimit -c unlimited && exec env --default-signal "$SF" render --db "$2" \
+    local sf; sf=$(cd "$(dirname "$SF")" && pwd)/$(basename "$SF") # the run cd's away
+    (cd "$1" && ulimit -c unlimited && exec env --default-signal "$sf" render --db "$2" \
         --query "$3" --template "$T/v.mustache" -o "$1/feed.xml" 2>/dev/null) &
     local p=$!; sleep 1; kill -QUIT $p; wait $p 2>/dev/null; core_rc=$?
 }
