@@ -22,25 +22,7 @@
 
 #include "sqlfeed.h"
 
-static int failures, passes;
-
-static void check(int ok, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void check(int ok, const char *name, const char *fmt, ...)
-{
-    if (ok) {
-        printf("PASS: %s\n", name);
-        passes++;
-        return;
-    }
-    printf("FAIL: %s: ", name);
-    va_list ap;
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    putchar('\n');
-    failures++;
-}
+#include "check.h"
 
 /* ---- SQLite's allocator into the census (as cli/sqlite_mem.c) ----------- */
 

@@ -16,26 +16,9 @@
 #include "template/template.h"
 #include "xml/xml.h"
 
-static int failures, passes;
-static const char *scratch;
+#include "check.h"
 
-static void check(int ok, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void check(int ok, const char *name, const char *fmt, ...)
-{
-    if (ok) {
-        printf("PASS: %s\n", name);
-        passes++;
-        return;
-    }
-    printf("FAIL: %s: ", name);
-    va_list ap;
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    putchar('\n');
-    failures++;
-}
+static const char *scratch;
 
 /* ---- a write buffer into memory ------------------------------------------ */
 
