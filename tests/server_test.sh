@@ -39,6 +39,15 @@ one_line() { [ "$(grep -c . "$T/err")" = 1 ]; }
 previous() { echo "previous feed" > "$T/keep.xml"; }
 kept() { [ "$(cat "$T/keep.xml")" = "previous feed" ] && ! ls -a "$T" | grep -q 'keep.xml.sqlfeed-'; }
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
+# signal_and_wait PID SIG: sends SIG, waits up to 5 s (then SIGKILL, noted in
+# $T/err); sets rc (the exit status), dt (ms from the signal) and want (128+SIG).
+signal_and_wait() {
+    local t0; t0=$(ms); kill -"$2" "$1"
+    for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$1" 2>/dev/null; then kill -KILL "$1"; echo "sqlfeed: (test) still running 5 s after SIG$2; killed" >> "$T/err"; fi
+    wait "$1"; rc=$?; dt=$(( $(ms) - t0 ))
+    want=$((128 + $(kill -l "$2")))
+}
 # password URL: the password in a URL, to check it never shows
 password() { sed -E 's|^[a-z]+://[^:/@]*:([^@]*)@.*|\1|' <<< "$1"; }
 
@@ -389,11 +398,7 @@ for sig in TERM INT; do
         [ "$(sql pg "$(admin pg)" "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'sqlfeed' AND wait_event_type = 'Lock'")" = 1 ] && break
         sleep 0.1
     done
-    t0=$(ms); kill -$sig $pid
-    for _ in $(seq 50); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
-    if kill -0 $pid 2>/dev/null; then kill -KILL $pid; echo "sqlfeed: (test) still running 5 s after SIG$sig; killed" >> "$T/err"; fi
-    wait $pid; rc=$?; dt=$(( $(ms) - t0 ))
-    want=$((128 + $(kill -l $sig)))
+    signal_and_wait $pid $sig
     ok "pg: SIG$sig while the prepare waits for a lock: exit $want in $dt ms (bound: 3 s)" sh -c "[ $rc = $want ] && [ $dt -lt 3000 ]"
     ok "pg: SIG$sig while the prepare waits for a lock: previous feed intact, no temporary file" kept
     sleep 0.3
@@ -422,11 +427,7 @@ if [ -n "$MY" ] && [[ $backends == *my* ]]; then
             [ "$(sql my "$(admin my)" "SELECT count(*) FROM information_schema.processlist WHERE info = 'SELECT v, n FROM sqlfeed_locked' AND state LIKE 'Waiting for table metadata lock%'")" = 1 ] && break
             sleep 0.1
         done
-        t0=$(ms); kill -$sig $pid
-        for _ in $(seq 50); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
-        if kill -0 $pid 2>/dev/null; then kill -KILL $pid; echo "sqlfeed: (test) still running 5 s after SIG$sig; killed" >> "$T/err"; fi
-        wait $pid; rc=$?; dt=$(( $(ms) - t0 ))
-        want=$((128 + $(kill -l $sig)))
+        signal_and_wait $pid $sig
         ok "my: SIG$sig while the prepare waits for a metadata lock: exit $want in $dt ms (bound: 6 s)" sh -c "[ $rc = $want ] && [ $dt -lt 6000 ]"
         ok "my: SIG$sig while the prepare waits for a metadata lock: previous feed intact, no temporary file" kept
         sleep 0.3
