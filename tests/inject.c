@@ -166,25 +166,27 @@ static void delay_sync(int fd)
         ;
 }
 
-int fsync(int fd)
+/* fsync and fdatasync alike: the injected delay, then the injected EIO. */
+static int sync_with(int fd, int (*real)(int))
 {
-    REAL(int, fsync, (int));
     delay_sync(fd);
     if (fail_sync(fd)) {
         errno = EIO;
         return -1;
     }
-    return real_fsync(fd);
+    return real(fd);
+}
+
+int fsync(int fd)
+{
+    REAL(int, fsync, (int));
+    return sync_with(fd, real_fsync);
 }
 
 int fdatasync(int fd)
 {
     REAL(int, fdatasync, (int));
-    if (fail_sync(fd)) {
-        errno = EIO;
-        return -1;
-    }
-    return real_fdatasync(fd);
+    return sync_with(fd, real_fdatasync);
 }
 
 int close(int fd)
