@@ -32,7 +32,7 @@ CPPFLAGS += -D_GNU_SOURCE
 # server URL is used: only their headers are needed to build the library.
 LIB_CPPFLAGS = $(CPPFLAGS) -Iinclude -Isrc $(shell pkg-config --cflags libpq libmariadb 2>/dev/null)
 CLI_CPPFLAGS = $(CPPFLAGS) -Iinclude -Itools/demo
-LDLIBS   = -lsqlite3 -ldl -lpthread -lm
+LDLIBS   = -lsqlite3 -lz -lzstd -ldeflate -lisal -ldl -lpthread -lm
 TEST_LDLIBS = $(LDLIBS) -lexpat $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
 TEST_CPPFLAGS = $(LIB_CPPFLAGS) $(shell pkg-config --cflags json-c 2>/dev/null)
 

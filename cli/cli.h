@@ -15,7 +15,9 @@ enum {
     EXIT_TEMPLATE = 3,      /* template syntax, missing partial, names not provided */
     EXIT_DATABASE = 4,      /* database open, query or row failure */
     EXIT_OUTPUT = 5,        /* creating, writing, syncing or publishing the output */
-    EXIT_MEMORY = 6         /* --max-memory crossed; nothing published */
+    EXIT_MEMORY = 6,        /* --max-memory crossed; nothing published */
+    EXIT_REFUSED = 7,       /* a safety rail (--min-rows, --max-drop) refused to publish */
+    EXIT_BUSY = 8           /* another run holds the output's lock */
     /* 128 + N: stopped by signal N (130 SIGINT, 143 SIGTERM) before the
      * rename; nothing published. A signal after it: exit 0, said. */
 };

@@ -58,6 +58,8 @@ int cli_exit_for(sf_status st)
     case SF_ERR_NOMEM:
     case SF_ERR_CANCELLED:
     case SF_ERR_STATE: return EXIT_FAILURE_OTHER;
+    case SF_ERR_REFUSED: return EXIT_REFUSED;
+    case SF_ERR_BUSY: return EXIT_BUSY;
     }
     return EXIT_FAILURE_OTHER;
 }

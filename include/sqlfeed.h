@@ -48,7 +48,9 @@ typedef enum sf_status {
     SF_ERR_SOURCE = 5,    /* database open, prepare, bind or step failed */
     SF_ERR_OUTPUT = 6,    /* creating, writing, syncing or publishing output failed */
     SF_ERR_CANCELLED = 7, /* sf_render_cancel() was called */
-    SF_ERR_STATE = 8      /* a call made in the wrong order (e.g. render twice) */
+    SF_ERR_STATE = 8,     /* a call made in the wrong order (e.g. render twice) */
+    SF_ERR_REFUSED = 9,   /* a safety rail refused to publish (min_rows, max_drop) */
+    SF_ERR_BUSY = 10      /* another run holds the output's lock */
 } sf_status;
 
 /* Static, English text for a status code; never NULL. */
@@ -389,6 +391,55 @@ const char *sf_output_temp_path(const sf_output *out);
 
 const char *sf_output_errmsg(const sf_output *out);
 
+/* ---- Output options, stages and publication (issue 8) -------------------
+ * Set before sf_output_open_*(); SF_ERR_ARG for an unknown name or a bad
+ * value, SF_ERR_STATE once open. Names and values:
+ *   "compress"   "auto" (the default: by the path's suffix, ".gz" gzip,
+ *                ".zst" zstd, anything else none), "none", "gzip", "zstd"
+ *   "level"      the compressor's level: gzip 1-9 (default 1), zstd 1-19
+ *                (default 3); "best": the codec's highest ratio
+ *   "workers"    zstd worker threads (default: 2; 0: compress inline)
+ *   "writer"     "thread" (the default: compressing and writing run on a
+ *                second thread, behind a few fixed buffers) or "inline"
+ *   "sync_step"  a durable file is fdatasync'ed every this many bytes while
+ *                it is written (default 32M; 0: only at the end); K, M, G
+ *   "split_rows" / "split_bytes"
+ *                with sf_output_open_parts(): start a new part before a row
+ *                that would take the part past this many rows / bytes
+ *                (uncompressed, head and tail included); 0: no limit. */
+sf_status sf_output_set_option(sf_output *out, const char *name, const char *value);
+
+/* Opens a set of parts named from `pattern`: a file name (path) with one
+ * %d or %0Nd (the part number, from 1) and, for a set with an index, %r (the
+ * run's tag, so a new set never replaces a file the published index names).
+ * Each part is a complete document, published as sf_output_open_file()
+ * publishes one file; the set is published by sf_output_publish(), or by
+ * sf_render_commit() with its index (docs/sink.md). */
+sf_status sf_output_open_parts(sf_output *out, const char *pattern);
+
+/* Ends the document(s): flushes every stage, writes the compressors'
+ * trailers, fsyncs and closes the temporary file(s). Nothing is visible
+ * yet; SF_ERR_* as sf_output_commit(). */
+sf_status sf_output_finish(sf_output *out);
+
+/* Makes a finished output visible: renames (each part, then) the file into
+ * place and fsyncs the directory. sf_output_commit() is finish + publish. */
+sf_status sf_output_publish(sf_output *out);
+
+/* Bytes written to the file(s) after compression: exact after finish. */
+uint64_t sf_output_bytes_out(const sf_output *out);
+
+/* The parts of a split output (1 for a single document), and each part's
+ * final path, rows and uncompressed bytes: exact after finish. */
+size_t sf_output_part_count(const sf_output *out);
+const char *sf_output_part_path(const sf_output *out, size_t i);
+uint64_t sf_output_part_rows(const sf_output *out, size_t i);
+uint64_t sf_output_part_bytes(const sf_output *out, size_t i);
+
+/* The row count the previous published run of this output recorded beside
+ * it (.NAME.sqlfeed-state): 1 and *rows set, or 0 when there is none. */
+int sf_output_previous_rows(const sf_output *out, uint64_t *rows);
+
 /* ------------------------------------------------------------------------ */
 /* Render: one run of a template over a source into an output.              */
 
@@ -427,6 +478,37 @@ uint64_t sf_render_rows(const sf_render *r);
 sf_status sf_render_count(sf_render *r, sf_source *src, uint64_t *rows);
 
 const char *sf_render_errmsg(const sf_render *r);
+
+/* ---- One scan, several outputs (issue 8) ---------------------------------
+ * sf_render_add_output() adds a document to write from the scan; each has
+ * its own template and output (compressed, split). sf_render_execute() reads
+ * the rows once and renders every output; sf_render_run() is add + execute
+ * for one. */
+sf_status sf_render_add_output(sf_render *r, sf_template *tpl, sf_output *out);
+
+/* An index over the parts of `parts` (an output added above, opened with
+ * sf_output_open_parts()): rendered with `tpl` into `index` once the parts
+ * are finished, with one row per part: part (1, 2 ...), name (file name),
+ * url (base_url + name), rows, bytes, and lastmod (the largest value of
+ * column `max_column` in the part's rows, compared as text; "" when
+ * max_column is NULL). */
+sf_status sf_render_add_index(sf_render *r, sf_output *parts, sf_template *tpl,
+                              sf_output *index, const char *base_url, const char *max_column);
+
+/* Options, before the run: "min_rows" (N: publish nothing when fewer rows),
+ * "max_drop" (PCT: publish nothing when the rows fell by more than PCT
+ * percent since the previous published run of an output). */
+sf_status sf_render_set_option(sf_render *r, const char *name, const char *value);
+
+/* Reads the rows once and renders each output added. Does not publish. */
+sf_status sf_render_execute(sf_render *r, sf_source *src);
+
+/* After a successful execute: checks the safety rails (SF_ERR_REFUSED,
+ * naming both counts), finishes every output, then publishes them all
+ * (parts, then each index, then removes the parts of an earlier run that
+ * no index names). On any failure before the first rename nothing is
+ * published and every temporary file is gone. */
+sf_status sf_render_commit(sf_render *r);
 
 #ifdef __cplusplus
 }

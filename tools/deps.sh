@@ -8,7 +8,8 @@ set -eu
 PKGS="gcc make pkg-config libc6-dev libsqlite3-dev sqlite3 libjson-c-dev libexpat1-dev
       libxml2-dev libxml2-utils python3 python3-lxml python3-django time valgrind
       libpq-dev postgresql libmariadb-dev mariadb-server mariadb-client python3-psycopg2
-      git coreutils findutils binutils"
+      git coreutils findutils binutils zlib1g-dev libzstd-dev libdeflate-dev
+      libisal-dev gzip zstd pigz"
 case ${1:-} in
 '') ;;
 fuzz) PKGS="$PKGS clang libclang-rt-dev" ;; # Debian 12: clang-14, libclang-rt-14-dev

@@ -16,6 +16,8 @@ const char *sf_strerror(sf_status status)
     case SF_ERR_OUTPUT: return "output error";
     case SF_ERR_CANCELLED: return "cancelled";
     case SF_ERR_STATE: return "call out of order";
+    case SF_ERR_REFUSED: return "refused to publish (safety rail)";
+    case SF_ERR_BUSY: return "output locked by another run";
     }
     return "unknown status";
 }
