@@ -36,10 +36,19 @@ static const char usage[] =
     "  128+N  stopped by signal N (130 SIGINT, 143 SIGTERM, any signal that would\n"
     "         end the process); nothing is published\n";
 
+/* The last message printed, for --summary-json (cut to fit; stderr gets
+ * it whole). */
+static char last_error[2048];
+
+const char *cli_last_error(void) { return last_error; }
+
 void cli_error(const char *fmt, ...)
 {
-    va_list ap;
+    va_list ap, copy;
     va_start(ap, fmt);
+    va_copy(copy, ap);
+    vsnprintf(last_error, sizeof last_error, fmt, copy);
+    va_end(copy);
     fputs("sqlfeed: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
@@ -66,8 +75,11 @@ int cli_exit_for(sf_status st)
 
 int cli_usage(const char *cmd, const char *fmt, ...)
 {
-    va_list ap;
+    va_list ap, copy;
     va_start(ap, fmt);
+    va_copy(copy, ap);
+    vsnprintf(last_error, sizeof last_error, fmt, copy);
+    va_end(copy);
     fputs("sqlfeed: ", stderr);
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, " (see 'sqlfeed %s%s--help')\n", cmd ? cmd : "", cmd ? " " : "");
