@@ -350,6 +350,23 @@ static void out_list_make(const render_opts *o, out_list *l)
     l->names[l->nnames++] = (cli_name){"--summary-json", o->summary_json, CLI_NAME_FILE};
 }
 
+/* How messages name an output's template files: kind 0 the template, 1 a
+ * partial of it, 2 the index's template, 3 a partial of that. */
+static char input_labels[MAX_OUTPUTS][4][64];
+
+static const char *input_label(const render_opts *o, size_t i, int kind)
+{
+    static const char *const first[] = {"--template", "a partial of --template", "--index",
+                                        "a partial of --index"};
+    static const char *const more[] = {"the template of ", "a partial of the template of ",
+                                       "the index of ", "a partial of the index of "};
+    if (!strcmp(o->outs[i].option, "-o"))
+        return first[kind];
+    snprintf(input_labels[i][kind], sizeof input_labels[i][kind], "%s%s", more[kind],
+             o->outs[i].option);
+    return input_labels[i][kind];
+}
+
 /* After a failed check over out_list l (n entries, the summary last): a
  * --summary-json at fault is not written (it would go where it must not). */
 static int spare_summary(render_opts *o, int rc, size_t n)
@@ -370,10 +387,9 @@ static int check_files(render_opts *o, const char *tpl_query)
     in[n++] = (cli_file){"--query-file", o->query_file};
     in[n++] = (cli_file){"the query of --template", tpl_query};
     for (size_t i = 0; i < o->nouts; i++) {
-        in[n++] = (cli_file){i ? "the template of --output" : "--template",
-                             template_file(o->outs[i].template)};
+        in[n++] = (cli_file){input_label(o, i, 0), template_file(o->outs[i].template)};
         if (o->outs[i].index)
-            in[n++] = (cli_file){"--index", template_file(o->outs[i].index)};
+            in[n++] = (cli_file){input_label(o, i, 2), template_file(o->outs[i].index)};
     }
     out_list l;
     out_list_make(o, &l);
@@ -421,9 +437,7 @@ static int check_read_files(render_opts *o, sf_source *src)
         const sf_template *ts[2] = {o->outs[i].tpl, o->outs[i].itpl};
         for (int k = 0; k < 2; k++)
             for (size_t j = 0; ts[k] && j < sf_template_file_count(ts[k]); j++)
-                in[n++] = (cli_file){j ? "a partial of a template"
-                                       : k ? "--index"
-                                           : i ? "the template of --output" : "--template",
+                in[n++] = (cli_file){input_label(o, i, 2 * k + (j > 0)),
                                      sf_template_file(ts[k], j)};
     }
     out_list l;
@@ -1256,6 +1270,7 @@ int cmd_render(int argc, char **argv)
         if (errno || *end || t < 0 || t > 253402300799LL) { /* 9999-12-31T23:59:59Z */
             cli_error("SOURCE_DATE_EPOCH must be seconds since 1970 (up to year 9999), got '%s'",
                       sde);
+            rc = EXIT_USAGE;
             goto done;
         }
         sf_render_set_time(r, (int64_t)t);
