@@ -73,8 +73,8 @@ int cli_output_set(cli_output *o, const char *key, const char *value, const char
             return cli_usage("render", "%s takes auto, none, gzip or zstd, got '%s'", how, value);
         slot = &o->compress;
     } else if (!strcmp(key, "level")) {
-        unsigned long long n;
-        if (strcmp(value, "best") && (parse_count(value, &n) != 0 || n > 99))
+        size_t digits = strspn(value, "0123456789");
+        if (strcmp(value, "best") && (!digits || value[digits] || digits > 3))
             return cli_usage("render", "%s takes a compression level (a number, or best), got "
                                        "'%s'", how, value);
         slot = &o->level;
