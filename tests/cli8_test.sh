@@ -51,11 +51,12 @@ ok "--help: exit 7 and 8" sh -c "grep -q '7 refused by --min-rows' '$T/out' && g
 run "$SF" --help
 ok "sqlfeed --help: exit 7 and 8" sh -c "grep -q '^ *7  refused' '$T/out' && grep -q '8  another sqlfeed run' '$T/out'"
 MAN=$(dirname "$0")/../docs/sqlfeed.1
+ok "man page: exit 7 and 8 documented" sh -c "grep -qx '.B 7' '$MAN' && grep -qx '.B 8' '$MAN' && grep -q 'another sqlfeed run holds' '$MAN'"
 if command -v man >/dev/null 2>&1; then
-    ok "man page renders and documents exit 7 and 8" \
-        sh -c "MANWIDTH=80 man -l '$MAN' 2>/dev/null | grep -q 'min-rows' && grep -q '^\.B 8\|^8\b\|^\.IP 8' '$MAN'"
+    ok "man page renders (man -l) with the output options" \
+        sh -c "MANWIDTH=80 man -l '$MAN' 2>/dev/null | grep -q -- '--split-rows'"
 else
-    ok "man page documents exit 7 and 8" sh -c "grep -q 'min-rows' '$MAN' && grep -q 'IP 8' '$MAN'"
+    skip "man page renders" "no man(1)"
 fi
 
 # ---- usage errors: every option, alone and in conflict ----------------------------
