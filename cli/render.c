@@ -857,6 +857,7 @@ done_printed:
         cli_error("warning: --mem-log %s: write failed (%s); the log is incomplete",
                   o->mon.mem_log, strerror(monitor_log_error(mon)));
     if (rc != EXIT_OK) {
+        abort_outputs(o); /* every temporary file goes, whatever failed (idempotent) */
         o->secs = now_seconds() - t0;
         o->watched = mon != NULL;
         monitor_stop(mon);
