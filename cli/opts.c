@@ -354,10 +354,13 @@ int cli_output_resolve(cli_output *o)
     if (split && !o->index) {
         /* The parts are the output: named by --parts, or by -o itself when
          * it is a pattern, or from -o's name (feed.xml.gz -> feed-%04d.xml.gz). */
-        if (o->parts && o->path)
+        if (o->parts && o->path && !strcmp(w, "-o"))
             return cli_usage("render", "%s: without --index, -o and --parts both name the parts: "
                                        "give one (-o feed-%%04d.xml.gz, or -o feed.xml.gz and "
                                        "the parts are named feed-%%04d.xml.gz)", w);
+        if (o->parts && o->path)
+            return cli_usage("render", "%s: without index=, PATH names the parts (feed-%%04d.xml, "
+                                       "or feed.xml for feed-%%04d.xml): drop parts=", w);
         if (!o->parts && has_conversion(o->path)) {
             o->parts = o->path;
             o->path = NULL;

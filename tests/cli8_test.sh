@@ -81,6 +81,7 @@ usage "a pattern with %s" "'%s', which is not %d, %0Nd or %r" -t simplyhired --s
 usage "a pattern numbering its directory" "a % in its directory" -t simplyhired --split-rows 10 --parts "$T/d%d/p-%d.xml"
 usage "%r without an index" "%r, the run's tag, which only a set with --index has" -t simplyhired --split-rows 10 --parts "$T/p-%r-%d.xml"
 usage "-o and --parts without an index" "without --index, -o and --parts both name the parts" -t simplyhired -o "$O" --split-rows 10 --parts "$T/p-%d.xml"
+usage "--output PATH and parts= without index=" "without index=, PATH names the parts" -t simplyhired -o "$O" --output "simplyhired=$T/q.xml,split-rows=9,parts=$T/q-%d.xml"
 usage "a split to stdout" "a split output is a set of files, not stdout" -t simplyhired -o - --split-rows 10
 usage "--index without a split" "--index needs --split-rows or --split-bytes" -t simplyhired -o "$O" --index simplyhired
 usage "--base-url without --index" "--base-url needs --index" -t simplyhired -o "$O" --split-rows 10 --base-url https://x.example/
