@@ -82,7 +82,8 @@ static int row_lookup(void *obj, uint32_t sym, const char *name, size_t len, sf_
 
 /* An index's row: one part. */
 enum { F_PART, F_NAME, F_URL, F_ROWS, F_BYTES, F_LASTMOD, F_COUNT };
-static const char *const part_fields[F_COUNT] = {"part", "name", "url", "rows", "bytes",
+/* "row_count", not "rows": {{rows}} is the list in every template. */
+static const char *const part_fields[F_COUNT] = {"part", "name", "url", "row_count", "bytes",
                                                  "lastmod"};
 
 int sf_feed_index_field(const char *name)
@@ -250,7 +251,9 @@ static sf_status start_part(sf_render *r, sf_feed_out *f)
 {
     int reached;
     sf_status st;
-    if (!f->split_bytes) {
+    if (!f->split_bytes || f->measured) {
+        /* Later parts' heads are the first's (the same values): straight
+         * in, as the row buffer holds the row that starts the part. */
         st = sf_tpl_head(f->run, &f->out->w, &reached);
     } else {
         scratch_reset(&f->sc);
@@ -283,6 +286,7 @@ static sf_status measure_tail(sf_render *r, sf_feed_out *f)
     if (st != SF_OK)
         return tpl_failed(r, f, st);
     f->tail_bytes = scratch_bytes(&f->sc);
+    f->measured = 1;
     if (f->head_bytes + f->tail_bytes > f->split_bytes) {
         char l[256];
         return sf_fail(&r->err, SF_ERR_OUTPUT,
@@ -353,11 +357,11 @@ static sf_status feed_row(sf_render *r, sf_feed_out *f)
             if (f->head_bytes + bytes + f->tail_bytes > f->split_bytes) {
                 char l[256];
                 return sf_fail(&r->err, SF_ERR_OUTPUT,
-                               "row %llu is %llu bytes: with a part's head and tail (%llu) that "
-                               "is more than the split limit of %s (%llu bytes)",
+                               "row %llu is %llu bytes: with a part's head and tail (%llu bytes) "
+                               "that is more than the split limit (%llu bytes) of %s",
                                (unsigned long long)sf_render_rows(r), (unsigned long long)bytes,
                                (unsigned long long)(f->head_bytes + f->tail_bytes),
-                               label(f, l, sizeof l), (unsigned long long)f->split_bytes);
+                               (unsigned long long)f->split_bytes, label(f, l, sizeof l));
             }
         }
         if (sf_output_split_due(f->out, bytes, f->tail_bytes) && (st = next_part(r, f)) != SF_OK)

@@ -43,6 +43,7 @@ struct sf_feed_out {
     int reached; /* the head reached the rows: the output takes rows */
     int split;   /* opened as parts */
     uint64_t split_bytes, head_bytes, tail_bytes;
+    int measured; /* head_bytes and tail_bytes are known (first part) */
     sf_scratch sc;
     /* An output with an index: the largest value of max_column in the
      * current part, and each finished part's (values end to end, with the
