@@ -16,30 +16,6 @@
 
 #include "feed.h"
 
-/* sf_output_finish / sf_output_publish (H-stage) separate what
- * sf_output_commit does in one: until they exist, finishing commits and
- * publishing has nothing left to do. Switching is this one line. */
-#define FEED_STAGED 0
-
-static sf_status out_finish(sf_output *o)
-{
-#if FEED_STAGED
-    return sf_output_finish(o);
-#else
-    return sf_output_commit(o);
-#endif
-}
-
-static sf_status out_publish(sf_output *o)
-{
-#if FEED_STAGED
-    return sf_output_publish(o);
-#else
-    (void)o;
-    return SF_OK;
-#endif
-}
-
 /* ---- the context --------------------------------------------------------- */
 
 static const sf_data_ops root_ops, rows_ops, row_ops, part_ops;
@@ -577,12 +553,12 @@ sf_status sf_render_commit(sf_render *r)
     /* Every document is finished before any is published: parts, then the
      * indexes over them (which need the parts' final names and sizes). */
     for (size_t i = 0; st == SF_OK && i < r->nouts; i++)
-        if (!r->outs[i]->is_index && (st = out_finish(r->outs[i]->out)) != SF_OK)
+        if (!r->outs[i]->is_index && (st = sf_output_finish(r->outs[i]->out)) != SF_OK)
             st = output_failed(r, r->outs[i], st);
     for (size_t i = 0; st == SF_OK && i < r->nouts; i++) {
         sf_feed_out *f = r->outs[i];
         if (f->is_index && (st = render_index(r, f)) == SF_OK &&
-            (st = out_finish(f->out)) != SF_OK)
+            (st = sf_output_finish(f->out)) != SF_OK)
             st = output_failed(r, f, st);
     }
     if (st != SF_OK) {
@@ -593,7 +569,7 @@ sf_status sf_render_commit(sf_render *r)
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < r->nouts; i++) {
             sf_feed_out *f = r->outs[i];
-            if (f->is_index == pass && (st = out_publish(f->out)) != SF_OK) {
+            if (f->is_index == pass && (st = sf_output_publish(f->out)) != SF_OK) {
                 st = output_failed(r, f, st);
                 abort_all(r);
                 return st;
