@@ -96,7 +96,8 @@ static const char render_usage[] =
     "  --min-rows N         publish nothing (exit 7) when the query gave fewer rows\n"
     "  --max-drop PCT       publish nothing (exit 7) when an output has fewer rows than\n"
     "                       its previous published run (recorded beside it in\n"
-    "                       .NAME.sqlfeed-state) by more than PCT percent\n"
+    "                       .NAME.sqlfeed-state) by more than PCT percent. Both\n"
+    "                       need files: stdout, a device or a FIFO is refused (exit 2)\n"
     "  --summary-json FILE  the run's figures as JSON (rows, items, bytes in and out,\n"
     "                       parts, seconds, peak RSS, memory verdict, exit status),\n"
     "                       written also when the run fails, atomically\n"
@@ -596,6 +597,12 @@ static int open_output(const render_opts *o, cli_output *c, sf_render *r)
         cli_error("%s", sf_output_errmsg(c->out));
         return cli_exit_for(st);
     }
+    /* A rail decides at the end whether to publish: what goes out as it is
+     * written (stdout, a device, a FIFO) cannot be held back. */
+    if ((o->min_rows || o->max_drop) && !sf_output_atomic(c->out))
+        return cli_usage("render", "%s %s is written as it goes (not a file published "
+                                   "atomically): --min-rows and --max-drop cannot hold it back",
+                         c->option, out_name(c));
     if ((st = sf_render_add_output(r, c->tpl, c->out)) != SF_OK) {
         cli_error("%s", sf_render_errmsg(r));
         return cli_exit_for(st);

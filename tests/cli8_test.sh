@@ -28,6 +28,7 @@ expect() {
 ok() { local name=$1; shift; if "$@" 2>/dev/null; then pass "$name"; else fail "$name" "check failed: $*"; fi; }
 no_temp() { ! find "$1" -maxdepth 1 -name '.*.sqlfeed-*' ! -name '*.sqlfeed-lock' \
               ! -name '*.sqlfeed-state' | grep -q .; }
+has_temp() { ! no_temp "$1"; }
 one_line() { [ "$(grep -c . "$T/err")" = 1 ]; }
 previous() { echo "previous feed" > "$1"; }
 is_previous() { [ "$(cat "$1")" = "previous feed" ]; }
@@ -291,6 +292,9 @@ ok "--max-drop refusal: previous feed byte-identical" cmp -s "$T/rail/feed.xml" 
 ok "--max-drop refusal: no temporary file" no_temp "$T/rail"
 run $R -t simplyhired -o "$T/rail/feed.xml" --query "$FEW" --max-drop 95 -q
 ok "--max-drop: a drop within the limit publishes" sh -c "[ $rc = 0 ] && ! cmp -s '$T/rail/feed.xml' '$T/rail/before.xml'"
+run $R -t simplyhired -o - --min-rows 1
+expect "--min-rows with stdout: exit 2 (what is written cannot be held back)" 2 "stdout is written as it goes"
+ok "--min-rows with stdout: nothing written" test ! -s "$T/out"
 run $R -t simplyhired -o "$T/rail/fresh.xml" --max-drop 1 -q
 ok "--max-drop with no previous run: published" test "$rc" = 0
 run $R -t simplyhired -o "$T/rail/e.xml" --query "$FEW AND 0" --min-rows 1
@@ -313,7 +317,7 @@ rm -f "$T/lock/mark"
 victim=$!
 for _ in $(seq 100); do [ -e "$T/lock/mark" ] && break; sleep 0.05; done
 kill -KILL $victim; wait $victim 2>/dev/null
-ok "SIGKILL mid-commit leaves temporary files (the premise)" ! no_temp "$T/lock"
+ok "SIGKILL mid-commit leaves temporary files (the premise)" has_temp "$T/lock"
 echo junk > "$T/lock/.feed.xml.sqlfeed-0badf00d"
 run $R -t simplyhired -o "$T/lock/feed.xml" -q --output "simplyhired=$T/lock/b.xml.gz"
 ok "the next run removes what the killed run left" sh -c "[ $rc = 0 ] && [ -z \"\$(find '$T/lock' -maxdepth 1 -name '.*.sqlfeed-*' ! -name '*-lock' ! -name '*-state')\" ]"
@@ -339,9 +343,11 @@ if unshare --mount --propagation private true 2>/dev/null; then
     SF=$SF T=$T DB=$DB unshare --mount --propagation private bash -c '
         mount -t tmpfs -o mode=755 sqlfeed-test-dev /dev || exit 99
         mknod -m 666 /dev/null c 1 3
-        "$SF" render --db "$DB" -t simplyhired -o "$T/d.xml" -q --summary-json /dev/new.json
+        "$SF" render --db "$DB" -t simplyhired -o "$T/d.xml" -q --summary-json /dev/new.json 2>"$T/sandbox.err"
         echo "rc=$?"; ls -A /dev' > "$T/sandbox.out" 2>&1
     ok "--summary-json /dev/NEW: exit 5, no file created in /dev" sh -c "grep -qx 'rc=5' '$T/sandbox.out' && ! grep -q new.json '$T/sandbox.out'"
+    ok "--summary-json /dev/NEW: the message says why" grep -q "no file is created in /dev" "$T/sandbox.err"
+    ok "--summary-json /dev/NEW: nothing published either" test ! -e "$T/d.xml"
 else
     skip "--summary-json /dev/NEW" "no unshare --mount: not run against the real /dev"
 fi
