@@ -63,7 +63,8 @@ void cli_signal_set(sigset_t *set);
 int cli_signal_caught(void); /* the last signal caught, or 0 */
 /* The temporary file a crash must remove (copied; NULL: none). */
 void cli_signals_set_temp(const char *path);
-/* Another temporary file a crash removes (kept with the others). */
+/* Another file a crash removes (kept with the others): a temporary file,
+ * an output's lock file. NULL: none. */
 void cli_signals_add_temp(const char *path);
 /* The output an asynchronous signal cancels (sf_output_cancel: a commit not
  * yet at its rename gives up); NULL: none. set_output replaces the list with
@@ -145,13 +146,14 @@ int cli_pattern_check(const char *pattern, int with_tag, char *why, size_t n);
 /* Name-level checks (cli/outputs.c): beside what cli_check_files compares
  * (existing files by identity), an output may be a pattern (parts), and a
  * file output has companions in its directory: its temporary files, its
- * lock and its state record (.NAME.sqlfeed-*), which a run creates, and
+ * lock and its state record (.NAME.sqlfeed*: docs/sink.md; for a set, also
+ * named after the pattern as written), which a run creates, and
  * removes when a killed run left them. No input may be one of those names,
  * and no two outputs' names may meet (a name one could write that the other
  * could write or remove). Directories are compared by identity. */
 enum {
     CLI_NAME_PLAIN = 0,   /* a file written in place (--mem-log): its name only */
-    CLI_NAME_FILE = 1,    /* a file published atomically: its name and .NAME.sqlfeed-* */
+    CLI_NAME_FILE = 1,    /* a file published atomically: its name and .NAME.sqlfeed* */
     CLI_NAME_PATTERN = 2  /* a pattern (%d, %0Nd, %r) of parts, each a CLI_NAME_FILE */
 };
 typedef struct cli_name {

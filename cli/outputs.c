@@ -178,7 +178,7 @@ int cli_check_files(const char *cmd, const cli_file *inputs, size_t ninputs,
 /* ---- Names and patterns ---------------------------------------------------
  * A name is a sequence of units, each a set of bytes, once or any number of
  * times: "feed-%04d.xml" is f e e d - D D D D D* . x m l (D a digit), %r is
- * eight hex digits, and the companions .NAME.sqlfeed-* end in any bytes.
+ * eight hex digits, and the companions .NAME.sqlfeed* end in any bytes.
  * Two names meet when one string matches both: a walk over pairs of
  * positions, one in each (at most NAME_MAX + a few units each). */
 typedef struct unit {
@@ -212,7 +212,9 @@ static void unit_add(name_units *nu, int star, int lo, int hi, int only)
 static void lit(name_units *nu, unsigned char c) { unit_add(nu, 0, c, c, 0); }
 
 /* The units of a file name (no directory). pattern: read %d %0Nd %r;
- * companion: ".NAME.sqlfeed-" and any bytes. */
+ * companion: ".NAME.sqlfeed" and any bytes (the temporary files
+ * .NAME.sqlfeed-XXXXXXXX, the lock .NAME.sqlfeed.lock, the state record
+ * .NAME.sqlfeed.state). */
 static void name_compile(const char *base, int pattern, int companion, name_units *nu)
 {
     nu->n = 0;
@@ -241,7 +243,7 @@ static void name_compile(const char *base, int pattern, int companion, name_unit
         lit(nu, (unsigned char)*p);
     }
     if (companion) {
-        for (const char *s = ".sqlfeed-"; *s; s++)
+        for (const char *s = ".sqlfeed"; *s; s++)
             lit(nu, (unsigned char)*s);
         unit_add(nu, 1, 1, 255, '/');
     }
@@ -327,10 +329,20 @@ static int meets(const char *a, int apat, int acomp, const char *b, int bpat, in
     return names_meet(&ua, &ub);
 }
 
-static const char *what(int kind, int companion)
+/* What a variant of an output's names is: 0 the name (or a part), 1 its
+ * companions, 2 a set's own companions (lock, state: named after the
+ * pattern as written, docs/sink.md). */
+static const char *what(int kind, int variant)
 {
-    return companion ? "its temporary, lock or state files (.NAME.sqlfeed-*)"
-                     : kind == CLI_NAME_PATTERN ? "a part it names" : "it";
+    return variant ? "its temporary, lock or state files (.NAME.sqlfeed*)"
+                   : kind == CLI_NAME_PATTERN ? "a part it names" : "it";
+}
+
+/* The variants of an output's names to compare: the name, its companions,
+ * and for a pattern the companions of the pattern itself. */
+static int variants(const cli_name *o)
+{
+    return !has_companions(o) ? 1 : o->kind == CLI_NAME_PATTERN ? 3 : 2;
 }
 
 int cli_check_names(const char *cmd, const cli_file *inputs, size_t ninputs,
@@ -343,7 +355,7 @@ int cli_check_names(const char *cmd, const cli_file *inputs, size_t ninputs,
         const char *ob;
         if (!o->path || !strcmp(o->path, "-") || split_path(o->path, &od, &ob) != 0)
             continue;
-        int opat = o->kind == CLI_NAME_PATTERN, ocomp = has_companions(o);
+        int opat = o->kind == CLI_NAME_PATTERN, ov = variants(o);
         for (size_t i = 0; i < ninputs; i++) {
             if (!inputs[i].path)
                 continue;
@@ -356,8 +368,9 @@ int cli_check_names(const char *cmd, const cli_file *inputs, size_t ninputs,
                 if (!names[k] || split_path(names[k], &id, &ib) != 0 || id.st_dev != od.st_dev ||
                     id.st_ino != od.st_ino)
                     continue;
-                for (int c = 0; c <= ocomp; c++)
-                    if ((opat || c) && meets(ob, opat, c, ib, 0, 0) && (blame(j, -1), 1))
+                for (int c = 0; c < ov; c++)
+                    if ((opat || c) && meets(ob, opat && c < 2, c > 0, ib, 0, 0) &&
+                        (blame(j, -1), 1))
                         return cli_usage(cmd, "%s %s: %s can be %s %s, which sqlfeed reads; "
                                               "write it elsewhere", o->option, o->path,
                                          what(o->kind, c), inputs[i].option, inputs[i].path);
@@ -370,13 +383,14 @@ int cli_check_names(const char *cmd, const cli_file *inputs, size_t ninputs,
             if (!p->path || !strcmp(p->path, "-") || split_path(p->path, &pd, &pb) != 0 ||
                 pd.st_dev != od.st_dev || pd.st_ino != od.st_ino)
                 continue;
-            int ppat = p->kind == CLI_NAME_PATTERN, pcomp = has_companions(p);
-            for (int c = 0; c <= ocomp; c++)
-                for (int d = 0; d <= pcomp; d++) {
+            int ppat = p->kind == CLI_NAME_PATTERN, pv = variants(p);
+            for (int c = 0; c < ov; c++)
+                for (int d = 0; d < pv; d++) {
                     /* Two plain names are cli_check_files's (by identity). */
                     if (!opat && !ppat && !c && !d)
                         continue;
-                    if (meets(ob, opat, c, pb, ppat, d) && (blame(j, (long)i), 1))
+                    if (meets(ob, opat && c < 2, c > 0, pb, ppat && d < 2, d > 0) &&
+                        (blame(j, (long)i), 1))
                         return cli_usage(cmd, "%s %s and %s %s can name the same file (%s, %s); "
                                               "give each its own names",
                                          o->option, o->path, p->option, p->path,

@@ -26,8 +26,7 @@ expect() {
     else fail "$1" "exit $rc (want $2); stderr: $(head -c 400 "$T/err")"; fi
 }
 ok() { local name=$1; shift; if "$@" 2>/dev/null; then pass "$name"; else fail "$name" "check failed: $*"; fi; }
-no_temp() { ! find "$1" -maxdepth 1 -name '.*.sqlfeed-*' ! -name '*.sqlfeed-lock' \
-              ! -name '*.sqlfeed-state' | grep -q .; }
+no_temp() { ! find "$1" -maxdepth 1 -name '.*.sqlfeed-*' | grep -q .; }
 has_temp() { ! no_temp "$1"; }
 one_line() { [ "$(grep -c . "$T/err")" = 1 ]; }
 previous() { echo "previous feed" > "$1"; }
@@ -110,7 +109,10 @@ usage "parts of two outputs overlap" "can name the same file" -t simplyhired -o 
 usage "a part can be another output" "can name the same file" -t simplyhired -o "$T/b-%d.xml" --split-rows 10 --output "simplyhired=$T/b-17.xml"
 cp "$DB" "$T/jobs-0002.db"
 usage "a part can be the database" "a part it names can be --db" --db "$T/jobs-0002.db" -t simplyhired -o "$T/jobs-%04d.db" --split-rows 10
-usage "--mem-log is a state file" "temporary, lock or state files .* can be --mem-log|--mem-log .* can name the same file" -t simplyhired -o "$O" --mem-log "$T/.u.xml.sqlfeed-state"
+usage "--mem-log is a temporary file's name" "can name the same file" -t simplyhired -o "$O" --mem-log "$T/.u.xml.sqlfeed-state"
+usage "--mem-log is the state record" "can name the same file" -t simplyhired -o "$O" --mem-log "$T/.u.xml.sqlfeed.state"
+usage "--mem-log is a set's lock" "can name the same file" -t simplyhired -o "$T/p-%04d.xml" --split-rows 10 --mem-log "$T/.p-%04d.xml.sqlfeed.lock"
+usage "--mem-log is a part's temporary file" "can name the same file" -t simplyhired -o "$T/p-%04d.xml" --split-rows 10 --mem-log "$T/.p-0003.xml.sqlfeed-0badf00d"
 usage "--summary-json is -o" "is the same file as -o" -t simplyhired -o "$O" --summary-json "$O"
 ok "a refused --summary-json is not written over -o" test ! -e "$O"
 run $R -t simplyhired -o "$T/c-%04d.xml" --split-rows 10 --output "simplyhired=$T/c-%04d.xml.gz,split-rows=10"
@@ -179,7 +181,7 @@ EOF
 cat > "$T/index.mustache" <<'EOF'
 <?xml version="1.0" encoding="UTF-8"?>
 <sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
-{{#rows}}<sitemap><loc>{{url}}</loc><lastmod>{{lastmod}}</lastmod><rows>{{rows}}</rows><name>{{name}}</name></sitemap>
+{{#rows}}<sitemap><loc>{{url}}</loc><lastmod>{{lastmod}}</lastmod><bytes>{{bytes}}</bytes><part>{{part}}</part><name>{{name}}</name></sitemap>
 {{/rows}}</sitemapindex>
 EOF
 UQ="SELECT url, posted_at FROM jobs ORDER BY id"
@@ -197,9 +199,11 @@ for sm in idx.findall("s:sitemap", ns):
     name, loc = sm.findtext("s:name", None, ns), sm.findtext("s:loc", None, ns)
     if loc != base + name: sys.exit(f"url {loc!r} is not base + {name!r}")
     if not re.fullmatch(r"sitemap-[0-9a-f]{8}-[0-9]{4}\.xml\.gz", name): sys.exit(f"name {name!r}")
-    part = ET.fromstring(gzip.open(os.path.join(d, name)).read())
+    doc = gzip.open(os.path.join(d, name)).read()
+    part = ET.fromstring(doc)
     urls = part.findall("s:url", ns)
-    if len(urls) != int(sm.findtext("s:rows", None, ns)): sys.exit(f"{name}: rows differ")
+    if len(doc) != int(sm.findtext("s:bytes", None, ns)): sys.exit(f"{name}: bytes differ")
+    if int(sm.findtext("s:part", None, ns)) != len(names) + 1: sys.exit(f"{name}: part number")
     if len(urls) > per: sys.exit(f"{name}: {len(urls)} rows > {per}")
     mx = max(u.findtext("s:lastmod", "", ns) for u in urls)
     if sm.findtext("s:lastmod", None, ns) != mx: sys.exit(f"{name}: lastmod is not the part's largest")
@@ -219,6 +223,12 @@ sitemap --split-rows 2000
 ok "sitemap rerun with fewer parts: the old parts are gone, the index names every file" \
     sh -c "$PY '$T/check_index.py' '$T/sm' https://jobs.example/sitemaps/ 3000 2000 > '$T/nparts' && [ \$(cat '$T/nparts') = 2 ]"
 ok "sitemap: no temporary file" no_temp "$T/sm"
+# sqlfeed.h: the index's rows carry part, name, url, rows, bytes, lastmod
+sed 's|<bytes>{{bytes}}</bytes>|<n>{{rows}}</n>|' "$T/index.mustache" > "$T/index-rows.mustache"
+mkdir -p "$T/smr"
+run $R --query "$UQ" -t "$T/urls.mustache" -o "$T/smr/sitemap.xml" --split-rows 1000 --index "$T/index-rows.mustache" -q
+ok "the index reads each part's rows ({{rows}}, as sqlfeed.h documents)" \
+    sh -c "[ $rc = 0 ] && [ \"\$(grep -o '<n>[0-9]*</n>' '$T/smr/sitemap.xml' | tr -d '<>n/' | tr '\n' ' ')\" = '1000 1000 1000 ' ]"
 cat > "$T/check_json.py" <<'EOF'
 import json, os, sys
 j = json.load(open(sys.argv[1]))
@@ -320,7 +330,7 @@ kill -KILL $victim; wait $victim 2>/dev/null
 ok "SIGKILL mid-commit leaves temporary files (the premise)" has_temp "$T/lock"
 echo junk > "$T/lock/.feed.xml.sqlfeed-0badf00d"
 run $R -t simplyhired -o "$T/lock/feed.xml" -q --output "simplyhired=$T/lock/b.xml.gz"
-ok "the next run removes what the killed run left" sh -c "[ $rc = 0 ] && [ -z \"\$(find '$T/lock' -maxdepth 1 -name '.*.sqlfeed-*' ! -name '*-lock' ! -name '*-state')\" ]"
+ok "the next run removes what the killed run left" sh -c "[ $rc = 0 ] && [ -z \"\$(find '$T/lock' -maxdepth 1 -name '.*.sqlfeed-*')\" ]"
 ok "after SIGKILL: the feed is whole" cmp -s "$T/lock/feed.xml" "$T/plain.xml"
 
 # ---- signals: every output cancelled ------------------------------------------------
