@@ -818,8 +818,8 @@ static int run_render(render_opts *o, sf_render *r, const char *query)
         const char *msg = *sf_render_errmsg(r) ? sf_render_errmsg(r) : output_errmsg(o);
         if (run_failed) /* the render failed */
             cli_error("%s; %s", msg, left);
-        else if (st == SF_ERR_REFUSED)
-            cli_error("%s; %s", msg, left);
+        else if (st == SF_ERR_REFUSED) /* the rail's message names both counts and what stays */
+            cli_error("%s", msg);
         else if (o->published) /* only what follows the first rename failed */
             cli_error("%s is published (%llu rows), but %s", o->nouts == 1 ? out_name(first)
                                                                            : "the set",
