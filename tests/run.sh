@@ -32,6 +32,8 @@ mkdir -p "$S/wellformed"; suite wellformed "$B/tests/wellformed_test" "$S/wellfo
 suite secrets "$B/tests/secret_test"
 suite sources "$HERE/source_test.sh" "$B"
 mkdir -p "$S/output"; suite output "$B/tests/output_test" "$S/output"
+mkdir -p "$S/stage"; suite stage "$B/tests/stage_test" "$S/stage"
+suite stage-tools "$HERE/stage_test.sh" "$B"
 suite cli "$HERE/cli_test.sh" "$B"
 suite census "$HERE/census_test.sh" "$B"
 suite publish "$HERE/publish_test.sh" "$B"

@@ -128,9 +128,11 @@ sf_status sf_stage_zstd_open(sf_output *out, int level, sf_stage **sp)
             r = ZSTD_CCtx_setParameter(z->cc, ZSTD_c_jobSize, ZSTD_JOB_SIZE);
         if (!ZSTD_isError(r))
             r = ZSTD_CCtx_setParameter(z->cc, ZSTD_c_overlapLog, ZSTD_OVERLAP_LOG);
-        if (!ZSTD_isError(r) && level <= ZSTD_HASH_LOG_UPTO)
-            r = ZSTD_CCtx_setParameter(z->cc, ZSTD_c_hashLog, ZSTD_HASH_LOG);
     }
+    /* The fast levels' hash table is small for a feed's long repeats:
+     * 1 MiB instead of 128-512 KiB gains 0.3-1 % for no measurable time. */
+    if (!ZSTD_isError(r) && level <= ZSTD_HASH_LOG_UPTO)
+        r = ZSTD_CCtx_setParameter(z->cc, ZSTD_c_hashLog, ZSTD_HASH_LOG);
     if (ZSTD_isError(r)) {
         sf_status st = sf_fail(&out->err, SF_ERR_ARG, "zstd level %d with %d workers: %s",
                                level, out->opt.workers, ZSTD_getErrorName(r));
