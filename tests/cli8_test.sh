@@ -346,7 +346,12 @@ ok "SIGTERM before the first rename: exit 143" test "$src" = 143
 ok "SIGTERM: neither output published" sh -c "[ \"\$(cat '$T/sig/a.xml')\" = 'previous feed' ] && [ \"\$(cat '$T/sig/b.xml')\" = 'previous feed' ]"
 ok "SIGTERM: no temporary file" no_temp "$T/sig"
 
-# ---- --summary-json: a usage failure, and never a new file under /dev ----------------
+# ---- --summary-json: odd names, stdout, a usage failure, never a new file under /dev ----
+ODD="$T/odd\"q\\$(printf '\001\377').xml"
+run $R -t simplyhired -o "$ODD" -q --summary-json -
+ok "--summary-json -: JSON on stdout, a name with a quote, a backslash, a control byte and a non-UTF-8 byte" \
+    $PY -c "import json,sys; j=json.load(open(sys.argv[1], encoding='utf-8')); p=j['outputs'][0]['path']; assert j['exit']==0 and '\"q\\\\\x01\ufffd' in p, p" "$T/out"
+
 run $R -t simplyhired -o "$T/u.xml" --index simplyhired --summary-json "$T/usage.json"
 ok "--summary-json written for a usage error (exit 2)" $PY "$T/check_json.py" "$T/usage.json" 2:usage
 if unshare --mount --propagation private true 2>/dev/null; then
