@@ -820,10 +820,21 @@ static int run_render(render_opts *o, sf_render *r, const char *query)
             cli_error("%s; %s", msg, left);
         else if (st == SF_ERR_REFUSED) /* the rail's message names both counts and what stays */
             cli_error("%s", msg);
-        else if (o->published) /* only what follows the first rename failed */
-            cli_error("%s is published (%llu rows), but %s", o->nouts == 1 ? out_name(first)
-                                                                           : "the set",
+        else if (o->published && o->nouts == 1) /* only what follows the rename failed */
+            cli_error("%s is published (%llu rows), but %s", out_name(first),
                       (unsigned long long)sf_render_rows(r), msg);
+        else if (o->published) { /* past the first rename: say which are out */
+            char done_list[2048] = "", not_list[2048] = "";
+            for (size_t i = 0; i < o->nouts; i++) {
+                const cli_output *c = &o->outs[i];
+                int pub = c->opened && sf_output_published(c->index ? c->iout : c->out);
+                char *l = pub ? done_list : not_list;
+                size_t n = strlen(l);
+                snprintf(l + n, sizeof done_list - n, "%s%s", n ? ", " : "", out_name(c));
+            }
+            cli_error("published after %llu rows: %s; not published: %s (%s)",
+                      (unsigned long long)sf_render_rows(r), done_list, not_list, msg);
+        }
         else
             cli_error("publishing failed after all %llu rows: %s; %s",
                       (unsigned long long)sf_render_rows(r), msg, left);

@@ -345,6 +345,16 @@ kill -TERM $pid; wait $pid; src=$?
 ok "SIGTERM before the first rename: exit 143" test "$src" = 143
 ok "SIGTERM: neither output published" sh -c "[ \"\$(cat '$T/sig/a.xml')\" = 'previous feed' ] && [ \"\$(cat '$T/sig/b.xml')\" = 'previous feed' ]"
 ok "SIGTERM: no temporary file" no_temp "$T/sig"
+rm -f "$T/sig/mark"
+env LD_PRELOAD="$INJECT" SQLFEED_INJECT_FSYNC_DELAY_MS=1500 SQLFEED_INJECT_FSYNC_DELAY_ON=dir \
+    SQLFEED_INJECT_FSYNC_MARK="$T/sig/mark" \
+    $R -t simplyhired -o "$T/sig/a.xml" --output "simplyhired=$T/sig/b.xml" 2>"$T/sig/err" &
+pid=$!
+for _ in $(seq 100); do [ -e "$T/sig/mark" ] && break; sleep 0.05; done
+kill -TERM $pid; wait $pid; src=$?
+ok "SIGTERM after the first rename: the set is published, exit 0, said" \
+    sh -c "[ $src = 0 ] && cmp -s '$T/sig/a.xml' '$T/plain.xml' && cmp -s '$T/sig/b.xml' '$T/plain.xml' && grep -q 'arrived after the outputs were published' '$T/sig/err'"
+ok "SIGTERM after the first rename: no temporary file" no_temp "$T/sig"
 
 # ---- --summary-json: odd names, stdout, a usage failure, never a new file under /dev ----
 ODD="$T/odd\"q\\$(printf '\001\377').xml"
