@@ -223,11 +223,11 @@ sitemap --split-rows 2000
 ok "sitemap rerun with fewer parts: the old parts are gone, the index names every file" \
     sh -c "$PY '$T/check_index.py' '$T/sm' https://jobs.example/sitemaps/ 3000 2000 > '$T/nparts' && [ \$(cat '$T/nparts') = 2 ]"
 ok "sitemap: no temporary file" no_temp "$T/sm"
-# sqlfeed.h: the index's rows carry part, name, url, rows, bytes, lastmod
-sed 's|<bytes>{{bytes}}</bytes>|<n>{{rows}}</n>|' "$T/index.mustache" > "$T/index-rows.mustache"
+# sqlfeed.h: the index's rows carry part, name, url, row_count, bytes, lastmod
+sed 's|<bytes>{{bytes}}</bytes>|<n>{{row_count}}</n>|' "$T/index.mustache" > "$T/index-rows.mustache"
 mkdir -p "$T/smr"
 run $R --query "$UQ" -t "$T/urls.mustache" -o "$T/smr/sitemap.xml" --split-rows 1000 --index "$T/index-rows.mustache" -q
-ok "the index reads each part's rows ({{rows}}, as sqlfeed.h documents)" \
+ok "the index reads each part's rows ({{row_count}}, as sqlfeed.h documents)" \
     sh -c "[ $rc = 0 ] && [ \"\$(grep -o '<n>[0-9]*</n>' '$T/smr/sitemap.xml' | tr -d '<>n/' | tr '\n' ' ')\" = '1000 1000 1000 ' ]"
 cat > "$T/check_json.py" <<'EOF'
 import json, os, sys
