@@ -82,6 +82,8 @@ static const char render_usage[] =
     "                       commit point: the parts are renamed first, the index\n"
     "                       last, and the parts of an earlier run it no longer names\n"
     "                       are removed after it\n"
+    "                       (--compress and --level are the parts'; the index is\n"
+    "                       compressed by its own name's suffix)\n"
     "  --base-url URL       with --index: url = URL + the part's file name\n"
     "  --lastmod COLUMN     with --index: lastmod = the largest value of COLUMN in the\n"
     "                       part (compared as text)\n"
