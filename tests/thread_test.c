@@ -25,7 +25,11 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "sink/sink.h"
 #include "sqlfeed.h"
+
+/* hop.c's (not in sink.h yet). */
+sf_status sf_stage_hop_open(sf_output *out, sf_stage **sp);
 
 static const char *dir;
 static char path_db[4096];
@@ -659,6 +663,215 @@ static void test_prefetch_servers(void)
     }
 }
 
+/* ---- the writer thread (hop) ------------------------------------------- */
+
+/* A sink for the hop to feed: keeps a checksum of what it got, can fail at a
+ * byte count, can be slow, and records the thread it ran on. */
+typedef struct fake_sink {
+    sf_stage base;
+    uint64_t got, sum;
+    uint64_t fail_at; /* fail the write that reaches this many bytes; 0: never */
+    long delay_ns;    /* per write */
+    pthread_t ran_on;
+    int writes;
+} fake_sink;
+
+static sf_status fake_write(sf_stage *st, const void *p, size_t n)
+{
+    fake_sink *f = (fake_sink *)st;
+    f->ran_on = pthread_self();
+    f->writes++;
+    if (f->delay_ns) {
+        struct timespec ts = {f->delay_ns / 1000000000L, f->delay_ns % 1000000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (f->fail_at && f->got + n >= f->fail_at)
+        return sf_fail(&st->out->err, SF_ERR_OUTPUT, "write to fake: No space left on device");
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++)
+        f->sum = f->sum * 31 + c[i];
+    f->got += n;
+    return SF_OK;
+}
+static sf_status fake_finish(sf_stage *st) { (void)st; return SF_OK; }
+static void fake_abort(sf_stage *st) { (void)st; }
+static void fake_destroy(sf_stage *st) { (void)st; }
+static const sf_stage_vt fake_vt = {"fake", fake_write, fake_finish, NULL, fake_abort,
+                                    fake_destroy};
+
+/* Writes `total` bytes in writes of `chunk` through a hop into a fake sink;
+ * returns the first failing status (from a write or the finish). */
+static sf_status hop_feed(sf_output *out, fake_sink *f, uint64_t total, size_t chunk,
+                          uint64_t *sum_sent, sf_stage **hp, int finish)
+{
+    static unsigned char buf[300000];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (unsigned char)(i * 7 + i / 251);
+    sf_stage *h = NULL;
+    sf_status st = sf_stage_hop_open(out, &h);
+    *hp = h;
+    if (st != SF_OK)
+        return st;
+    h->next = &f->base;
+    uint64_t sent = 0, sum = 0;
+    while (st == SF_OK && sent < total) {
+        size_t n = chunk;
+        if (n > total - sent)
+            n = (size_t)(total - sent);
+        size_t o = (size_t)(sent % 1000);
+        if ((st = sf_stage_write(h, buf + o, n)) == SF_OK) {
+            for (size_t i = 0; i < n; i++)
+                sum = sum * 31 + buf[o + i];
+            sent += n;
+        }
+    }
+    if (st == SF_OK && finish)
+        st = h->vt->finish(h);
+    *sum_sent = sum;
+    return st;
+}
+
+static void test_hop(void)
+{
+    /* Every byte, in order, on the writer thread; finish leaves it drained. */
+    sf_census *c = sf_census_create();
+    sf_output *out = sf_output_create(c);
+    fake_sink f = {.base = {.vt = &fake_vt, .out = out}};
+    uint64_t sum = 0;
+    sf_stage *h;
+    sf_mem_stat s0, s1;
+    sf_census_stat(c, SF_MEM_OUTPUT, &s0);
+    sf_status st = hop_feed(out, &f, 50u << 20, 100003, &sum, &h, 1);
+    sf_census_stat(c, SF_MEM_OUTPUT, &s1);
+    check(st == SF_OK && f.got == (50u << 20) && f.sum == sum &&
+              !pthread_equal(f.ran_on, pthread_self()),
+          "hop: 50 MiB in odd-sized writes reach the sink in order, on another thread",
+          "status %d, %llu bytes, sums %s", st, (unsigned long long)f.got,
+          f.sum == sum ? "agree" : "differ");
+    check(f.writes == (int)((50u << 20) / (256u << 10)),
+          "hop: the sink gets whole 256 KiB buffers", "%d writes", f.writes);
+    check(h && h->in == (50u << 20) && h->out_bytes == (50u << 20),
+          "hop: its in and out counts", "in %llu out %llu", h ? (unsigned long long)h->in : 0,
+          h ? (unsigned long long)h->out_bytes : 0);
+    if (h)
+        h->vt->destroy(h);
+    sf_mem_stat s2;
+    sf_census_stat(c, SF_MEM_OUTPUT, &s2);
+    check(s1.allocs == s0.allocs + 4 && s2.bytes == s0.bytes,
+          "hop: four buffers allocated once, freed at destroy",
+          "allocs %llu -> %llu, bytes after destroy %llu (before %llu)",
+          (unsigned long long)s0.allocs, (unsigned long long)s1.allocs,
+          (unsigned long long)s2.bytes, (unsigned long long)s0.bytes);
+
+    /* A downstream failure is sticky, with its message, on a later write or
+     * at finish. */
+    fake_sink g = {.base = {.vt = &fake_vt, .out = out}, .fail_at = 3u << 20};
+    st = hop_feed(out, &g, 20u << 20, 65536, &sum, &h, 1);
+    check(st == SF_ERR_OUTPUT && strstr(sf_output_errmsg(out), "No space left") &&
+              g.got < (3u << 20),
+          "hop: a write failure downstream comes back with its message", "status %d: '%s'",
+          st, sf_output_errmsg(out));
+    if (h)
+        st = sf_stage_write(h, "x", 1);
+    check(st == SF_ERR_OUTPUT, "hop: the failure is sticky", "status %d", st);
+    if (h)
+        h->vt->destroy(h);
+    /* Failing in the last buffer: only finish can report it. */
+    fake_sink g2 = {.base = {.vt = &fake_vt, .out = out}, .fail_at = 1000};
+    st = hop_feed(out, &g2, 2000, 2000, &sum, &h, 1);
+    check(st == SF_ERR_OUTPUT, "hop: a failure of the last partial buffer is finish's",
+          "status %d", st);
+    if (h)
+        h->vt->destroy(h);
+
+    /* A cancel while the sink is slow: the writer gives up within a poll and a
+     * write, not after the queue drains. */
+    fake_sink sl = {.base = {.vt = &fake_vt, .out = out}, .delay_ns = 200000000L};
+    h = NULL;
+    st = sf_stage_hop_open(out, &h);
+    if (st == SF_OK) {
+        h->next = &sl.base;
+        static char big[256 << 10];
+        for (int i = 0; i < 4 && st == SF_OK; i++)
+            st = sf_stage_write(h, big, sizeof big); /* fills the queue */
+        sf_output_cancel(out);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        while (st == SF_OK)
+            st = sf_stage_write(h, big, sizeof big);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+        check(st == SF_ERR_CANCELLED && secs < 0.5 && sl.writes < 4,
+              "hop: sf_output_cancel stops a writer behind a slow sink",
+              "status %d after %.2f s, %d sink writes: %s", st, secs, sl.writes,
+              sf_output_errmsg(out));
+        h->vt->destroy(h);
+    }
+    sf_output_free(out);
+
+    /* Destroy mid-stream (no finish) joins the thread; nothing leaks. */
+    out = sf_output_create(c);
+    fake_sink d = {.base = {.vt = &fake_vt, .out = out}, .delay_ns = 1000000L};
+    st = hop_feed(out, &d, 4u << 20, 300000, &sum, &h, 0);
+    if (h)
+        h->vt->destroy(h);
+    sf_output_free(out);
+    check(st == SF_OK && sf_census_live_bytes(c) == 0,
+          "hop: destroy mid-stream joins the thread and frees everything",
+          "status %d, %llu bytes live", st, (unsigned long long)sf_census_live_bytes(c));
+    sf_census_free(c);
+}
+
+/* A whole render into a file, with the writer thread and inline (and with
+ * gzip), gives the same document. */
+static void test_writer_render(void)
+{
+    const char *sql = "SELECT id, f, t, b, n FROM t ORDER BY id";
+    static const char *const modes[][2] = {{"thread", "none"}, {"thread", "gzip"}};
+    for (size_t m = 0; m < sizeof modes / sizeof *modes; m++) {
+        char *doc[2] = {NULL, NULL};
+        size_t len[2] = {0, 0};
+        int ok = 1;
+        for (int k = 0; k < 2; k++) {
+            sf_census *c = sf_census_create();
+            sf_source *src = sf_source_create(c);
+            sf_template *tpl = sf_template_create(c, SF_TEMPLATE_XML);
+            sf_output *out = sf_output_create(c);
+            sf_render *r = sf_render_create(c);
+            char path[4200];
+            snprintf(path, sizeof path, "%s/w%d.xml", dir, k);
+            ok = ok && load(tpl, TEMPLATE) == SF_OK &&
+                 sf_source_set_option(src, "prefetch", k ? "on" : "off") == SF_OK &&
+                 sf_source_open(src, path_db) == SF_OK && sf_source_prepare(src, sql) == SF_OK &&
+                 sf_output_set_option(out, "writer", k ? modes[m][0] : "inline") == SF_OK &&
+                 sf_output_set_option(out, "compress", modes[m][1]) == SF_OK &&
+                 sf_output_set_option(out, "sync_step", "1M") == SF_OK &&
+                 sf_output_open_file(out, path) == SF_OK &&
+                 sf_render_run(r, tpl, src, out) == SF_OK && sf_output_commit(out) == SF_OK;
+            if (!ok)
+                fprintf(stderr, "writer render: %s | %s | %s\n", sf_render_errmsg(r),
+                        sf_output_errmsg(out), sf_source_errmsg(src));
+            doc[k] = slurp(path, &len[k]);
+            unlink(path);
+            sf_render_free(r);
+            sf_output_free(out);
+            sf_template_free(tpl);
+            sf_source_free(src);
+            ok = ok && sf_census_live_bytes(c) == 0;
+            sf_census_free(c);
+        }
+        char nm[160];
+        snprintf(nm, sizeof nm,
+                 "writer thread + prefetch, compress %s: the same file as inline, census empty",
+                 modes[m][1]);
+        check(ok && doc[0] && doc[1] && len[0] == len[1] && len[0] > 1000 &&
+                  !memcmp(doc[0], doc[1], len[0]),
+              nm, "ok %d, %zu against %zu bytes", ok, len[1], len[0]);
+        free(doc[0]);
+        free(doc[1]);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -689,6 +902,8 @@ int main(int argc, char **argv)
     test_prefetch_steady();
     test_prefetch_sqlite_census();
     test_prefetch_servers();
+    test_hop();
+    test_writer_render();
     unlink(path_db);
     sqlite3_shutdown();
     printf("%d passed, %d failed\n", passes, failures);
