@@ -643,16 +643,20 @@ static void test_prefetch_servers(void)
     if (!my || !*my) {
         printf("SKIP: prefetch: mariadb: SQLFEED_MY_URL is not set (tests/servers.sh)\n");
     } else {
-        const char *q = "WITH RECURSIVE c(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM c"
-                        " WHERE g < 20000) SELECT g AS id, g * 0.5 AS f,"
-                        " REPEAT('<x&>', g % 700) AS t,"
-                        " CASE WHEN g % 3 = 0 THEN NULL ELSE 'b' END AS b,"
-                        " CASE WHEN g % 4 = 0 THEN NULL ELSE -g END AS n FROM c";
+        /* seq_1_to_N: MariaDB's Sequence engine (a recursive CTE stops at
+         * max_recursive_iterations, 1000). */
+        const char *q = "SELECT seq AS id, seq * 0.5 AS f, REPEAT('<x&>', seq % 700) AS t,"
+                        " CASE WHEN seq % 3 = 0 THEN NULL ELSE 'b' END AS b,"
+                        " CASE WHEN seq % 4 = 0 THEN NULL ELSE -seq END AS n"
+                        " FROM seq_1_to_20000";
         same("mariadb", my, q, PF_SMALL);
+        same_error("mariadb, error mid-stream", my,
+                   "SELECT seq AS id, seq AS f, IF(seq = 15000, (SELECT 1 UNION SELECT 2), 'y')"
+                   " AS t, NULL AS b, NULL AS n FROM seq_1_to_20000",
+                   UINT64_MAX, PF_SMALL);
         run_opts o = {.db = my,
-                      .sql = "WITH RECURSIVE c(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM c"
-                             " WHERE g < 100000000) SELECT g AS id, g AS f, 'x' AS t,"
-                             " NULL AS b, NULL AS n FROM c",
+                      .sql = "SELECT seq AS id, seq AS f, 'x' AS t, NULL AS b, NULL AS n"
+                             " FROM seq_1_to_100000000",
                       .opts = PF_SMALL,
                       .cancel_after = 3000};
         run_result r;
