@@ -214,7 +214,7 @@ size_t sf_db_mask(const char *db, char *buf, size_t n);
  * few fixed batches, read back by the render on its own thread (errors,
  * cancels and the row they happened at come through in order); tuned by
  * "prefetch_batches" (2 to 64; default 4), "prefetch_batch" (bytes of each;
- * default 131072) and "prefetch_row_max" (the bytes of values one row may
+ * default 262144) and "prefetch_row_max" (the bytes of values one row may
  * hold, default 64 MiB, at most 1 GiB: a larger row fails the render).
  * SF_ERR_ARG for an unknown option or a bad value. */
 sf_status sf_source_set_option(sf_source *source, const char *name, const char *value);

@@ -9,7 +9,7 @@
 
 /* The scan thread's ring (docs/source.md, "Prefetch": sizes measured). */
 #define SF_PREFETCH_BATCHES 4
-#define SF_PREFETCH_BATCH ((size_t)128 << 10)
+#define SF_PREFETCH_BATCH ((size_t)256 << 10)
 #define SF_PREFETCH_ROW_MAX ((size_t)64 << 20)
 #define SF_PREFETCH_ROW_LIMIT ((size_t)1 << 30) /* offsets in a batch are 32-bit */
 
