@@ -362,10 +362,11 @@ static void same(const char *name, const char *db, const char *sql, const char *
 }
 
 /* A failing query: the same status, message and rows before it. */
-static void same_error(const char *name, const char *db, const char *sql, uint64_t rows_before,
-                       const char *const *pf_opts)
+static void same_error_opts(const char *name, const char *db, const char *sql,
+                            uint64_t rows_before, const char *const *inline_opts,
+                            const char *const *pf_opts)
 {
-    run_opts a = {.db = db, .sql = sql};
+    run_opts a = {.db = db, .sql = sql, .opts = inline_opts};
     run_opts b = {.db = db, .sql = sql, .opts = pf_opts};
     run_result ra, rb;
     render(&a, &ra);
@@ -380,6 +381,12 @@ static void same_error(const char *name, const char *db, const char *sql, uint64
     check(rb.live_after == 0, nm, "%llu bytes live after free", (unsigned long long)rb.live_after);
     free(ra.doc);
     free(rb.doc);
+}
+
+static void same_error(const char *name, const char *db, const char *sql, uint64_t rows_before,
+                       const char *const *pf_opts)
+{
+    same_error_opts(name, db, sql, rows_before, NULL, pf_opts);
 }
 
 static const char *const PF_ON[] = {"prefetch", "on", NULL};
@@ -629,6 +636,13 @@ static void test_prefetch_servers(void)
                    "SELECT g AS id, 1 / (15000 - g) AS f, repeat('y', 500) AS t, NULL AS b,"
                    " NULL AS n FROM generate_series(1, 20000) g",
                    UINT64_MAX, PF_SMALL);
+        /* --timeout: enforced inside the backend, now on the scan thread. */
+        static const char *const T_IN[] = {"timeout", "1", NULL};
+        static const char *const T_PF[] = {"timeout", "1", "prefetch", "on", NULL};
+        same_error_opts("postgresql, statement timeout mid-stream", pg,
+                        "SELECT g AS id, g AS f, CASE WHEN g = 3000 THEN pg_sleep(3)::text"
+                        " ELSE 'x' END AS t, NULL AS b, NULL AS n FROM generate_series(1, 5000) g",
+                        UINT64_MAX, T_IN, T_PF);
         run_opts o = {.db = pg,
                       .sql = "SELECT g AS id, g AS f, 'x' AS t, NULL AS b, NULL AS n FROM "
                              "generate_series(1, 100000000) g",
