@@ -831,8 +831,14 @@ static void test_hop(void)
     out = sf_output_create(c);
     fake_sink d = {.base = {.vt = &fake_vt, .out = out}, .delay_ns = 1000000L};
     st = hop_feed(out, &d, 4u << 20, 300000, &sum, &h, 0);
-    if (h)
+    if (h) {
+        h->vt->abort(h);
+        h->vt->abort(h); /* idempotent */
+        sf_status late = sf_stage_write(h, "x", 1);
+        check(late == SF_ERR_STATE, "hop: a write after abort fails (nothing runs the queue)",
+              "status %d", late);
         h->vt->destroy(h);
+    }
     sf_output_free(out);
     check(st == SF_OK && sf_census_live_bytes(c) == 0,
           "hop: destroy mid-stream joins the thread and frees everything",

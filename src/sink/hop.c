@@ -35,6 +35,7 @@
 
 /* Declared here and in stages.c, its one caller (sink.h is not this file's
  * to edit; the integrator may move it there). */
+/* *sp is NULL (and SF_OK) when no thread could be made: no hop then. */
 sf_status sf_stage_hop_open(sf_output *out, sf_stage **sp);
 int sf_stage_hop_wanted(const sf_stage *sink, int fd);
 
@@ -132,10 +133,19 @@ static void queue(hop *h)
     pthread_cond_signal(&h->work);
 }
 
+/* After abort nothing runs the queue: a late write or finish fails. */
+static sf_status hop_stopped(hop *h)
+{
+    return sf_fail(&h->base.out->err, SF_ERR_STATE,
+                   "the output was aborted: nothing more is written");
+}
+
 static sf_status hop_write(sf_stage *s, const void *p, size_t n)
 {
     hop *h = (hop *)s;
     const char *c = p;
+    if (!h->running)
+        return h->sticky != SF_OK ? h->sticky : hop_stopped(h);
     pthread_mutex_lock(&h->mu);
     sf_status st = h->sticky;
     while (st == SF_OK && n) {
@@ -162,6 +172,8 @@ static sf_status hop_write(sf_stage *s, const void *p, size_t n)
 static sf_status hop_finish(sf_stage *s)
 {
     hop *h = (hop *)s;
+    if (!h->running)
+        return h->sticky != SF_OK ? h->sticky : hop_stopped(h);
     pthread_mutex_lock(&h->mu);
     sf_status st = h->sticky;
     if (st == SF_OK && h->q[h->head % HOP_BUFS].len && (st = hop_wait(h, has_room)) == SF_OK)
@@ -260,11 +272,12 @@ sf_status sf_stage_hop_open(sf_output *out, sf_stage **sp)
         pthread_sigmask(SIG_BLOCK, &all, &old);
         int rc = pthread_create(&h->thread, NULL, hop_main, h);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
-        if (rc != 0)
-            st = sf_fail(&out->err, rc == EAGAIN ? SF_ERR_NOMEM : SF_ERR_OUTPUT,
-                         "cannot start the writer thread: %s", strerror(rc));
-        else
-            h->running = 1;
+        if (rc != 0) {
+            /* No thread: the chain runs inline, as with writer=inline. */
+            hop_destroy(&h->base);
+            return SF_OK;
+        }
+        h->running = 1;
     }
     if (st != SF_OK) {
         hop_destroy(&h->base);

@@ -123,8 +123,10 @@ sf_status sf_stage_chain_open(sf_output *o, const char *path, int fd, const char
             sf_stage_chain_free(head);
             return st;
         }
-        h->next = head;
-        head = h;
+        if (h) { /* NULL: no thread could be made; inline */
+            h->next = head;
+            head = h;
+        }
     }
     *headp = head;
     return SF_OK;
