@@ -142,6 +142,10 @@ static int grow(sf_prefetch *p, pf_batch *b, size_t need)
     size_t cap = b->cap ? b->cap : p->batch;
     while (cap < need)
         cap *= 2;
+    /* Never more than the largest row allowed needs. */
+    size_t most = row_bytes(p->s->ncols, p->row_max);
+    if (cap > most)
+        cap = need > most ? need : most;
     sf_census *cs = p->s->cref.census;
     sf_dealloc(cs, b->data);
     b->cap = 0;
