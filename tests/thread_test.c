@@ -10,7 +10,10 @@
  *     source at any point joins the thread and leaks nothing; a row past
  *     prefetch_row_max is a clear error; nothing is allocated per row;
  *     SQLite's allocator routed to the census from the scan thread.
- * Files go to the scratch directory DIR. Run it under TSan too (docs/testing.md).
+ * Files go to the scratch directory DIR. Under ThreadSanitizer:
+ *   make BUILD=build/tsan CC=clang OPT=-O1 LDFLAGS=-fsanitize=thread \
+ *     EXTRA_CFLAGS="-fsanitize=thread -fno-omit-frame-pointer" build/tsan/tests/thread_test
+ *   build/tsan/tests/thread_test DIR       (clean, also with the servers' URLs set)
  * Prints "PASS: name" / "FAIL: name: detail" / "SKIP: name: why"; exit 1 if
  * anything failed. */
 #include <fcntl.h>
