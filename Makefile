@@ -53,6 +53,8 @@ TESTS   += $(BUILD)/tests/publish_alloc_test
 TESTS   += $(BUILD)/tests/wellformed_test
 TESTS   += $(BUILD)/tests/secret_test
 TESTS   += $(BUILD)/tests/output_test
+TESTS   += $(BUILD)/tests/feed_test
+TESTS   += $(BUILD)/tests/stage_test
 TESTS   += $(BUILD)/tests/thread_test
 
 .PHONY: all check test spec fuzz fuzz-build demo bench deps deps-fuzz install clean
@@ -107,6 +109,15 @@ $(BUILD)/tests/publish_alloc_test: tests/publish_alloc_test.c $(BUILD)/libsqlfee
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) $< $(BUILD)/libsqlfeed.a $(LDLIBS) \
 	  -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@
+
+# The feed loop's split calls are faked at link time (tests/feed_test.c).
+FEED_WRAP = sf_output_is_split sf_output_split_due sf_output_count_row sf_output_next_part \
+            sf_output_split_bytes sf_output_part_count sf_output_part_path sf_output_part_rows \
+            sf_output_part_bytes sf_output_previous_rows
+$(BUILD)/tests/feed_test: tests/feed_test.c $(BUILD)/libsqlfeed.a
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CPPFLAGS) $(DEPFLAGS) -MF $@.d -MT $@ $(ALL_CFLAGS) $(LDFLAGS) $< \
+	  $(BUILD)/libsqlfeed.a $(TEST_LDLIBS) $(foreach f,$(FEED_WRAP),-Wl,--wrap=$(f)) -o $@
 
 $(BUILD)/tests/inject.so: tests/inject.c
 	@mkdir -p $(dir $@)
@@ -204,3 +215,9 @@ clean:
 # Header dependencies written by the compiler (-MMD -MP) for what was built.
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(wildcard $(BUILD)/obj/tests/fuzz/*.d) \
   $(addsuffix .d,$(filter-out %.so $(FUZZ_REPLAY),$(TESTS)))
+
+# The stage chain (tests/stage_test.c): fdatasync wrapped, to count and fail it.
+$(BUILD)/tests/stage_test: tests/stage_test.c $(BUILD)/libsqlfeed.a
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CPPFLAGS) $(DEPFLAGS) -MF $@.d -MT $@ $(ALL_CFLAGS) $(LDFLAGS) $< \
+	  $(BUILD)/libsqlfeed.a $(TEST_LDLIBS) -Wl,--wrap=fdatasync -o $@

@@ -410,7 +410,9 @@ const char *sf_output_errmsg(const sf_output *out);
  *                ".zst" zstd, anything else none), "none", "gzip", "zstd"
  *   "level"      the compressor's level: gzip 1-9 (default 1), zstd 1-19
  *                (default 3); "best": the codec's highest ratio
- *   "workers"    zstd worker threads (default: 2; 0: compress inline)
+ *   "workers"    zstd worker threads (default: 0: compress on the thread
+ *                running the chain, the writer thread; N costs about
+ *                6 MiB + 7 MiB a worker: docs/sink.md)
  *   "writer"     "thread" (the default: compressing and writing run on a
  *                second thread, behind a few fixed buffers) or "inline"
  *   "sync_step"  a durable file is fdatasync'ed every this many bytes while
@@ -501,9 +503,11 @@ sf_status sf_render_add_output(sf_render *r, sf_template *tpl, sf_output *out);
 /* An index over the parts of `parts` (an output added above, opened with
  * sf_output_open_parts()): rendered with `tpl` into `index` once the parts
  * are finished, with one row per part: part (1, 2 ...), name (file name),
- * url (base_url + name), rows, bytes, and lastmod (the largest value of
- * column `max_column` in the part's rows, compared as text; "" when
- * max_column is NULL). */
+ * url (base_url + name), row_count (the part's rows: {{rows}} is the list
+ * itself), bytes (uncompressed), and lastmod (the largest value of column
+ * `max_column` in the part's rows, compared as bytes; "" when max_column
+ * is NULL or the part has no value). The index's template may also read
+ * the parameters and built-ins. */
 sf_status sf_render_add_index(sf_render *r, sf_output *parts, sf_template *tpl,
                               sf_output *index, const char *base_url, const char *max_column);
 
