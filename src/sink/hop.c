@@ -36,8 +36,6 @@
 /* Declared here and in stages.c, its one caller (sink.h is not this file's
  * to edit; the integrator may move it there). */
 /* *sp is NULL (and SF_OK) when no thread could be made: no hop then. */
-sf_status sf_stage_hop_open(sf_output *out, sf_stage **sp);
-int sf_stage_hop_wanted(const sf_stage *sink, int fd);
 
 #define HOP_BUFS 4
 #define HOP_POLL_NS (20 * 1000 * 1000L)

@@ -9,8 +9,6 @@
 #include "sink.h"
 
 /* hop.c (declared here, its one caller, until sink.h has them). */
-sf_status sf_stage_hop_open(sf_output *out, sf_stage **sp);
-int sf_stage_hop_wanted(const sf_stage *sink, int fd);
 
 static const sf_stage_type codecs[] = {
     /* name, suffix, levels min/max/default/best, constructor */
