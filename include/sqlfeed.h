@@ -21,10 +21,13 @@
  * its last failure (template file:line:col, SQL error text, row number, output
  * path). The library never exits, never prints, and keeps no global state.
  *
- * A handle is used by one thread at a time, except sf_render_cancel(); handles
- * that share a census are used by one thread at a time together (the census
- * is not locked). sf_render_cancel() from another thread must not race
- * sf_source_free() of the source being rendered.
+ * A handle is used by one thread at a time, except sf_render_cancel(). A
+ * census may be allocated from and read by several threads at once (its
+ * counters are atomics), so handles that share one may run on different
+ * threads, and the library's own threads (a source's scan thread, an
+ * output's writer thread, zstd's workers) allocate through it too.
+ * sf_render_cancel() from another thread must not race sf_source_free() of
+ * the source being rendered.
  */
 #ifndef SQLFEED_H
 #define SQLFEED_H
@@ -105,7 +108,7 @@ uint64_t sf_census_peak_bytes(const sf_census *census);
  * but never refused. 0 removes the limit (the default). Returns SF_OK, or
  * SF_ERR_NOMEM when the limit in force until this call refused at least one
  * allocation: call it again (with 0 to lift the limit) to learn whether a
- * failed run hit the budget. From the census's own thread. */
+ * failed run hit the budget. From any thread. */
 sf_status sf_census_set_limit(sf_census *census, uint64_t bytes);
 
 /* The short name of a type ("template", "output buffer", ...). */
@@ -113,13 +116,14 @@ const char *sf_mem_type_name(sf_mem_type type);
 
 /* Accounts memory the census does not allocate (a driver's result buffers):
  * adds `bytes` (negative to give back) and `objects` to a type's live
- * counts, from the census's own thread. */
+ * counts, from any thread. */
 void sf_census_account(sf_census *census, sf_mem_type type, int64_t objects, int64_t bytes);
 
 /* Allocation through a census, to count another library's memory under a
  * type (the CLI routes SQLite's allocator here, as SF_MEM_SQLITE). Blocks
- * carry their size: sf_census_block_size() gives the size requested. Only
- * the census's own thread may allocate. */
+ * carry their size: sf_census_block_size() gives the size requested. Any
+ * thread may allocate and free (SQLite's memory is allocated on a source's
+ * scan thread when prefetch is on). */
 void *sf_census_malloc(sf_census *census, sf_mem_type type, size_t n);
 void *sf_census_realloc(sf_census *census, sf_mem_type type, void *p, size_t n);
 void sf_census_dealloc(sf_census *census, void *p);
@@ -132,7 +136,8 @@ size_t sf_census_block_size(const void *p);
  * memory too, when routed there). A test loops n = 0, 1, 2, ... until the
  * operation succeeds, checking each failure is clean (SF_ERR_NOMEM, a
  * message, nothing leaked). SF_CENSUS_FAIL_NEVER disarms it (the default).
- * Costs one predictable branch per allocation; the census's own thread only.
+ * Costs one predictable branch per allocation; n counts the allocations of
+ * every thread together.
  * The command arms it from SQLFEED_FAIL_ALLOC_AFTER=N. */
 #define SF_CENSUS_FAIL_NEVER UINT64_MAX
 void sf_census_fail_after(sf_census *census, uint64_t n);
@@ -204,6 +209,13 @@ size_t sf_db_mask(const char *db, char *buf, size_t n);
  * the client should the server not answer; 0: no limit, the default), "pg_mode"
  * ("single-row", the default: libpq's single-row mode; or "cursor": DECLARE
  * and FETCH) and "fetch_size" (rows per FETCH in cursor mode; default 1000).
+ * "prefetch" ("on" or "off", the default; until the first row): a thread of
+ * the source's own steps the database and copies each row into a ring of a
+ * few fixed batches, read back by the render on its own thread (errors,
+ * cancels and the row they happened at come through in order); tuned by
+ * "prefetch_batches" (2 to 64; default 4), "prefetch_batch" (bytes of each;
+ * default 262144) and "prefetch_row_max" (the bytes of values one row may
+ * hold, default 64 MiB, at most 1 GiB: a larger row fails the render).
  * SF_ERR_ARG for an unknown option or a bad value. */
 sf_status sf_source_set_option(sf_source *source, const char *name, const char *value);
 

@@ -5,11 +5,14 @@
  * system allocator (malloc_usable_size is not portable and would count slack).
  * The census is per handle family (no global), read by sf_census_stat().
  *
- * One thread writes a census (the one using its handles); any thread may
- * read it (a monitor printing it on SIGUSR1). The counters are atomics
- * updated with relaxed loads and stores, not read-modify-write: with a single
- * writer that is exact, costs what plain integers cost, and lets a reader see
- * each counter whole (never torn), if a moment behind. */
+ * Several threads may allocate through one census at once (the render
+ * thread, a source's scan thread, an output's writer thread, zstd's workers)
+ * and any thread may read it. Every counter is an atomic updated by a
+ * relaxed read-modify-write (fetch_add / fetch_sub), so no update is lost;
+ * peaks are raised by compare-and-swap from the value the add produced, so a
+ * peak is the true maximum of its counter's history. Relaxed: a counter
+ * orders nothing else, and a reader sees each one whole, possibly a moment
+ * behind. docs/census.md says why atomics rather than per-thread shards. */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,16 +40,31 @@ struct sf_census {
     counter peak[SF_MEM_TYPE_COUNT];
     counter allocs[SF_MEM_TYPE_COUNT];
     counter total, total_peak;
-    /* sf_census_fail_after(): while armed, allocations that still succeed.
-     * Touched only by the census's own (allocating) thread. */
-    uint64_t fail_left;
-    int fail_armed;
+    /* sf_census_fail_after(): while armed, allocations that still succeed;
+     * taken one at a time by compare-and-swap, so n means n whichever
+     * threads allocate. */
+    counter fail_left;
+    atomic_int fail_armed;
     counter limit;   /* live bytes allocations may not take the total past; 0: none */
     counter refused; /* allocations the limit refused since it was set */
 };
 
 static inline uint64_t get(const counter *c) { return atomic_load_explicit(c, memory_order_relaxed); }
 static inline void set(counter *c, uint64_t v) { atomic_store_explicit(c, v, memory_order_relaxed); }
+/* The counter's value after the add (subtract with the two's complement). */
+static inline uint64_t add(counter *c, uint64_t n)
+{
+    return atomic_fetch_add_explicit(c, n, memory_order_relaxed) + n;
+}
+static inline void sub(counter *c, uint64_t n) { atomic_fetch_sub_explicit(c, n, memory_order_relaxed); }
+/* Raises *peak to v unless it is already at least v. */
+static inline void raise_peak(counter *peak, uint64_t v)
+{
+    uint64_t p = get(peak);
+    while (p < v && !atomic_compare_exchange_weak_explicit(peak, &p, v, memory_order_relaxed,
+                                                           memory_order_relaxed))
+        ;
+}
 
 static const char *const sf_mem_names[SF_MEM_TYPE_COUNT] = {
     [SF_MEM_HANDLE] = "handle",     [SF_MEM_TEMPLATE] = "template",
@@ -56,36 +74,37 @@ static const char *const sf_mem_names[SF_MEM_TYPE_COUNT] = {
     [SF_MEM_OTHER] = "other",       [SF_MEM_DRIVER] = "driver",
 };
 
-static void census_add(sf_census *c, sf_mem_type t, uint64_t n)
+/* A block of n bytes of type t appears (`object`: a new one, counted in
+ * allocs; 0: a block resized into t). `total_done`: the live total already
+ * includes n (over_limit reserved it). */
+static void census_add(sf_census *c, sf_mem_type t, uint64_t n, int object, int total_done)
 {
-    set(&c->count[t], get(&c->count[t]) + 1);
-    set(&c->allocs[t], get(&c->allocs[t]) + 1);
-    uint64_t b = get(&c->bytes[t]) + n;
-    set(&c->bytes[t], b);
-    if (b > get(&c->peak[t]))
-        set(&c->peak[t], b);
-    uint64_t tot = get(&c->total) + n;
-    set(&c->total, tot);
-    if (tot > get(&c->total_peak))
-        set(&c->total_peak, tot);
+    add(&c->count[t], 1);
+    if (object)
+        add(&c->allocs[t], 1);
+    raise_peak(&c->peak[t], add(&c->bytes[t], n));
+    raise_peak(&c->total_peak, total_done ? get(&c->total) : add(&c->total, n));
 }
 
 static void census_sub(sf_census *c, sf_mem_type t, uint64_t n)
 {
-    set(&c->count[t], get(&c->count[t]) - 1);
-    set(&c->bytes[t], get(&c->bytes[t]) - n);
-    set(&c->total, get(&c->total) - n);
+    sub(&c->count[t], 1);
+    sub(&c->bytes[t], n);
+    sub(&c->total, n);
 }
 
 /* The testing aid of sf_census_fail_after(): 1 when this allocation must
  * fail. Every allocation and reallocation asks, once. */
 static inline int fail_now(sf_census *c)
 {
-    if (SF_LIKELY(!c->fail_armed))
+    if (SF_LIKELY(!atomic_load_explicit(&c->fail_armed, memory_order_relaxed)))
         return 0;
-    if (c->fail_left == 0)
-        return 1;
-    c->fail_left--;
+    uint64_t left = get(&c->fail_left);
+    do {
+        if (left == 0)
+            return 1;
+    } while (!atomic_compare_exchange_weak_explicit(&c->fail_left, &left, left - 1,
+                                                    memory_order_relaxed, memory_order_relaxed));
     return 0;
 }
 
@@ -93,31 +112,47 @@ void sf_census_fail_after(sf_census *c, uint64_t n)
 {
     if (!c)
         return;
-    c->fail_armed = n != SF_CENSUS_FAIL_NEVER;
-    c->fail_left = n;
+    set(&c->fail_left, n);
+    atomic_store_explicit(&c->fail_armed, n != SF_CENSUS_FAIL_NEVER, memory_order_relaxed);
 }
 
-/* Whether growing the live total by n would cross the limit (counted). */
+/* With a limit set: whether growing the live total by n would cross it
+ * (counted in refused); if not, the n bytes are added to the total now, by
+ * compare-and-swap, so two threads cannot both pass on the same room.
+ * Returns 1 over the limit, 0 reserved, -1 no limit (nothing added). */
 static int over_limit(sf_census *c, uint64_t n)
 {
     uint64_t lim = get(&c->limit);
-    if (SF_LIKELY(!lim) || get(&c->total) + n <= lim)
-        return 0;
-    set(&c->refused, get(&c->refused) + 1);
-    return 1;
+    if (SF_LIKELY(!lim))
+        return -1;
+    uint64_t tot = get(&c->total);
+    do {
+        if (tot > lim || n > lim - tot) {
+            add(&c->refused, 1);
+            return 1;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(&c->total, &tot, tot + n, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return 0;
 }
 
 void *sf_alloc(sf_census *c, sf_mem_type type, size_t n)
 {
-    if (n > SIZE_MAX - sizeof(sf_block_head) || fail_now(c) || over_limit(c, n))
+    if (n > SIZE_MAX - sizeof(sf_block_head) || fail_now(c))
+        return NULL;
+    int lim = over_limit(c, n);
+    if (lim > 0)
         return NULL;
     sf_block_head *b = malloc(sizeof *b + n);
-    if (!b)
+    if (!b) {
+        if (lim == 0)
+            sub(&c->total, n); /* give back the reservation */
         return NULL;
+    }
     b->h.size = n;
     b->h.type = (uint32_t)type;
     b->h.magic = SF_BLOCK_MAGIC;
-    census_add(c, type, n);
+    census_add(c, type, n, 1, lim == 0);
     return b + 1;
 }
 
@@ -140,16 +175,28 @@ void *sf_realloc(sf_census *c, sf_mem_type type, void *p, size_t n)
     sf_block_head *old = (sf_block_head *)p - 1;
     uint64_t oldsize = old->h.size;
     sf_mem_type oldtype = (sf_mem_type)old->h.type;
-    if (n > oldsize && over_limit(c, n - oldsize))
+    int lim = n > oldsize ? over_limit(c, n - oldsize) : -1;
+    if (lim > 0)
         return NULL; /* the old block is intact and still counted */
     sf_block_head *b = realloc(old, sizeof *b + n);
-    if (!b)
+    if (!b) {
+        if (lim == 0)
+            sub(&c->total, n - oldsize);
         return NULL; /* the old block is intact and still counted */
-    census_sub(c, oldtype, oldsize);
+    }
     b->h.size = n;
     b->h.type = (uint32_t)type;
-    census_add(c, type, n);
-    set(&c->allocs[type], get(&c->allocs[type]) - 1); /* a resize is not a new object */
+    if (lim == 0) {
+        /* The growth is in the total already: move the rest by hand. */
+        sub(&c->count[oldtype], 1);
+        sub(&c->bytes[oldtype], oldsize);
+        add(&c->count[type], 1);
+        raise_peak(&c->peak[type], add(&c->bytes[type], n));
+        raise_peak(&c->total_peak, get(&c->total));
+    } else {
+        census_sub(c, oldtype, oldsize);
+        census_add(c, type, n, 0, 0); /* a resize is not a new object */
+    }
     return b + 1;
 }
 
@@ -203,9 +250,8 @@ sf_status sf_census_set_limit(sf_census *c, uint64_t bytes)
 {
     if (!c)
         return SF_ERR_ARG;
-    uint64_t refused = get(&c->refused);
     set(&c->limit, bytes);
-    set(&c->refused, 0);
+    uint64_t refused = atomic_exchange_explicit(&c->refused, 0, memory_order_relaxed);
     return refused ? SF_ERR_NOMEM : SF_OK;
 }
 
@@ -216,17 +262,16 @@ void sf_census_account(sf_census *c, sf_mem_type type, int64_t objects, int64_t 
 {
     if (!c || (unsigned)type >= SF_MEM_TYPE_COUNT)
         return;
-    set(&c->count[type], get(&c->count[type]) + (uint64_t)objects);
+    /* Two's complement: adding (uint64_t)-k subtracts k. */
+    add(&c->count[type], (uint64_t)objects);
     if (objects > 0)
-        set(&c->allocs[type], get(&c->allocs[type]) + (uint64_t)objects);
-    uint64_t b = get(&c->bytes[type]) + (uint64_t)bytes;
-    set(&c->bytes[type], b);
-    if (b > get(&c->peak[type]))
-        set(&c->peak[type], b);
-    uint64_t tot = get(&c->total) + (uint64_t)bytes;
-    set(&c->total, tot);
-    if (tot > get(&c->total_peak))
-        set(&c->total_peak, tot);
+        add(&c->allocs[type], (uint64_t)objects);
+    uint64_t b = add(&c->bytes[type], (uint64_t)bytes);
+    uint64_t tot = add(&c->total, (uint64_t)bytes);
+    if (bytes > 0) {
+        raise_peak(&c->peak[type], b);
+        raise_peak(&c->total_peak, tot);
+    }
 }
 
 const char *sf_mem_type_name(sf_mem_type type)

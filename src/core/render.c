@@ -495,10 +495,10 @@ sf_status sf_render_execute(sf_render *r, sf_source *src)
     sf_status st = format_builtins(r);
     if (st == SF_OK && (st = prepare(r)) == SF_OK) {
         for (size_t i = 0; i < r->nouts; i++) /* a write blocked on a stalled reader stops too */
-            r->outs[i]->out->cancel = &r->cancel;
+            atomic_store(&r->outs[i]->out->cancel, &r->cancel);
         st = sf_feed_loop(r);
         for (size_t i = 0; i < r->nouts; i++)
-            r->outs[i]->out->cancel = NULL;
+            atomic_store(&r->outs[i]->out->cancel, NULL);
     }
     atomic_store(&r->running, NULL);
     /* What only the loop needs goes now; the indexes keep theirs for commit. */

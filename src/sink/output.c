@@ -290,7 +290,8 @@ void sf_output_cancel(sf_output *o)
 
 int sf_output_is_cancelled(const sf_output *o)
 {
-    return atomic_load(&o->cancelled) || (o->cancel && atomic_load(o->cancel));
+    const atomic_int *rc = atomic_load(&o->cancel);
+    return atomic_load(&o->cancelled) || (rc && atomic_load(rc));
 }
 
 int sf_output_kernel_dir(const char *dir)

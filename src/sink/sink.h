@@ -142,7 +142,7 @@ struct sf_output {
     atomic_int cancelled;
     /* While a render runs: its cancel flag, so a write interrupted by a
      * signal (EINTR) gives up instead of retrying. */
-    const atomic_int *cancel;
+    _Atomic(const atomic_int *) cancel; /* read by the writer thread too */
 };
 
 #define SF_OUTPUT_BUFFER ((size_t)256 << 10)
@@ -170,5 +170,11 @@ int sf_output_is_cancelled(const sf_output *o);
 /* Whether `dir` (open as dirfd) lies in a kernel file system where no file
  * is created: /dev and everything under it, /proc, /sys (docs/sink.md). */
 int sf_sink_kernel_dir(const char *dir, int dirfd);
+
+/* The writer thread (hop.c): whether a chain ending in `sink` (writing to
+ * fd) gets one (regular files only: a blocked write to a pipe or terminal
+ * ends only by a signal on the writing thread), and the stage itself. */
+int sf_stage_hop_wanted(const sf_stage *sink, int fd);
+sf_status sf_stage_hop_open(sf_output *out, sf_stage **sp);
 
 #endif

@@ -8,6 +8,8 @@
 
 #include "sink.h"
 
+/* hop.c (declared here, its one caller, until sink.h has them). */
+
 static const sf_stage_type codecs[] = {
     /* name, suffix, levels min/max/default/best, constructor */
     {"gzip", ".gz", 1, 9, 1, 9, sf_stage_gzip_open},
@@ -110,10 +112,20 @@ sf_status sf_stage_chain_open(sf_output *o, const char *path, int fd, const char
         head = c;
     }
     o->codec = codec;
-    /* The hop stage goes here (src/sink/hop.c): when o->opt.writer is
-     * SF_WRITER_THREAD, a hop in front of the chain runs the compressor and
-     * the file sink on a writer thread. Until it exists, "thread" writes
-     * inline. */
+    /* The hop (src/sink/hop.c): with o->opt.writer SF_WRITER_THREAD, in
+     * front of a regular file, it runs the compressor and the file sink on a
+     * writer thread. */
+    if (o->opt.writer == SF_WRITER_THREAD && sf_stage_hop_wanted(sf_stage_chain_tail(head), fd)) {
+        sf_stage *h = NULL;
+        if ((st = sf_stage_hop_open(o, &h)) != SF_OK) {
+            sf_stage_chain_free(head);
+            return st;
+        }
+        if (h) { /* NULL: no thread could be made; inline */
+            h->next = head;
+            head = h;
+        }
+    }
     *headp = head;
     return SF_OK;
 }

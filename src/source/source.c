@@ -7,6 +7,12 @@
 
 #include "source.h"
 
+/* The scan thread's ring (docs/source.md, "Prefetch": sizes measured). */
+#define SF_PREFETCH_BATCHES 4
+#define SF_PREFETCH_BATCH ((size_t)256 << 10)
+#define SF_PREFETCH_ROW_MAX ((size_t)64 << 20)
+#define SF_PREFETCH_ROW_LIMIT ((size_t)1 << 30) /* offsets in a batch are 32-bit */
+
 /* Tried in order; the SQLite backend takes whatever has no URL scheme, so it
  * stays last. */
 static const sf_source_vt *const backends[] = {
@@ -22,6 +28,9 @@ sf_source *sf_source_create(sf_census *census)
     if (s) {
         s->opts.fetch_size = 1000;
         s->opts.pg_single_row = 1; /* measured faster: docs/source.md */
+        s->opts.pf_batches = SF_PREFETCH_BATCHES;
+        s->opts.pf_batch = SF_PREFETCH_BATCH;
+        s->opts.pf_row_max = SF_PREFETCH_ROW_MAX;
     }
     return s;
 }
@@ -43,6 +52,27 @@ sf_status sf_source_set_option(sf_source *s, const char *name, const char *value
         if (*end || end == value || v < 1 || v > 1000000)
             return sf_fail(&s->err, SF_ERR_ARG, "fetch size: rows from 1 to 1000000, got '%s'", value);
         s->opts.fetch_size = (int)v;
+    } else if (!strcmp(name, "prefetch")) {
+        if (strcmp(value, "on") && strcmp(value, "off"))
+            return sf_fail(&s->err, SF_ERR_ARG, "prefetch: on or off, got '%s'", value);
+        if (s->pf)
+            return sf_fail(&s->err, SF_ERR_STATE, "prefetch: the rows have started");
+        s->opts.prefetch = !strcmp(value, "on");
+    } else if (!strcmp(name, "prefetch_batches")) {
+        if (*end || end == value || v < 2 || v > 64)
+            return sf_fail(&s->err, SF_ERR_ARG, "prefetch_batches: from 2 to 64, got '%s'", value);
+        s->opts.pf_batches = (int)v;
+    } else if (!strcmp(name, "prefetch_batch") || !strcmp(name, "prefetch_row_max")) {
+        unsigned long long u = strtoull(value, &end, 10);
+        int batch = name[14] == '\0';
+        unsigned long long lo = batch ? 4096 : 1, hi = batch ? 64u << 20 : SF_PREFETCH_ROW_LIMIT;
+        if (*end || end == value || value[0] == '-' || u < lo || u > hi)
+            return sf_fail(&s->err, SF_ERR_ARG, "%s: bytes from %llu to %llu, got '%s'", name, lo,
+                           hi, value);
+        if (batch)
+            s->opts.pf_batch = (size_t)u;
+        else
+            s->opts.pf_row_max = (size_t)u;
     } else if (!strcmp(name, "pg_mode")) {
         if (strcmp(value, "cursor") && strcmp(value, "single-row"))
             return sf_fail(&s->err, SF_ERR_ARG, "pg_mode: cursor or single-row, got '%s'", value);
@@ -71,6 +101,7 @@ void sf_source_free(sf_source *s)
 {
     if (!s)
         return;
+    sf_prefetch_free(s); /* first: its thread may be using the backend */
     if (s->vt)
         s->vt->close(s);
     clear_query(s);

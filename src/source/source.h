@@ -43,7 +43,14 @@ typedef struct sf_source_opts {
     int timeout;    /* seconds a statement may run on a server; 0: none */
     int fetch_size; /* rows per FETCH (PostgreSQL) */
     int pg_single_row; /* PostgreSQL: libpq's single-row mode, not a cursor */
+    int prefetch;      /* rows come through the scan thread (prefetch.c) */
+    int pf_batches;    /* batches in its ring */
+    size_t pf_batch;   /* bytes of a batch */
+    size_t pf_row_max; /* bytes of values a row may hold with prefetch */
 } sf_source_opts;
+
+/* The scan thread's ring (prefetch.c). */
+typedef struct sf_prefetch sf_prefetch;
 
 struct sf_source {
     const sf_source_vt *vt;
@@ -63,6 +70,7 @@ struct sf_source {
     char **paramnames;
     int prepared;
     sf_status row_fail; /* next_row's -1: SF_ERR_NOMEM, or SF_OK: SF_ERR_SOURCE */
+    sf_prefetch *pf;    /* with opts.prefetch, from the first row on */
 };
 
 extern const sf_source_vt sf_source_sqlite;
@@ -78,7 +86,15 @@ sf_status sf_source_add_param(sf_source *s, const char *name, size_t len);
 int sf_source_param_count(const sf_source *s);
 const char *sf_source_param_name(const sf_source *s, int i);
 sf_status sf_source_bind(sf_source *s, int i, const char *value, size_t len);
-static inline int sf_source_next(sf_source *s) { return s->vt->next_row(s); }
+/* With opts.prefetch the rows come from the scan thread's ring: the backend
+ * belongs to that thread until the rows end (prefetch.c). */
+int sf_prefetch_next(sf_source *s);
+void sf_prefetch_column(sf_source *s, int i, sf_val *out);
+void sf_prefetch_free(sf_source *s); /* stops and joins the thread; NULL pf: nothing */
+static inline int sf_source_next(sf_source *s)
+{
+    return s->opts.prefetch ? sf_prefetch_next(s) : s->vt->next_row(s);
+}
 /* The status of next_row's last -1: SF_ERR_SOURCE unless memory ran out. */
 static inline sf_status sf_source_row_status(const sf_source *s)
 {
@@ -86,7 +102,10 @@ static inline sf_status sf_source_row_status(const sf_source *s)
 }
 static inline void sf_source_column(sf_source *s, int i, sf_val *out)
 {
-    s->vt->column(s, i, out);
+    if (s->pf)
+        sf_prefetch_column(s, i, out);
+    else
+        s->vt->column(s, i, out);
 }
 /* sf_source_cancel(), for the render layer. */
 void sf_source_interrupt(sf_source *s);
