@@ -1,0 +1,183 @@
+/* lock.c: one run at a time per output, and the leftovers of killed runs.
+ *
+ * The lock is flock(LOCK_EX|LOCK_NB) on `.NAME.sqlfeed.lock` beside the
+ * output: the kernel drops it when the holder dies however it dies
+ * (SIGKILL, OOM killer), so a stale lock never blocks the next run. The
+ * holder writes its PID into the file for the message a refused run gives.
+ * The file is removed when the lock is released (before the descriptor is
+ * closed); a run that opened it just before that finds, once it holds the
+ * lock, that the name no longer leads to the file it locked, and starts
+ * over on a new file, so two runs never both believe they hold it.
+ *
+ * Holding the lock, a run removes the temporary files a killed run left:
+ * no other sqlfeed run writes this output, so every `.NAME.sqlfeed-XXXXXXXX`
+ * in the directory is a leftover. Nothing else is ever removed: the name
+ * must be exactly that shape (8 lowercase hex digits) for this output's
+ * NAME (or, for a split output, for a name its pattern makes, cut as
+ * file.c cuts a long name), and the file a regular file. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "set.h"
+
+/* The lock file's name for `name` in a directory of NAME_MAX name_max. NAME
+ * is cut exactly as in the temporary files' names (SF_TEMP_EXTRA), so two
+ * outputs whose temporary files could be mistaken for each other's share
+ * one lock, and the removal below can never take a live run's file. */
+static char *lock_name(sf_census *cs, const char *name, long name_max)
+{
+    size_t keep = sf_side_keep(name, SF_TEMP_EXTRA, name_max);
+    size_t n = 1 + keep + sizeof SF_LOCK_SUFFIX;
+    char *s = sf_alloc(cs, SF_MEM_SINK, n);
+    if (s)
+        snprintf(s, n, ".%.*s%s", (int)keep, name, SF_LOCK_SUFFIX);
+    return s;
+}
+
+/* The PID the holder wrote, or 0. */
+static long holder_pid(int fd)
+{
+    char buf[32];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *end;
+    long pid = strtol(buf, &end, 10);
+    return pid > 0 && (*end == '\n' || *end == '\0') ? pid : 0;
+}
+
+sf_status sf_lock_take(sf_lock *l, sf_census *cs, sf_errbuf *e, const char *dir,
+                       const char *name, const char *path)
+{
+    l->fd = -1;
+    l->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    l->name = NULL;
+    if (l->dirfd < 0)
+        return sf_fail(e, SF_ERR_OUTPUT, "cannot open directory %s for %s: %s", dir, path,
+                       strerror(errno));
+    l->name = lock_name(cs, name, sf_dir_name_max(l->dirfd));
+    if (!l->name) {
+        sf_lock_release(l, cs);
+        return sf_fail(e, SF_ERR_NOMEM, "out of memory: lock file name");
+    }
+    for (int tries = 0; tries < 100; tries++) {
+        int fd = openat(l->dirfd, l->name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
+        if (fd < 0) {
+            int err = errno;
+            sf_status st = sf_fail(e, SF_ERR_OUTPUT, "cannot create the lock file %s/%s for %s: %s",
+                                   dir, l->name, path, strerror(err));
+            sf_lock_release(l, cs);
+            return st;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            int err = errno;
+            long pid = holder_pid(fd);
+            close(fd);
+            sf_status st;
+            if (err != EWOULDBLOCK)
+                st = sf_fail(e, SF_ERR_OUTPUT, "cannot lock %s/%s for %s: %s", dir, l->name,
+                             path, strerror(err));
+            else if (pid > 0)
+                st = sf_fail(e, SF_ERR_BUSY, "another sqlfeed run (PID %ld) is writing %s", pid,
+                             path);
+            else
+                st = sf_fail(e, SF_ERR_BUSY, "another sqlfeed run is writing %s", path);
+            sf_lock_release(l, cs);
+            return st;
+        }
+        /* Still the file the name leads to? (The previous holder removes it
+         * before it lets go.) */
+        struct stat a, b;
+        if (fstat(fd, &a) != 0 ||
+            fstatat(l->dirfd, l->name, &b, AT_SYMLINK_NOFOLLOW) != 0 || a.st_dev != b.st_dev ||
+            a.st_ino != b.st_ino) {
+            close(fd);
+            continue;
+        }
+        char pid[24];
+        int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+        /* The PID is for messages only: a failure to record it is no error. */
+        if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)n, 0) != n)
+            (void)ftruncate(fd, 0);
+        l->fd = fd;
+        return SF_OK;
+    }
+    sf_lock_release(l, cs);
+    return sf_fail(e, SF_ERR_BUSY, "another sqlfeed run keeps replacing the lock of %s", path);
+}
+
+void sf_lock_release(sf_lock *l, sf_census *cs)
+{
+    if (l->fd >= 0) {
+        /* Removed while still held: see the top of this file. */
+        unlinkat(l->dirfd, l->name, 0);
+        close(l->fd);
+        l->fd = -1;
+    }
+    if (l->dirfd >= 0) {
+        close(l->dirfd);
+        l->dirfd = -1;
+    }
+    sf_dealloc(cs, l->name);
+    l->name = NULL;
+}
+
+/* Whether `d` (n bytes) is "." + M + ".sqlfeed-" + 8 lowercase hex; then
+ * *m and *mlen are M. */
+static int temp_shape(const char *d, size_t n, const char **m, size_t *mlen)
+{
+    static const char mid[] = ".sqlfeed-";
+    size_t ml = sizeof mid - 1;
+    if (n < 1 + ml + 8 + 1 || d[0] != '.' || !sf_is_tag8(d + n - 8, 8) ||
+        memcmp(d + n - 8 - ml, mid, ml) != 0)
+        return 0;
+    *m = d + 1;
+    *mlen = n - 1 - ml - 8;
+    return 1;
+}
+
+size_t sf_stale_temps_remove(int dirfd, const char *name, const sf_pattern *pat,
+                             const char *keep)
+{
+    long name_max = sf_dir_name_max(dirfd);
+    size_t nkeep = name ? sf_side_keep(name, SF_TEMP_EXTRA, name_max) : 0;
+    /* A part's name is cut to at most this many bytes, and at least 3
+     * fewer (a UTF-8 sequence is at most 4 bytes). */
+    size_t cut = name_max > SF_TEMP_EXTRA ? (size_t)name_max - SF_TEMP_EXTRA : 255 - SF_TEMP_EXTRA;
+    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return 0;
+    }
+    size_t removed = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *m;
+        size_t ml, n = strlen(de->d_name);
+        if (!temp_shape(de->d_name, n, &m, &ml) || (keep && !strcmp(keep, de->d_name)))
+            continue;
+        int ours = name && ml == nkeep && !memcmp(m, name, nkeep);
+        if (!ours && pat)
+            ours = sf_pattern_match(pat, m, ml, 0, NULL, NULL) ||
+                   (ml <= cut && ml + 3 >= cut && sf_pattern_match(pat, m, ml, 1, NULL, NULL));
+        if (!ours)
+            continue;
+        struct stat st;
+        if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (unlinkat(dirfd, de->d_name, 0) == 0)
+            removed++;
+    }
+    closedir(d);
+    return removed;
+}

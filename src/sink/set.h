@@ -1,0 +1,130 @@
+/* set.h: what an output keeps beside its file: the lock that keeps two runs
+ * apart, the state record of the last published run, and the file set of a
+ * split output (pattern, run tag, parts). Internal to src/sink/.
+ *
+ * Names beside an output NAME in its directory (docs/sink.md, "File sets"):
+ *   .NAME.sqlfeed.lock       the lock (flock), removed when the run ends
+ *   .NAME.sqlfeed.state      the state record of the last published run
+ *   .NAME.sqlfeed-XXXXXXXX   a temporary file (the document, or the state
+ *                            record being replaced); X: 8 lowercase hex
+ * The lock and the state record are deliberately not of the temporary
+ * files' shape `.*.sqlfeed-*`, which docs/sink.md tells users is safe to
+ * delete. A NAME too long for the extra text is cut at a UTF-8 character
+ * boundary, as file.c's create_temp cuts it. */
+#ifndef SF_SET_H
+#define SF_SET_H
+
+#include "../common.h"
+
+#define SF_LOCK_SUFFIX ".sqlfeed.lock"
+#define SF_STATE_SUFFIX ".sqlfeed.state"
+/* What a temporary name adds to NAME: "." before, ".sqlfeed-XXXXXXXX" after
+ * (file.c's TEMP_EXTRA). */
+#define SF_TEMP_EXTRA 18
+
+/* How many bytes of `name` a side name adding `extra` bytes keeps so that it
+ * fits `name_max` (cut back to a UTF-8 character boundary), as create_temp
+ * does. */
+size_t sf_side_keep(const char *name, size_t extra, long name_max);
+/* NAME_MAX of the directory open as dirfd (255 when unknown). */
+long sf_dir_name_max(int dirfd);
+/* Whether `s` is exactly 8 lowercase hex digits. */
+int sf_is_tag8(const char *s, size_t n);
+
+/* ---- pattern (fileset.c) ------------------------------------------------- */
+
+enum { SF_SEG_LIT, SF_SEG_NUM, SF_SEG_TAG };
+typedef struct sf_seg {
+    int kind;
+    size_t off, len; /* SF_SEG_LIT: the text in pattern.lit */
+    int width;       /* SF_SEG_NUM: %0Nd's N, 0 for %d */
+} sf_seg;
+
+typedef struct sf_pattern {
+    char *dir;  /* the directory as given ("." when none) */
+    char *base; /* the file-name part, as given */
+    char *lit;  /* the literal text of every SF_SEG_LIT, %% undone */
+    sf_seg seg[5];
+    int nseg;
+    int has_tag;
+} sf_pattern;
+
+/* Parses `pattern`: a path whose file name holds exactly one %d or %0Nd
+ * (N 1-9), at most one %r, %% for a '%', nothing else after a '%'; the
+ * directory part holds no field. SF_ERR_ARG with a message naming what is
+ * wrong. */
+sf_status sf_pattern_parse(sf_pattern *p, sf_census *cs, sf_errbuf *e, const char *pattern);
+void sf_pattern_free(sf_pattern *p, sf_census *cs);
+/* The file name of part `n` with run tag `tag` (8 hex, or NULL without %r)
+ * into buf; its length, or 0 when it does not fit cap. */
+size_t sf_pattern_expand(const sf_pattern *p, const char *tag, uint64_t n, char *buf,
+                         size_t cap);
+/* Whether `name` (n bytes) is a name the pattern makes, with any tag and
+ * number: 1, and *tag (9 bytes) the tag when there is one, *num the number.
+ * With `prefix`, also a leading part of such a name (a name cut to fit). */
+int sf_pattern_match(const sf_pattern *p, const char *name, size_t n, int prefix, char *tag,
+                     uint64_t *num);
+
+/* A fresh run tag (8 lowercase hex) into tag[9]: not the previous run's
+ * (`prev_tag`, "" or NULL: none) and not the tag of any name of the pattern
+ * already in dirfd. -1 when none is found (a directory full of them). */
+int sf_set_choose_tag(const sf_pattern *p, int dirfd, const char *prev_tag, char tag[9]);
+/* Removes the regular files of dirfd that the pattern makes and the new set
+ * (run tag `tag`, parts 1..count) does not name: the parts of earlier runs.
+ * Returns how many; *err the first errno of a failed removal (0: none). */
+size_t sf_set_remove_stale(int dirfd, const sf_pattern *p, const char *tag, uint64_t count,
+                           int *err);
+
+/* ---- state record (state.c) ---------------------------------------------- */
+
+typedef struct sf_state {
+    char *name; /* the output's file name, in full */
+    uint64_t rows, bytes, time;
+    char tag[9]; /* "" when the run had none */
+    size_t parts;
+    /* The part names, NUL-separated, `parts` of them (NULL when none). */
+    char *names;
+    size_t names_len;
+} sf_state;
+
+/* Reads `.NAME.sqlfeed.state` in dirfd: 1 and *st filled (names in census
+ * memory: sf_state_free), 0 when missing, unreadable, too large or not a
+ * record this version writes (all "no previous run"). */
+int sf_state_read(int dirfd, const char *name, sf_census *cs, sf_state *st);
+void sf_state_free(sf_state *st, sf_census *cs);
+/* Parses a record's text: 1 and *st, or 0. */
+int sf_state_parse(const char *text, size_t n, sf_census *cs, sf_state *st);
+/* Formats a record into a census buffer (*out, *len); -1 out of memory. */
+int sf_state_format(const sf_state *st, sf_census *cs, char **out, size_t *len);
+/* Writes the record for output NAME atomically (temporary file, fsync,
+ * rename, directory fsync). `path` names the output in messages. */
+sf_status sf_state_write(int dirfd, const char *dir, const char *name, const char *path,
+                         const sf_state *st, sf_census *cs, sf_errbuf *e);
+
+/* ---- lock and stale temporary files (lock.c) ----------------------------- */
+
+typedef struct sf_lock {
+    int fd;     /* -1: not held */
+    int dirfd;  /* the directory the lock lives in (ours: closed on release) */
+    char *name; /* the lock file's name in dirfd */
+} sf_lock;
+
+#define SF_LOCK_INIT {-1, -1, NULL}
+
+/* Takes `.NAME.sqlfeed.lock` in `dir` (flock LOCK_EX|LOCK_NB), writing this
+ * process's PID into it. SF_ERR_BUSY "another sqlfeed run (PID n) is
+ * writing PATH" when another process holds it; SF_ERR_OUTPUT when the lock
+ * file cannot be created. */
+sf_status sf_lock_take(sf_lock *l, sf_census *cs, sf_errbuf *e, const char *dir,
+                       const char *name, const char *path);
+/* Removes the lock file and releases the lock; idempotent. */
+void sf_lock_release(sf_lock *l, sf_census *cs);
+
+/* Holding the lock: removes the temporary files a killed run left in dirfd:
+ * `.NAME.sqlfeed-XXXXXXXX` for `name` (NULL: none) and for each name the
+ * pattern `pat` makes (NULL: none), regular files only, never `keep` (a
+ * temporary file of this run, NULL: none). Returns how many it removed. */
+size_t sf_stale_temps_remove(int dirfd, const char *name, const sf_pattern *pat,
+                             const char *keep);
+
+#endif
