@@ -1,0 +1,377 @@
+/* set_test.c DIR: the file-set machinery of src/sink/ in a scratch
+ * directory DIR: part name patterns (parse, expand, match), the run tag,
+ * the state record (round trip, garbage as "no previous run"), the lock
+ * (a second holder refused with SF_ERR_BUSY and the PID, released on free,
+ * the lock file gone), the removal of a killed run's temporary files (only
+ * those, cut names included), and the parts of a split output through the
+ * public API. tests/set_test.sh runs the publication under fault injection.
+ * Prints "PASS: name" / "FAIL: name: detail"; exit 1 if anything failed. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "sink/set.h"
+#include "sqlfeed.h"
+
+static const char *dir;
+
+static void put(const char *name, const char *text)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static int exists(const char *name)
+{
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return lstat(path, &st) == 0;
+}
+
+/* How many entries of DIR (but . and ..). */
+static int entries(void)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL)
+        n += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static void clean(void)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char path[4096];
+    while (d && (de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        if (unlink(path) != 0)
+            rmdir(path);
+    }
+    if (d)
+        closedir(d);
+}
+
+/* ---- patterns ------------------------------------------------------------ */
+
+static void test_pattern(sf_census *cs)
+{
+    sf_errbuf e;
+    sf_pattern p;
+    static const char *badp[] = {
+        "feed.xml", "feed-%d-%d.xml", "feed-%x.xml", "feed-%r.xml", "feed-%d%r.xml",
+        "feed-%r%d.xml", "feed-%r-%r-%d.xml", "feed-%010d.xml", "feed-%", "d%d/feed-%d.xml",
+        "dir/", "", "feed-%0d.xml",
+    };
+    for (size_t i = 0; i < sizeof badp / sizeof badp[0]; i++) {
+        sf_status st = sf_pattern_parse(&p, cs, &e, badp[i]);
+        check(st == SF_ERR_ARG && strstr(e.msg, "pattern"), "pattern: a bad one refused",
+              "'%s': status %d, message '%s'", badp[i], st, e.msg);
+        if (st == SF_OK)
+            sf_pattern_free(&p, cs);
+    }
+    char buf[256];
+    sf_status st = sf_pattern_parse(&p, cs, &e, "out/sitemap-%r-%04d.xml.gz");
+    check(st == SF_OK && !strcmp(p.dir, "out") && p.has_tag, "pattern: %r-%04d parsed", "%s",
+          e.msg);
+    if (st != SF_OK)
+        return;
+    size_t n = sf_pattern_expand(&p, "0a1b2c3d", 7, buf, sizeof buf);
+    check(n && !strcmp(buf, "sitemap-0a1b2c3d-0007.xml.gz"), "pattern: expanded", "'%s'", buf);
+    n = sf_pattern_expand(&p, "0a1b2c3d", 123456, buf, sizeof buf);
+    check(n && !strcmp(buf, "sitemap-0a1b2c3d-123456.xml.gz"), "pattern: a number wider than N",
+          "'%s'", buf);
+    check(sf_pattern_expand(&p, "0a1b2c3d", 7, buf, 10) == 0, "pattern: too small a buffer",
+          "expanded into 10 bytes");
+    char tag[9];
+    uint64_t num = 0;
+    check(sf_pattern_match(&p, "sitemap-0a1b2c3d-0012.xml.gz", 28, 0, tag, &num) &&
+              !strcmp(tag, "0a1b2c3d") && num == 12,
+          "pattern: matched, tag and number read", "tag %s num %llu", tag,
+          (unsigned long long)num);
+    static const char *nomatch[] = {
+        "sitemap-0a1b2c3d-012.xml.gz", "sitemap-0A1B2C3D-0012.xml.gz",
+        "sitemap-0a1b2c3-0012.xml.gz", "sitemap-0a1b2c3d-0012.xml.gz.bak",
+        "sitemap-0a1b2c3d-00x2.xml.gz", "xsitemap-0a1b2c3d-0012.xml.gz", "sitemap.xml.gz",
+    };
+    for (size_t i = 0; i < sizeof nomatch / sizeof nomatch[0]; i++)
+        check(!sf_pattern_match(&p, nomatch[i], strlen(nomatch[i]), 0, NULL, NULL),
+              "pattern: a name not of the pattern", "'%s' matched", nomatch[i]);
+    check(sf_pattern_match(&p, "sitemap-0a1b", 12, 1, NULL, NULL) &&
+              !sf_pattern_match(&p, "sitemap-0a1b", 12, 0, NULL, NULL),
+          "pattern: a cut name matches as a prefix only", "wrong");
+    sf_pattern_free(&p, cs);
+    st = sf_pattern_parse(&p, cs, &e, "100%%-%d.txt");
+    n = st == SF_OK ? sf_pattern_expand(&p, NULL, 3, buf, sizeof buf) : 0;
+    check(n && !strcmp(buf, "100%-3.txt") && !strcmp(p.dir, "."), "pattern: %% is a '%'",
+          "'%s' (%s)", buf, e.msg);
+    if (st == SF_OK) {
+        /* Digits in the text after %d: every split tried. */
+        check(sf_pattern_match(&p, "100%-3.txt", 10, 0, NULL, &num) && num == 3,
+              "pattern: %d without width", "num %llu", (unsigned long long)num);
+        sf_pattern_free(&p, cs);
+    }
+    st = sf_pattern_parse(&p, cs, &e, "f%d2.xml");
+    if (st == SF_OK) {
+        check(sf_pattern_match(&p, "f152.xml", 8, 0, NULL, &num) && num == 15,
+              "pattern: digits after %d", "num %llu", (unsigned long long)num);
+        sf_pattern_free(&p, cs);
+    }
+}
+
+/* ---- state record ------------------------------------------------------ */
+
+static void test_state(sf_census *cs)
+{
+    sf_errbuf e;
+    sf_state st = {0}, back;
+    char names[] = "a \"b\"\\c\x01.xml\0second\0";
+    st.name = (char *)"feed \"x\".xml";
+    st.rows = 113954;
+    st.bytes = 1ull << 40;
+    st.time = 1764590000;
+    memcpy(st.tag, "deadbeef", 9);
+    st.parts = 2;
+    st.names = names;
+    st.names_len = sizeof names - 1;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    sf_status s = sf_state_write(dfd, dir, "feed \"x\".xml", "FEED", &st, cs, &e);
+    check(s == SF_OK && exists(".feed \"x\".xml.sqlfeed.state") && entries() == 1,
+          "state: written, no temporary file left", "%d %s (%d entries)", s, e.msg, entries());
+    int ok = sf_state_read(dfd, "feed \"x\".xml", cs, &back);
+    check(ok && back.rows == st.rows && back.bytes == st.bytes && back.time == st.time &&
+              !strcmp(back.tag, "deadbeef") && back.parts == 2 &&
+              !strcmp(back.names, "a \"b\"\\c\x01.xml") &&
+              !strcmp(back.names + strlen(back.names) + 1, "second"),
+          "state: read back as written", "ok %d rows %llu parts %zu", ok,
+          (unsigned long long)back.rows, back.parts);
+    if (ok)
+        sf_state_free(&back, cs);
+    check(!sf_state_read(dfd, "other.xml", cs, &back), "state: none for another output",
+          "found one");
+    /* Garbage, truncation, wrong types, another version: "no previous run". */
+    static const char *garbage[] = {
+        "", "{", "{}", "null", "[]", "{\"sqlfeed_state\":1}", "{\"sqlfeed_state\":2,"
+        "\"name\":\"g.xml\",\"rows\":1}",
+        "{\"sqlfeed_state\":1,\"name\":\"g.xml\",\"rows\":-1}",
+        "{\"sqlfeed_state\":1,\"name\":\"g.xml\",\"rows\":1.5}",
+        "{\"sqlfeed_state\":1,\"name\":\"g.xml\",\"rows\":99999999999999999999999}",
+        "{\"sqlfeed_state\":1,\"name\":\"g.xml\",\"rows\":1,\"tag\":\"xyz\"}",
+        "{\"sqlfeed_state\":1,\"name\":\"g.xml\",\"rows\":1,\"parts\":[1]}",
+        "{\"sqlfeed_state\":1,\"name\":\"g.xml\",\"rows\":1}x",
+        "{\"sqlfeed_state\":1,\"name\":\"g.xml\",\"rows\":01}",
+        "{\"sqlfeed_state\":1,\"name\":\"g\\u0000.xml\",\"rows\":1}",
+        "{\"sqlfeed_state\":1,\"name\":\"g.xml\",\"rows\":1,\"parts\":[\"a\"",
+        "\xff\xfe garbage",
+    };
+    for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++) {
+        put(".g.xml.sqlfeed.state", garbage[i]);
+        ok = sf_state_read(dfd, "g.xml", cs, &back);
+        check(!ok, "state: garbage is no previous run", "'%s' read as a record", garbage[i]);
+        if (ok)
+            sf_state_free(&back, cs);
+    }
+    put(".g.xml.sqlfeed.state", " {\"rows\" : 7, \"future\":\"x\", \"n2\": 3, \"name\":\"g.xml\","
+                                "\"sqlfeed_state\":1}\n");
+    ok = sf_state_read(dfd, "g.xml", cs, &back);
+    check(ok && back.rows == 7 && back.parts == 0, "state: keys in any order, unknown skipped",
+          "ok %d", ok);
+    if (ok)
+        sf_state_free(&back, cs);
+    close(dfd);
+    clean();
+}
+
+/* ---- lock and stale temporary files ------------------------------------ */
+
+static void test_lock(sf_census *cs)
+{
+    sf_errbuf e;
+    sf_lock a = SF_LOCK_INIT, b = SF_LOCK_INIT;
+    sf_status s = sf_lock_take(&a, cs, &e, dir, "feed.xml", "PATH/feed.xml");
+    check(s == SF_OK && exists(".feed.xml.sqlfeed.lock"), "lock: taken", "%d %s", s, e.msg);
+    /* flock belongs to the open file: a second open conflicts even here. */
+    s = sf_lock_take(&b, cs, &e, dir, "feed.xml", "PATH/feed.xml");
+    char want[128];
+    snprintf(want, sizeof want, "another sqlfeed run (PID %ld) is writing PATH/feed.xml",
+             (long)getpid());
+    check(s == SF_ERR_BUSY && !strcmp(e.msg, want), "lock: a second run refused, PID named",
+          "%d '%s'", s, e.msg);
+    s = sf_lock_take(&b, cs, &e, dir, "other.xml", "other.xml");
+    check(s == SF_OK, "lock: another output's lock is its own", "%d %s", s, e.msg);
+    sf_lock_release(&b, cs);
+    /* A child process: the same. */
+    pid_t pid = fork();
+    if (pid == 0) {
+        sf_lock c = SF_LOCK_INIT;
+        _exit(sf_lock_take(&c, cs, &e, dir, "feed.xml", "x") == SF_ERR_BUSY ? 0 : 1);
+    }
+    int ws = 0;
+    waitpid(pid, &ws, 0);
+    check(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "lock: refused in another process", "status %d",
+          ws);
+    sf_lock_release(&a, cs);
+    sf_lock_release(&a, cs); /* idempotent */
+    check(!exists(".feed.xml.sqlfeed.lock") && entries() == 0, "lock: released, file removed",
+          "%d entries", entries());
+    s = sf_lock_take(&b, cs, &e, dir, "feed.xml", "feed.xml");
+    check(s == SF_OK, "lock: taken again after release", "%d %s", s, e.msg);
+    sf_lock_release(&b, cs);
+    /* A holder killed (SIGKILL): the kernel drops its lock; the file stays
+     * and the next run takes it. */
+    pid = fork();
+    if (pid == 0) {
+        sf_lock c = SF_LOCK_INIT;
+        if (sf_lock_take(&c, cs, &e, dir, "feed.xml", "x") == SF_OK)
+            kill(getpid(), SIGKILL);
+        _exit(1);
+    }
+    waitpid(pid, &ws, 0);
+    s = sf_lock_take(&b, cs, &e, dir, "feed.xml", "feed.xml");
+    check(WIFSIGNALED(ws) && s == SF_OK, "lock: a killed holder's lock is free", "%d %s", s,
+          e.msg);
+    sf_lock_release(&b, cs);
+    clean();
+
+    /* Stale temporary files: exactly the shape, regular files, this output. */
+    put(".feed.xml.sqlfeed-0123abcd", "stale");
+    put(".feed.xml.sqlfeed-deadbeef", "stale");
+    put(".feed.xml.sqlfeed-DEADBEEF", "not ours: upper case");
+    put(".feed.xml.sqlfeed-0123abc", "not ours: 7 digits");
+    put(".feed.xml.sqlfeed-0123abcde", "not ours: 9 digits");
+    put(".feed.xml.gz.sqlfeed-0123abcd", "another output's");
+    put(".feed.xm.sqlfeed-0123abcd", "another output's");
+    put("feed.xml.sqlfeed-0123abcd", "not hidden");
+    put(".feed.xml.sqlfeed-11112222", "this run's own");
+    put(".feed.xml.sqlfeed.state", "the state record");
+    put("feed.xml", "the feed");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/.feed.xml.sqlfeed-aaaabbbb", dir);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/.feed.xml.sqlfeed-ccccdddd", dir);
+    if (symlink("feed.xml", path) != 0)
+        perror("symlink");
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    size_t n = sf_stale_temps_remove(dfd, "feed.xml", NULL, ".feed.xml.sqlfeed-11112222");
+    check(n == 2 && !exists(".feed.xml.sqlfeed-0123abcd") && !exists(".feed.xml.sqlfeed-deadbeef") &&
+              entries() == 11,
+          "stale: the two leftovers removed, nothing else", "%zu removed, %d left", n,
+          entries());
+    clean();
+    /* A name cut to fit NAME_MAX: its temporary files are recognised by the
+     * cut name, as file.c makes them. */
+    char name[300], tmp[300];
+    memset(name, 'x', 240);
+    strcpy(name + 240, "\xc3\xa9\xc3\xa9.xml"); /* é é: a cut falls inside one */
+    size_t keep = sf_side_keep(name, SF_TEMP_EXTRA, 255);
+    check(keep <= 237 && ((unsigned char)name[keep] & 0xc0) != 0x80, "stale: cut at a boundary",
+          "keep %zu", keep);
+    snprintf(tmp, sizeof tmp, ".%.*s.sqlfeed-0000ffff", (int)keep, name);
+    put(tmp, "stale");
+    n = sf_stale_temps_remove(dfd, name, NULL, NULL);
+    check(n == 1 && !exists(tmp), "stale: a cut name's leftover removed", "%zu", n);
+    /* Parts: every name the pattern makes, and cut ones. */
+    sf_pattern p;
+    if (sf_pattern_parse(&p, cs, &e, "part-%r-%03d.xml") == SF_OK) {
+        put(".part-0a0a0a0a-001.xml.sqlfeed-12345678", "stale part temp");
+        put(".part-0a0a0a0a-1234.xml.sqlfeed-12345678", "stale part temp");
+        put(".part-0a0a0a0a-01.xml.sqlfeed-12345678", "not of the pattern");
+        put("part-0a0a0a0a-001.xml", "a published part");
+        n = sf_stale_temps_remove(dfd, NULL, &p, NULL);
+        check(n == 2 && entries() == 2, "stale: part temporaries removed, nothing else",
+              "%zu removed, %d left", n, entries());
+        sf_pattern_free(&p, cs);
+    }
+    clean();
+    char lp[300];
+    snprintf(lp, sizeof lp, "%.*s-%%d.xml", 230, name);
+    if (sf_pattern_parse(&p, cs, &e, lp) == SF_OK) {
+        char full[300];
+        sf_pattern_expand(&p, NULL, 12345, full, sizeof full);
+        keep = sf_side_keep(full, SF_TEMP_EXTRA, 255);
+        snprintf(tmp, sizeof tmp, ".%.*s.sqlfeed-abcdef01", (int)keep, full);
+        put(tmp, "stale cut part");
+        n = sf_stale_temps_remove(dfd, NULL, &p, NULL);
+        check(n == 1 && entries() == 0, "stale: a cut part name's leftover removed", "%zu", n);
+        sf_pattern_free(&p, cs);
+    }
+    close(dfd);
+    clean();
+}
+
+/* ---- run tags and earlier runs ----------------------------------------- */
+
+static void test_tags(sf_census *cs)
+{
+    sf_errbuf e;
+    sf_pattern p;
+    if (sf_pattern_parse(&p, cs, &e, "s-%r-%d.xml") != SF_OK)
+        return;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    char tag[9];
+    int ok = 1;
+    for (int i = 0; i < 200 && ok; i++)
+        ok = sf_set_choose_tag(&p, dfd, "00000000", tag) == 0 && sf_is_tag8(tag, 8) &&
+             strcmp(tag, "00000000");
+    check(ok, "tag: 8 lowercase hex, never the previous run's", "'%s'", tag);
+    put("s-aaaaaaaa-1.xml", "old");
+    put("s-aaaaaaaa-2.xml", "old");
+    put("s-bbbbbbbb-1.xml", "new");
+    put("s-bbbbbbbb-2.xml", "new");
+    put("s-bbbbbbbb-02.xml", "not one of the new set's spellings");
+    put("s-bbbbbbbb-3.xml", "beyond the new set");
+    put("s-aaaaaaaa-1.xml.bak", "not of the pattern");
+    put("other.xml", "not of the pattern");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/s-cccccccc-1.xml", dir);
+    mkdir(path, 0755);
+    int err = 0;
+    size_t n = sf_set_remove_stale(dfd, &p, "bbbbbbbb", 2, &err);
+    check(n == 4 && exists("s-bbbbbbbb-1.xml") && exists("s-bbbbbbbb-2.xml") &&
+              exists("s-aaaaaaaa-1.xml.bak") && exists("other.xml") &&
+              exists("s-cccccccc-1.xml") && entries() == 5 && err == 0,
+          "earlier runs: their parts removed, the new set and the rest kept",
+          "%zu removed, %d left, err %d", n, entries(), err);
+    sf_pattern_free(&p, cs);
+    close(dfd);
+    clean();
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: set_test DIR\n");
+        return 2;
+    }
+    dir = argv[1];
+    sf_census *cs = sf_census_create();
+    test_pattern(cs);
+    test_state(cs);
+    test_lock(cs);
+    test_tags(cs);
+    uint64_t live = sf_census_live_bytes(cs);
+    check(live == 0, "census: nothing left allocated", "%llu bytes live",
+          (unsigned long long)live);
+    sf_census_free(cs);
+    printf("%d passed, %d failed\n", passes, failures);
+    return failures ? 1 : 0;
+}
