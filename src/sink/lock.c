@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "set.h"
@@ -180,4 +181,55 @@ size_t sf_stale_temps_remove(int dirfd, const char *name, const sf_pattern *pat,
     }
     closedir(d);
     return removed;
+}
+
+/* ---- the side of an output ----------------------------------------------- */
+
+void sf_side_free(sf_side *s, sf_census *cs)
+{
+    if (!s)
+        return;
+    sf_lock_release(&s->lock, cs);
+    sf_state_free(&s->prev, cs);
+    sf_dealloc(cs, s->dir);
+    sf_dealloc(cs, s->name);
+    sf_dealloc(cs, s->path);
+    sf_dealloc(cs, s);
+}
+
+sf_status sf_side_open(sf_side **sp, sf_census *cs, sf_errbuf *e, const char *path,
+                       const sf_pattern *pat, const char *keep)
+{
+    *sp = NULL;
+    sf_side *s = sf_calloc(cs, SF_MEM_SINK, 1, sizeof *s);
+    if (!s)
+        return sf_fail(e, SF_ERR_NOMEM, "out of memory: output lock");
+    s->lock = (sf_lock)SF_LOCK_INIT;
+    const char *slash = strrchr(path, '/');
+    s->path = sf_strdup(cs, SF_MEM_SINK, path);
+    s->name = sf_strdup(cs, SF_MEM_SINK, slash ? slash + 1 : path);
+    s->dir = slash ? sf_strndup(cs, SF_MEM_SINK, path, slash == path ? 1 : (size_t)(slash - path))
+                   : sf_strdup(cs, SF_MEM_SINK, ".");
+    if (!s->path || !s->name || !s->dir) {
+        sf_side_free(s, cs);
+        return sf_fail(e, SF_ERR_NOMEM, "out of memory: output lock");
+    }
+    sf_status st = sf_lock_take(&s->lock, cs, e, s->dir, s->name, path);
+    if (st != SF_OK) {
+        sf_side_free(s, cs);
+        return st;
+    }
+    sf_stale_temps_remove(s->lock.dirfd, s->name, pat, keep);
+    s->have_prev = sf_state_read(s->lock.dirfd, s->name, cs, &s->prev);
+    *sp = s;
+    return SF_OK;
+}
+
+sf_status sf_side_record(sf_side *s, sf_census *cs, sf_errbuf *e, const sf_state *st)
+{
+    sf_state rec = *st;
+    rec.name = s->name;
+    if (!rec.time)
+        rec.time = (uint64_t)time(NULL);
+    return sf_state_write(s->lock.dirfd, s->dir, s->name, s->path, &rec, cs, e);
 }

@@ -127,4 +127,26 @@ void sf_lock_release(sf_lock *l, sf_census *cs);
 size_t sf_stale_temps_remove(int dirfd, const char *name, const sf_pattern *pat,
                              const char *keep);
 
+/* ---- what an output keeps beside it (lock.c) ----------------------------
+ * An output published by rename (a file, or a set of parts) holds its lock
+ * from open to free, and knows its previous run's record. */
+typedef struct sf_side {
+    sf_lock lock; /* lock.dirfd: the output's directory */
+    char *dir;    /* the directory as given, for messages */
+    char *name;   /* the output's file name (a set: its pattern's) */
+    char *path;   /* the output as given, for messages */
+    sf_state prev;
+    int have_prev;
+} sf_side;
+
+/* For the output at `path` (a file, or a pattern of parts `pat`): takes the
+ * lock, removes the temporary files a killed run left (never `keep`, this
+ * run's own temporary file's name), reads the previous run's record. */
+sf_status sf_side_open(sf_side **sp, sf_census *cs, sf_errbuf *e, const char *path,
+                       const sf_pattern *pat, const char *keep);
+/* Records a published run (sf_state_write). */
+sf_status sf_side_record(sf_side *s, sf_census *cs, sf_errbuf *e, const sf_state *st);
+/* Releases the lock; NULL is fine. */
+void sf_side_free(sf_side *s, sf_census *cs);
+
 #endif
