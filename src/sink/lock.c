@@ -71,6 +71,8 @@ sf_status sf_lock_take(sf_lock *l, sf_census *cs, sf_errbuf *e, const char *dir,
     }
     for (int tries = 0; tries < 100; tries++) {
         int fd = openat(l->dirfd, l->name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
+        if (fd < 0 && errno == EACCES) /* another user's lock file: flock needs no write */
+            fd = openat(l->dirfd, l->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0) {
             int err = errno;
             sf_status st = sf_fail(e, SF_ERR_OUTPUT, "cannot create the lock file %s/%s for %s: %s",
