@@ -1,4 +1,4 @@
-/* file.c: the last sink of every chain: a file published atomically, or a
+/* file.c: the sink at the end of every chain: a file published atomically, or a
  * descriptor the caller owns (stdout).
  *
  * Publication follows the sequence that survives a crash at any point:
@@ -23,10 +23,6 @@
 
 #include "sink.h"
 
-/* Start writeback of what is written every so often, so the final fsync
- * does not wait for hundreds of megabytes at once. */
-#define WRITEBACK_STEP ((uint64_t)32 << 20)
-
 /* How long opening a FIFO waits for a process to read it, and how often it
  * looks. */
 #define FIFO_WAIT_MS 10000
@@ -37,7 +33,7 @@
 #define TEMP_EXTRA 18
 
 typedef struct file_sink {
-    sf_sink base;
+    sf_stage base;
     int fd;
     int owned;       /* 1: our temporary file (atomic); 2: a device or FIFO we
                         opened; 0: the caller's descriptor */
@@ -49,7 +45,8 @@ typedef struct file_sink {
     char *dir;       /* the directory as given, for messages */
     char *label;     /* name used in messages */
     uint64_t off;    /* bytes written */
-    uint64_t queued; /* bytes handed to writeback */
+    uint64_t synced; /* bytes made durable by the last fdatasync */
+    uint64_t sync_step; /* fdatasync every this many bytes (atomic mode); 0: never */
 } file_sink;
 
 static sf_status fail_errno(file_sink *f, const char *what, const char *name, int err)
@@ -57,9 +54,10 @@ static sf_status fail_errno(file_sink *f, const char *what, const char *name, in
     return sf_fail(&f->base.out->err, SF_ERR_OUTPUT, "%s %s: %s", what, name, strerror(err));
 }
 
-static sf_status fs_write(sf_sink *k, const char *p, size_t n)
+static sf_status fs_write(sf_stage *k, const void *buf, size_t n)
 {
     file_sink *f = (file_sink *)k;
+    const char *p = buf;
     while (n) {
         ssize_t w = write(f->fd, p, n);
         if (w < 0 && errno != EINTR)
@@ -75,16 +73,23 @@ static sf_status fs_write(sf_sink *k, const char *p, size_t n)
             return sf_fail(&f->base.out->err, SF_ERR_CANCELLED, "write to %s interrupted",
                            f->tmp ? f->tmp : f->label);
     }
-    if (f->owned == 1 && f->off - f->queued >= WRITEBACK_STEP) {
-        /* Advisory: an error here resurfaces at fsync, where it is checked. */
-        (void)sync_file_range(f->fd, (off64_t)f->queued, (off64_t)(f->off - f->queued),
-                              SYNC_FILE_RANGE_WRITE);
-        f->queued = f->off;
+    /* A durable file is made durable as it is written: the final fsync
+     * then waits for the last step only, not for the device cache flush of
+     * the whole document (sync_file_range only started writeback and left
+     * that flush to the end: docs/sink.md). On the thread running the sink,
+     * which is the writer thread once the hop is in the chain. */
+    if (f->owned == 1 && f->sync_step && f->off - f->synced >= f->sync_step) {
+        if (fdatasync(f->fd) != 0)
+            return fail_errno(f, "fdatasync", f->tmp, errno);
+        f->synced = f->off;
     }
     return SF_OK;
 }
 
-static sf_status fs_finish(sf_sink *k)
+/* End of stream: nothing is visible yet. A temporary file is fsync'ed and
+ * closed (close checked); a device or FIFO closed; a caller's regular file
+ * cut where the document ends. */
+static sf_status fs_finish(sf_stage *k)
 {
     file_sink *f = (file_sink *)k;
     if (!f->owned) {
@@ -100,6 +105,8 @@ static sf_status fs_finish(sf_sink *k)
             return fail_errno(f, "truncate", f->label, errno);
         return SF_OK;
     }
+    if (f->fd < 0)
+        return SF_OK; /* finished already */
     if (f->owned == 2) { /* a device or FIFO: close, and say if that failed */
         int fd = f->fd;
         f->fd = -1;
@@ -111,6 +118,19 @@ static sf_status fs_finish(sf_sink *k)
     f->fd = -1;
     if (close(fd) != 0)
         return fail_errno(f, "close", f->tmp, errno);
+    return SF_OK;
+}
+
+/* Makes the finished temporary file visible: the rename. The directory's
+ * fsync follows (sf_sink_file_sync_dir), once per directory for a set. */
+static sf_status fs_publish(sf_stage *k)
+{
+    file_sink *f = (file_sink *)k;
+    if (f->owned != 1)
+        return SF_OK; /* written as it went: nothing to rename */
+    if (!f->tmpname || f->fd >= 0)
+        return sf_fail(&f->base.out->err, SF_ERR_STATE, "publish of %s before it was finished",
+                       f->path);
     /* The last point where a signal may still stop the publication: past
      * it, the rename is done whatever arrives (docs/sink.md). */
     if (sf_output_is_cancelled(k->out))
@@ -127,6 +147,14 @@ static sf_status fs_finish(sf_sink *k)
     sf_dealloc(cs, f->tmp);
     f->tmpname = f->tmp = NULL;
     k->out->published = 1;
+    return SF_OK;
+}
+
+sf_status sf_sink_file_sync_dir(sf_stage *k)
+{
+    file_sink *f = (file_sink *)k;
+    if (k->vt->publish != fs_publish || f->owned != 1)
+        return SF_OK;
     /* The rename is durable only once the directory is synced. Some
      * filesystems cannot fsync a directory (EINVAL); the file is in place. */
     if (fsync(f->dirfd) != 0 && errno != EINVAL && errno != EROFS)
@@ -136,7 +164,15 @@ static sf_status fs_finish(sf_sink *k)
     return SF_OK;
 }
 
-static void fs_abort(sf_sink *k)
+const char *sf_sink_file_path(const sf_stage *k)
+{
+    if (!k || k->vt->publish != fs_publish)
+        return NULL;
+    const file_sink *f = (const file_sink *)k;
+    return f->path ? f->path : f->label;
+}
+
+static void fs_abort(sf_stage *k)
 {
     file_sink *f = (file_sink *)k;
     if (f->owned && f->fd >= 0) {
@@ -152,7 +188,7 @@ static void fs_abort(sf_sink *k)
     f->tmp = NULL;
 }
 
-static void fs_destroy(sf_sink *k)
+static void fs_destroy(sf_stage *k)
 {
     file_sink *f = (file_sink *)k;
     sf_census *cs = k->out->cref.census;
@@ -166,10 +202,11 @@ static void fs_destroy(sf_sink *k)
     sf_dealloc(cs, f);
 }
 
-static const sf_sink_vt file_vt = {
+static const sf_stage_vt file_vt = {
     .name = "file",
     .write = fs_write,
     .finish = fs_finish,
+    .publish = fs_publish,
     .abort = fs_abort,
     .destroy = fs_destroy,
 };
@@ -481,8 +518,8 @@ static sf_status open_path(file_sink *f, const char *path)
     return cs_st;
 }
 
-sf_status sf_sink_file_open(sf_output *out, sf_sink **kp, const char *path, int fd,
-                            const char *label)
+sf_status sf_sink_file_open(sf_output *out, sf_stage **kp, const char *path, int fd,
+                            const char *label, uint64_t sync_step)
 {
     sf_census *cs = out->cref.census;
     file_sink *f = sf_calloc(cs, SF_MEM_SINK, 1, sizeof *f);
@@ -492,6 +529,7 @@ sf_status sf_sink_file_open(sf_output *out, sf_sink **kp, const char *path, int 
     f->base.out = out;
     f->fd = fd;
     f->dirfd = -1;
+    f->sync_step = sync_step;
     f->label = sf_strdup(cs, SF_MEM_SINK, label);
     sf_status s = !f->label ? nomem(out, "output name") : fd < 0 ? open_path(f, path) : SF_OK;
     if (s != SF_OK) {
@@ -502,7 +540,7 @@ sf_status sf_sink_file_open(sf_output *out, sf_sink **kp, const char *path, int 
     return SF_OK;
 }
 
-const char *sf_sink_file_temp(const sf_sink *k)
+const char *sf_sink_file_temp(const sf_stage *k)
 {
     return k->vt == &file_vt ? ((const file_sink *)k)->tmp : NULL;
 }

@@ -1,4 +1,6 @@
-/* output.c: the write buffer and the public sf_output_* calls. */
+/* output.c: the write buffer, the options and the public sf_output_* calls:
+ * open builds the stage chain (stages.c), finish ends it, publish makes it
+ * visible. */
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -13,7 +15,7 @@ static int output_drain(sf_wbuf *w)
         return -1;
     if (w->len == 0)
         return 0;
-    sf_status st = o->head->vt->write(o->head, w->buf, w->len);
+    sf_status st = sf_stage_write(o->head, w->buf, w->len);
     if (st != SF_OK) {
         o->state = SF_OUT_FAILED;
         return -1;
@@ -32,16 +34,12 @@ sf_output *sf_output_create(sf_census *census)
     if (!o)
         return NULL;
     o->w.drain = output_drain;
+    o->opt.compress_auto = 1;
+    o->opt.level = -1;
+    o->opt.workers = SF_ZSTD_WORKERS_DEFAULT;
+    o->opt.writer = SF_WRITER_THREAD;
+    o->opt.sync_step = SF_SYNC_STEP_DEFAULT;
     return o;
-}
-
-static void destroy_chain(sf_output *o)
-{
-    while (o->head) {
-        sf_sink *k = o->head;
-        o->head = k->next;
-        k->vt->destroy(k);
-    }
 }
 
 void sf_output_free(sf_output *o)
@@ -49,10 +47,114 @@ void sf_output_free(sf_output *o)
     if (!o)
         return;
     sf_output_abort(o);
-    destroy_chain(o);
+    sf_stage_chain_free(o->head);
+    o->head = NULL;
     sf_dealloc(o->cref.census, o->w.buf);
     SF_HANDLE_FREE(sf_output, o);
 }
+
+/* ---- options ------------------------------------------------------------- */
+
+/* A count: digits, optionally K, M, G (powers of 1024) when `sized`. */
+static int parse_count(const char *v, int sized, uint64_t *out)
+{
+    if (*v < '0' || *v > '9')
+        return -1;
+    uint64_t n = 0;
+    for (; *v >= '0' && *v <= '9'; v++) {
+        if (n > (UINT64_MAX - 9) / 10)
+            return -1;
+        n = n * 10 + (uint64_t)(*v - '0');
+    }
+    unsigned shift = 0;
+    if (sized && *v) {
+        switch (*v++) {
+        case 'k': case 'K': shift = 10; break;
+        case 'm': case 'M': shift = 20; break;
+        case 'g': case 'G': shift = 30; break;
+        default: return -1;
+        }
+    }
+    if (*v || (shift && n > (UINT64_MAX >> shift)))
+        return -1;
+    *out = n << shift;
+    return 0;
+}
+
+sf_status sf_output_set_option(sf_output *o, const char *name, const char *value)
+{
+    if (!o)
+        return SF_ERR_ARG;
+    sf_err_clear(&o->err);
+    if (!name || !value)
+        return sf_fail(&o->err, SF_ERR_ARG, "output option needs a name and a value");
+    if (o->state != SF_OUT_NEW)
+        return sf_fail(&o->err, SF_ERR_STATE, "output option %s set after the output was opened",
+                       name);
+    uint64_t n = 0;
+    if (!strcmp(name, "compress")) {
+        const sf_stage_type *t = NULL;
+        if (!strcmp(value, "auto") || !strcmp(value, "none"))
+            ;
+        else if (!(t = sf_stage_type_find(value)))
+            return sf_fail(&o->err, SF_ERR_ARG,
+                           "unknown compression '%s' (auto, none, %s)", value,
+                           sf_stage_type_names());
+        o->opt.compress_auto = !strcmp(value, "auto");
+        o->opt.compress = t;
+        return SF_OK;
+    }
+    if (!strcmp(name, "level")) {
+        if (!strcmp(value, "best")) {
+            o->opt.level_best = 1;
+            o->opt.level = -1;
+            return SF_OK;
+        }
+        /* The codec's own range is checked at open, when it is known. */
+        if (parse_count(value, 0, &n) != 0 || n < 1 || n > 99)
+            return sf_fail(&o->err, SF_ERR_ARG, "level '%s' is not a number from 1 or 'best'",
+                           value);
+        o->opt.level = (int)n;
+        o->opt.level_best = 0;
+        return SF_OK;
+    }
+    if (!strcmp(name, "workers")) {
+        if (parse_count(value, 0, &n) != 0 || n > 64)
+            return sf_fail(&o->err, SF_ERR_ARG, "workers '%s' is not a number from 0 to 64",
+                           value);
+        o->opt.workers = (int)n;
+        return SF_OK;
+    }
+    if (!strcmp(name, "writer")) {
+        if (!strcmp(value, "thread"))
+            o->opt.writer = SF_WRITER_THREAD;
+        else if (!strcmp(value, "inline"))
+            o->opt.writer = SF_WRITER_INLINE;
+        else
+            return sf_fail(&o->err, SF_ERR_ARG, "writer '%s' is not 'thread' or 'inline'", value);
+        return SF_OK;
+    }
+    uint64_t *dst = !strcmp(name, "sync_step")     ? &o->opt.sync_step
+                    : !strcmp(name, "split_rows")  ? &o->opt.split_rows
+                    : !strcmp(name, "split_bytes") ? &o->opt.split_bytes
+                                                   : NULL;
+    if (!dst)
+        return sf_fail(&o->err, SF_ERR_ARG,
+                       "unknown output option '%s' (compress, level, workers, writer, sync_step, "
+                       "split_rows, split_bytes)",
+                       name);
+    int sized = dst != &o->opt.split_rows;
+    if (parse_count(value, sized, &n) != 0)
+        return sf_fail(&o->err, SF_ERR_ARG, "%s '%s' is not a %s", name, value,
+                       sized ? "size (a number, optionally with K, M or G)" : "number");
+    *dst = n;
+    return SF_OK;
+}
+
+uint64_t sf_output_split_rows(const sf_output *o) { return o ? o->opt.split_rows : 0; }
+uint64_t sf_output_split_bytes(const sf_output *o) { return o ? o->opt.split_bytes : 0; }
+
+/* ---- open, finish, publish ----------------------------------------------- */
 
 static sf_status open_common(sf_output *o, const char *path, int fd, const char *label)
 {
@@ -66,13 +168,13 @@ static sf_status open_common(sf_output *o, const char *path, int fd, const char 
         return sf_fail(&o->err, SF_ERR_NOMEM, "out of memory: output buffer");
     o->w.cap = SF_OUTPUT_BUFFER;
     o->w.len = 0;
-    sf_sink *k = NULL;
-    sf_status st = sf_sink_file_open(o, &k, path, fd, label);
+    sf_stage *head = NULL;
+    sf_status st = sf_stage_chain_open(o, path, fd, label, &head);
     if (st != SF_OK) {
         o->state = SF_OUT_FAILED;
         return st;
     }
-    o->head = k;
+    o->head = head;
     o->state = SF_OUT_OPEN;
     return SF_OK;
 }
@@ -91,6 +193,53 @@ sf_status sf_output_open_fd(sf_output *o, int fd, const char *label)
     return open_common(o, NULL, fd, label ? label : "output");
 }
 
+/* A failure of finish or publish: everything dropped, the temporary file
+ * removed. */
+static sf_status failed(sf_output *o, sf_status st)
+{
+    o->state = SF_OUT_FAILED;
+    sf_output_abort(o);
+    return st;
+}
+
+sf_status sf_output_finish(sf_output *o)
+{
+    if (!o)
+        return SF_ERR_ARG;
+    if (o->state == SF_OUT_FINISHED)
+        return SF_OK;
+    if (o->state != SF_OUT_OPEN)
+        return o->state == SF_OUT_FAILED
+                   ? SF_ERR_OUTPUT
+                   : sf_fail(&o->err, SF_ERR_STATE, "finish without an open output");
+    if (output_drain(&o->w) != 0)
+        return failed(o, SF_ERR_OUTPUT);
+    sf_status st = sf_stage_chain_finish(o->head);
+    if (st != SF_OK)
+        return failed(o, st);
+    o->state = SF_OUT_FINISHED;
+    return SF_OK;
+}
+
+sf_status sf_output_publish(sf_output *o)
+{
+    if (!o)
+        return SF_ERR_ARG;
+    if (o->state != SF_OUT_FINISHED)
+        return o->state == SF_OUT_FAILED
+                   ? SF_ERR_OUTPUT
+                   : sf_fail(&o->err, SF_ERR_STATE, "publish of an output not finished");
+    sf_stage *sink = sf_stage_chain_tail(o->head);
+    sf_status st = sink->vt->publish(sink);
+    if (st != SF_OK)
+        return failed(o, st);
+    o->state = SF_OUT_DONE;
+    /* Past the rename: a failed directory sync leaves the document
+     * published (sf_output_published() says so), the message says what
+     * may not survive a crash. */
+    return sf_sink_file_sync_dir(sink);
+}
+
 sf_status sf_output_commit(sf_output *o)
 {
     if (!o)
@@ -99,27 +248,16 @@ sf_status sf_output_commit(sf_output *o)
         return o->state == SF_OUT_FAILED
                    ? SF_ERR_OUTPUT
                    : sf_fail(&o->err, SF_ERR_STATE, "commit without an open output");
-    sf_status st = SF_OK;
-    if (output_drain(&o->w) != 0)
-        st = SF_ERR_OUTPUT;
-    for (sf_sink *k = o->head; st == SF_OK && k; k = k->next)
-        st = k->vt->finish(k);
-    if (st != SF_OK) {
-        o->state = SF_OUT_FAILED;
-        sf_output_abort(o);
-        return st;
-    }
-    o->state = SF_OUT_DONE;
-    return SF_OK;
+    sf_status st = sf_output_finish(o);
+    return st != SF_OK ? st : sf_output_publish(o);
 }
 
 void sf_output_abort(sf_output *o)
 {
     if (!o)
         return;
-    for (sf_sink *k = o->head; k; k = k->next)
-        k->vt->abort(k);
-    if (o->state == SF_OUT_OPEN)
+    sf_stage_chain_abort(o->head);
+    if (o->state == SF_OUT_OPEN || o->state == SF_OUT_FINISHED)
         o->state = SF_OUT_FAILED;
 }
 
@@ -169,7 +307,34 @@ int sf_output_kernel_dir(const char *dir)
 
 const char *sf_output_temp_path(const sf_output *o)
 {
-    return o && o->head ? sf_sink_file_temp(o->head) : NULL;
+    return o && o->head ? sf_sink_file_temp(sf_stage_chain_tail(o->head)) : NULL;
+}
+
+/* Bytes the file sink was given: the compressed size. */
+uint64_t sf_output_bytes_out(const sf_output *o)
+{
+    sf_stage *sink = o ? sf_stage_chain_tail(o->head) : NULL;
+    return sink ? sink->in : 0;
+}
+
+void sf_output_count_row(sf_output *o) { o->rows++; }
+
+/* A single document is one part (a file set keeps its own list). */
+size_t sf_output_part_count(const sf_output *o) { return o && o->head ? 1 : 0; }
+
+const char *sf_output_part_path(const sf_output *o, size_t i)
+{
+    return o && o->head && i == 0 ? sf_sink_file_path(sf_stage_chain_tail(o->head)) : NULL;
+}
+
+uint64_t sf_output_part_rows(const sf_output *o, size_t i)
+{
+    return o && i == 0 ? o->rows : 0;
+}
+
+uint64_t sf_output_part_bytes(const sf_output *o, size_t i)
+{
+    return o && i == 0 ? sf_output_bytes(o) : 0;
 }
 
 const char *sf_output_errmsg(const sf_output *o) { return o ? o->err.msg : ""; }

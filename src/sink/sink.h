@@ -1,7 +1,15 @@
 /* sink.h: the output layer. sf_output owns the write buffer the renderer
- * appends to; when it fills, the buffer drains into a chain of sinks (today
- * the file sink; compressors slot in front of it). A sink type is a table of
- * functions; an instance puts `struct sf_sink` first. Internal. */
+ * appends to; when it fills, the buffer drains into a chain of stages:
+ *
+ *     [hop] -> [gzip | zstd] -> file
+ *
+ * A stage type is a table of functions (sf_stage_vt); an instance puts
+ * `struct sf_stage` first. A stage consumes what its write is given and
+ * hands what it produces to the next stage only through sf_stage_emit().
+ * The last stage is a sink (the file sink, file.c): it has no next and is
+ * the only one with a publish. The chain is built by sf_stage_chain_open()
+ * (stages.c) from the output's options; a stage that changes bytes is one
+ * file plus one row of the table there. Internal. */
 #ifndef SF_SINK_H
 #define SF_SINK_H
 
@@ -10,33 +18,122 @@
 #include "../common.h"
 #include "../xml/xml.h"
 
-typedef struct sf_sink sf_sink;
+typedef struct sf_stage sf_stage;
 
-typedef struct sf_sink_vt {
-    const char *name;
-    /* Consumes all n bytes or fails (message in the output's errbuf). */
-    sf_status (*write)(sf_sink *k, const char *p, size_t n);
-    /* Ends the stream and makes it durable and visible (file: fsync, rename). */
-    sf_status (*finish)(sf_sink *k);
-    /* Drops everything written; must be safe after a failed finish. */
-    void (*abort)(sf_sink *k);
-    void (*destroy)(sf_sink *k);
-} sf_sink_vt;
+typedef struct sf_stage_vt {
+    const char *name; /* "gzip", "zstd", "hop", "file" */
+    /* Consumes all n bytes or fails (sf_fail on s->out->err, naming the
+     * output). Output goes on only through sf_stage_emit(). */
+    sf_status (*write)(sf_stage *s, const void *p, size_t n);
+    /* End of stream: a compressor emits what it holds and its trailer
+     * downstream; the file sink fsyncs and closes (nothing visible yet).
+     * The chain calls finish head to tail, each after the previous one
+     * returned, so a stage's finish sees every byte of the stream. */
+    sf_status (*finish)(sf_stage *s);
+    /* Sinks only (NULL elsewhere): makes the finished file visible (the
+     * rename). The directory fsync is the caller's (sf_stage_file_sync_dir),
+     * so a set of files pays it once. */
+    sf_status (*publish)(sf_stage *s);
+    /* Drops everything: idempotent, safe after any failure, after finish. */
+    void (*abort)(sf_stage *s);
+    void (*destroy)(sf_stage *s);
+} sf_stage_vt;
 
-struct sf_sink {
-    const sf_sink_vt *vt;
-    sf_sink *next;
+struct sf_stage {
+    const sf_stage_vt *vt;
+    sf_stage *next;
     sf_output *out;
+    uint64_t in;        /* bytes given to this stage's write */
+    uint64_t out_bytes; /* bytes it emitted downstream */
 };
 
-enum { SF_OUT_NEW = 0, SF_OUT_OPEN, SF_OUT_DONE, SF_OUT_FAILED };
+/* Feeds n bytes to stage s (counted in s->in). */
+static inline sf_status sf_stage_write(sf_stage *s, const void *p, size_t n)
+{
+    s->in += n;
+    return s->vt->write(s, p, n);
+}
+
+/* What a stage calls with the bytes it produced: counts them in
+ * s->out_bytes and writes them to s->next. */
+static inline sf_status sf_stage_emit(sf_stage *s, const void *p, size_t n)
+{
+    if (n == 0)
+        return SF_OK;
+    s->out_bytes += n;
+    return sf_stage_write(s->next, p, n);
+}
+
+/* ---- the stage table (stages.c) ----------------------------------------- */
+
+/* A compressor (an encoding stage): name, the suffix "auto" picks it by,
+ * its levels, and its constructor. A new codec is a file defining its
+ * open function plus one row in stages.c. */
+typedef struct sf_stage_type {
+    const char *name;   /* the "compress" value: "gzip" */
+    const char *suffix; /* picked by "auto" when the path ends so: ".gz" */
+    int level_min, level_max, level_default, level_best;
+    /* A new stage at *s (its next is set by the caller); the level is
+     * already checked against [level_min, level_max]. */
+    sf_status (*open)(sf_output *out, int level, sf_stage **s);
+} sf_stage_type;
+
+/* The row named `name`, or NULL ("none" and "auto" are not rows). */
+const sf_stage_type *sf_stage_type_find(const char *name);
+/* The row whose suffix `path` ends with, or NULL (plain). */
+const sf_stage_type *sf_stage_type_by_suffix(const char *path);
+/* The names of the table, for messages: "gzip, zstd". */
+const char *sf_stage_type_names(void);
+
+/* Builds a chain from o's options into *head: the file sink (path, or fd
+ * when path is NULL), the compressor before it, the hop before that. On
+ * failure every stage built so far is destroyed and *head is NULL. A single
+ * output keeps its chain in o->head; a file set builds one per part. */
+sf_status sf_stage_chain_open(sf_output *o, const char *path, int fd, const char *label,
+                              sf_stage **head);
+/* Destroys a chain (each stage's destroy, head to tail); NULL is fine. */
+void sf_stage_chain_free(sf_stage *head);
+/* The last stage of a chain (its sink), or NULL. */
+sf_stage *sf_stage_chain_tail(sf_stage *head);
+/* Drives a chain: finish every stage head to tail (each after the previous
+ * returned); abort every stage. */
+sf_status sf_stage_chain_finish(sf_stage *head);
+void sf_stage_chain_abort(sf_stage *head);
+
+/* The codecs' constructors (gzip.c, zstd.c). */
+sf_status sf_stage_gzip_open(sf_output *out, int level, sf_stage **s);
+sf_status sf_stage_zstd_open(sf_output *out, int level, sf_stage **s);
+
+/* ---- the output --------------------------------------------------------- */
+
+enum { SF_OUT_NEW = 0, SF_OUT_OPEN, SF_OUT_FINISHED, SF_OUT_DONE, SF_OUT_FAILED };
+
+enum { SF_WRITER_THREAD = 0, SF_WRITER_INLINE };
+
+/* What sf_output_set_option() sets (before open). */
+typedef struct sf_output_opts {
+    int compress_auto;              /* 1: by the path's suffix (the default) */
+    const sf_stage_type *compress;  /* when not auto: NULL = none */
+    int level;                      /* -1: the codec's default */
+    int level_best;                 /* "best": the codec's highest ratio */
+    int workers;                    /* zstd worker threads (default 2) */
+    int writer;                     /* SF_WRITER_THREAD (default) or _INLINE */
+    uint64_t sync_step;             /* fdatasync every this many bytes; 0: off */
+    uint64_t split_rows, split_bytes; /* kept for the file set (0: no limit) */
+} sf_output_opts;
+
+#define SF_SYNC_STEP_DEFAULT ((uint64_t)32 << 20)
+#define SF_ZSTD_WORKERS_DEFAULT 2
 
 struct sf_output {
     sf_wbuf w; /* first: the drain callback casts back to sf_output */
-    sf_sink *head;
+    sf_stage *head;
     sf_census_ref cref;
     sf_errbuf err;
-    _Atomic uint64_t drained; /* bytes handed to the sink chain (read by monitors) */
+    sf_output_opts opt;
+    const sf_stage_type *codec; /* the compressor in the chain, or NULL */
+    _Atomic uint64_t drained;   /* bytes handed to the chain (read by monitors) */
+    uint64_t rows;              /* rows of the document (sf_output_count_row) */
     int state;
     int published; /* the file sink renamed the document into place */
     int atomic;    /* opened as a file published by rename (stays 1 after) */
@@ -50,10 +147,24 @@ struct sf_output {
 
 #define SF_OUTPUT_BUFFER ((size_t)256 << 10)
 
-/* The file sink: atomic (temp + rename) when fd < 0, else plain writes to fd. */
-sf_status sf_sink_file_open(sf_output *out, sf_sink **k, const char *path, int fd,
-                            const char *label);
-const char *sf_sink_file_temp(const sf_sink *k);
+/* One more row in the current document (part): the render calls it per row. */
+void sf_output_count_row(sf_output *o);
+
+/* The options the file set reads (0: no limit). */
+uint64_t sf_output_split_rows(const sf_output *o);
+uint64_t sf_output_split_bytes(const sf_output *o);
+
+/* The file sink: atomic (temp + rename) when fd < 0, else plain writes to
+ * fd. A durable (atomic) file is fdatasync'ed every `sync_step` bytes. */
+sf_status sf_sink_file_open(sf_output *out, sf_stage **s, const char *path, int fd,
+                            const char *label, uint64_t sync_step);
+/* The temporary file's path while it exists (NULL for another stage). */
+const char *sf_sink_file_temp(const sf_stage *s);
+/* The destination path (atomic), or the label. */
+const char *sf_sink_file_path(const sf_stage *s);
+/* After publish: fsyncs the destination's directory (EINVAL/EROFS, a file
+ * system that cannot, is tolerated). SF_OK for a descriptor. */
+sf_status sf_sink_file_sync_dir(sf_stage *s);
 /* Whether the output was cancelled (sf_output_cancel, or the render's flag). */
 int sf_output_is_cancelled(const sf_output *o);
 /* Whether `dir` (open as dirfd) lies in a kernel file system where no file
