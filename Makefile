@@ -53,6 +53,7 @@ TESTS   += $(BUILD)/tests/publish_alloc_test
 TESTS   += $(BUILD)/tests/wellformed_test
 TESTS   += $(BUILD)/tests/secret_test
 TESTS   += $(BUILD)/tests/output_test
+TESTS   += $(BUILD)/tests/set_test
 
 .PHONY: all check test spec fuzz fuzz-build demo bench deps deps-fuzz install clean
 all: $(BUILD)/sqlfeed $(BUILD)/libsqlfeed.a

@@ -19,6 +19,7 @@
 
 #include "check.h"
 #include "sink/set.h"
+#include "sink/sink.h"
 #include "sqlfeed.h"
 
 static const char *dir;
@@ -356,10 +357,133 @@ static void test_tags(sf_census *cs)
     clean();
 }
 
+
+/* ---- publication, driven as the render drives it --------------------------
+ * set_test --publish DIR ROWS SPLIT: ROWS rows of <row>i</row> into parts of
+ * SPLIT rows (DIR/p-%r-%03d.xml), then an index DIR/index.xml naming each
+ * part with its rows, published as sf_render_commit publishes a set:
+ * finish parts, finish index, publish parts, publish index, settle. Exit 0,
+ * or 1 with the message on stderr. Run by tests/set_test.sh under the
+ * fault injection of tests/inject.c. */
+static int fail_with(const char *what, sf_output *o)
+{
+    fprintf(stderr, "set_test: %s: %s\n", what, sf_output_errmsg(o));
+    return 1;
+}
+
+static int publish_mode(const char *d, uint64_t rows, const char *split, int indexed)
+{
+    sf_census *cs = sf_census_create();
+    sf_output *parts = sf_output_create(cs), *index = sf_output_create(cs);
+    char pattern[4096], ipath[4096], buf[256];
+    snprintf(pattern, sizeof pattern, indexed ? "%s/p-%%r-%%03d.xml" : "%s/p-%%03d.xml", d);
+    snprintf(ipath, sizeof ipath, "%s/index.xml", d);
+    int rc = 0;
+    if (sf_output_set_option(parts, "split_rows", split) != SF_OK ||
+        sf_output_set_option(parts, "writer", "inline") != SF_OK)
+        return fail_with("option", parts);
+    if (sf_output_open_parts(parts, pattern) != SF_OK)
+        return fail_with("open parts", parts);
+    if (indexed) {
+        sf_output_set_indexed(parts);
+        if (sf_output_open_file(index, ipath) != SF_OK)
+            return fail_with("open index", index);
+    }
+    const char *head = "<part>\n", *tail = "</part>\n";
+    sf_output_write(parts, head, strlen(head));
+    for (uint64_t i = 1; i <= rows; i++) {
+        int n = snprintf(buf, sizeof buf, "<row>%llu</row>\n", (unsigned long long)i);
+        if (sf_output_split_due(parts, (uint64_t)n, strlen(tail))) {
+            if (sf_output_write(parts, tail, strlen(tail)) != SF_OK ||
+                sf_output_next_part(parts) != SF_OK ||
+                sf_output_write(parts, head, strlen(head)) != SF_OK)
+                return fail_with("next part", parts);
+        }
+        if (sf_output_write(parts, buf, (size_t)n) != SF_OK)
+            return fail_with("write", parts);
+        sf_output_count_row(parts);
+    }
+    if (sf_output_write(parts, tail, strlen(tail)) != SF_OK || sf_output_finish(parts) != SF_OK)
+        return fail_with("finish parts", parts);
+    if (indexed) {
+        sf_output_write(index, "<index>\n", 8);
+        for (size_t i = 0; i < sf_output_part_count(parts); i++) {
+            const char *p = sf_output_part_path(parts, i);
+            const char *slash = strrchr(p, '/');
+            int n = snprintf(buf, sizeof buf, "<part name=\"%s\" rows=\"%llu\"/>\n",
+                             slash ? slash + 1 : p,
+                             (unsigned long long)sf_output_part_rows(parts, i));
+            sf_output_write(index, buf, (size_t)n);
+            sf_output_count_row(index);
+        }
+        sf_output_write(index, "</index>\n", 9);
+        if (sf_output_finish(index) != SF_OK)
+            return fail_with("finish index", index);
+    }
+    if (sf_output_publish(parts) != SF_OK)
+        rc = fail_with("publish parts", parts);
+    else if (indexed && sf_output_publish(index) != SF_OK)
+        rc = fail_with("publish index", index);
+    else if (indexed && sf_output_settle(parts) != SF_OK)
+        rc = fail_with("settle", parts);
+    sf_output_free(parts);
+    sf_output_free(index);
+    sf_census_free(cs);
+    return rc;
+}
+
+/* --hold PATH MARK SECONDS: opens PATH, writes "held feed", creates MARK,
+ * waits, commits. --open PATH: opens, says "status N[: message]", commits
+ * "open feed". --kill PATH: opens, writes, dies by SIGKILL. */
+static int hold_mode(const char *mode, const char *path, const char *mark, int seconds)
+{
+    sf_census *cs = sf_census_create();
+    sf_output *o = sf_output_create(cs);
+    sf_status st = sf_output_open_file(o, path);
+    if (!strcmp(mode, "--open")) {
+        if (st == SF_OK)
+            printf("status 0\n");
+        else
+            printf("status %d: %s\n", st, sf_output_errmsg(o));
+    }
+    if (st != SF_OK) {
+        sf_output_free(o);
+        sf_census_free(cs);
+        return 1;
+    }
+    const char *text = !strcmp(mode, "--open") ? "open feed\n" : "held feed\n";
+    sf_output_write(o, text, strlen(text));
+    if (!strcmp(mode, "--kill")) {
+        sf_output_finish(o); /* the temporary file complete, never renamed */
+        kill(getpid(), SIGKILL);
+    }
+    if (mark) {
+        FILE *f = fopen(mark, "w");
+        if (f)
+            fclose(f);
+        sleep((unsigned)seconds);
+    }
+    st = sf_output_commit(o);
+    if (st != SF_OK)
+        fprintf(stderr, "set_test: commit: %s\n", sf_output_errmsg(o));
+    sf_output_free(o);
+    sf_census_free(cs);
+    return st == SF_OK ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 5 && !strcmp(argv[1], "--publish"))
+        return publish_mode(argv[2], strtoull(argv[3], NULL, 10), argv[4], 1);
+    if (argc == 6 && !strcmp(argv[1], "--publish"))
+        return publish_mode(argv[2], strtoull(argv[3], NULL, 10), argv[4], atoi(argv[5]));
+    if (argc == 5 && !strcmp(argv[1], "--hold"))
+        return hold_mode(argv[1], argv[2], argv[3], atoi(argv[4]));
+    if (argc == 3 && (!strcmp(argv[1], "--open") || !strcmp(argv[1], "--kill")))
+        return hold_mode(argv[1], argv[2], NULL, 0);
     if (argc != 2) {
-        fprintf(stderr, "usage: set_test DIR\n");
+        fprintf(stderr, "usage: set_test DIR | --publish DIR ROWS SPLIT [INDEXED] | "
+                        "--hold PATH MARK SECONDS | --open PATH | --kill PATH\n");
         return 2;
     }
     dir = argv[1];

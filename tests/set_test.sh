@@ -122,7 +122,9 @@ scenario() {
     local indexed=$1 var=$2 step=$3 d=$T/s
     rm -rf "$d"; mkdir -p "$d"
     "$ST" --publish "$d" 35 10 "$indexed" 2>"$T/err0" || { fail "set: previous run" "$(cat "$T/err0")"; return 1; }
-    env "$var=$step" LD_PRELOAD="$INJ" "$ST" --publish "$d" 15 10 "$indexed" >/dev/null 2>"$T/err1"
+    # Through a shell of its own whose report of the SIGKILL goes nowhere.
+    E=$T/err1 bash -c '"$@" >/dev/null 2>"$E"; exit $?' - \
+        env "$var=$step" LD_PRELOAD="$INJ" "$ST" --publish "$d" 15 10 "$indexed" 2>/dev/null
     local rc=$?
     outcome=ok; [ $rc = 137 ] && outcome=killed; [ $rc = 1 ] && outcome=failed
     local what; what=$($PY "$T/check.py" "$d" "$indexed")
@@ -189,14 +191,14 @@ ok "lock: the lock file is gone" sh -c "! ls -A '$d' | grep -q 'sqlfeed.lock'"
 # A run killed mid-stream: its temporary file stays; a refused run leaves it;
 # the next run that gets the lock removes it.
 rm -rf "$d"; mkdir -p "$d"
-"$ST" --kill "$d/feed.xml"
+bash -c '"$@"; exit $?' - "$ST" --kill "$d/feed.xml" 2>/dev/null
 stale=$(ls -A "$d" | grep -E '^\.feed\.xml\.sqlfeed-[0-9a-f]{8}$')
 ok "stale: a SIGKILLed run leaves its temporary file" test -n "$stale"
 "$ST" --hold "$d/feed.xml" "$T/held3" 3 & holder=$!
 for _ in $(seq 100); do [ -e "$T/held3" ] && break; sleep 0.05; done
 ok "stale: the next run (holding the lock) removed it" test ! -e "$d/$stale"
-rm -rf "$d"; mkdir -p "$d"
 wait $holder
+rm -rf "$d"; mkdir -p "$d"
 "$ST" --hold "$d/feed.xml" "$T/held4" 3 & holder=$!
 for _ in $(seq 100); do [ -e "$T/held4" ] && break; sleep 0.05; done
 echo stale > "$d/.feed.xml.sqlfeed-0badf00d"

@@ -4,6 +4,7 @@
  * docs/sink.md ("File sets"). */
 #include <dirent.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "set.h"
+#include "sink.h"
 
 size_t sf_side_keep(const char *name, size_t extra, long name_max)
 {
@@ -319,4 +321,294 @@ size_t sf_set_remove_stale(int dirfd, const sf_pattern *p, const char *tag, uint
     }
     closedir(d);
     return removed;
+}
+
+/* ---- the parts of a split output ----------------------------------------
+ * The current part's chain is o->head, so the write buffer drains into it;
+ * a finished part keeps its chain (its file sink holds the temporary file)
+ * until publish renames it or abort removes it. */
+
+typedef struct sf_set_part {
+    sf_stage *chain; /* NULL once freed */
+    char *path;      /* the final path */
+    char *name;      /* its file name (inside path) */
+    uint64_t rows, bytes, bytes_out;
+} sf_set_part;
+
+typedef struct sf_fileset {
+    sf_pattern pat;
+    char tag[9];
+    sf_set_part *parts;
+    size_t n, cap;
+    uint64_t part_start; /* o->drained when the current part began */
+    int indexed;         /* an index publishes it: settle waits for it */
+    int renamed;         /* parts renamed: the next step is settle */
+} sf_fileset;
+
+static sf_set_part *cur(const sf_output *o) { return &o->set->parts[o->set->n - 1]; }
+
+/* Opens part n+1: its name, its chain (a temporary file beside it). */
+static sf_status open_part(sf_output *o)
+{
+    sf_fileset *fs = o->set;
+    sf_census *cs = o->cref.census;
+    if (fs->n == fs->cap) {
+        size_t cap = fs->cap ? fs->cap * 2 : 16;
+        sf_set_part *p = sf_realloc(cs, SF_MEM_SINK, fs->parts, cap * sizeof *p);
+        if (!p)
+            return sf_fail(&o->err, SF_ERR_NOMEM, "out of memory: list of parts");
+        fs->parts = p;
+        fs->cap = cap;
+    }
+    char name[4096];
+    size_t len = sf_pattern_expand(&fs->pat, fs->pat.has_tag ? fs->tag : NULL, fs->n + 1, name,
+                                   sizeof name);
+    if (!len)
+        return sf_fail(&o->err, SF_ERR_OUTPUT, "part %zu of %s: name too long", fs->n + 1,
+                       o->side->path);
+    int here = !strchr(o->side->path, '/');
+    size_t dl = here ? 0 : strlen(fs->pat.dir) + 1;
+    sf_set_part *p = &fs->parts[fs->n];
+    memset(p, 0, sizeof *p);
+    p->path = sf_alloc(cs, SF_MEM_SINK, dl + len + 1);
+    if (!p->path)
+        return sf_fail(&o->err, SF_ERR_NOMEM, "out of memory: part name");
+    if (here)
+        memcpy(p->path, name, len + 1);
+    else
+        snprintf(p->path, dl + len + 1, "%s%s%s", fs->pat.dir,
+                 strcmp(fs->pat.dir, "/") ? "/" : "", name);
+    p->name = p->path + strlen(p->path) - len;
+    sf_status st = sf_stage_chain_open(o, p->path, -1, p->path, &p->chain);
+    if (st != SF_OK) {
+        sf_dealloc(cs, p->path);
+        return st;
+    }
+    fs->n++;
+    o->head = p->chain;
+    fs->part_start = atomic_load_explicit(&o->drained, memory_order_relaxed);
+    return SF_OK;
+}
+
+/* The current part is complete and its chain finished: its figures. */
+static void part_done(sf_output *o)
+{
+    sf_set_part *p = cur(o);
+    p->bytes = atomic_load_explicit(&o->drained, memory_order_relaxed) - o->set->part_start;
+    sf_stage *sink = sf_stage_chain_tail(p->chain);
+    p->bytes_out = sink ? sink->in : 0;
+}
+
+void sf_fileset_free(sf_output *o)
+{
+    sf_fileset *fs = o->set;
+    if (!fs)
+        return;
+    sf_census *cs = o->cref.census;
+    for (size_t i = 0; i < fs->n; i++) {
+        if (fs->parts[i].chain == o->head)
+            o->head = NULL; /* the output does not free it twice */
+        sf_stage_chain_free(fs->parts[i].chain);
+        sf_dealloc(cs, fs->parts[i].path);
+    }
+    sf_dealloc(cs, fs->parts);
+    sf_pattern_free(&fs->pat, cs);
+    sf_dealloc(cs, fs);
+    o->set = NULL;
+}
+
+sf_status sf_fileset_open(sf_output *o, const char *pattern)
+{
+    sf_census *cs = o->cref.census;
+    sf_fileset *fs = sf_calloc(cs, SF_MEM_SINK, 1, sizeof *fs);
+    if (!fs)
+        return sf_fail(&o->err, SF_ERR_NOMEM, "out of memory: file set");
+    o->set = fs;
+    sf_status st = sf_pattern_parse(&fs->pat, cs, &o->err, pattern);
+    if (st != SF_OK) {
+        sf_dealloc(cs, fs);
+        o->set = NULL;
+        return st;
+    }
+    /* Never a lock file or a part in /dev, /proc, /sys (file.c's rule,
+     * checked before the lock is created). */
+    if (sf_output_kernel_dir(fs->pat.dir))
+        return sf_fail(&o->err, SF_ERR_OUTPUT,
+                       "will not create a file in %s (/dev and below, /proc, /sys: kernel file "
+                       "systems) for %s",
+                       fs->pat.dir, pattern);
+    st = sf_side_open(&o->side, cs, &o->err, pattern, &fs->pat, NULL);
+    if (st == SF_OK && fs->pat.has_tag &&
+        sf_set_choose_tag(&fs->pat, o->side->lock.dirfd,
+                          o->side->have_prev ? o->side->prev.tag : NULL, fs->tag) != 0)
+        st = sf_fail(&o->err, SF_ERR_OUTPUT, "no free run tag for %s", pattern);
+    if (st == SF_OK)
+        st = open_part(o);
+    /* A part is a file published by rename, never a device or FIFO that a
+     * name of the pattern happens to lead to. */
+    if (st == SF_OK && !o->atomic)
+        st = sf_fail(&o->err, SF_ERR_OUTPUT, "part %s is not a regular file",
+                     fs->parts[0].path);
+    return st; /* on failure the caller frees (open_failed) */
+}
+
+int sf_output_is_split(const sf_output *o) { return o && o->set; }
+
+int sf_output_split_due(const sf_output *o, uint64_t row_bytes, uint64_t tail_bytes)
+{
+    if (!o || !o->set || o->state != SF_OUT_OPEN)
+        return 0;
+    const sf_set_part *p = cur(o);
+    if (p->rows == 0)
+        return 0;
+    if (o->opt.split_rows && p->rows >= o->opt.split_rows)
+        return 1;
+    if (!o->opt.split_bytes)
+        return 0;
+    uint64_t have =
+        atomic_load_explicit(&o->drained, memory_order_relaxed) + o->w.len - o->set->part_start;
+    return have + row_bytes + tail_bytes > o->opt.split_bytes;
+}
+
+void sf_output_count_row(sf_output *o)
+{
+    o->rows++;
+    if (o->set)
+        cur(o)->rows++;
+}
+
+sf_status sf_output_next_part(sf_output *o)
+{
+    if (!o)
+        return SF_ERR_ARG;
+    if (!o->set || o->state != SF_OUT_OPEN)
+        return o->state == SF_OUT_FAILED
+                   ? SF_ERR_OUTPUT
+                   : sf_fail(&o->err, SF_ERR_STATE, "next part of an output that is not split");
+    if (o->w.drain(&o->w) != 0)
+        return SF_ERR_OUTPUT;
+    sf_status st = sf_stage_chain_finish(o->head);
+    if (st == SF_OK) {
+        part_done(o);
+        st = open_part(o);
+    }
+    if (st != SF_OK) {
+        o->state = SF_OUT_FAILED;
+        sf_output_abort(o);
+    }
+    return st;
+}
+
+/* sf_output_finish, the last part: its figures. */
+void sf_fileset_finished(sf_output *o)
+{
+    if (o->set)
+        part_done(o);
+}
+
+void sf_fileset_abort(sf_output *o)
+{
+    for (size_t i = 0; o->set && i < o->set->n; i++)
+        sf_stage_chain_abort(o->set->parts[i].chain);
+}
+
+/* The state record and the removal of earlier runs' parts. */
+static sf_status settle(sf_output *o)
+{
+    sf_fileset *fs = o->set;
+    sf_census *cs = o->cref.census;
+    sf_state rec = {0};
+    rec.rows = o->rows;
+    rec.bytes = atomic_load_explicit(&o->drained, memory_order_relaxed);
+    memcpy(rec.tag, fs->pat.has_tag ? fs->tag : "", fs->pat.has_tag ? 9 : 1);
+    sf_buf names;
+    sf_buf_init(&names, cs, SF_MEM_SINK);
+    for (size_t i = 0; i < fs->n; i++)
+        if (sf_buf_append(&names, fs->parts[i].name, strlen(fs->parts[i].name) + 1) != 0) {
+            sf_buf_free(&names);
+            return sf_fail(&o->err, SF_ERR_NOMEM, "out of memory: state record of %s",
+                           o->side->path);
+        }
+    rec.parts = fs->n;
+    rec.names = names.data;
+    rec.names_len = names.len;
+    sf_status st = sf_side_record(o->side, cs, &o->err, &rec);
+    sf_buf_free(&names);
+    /* Only once the new set's record (and, before it, its index) is in
+     * place: a crash before this point leaves the old parts the old index
+     * names. A removal that fails leaves a file the next run removes. */
+    int err = 0;
+    sf_set_remove_stale(o->side->lock.dirfd, &fs->pat, fs->pat.has_tag ? fs->tag : NULL, fs->n,
+                        &err);
+    if (err && st == SF_OK)
+        st = sf_fail(&o->err, SF_ERR_OUTPUT,
+                     "%s published, but a part of an earlier run in %s could not be removed "
+                     "(%s); the next run removes it",
+                     o->side->path, o->side->dir, strerror(err));
+    return st;
+}
+
+sf_status sf_fileset_publish(sf_output *o, int *renamed)
+{
+    sf_fileset *fs = o->set;
+    *renamed = 0;
+    /* Every part under its final name; with %r none of them is a name the
+     * published index uses, so the previous set is still whole. */
+    for (size_t i = 0; i < fs->n; i++) {
+        sf_stage *sink = sf_stage_chain_tail(fs->parts[i].chain);
+        sf_status st = sink->vt->publish(sink);
+        if (st != SF_OK)
+            return st; /* the caller aborts the rest */
+    }
+    *renamed = 1;
+    /* One directory fsync for them all, before any index names them. */
+    sf_status st = sf_sink_file_sync_dir(sf_stage_chain_tail(fs->parts[0].chain));
+    fs->renamed = 1;
+    if (st != SF_OK || fs->indexed)
+        return st;
+    return settle(o);
+}
+
+void sf_output_set_indexed(sf_output *o)
+{
+    if (o && o->set)
+        o->set->indexed = 1;
+}
+
+sf_status sf_output_settle(sf_output *o)
+{
+    if (!o)
+        return SF_ERR_ARG;
+    if (!o->set)
+        return SF_OK;
+    if (!o->set->renamed)
+        return sf_fail(&o->err, SF_ERR_STATE, "settle before the parts were published");
+    return settle(o);
+}
+
+size_t sf_fileset_count(const sf_output *o) { return o->set->n; }
+
+const char *sf_fileset_part(const sf_output *o, size_t i, uint64_t *rows, uint64_t *bytes)
+{
+    if (i >= o->set->n)
+        return NULL;
+    const sf_set_part *p = &o->set->parts[i];
+    if (rows)
+        *rows = p->rows;
+    if (bytes) /* the current part's so far, a finished part's exactly */
+        *bytes = i + 1 < o->set->n || o->state != SF_OUT_OPEN
+                     ? p->bytes
+                     : atomic_load_explicit(&o->drained, memory_order_relaxed) -
+                           o->set->part_start;
+    return p->path;
+}
+
+uint64_t sf_fileset_bytes_out(const sf_output *o)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < o->set->n; i++) {
+        sf_stage *sink = sf_stage_chain_tail(o->set->parts[i].chain);
+        n += sink ? sink->in : 0;
+    }
+    return n;
 }
