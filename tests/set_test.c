@@ -459,8 +459,11 @@ static int hold_mode(const char *mode, const char *path, const char *mark, int s
     }
     if (mark) {
         FILE *f = fopen(mark, "w");
-        if (f)
+        if (f) {
+            const char *lock = sf_output_lock_path(o);
+            fprintf(f, "%s\n", lock ? lock : "(no lock)");
             fclose(f);
+        }
         sleep((unsigned)seconds);
     }
     st = sf_output_commit(o);

@@ -181,6 +181,8 @@ tmp=$(ls -A "$d" | grep -E '^\.feed\.xml\.sqlfeed-[0-9a-f]{8}$')
 ok "lock: a second run is refused with SF_ERR_BUSY, naming the first's PID" \
     grep -qx "status 10: another sqlfeed run (PID $holder) is writing $d/feed.xml" "$T/second"
 ok "lock: the refused run leaves the first run's temporary file alone" test -n "$tmp" -a -e "$d/$tmp"
+ok "lock: sf_output_lock_path names the lock file, which exists while held" \
+    sh -c "grep -qx '$d/.feed.xml.sqlfeed.lock' '$T/held' && [ -e '$d/.feed.xml.sqlfeed.lock' ]"
 wait $holder
 ok "lock: the first run publishes normally" grep -qx "held feed" "$d/feed.xml"
 "$ST" --open "$d/feed.xml" > "$T/third" 2>&1

@@ -60,12 +60,16 @@ sf_status sf_lock_take(sf_lock *l, sf_census *cs, sf_errbuf *e, const char *dir,
 {
     l->fd = -1;
     l->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    l->name = NULL;
+    l->name = l->path = NULL;
     if (l->dirfd < 0)
         return sf_fail(e, SF_ERR_OUTPUT, "cannot open directory %s for %s: %s", dir, path,
                        strerror(errno));
     l->name = lock_name(cs, name, sf_dir_name_max(l->dirfd));
-    if (!l->name) {
+    size_t pn = strlen(dir) + 1 + (l->name ? strlen(l->name) : 0) + 1;
+    l->path = l->name ? sf_alloc(cs, SF_MEM_SINK, pn) : NULL;
+    if (l->path)
+        snprintf(l->path, pn, "%s/%s", dir, l->name);
+    if (!l->name || !l->path) {
         sf_lock_release(l, cs);
         return sf_fail(e, SF_ERR_NOMEM, "out of memory: lock file name");
     }
@@ -130,7 +134,8 @@ void sf_lock_release(sf_lock *l, sf_census *cs)
         l->dirfd = -1;
     }
     sf_dealloc(cs, l->name);
-    l->name = NULL;
+    sf_dealloc(cs, l->path);
+    l->name = l->path = NULL;
 }
 
 /* Whether `d` (n bytes) is "." + M + ".sqlfeed-" + 8 lowercase hex; then

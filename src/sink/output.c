@@ -428,6 +428,11 @@ int sf_output_previous_rows(const sf_output *o, uint64_t *rows)
     return 1;
 }
 
+const char *sf_output_lock_path(const sf_output *o)
+{
+    return o && o->side && o->side->lock.fd >= 0 ? o->side->lock.path : NULL;
+}
+
 void sf_output_keep_state(sf_output *o)
 {
     if (o)

@@ -107,9 +107,10 @@ typedef struct sf_lock {
     int fd;     /* -1: not held */
     int dirfd;  /* the directory the lock lives in (ours: closed on release) */
     char *name; /* the lock file's name in dirfd */
+    char *path; /* ... and its path (sf_output_lock_path) */
 } sf_lock;
 
-#define SF_LOCK_INIT {-1, -1, NULL}
+#define SF_LOCK_INIT {-1, -1, NULL, NULL}
 
 /* Takes `.NAME.sqlfeed.lock` in `dir` (flock LOCK_EX|LOCK_NB), writing this
  * process's PID into it. SF_ERR_BUSY "another sqlfeed run (PID n) is
