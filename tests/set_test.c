@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "check.h"
 #include "sink/set.h"
@@ -363,6 +364,161 @@ static void test_tags(sf_census *cs)
 }
 
 
+/* ---- parts and records through the output API -------------------------- */
+
+static uint64_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+/* The uncompressed text of a gzip file (one member or more), or NULL. */
+static char *gunzip(const char *path, size_t *len)
+{
+    gzFile g = gzopen(path, "rb");
+    if (!g)
+        return NULL;
+    static char buf[1 << 16];
+    int n = gzread(g, buf, sizeof buf - 1);
+    int err = 0;
+    gzerror(g, &err);
+    gzclose(g);
+    if (n < 0 || err != Z_OK)
+        return NULL;
+    buf[n] = '\0';
+    *len = (size_t)n;
+    return buf;
+}
+
+static void test_parts(void)
+{
+    sf_census *cs = sf_census_create();
+    sf_output *o = sf_output_create(cs);
+    char pattern[4096], buf[128];
+    snprintf(pattern, sizeof pattern, "%s/g-%%02d.xml.gz", dir);
+    const char *head = "<part>\n", *tail = "</part>\n";
+    sf_status st = sf_output_set_option(o, "split_bytes", "100");
+    st = st ? st : sf_output_set_option(o, "writer", "inline");
+    st = st ? st : sf_output_open_parts(o, pattern);
+    check(st == SF_OK && sf_output_is_split(o) && sf_output_lock_path(o),
+          "parts: opened, split, locked", "%d %s", st, sf_output_errmsg(o));
+    if (st != SF_OK) {
+        sf_output_free(o);
+        sf_census_free(cs);
+        return;
+    }
+    check(!sf_output_split_due(o, 1000, 1000), "parts: never due before a part's first row",
+          "due");
+    sf_output_write(o, head, strlen(head));
+    int due_ok = 1;
+    for (int i = 1; i <= 20; i++) {
+        int n = snprintf(buf, sizeof buf, "<row>%d</row>\n", i);
+        uint64_t part_bytes = sf_output_part_bytes(o, sf_output_part_count(o) - 1);
+        int due = sf_output_split_due(o, (uint64_t)n, strlen(tail));
+        /* Due exactly when the row and the tail would pass 100 bytes. */
+        if (due != (sf_output_part_rows(o, sf_output_part_count(o) - 1) > 0 &&
+                    part_bytes + (uint64_t)n + strlen(tail) > 100))
+            due_ok = 0;
+        if (due) {
+            sf_output_write(o, tail, strlen(tail));
+            if (sf_output_next_part(o) != SF_OK)
+                break;
+            sf_output_write(o, head, strlen(head));
+        }
+        sf_output_write(o, buf, (size_t)n);
+        sf_output_count_row(o);
+    }
+    sf_output_write(o, tail, strlen(tail));
+    check(due_ok, "parts: split due by bytes, head and tail counted", "wrong decision");
+    st = sf_output_commit(o);
+    size_t parts = sf_output_part_count(o);
+    uint64_t rows = 0, bytes = 0, out = 0;
+    int whole = 1;
+    for (size_t i = 0; i < parts; i++) {
+        const char *p = sf_output_part_path(o, i);
+        size_t len = 0;
+        char *text = p ? gunzip(p, &len) : NULL;
+        int nrows = 0;
+        for (char *q = text; q && (q = strstr(q, "<row>")); q++)
+            nrows++;
+        if (!text || strncmp(text, head, strlen(head)) ||
+            strcmp(text + len - strlen(tail), tail) || len != sf_output_part_bytes(o, i) ||
+            len > 100 || (uint64_t)nrows != sf_output_part_rows(o, i))
+            whole = 0;
+        rows += sf_output_part_rows(o, i);
+        bytes += sf_output_part_bytes(o, i);
+        out += p ? file_size(p) : 0;
+    }
+    snprintf(buf, sizeof buf, "%s/g-01.xml.gz", dir);
+    check(st == SF_OK && parts > 3 && !strcmp(sf_output_part_path(o, 0), buf),
+          "parts: published, several, named from the pattern", "%d %zu %s", st, parts,
+          sf_output_errmsg(o));
+    check(whole && rows == 20 && bytes == sf_output_bytes(o) && out == sf_output_bytes_out(o),
+          "parts: each a complete gzip document of at most 100 bytes; rows, bytes, bytes out "
+          "add up",
+          "whole %d rows %llu bytes %llu/%llu out %llu/%llu", whole, (unsigned long long)rows,
+          (unsigned long long)bytes, (unsigned long long)sf_output_bytes(o),
+          (unsigned long long)out, (unsigned long long)sf_output_bytes_out(o));
+    sf_output_free(o);
+    check(!exists(".g-%02d.xml.gz.sqlfeed.lock"), "parts: lock released on free", "still there");
+
+    /* The record: the previous run's rows, for --max-drop. */
+    o = sf_output_create(cs);
+    uint64_t prev = 0;
+    st = sf_output_open_parts(o, pattern);
+    check(st == SF_OK && sf_output_previous_rows(o, &prev) == 1 && prev == 20,
+          "record: a set's previous rows", "%d %llu", st, (unsigned long long)prev);
+    sf_output_free(o); /* never published: the parts of the run stay */
+    check(exists("g-01.xml.gz") && exists(".g-%02d.xml.gz.sqlfeed.state") && entries() == (int)parts + 1,
+          "parts: a run freed unpublished leaves the published set and nothing else",
+          "%d entries", entries());
+    clean();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/one.xml", dir);
+    o = sf_output_create(cs);
+    st = sf_output_open_file(o, path);
+    check(st == SF_OK && sf_output_previous_rows(o, &prev) == 0, "record: none before a first run",
+          "%d", st);
+    sf_output_write(o, "<a/>\n", 5);
+    sf_output_commit(o);
+    sf_output_free(o);
+    check(!exists(".one.xml.sqlfeed.state"), "record: none for a file that counted no rows",
+          "written");
+    for (int run = 0; run < 2; run++) {
+        o = sf_output_create(cs);
+        sf_output_open_file(o, path);
+        if (run == 0)
+            for (int i = 0; i < 3; i++)
+                sf_output_count_row(o);
+        else
+            sf_output_keep_state(o); /* a feed with no rows */
+        sf_output_write(o, "<a/>\n", 5);
+        sf_output_commit(o);
+        sf_output_free(o);
+    }
+    o = sf_output_create(cs);
+    sf_output_open_file(o, path);
+    int have = sf_output_previous_rows(o, &prev);
+    sf_output_free(o);
+    check(have == 1 && prev == 0, "record: an empty feed is recorded (keep_state)", "%d %llu",
+          have, (unsigned long long)prev);
+    /* Bad patterns and kernel directories refused at open, leaving nothing. */
+    o = sf_output_create(cs);
+    snprintf(path, sizeof path, "%s/bad-%%x.xml", dir);
+    st = sf_output_open_parts(o, path);
+    sf_output_free(o);
+    o = sf_output_create(cs);
+    sf_status st2 = sf_output_open_parts(o, "/proc/self/p-%d.xml");
+    check(st == SF_ERR_ARG && st2 == SF_ERR_OUTPUT && strstr(sf_output_errmsg(o), "will not"),
+          "parts: a bad pattern, a kernel directory refused", "%d %d %s", st, st2,
+          sf_output_errmsg(o));
+    sf_output_free(o);
+    clean();
+    check(sf_census_live_bytes(cs) == 0, "parts: nothing left allocated", "%llu",
+          (unsigned long long)sf_census_live_bytes(cs));
+    sf_census_free(cs);
+}
+
 /* ---- publication, driven as the render drives it --------------------------
  * set_test --publish DIR ROWS SPLIT: ROWS rows of <row>i</row> into parts of
  * SPLIT rows (DIR/p-%r-%03d.xml), then an index DIR/index.xml naming each
@@ -500,6 +656,7 @@ int main(int argc, char **argv)
     test_state(cs);
     test_lock(cs);
     test_tags(cs);
+    test_parts();
     uint64_t live = sf_census_live_bytes(cs);
     check(live == 0, "census: nothing left allocated", "%llu bytes live",
           (unsigned long long)live);

@@ -595,10 +595,10 @@ const char *sf_fileset_part(const sf_output *o, size_t i, uint64_t *rows, uint64
     const sf_set_part *p = &o->set->parts[i];
     if (rows)
         *rows = p->rows;
-    if (bytes) /* the current part's so far, a finished part's exactly */
+    if (bytes) /* a finished part's; the current one's so far, buffer included */
         *bytes = i + 1 < o->set->n || o->state != SF_OUT_OPEN
                      ? p->bytes
-                     : atomic_load_explicit(&o->drained, memory_order_relaxed) -
+                     : atomic_load_explicit(&o->drained, memory_order_relaxed) + o->w.len -
                            o->set->part_start;
     return p->path;
 }
