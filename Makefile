@@ -54,6 +54,7 @@ TESTS   += $(BUILD)/tests/wellformed_test
 TESTS   += $(BUILD)/tests/secret_test
 TESTS   += $(BUILD)/tests/output_test
 TESTS   += $(BUILD)/tests/set_test
+TESTS   += $(BUILD)/tests/feed_test
 
 .PHONY: all check test spec fuzz fuzz-build demo bench deps deps-fuzz install clean
 all: $(BUILD)/sqlfeed $(BUILD)/libsqlfeed.a
@@ -107,6 +108,15 @@ $(BUILD)/tests/publish_alloc_test: tests/publish_alloc_test.c $(BUILD)/libsqlfee
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) $< $(BUILD)/libsqlfeed.a $(LDLIBS) \
 	  -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@
+
+# The feed loop's split calls are faked at link time (tests/feed_test.c).
+FEED_WRAP = sf_output_is_split sf_output_split_due sf_output_count_row sf_output_next_part \
+            sf_output_split_bytes sf_output_part_count sf_output_part_path sf_output_part_rows \
+            sf_output_part_bytes sf_output_previous_rows
+$(BUILD)/tests/feed_test: tests/feed_test.c $(BUILD)/libsqlfeed.a
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CPPFLAGS) $(DEPFLAGS) -MF $@.d -MT $@ $(ALL_CFLAGS) $(LDFLAGS) $< \
+	  $(BUILD)/libsqlfeed.a $(TEST_LDLIBS) $(foreach f,$(FEED_WRAP),-Wl,--wrap=$(f)) -o $@
 
 $(BUILD)/tests/inject.so: tests/inject.c
 	@mkdir -p $(dir $@)

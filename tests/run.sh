@@ -32,6 +32,7 @@ mkdir -p "$S/wellformed"; suite wellformed "$B/tests/wellformed_test" "$S/wellfo
 suite secrets "$B/tests/secret_test"
 suite sources "$HERE/source_test.sh" "$B"
 mkdir -p "$S/output"; suite output "$B/tests/output_test" "$S/output"
+mkdir -p "$S/feed"; suite feed "$B/tests/feed_test" "$S/feed"
 suite cli "$HERE/cli_test.sh" "$B"
 suite census "$HERE/census_test.sh" "$B"
 suite publish "$HERE/publish_test.sh" "$B"

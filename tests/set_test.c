@@ -546,7 +546,8 @@ static int publish_mode(const char *d, uint64_t rows, const char *split, int ind
     if (sf_output_open_parts(parts, pattern) != SF_OK)
         return fail_with("open parts", parts);
     if (indexed) {
-        sf_output_set_indexed(parts);
+        /* No sf_output_set_indexed(): a pattern with %r is indexed by
+         * default, the case a caller that forgets gets. */
         if (sf_output_open_file(index, ipath) != SF_OK)
             return fail_with("open index", index);
     }

@@ -1,65 +1,29 @@
-/* render.c: one run: checks the template's names against the query,
- * binds parameters, peeks the first row, and renders the template with the
- * query's rows as the list `rows`.
+/* render.c: one run: checks each template's names against the query, binds
+ * parameters, peeks the first row, then pushes the rows through every
+ * output added (src/core/feed.c), and commits them as a set.
  *
- * The context the template sees is three kinds of frames, all answered from
- * maps built once per run (template symbol -> column or root value), so a
- * lookup in the row loop is an array index:
+ * The context a template sees is three kinds of frames, all answered from
+ * maps built once per run and output (template symbol -> column or root
+ * value), so a lookup in the row loop is an array index:
  *   root: parameters, built-ins (generated_at ...) and `rows`;
- *   rows: a list whose items are the query's rows, read one at a time;
+ *   rows: a list whose items are the query's rows (the feed loop pushes
+ *         them: the list itself is never iterated);
  *   row:  the current row's columns (NULL is present-but-null). */
-#include <signal.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "../sink/sink.h"
-#include "../source/source.h"
-#include "../template/template.h"
+#include "feed.h"
 
-enum { B_AT, B_DATE, B_RFC822, B_VERSION, B_COUNT };
 static const char *const builtin_names[B_COUNT] = {
     [B_AT] = "generated_at",
     [B_DATE] = "generated_date",
     [B_RFC822] = "generated_rfc822",
     [B_VERSION] = "sqlfeed_version",
 };
-#define ROWS_NAME "rows"
-
-typedef struct sf_param {
-    char *name;
-    char *value;
-    size_t len;
-} sf_param;
-
-struct sf_render {
-    sf_census_ref cref;
-    sf_errbuf err;
-    sf_param *params;
-    size_t nparams;
-    int64_t when;
-    int when_set;
-    int ran;
-    /* Written by sf_render_cancel() from a signal handler or another thread:
-     * lock-free atomics, safe in both. */
-    atomic_int cancel;
-    _Atomic(sf_source *) running; /* the source to interrupt */
-    _Atomic uint64_t rows; /* one writer (the run); monitors read it */
-
-    /* During a run. */
-    const sf_template *tpl;
-    sf_source *src;
-    int32_t *colmap;  /* template symbol -> column, or -1 */
-    int32_t *rootmap; /* template symbol -> root value, or -1 */
-    uint32_t rows_sym;
-    int has_row;
-    int rows_begun; /* the list has been iterated: it cannot be again */
-    sf_status fail;
-    char btext[B_COUNT][64];
-};
-
-static const sf_data_ops root_ops, rows_ops, row_ops;
 
 sf_render *sf_render_create(sf_census *census) { return SF_HANDLE_CREATE(sf_render, census); }
 
@@ -73,6 +37,12 @@ void sf_render_free(sf_render *r)
         sf_dealloc(cs, r->params[i].value);
     }
     sf_dealloc(cs, r->params);
+    for (size_t i = 0; i < r->nouts; i++) {
+        sf_feed_release(r->outs[i]);
+        sf_dealloc(cs, r->outs[i]->base_url);
+        sf_dealloc(cs, r->outs[i]);
+    }
+    sf_dealloc(cs, r->outs);
     SF_HANDLE_FREE(sf_render, r);
 }
 
@@ -155,20 +125,146 @@ uint64_t sf_render_rows(const sf_render *r)
 }
 const char *sf_render_errmsg(const sf_render *r) { return r ? r->err.msg : ""; }
 
+/* ---- options ------------------------------------------------------------ */
+
+sf_status sf_render_set_option(sf_render *r, const char *name, const char *value)
+{
+    if (!r)
+        return SF_ERR_ARG;
+    sf_err_clear(&r->err);
+    if (!name || !value)
+        return sf_fail(&r->err, SF_ERR_ARG, "option without a name or value");
+    if (r->ran)
+        return sf_fail(&r->err, SF_ERR_STATE, "option '%s' set after the run", name);
+    if (strcmp(name, "min_rows") == 0) {
+        char *end;
+        unsigned long long n = strtoull(value, &end, 10);
+        if (value[0] < '0' || value[0] > '9' || *end)
+            return sf_fail(&r->err, SF_ERR_ARG, "min_rows '%s': expected a number of rows",
+                           value);
+        r->min_rows = (uint64_t)n;
+        r->min_rows_set = 1;
+        return SF_OK;
+    }
+    if (strcmp(name, "max_drop") == 0) {
+        char *end;
+        double pct = strtod(value, &end);
+        if (end != value && *end == '%')
+            end++;
+        if ((value[0] < '0' || value[0] > '9') || *end || !isfinite(pct) || pct > 100.0)
+            return sf_fail(&r->err, SF_ERR_ARG,
+                           "max_drop '%s': expected a percentage from 0 to 100", value);
+        r->max_drop = pct;
+        r->max_drop_set = 1;
+        return SF_OK;
+    }
+    return sf_fail(&r->err, SF_ERR_ARG, "unknown render option '%s' (min_rows, max_drop)", name);
+}
+
+/* ---- outputs ------------------------------------------------------------ */
+
+static sf_feed_out *find_out(const sf_render *r, const sf_output *o)
+{
+    for (size_t i = 0; i < r->nouts; i++)
+        if (r->outs[i]->out == o)
+            return r->outs[i];
+    return NULL;
+}
+
+static sf_status add(sf_render *r, sf_template *tpl, sf_output *out, sf_feed_out **made)
+{
+    if (!tpl->loaded)
+        return sf_fail(&r->err, SF_ERR_STATE, "the template is not loaded");
+    if (out->state != SF_OUT_OPEN)
+        return sf_fail(&r->err, SF_ERR_STATE, "the output is not open");
+    if (find_out(r, out))
+        return sf_fail(&r->err, SF_ERR_ARG, "this output was added already");
+    sf_census *cs = r->cref.census;
+    sf_feed_out **a = sf_realloc(cs, SF_MEM_RENDER, r->outs, (r->nouts + 1) * sizeof *a);
+    if (!a)
+        return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory");
+    r->outs = a;
+    sf_feed_out *f = sf_calloc(cs, SF_MEM_RENDER, 1, sizeof *f);
+    if (!f)
+        return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory");
+    f->r = r;
+    f->tpl = tpl;
+    f->out = out;
+    f->num = r->nouts + 1;
+    f->maxcol = -1;
+    r->outs[r->nouts++] = f;
+    *made = f;
+    return SF_OK;
+}
+
+sf_status sf_render_add_output(sf_render *r, sf_template *tpl, sf_output *out)
+{
+    if (!r)
+        return SF_ERR_ARG;
+    sf_err_clear(&r->err);
+    if (!tpl || !out)
+        return sf_fail(&r->err, SF_ERR_ARG, "an output needs a template and an output");
+    if (r->ran)
+        return sf_fail(&r->err, SF_ERR_STATE, "this render has already run; create another");
+    sf_feed_out *f;
+    return add(r, tpl, out, &f);
+}
+
+sf_status sf_render_add_index(sf_render *r, sf_output *parts, sf_template *tpl,
+                              sf_output *index, const char *base_url, const char *max_column)
+{
+    if (!r)
+        return SF_ERR_ARG;
+    sf_err_clear(&r->err);
+    if (!parts || !tpl || !index)
+        return sf_fail(&r->err, SF_ERR_ARG, "an index needs its parts, a template and an output");
+    if (r->ran)
+        return sf_fail(&r->err, SF_ERR_STATE, "this render has already run; create another");
+    sf_feed_out *p = find_out(r, parts);
+    if (!p || p->is_index)
+        return sf_fail(&r->err, SF_ERR_ARG,
+                       "the index's parts are not an output of this render (add it first)");
+    if (p->index)
+        return sf_fail(&r->err, SF_ERR_ARG, "output %zu has an index already", p->num);
+    sf_census *cs = r->cref.census;
+    char *url = sf_strdup(cs, SF_MEM_RENDER, base_url ? base_url : "");
+    char *col = max_column ? sf_strdup(cs, SF_MEM_RENDER, max_column) : NULL;
+    if (!url || (max_column && !col)) {
+        sf_dealloc(cs, url);
+        sf_dealloc(cs, col);
+        return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory");
+    }
+    sf_feed_out *f;
+    sf_status st = add(r, tpl, index, &f);
+    if (st != SF_OK) {
+        sf_dealloc(cs, url);
+        sf_dealloc(cs, col);
+        return st;
+    }
+    f->is_index = 1;
+    f->parts = p;
+    f->base_url = url;
+    f->base_len = strlen(url);
+    p->index = f;
+    p->max_column = col;
+    return SF_OK;
+}
+
 /* ---- the context the template reads -------------------------------------- */
 
-static int root_lookup(void *obj, uint32_t sym, const char *name, size_t len, sf_val *out)
+static int find_root(const sf_render *r, const char *name)
 {
-    (void)name, (void)len;
-    sf_render *r = obj;
-    if (sym == r->rows_sym) {
-        out->kind = SF_VAL_LIST;
-        out->truthy = (uint8_t)r->has_row;
-        out->ops = &rows_ops;
-        out->obj = r;
-        return 1;
-    }
-    int32_t k = r->rootmap[sym];
+    for (size_t i = 0; i < r->nparams; i++)
+        if (strcmp(r->params[i].name, name) == 0)
+            return (int)i;
+    for (int i = 0; i < B_COUNT; i++)
+        if (strcmp(builtin_names[i], name) == 0)
+            return (int)r->nparams + i;
+    return -1;
+}
+
+int sf_feed_root_value(const sf_render *r, int32_t k, sf_val *out)
+{
     if (k < 0)
         return 0;
     out->kind = SF_VAL_TEXT;
@@ -183,61 +279,6 @@ static int root_lookup(void *obj, uint32_t sym, const char *name, size_t len, sf
     return 1;
 }
 
-static int row_lookup(void *obj, uint32_t sym, const char *name, size_t len, sf_val *out)
-{
-    (void)name, (void)len;
-    sf_render *r = obj;
-    int32_t c = r->colmap[sym];
-    if (c < 0)
-        return 0;
-    sf_source_column(r->src, c, out);
-    return 1;
-}
-
-static int rows_item(void *obj, size_t idx, sf_val *out)
-{
-    sf_render *r = obj;
-    if (idx == 0) {
-        if (r->rows_begun) {
-            r->fail = sf_fail(&r->err, SF_ERR_TEMPLATE,
-                              "the rows are iterated a second time; a query's rows stream once");
-            return -1;
-        }
-        r->rows_begun = 1;
-        if (!r->has_row)
-            return 0;
-    } else {
-        if (atomic_load_explicit(&r->cancel, memory_order_relaxed)) {
-            r->fail = sf_fail(&r->err, SF_ERR_CANCELLED, "cancelled after row %llu",
-                              (unsigned long long)sf_render_rows(r));
-            return -1;
-        }
-        int rc = sf_source_next(r->src);
-        if (rc < 0) {
-            int c = atomic_load(&r->cancel);
-            r->fail = sf_fail(&r->err, c ? SF_ERR_CANCELLED : sf_source_row_status(r->src),
-                              "%s at row %llu: %s", c ? "cancelled" : "query failed",
-                              (unsigned long long)sf_render_rows(r) + 1, sf_source_errmsg(r->src));
-            return -1;
-        }
-        if (rc == 0)
-            return 0;
-    }
-    atomic_store_explicit(&r->rows, atomic_load_explicit(&r->rows, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-    out->kind = SF_VAL_MAP;
-    out->truthy = 1;
-    out->ops = &row_ops;
-    out->obj = r;
-    return 1;
-}
-
-static const sf_data_ops root_ops = {.lookup = root_lookup};
-static const sf_data_ops rows_ops = {.item = rows_item};
-static const sf_data_ops row_ops = {.lookup = row_lookup};
-
-/* ---- the run ----------------------------------------------------------- */
-
 static int find_column(const sf_source *s, const char *name)
 {
     for (int i = 0; i < s->ncols; i++)
@@ -246,20 +287,15 @@ static int find_column(const sf_source *s, const char *name)
     return -1;
 }
 
-static int find_root(const sf_render *r, const char *name)
-{
-    for (size_t i = 0; i < r->nparams; i++)
-        if (strcmp(r->params[i].name, name) == 0)
-            return (int)i;
-    for (int i = 0; i < B_COUNT; i++)
-        if (strcmp(builtin_names[i], name) == 0)
-            return (int)r->nparams + i;
-    return -1;
-}
-
 static int pred_col(void *ud, const char *name)
 {
     return find_column(((sf_render *)ud)->src, name) >= 0;
+}
+
+static int pred_index_col(void *ud, const char *name)
+{
+    (void)ud;
+    return sf_feed_index_field(name) >= 0;
 }
 
 static int pred_root(void *ud, const char *name) { return find_root(ud, name) >= 0; }
@@ -286,21 +322,24 @@ static sf_status format_builtins(sf_render *r)
     return SF_OK;
 }
 
-static sf_status build_maps(sf_render *r)
+/* The symbol maps of one output's template: columns (or, for an index, the
+ * fields of a part) and root values. */
+static sf_status build_maps(sf_render *r, sf_feed_out *f)
 {
-    const sf_template *t = r->tpl;
+    const sf_template *t = f->tpl;
     sf_census *cs = r->cref.census;
     size_t n = t->nsyms ? t->nsyms : 1;
-    r->colmap = sf_alloc(cs, SF_MEM_ROW, n * sizeof *r->colmap);
-    r->rootmap = sf_alloc(cs, SF_MEM_ROW, n * sizeof *r->rootmap);
-    if (!r->colmap || !r->rootmap)
+    f->colmap = sf_alloc(cs, SF_MEM_ROW, n * sizeof *f->colmap);
+    f->rootmap = sf_alloc(cs, SF_MEM_ROW, n * sizeof *f->rootmap);
+    if (!f->colmap || !f->rootmap)
         return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory");
-    r->rows_sym = UINT32_MAX;
+    f->rows_sym = UINT32_MAX;
     for (uint32_t i = 0; i < t->nsyms; i++) {
-        r->colmap[i] = find_column(r->src, t->syms[i].name);
-        r->rootmap[i] = find_root(r, t->syms[i].name);
-        if (strcmp(t->syms[i].name, ROWS_NAME) == 0)
-            r->rows_sym = i;
+        const char *name = t->syms[i].name;
+        f->colmap[i] = f->is_index ? sf_feed_index_field(name) : find_column(r->src, name);
+        f->rootmap[i] = find_root(r, name);
+        if (strcmp(name, ROWS_NAME) == 0)
+            f->rows_sym = i;
     }
     return SF_OK;
 }
@@ -339,12 +378,14 @@ static int template_reads(const sf_template *t, const char *name)
 
 /* A parameter nobody reads is a typo or a wrong assumption (a built-in
  * query that does not filter on it): refuse it rather than publish a feed
- * that silently ignored it. */
+ * that silently ignored it. Read by any of the templates is read. */
 static sf_status check_params_used(sf_render *r)
 {
     for (size_t k = 0; k < r->nparams; k++) {
         const char *name = r->params[k].name;
-        int used = template_reads(r->tpl, name);
+        int used = 0;
+        for (size_t o = 0; !used && o < r->nouts; o++)
+            used = template_reads(r->outs[o]->tpl, name);
         for (int i = 0; !used && i < sf_source_param_count(r->src); i++)
             used = strcmp(sf_source_param_name(r->src, i), name) == 0;
         if (!used)
@@ -356,36 +397,43 @@ static sf_status check_params_used(sf_render *r)
     return SF_OK;
 }
 
-static sf_status run(sf_render *r, sf_output *out)
+/* Everything checked before the first row: names, parameters, indexes. */
+static sf_status prepare(sf_render *r)
 {
-    sf_status st = sf_tpl_check(r->tpl, ROWS_NAME, pred_col, pred_root, r, &r->err);
-    if (st != SF_OK || (st = check_params_used(r)) != SF_OK)
-        return st;
-    if ((st = bind_params(r)) != SF_OK || (st = build_maps(r)) != SF_OK)
-        return st;
-    /* The first row decides {{^rows}} and surfaces a failing query before a
-     * byte is written. */
-    atomic_store(&r->running, r->src);
-    if (atomic_load(&r->cancel))
-        return sf_fail(&r->err, SF_ERR_CANCELLED, "cancelled before the first row");
-    int rc = sf_source_next(r->src);
-    if (rc < 0) {
-        int c = atomic_load(&r->cancel);
-        return sf_fail(&r->err, c ? SF_ERR_CANCELLED : sf_source_row_status(r->src),
-                       "%s at row 1: %s", c ? "cancelled" : "query failed",
-                       sf_source_errmsg(r->src));
+    sf_status st;
+    for (size_t i = 0; i < r->nouts; i++) {
+        sf_feed_out *f = r->outs[i];
+        st = sf_tpl_check(f->tpl, ROWS_NAME, f->is_index ? pred_index_col : pred_col, pred_root,
+                          r, &r->err);
+        if (st != SF_OK)
+            return st;
     }
-    r->has_row = rc;
-
-    sf_val root = {.kind = SF_VAL_MAP, .truthy = 1, .ops = &root_ops, .obj = r};
-    st = sf_tpl_render(r->tpl, &out->w, &root, &r->err);
-    if (st == SF_ERR_SOURCE && r->fail != SF_OK)
-        return r->fail;
-    if (st == SF_ERR_OUTPUT)
-        return sf_fail(&r->err, SF_ERR_OUTPUT, "output failed after row %llu: %s",
-                       (unsigned long long)sf_render_rows(r), sf_output_errmsg(out));
-    return st;
+    if ((st = check_params_used(r)) != SF_OK)
+        return st;
+    for (size_t i = 0; i < r->nouts; i++) {
+        sf_feed_out *f = r->outs[i];
+        if (f->is_index && !sf_output_is_split(f->parts->out))
+            return sf_fail(&r->err, SF_ERR_ARG,
+                           "an index lists the parts of an output opened with "
+                           "sf_output_open_parts(); output %zu is one document",
+                           f->parts->num);
+        if (f->is_index && sf_output_is_split(f->out))
+            return sf_fail(&r->err, SF_ERR_ARG, "an index (output %zu) cannot itself be split",
+                           f->num);
+        if (f->max_column && (f->maxcol = find_column(r->src, f->max_column)) < 0)
+            return sf_fail(&r->err, SF_ERR_NAME,
+                           "the index's largest-value column '%s' is not a column of the query",
+                           f->max_column);
+    }
+    if ((st = bind_params(r)) != SF_OK)
+        return st;
+    for (size_t i = 0; i < r->nouts; i++)
+        if ((st = build_maps(r, r->outs[i])) != SF_OK)
+            return st;
+    return SF_OK;
 }
+
+/* ---- the run ----------------------------------------------------------- */
 
 sf_status sf_render_count(sf_render *r, sf_source *src, uint64_t *rows)
 {
@@ -422,6 +470,45 @@ sf_status sf_render_count(sf_render *r, sf_source *src, uint64_t *rows)
     return SF_OK;
 }
 
+sf_status sf_render_execute(sf_render *r, sf_source *src)
+{
+    if (!r)
+        return SF_ERR_ARG;
+    sf_err_clear(&r->err);
+    if (!src)
+        return sf_fail(&r->err, SF_ERR_ARG, "execute needs a source");
+    if (r->ran)
+        return sf_fail(&r->err, SF_ERR_STATE, "this render has already run; create another");
+    if (!r->nouts)
+        return sf_fail(&r->err, SF_ERR_STATE, "no output to render (sf_render_add_output)");
+    if (!src->prepared)
+        return sf_fail(&r->err, SF_ERR_STATE, "the source has no prepared query");
+    for (size_t i = 0; i < r->nouts; i++)
+        if (r->outs[i]->out->state != SF_OUT_OPEN)
+            return sf_fail(&r->err, SF_ERR_STATE, "the output is not open");
+    r->ran = 1;
+    r->src = src;
+    r->fail = SF_OK;
+    atomic_store_explicit(&r->rows, 0, memory_order_relaxed);
+    if (!r->when_set)
+        r->when = (int64_t)time(NULL);
+    sf_status st = format_builtins(r);
+    if (st == SF_OK && (st = prepare(r)) == SF_OK) {
+        for (size_t i = 0; i < r->nouts; i++) /* a write blocked on a stalled reader stops too */
+            r->outs[i]->out->cancel = &r->cancel;
+        st = sf_feed_loop(r);
+        for (size_t i = 0; i < r->nouts; i++)
+            r->outs[i]->out->cancel = NULL;
+    }
+    atomic_store(&r->running, NULL);
+    /* What only the loop needs goes now; the indexes keep theirs for commit. */
+    for (size_t i = 0; i < r->nouts; i++)
+        if (!r->outs[i]->is_index)
+            sf_feed_release_loop(r->outs[i]);
+    r->executed = st == SF_OK;
+    return st;
+}
+
 sf_status sf_render_run(sf_render *r, sf_template *tpl, sf_source *src, sf_output *out)
 {
     if (!r)
@@ -437,24 +524,7 @@ sf_status sf_render_run(sf_render *r, sf_template *tpl, sf_source *src, sf_outpu
         return sf_fail(&r->err, SF_ERR_STATE, "the source has no prepared query");
     if (out->state != SF_OUT_OPEN)
         return sf_fail(&r->err, SF_ERR_STATE, "the output is not open");
-    r->ran = 1;
-    r->tpl = tpl;
-    r->src = src;
-    r->fail = SF_OK;
-    atomic_store_explicit(&r->rows, 0, memory_order_relaxed);
-    r->rows_begun = 0;
-    if (!r->when_set)
-        r->when = (int64_t)time(NULL);
-    sf_status st = format_builtins(r);
-    if (st != SF_OK)
-        return st;
-    out->cancel = &r->cancel; /* a write blocked on a stalled reader stops too */
-    st = run(r, out);
-    out->cancel = NULL;
-    atomic_store(&r->running, NULL);
-    sf_census *cs = r->cref.census;
-    sf_dealloc(cs, r->colmap);
-    sf_dealloc(cs, r->rootmap);
-    r->colmap = r->rootmap = NULL;
-    return st;
+    sf_feed_out *f;
+    sf_status st = add(r, tpl, out, &f);
+    return st != SF_OK ? st : sf_render_execute(r, src);
 }

@@ -343,6 +343,7 @@ typedef struct sf_fileset {
     uint64_t part_start; /* o->drained when the current part began */
     int indexed;         /* an index publishes it: settle waits for it */
     int renamed;         /* parts renamed: the next step is settle */
+    int settled;         /* state recorded, earlier runs' parts removed */
 } sf_fileset;
 
 static sf_set_part *cur(const sf_output *o) { return &o->set->parts[o->set->n - 1]; }
@@ -430,6 +431,11 @@ sf_status sf_fileset_open(sf_output *o, const char *pattern)
         o->set = NULL;
         return st;
     }
+    /* %r is the shape of a set an index names: publish then leaves the old
+     * parts to sf_output_settle(), called once the index is in place. So a
+     * caller that forgets to say so errs on the safe side (old parts kept),
+     * never on removing what the published index names. */
+    fs->indexed = fs->pat.has_tag;
     /* Never a lock file or a part in /dev, /proc, /sys (file.c's rule,
      * checked before the lock is created). */
     if (sf_output_kernel_dir(fs->pat.dir))
@@ -517,6 +523,9 @@ static sf_status settle(sf_output *o)
 {
     sf_fileset *fs = o->set;
     sf_census *cs = o->cref.census;
+    if (fs->settled)
+        return SF_OK;
+    fs->settled = 1;
     sf_state rec = {0};
     rec.rows = o->rows;
     rec.bytes = atomic_load_explicit(&o->drained, memory_order_relaxed);

@@ -166,10 +166,11 @@ int sf_output_split_due(const sf_output *o, uint64_t row_bytes, uint64_t tail_by
 /* The current part (its tail already written) is drained and finished (a
  * complete, fsynced temporary file); a new part is opened. */
 sf_status sf_output_next_part(sf_output *o);
-/* A set an index covers: call before sf_output_publish(), which then renames
- * the parts and syncs the directory only; once the index is published,
- * sf_output_settle() writes the set's state record and removes the parts
- * of earlier runs. Without it, publish does all of it (a set without an
+/* A set an index covers (the default when its pattern has %r): then
+ * sf_output_publish() renames the parts and syncs the directory only; once
+ * the index is published, sf_output_settle() writes the set's state record
+ * and removes the parts of earlier runs (idempotent; SF_OK for an output
+ * that is not split). Otherwise publish does all of it (a set without an
  * index). */
 void sf_output_set_indexed(sf_output *o);
 sf_status sf_output_settle(sf_output *o);

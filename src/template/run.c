@@ -4,7 +4,19 @@
  * and the first map that has it wins (a present-but-null value stops the
  * search: SQL NULL never falls through to an outer name). The stack is
  * allocated once and grows only with deeper nesting, so rendering row after
- * row allocates nothing. */
+ * row allocates nothing.
+ *
+ * The cut (sf_tpl_head / sf_tpl_row / sf_tpl_tail): the same walk, stopped
+ * where the rows section is reached. While the head renders, every range
+ * open (a section's body, a list item's body, an inverted body, a partial)
+ * is recorded as a frame: its unit, where it goes on after the node being
+ * rendered, where it ends, the context depth and partial depth inside it and
+ * what was pushed to enter it. At the rows section the walk returns SUSPEND
+ * up through every level without popping; each level notes where it goes on.
+ * A row is then the section's body with the row pushed, as the recursive
+ * walk renders it; the tail renders the rest of each recorded range from the
+ * innermost out, popping what each pushed (and going on with a list's next
+ * items), which is what the recursion would have done after the last row. */
 #include <string.h>
 
 #include "template.h"
@@ -13,21 +25,47 @@
 #define MAX_NESTING 1024 /* sections and partials open at once: bounds the C stack */
 #define STACK_INITIAL 32
 
+/* Internal status: the head reached the rows section (never returned). */
+#define SUSPEND ((sf_status)1000)
+
+/* How a recorded range was entered. */
+enum { ENTER_TOP = 0, ENTER_VALUE, ENTER_ITEM, ENTER_INVERTED, ENTER_PARTIAL };
+
+typedef struct tframe {
+    uint32_t unit, next, end; /* the rest of the range is [next, end) of unit */
+    uint32_t body;            /* ENTER_ITEM: the list section's body start */
+    uint32_t depth;           /* context depth inside the range */
+    int prec;                 /* partial depth inside the range */
+    uint8_t enter;
+    size_t idx;  /* ENTER_ITEM: the item being rendered */
+    sf_val val;  /* ENTER_VALUE / ENTER_ITEM: the value pushed to enter */
+    sf_val list; /* ENTER_ITEM: the list */
+} tframe;
+
 typedef struct runner {
     const sf_template *t;
+    sf_census *cs; /* where the stack (and frames) grow */
     sf_wbuf *w;
     sf_errbuf *err;
     sf_val *stack;
     size_t depth, cap;
     int prec; /* partial recursion depth */
     int nest; /* render_range calls open */
+    /* The cut: while `head` is set, ranges are recorded and the rows list
+     * (identified by ops and obj) stops the walk. */
+    int head;
+    const sf_data_ops *rows_ops;
+    const void *rows_obj;
+    tframe *fr;
+    size_t nfr, frcap;
+    uint32_t row_unit, row_from, row_to; /* the rows section's body */
     sf_val stack0[STACK_INITIAL];
 } runner;
 
 static sf_status push(runner *r, const sf_val *v)
 {
     if (r->depth == r->cap) {
-        sf_census *cs = r->t->cref.census;
+        sf_census *cs = r->cs;
         size_t cap = r->cap * 2;
         sf_val *p;
         if (r->stack == r->stack0) {
@@ -105,6 +143,45 @@ static sf_status write_val(runner *r, const sf_val *v, sf_esc esc)
     return rc ? SF_ERR_OUTPUT : SF_OK;
 }
 
+/* The frame the range just suspended below the current one recorded: how
+ * it was entered. */
+static void entered(runner *r, uint8_t how, const sf_val *val)
+{
+    tframe *f = &r->fr[r->nest];
+    f->enter = how;
+    if (val)
+        f->val = *val;
+}
+
+/* Renders a list's items from idx on: each pushed, the body rendered. */
+static sf_status list_items(runner *r, uint32_t unit, uint32_t body, uint32_t end,
+                            const sf_val *v, size_t idx)
+{
+    for (;; idx++) {
+        sf_val item;
+        int rc = v->ops->item(v->obj, idx, &item);
+        if (rc < 0)
+            return SF_ERR_SOURCE;
+        if (rc == 0)
+            return SF_OK;
+        sf_status st = push(r, &item);
+        if (st != SF_OK)
+            return st;
+        st = render_range(r, unit, body, end);
+        if (st == SUSPEND) { /* the rows inside a list: resumed at this item */
+            tframe *f = &r->fr[r->nest];
+            entered(r, ENTER_ITEM, &item);
+            f->list = *v;
+            f->idx = idx;
+            f->body = body;
+            return st;
+        }
+        r->depth--;
+        if (st != SF_OK)
+            return st;
+    }
+}
+
 static sf_status section(runner *r, uint32_t unit, const sf_node *nd, uint32_t body,
                          const sf_val *v)
 {
@@ -112,26 +189,26 @@ static sf_status section(runner *r, uint32_t unit, const sf_node *nd, uint32_t b
     if (v->kind == SF_VAL_LIST) {
         if (!v->truthy)
             return SF_OK;
-        for (size_t idx = 0;; idx++) {
-            sf_val item;
-            int rc = v->ops->item(v->obj, idx, &item);
-            if (rc < 0)
-                return SF_ERR_SOURCE;
-            if (rc == 0)
-                return SF_OK;
-            if ((st = push(r, &item)) != SF_OK)
-                return st;
-            st = render_range(r, unit, body, nd->b);
-            r->depth--;
-            if (st != SF_OK)
-                return st;
+        if (r->head && v->ops == r->rows_ops && v->obj == r->rows_obj) {
+            /* The cut: this level goes on after the section (set by the
+             * caller); the rows are the section's body. */
+            r->row_unit = unit;
+            r->row_from = body;
+            r->row_to = nd->b;
+            r->nfr = (size_t)r->nest;
+            return SUSPEND;
         }
+        return list_items(r, unit, body, nd->b, v, 0);
     }
     if (!v->truthy)
         return SF_OK;
     if ((st = push(r, v)) != SF_OK)
         return st;
     st = render_range(r, unit, body, nd->b);
+    if (st == SUSPEND) {
+        entered(r, ENTER_VALUE, v);
+        return st;
+    }
     r->depth--;
     return st;
 }
@@ -147,10 +224,35 @@ static sf_status render_range(runner *r, uint32_t unit, uint32_t from, uint32_t 
         return sf_fail(r->err, SF_ERR_TEMPLATE,
                        "%s: sections and partials nested more than %d deep", where, MAX_NESTING);
     }
+    if (r->head) {
+        size_t lv = (size_t)r->nest;
+        if (lv == r->frcap) {
+            size_t cap = r->frcap ? r->frcap * 2 : 16;
+            tframe *p = sf_realloc(r->cs, SF_MEM_RENDER, r->fr, cap * sizeof *p);
+            if (!p)
+                return sf_fail(r->err, SF_ERR_NOMEM, "out of memory: template frames");
+            r->fr = p;
+            r->frcap = cap;
+        }
+        tframe *f = &r->fr[lv];
+        f->unit = unit;
+        f->next = from;
+        f->end = to;
+        f->depth = (uint32_t)r->depth;
+        f->prec = r->prec;
+        f->enter = ENTER_TOP;
+    }
     r->nest++;
     sf_status st = render_range_body(r, unit, from, to);
     r->nest--;
     return st;
+}
+
+/* A level below suspended at node i: this level goes on at `next`. */
+static sf_status suspended(runner *r, uint32_t next)
+{
+    r->fr[r->nest - 1].next = next;
+    return SUSPEND;
 }
 
 static sf_status render_range_body(runner *r, uint32_t unit, uint32_t from, uint32_t to)
@@ -183,15 +285,19 @@ static sf_status render_range_body(runner *r, uint32_t unit, uint32_t from, uint
             if (resolve(r, nd, &v) != 0)
                 return SF_ERR_SOURCE;
             if ((st = section(r, unit, nd, i + 1, &v)) != SF_OK)
-                return st;
+                return st == SUSPEND ? suspended(r, nd->b) : st;
             i = nd->b;
             break;
         case SF_N_INVERTED:
             if (resolve(r, nd, &v) != 0)
                 return SF_ERR_SOURCE;
             if (!v.truthy || v.kind == SF_VAL_MISSING || v.kind == SF_VAL_NULL) {
-                if ((st = render_range(r, unit, i + 1, nd->b)) != SF_OK)
-                    return st;
+                if ((st = render_range(r, unit, i + 1, nd->b)) != SF_OK) {
+                    if (st != SUSPEND)
+                        return st;
+                    entered(r, ENTER_INVERTED, NULL);
+                    return suspended(r, nd->b);
+                }
             }
             i = nd->b;
             break;
@@ -206,6 +312,10 @@ static sf_status render_range_body(runner *r, uint32_t unit, uint32_t from, uint
                 }
                 r->prec++;
                 st = render_range(r, nd->b, 0, r->t->units[nd->b].nnodes);
+                if (st == SUSPEND) {
+                    entered(r, ENTER_PARTIAL, NULL);
+                    return suspended(r, i + 1);
+                }
                 r->prec--;
                 if (st != SF_OK)
                     return st;
@@ -223,17 +333,145 @@ sf_status sf_tpl_render(const sf_template *t, sf_wbuf *w, const sf_val *root, sf
     if (!t || !t->loaded)
         return sf_fail(err, SF_ERR_STATE, "no template loaded");
     runner r;
+    memset(&r, 0, sizeof r);
     r.t = t;
+    r.cs = t->cref.census;
     r.w = w;
     r.err = err;
     r.stack = r.stack0;
-    r.depth = 0;
     r.cap = STACK_INITIAL;
-    r.prec = 0;
-    r.nest = 0;
     r.stack0[r.depth++] = *root;
     sf_status st = render_range(&r, 0, 0, t->units[0].nnodes);
     if (r.stack != r.stack0)
-        sf_dealloc(t->cref.census, r.stack);
+        sf_dealloc(r.cs, r.stack);
     return st;
 }
+
+/* ---- the cut: head, rows, tail ------------------------------------------ */
+
+enum { PH_IDLE = 0, PH_ROWS, PH_DONE };
+
+struct sf_tpl_run {
+    runner r;
+    sf_val root;
+    int phase;
+};
+
+sf_tpl_run *sf_tpl_run_create(sf_census *cs, const sf_template *t, const sf_val *root,
+                              const sf_val *rows, sf_errbuf *err)
+{
+    if (!t || !t->loaded || !root || !rows)
+        return NULL;
+    sf_tpl_run *k = sf_calloc(cs, SF_MEM_RENDER, 1, sizeof *k);
+    if (!k)
+        return NULL;
+    k->r.t = t;
+    k->r.cs = cs;
+    k->r.err = err;
+    k->r.stack = k->r.stack0;
+    k->r.cap = STACK_INITIAL;
+    k->r.rows_ops = rows->ops;
+    k->r.rows_obj = rows->obj;
+    k->root = *root;
+    return k;
+}
+
+void sf_tpl_run_free(sf_tpl_run *k)
+{
+    if (!k)
+        return;
+    if (k->r.stack != k->r.stack0)
+        sf_dealloc(k->r.cs, k->r.stack);
+    sf_dealloc(k->r.cs, k->r.fr);
+    sf_dealloc(k->r.cs, k);
+}
+
+sf_status sf_tpl_head(sf_tpl_run *k, sf_wbuf *w, int *reached)
+{
+    runner *r = &k->r;
+    *reached = 0;
+    if (k->phase == PH_ROWS)
+        return sf_fail(r->err, SF_ERR_STATE, "template head rendered twice without its tail");
+    r->w = w;
+    r->depth = 0;
+    r->stack[r->depth++] = k->root;
+    r->prec = 0;
+    r->nest = 0;
+    r->nfr = 0;
+    r->head = 1;
+    sf_status st = render_range(r, 0, 0, r->t->units[0].nnodes);
+    r->head = 0;
+    if (st == SUSPEND) {
+        k->phase = PH_ROWS;
+        *reached = 1;
+        return SF_OK;
+    }
+    k->phase = PH_DONE;
+    return st;
+}
+
+int sf_tpl_in_rows(const sf_tpl_run *k) { return k->phase == PH_ROWS; }
+
+sf_status sf_tpl_row(sf_tpl_run *k, sf_wbuf *w, const sf_val *row)
+{
+    runner *r = &k->r;
+    if (k->phase != PH_ROWS)
+        return sf_fail(r->err, SF_ERR_STATE, "a template row outside the rows section");
+    const tframe *f = &r->fr[r->nfr - 1];
+    r->w = w;
+    r->nest = (int)r->nfr;
+    r->prec = f->prec;
+    r->depth = f->depth;
+    sf_status st = push(r, row);
+    if (st != SF_OK)
+        return st;
+    st = render_range(r, r->row_unit, r->row_from, r->row_to);
+    r->depth--;
+    return st;
+}
+
+/* Puts back the context the recorded frames pushed, as at the cut. */
+static void restore_frames(runner *r)
+{
+    for (size_t lv = 0; lv < r->nfr; lv++) {
+        const tframe *f = &r->fr[lv];
+        if (f->enter == ENTER_VALUE || f->enter == ENTER_ITEM)
+            r->stack[f->depth - 1] = f->val;
+    }
+    r->depth = r->fr[r->nfr - 1].depth;
+}
+
+sf_status sf_tpl_tail_ex(sf_tpl_run *k, sf_wbuf *w, int keep)
+{
+    runner *r = &k->r;
+    if (k->phase != PH_ROWS)
+        return k->phase == PH_DONE ? SF_OK
+                                   : sf_fail(r->err, SF_ERR_STATE, "a template tail before its head");
+    r->w = w;
+    sf_status st = SF_OK;
+    for (size_t lv = r->nfr; st == SF_OK && lv-- > 0;) {
+        const tframe *f = &r->fr[lv];
+        r->nest = (int)lv;
+        r->prec = f->prec;
+        r->depth = f->depth;
+        st = render_range(r, f->unit, f->next, f->end);
+        if (st != SF_OK)
+            break;
+        /* Leave the level as its caller would have. */
+        if (f->enter == ENTER_VALUE || f->enter == ENTER_ITEM)
+            r->depth--;
+        if (f->enter == ENTER_ITEM) {
+            /* The list goes on with its next items, in the parent's body. */
+            r->prec = lv ? r->fr[lv - 1].prec : 0;
+            st = list_items(r, f->unit, f->body, f->end, &f->list, f->idx + 1);
+        }
+    }
+    if (keep) {
+        restore_frames(r);
+        return st;
+    }
+    k->phase = PH_DONE;
+    return st;
+}
+
+sf_status sf_tpl_tail(sf_tpl_run *k, sf_wbuf *w) { return sf_tpl_tail_ex(k, w, 0); }

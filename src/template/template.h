@@ -78,6 +78,35 @@ struct sf_template {
  * `err` to the output. Other failures are described in `err`. */
 sf_status sf_tpl_render(const sf_template *t, sf_wbuf *w, const sf_val *root, sf_errbuf *err);
 
+/* The cut: a template rendered in pieces around its rows section, for a
+ * loop that pushes rows (src/core/feed.c). `rows` identifies the rows list
+ * (its ops and obj): the first section reached on that list, when the list
+ * is truthy, is where the head stops. Then each sf_tpl_row() renders the
+ * section's body once with `row` pushed, and sf_tpl_tail() renders what the
+ * whole-template walk renders after the section's last row, closing every
+ * section and partial open around it. head + rows + tail writes exactly the
+ * bytes sf_tpl_render() writes over a list with those rows. When the head
+ * does not reach the rows (a falsy list, an enclosing section that is falsy,
+ * an inverted branch), it renders the whole template, *reached is 0 and
+ * the tail writes nothing. A second walk over the rows list (after the cut)
+ * asks the list for items as sf_tpl_render() would: the provider decides.
+ * After a tail, sf_tpl_head() starts the template again (a new part).
+ * The state is allocated once (sf_tpl_run_create); rendering rows allocates
+ * nothing but the context stack's growth to the deepest nesting seen.
+ * Errors: as sf_tpl_render(); the state stays usable only for free. */
+typedef struct sf_tpl_run sf_tpl_run;
+sf_tpl_run *sf_tpl_run_create(sf_census *cs, const sf_template *t, const sf_val *root,
+                              const sf_val *rows, sf_errbuf *err); /* NULL: out of memory */
+void sf_tpl_run_free(sf_tpl_run *k);
+sf_status sf_tpl_head(sf_tpl_run *k, sf_wbuf *w, int *reached);
+sf_status sf_tpl_row(sf_tpl_run *k, sf_wbuf *w, const sf_val *row);
+sf_status sf_tpl_tail(sf_tpl_run *k, sf_wbuf *w);
+/* The tail with keep = 1 leaves the state in the rows section, as before
+ * the call: renders the tail to measure it (the tail reads no row). */
+sf_status sf_tpl_tail_ex(sf_tpl_run *k, sf_wbuf *w, int keep);
+/* 1 between a head that reached the rows and its tail. */
+int sf_tpl_in_rows(const sf_tpl_run *k);
+
 /* Checks, before a render, that every name is provided: in rows sections by
  * is_col or is_root, elsewhere by is_root; also that the rows list is
  * iterated at most once and never inside itself. On failure, describes every

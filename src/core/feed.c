@@ -1,0 +1,579 @@
+/* feed.c: the feed loop. The rows loop sits above the templates: the first
+ * row is peeked, then every output's head is written (sf_tpl_head), each row
+ * goes to each output whose head reached its rows section (sf_tpl_row),
+ * then every tail (sf_tpl_tail). A split output ends a part before a row
+ * that would take it past a limit: its tail, the next part, its head again.
+ * After the parts are finished, an index is rendered over them through the
+ * same head / row / tail, its rows being the parts. sf_render_commit checks
+ * the rails, finishes every output, then publishes them (docs/architecture.md,
+ * "A run").
+ *
+ * Per row nothing is allocated: each output's runner, maps and row buffer
+ * are made once per run; the row buffer and the largest-value copy grow to
+ * the largest row seen and stay. */
+#include <stdio.h>
+#include <string.h>
+
+#include "feed.h"
+
+/* ---- the context --------------------------------------------------------- */
+
+static const sf_data_ops root_ops, rows_ops, row_ops, part_ops;
+
+static int root_lookup(void *obj, uint32_t sym, const char *name, size_t len, sf_val *out)
+{
+    (void)name, (void)len;
+    sf_feed_out *f = obj;
+    if (sym == f->rows_sym) {
+        out->kind = SF_VAL_LIST;
+        out->truthy = (uint8_t)(f->is_index ? f->nparts > 0 : f->r->has_row);
+        out->ops = &rows_ops;
+        out->obj = f;
+        return 1;
+    }
+    return sf_feed_root_value(f->r, f->rootmap[sym], out);
+}
+
+/* The loop pushes the rows; the list is asked for an item only when a
+ * template walks it after the cut, a second time. */
+static int rows_item(void *obj, size_t idx, sf_val *out)
+{
+    (void)idx, (void)out;
+    sf_render *r = ((sf_feed_out *)obj)->r;
+    r->fail = sf_fail(&r->err, SF_ERR_TEMPLATE,
+                      "the rows are iterated a second time; a query's rows stream once");
+    return -1;
+}
+
+static int row_lookup(void *obj, uint32_t sym, const char *name, size_t len, sf_val *out)
+{
+    (void)name, (void)len;
+    sf_feed_out *f = obj;
+    int32_t c = f->colmap[sym];
+    if (c < 0)
+        return 0;
+    sf_source_column(f->r->src, c, out);
+    return 1;
+}
+
+/* An index's row: one part. */
+enum { F_PART, F_NAME, F_URL, F_ROWS, F_BYTES, F_LASTMOD, F_COUNT };
+/* "row_count", not "rows": {{rows}} is the list in every template. */
+static const char *const part_fields[F_COUNT] = {"part", "name", "url", "row_count", "bytes",
+                                                 "lastmod"};
+
+int sf_feed_index_field(const char *name)
+{
+    for (int i = 0; i < F_COUNT; i++)
+        if (strcmp(part_fields[i], name) == 0)
+            return i;
+    return -1;
+}
+
+static const char *part_name(const sf_feed_out *ix)
+{
+    const char *p = sf_output_part_path(ix->parts->out, ix->ipart);
+    if (!p)
+        return "";
+    const char *slash = strrchr(p, '/');
+    return slash ? slash + 1 : p;
+}
+
+static void text_val(sf_val *out, const char *s, size_t n)
+{
+    out->kind = SF_VAL_TEXT;
+    out->s = s;
+    out->n = n;
+    out->truthy = n > 0;
+}
+
+static int part_lookup(void *obj, uint32_t sym, const char *name, size_t len, sf_val *out)
+{
+    (void)name, (void)len;
+    sf_feed_out *ix = obj;
+    const sf_feed_out *p = ix->parts;
+    int32_t field = ix->colmap[sym];
+    const char *s;
+    switch (field) {
+    case F_PART:
+    case F_ROWS:
+    case F_BYTES: {
+        uint64_t v = field == F_PART   ? (uint64_t)ix->ipart + 1
+                     : field == F_ROWS ? sf_output_part_rows(p->out, ix->ipart)
+                                       : sf_output_part_bytes(p->out, ix->ipart);
+        char *b = ix->inum[field == F_PART ? 0 : field == F_ROWS ? 1 : 2];
+        int n = snprintf(b, sizeof ix->inum[0], "%llu", (unsigned long long)v);
+        text_val(out, b, (size_t)n);
+        out->truthy = v != 0;
+        return 1;
+    }
+    case F_NAME:
+        s = part_name(ix);
+        text_val(out, s, strlen(s));
+        return 1;
+    case F_URL: {
+        s = part_name(ix);
+        size_t n = strlen(s);
+        ix->iurl.len = 0;
+        if (sf_buf_append(&ix->iurl, ix->base_url, ix->base_len) != 0 ||
+            sf_buf_append(&ix->iurl, s, n) != 0) {
+            ix->r->fail = sf_fail(&ix->r->err, SF_ERR_NOMEM, "out of memory: index url");
+            return -1;
+        }
+        text_val(out, ix->iurl.data, ix->iurl.len);
+        return 1;
+    }
+    case F_LASTMOD:
+        if (p->maxcol >= 0 && ix->ipart < p->nparts) {
+            const uint64_t *offs = (const uint64_t *)(const void *)p->offs.data;
+            uint64_t from = offs[ix->ipart];
+            uint64_t to = ix->ipart + 1 < p->nparts ? offs[ix->ipart + 1] : p->maxes.len;
+            text_val(out, p->maxes.data + from, (size_t)(to - from));
+        } else {
+            text_val(out, "", 0);
+        }
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static const sf_data_ops root_ops = {.lookup = root_lookup};
+static const sf_data_ops rows_ops = {.item = rows_item};
+static const sf_data_ops row_ops = {.lookup = row_lookup};
+static const sf_data_ops part_ops = {.lookup = part_lookup};
+
+/* ---- the row buffer (split by bytes) -------------------------------------- */
+
+static int scratch_drain(sf_wbuf *w)
+{
+    sf_scratch *s = (sf_scratch *)w;
+    size_t cap = w->cap * 2 < s->bound ? w->cap * 2 : s->bound;
+    if (cap >= w->len + 64) {
+        char *p = sf_realloc(s->cs, SF_MEM_OUTPUT, w->buf, cap);
+        if (!p) {
+            s->nomem = 1;
+            return -1;
+        }
+        w->buf = p;
+        w->cap = cap;
+        return 0;
+    }
+    /* Past the bound: the row cannot fit a part; count what follows. */
+    s->over += w->len;
+    w->len = 0;
+    return 0;
+}
+
+static sf_status scratch_init(sf_render *r, sf_scratch *s, uint64_t limit)
+{
+    s->cs = r->cref.census;
+    s->bound = limit > SIZE_MAX / 2 ? SIZE_MAX / 2 : (size_t)limit + 64;
+    if (s->bound < 2 * SF_WBUF_MIN)
+        s->bound = 2 * SF_WBUF_MIN;
+    size_t cap = s->bound < ((size_t)64 << 10) ? s->bound : (size_t)64 << 10;
+    s->w.buf = sf_alloc(s->cs, SF_MEM_OUTPUT, cap);
+    if (!s->w.buf)
+        return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory: row buffer");
+    s->w.cap = cap;
+    s->w.len = 0;
+    s->w.drain = scratch_drain;
+    return SF_OK;
+}
+
+static void scratch_reset(sf_scratch *s)
+{
+    s->w.len = 0;
+    s->over = 0;
+}
+
+static uint64_t scratch_bytes(const sf_scratch *s) { return s->over + s->w.len; }
+
+/* ---- the loop ------------------------------------------------------------ */
+
+static const char *label(const sf_feed_out *f, char *buf, size_t n)
+{
+    const char *p = sf_output_part_path(f->out, 0);
+    if (p && *p)
+        snprintf(buf, n, "%s", p);
+    else
+        snprintf(buf, n, "output %zu", f->num);
+    return buf;
+}
+
+/* The render's message for a template call's failure. */
+static sf_status tpl_failed(sf_render *r, sf_feed_out *f, sf_status st)
+{
+    if (st == SF_ERR_SOURCE && r->fail != SF_OK)
+        return r->fail;
+    if (st == SF_ERR_OUTPUT && f->sc.nomem)
+        return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory: row buffer");
+    if (st == SF_ERR_OUTPUT)
+        return sf_fail(&r->err, SF_ERR_OUTPUT, "output failed after row %llu: %s",
+                       (unsigned long long)sf_render_rows(r), sf_output_errmsg(f->out));
+    return st;
+}
+
+static sf_status copy_scratch(sf_render *r, sf_feed_out *f)
+{
+    if (sf_wbuf_put(&f->out->w, f->sc.w.buf, f->sc.w.len) != 0)
+        return tpl_failed(r, f, SF_ERR_OUTPUT);
+    return SF_OK;
+}
+
+/* A part's head: straight into the output, or through the row buffer to be
+ * measured. */
+static sf_status start_part(sf_render *r, sf_feed_out *f)
+{
+    int reached;
+    sf_status st;
+    if (!f->split_bytes || f->measured) {
+        /* Later parts' heads are the first's (the same values): straight
+         * in, as the row buffer holds the row that starts the part. */
+        st = sf_tpl_head(f->run, &f->out->w, &reached);
+    } else {
+        scratch_reset(&f->sc);
+        st = sf_tpl_head(f->run, &f->sc.w, &reached);
+        f->head_bytes = scratch_bytes(&f->sc);
+        if (st == SF_OK && f->sc.over) {
+            char l[256];
+            return sf_fail(&r->err, SF_ERR_OUTPUT,
+                           "the head of %s is %llu bytes, more than the split limit of %llu",
+                           label(f, l, sizeof l), (unsigned long long)f->head_bytes,
+                           (unsigned long long)f->split_bytes);
+        }
+        if (st == SF_OK)
+            st = copy_scratch(r, f);
+    }
+    if (st != SF_OK)
+        return tpl_failed(r, f, st);
+    if (f->reached && !reached) /* a later part: the same values, the same walk */
+        return sf_fail(&r->err, SF_ERR_STATE, "a part's head did not reach the rows");
+    f->reached = reached;
+    return SF_OK;
+}
+
+/* The tail bytes of every part (they read no row, and what they read is
+ * the same for the whole run), rendered once to be counted. */
+static sf_status measure_tail(sf_render *r, sf_feed_out *f)
+{
+    scratch_reset(&f->sc);
+    sf_status st = sf_tpl_tail_ex(f->run, &f->sc.w, 1);
+    if (st != SF_OK)
+        return tpl_failed(r, f, st);
+    f->tail_bytes = scratch_bytes(&f->sc);
+    f->measured = 1;
+    if (f->head_bytes + f->tail_bytes > f->split_bytes) {
+        char l[256];
+        return sf_fail(&r->err, SF_ERR_OUTPUT,
+                       "the head and tail of a part of %s are %llu bytes, more than the split "
+                       "limit of %llu",
+                       label(f, l, sizeof l), (unsigned long long)(f->head_bytes + f->tail_bytes),
+                       (unsigned long long)f->split_bytes);
+    }
+    return SF_OK;
+}
+
+/* The current part's largest max_column value goes on record. */
+static sf_status close_max(sf_render *r, sf_feed_out *f)
+{
+    if (!f->index)
+        return SF_OK;
+    uint64_t at = f->maxes.len;
+    if (sf_buf_append(&f->offs, &at, sizeof at) != 0 ||
+        (f->have_max && sf_buf_append(&f->maxes, f->cur_max.data, f->cur_max.len) != 0))
+        return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory: index values");
+    f->have_max = 0;
+    f->nparts++;
+    return SF_OK;
+}
+
+static sf_status track_max(sf_render *r, sf_feed_out *f)
+{
+    sf_val v;
+    sf_source_column(r->src, f->maxcol, &v);
+    if (v.kind != SF_VAL_TEXT)
+        return SF_OK; /* NULL: no value */
+    if (f->have_max) {
+        size_t n = v.n < f->cur_max.len ? v.n : f->cur_max.len;
+        int c = memcmp(v.s, f->cur_max.data, n);
+        if (c < 0 || (c == 0 && v.n <= f->cur_max.len))
+            return SF_OK;
+    }
+    f->cur_max.len = 0;
+    if (sf_buf_append(&f->cur_max, v.s, v.n) != 0)
+        return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory: index values");
+    f->have_max = 1;
+    return SF_OK;
+}
+
+static sf_status next_part(sf_render *r, sf_feed_out *f)
+{
+    sf_status st = sf_tpl_tail(f->run, &f->out->w);
+    if (st != SF_OK)
+        return tpl_failed(r, f, st);
+    if ((st = close_max(r, f)) != SF_OK)
+        return st;
+    if ((st = sf_output_next_part(f->out)) != SF_OK)
+        return sf_fail_from(&r->err, st, NULL, sf_output_errmsg(f->out));
+    return start_part(r, f);
+}
+
+static sf_status feed_row(sf_render *r, sf_feed_out *f)
+{
+    sf_val row = {.kind = SF_VAL_MAP, .truthy = 1, .ops = &row_ops, .obj = f};
+    sf_status st;
+    if (f->split) {
+        uint64_t bytes = 0;
+        if (f->split_bytes) {
+            scratch_reset(&f->sc);
+            if ((st = sf_tpl_row(f->run, &f->sc.w, &row)) != SF_OK)
+                return tpl_failed(r, f, st);
+            bytes = scratch_bytes(&f->sc);
+            if (f->head_bytes + bytes + f->tail_bytes > f->split_bytes) {
+                char l[256];
+                return sf_fail(&r->err, SF_ERR_OUTPUT,
+                               "row %llu is %llu bytes: with a part's head and tail (%llu bytes) "
+                               "that is more than the split limit (%llu bytes) of %s",
+                               (unsigned long long)sf_render_rows(r), (unsigned long long)bytes,
+                               (unsigned long long)(f->head_bytes + f->tail_bytes),
+                               (unsigned long long)f->split_bytes, label(f, l, sizeof l));
+            }
+        }
+        if (sf_output_split_due(f->out, bytes, f->tail_bytes) && (st = next_part(r, f)) != SF_OK)
+            return st;
+        if (f->split_bytes)
+            st = copy_scratch(r, f);
+        else if ((st = sf_tpl_row(f->run, &f->out->w, &row)) != SF_OK)
+            st = tpl_failed(r, f, st);
+        if (st != SF_OK)
+            return st;
+        sf_output_count_row(f->out);
+    } else if ((st = sf_tpl_row(f->run, &f->out->w, &row)) != SF_OK) {
+        return tpl_failed(r, f, st);
+    }
+    return f->index && f->maxcol >= 0 ? track_max(r, f) : SF_OK;
+}
+
+/* What only the loop needs (runner, maps, row buffer): freed after it. */
+void sf_feed_release_loop(sf_feed_out *f)
+{
+    sf_census *cs = f->r->cref.census;
+    sf_tpl_run_free(f->run);
+    f->run = NULL;
+    sf_dealloc(cs, f->colmap);
+    sf_dealloc(cs, f->rootmap);
+    f->colmap = f->rootmap = NULL;
+    sf_dealloc(cs, f->sc.w.buf);
+    f->sc.w.buf = NULL;
+    sf_buf_free(&f->cur_max);
+}
+
+/* Everything, with what commit needs (the parts' largest values). */
+void sf_feed_release(sf_feed_out *f)
+{
+    sf_census *cs = f->r->cref.census;
+    sf_feed_release_loop(f);
+    sf_buf_free(&f->maxes);
+    sf_buf_free(&f->offs);
+    sf_buf_free(&f->iurl);
+    sf_dealloc(cs, f->max_column);
+    f->max_column = NULL;
+}
+
+static sf_status make_run(sf_render *r, sf_feed_out *f)
+{
+    sf_val root = {.kind = SF_VAL_MAP, .truthy = 1, .ops = &root_ops, .obj = f};
+    sf_val rows = {.kind = SF_VAL_LIST, .ops = &rows_ops, .obj = f};
+    f->run = sf_tpl_run_create(r->cref.census, f->tpl, &root, &rows, &r->err);
+    return f->run ? SF_OK : sf_fail(&r->err, SF_ERR_NOMEM, "out of memory");
+}
+
+static sf_status row_failed(sf_render *r, int rc)
+{
+    (void)rc;
+    int c = atomic_load(&r->cancel);
+    return sf_fail(&r->err, c ? SF_ERR_CANCELLED : sf_source_row_status(r->src),
+                   "%s at row %llu: %s", c ? "cancelled" : "query failed",
+                   (unsigned long long)sf_render_rows(r) + 1, sf_source_errmsg(r->src));
+}
+
+sf_status sf_feed_loop(sf_render *r)
+{
+    sf_census *cs = r->cref.census;
+    sf_status st;
+    for (size_t i = 0; i < r->nouts; i++) {
+        sf_feed_out *f = r->outs[i];
+        if (f->is_index)
+            continue;
+        if ((st = make_run(r, f)) != SF_OK)
+            return st;
+        f->split = sf_output_is_split(f->out);
+        f->split_bytes = f->split ? sf_output_split_bytes(f->out) : 0;
+        if (f->split_bytes && (st = scratch_init(r, &f->sc, f->split_bytes)) != SF_OK)
+            return st;
+        sf_buf_init(&f->cur_max, cs, SF_MEM_ROW);
+        sf_buf_init(&f->maxes, cs, SF_MEM_RENDER);
+        sf_buf_init(&f->offs, cs, SF_MEM_RENDER);
+    }
+    /* The first row decides {{^rows}} and surfaces a failing query before a
+     * byte is written. */
+    atomic_store(&r->running, r->src);
+    if (atomic_load(&r->cancel))
+        return sf_fail(&r->err, SF_ERR_CANCELLED, "cancelled before the first row");
+    int rc = sf_source_next(r->src);
+    if (rc < 0)
+        return row_failed(r, rc);
+    r->has_row = rc;
+
+    int any = 0;
+    for (size_t i = 0; i < r->nouts; i++) {
+        sf_feed_out *f = r->outs[i];
+        if (f->is_index)
+            continue;
+        if ((st = start_part(r, f)) != SF_OK)
+            return st;
+        if (f->reached && f->split_bytes && (st = measure_tail(r, f)) != SF_OK)
+            return st;
+        any |= f->reached;
+    }
+    if (r->has_row && any) {
+        for (;;) {
+            atomic_store_explicit(&r->rows,
+                                  atomic_load_explicit(&r->rows, memory_order_relaxed) + 1,
+                                  memory_order_relaxed);
+            for (size_t i = 0; i < r->nouts; i++)
+                if (r->outs[i]->reached && (st = feed_row(r, r->outs[i])) != SF_OK)
+                    return st;
+            if (atomic_load_explicit(&r->cancel, memory_order_relaxed))
+                return sf_fail(&r->err, SF_ERR_CANCELLED, "cancelled after row %llu",
+                               (unsigned long long)sf_render_rows(r));
+            rc = sf_source_next(r->src);
+            if (rc < 0)
+                return row_failed(r, rc);
+            if (rc == 0)
+                break;
+        }
+    }
+    for (size_t i = 0; i < r->nouts; i++) {
+        sf_feed_out *f = r->outs[i];
+        if (f->is_index)
+            continue;
+        if (f->reached && (st = sf_tpl_tail(f->run, &f->out->w)) != SF_OK)
+            return tpl_failed(r, f, st);
+        if ((st = close_max(r, f)) != SF_OK)
+            return st;
+    }
+    return SF_OK;
+}
+
+/* ---- commit: rails, finish, indexes, publish ------------------------------- */
+
+static sf_status rails(sf_render *r)
+{
+    uint64_t rows = sf_render_rows(r);
+    for (size_t i = 0; i < r->nouts; i++) {
+        sf_feed_out *f = r->outs[i];
+        if (f->is_index)
+            continue;
+        char l[256];
+        sf_feed_out *named = f->index ? f->index : f;
+        if (r->min_rows_set && rows < r->min_rows)
+            return sf_fail(&r->err, SF_ERR_REFUSED,
+                           "refusing to publish %s: %llu rows, fewer than the minimum of %llu "
+                           "(min_rows); the previous document stays",
+                           label(named, l, sizeof l), (unsigned long long)rows,
+                           (unsigned long long)r->min_rows);
+        uint64_t prev;
+        if (r->max_drop_set && sf_output_previous_rows(f->out, &prev) && rows < prev) {
+            double drop = 100.0 * (double)(prev - rows) / (double)prev;
+            if (drop > r->max_drop)
+                return sf_fail(&r->err, SF_ERR_REFUSED,
+                               "refusing to publish %s: %llu rows against %llu in the previous "
+                               "run, a drop of %.1f%%, more than %g%% (max_drop); the previous "
+                               "document stays",
+                               label(named, l, sizeof l), (unsigned long long)rows,
+                               (unsigned long long)prev, drop, r->max_drop);
+        }
+    }
+    return SF_OK;
+}
+
+static sf_status render_index(sf_render *r, sf_feed_out *ix)
+{
+    sf_feed_out *p = ix->parts;
+    size_t n = sf_output_part_count(p->out);
+    if (n != p->nparts)
+        return sf_fail(&r->err, SF_ERR_STATE,
+                       "the index of output %zu: the output has %zu parts, the render wrote %zu",
+                       p->num, n, p->nparts);
+    ix->nparts = n;
+    sf_buf_init(&ix->iurl, r->cref.census, SF_MEM_RENDER);
+    sf_status st = make_run(r, ix);
+    int reached = 0;
+    if (st == SF_OK)
+        st = sf_tpl_head(ix->run, &ix->out->w, &reached);
+    sf_val row = {.kind = SF_VAL_MAP, .truthy = 1, .ops = &part_ops, .obj = ix};
+    for (size_t i = 0; st == SF_OK && reached && i < n; i++) {
+        ix->ipart = i;
+        st = sf_tpl_row(ix->run, &ix->out->w, &row);
+    }
+    if (st == SF_OK && reached)
+        st = sf_tpl_tail(ix->run, &ix->out->w);
+    if (st == SF_ERR_SOURCE && r->fail != SF_OK)
+        return r->fail;
+    if (st == SF_ERR_OUTPUT)
+        return sf_fail(&r->err, SF_ERR_OUTPUT, "writing the index: %s", sf_output_errmsg(ix->out));
+    return st;
+}
+
+static void abort_all(sf_render *r)
+{
+    for (size_t i = 0; i < r->nouts; i++)
+        sf_output_abort(r->outs[i]->out);
+}
+
+static sf_status output_failed(sf_render *r, sf_feed_out *f, sf_status st)
+{
+    return sf_fail_from(&r->err, st, NULL, sf_output_errmsg(f->out));
+}
+
+sf_status sf_render_commit(sf_render *r)
+{
+    if (!r)
+        return SF_ERR_ARG;
+    sf_err_clear(&r->err);
+    if (!r->executed)
+        return sf_fail(&r->err, SF_ERR_STATE, "commit without a successful sf_render_execute()");
+    if (r->committed)
+        return sf_fail(&r->err, SF_ERR_STATE, "this render has been committed already");
+    r->committed = 1;
+    r->fail = SF_OK;
+    sf_status st = rails(r);
+    /* Every document is finished before any is published: parts, then the
+     * indexes over them (which need the parts' final names and sizes). */
+    for (size_t i = 0; st == SF_OK && i < r->nouts; i++)
+        if (!r->outs[i]->is_index && (st = sf_output_finish(r->outs[i]->out)) != SF_OK)
+            st = output_failed(r, r->outs[i], st);
+    for (size_t i = 0; st == SF_OK && i < r->nouts; i++) {
+        sf_feed_out *f = r->outs[i];
+        if (f->is_index && (st = render_index(r, f)) == SF_OK &&
+            (st = sf_output_finish(f->out)) != SF_OK)
+            st = output_failed(r, f, st);
+    }
+    if (st != SF_OK) {
+        abort_all(r);
+        return st;
+    }
+    /* Parts before their index: the index is the set's commit point. */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < r->nouts; i++) {
+            sf_feed_out *f = r->outs[i];
+            if (f->is_index == pass && (st = sf_output_publish(f->out)) != SF_OK) {
+                st = output_failed(r, f, st);
+                abort_all(r);
+                return st;
+            }
+        }
+    return SF_OK;
+}

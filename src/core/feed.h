@@ -1,0 +1,104 @@
+/* feed.h: the render handle and the feed loop's per-output state, shared by
+ * render.c (the handle, names, parameters) and feed.c (the loop, indexes,
+ * commit). Internal. */
+#ifndef SF_CORE_FEED_H
+#define SF_CORE_FEED_H
+
+#include <stdatomic.h>
+
+#include "../sink/sink.h"
+#include "../source/source.h"
+#include "../template/template.h"
+#include "split.h"
+
+#define ROWS_NAME "rows"
+enum { B_AT, B_DATE, B_RFC822, B_VERSION, B_COUNT };
+
+typedef struct sf_param {
+    char *name;
+    char *value;
+    size_t len;
+} sf_param;
+
+/* A row rendered before it is written (split by bytes): grows to the
+ * largest row, never past `bound`; past it, bytes are counted, not kept. */
+typedef struct sf_scratch {
+    sf_wbuf w; /* first: the drain callback casts back */
+    sf_census *cs;
+    size_t bound;
+    uint64_t over; /* bytes counted and dropped past the bound */
+    int nomem;
+} sf_scratch;
+
+typedef struct sf_feed_out sf_feed_out;
+struct sf_feed_out {
+    sf_render *r;
+    sf_template *tpl;
+    sf_output *out;
+    size_t num; /* 1, 2 ... in the order added: messages name it */
+    int32_t *colmap;  /* template symbol -> column (index: part field), or -1 */
+    int32_t *rootmap; /* template symbol -> root value, or -1 */
+    uint32_t rows_sym;
+    sf_tpl_run *run;
+    int reached; /* the head reached the rows: the output takes rows */
+    int split;   /* opened as parts */
+    uint64_t split_bytes, head_bytes, tail_bytes;
+    int measured; /* head_bytes and tail_bytes are known (first part) */
+    sf_scratch sc;
+    /* An output with an index: the largest value of max_column in the
+     * current part, and each finished part's (values end to end, with the
+     * offset where each part's begins). */
+    sf_feed_out *index;
+    char *max_column;
+    int maxcol;
+    int have_max;
+    sf_buf cur_max, maxes, offs;
+    size_t nparts; /* parts finished */
+    /* An index: the output whose parts it lists, and the part being rendered
+     * as a row. */
+    int is_index;
+    sf_feed_out *parts;
+    char *base_url;
+    size_t base_len;
+    size_t ipart;
+    char inum[3][24];
+    sf_buf iurl;
+};
+
+struct sf_render {
+    sf_census_ref cref;
+    sf_errbuf err;
+    sf_param *params;
+    size_t nparams;
+    int64_t when;
+    int when_set;
+    int ran, executed, committed;
+    /* Written by sf_render_cancel() from a signal handler or another thread:
+     * lock-free atomics, safe in both. */
+    atomic_int cancel;
+    _Atomic(sf_source *) running; /* the source to interrupt */
+    _Atomic uint64_t rows;        /* one writer (the run); monitors read it */
+    /* Rails (sf_render_set_option). */
+    uint64_t min_rows;
+    double max_drop;
+    int min_rows_set, max_drop_set;
+
+    sf_feed_out **outs; /* outputs and indexes, in the order added */
+    size_t nouts;
+
+    /* During a run. */
+    sf_source *src;
+    int has_row;
+    sf_status fail; /* a provider's failure (the rows read twice) */
+    char btext[B_COUNT][64];
+};
+
+/* render.c */
+int sf_feed_root_value(const sf_render *r, int32_t k, sf_val *out);
+/* feed.c */
+int sf_feed_index_field(const char *name); /* an index row's field, or -1 */
+sf_status sf_feed_loop(sf_render *r);
+void sf_feed_release_loop(sf_feed_out *f); /* frees what only the loop needs */
+void sf_feed_release(sf_feed_out *f);      /* frees everything a run made */
+
+#endif
