@@ -636,8 +636,71 @@ static int hold_mode(const char *mode, const char *path, const char *mark, int s
     return st == SF_OK ? 0 : 1;
 }
 
+/* set_test --render DIR ROWS SPLIT: the same set through the feed loop
+ * (sf_render_add_output + sf_render_add_index + execute + commit, then
+ * sf_output_settle), ROWS rows from SQLite, SPLIT rows a part. */
+static int render_mode(const char *d, const char *rows, const char *split)
+{
+    sf_census *cs = sf_census_create();
+    sf_source *src = sf_source_create(cs);
+    sf_render *r = sf_render_create(cs);
+    sf_template *tp = sf_template_create(cs, SF_TEMPLATE_XML);
+    sf_template *ti = sf_template_create(cs, SF_TEMPLATE_XML);
+    sf_output *parts = sf_output_create(cs), *index = sf_output_create(cs);
+    static const char part_tpl[] = "<part>\n{{#rows}}<row>{{v}}</row>\n{{/rows}}</part>\n";
+    static const char index_tpl[] =
+        "<index>\n{{#rows}}<part name=\"{{name}}\" rows=\"{{row_count}}\"/>\n{{/rows}}</index>\n";
+    char sql[256], pattern[4096], ipath[4096];
+    snprintf(sql, sizeof sql,
+             "WITH RECURSIVE c(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM c LIMIT %s) "
+             "SELECT v FROM c",
+             rows);
+    snprintf(pattern, sizeof pattern, "%s/p-%%r-%%03d.xml", d);
+    snprintf(ipath, sizeof ipath, "%s/index.xml", d);
+    const char *what = "source";
+    sf_status st = sf_source_open(src, ":memory:");
+    st = st ? st : sf_source_prepare(src, sql);
+    if (st == SF_OK) {
+        what = "template";
+        st = sf_template_load_string(tp, "p.mustache", part_tpl, strlen(part_tpl), NULL, NULL);
+        st = st ? st
+                : sf_template_load_string(ti, "i.mustache", index_tpl, strlen(index_tpl), NULL,
+                                          NULL);
+    }
+    if (st == SF_OK) {
+        what = "open";
+        st = sf_output_set_option(parts, "split_rows", split);
+        st = st ? st : sf_output_open_parts(parts, pattern);
+        st = st ? st : sf_output_open_file(index, ipath);
+    }
+    if (st == SF_OK) {
+        what = "render";
+        st = sf_render_add_output(r, tp, parts);
+        st = st ? st : sf_render_add_index(r, parts, ti, index, "https://x.test/", NULL);
+        st = st ? st : sf_render_execute(r, src);
+        st = st ? st : sf_render_commit(r);
+    }
+    if (st == SF_OK) {
+        what = "settle";
+        st = sf_output_settle(parts);
+    }
+    if (st != SF_OK)
+        fprintf(stderr, "set_test: %s: %s | %s | %s | %s\n", what, sf_render_errmsg(r),
+                sf_output_errmsg(parts), sf_output_errmsg(index), sf_source_errmsg(src));
+    sf_render_free(r);
+    sf_output_free(parts);
+    sf_output_free(index);
+    sf_template_free(tp);
+    sf_template_free(ti);
+    sf_source_free(src);
+    sf_census_free(cs);
+    return st == SF_OK ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 5 && !strcmp(argv[1], "--render"))
+        return render_mode(argv[2], argv[3], argv[4]);
     if (argc == 5 && !strcmp(argv[1], "--publish"))
         return publish_mode(argv[2], strtoull(argv[3], NULL, 10), argv[4], 1);
     if (argc == 6 && !strcmp(argv[1], "--publish"))

@@ -566,8 +566,13 @@ sf_status sf_fileset_publish(sf_output *o, int *renamed)
     for (size_t i = 0; i < fs->n; i++) {
         sf_stage *sink = sf_stage_chain_tail(fs->parts[i].chain);
         sf_status st = sink->vt->publish(sink);
-        if (st != SF_OK)
+        if (st != SF_OK) {
+            /* An indexed set is not published until its index is: the
+             * parts renamed so far are names no index uses. Without an
+             * index, parts 1..i are the new ones. */
+            o->published = !fs->indexed && i > 0;
             return st; /* the caller aborts the rest */
+        }
     }
     *renamed = 1;
     /* One directory fsync for them all, before any index names them. */
