@@ -92,6 +92,9 @@ sf_status sf_lock_take(sf_lock *l, sf_census *cs, sf_errbuf *e, const char *dir,
             if (err != EWOULDBLOCK)
                 st = sf_fail(e, SF_ERR_OUTPUT, "cannot lock %s/%s for %s: %s", dir, l->name,
                              path, strerror(err));
+            else if (pid == (long)getpid())
+                st = sf_fail(e, SF_ERR_BUSY, "%s is written twice by this run (two outputs "
+                             "with one name)", path);
             else if (pid > 0)
                 st = sf_fail(e, SF_ERR_BUSY, "another sqlfeed run (PID %ld) is writing %s", pid,
                              path);
