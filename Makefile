@@ -55,6 +55,7 @@ TESTS   += $(BUILD)/tests/secret_test
 TESTS   += $(BUILD)/tests/output_test
 TESTS   += $(BUILD)/tests/set_test
 TESTS   += $(BUILD)/tests/feed_test
+TESTS   += $(BUILD)/tests/stage_test
 
 .PHONY: all check test spec fuzz fuzz-build demo bench deps deps-fuzz install clean
 all: $(BUILD)/sqlfeed $(BUILD)/libsqlfeed.a
@@ -214,3 +215,9 @@ clean:
 # Header dependencies written by the compiler (-MMD -MP) for what was built.
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(wildcard $(BUILD)/obj/tests/fuzz/*.d) \
   $(addsuffix .d,$(filter-out %.so $(FUZZ_REPLAY),$(TESTS)))
+
+# The stage chain (tests/stage_test.c): fdatasync wrapped, to count and fail it.
+$(BUILD)/tests/stage_test: tests/stage_test.c $(BUILD)/libsqlfeed.a
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CPPFLAGS) $(DEPFLAGS) -MF $@.d -MT $@ $(ALL_CFLAGS) $(LDFLAGS) $< \
+	  $(BUILD)/libsqlfeed.a $(TEST_LDLIBS) -Wl,--wrap=fdatasync -o $@

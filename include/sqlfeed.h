@@ -398,7 +398,9 @@ const char *sf_output_errmsg(const sf_output *out);
  *                ".zst" zstd, anything else none), "none", "gzip", "zstd"
  *   "level"      the compressor's level: gzip 1-9 (default 1), zstd 1-19
  *                (default 3); "best": the codec's highest ratio
- *   "workers"    zstd worker threads (default: 2; 0: compress inline)
+ *   "workers"    zstd worker threads (default: 0: compress on the thread
+ *                running the chain, the writer thread; N costs about
+ *                6 MiB + 7 MiB a worker: docs/sink.md)
  *   "writer"     "thread" (the default: compressing and writing run on a
  *                second thread, behind a few fixed buffers) or "inline"
  *   "sync_step"  a durable file is fdatasync'ed every this many bytes while

@@ -123,7 +123,7 @@ typedef struct sf_output_opts {
 } sf_output_opts;
 
 #define SF_SYNC_STEP_DEFAULT ((uint64_t)32 << 20)
-#define SF_ZSTD_WORKERS_DEFAULT 2
+#define SF_ZSTD_WORKERS_DEFAULT 0
 
 struct sf_output {
     sf_wbuf w; /* first: the drain callback casts back to sf_output */

@@ -1,0 +1,483 @@
+/* stage_test.c DIR: the output's stage chain (src/sink/), in a scratch
+ * directory DIR:
+ *   - chain order: [gzip | zstd] -> file, by option and by suffix ("auto"),
+ *     plain for a descriptor unless asked;
+ *   - finish makes nothing visible (the previous file stays, the temporary
+ *     file is complete); publish then renames; order and state errors;
+ *   - codec round trips: gzip (every engine: levels 1, 2, 3, 9, best) and
+ *     zstd (inline and with workers, levels 1, 3, best) decoded here with
+ *     zlib and libzstd to exactly the bytes written: empty, one byte, and
+ *     3 MB written in many different write sizes; bytes_out = file size;
+ *   - the census with zstd workers: every allocation tagged "sink", live
+ *     bytes back to the baseline after free;
+ *   - a durable file is fdatasync'ed every sync_step bytes (fdatasync is
+ *     wrapped: -Wl,--wrap=fdatasync), not at all with 0 or for a
+ *     descriptor, and a failing one fails the write and publishes nothing;
+ *   - option errors.
+ * Prints PASS/FAIL lines; exit 1 on failure. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "check.h"
+#include "sink/sink.h"
+
+static const char *dir;
+
+/* fdatasync, counted, failing on demand. */
+int __real_fdatasync(int fd);
+int __wrap_fdatasync(int fd);
+static int syncs, sync_fail;
+int __wrap_fdatasync(int fd)
+{
+    syncs++;
+    if (sync_fail) {
+        errno = EIO;
+        return -1;
+    }
+    return __real_fdatasync(fd);
+}
+
+static char *path_of(const char *name)
+{
+    static char p[4][4096];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
+    return p[k];
+}
+
+static void put(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+/* The whole file, malloc'ed (NULL if missing); *n its size. */
+static unsigned char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    rewind(f);
+    unsigned char *b = malloc((size_t)sz + 1);
+    *n = fread(b, 1, (size_t)sz, f);
+    fclose(f);
+    return b;
+}
+
+/* Temporary files left in DIR. */
+static int temps(void)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += strstr(e->d_name, ".sqlfeed-") != NULL;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static sf_output *open_with(sf_census *c, const char *path, const char *const *opts)
+{
+    sf_output *o = sf_output_create(c);
+    for (; opts && *opts; opts += 2)
+        if (sf_output_set_option(o, opts[0], opts[1]) != SF_OK)
+            printf("# option %s=%s: %s\n", opts[0], opts[1], sf_output_errmsg(o));
+    if (sf_output_open_file(o, path) != SF_OK)
+        printf("# open %s: %s\n", path, sf_output_errmsg(o));
+    return o;
+}
+
+/* The names of the chain's stages, head to tail: "gzip>file". */
+static const char *chain(const sf_output *o)
+{
+    static char b[128];
+    b[0] = '\0';
+    for (sf_stage *s = o->head; s; s = s->next)
+        snprintf(b + strlen(b), sizeof b - strlen(b), "%s%s", b[0] ? ">" : "", s->vt->name);
+    return b;
+}
+
+static void test_chain_order(void)
+{
+    static const struct {
+        const char *name, *compress, *want;
+    } cases[] = {
+        {"a.xml", NULL, "file"},          {"a.xml.gz", NULL, "gzip>file"},
+        {"a.xml.zst", NULL, "zstd>file"}, {"a.gz.xml", NULL, "file"},
+        {"a.xml", "gzip", "gzip>file"},   {"a.xml", "zstd", "zstd>file"},
+        {"a.xml.gz", "none", "file"},     {"a.xml.zst", "auto", "zstd>file"},
+        {"a.xml.gz", "zstd", "zstd>file"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *opts[] = {"compress", cases[i].compress, NULL};
+        sf_output *o = open_with(NULL, path_of(cases[i].name), cases[i].compress ? opts : NULL);
+        char name[128];
+        snprintf(name, sizeof name, "chain: %s with compress=%s is %s", cases[i].name,
+                 cases[i].compress ? cases[i].compress : "(default)", cases[i].want);
+        check(!strcmp(chain(o), cases[i].want), name, "got %s", chain(o));
+        sf_output_free(o);
+    }
+    /* A descriptor: auto is plain; asked, the codec is there. */
+    int fd = open(path_of("fd.out"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    sf_output *o = sf_output_create(NULL);
+    sf_output_open_fd(o, fd, "fd");
+    check(!strcmp(chain(o), "file"), "chain: a descriptor with auto is plain", "got %s",
+          chain(o));
+    sf_output_free(o);
+    o = sf_output_create(NULL);
+    sf_output_set_option(o, "compress", "gzip");
+    sf_output_open_fd(o, fd, "fd");
+    check(!strcmp(chain(o), "gzip>file"), "chain: a descriptor with compress=gzip", "got %s",
+          chain(o));
+    sf_output_write(o, "x", 1);
+    check(sf_output_commit(o) == SF_OK, "chain: a gzip descriptor commits", "%s",
+          sf_output_errmsg(o));
+    sf_output_free(o);
+    close(fd);
+    size_t n = 0;
+    unsigned char *b = slurp(path_of("fd.out"), &n);
+    check(b && n > 18 && b[0] == 0x1f && b[1] == 0x8b, "chain: the descriptor got gzip",
+          "%zu bytes", n);
+    free(b);
+    check(temps() == 0, "chain: no temporary file left", "%d", temps());
+}
+
+static void test_finish_publish(void)
+{
+    const char *p = path_of("fp.xml");
+    put(p, "previous");
+    sf_output *o = open_with(NULL, p, NULL);
+    check(sf_output_publish(o) == SF_ERR_STATE, "publish before finish: SF_ERR_STATE", "%s",
+          sf_output_errmsg(o));
+    sf_output_write(o, "new document", 12);
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", sf_output_temp_path(o));
+    check(sf_output_finish(o) == SF_OK, "finish: SF_OK", "%s", sf_output_errmsg(o));
+    size_t n = 0;
+    unsigned char *b = slurp(p, &n);
+    check(b && n == 8 && !memcmp(b, "previous", 8), "finish: nothing visible, previous in place",
+          "%.*s", (int)n, b ? (char *)b : "");
+    free(b);
+    b = slurp(tmp, &n);
+    check(b && n == 12 && !memcmp(b, "new document", 12),
+          "finish: the temporary file holds the whole document", "%zu bytes", n);
+    free(b);
+    check(!sf_output_published(o), "finish: not published", "published");
+    check(sf_output_write(o, "x", 1) == SF_ERR_STATE, "write after finish: SF_ERR_STATE", "%s",
+          sf_output_errmsg(o));
+    check(sf_output_finish(o) == SF_OK, "finish twice: SF_OK (nothing more done)", "%s",
+          sf_output_errmsg(o));
+    check(sf_output_publish(o) == SF_OK && sf_output_published(o), "publish after finish",
+          "%s", sf_output_errmsg(o));
+    b = slurp(p, &n);
+    check(b && n == 12 && !memcmp(b, "new document", 12), "publish: the new document in place",
+          "%zu bytes", n);
+    free(b);
+    check(sf_output_publish(o) == SF_ERR_STATE, "publish twice: SF_ERR_STATE", "%s",
+          sf_output_errmsg(o));
+    check(sf_output_part_count(o) == 1 && !strcmp(sf_output_part_path(o, 0), p) &&
+              sf_output_part_bytes(o, 0) == 12 && sf_output_bytes_out(o) == 12,
+          "parts: one part, its path and bytes", "count %zu", sf_output_part_count(o));
+    sf_output_free(o);
+
+    /* Finished, never published, freed: the temporary file goes. */
+    put(p, "previous");
+    o = open_with(NULL, p, (const char *[]){"compress", "zstd", NULL});
+    sf_output_write(o, "abc", 3);
+    sf_output_count_row(o);
+    sf_output_count_row(o);
+    check(sf_output_finish(o) == SF_OK && temps() == 1, "finish (zstd): the temporary file stays",
+          "%d temporary files: %s", temps(), sf_output_errmsg(o));
+    check(sf_output_part_rows(o, 0) == 2, "parts: rows counted", "%llu",
+          (unsigned long long)sf_output_part_rows(o, 0));
+    sf_output_free(o);
+    b = slurp(p, &n);
+    check(b && n == 8 && temps() == 0, "free after finish: previous kept, temporary file removed",
+          "%d temporary files", temps());
+    free(b);
+    /* commit = finish + publish, from open. */
+    o = open_with(NULL, p, NULL);
+    sf_output_write(o, "c", 1);
+    check(sf_output_commit(o) == SF_OK && sf_output_published(o), "commit: finish + publish",
+          "%s", sf_output_errmsg(o));
+    check(sf_output_commit(o) == SF_ERR_STATE, "commit after commit: SF_ERR_STATE", "%s",
+          sf_output_errmsg(o));
+    sf_output_free(o);
+}
+
+/* Decoders: the whole file into a malloc'ed buffer; -1 on a bad stream. */
+static long gunzip_all(const unsigned char *in, size_t n, unsigned char *out, size_t cap)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, 31) != Z_OK)
+        return -1;
+    z.next_in = (Bytef *)(uintptr_t)in;
+    z.avail_in = (uInt)n;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    int rc = inflate(&z, Z_FINISH);
+    long got = rc == Z_STREAM_END && z.avail_in == 0 ? (long)z.total_out : -1;
+    inflateEnd(&z);
+    return got;
+}
+
+static long unzstd_all(const unsigned char *in, size_t n, unsigned char *out, size_t cap)
+{
+    ZSTD_DCtx *d = ZSTD_createDCtx();
+    ZSTD_inBuffer ib = {in, n, 0};
+    ZSTD_outBuffer ob = {out, cap, 0};
+    size_t r = 1;
+    while (ib.pos < ib.size && !ZSTD_isError(r))
+        r = ZSTD_decompressStream(d, &ob, &ib);
+    ZSTD_freeDCtx(d);
+    return !ZSTD_isError(r) && r == 0 && n > 0 ? (long)ob.pos : -1;
+}
+
+/* 3 MB of feed-like text: compressible, not trivially so. */
+static unsigned char *corpus(size_t n)
+{
+    unsigned char *b = malloc(n);
+    uint32_t x = 2463534242u;
+    size_t i = 0;
+    while (i < n) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        int k = snprintf((char *)b + i, n - i, "<job><id>%u</id><title>Engineer %u</title></job>\n",
+                         x % 100000u, (x >> 8) % 977u);
+        i += k > 0 && (size_t)k < n - i ? (size_t)k : n - i;
+    }
+    return b;
+}
+
+static void roundtrip(const char *codec, const char *level, const char *workers,
+                      const unsigned char *data, size_t n, const char *what)
+{
+    const char *p = path_of(!strcmp(codec, "gzip") ? "rt.xml.gz" : "rt.xml.zst");
+    sf_output *o = open_with(NULL, p,
+                             (const char *[]){"level", level, "workers", workers, NULL});
+    /* Writes of many sizes, some larger than the output buffer. */
+    static const size_t sizes[] = {1, 7, 4096, 65537, 300000, 3, 262144, 1000};
+    size_t at = 0;
+    for (int k = 0; at < n; k++) {
+        size_t w = sizes[k % 8] < n - at ? sizes[k % 8] : n - at;
+        if (sf_output_write(o, data + at, w) != SF_OK)
+            break;
+        at += w;
+    }
+    sf_status st = sf_output_commit(o);
+    size_t fn = 0;
+    unsigned char *f = slurp(p, &fn);
+    unsigned char *back = malloc(n + 1);
+    long got = !f ? -1
+               : !strcmp(codec, "gzip") ? gunzip_all(f, fn, back, n + 1)
+                                         : unzstd_all(f, fn, back, n + 1);
+    char name[160];
+    snprintf(name, sizeof name, "round trip: %s level %s workers %s, %s: decodes to the input",
+             codec, level, workers, what);
+    check(st == SF_OK && got == (long)n && !memcmp(back, data, n), name,
+          "status %d, %ld of %zu bytes back: %s", st, got, n, sf_output_errmsg(o));
+    snprintf(name, sizeof name, "round trip: %s level %s workers %s, %s: bytes_out = file size",
+             codec, level, workers, what);
+    check(sf_output_bytes_out(o) == fn && sf_output_bytes(o) == n, name, "%llu vs %zu",
+          (unsigned long long)sf_output_bytes_out(o), fn);
+    free(f);
+    free(back);
+    sf_output_free(o);
+}
+
+static void test_roundtrips(void)
+{
+    size_t big = 3u << 20;
+    unsigned char *data = corpus(big);
+    static const char *const gz[] = {"1", "2", "3", "9", "best"};
+    for (size_t i = 0; i < 5; i++) {
+        roundtrip("gzip", gz[i], "0", data, 0, "empty");
+        roundtrip("gzip", gz[i], "0", (const unsigned char *)"x", 1, "one byte");
+        roundtrip("gzip", gz[i], "0", data, big, "3 MB");
+    }
+    static const char *const zs[][2] = {{"1", "0"}, {"3", "0"}, {"3", "2"}, {"best", "0"},
+                                        {"1", "1"}};
+    for (size_t i = 0; i < 5; i++) {
+        roundtrip("zstd", zs[i][0], zs[i][1], data, 0, "empty");
+        roundtrip("zstd", zs[i][0], zs[i][1], (const unsigned char *)"x", 1, "one byte");
+        roundtrip("zstd", zs[i][0], zs[i][1], data, big, "3 MB");
+    }
+    free(data);
+}
+
+static void test_census(void)
+{
+    sf_census *c = sf_census_create();
+    uint64_t base = sf_census_live_bytes(c);
+    sf_mem_stat other0;
+    sf_census_stat(c, SF_MEM_OTHER, &other0);
+    size_t big = 6u << 20;
+    unsigned char *data = corpus(big);
+    sf_output *o = open_with(c, path_of("census.xml.zst"),
+                             (const char *[]){"workers", "2", NULL});
+    sf_output_write(o, data, big);
+    sf_status st = sf_output_commit(o);
+    sf_mem_stat sink;
+    sf_census_stat(c, SF_MEM_SINK, &sink);
+    check(st == SF_OK && sink.peak_bytes > (4u << 20),
+          "census: zstd with 2 workers allocates through the census, tagged sink",
+          "status %d, sink peak %llu", st, (unsigned long long)sink.peak_bytes);
+    sf_output_free(o);
+    sf_mem_stat other1;
+    sf_census_stat(c, SF_MEM_OTHER, &other1);
+    check(sf_census_live_bytes(c) == base && other1.allocs == other0.allocs,
+          "census: live bytes back to the baseline after free (workers joined)",
+          "%llu live, baseline %llu", (unsigned long long)sf_census_live_bytes(c),
+          (unsigned long long)base);
+    /* zlib and ISA-L too. */
+    for (int k = 0; k < 2; k++) {
+        sink.peak_bytes = 0;
+        o = open_with(c, path_of("census.xml.gz"), (const char *[]){"level", k ? "6" : "1", NULL});
+        sf_output_write(o, data, big);
+        st = sf_output_commit(o);
+        sf_census_stat(c, SF_MEM_SINK, &sink);
+        sf_output_free(o);
+        check(st == SF_OK && sf_census_live_bytes(c) == base,
+              k ? "census: gzip (zlib) back to the baseline" : "census: gzip (ISA-L) back to the baseline",
+              "%llu live", (unsigned long long)sf_census_live_bytes(c));
+    }
+    free(data);
+    sf_census_free(c);
+}
+
+static void test_sync_step(void)
+{
+    size_t big = 1u << 20;
+    unsigned char *data = corpus(big);
+    const char *p = path_of("sync.xml");
+    put(p, "previous");
+    syncs = 0;
+    sf_output *o = open_with(NULL, p, (const char *[]){"sync_step", "64K", NULL});
+    for (size_t at = 0; at < big; at += 16384)
+        sf_output_write(o, data + at, 16384);
+    sf_status st = sf_output_commit(o);
+    /* The output buffer drains in 256 KiB pieces: each passes a 64 KiB step. */
+    check(st == SF_OK && syncs == 4, "sync_step 64K: one fdatasync per 256 KiB drained",
+          "%d fdatasync calls: %s", syncs, sf_output_errmsg(o));
+    sf_output_free(o);
+    syncs = 0;
+    o = open_with(NULL, p, (const char *[]){"sync_step", "0", NULL});
+    sf_output_write(o, data, big);
+    sf_output_commit(o);
+    check(syncs == 0, "sync_step 0: no fdatasync", "%d", syncs);
+    sf_output_free(o);
+    syncs = 0;
+    o = open_with(NULL, p, NULL);
+    sf_output_write(o, data, big);
+    sf_output_commit(o);
+    check(syncs == 0, "sync_step default (32M): none for 1 MiB", "%d", syncs);
+    sf_output_free(o);
+    /* A descriptor is not ours to sync. */
+    int fd = open(path_of("sync.fd"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    syncs = 0;
+    o = sf_output_create(NULL);
+    sf_output_set_option(o, "sync_step", "4K");
+    sf_output_open_fd(o, fd, "fd");
+    sf_output_write(o, data, big);
+    sf_output_commit(o);
+    check(syncs == 0, "sync_step: a descriptor is never fdatasync'ed", "%d", syncs);
+    sf_output_free(o);
+    close(fd);
+    /* A failing fdatasync fails the render, publishes nothing. */
+    put(p, "previous");
+    sync_fail = 1;
+    o = open_with(NULL, p, (const char *[]){"sync_step", "64K", NULL});
+    st = SF_OK;
+    for (size_t at = 0; at < big && st == SF_OK; at += 16384)
+        st = sf_output_write(o, data + at, 16384);
+    if (st == SF_OK)
+        st = sf_output_commit(o);
+    sync_fail = 0;
+    check(st == SF_ERR_OUTPUT && strstr(sf_output_errmsg(o), "fdatasync") &&
+              strstr(sf_output_errmsg(o), "Input/output error"),
+          "sync_step: a failing fdatasync is SF_ERR_OUTPUT naming it", "status %d: %s", st,
+          sf_output_errmsg(o));
+    sf_output_free(o);
+    size_t n = 0;
+    unsigned char *b = slurp(p, &n);
+    check(b && n == 8 && temps() == 0, "sync_step: after the failure previous kept, no temp",
+          "%d temporary files", temps());
+    free(b);
+    free(data);
+}
+
+static void test_options(void)
+{
+    static const struct {
+        const char *name, *value;
+    } bad[] = {
+        {"compress", "lz4"}, {"compress", ""},  {"level", "0"},         {"level", "abc"},
+        {"level", "3x"},     {"workers", "65"}, {"workers", "-1"},      {"writer", "fork"},
+        {"sync_step", "12X"}, {"sync_step", ""}, {"split_rows", "10K"}, {"split_bytes", "-5"},
+        {"nosuch", "1"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sf_output *o = sf_output_create(NULL);
+        char name[128];
+        snprintf(name, sizeof name, "option %s='%s': SF_ERR_ARG with a message", bad[i].name,
+                 bad[i].value);
+        sf_status st = sf_output_set_option(o, bad[i].name, bad[i].value);
+        check(st == SF_ERR_ARG && *sf_output_errmsg(o), name, "status %d", st);
+        sf_output_free(o);
+    }
+    sf_output *o = sf_output_create(NULL);
+    check(sf_output_set_option(o, NULL, "x") == SF_ERR_ARG, "option: NULL name", "accepted");
+    check(sf_output_set_option(o, "split_rows", "50000") == SF_OK &&
+              sf_output_set_option(o, "split_bytes", "50M") == SF_OK &&
+              sf_output_split_rows(o) == 50000 && sf_output_split_bytes(o) == 50u << 20,
+          "options: split_rows / split_bytes kept", "%llu %llu",
+          (unsigned long long)sf_output_split_rows(o), (unsigned long long)sf_output_split_bytes(o));
+    check(sf_output_set_option(o, "writer", "inline") == SF_OK &&
+              sf_output_set_option(o, "writer", "thread") == SF_OK,
+          "options: writer thread / inline", "%s", sf_output_errmsg(o));
+    /* A level the codec does not have: refused at open, nothing created. */
+    sf_output_set_option(o, "level", "12");
+    sf_status st = sf_output_open_file(o, path_of("lvl.xml.gz"));
+    check(st == SF_ERR_ARG && strstr(sf_output_errmsg(o), "gzip") && temps() == 0,
+          "level 12 for gzip: SF_ERR_ARG at open, no file", "status %d: %s", st,
+          sf_output_errmsg(o));
+    sf_output_free(o);
+    o = open_with(NULL, path_of("late.xml"), NULL);
+    check(sf_output_set_option(o, "compress", "gzip") == SF_ERR_STATE,
+          "option after open: SF_ERR_STATE", "%s", sf_output_errmsg(o));
+    sf_output_free(o);
+    o = open_with(NULL, path_of("lvl.xml.zst"), (const char *[]){"level", "12", NULL});
+    check(o->state == SF_OUT_OPEN, "level 12 for zstd: accepted", "%s", sf_output_errmsg(o));
+    sf_output_free(o);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s DIR\n", argv[0]);
+        return 2;
+    }
+    dir = argv[1];
+    test_chain_order();
+    test_finish_publish();
+    test_roundtrips();
+    test_census();
+    test_sync_step();
+    test_options();
+    printf("stage: %d passed, %d failed\n", passes, failures);
+    return failures != 0;
+}
