@@ -444,9 +444,9 @@ sf_status sf_fileset_open(sf_output *o, const char *pattern)
                        "systems) for %s",
                        fs->pat.dir, pattern);
     st = sf_side_open(&o->side, cs, &o->err, pattern, &fs->pat, NULL);
+    const sf_state *prev = st == SF_OK && fs->pat.has_tag ? sf_side_previous(o->side, cs) : NULL;
     if (st == SF_OK && fs->pat.has_tag &&
-        sf_set_choose_tag(&fs->pat, o->side->lock.dirfd,
-                          o->side->have_prev ? o->side->prev.tag : NULL, fs->tag) != 0)
+        sf_set_choose_tag(&fs->pat, o->side->lock.dirfd, prev ? prev->tag : NULL, fs->tag) != 0)
         st = sf_fail(&o->err, SF_ERR_OUTPUT, "no free run tag for %s", pattern);
     if (st == SF_OK)
         st = open_part(o);

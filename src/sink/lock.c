@@ -230,9 +230,17 @@ sf_status sf_side_open(sf_side **sp, sf_census *cs, sf_errbuf *e, const char *pa
         return st;
     }
     sf_stale_temps_remove(s->lock.dirfd, s->name, pat, keep);
-    s->have_prev = sf_state_read(s->lock.dirfd, s->name, cs, &s->prev);
     *sp = s;
     return SF_OK;
+}
+
+const sf_state *sf_side_previous(sf_side *s, sf_census *cs)
+{
+    if (!s->read_prev) {
+        s->read_prev = 1;
+        s->have_prev = sf_state_read(s->lock.dirfd, s->name, cs, &s->prev);
+    }
+    return s->have_prev ? &s->prev : NULL;
 }
 
 sf_status sf_side_record(sf_side *s, sf_census *cs, sf_errbuf *e, const sf_state *st)

@@ -421,10 +421,11 @@ uint64_t sf_output_part_bytes(const sf_output *o, size_t i)
 
 int sf_output_previous_rows(const sf_output *o, uint64_t *rows)
 {
-    if (!o || !o->side || !o->side->have_prev)
+    const sf_state *prev = o && o->side ? sf_side_previous(o->side, o->cref.census) : NULL;
+    if (!prev)
         return 0;
     if (rows)
-        *rows = o->side->prev.rows;
+        *rows = prev->rows;
     return 1;
 }
 

@@ -136,15 +136,19 @@ typedef struct sf_side {
     char *dir;    /* the directory as given, for messages */
     char *name;   /* the output's file name (a set: its pattern's) */
     char *path;   /* the output as given, for messages */
-    sf_state prev;
-    int have_prev;
+    sf_state prev; /* read when first asked for (sf_side_previous) */
+    int have_prev, read_prev;
 } sf_side;
 
 /* For the output at `path` (a file, or a pattern of parts `pat`): takes the
- * lock, removes the temporary files a killed run left (never `keep`, this
- * run's own temporary file's name), reads the previous run's record. */
+ * lock and removes the temporary files a killed run left (never `keep`,
+ * this run's own temporary file's name). */
 sf_status sf_side_open(sf_side **sp, sf_census *cs, sf_errbuf *e, const char *path,
                        const sf_pattern *pat, const char *keep);
+/* The previous run's record, read (under the lock) the first time it is
+ * asked for, so an output no one asks about reads nothing: NULL when there
+ * is none. */
+const sf_state *sf_side_previous(sf_side *s, sf_census *cs);
 /* Records a published run (sf_state_write). */
 sf_status sf_side_record(sf_side *s, sf_census *cs, sf_errbuf *e, const sf_state *st);
 /* Releases the lock; NULL is fine. */

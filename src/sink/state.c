@@ -281,6 +281,13 @@ int sf_state_format(const sf_state *st, sf_census *cs, char **out, size_t *len)
 {
     sf_buf b;
     sf_buf_init(&b, cs, SF_MEM_SINK);
+    /* One allocation: room for the worst case (every byte of a name
+     * escaped as \u00XX), so the count does not depend on the figures. */
+    size_t need = 256 + 6 * (st->name ? strlen(st->name) : 0) + 8 * st->parts;
+    for (size_t i = 0, at = 0; i < st->parts; i++, at += strlen(st->names + at) + 1)
+        need += 6 * strlen(st->names + at);
+    if (sf_buf_reserve(&b, need) != 0)
+        return -1;
     char num[160];
     snprintf(num, sizeof num, ",\"rows\":%llu,\"bytes\":%llu,\"time\":%llu,\"tag\":",
              (unsigned long long)st->rows, (unsigned long long)st->bytes,
