@@ -463,6 +463,7 @@ static void test_parts(void)
     /* The record: the previous run's rows, for --max-drop. */
     o = sf_output_create(cs);
     uint64_t prev = 0;
+    sf_status st2;
     st = sf_output_open_parts(o, pattern);
     check(st == SF_OK && sf_output_previous_rows(o, &prev) == 1 && prev == 20,
           "record: a set's previous rows", "%d %llu", st, (unsigned long long)prev);
@@ -500,13 +501,31 @@ static void test_parts(void)
     sf_output_free(o);
     check(have == 1 && prev == 0, "record: an empty feed is recorded (keep_state)", "%d %llu",
           have, (unsigned long long)prev);
+    /* A name of the pattern that leads to a device: refused, not written. */
+    clean();
+    snprintf(path, sizeof path, "%s/f-02.xml", dir);
+    if (symlink("/dev/null", path) != 0)
+        perror("symlink");
+    o = sf_output_create(cs);
+    snprintf(path, sizeof path, "%s/f-%%02d.xml", dir);
+    sf_output_set_option(o, "split_rows", "1");
+    st = sf_output_open_parts(o, path);
+    sf_output_write(o, "<a/>", 4);
+    sf_output_count_row(o);
+    st2 = sf_output_split_due(o, 4, 0) ? sf_output_next_part(o) : SF_OK;
+    check(st == SF_OK && st2 == SF_ERR_OUTPUT && strstr(sf_output_errmsg(o), "not a regular file"),
+          "parts: a part name leading to a device refused", "%d %d %s", st, st2,
+          sf_output_errmsg(o));
+    sf_output_free(o);
+    check(entries() == 1, "parts: ... and nothing left but the link", "%d entries", entries());
+    clean();
     /* Bad patterns and kernel directories refused at open, leaving nothing. */
     o = sf_output_create(cs);
     snprintf(path, sizeof path, "%s/bad-%%x.xml", dir);
     st = sf_output_open_parts(o, path);
     sf_output_free(o);
     o = sf_output_create(cs);
-    sf_status st2 = sf_output_open_parts(o, "/proc/self/p-%d.xml");
+    st2 = sf_output_open_parts(o, "/proc/self/p-%d.xml");
     check(st == SF_ERR_ARG && st2 == SF_ERR_OUTPUT && strstr(sf_output_errmsg(o), "will not"),
           "parts: a bad pattern, a kernel directory refused", "%d %d %s", st, st2,
           sf_output_errmsg(o));

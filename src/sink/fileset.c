@@ -381,6 +381,12 @@ static sf_status open_part(sf_output *o)
                  strcmp(fs->pat.dir, "/") ? "/" : "", name);
     p->name = p->path + strlen(p->path) - len;
     sf_status st = sf_stage_chain_open(o, p->path, -1, p->path, &p->chain);
+    /* A part is a file published by rename, never a device, FIFO or
+     * descriptor that a name of the pattern happens to lead to. */
+    if (st == SF_OK && !sf_sink_file_temp(sf_stage_chain_tail(p->chain))) {
+        st = sf_fail(&o->err, SF_ERR_OUTPUT, "part %s is not a regular file", p->path);
+        sf_stage_chain_free(p->chain);
+    }
     if (st != SF_OK) {
         sf_dealloc(cs, p->path);
         return st;
@@ -450,11 +456,6 @@ sf_status sf_fileset_open(sf_output *o, const char *pattern)
         st = sf_fail(&o->err, SF_ERR_OUTPUT, "no free run tag for %s", pattern);
     if (st == SF_OK)
         st = open_part(o);
-    /* A part is a file published by rename, never a device or FIFO that a
-     * name of the pattern happens to lead to. */
-    if (st == SF_OK && !o->atomic)
-        st = sf_fail(&o->err, SF_ERR_OUTPUT, "part %s is not a regular file",
-                     fs->parts[0].path);
     return st; /* on failure the caller frees (open_failed) */
 }
 
