@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "set.h"
@@ -211,6 +212,18 @@ static sf_status open_common(sf_output *o, const char *path, int fd, const char 
                           slash ? slash + 1 : tmp);
         if (st != SF_OK)
             return open_failed(o, st);
+        /* Between our temporary file's creation and the lock, a whole other
+         * run may have held the lock and removed it as a leftover: then
+         * start the chain again, under the lock now. */
+        struct stat sb;
+        if (fstatat(o->side->lock.dirfd, slash ? slash + 1 : tmp, &sb, AT_SYMLINK_NOFOLLOW) != 0) {
+            sf_stage_chain_abort(o->head);
+            sf_stage_chain_free(o->head);
+            o->head = NULL;
+            if ((st = sf_stage_chain_open(o, path, fd, label, &head)) != SF_OK)
+                return open_failed(o, st);
+            o->head = head;
+        }
     }
     o->state = SF_OUT_OPEN;
     return SF_OK;
