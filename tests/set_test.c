@@ -168,34 +168,69 @@ static void test_pattern(sf_census *cs)
 
 /* ---- state record ------------------------------------------------------ */
 
+/* Reads record `sname` for output `name` in DIR. */
+static int read_rec(sf_census *cs, const char *sname, const char *name, sf_state *st)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    int ok = sf_state_read(dfd, sname, name, cs, st);
+    close(dfd);
+    return ok;
+}
+
 static void test_state(sf_census *cs)
 {
     sf_errbuf e;
     sf_state st = {0}, back;
-    char names[] = "a \"b\"\\c\x01.xml\0second\0";
-    st.name = (char *)"feed \"x\".xml";
+    static const char names[] = "a \"b\"\\c\x01.xml\0second\0";
+    const char *name = "feed \"x\".xml";
+    st.name = name;
     st.rows = 113954;
     st.bytes = 1ull << 40;
     st.time = 1764590000;
     memcpy(st.tag, "deadbeef", 9);
     st.parts = 2;
     st.names = names;
-    st.names_len = sizeof names - 1;
     int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-    sf_status s = sf_state_write(dfd, dir, "feed \"x\".xml", "FEED", &st, cs, &e);
-    check(s == SF_OK && exists(".feed \"x\".xml.sqlfeed.state") && entries() == 1,
+    char *sname = NULL, *tmp = NULL, buf[4096];
+    size_t tmpcap = 0;
+    int named = sf_state_names(cs, name, 255, &sname, &tmp, &tmpcap) == 0;
+    size_t len = named ? sf_state_format(&st, buf, sizeof buf) : 0;
+    check(len && len < sf_state_format_size(&st) && !sf_state_format(&st, buf, len),
+          "state: formatted within its worst case; a short buffer refused", "%zu", len);
+    len = sf_state_format(&st, buf, sizeof buf);
+    sf_status s = named ? sf_state_write(dfd, dir, name, sname, tmp, tmpcap, "FEED", buf, len, &e)
+                        : SF_ERR_NOMEM;
+    check(s == SF_OK && !strcmp(sname, ".feed \"x\".xml.sqlfeed.state") &&
+              exists(".feed \"x\".xml.sqlfeed.state") && entries() == 1,
           "state: written, no temporary file left", "%d %s (%d entries)", s, e.msg, entries());
-    int ok = sf_state_read(dfd, "feed \"x\".xml", cs, &back);
-    check(ok && back.rows == st.rows && back.bytes == st.bytes && back.time == st.time &&
-              !strcmp(back.tag, "deadbeef") && back.parts == 2 &&
-              !strcmp(back.names, "a \"b\"\\c\x01.xml") &&
-              !strcmp(back.names + strlen(back.names) + 1, "second"),
+    int ok = read_rec(cs, sname, name, &back);
+    check(ok == 1 && back.rows == st.rows && back.bytes == st.bytes && back.time == st.time &&
+              !strcmp(back.tag, "deadbeef") && back.parts == 2,
           "state: read back as written", "ok %d rows %llu parts %zu", ok,
           (unsigned long long)back.rows, back.parts);
-    if (ok)
-        sf_state_free(&back, cs);
-    check(!sf_state_read(dfd, "other.xml", cs, &back), "state: none for another output",
+    check(!read_rec(cs, sname, "feed.xml", &back), "state: none for another output (a cut name)",
           "found one");
+    sf_dealloc(cs, sname);
+    sf_dealloc(cs, tmp);
+    /* A record larger than the inline buffer: read through the census. */
+    static char many[60000];
+    size_t at = 0;
+    for (int i = 0; i < 2000; i++)
+        at += (size_t)snprintf(many + at, sizeof many - at, "part-%05d.xml", i) + 1;
+    st.name = "g.xml";
+    st.parts = 2000;
+    st.names = many;
+    size_t cap = sf_state_format_size(&st);
+    char *big = malloc(cap);
+    len = big ? sf_state_format(&st, big, cap) : 0;
+    if (len) {
+        big[len] = '\0';
+        put(".g.xml.sqlfeed.state", big);
+    }
+    ok = read_rec(cs, ".g.xml.sqlfeed.state", "g.xml", &back);
+    check(len > 4096 && ok == 1 && back.parts == 2000, "state: a large record read",
+          "%zu bytes, ok %d, parts %zu", len, ok, back.parts);
+    free(big);
     /* Garbage, truncation, wrong types, another version: "no previous run". */
     static const char *garbage[] = {
         "", "{", "{}", "null", "[]", "{\"sqlfeed_state\":1}", "{\"sqlfeed_state\":2,"
@@ -205,26 +240,24 @@ static void test_state(sf_census *cs)
         "{\"sqlfeed_state\":1,\"name\":\"g.xml\",\"rows\":99999999999999999999999}",
         "{\"sqlfeed_state\":1,\"name\":\"g.xml\",\"rows\":1,\"tag\":\"xyz\"}",
         "{\"sqlfeed_state\":1,\"name\":\"g.xml\",\"rows\":1,\"parts\":[1]}",
+        "{\"sqlfeed_state\":1,\"name\":\"g.xml\",\"rows\":1,\"parts\":[\"\"]}",
         "{\"sqlfeed_state\":1,\"name\":\"g.xml\",\"rows\":1}x",
         "{\"sqlfeed_state\":1,\"name\":\"g.xml\",\"rows\":01}",
         "{\"sqlfeed_state\":1,\"name\":\"g\\u0000.xml\",\"rows\":1}",
         "{\"sqlfeed_state\":1,\"name\":\"g.xml\",\"rows\":1,\"parts\":[\"a\"",
+        "{\"sqlfeed_state\":1,\"name\":\"h.xml\",\"rows\":1}",
         "\xff\xfe garbage",
     };
     for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++) {
         put(".g.xml.sqlfeed.state", garbage[i]);
-        ok = sf_state_read(dfd, "g.xml", cs, &back);
+        ok = read_rec(cs, ".g.xml.sqlfeed.state", "g.xml", &back);
         check(!ok, "state: garbage is no previous run", "'%s' read as a record", garbage[i]);
-        if (ok)
-            sf_state_free(&back, cs);
     }
     put(".g.xml.sqlfeed.state", " {\"rows\" : 7, \"future\":\"x\", \"n2\": 3, \"name\":\"g.xml\","
                                 "\"sqlfeed_state\":1}\n");
-    ok = sf_state_read(dfd, "g.xml", cs, &back);
-    check(ok && back.rows == 7 && back.parts == 0, "state: keys in any order, unknown skipped",
+    ok = read_rec(cs, ".g.xml.sqlfeed.state", "g.xml", &back);
+    check(ok == 1 && back.rows == 7 && back.parts == 0, "state: keys in any order, unknown skipped",
           "ok %d", ok);
-    if (ok)
-        sf_state_free(&back, cs);
     close(dfd);
     clean();
 }

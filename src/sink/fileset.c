@@ -344,6 +344,10 @@ typedef struct sf_fileset {
     int indexed;         /* an index publishes it: settle waits for it */
     int renamed;         /* parts renamed: the next step is settle */
     int settled;         /* state recorded, earlier runs' parts removed */
+    /* The record, made ready before the first rename (names, room to
+     * format it), so nothing fails for memory once parts are visible. */
+    char *rec_names, *rec_buf;
+    size_t rec_cap;
 } sf_fileset;
 
 static sf_set_part *cur(const sf_output *o) { return &o->set->parts[o->set->n - 1]; }
@@ -419,6 +423,8 @@ void sf_fileset_free(sf_output *o)
         sf_dealloc(cs, fs->parts[i].path);
     }
     sf_dealloc(cs, fs->parts);
+    sf_dealloc(cs, fs->rec_names);
+    sf_dealloc(cs, fs->rec_buf);
     sf_pattern_free(&fs->pat, cs);
     sf_dealloc(cs, fs);
     o->set = NULL;
@@ -450,7 +456,7 @@ sf_status sf_fileset_open(sf_output *o, const char *pattern)
                        "systems) for %s",
                        fs->pat.dir, pattern);
     st = sf_side_open(&o->side, cs, &o->err, pattern, &fs->pat, NULL);
-    const sf_state *prev = st == SF_OK && fs->pat.has_tag ? sf_side_previous(o->side, cs) : NULL;
+    const sf_state *prev = st == SF_OK && fs->pat.has_tag ? sf_side_previous(o->side) : NULL;
     if (st == SF_OK && fs->pat.has_tag &&
         sf_set_choose_tag(&fs->pat, o->side->lock.dirfd, prev ? prev->tag : NULL, fs->tag) != 0)
         st = sf_fail(&o->err, SF_ERR_OUTPUT, "no free run tag for %s", pattern);
@@ -519,6 +525,46 @@ void sf_fileset_abort(sf_output *o)
         sf_stage_chain_abort(o->set->parts[i].chain);
 }
 
+/* The set's record (its names in fs->rec_names once ready). */
+static sf_state record_of(const sf_output *o)
+{
+    const sf_fileset *fs = o->set;
+    sf_state rec = {0};
+    rec.name = o->side->name;
+    rec.rows = o->rows;
+    rec.bytes = atomic_load_explicit(&o->drained, memory_order_relaxed);
+    memcpy(rec.tag, fs->pat.has_tag ? fs->tag : "", fs->pat.has_tag ? 9 : 1);
+    rec.parts = fs->n;
+    rec.names = fs->rec_names;
+    return rec;
+}
+
+/* Before the first rename: everything the record needs, allocated. */
+static sf_status prepare_record(sf_output *o)
+{
+    sf_fileset *fs = o->set;
+    sf_census *cs = o->cref.census;
+    size_t n = 0;
+    for (size_t i = 0; i < fs->n; i++)
+        n += strlen(fs->parts[i].name) + 1;
+    fs->rec_names = sf_alloc(cs, SF_MEM_SINK, n ? n : 1);
+    if (fs->rec_names) {
+        char *at = fs->rec_names;
+        for (size_t i = 0; i < fs->n; i++) {
+            size_t k = strlen(fs->parts[i].name) + 1;
+            memcpy(at, fs->parts[i].name, k);
+            at += k;
+        }
+        sf_state rec = record_of(o);
+        fs->rec_cap = sf_state_format_size(&rec);
+        fs->rec_buf = sf_alloc(cs, SF_MEM_SINK, fs->rec_cap);
+    }
+    if (!fs->rec_names || !fs->rec_buf)
+        return sf_fail(&o->err, SF_ERR_NOMEM, "out of memory: state record of %s",
+                       o->side->path);
+    return SF_OK;
+}
+
 /* The state record and the removal of earlier runs' parts. */
 static sf_status settle(sf_output *o)
 {
@@ -527,23 +573,11 @@ static sf_status settle(sf_output *o)
     if (fs->settled)
         return SF_OK;
     fs->settled = 1;
-    sf_state rec = {0};
-    rec.rows = o->rows;
-    rec.bytes = atomic_load_explicit(&o->drained, memory_order_relaxed);
-    memcpy(rec.tag, fs->pat.has_tag ? fs->tag : "", fs->pat.has_tag ? 9 : 1);
-    sf_buf names;
-    sf_buf_init(&names, cs, SF_MEM_SINK);
-    for (size_t i = 0; i < fs->n; i++)
-        if (sf_buf_append(&names, fs->parts[i].name, strlen(fs->parts[i].name) + 1) != 0) {
-            sf_buf_free(&names);
-            return sf_fail(&o->err, SF_ERR_NOMEM, "out of memory: state record of %s",
-                           o->side->path);
-        }
-    rec.parts = fs->n;
-    rec.names = names.data;
-    rec.names_len = names.len;
-    sf_status st = sf_side_record(o->side, cs, &o->err, &rec);
-    sf_buf_free(&names);
+    sf_state rec = record_of(o);
+    sf_status st = sf_side_record(o->side, &o->err, &rec, fs->rec_buf, fs->rec_cap);
+    sf_dealloc(cs, fs->rec_names);
+    sf_dealloc(cs, fs->rec_buf);
+    fs->rec_names = fs->rec_buf = NULL;
     /* Only once the new set's record (and, before it, its index) is in
      * place: a crash before this point leaves the old parts the old index
      * names. A removal that fails leaves a file the next run removes. */
@@ -562,6 +596,9 @@ sf_status sf_fileset_publish(sf_output *o, int *renamed)
 {
     sf_fileset *fs = o->set;
     *renamed = 0;
+    sf_status pst = fs->rec_buf ? SF_OK : prepare_record(o);
+    if (pst != SF_OK)
+        return pst;
     /* Every part under its final name; with %r none of them is a name the
      * published index uses, so the previous set is still whole. */
     for (size_t i = 0; i < fs->n; i++) {

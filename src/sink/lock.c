@@ -200,7 +200,8 @@ void sf_side_free(sf_side *s, sf_census *cs)
     if (!s)
         return;
     sf_lock_release(&s->lock, cs);
-    sf_state_free(&s->prev, cs);
+    sf_dealloc(cs, s->state_name);
+    sf_dealloc(cs, s->state_tmp);
     sf_dealloc(cs, s->dir);
     sf_dealloc(cs, s->name);
     sf_dealloc(cs, s->path);
@@ -225,29 +226,38 @@ sf_status sf_side_open(sf_side **sp, sf_census *cs, sf_errbuf *e, const char *pa
         return sf_fail(e, SF_ERR_NOMEM, "out of memory: output lock");
     }
     sf_status st = sf_lock_take(&s->lock, cs, e, s->dir, s->name, path);
+    if (st == SF_OK &&
+        sf_state_names(cs, s->name, sf_dir_name_max(s->lock.dirfd), &s->state_name,
+                       &s->state_tmp, &s->state_tmpcap) != 0)
+        st = sf_fail(e, SF_ERR_NOMEM, "out of memory: state record name");
     if (st != SF_OK) {
         sf_side_free(s, cs);
         return st;
     }
     sf_stale_temps_remove(s->lock.dirfd, s->name, pat, keep);
+    /* Read now, under the lock: a failure to read it for memory is an
+     * open that fails, never a --max-drop that passes for want of it. */
+    s->have_prev = sf_state_read(s->lock.dirfd, s->state_name, s->name, cs, &s->prev);
+    if (s->have_prev < 0) {
+        sf_side_free(s, cs);
+        return sf_fail(e, SF_ERR_NOMEM, "out of memory: state record of %s", path);
+    }
     *sp = s;
     return SF_OK;
 }
 
-const sf_state *sf_side_previous(sf_side *s, sf_census *cs)
-{
-    if (!s->read_prev) {
-        s->read_prev = 1;
-        s->have_prev = sf_state_read(s->lock.dirfd, s->name, cs, &s->prev);
-    }
-    return s->have_prev ? &s->prev : NULL;
-}
+const sf_state *sf_side_previous(const sf_side *s) { return s->have_prev ? &s->prev : NULL; }
 
-sf_status sf_side_record(sf_side *s, sf_census *cs, sf_errbuf *e, const sf_state *st)
+sf_status sf_side_record(sf_side *s, sf_errbuf *e, const sf_state *st, char *buf, size_t cap)
 {
     sf_state rec = *st;
     rec.name = s->name;
     if (!rec.time)
         rec.time = (uint64_t)time(NULL);
-    return sf_state_write(s->lock.dirfd, s->dir, s->name, s->path, &rec, cs, e);
+    size_t len = sf_state_format(&rec, buf, cap);
+    if (!len)
+        return sf_fail(e, SF_ERR_OUTPUT, "%s published, but its state record is too long",
+                       s->path);
+    return sf_state_write(s->lock.dirfd, s->dir, s->name, s->state_name, s->state_tmp,
+                          s->state_tmpcap, s->path, buf, len, e);
 }

@@ -312,11 +312,14 @@ sf_status sf_output_publish(sf_output *o)
      * may not survive a crash. */
     st = sf_sink_file_sync_dir(sink);
     if (o->side && (o->rows || o->keep_state)) {
+        /* On the stack: nothing may fail for memory past the rename (a
+         * single document's record is at most ~2 KiB: its name escaped). */
+        char buf[4096];
         sf_state rec = {0};
         rec.rows = o->rows;
         rec.bytes = sf_output_bytes(o);
         sf_errbuf e;
-        sf_status rs = sf_side_record(o->side, o->cref.census, st == SF_OK ? &o->err : &e, &rec);
+        sf_status rs = sf_side_record(o->side, st == SF_OK ? &o->err : &e, &rec, buf, sizeof buf);
         if (st == SF_OK)
             st = rs;
     }
@@ -434,7 +437,7 @@ uint64_t sf_output_part_bytes(const sf_output *o, size_t i)
 
 int sf_output_previous_rows(const sf_output *o, uint64_t *rows)
 {
-    const sf_state *prev = o && o->side ? sf_side_previous(o->side, o->cref.census) : NULL;
+    const sf_state *prev = o && o->side ? sf_side_previous(o->side) : NULL;
     if (!prev)
         return 0;
     if (rows)

@@ -78,28 +78,39 @@ size_t sf_set_remove_stale(int dirfd, const sf_pattern *p, const char *tag, uint
 /* ---- state record (state.c) ---------------------------------------------- */
 
 typedef struct sf_state {
-    char *name; /* the output's file name, in full */
+    const char *name; /* writing: the output's file name, in full */
     uint64_t rows, bytes, time;
     char tag[9]; /* "" when the run had none */
     size_t parts;
-    /* The part names, NUL-separated, `parts` of them (NULL when none). */
-    char *names;
-    size_t names_len;
+    /* Writing: the part names, NUL-separated, `parts` of them. */
+    const char *names;
 } sf_state;
 
-/* Reads `.NAME.sqlfeed.state` in dirfd: 1 and *st filled (names in census
- * memory: sf_state_free), 0 when missing, unreadable, too large or not a
- * record this version writes (all "no previous run"). */
-int sf_state_read(int dirfd, const char *name, sf_census *cs, sf_state *st);
-void sf_state_free(sf_state *st, sf_census *cs);
-/* Parses a record's text: 1 and *st, or 0. */
-int sf_state_parse(const char *text, size_t n, sf_census *cs, sf_state *st);
-/* Formats a record into a census buffer (*out, *len); -1 out of memory. */
-int sf_state_format(const sf_state *st, sf_census *cs, char **out, size_t *len);
-/* Writes the record for output NAME atomically (temporary file, fsync,
- * rename, directory fsync). `path` names the output in messages. */
-sf_status sf_state_write(int dirfd, const char *dir, const char *name, const char *path,
-                         const sf_state *st, sf_census *cs, sf_errbuf *e);
+/* The record's file name (`.NAME.sqlfeed.state`, NAME cut as the temporary
+ * files cut it) and a buffer for its temporary file's name (*tmpcap bytes),
+ * in census memory, so writing the record later allocates nothing. -1 out
+ * of memory. */
+int sf_state_names(sf_census *cs, const char *name, long name_max, char **sname, char **tmp,
+                   size_t *tmpcap);
+/* Reads record `sname` in dirfd: 1 and *st filled, 0 when it is missing,
+ * unreadable, larger than 16 MiB, not a record this version writes, or not
+ * for output `name` (all "no previous run"); -1 out of memory. A record up
+ * to 4 KiB is read without an allocation. */
+int sf_state_read(int dirfd, const char *sname, const char *name, sf_census *cs, sf_state *st);
+/* Parses a record's text in place (no allocation): 1 and *st, or 0. `name`
+ * (NULL: any) is the output it must be for. */
+int sf_state_parse(const char *text, size_t n, const char *name, sf_state *st);
+/* The most a record of st can take, and the record into buf: its length,
+ * or 0 when it does not fit. */
+size_t sf_state_format_size(const sf_state *st);
+size_t sf_state_format(const sf_state *st, char *buf, size_t cap);
+/* Writes `text` as the record `sname` of output `name` atomically
+ * (temporary file named in `tmp`, fsync, rename, directory fsync); no
+ * allocation, so it cannot fail for memory after a publication. `path` and
+ * `dir` name the output in messages. */
+sf_status sf_state_write(int dirfd, const char *dir, const char *name, const char *sname,
+                         char *tmp, size_t tmpcap, const char *path, const char *text,
+                         size_t len, sf_errbuf *e);
 
 /* ---- lock and stale temporary files (lock.c) ----------------------------- */
 
@@ -136,21 +147,22 @@ typedef struct sf_side {
     char *dir;    /* the directory as given, for messages */
     char *name;   /* the output's file name (a set: its pattern's) */
     char *path;   /* the output as given, for messages */
-    sf_state prev; /* read when first asked for (sf_side_previous) */
-    int have_prev, read_prev;
+    char *state_name, *state_tmp; /* the record's names (sf_state_names) */
+    size_t state_tmpcap;
+    sf_state prev; /* the previous run's record, read at open */
+    int have_prev;
 } sf_side;
 
 /* For the output at `path` (a file, or a pattern of parts `pat`): takes the
- * lock and removes the temporary files a killed run left (never `keep`,
- * this run's own temporary file's name). */
+ * lock, removes the temporary files a killed run left (never `keep`, this
+ * run's own temporary file's name), reads the previous run's record. */
 sf_status sf_side_open(sf_side **sp, sf_census *cs, sf_errbuf *e, const char *path,
                        const sf_pattern *pat, const char *keep);
-/* The previous run's record, read (under the lock) the first time it is
- * asked for, so an output no one asks about reads nothing: NULL when there
- * is none. */
-const sf_state *sf_side_previous(sf_side *s, sf_census *cs);
-/* Records a published run (sf_state_write). */
-sf_status sf_side_record(sf_side *s, sf_census *cs, sf_errbuf *e, const sf_state *st);
+/* The previous run's record, or NULL. */
+const sf_state *sf_side_previous(const sf_side *s);
+/* Records a published run: formats st into buf (cap bytes: at least
+ * sf_state_format_size) and writes it. No allocation. */
+sf_status sf_side_record(sf_side *s, sf_errbuf *e, const sf_state *st, char *buf, size_t cap);
 /* Releases the lock; NULL is fine. */
 void sf_side_free(sf_side *s, sf_census *cs);
 

@@ -24,26 +24,32 @@
 #include "set.h"
 
 #define SF_STATE_MAX ((size_t)16 << 20)
+/* A record up to this size is read without an allocation (a single
+ * document's always is; a set's with some 100 parts or fewer). */
+#define SF_STATE_INLINE 4096
+/* The longest name or key the parser keeps (a file name is at most 255
+ * bytes; the record of a longer one is someone else's). */
+#define SF_STATE_STR 1024
 
-void sf_state_free(sf_state *st, sf_census *cs)
-{
-    sf_dealloc(cs, st->names);
-    sf_dealloc(cs, st->name);
-    memset(st, 0, sizeof *st);
-}
-
-/* The record's file name for output `name`. */
-static char *state_name(sf_census *cs, const char *name, long name_max)
+int sf_state_names(sf_census *cs, const char *name, long name_max, char **sname, char **tmp,
+                   size_t *tmpcap)
 {
     size_t keep = sf_side_keep(name, SF_TEMP_EXTRA, name_max);
     size_t n = 1 + keep + sizeof SF_STATE_SUFFIX;
-    char *s = sf_alloc(cs, SF_MEM_SINK, n);
-    if (s)
-        snprintf(s, n, ".%.*s%s", (int)keep, name, SF_STATE_SUFFIX);
-    return s;
+    *tmpcap = 1 + keep + SF_TEMP_EXTRA;
+    *sname = sf_alloc(cs, SF_MEM_SINK, n);
+    *tmp = sf_alloc(cs, SF_MEM_SINK, *tmpcap);
+    if (!*sname || !*tmp) {
+        sf_dealloc(cs, *sname);
+        sf_dealloc(cs, *tmp);
+        *sname = *tmp = NULL;
+        return -1;
+    }
+    snprintf(*sname, n, ".%.*s%s", (int)keep, name, SF_STATE_SUFFIX);
+    return 0;
 }
 
-/* ---- parsing ------------------------------------------------------------- */
+/* ---- parsing: in place, no allocation ------------------------------------ */
 
 typedef struct cursor {
     const char *p, *end;
@@ -73,9 +79,11 @@ static int hexval(char h)
                                   : -1;
 }
 
-/* A string into b (unescaped, NUL-terminated); 0 on anything unexpected. */
-static int string(cursor *c, sf_buf *b)
+/* A string, unescaped into buf (NUL-terminated, *len its length; NULL buf:
+ * checked and skipped); 0 on anything unexpected or longer than cap - 1. */
+static int string(cursor *c, char *buf, size_t cap, size_t *len)
 {
+    size_t n = 0;
     if (!eat(c, '"'))
         return 0;
     while (c->p < c->end && *c->p != '"') {
@@ -108,15 +116,19 @@ static int string(cursor *c, sf_buf *b)
                 return 0;
             }
         }
-        if (sf_buf_append(b, &ch, 1) != 0)
-            return 0;
+        if (buf) {
+            if (n + 1 >= cap)
+                return 0;
+            buf[n] = ch;
+        }
+        n++;
     }
     if (!eat(c, '"'))
         return 0;
-    char z = '\0';
-    if (sf_buf_append(b, &z, 1) != 0)
-        return 0;
-    b->len--; /* the NUL stays after the text, not in it */
+    if (buf)
+        buf[n] = '\0';
+    if (len)
+        *len = n;
     return 1;
 }
 
@@ -138,8 +150,8 @@ static int number(cursor *c, uint64_t *v)
     return 1;
 }
 
-/* The parts array: names appended to b, each with its NUL. */
-static int names(cursor *c, sf_buf *b, size_t *count)
+/* The parts array: checked (non-empty strings) and counted. */
+static int names(cursor *c, size_t *count)
 {
     if (!eat(c, '['))
         return 0;
@@ -147,96 +159,94 @@ static int names(cursor *c, sf_buf *b, size_t *count)
     if (eat(c, ']'))
         return 1;
     do {
-        size_t at = b->len;
-        if (!string(c, b) || b->len == at)
+        size_t n = 0;
+        if (!string(c, NULL, 0, &n) || n == 0)
             return 0; /* an empty name is not ours */
-        b->len++;     /* keep the NUL */
         (*count)++;
     } while (eat(c, ','));
     return eat(c, ']');
 }
 
-int sf_state_parse(const char *text, size_t n, sf_census *cs, sf_state *st)
+int sf_state_parse(const char *text, size_t n, const char *name, sf_state *st)
 {
     memset(st, 0, sizeof *st);
     cursor c = {text, text + n};
-    sf_buf key, val, parts;
-    sf_buf_init(&key, cs, SF_MEM_SINK);
-    sf_buf_init(&val, cs, SF_MEM_SINK);
-    sf_buf_init(&parts, cs, SF_MEM_SINK);
-    int ok = eat(&c, '{'), version = 0, have_rows = 0;
+    char key[64], val[SF_STATE_STR];
+    int ok = eat(&c, '{'), version = 0, have_rows = 0, have_name = 0, have_parts = 0;
     if (ok && eat(&c, '}'))
         ok = 0; /* {} is not a record */
     while (ok) {
-        key.len = 0;
-        if (!string(&c, &key) || !eat(&c, ':')) {
+        ws(&c);
+        if (!string(&c, key, sizeof key, NULL)) {
+            /* A long key is a later version's: skipped. */
+            key[0] = '\0';
+            if (!string(&c, NULL, 0, NULL)) {
+                ok = 0;
+                break;
+            }
+        }
+        if (!eat(&c, ':')) {
             ok = 0;
             break;
         }
-        const char *k = key.data;
         uint64_t v = 0;
-        if (!strcmp(k, "sqlfeed_state")) {
+        size_t len = 0;
+        if (!strcmp(key, "sqlfeed_state")) {
             ok = number(&c, &v) && v == 1;
             version = 1;
-        } else if (!strcmp(k, "rows")) {
+        } else if (!strcmp(key, "rows")) {
             ok = number(&c, &st->rows);
             have_rows = 1;
-        } else if (!strcmp(k, "bytes")) {
+        } else if (!strcmp(key, "bytes")) {
             ok = number(&c, &st->bytes);
-        } else if (!strcmp(k, "time")) {
+        } else if (!strcmp(key, "time")) {
             ok = number(&c, &st->time);
-        } else if (!strcmp(k, "tag")) {
-            val.len = 0;
-            ok = string(&c, &val) && (val.len == 0 || sf_is_tag8(val.data, val.len));
+        } else if (!strcmp(key, "tag")) {
+            ok = string(&c, val, sizeof val, &len) && (len == 0 || sf_is_tag8(val, len));
             if (ok)
-                memcpy(st->tag, val.len ? val.data : "", val.len ? 9 : 1);
-        } else if (!strcmp(k, "name")) {
-            val.len = 0;
-            ok = !st->name && string(&c, &val) && val.len > 0 &&
-                 (st->name = sf_strdup(cs, SF_MEM_SINK, val.data)) != NULL;
-        } else if (!strcmp(k, "parts")) {
-            ok = parts.len == 0 && names(&c, &parts, &st->parts);
+                memcpy(st->tag, val, len + 1);
+        } else if (!strcmp(key, "name")) {
+            ok = !have_name && string(&c, val, sizeof val, &len) && len > 0 &&
+                 (!name || !strcmp(val, name));
+            have_name = 1;
+        } else if (!strcmp(key, "parts")) {
+            ok = !have_parts && names(&c, &st->parts);
+            have_parts = 1;
         } else { /* a later version's key: a number or a string, skipped */
             ws(&c);
-            val.len = 0;
-            ok = c.p < c.end && *c.p == '"' ? string(&c, &val) : number(&c, &v);
+            ok = c.p < c.end && *c.p == '"' ? string(&c, NULL, 0, NULL) : number(&c, &v);
         }
         if (!ok || !eat(&c, ','))
             break;
     }
-    ok = ok && eat(&c, '}') && version && have_rows && st->name;
+    ok = ok && eat(&c, '}') && version && have_rows && have_name;
     ws(&c);
     ok = ok && c.p == c.end;
-    sf_buf_free(&key);
-    sf_buf_free(&val);
-    if (ok && parts.len) {
-        st->names = parts.data; /* handed over */
-        st->names_len = parts.len;
-    } else {
-        sf_buf_free(&parts);
-    }
     if (!ok)
-        sf_state_free(st, cs);
+        memset(st, 0, sizeof *st);
     return ok;
 }
 
-int sf_state_read(int dirfd, const char *name, sf_census *cs, sf_state *st)
+int sf_state_read(int dirfd, const char *sname, const char *name, sf_census *cs, sf_state *st)
 {
     memset(st, 0, sizeof *st);
-    char *sn = state_name(cs, name, sf_dir_name_max(dirfd));
-    if (!sn)
-        return 0;
-    int fd = openat(dirfd, sn, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    sf_dealloc(cs, sn);
+    int fd = openat(dirfd, sname, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0)
         return 0;
     struct stat s;
-    char *text = NULL;
-    size_t len = 0;
-    int ok = fstat(fd, &s) == 0 && S_ISREG(s.st_mode) && (size_t)s.st_size <= SF_STATE_MAX &&
-             (text = sf_alloc(cs, SF_MEM_SINK, (size_t)s.st_size + 1)) != NULL;
-    while (ok && len < (size_t)s.st_size) {
-        ssize_t r = read(fd, text + len, (size_t)s.st_size - len);
+    char inline_buf[SF_STATE_INLINE];
+    char *text = inline_buf;
+    size_t len = 0, size = 0;
+    int ok = fstat(fd, &s) == 0 && S_ISREG(s.st_mode) && (size_t)s.st_size <= SF_STATE_MAX;
+    if (ok) {
+        size = (size_t)s.st_size;
+        if (size > sizeof inline_buf && !(text = sf_alloc(cs, SF_MEM_SINK, size))) {
+            close(fd);
+            return -1;
+        }
+    }
+    while (ok && len < size) {
+        ssize_t r = read(fd, text + len, size - len);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -244,73 +254,83 @@ int sf_state_read(int dirfd, const char *name, sf_census *cs, sf_state *st)
         len += (size_t)r;
     }
     close(fd);
-    ok = ok && sf_state_parse(text, len, cs, st);
-    sf_dealloc(cs, text);
-    if (ok && strcmp(st->name, name) != 0) {
-        sf_state_free(st, cs); /* another output whose cut name is the same */
-        ok = 0;
-    }
+    ok = ok && sf_state_parse(text, len, name, st);
+    if (text != inline_buf)
+        sf_dealloc(cs, text);
     return ok;
 }
 
-/* ---- writing ------------------------------------------------------------- */
+/* ---- writing: into buffers the caller holds, no allocation ---------------- */
 
-static int put(sf_buf *b, const char *s) { return sf_buf_append(b, s, strlen(s)); }
-
-static int put_string(sf_buf *b, const char *s)
+size_t sf_state_format_size(const sf_state *st)
 {
-    int r = put(b, "\"");
-    for (; *s && r == 0; s++) {
+    /* Every byte of a name escaped as \u00XX at worst, plus quotes and
+     * commas; the fixed text and six numbers fit in 256. */
+    size_t n = 256 + 6 * (st->name ? strlen(st->name) : 0) + 3 * st->parts;
+    for (size_t i = 0, at = 0; i < st->parts; i++, at += strlen(st->names + at) + 1)
+        n += 6 * strlen(st->names + at);
+    return n;
+}
+
+typedef struct out {
+    char *p;
+    size_t len, cap;
+} out;
+
+static void put(out *o, const char *s, size_t n)
+{
+    if (o->len + n < o->cap)
+        memcpy(o->p + o->len, s, n);
+    o->len += n;
+}
+
+static void put_string(out *o, const char *s)
+{
+    put(o, "\"", 1);
+    for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
         char esc[8];
         if (ch == '"' || ch == '\\') {
             esc[0] = '\\';
             esc[1] = (char)ch;
-            r = sf_buf_append(b, esc, 2);
+            put(o, esc, 2);
         } else if (ch < 0x20) {
             snprintf(esc, sizeof esc, "\\u%04x", ch);
-            r = put(b, esc);
+            put(o, esc, 6);
         } else {
-            r = sf_buf_append(b, s, 1);
+            put(o, s, 1);
         }
     }
-    return r == 0 ? put(b, "\"") : r;
+    put(o, "\"", 1);
 }
 
-int sf_state_format(const sf_state *st, sf_census *cs, char **out, size_t *len)
+size_t sf_state_format(const sf_state *st, char *buf, size_t cap)
 {
-    sf_buf b;
-    sf_buf_init(&b, cs, SF_MEM_SINK);
-    /* One allocation: room for the worst case (every byte of a name
-     * escaped as \u00XX), so the count does not depend on the figures. */
-    size_t need = 256 + 6 * (st->name ? strlen(st->name) : 0) + 8 * st->parts;
-    for (size_t i = 0, at = 0; i < st->parts; i++, at += strlen(st->names + at) + 1)
-        need += 6 * strlen(st->names + at);
-    if (sf_buf_reserve(&b, need) != 0)
-        return -1;
+    out o = {buf, 0, cap};
     char num[160];
-    snprintf(num, sizeof num, ",\"rows\":%llu,\"bytes\":%llu,\"time\":%llu,\"tag\":",
-             (unsigned long long)st->rows, (unsigned long long)st->bytes,
-             (unsigned long long)st->time);
-    int r = put(&b, "{\"sqlfeed_state\":1,\"name\":");
-    r = r ? r : put_string(&b, st->name ? st->name : "");
-    r = r ? r : put(&b, num);
-    r = r ? r : put_string(&b, st->tag);
-    if (!r && st->parts) {
-        r = put(&b, ",\"parts\":[");
+    int k = snprintf(num, sizeof num, ",\"rows\":%llu,\"bytes\":%llu,\"time\":%llu,\"tag\":",
+                     (unsigned long long)st->rows, (unsigned long long)st->bytes,
+                     (unsigned long long)st->time);
+    static const char open[] = "{\"sqlfeed_state\":1,\"name\":";
+    put(&o, open, sizeof open - 1);
+    put_string(&o, st->name ? st->name : "");
+    put(&o, num, (size_t)k);
+    put_string(&o, st->tag);
+    if (st->parts) {
+        put(&o, ",\"parts\":[", 10);
         const char *s = st->names;
-        for (size_t i = 0; i < st->parts && !r; i++, s += strlen(s) + 1)
-            r = (i ? put(&b, ",") : 0) || put_string(&b, s);
-        r = r ? r : put(&b, "]");
+        for (size_t i = 0; i < st->parts; i++, s += strlen(s) + 1) {
+            if (i)
+                put(&o, ",", 1);
+            put_string(&o, s);
+        }
+        put(&o, "]", 1);
     }
-    r = r ? r : put(&b, "}\n");
-    if (r) {
-        sf_buf_free(&b);
-        return -1;
-    }
-    *out = b.data;
-    *len = b.len;
-    return 0;
+    put(&o, "}\n", 2);
+    if (o.len >= cap)
+        return 0;
+    buf[o.len] = '\0';
+    return o.len;
 }
 
 static uint32_t random_u32(void)
@@ -323,24 +343,16 @@ static uint32_t random_u32(void)
     return (uint32_t)ts.tv_nsec ^ ((uint32_t)getpid() << 16);
 }
 
-sf_status sf_state_write(int dirfd, const char *dir, const char *name, const char *path,
-                         const sf_state *st, sf_census *cs, sf_errbuf *e)
+sf_status sf_state_write(int dirfd, const char *dir, const char *name, const char *sname,
+                         char *tmp, size_t tmpcap, const char *path, const char *text, size_t len,
+                         sf_errbuf *e)
 {
-    long name_max = sf_dir_name_max(dirfd);
-    size_t keep = sf_side_keep(name, SF_TEMP_EXTRA, name_max);
-    size_t tn = 1 + keep + SF_TEMP_EXTRA;
-    char *tmp = sf_alloc(cs, SF_MEM_SINK, tn);
-    char *sn = state_name(cs, name, name_max);
-    char *text = NULL;
-    size_t len = 0;
-    if (!tmp || !sn || sf_state_format(st, cs, &text, &len) != 0) {
-        sf_dealloc(cs, tmp);
-        sf_dealloc(cs, sn);
-        return sf_fail(e, SF_ERR_NOMEM, "out of memory: state record of %s", path);
-    }
+    size_t keep = sf_side_keep(name, SF_TEMP_EXTRA, sf_dir_name_max(dirfd));
+    if (keep + SF_TEMP_EXTRA + 1 > tmpcap)
+        keep = tmpcap > SF_TEMP_EXTRA + 1 ? tmpcap - SF_TEMP_EXTRA - 1 : 0;
     int fd = -1, err = EEXIST;
     for (int tries = 0; tries < 100 && fd < 0 && err == EEXIST; tries++) {
-        snprintf(tmp, tn, ".%.*s.sqlfeed-%08x", (int)keep, name, random_u32());
+        snprintf(tmp, tmpcap, ".%.*s.sqlfeed-%08x", (int)keep, name, random_u32());
         fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666);
         err = fd < 0 ? errno : 0;
     }
@@ -368,7 +380,7 @@ sf_status sf_state_write(int dirfd, const char *dir, const char *name, const cha
             what = "close";
             done = 0;
         }
-        if (done == len && renameat(dirfd, tmp, dirfd, sn) != 0) {
+        if (done == len && renameat(dirfd, tmp, dirfd, sname) != 0) {
             err = errno;
             what = "rename";
             done = 0;
@@ -376,19 +388,15 @@ sf_status sf_state_write(int dirfd, const char *dir, const char *name, const cha
         if (done != len)
             unlinkat(dirfd, tmp, 0);
     }
-    sf_dealloc(cs, text);
-    sf_status r = SF_OK;
     if (fd < 0 || done != len)
-        r = sf_fail(e, SF_ERR_OUTPUT,
-                    "%s published, but its state record %s/%s could not be written (%s: %s): "
-                    "the next run's --max-drop compares with an older run",
-                    path, dir, sn, what, strerror(err));
-    else if (fsync(dirfd) != 0 && errno != EINVAL && errno != EROFS)
-        r = sf_fail(e, SF_ERR_OUTPUT,
-                    "%s published, but the fsync of directory %s after its state record failed "
-                    "(%s)",
-                    path, dir, strerror(errno));
-    sf_dealloc(cs, tmp);
-    sf_dealloc(cs, sn);
-    return r;
+        return sf_fail(e, SF_ERR_OUTPUT,
+                       "%s published, but its state record %s/%s could not be written (%s: %s): "
+                       "the next run's --max-drop compares with an older run",
+                       path, dir, sname, what, strerror(err));
+    if (fsync(dirfd) != 0 && errno != EINVAL && errno != EROFS)
+        return sf_fail(e, SF_ERR_OUTPUT,
+                       "%s published, but the fsync of directory %s after its state record "
+                       "failed (%s)",
+                       path, dir, strerror(errno));
+    return SF_OK;
 }
