@@ -415,6 +415,16 @@ static void test_tags(sf_census *cs)
               exists("s-cccccccc-1.xml") && entries() == 5 && err == 0,
           "earlier runs: their parts removed, the new set and the rest kept",
           "%zu removed, %d left, err %d", n, entries(), err);
+    clean();
+    /* A directory read in many chunks (600 names of ~60 bytes). */
+    for (int i = 1; i <= 600; i++) {
+        snprintf(path, sizeof path, "s-aaaaaaaa-%d.xml", i);
+        put(path, "old");
+    }
+    put("keep-this-one-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.xml", "not ours");
+    n = sf_set_remove_stale(dfd, &p, "bbbbbbbb", 2, &err);
+    check(n == 600 && entries() == 1 && err == 0, "earlier runs: a large directory, every one",
+          "%zu removed, %d left", n, entries());
     sf_pattern_free(&p, cs);
     close(dfd);
     clean();

@@ -251,25 +251,55 @@ static uint32_t random_u32(void)
            ((uint32_t)getpid() << 20);
 }
 
-/* Whether a name of the pattern with tag `tag` is in dirfd. */
-static int tag_in_dir(const sf_pattern *p, int dirfd, const char *tag)
+int sf_dir_each(int dirfd, int (*fn)(const char *name, void *ctx), void *ctx)
 {
     int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
-        return 0;
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return 0;
+        return -1;
+    /* getdents64 into the stack: opendir would malloc outside the census. */
+    _Alignas(struct dirent64) char buf[8192];
+    int rc = 0, stop = 0;
+    while (!stop) {
+        ssize_t n = getdents64(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = n < 0 ? -1 : 0;
+            break;
+        }
+        for (ssize_t at = 0; at < n && !stop;) {
+            const struct dirent64 *de = (const struct dirent64 *)(const void *)(buf + at);
+            at += de->d_reclen;
+            if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+                stop = fn(de->d_name, ctx);
+        }
     }
-    int found = 0;
-    struct dirent *de;
-    char t[9];
-    while (!found && (de = readdir(d)) != NULL)
-        found = sf_pattern_match(p, de->d_name, strlen(de->d_name), 0, t, NULL) &&
-                !strcmp(t, tag);
-    closedir(d);
-    return found;
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
+typedef struct tag_seen {
+    const sf_pattern *p;
+    const char *tag;
+    int found;
+} tag_seen;
+
+static int see_tag(const char *name, void *ctx)
+{
+    tag_seen *t = ctx;
+    char tg[9];
+    t->found = sf_pattern_match(t->p, name, strlen(name), 0, tg, NULL) && !strcmp(tg, t->tag);
+    return t->found;
+}
+
+/* Whether a name of the pattern with tag `tag` is in dirfd. */
+static int tag_in_dir(const sf_pattern *p, int dirfd, const char *tag)
+{
+    tag_seen t = {p, tag, 0};
+    sf_dir_each(dirfd, see_tag, &t);
+    return t.found;
 }
 
 int sf_set_choose_tag(const sf_pattern *p, int dirfd, const char *prev_tag, char tag[9])
@@ -286,41 +316,46 @@ int sf_set_choose_tag(const sf_pattern *p, int dirfd, const char *prev_tag, char
     return -1;
 }
 
+typedef struct stale {
+    int dirfd;
+    const sf_pattern *p;
+    const char *tag;
+    uint64_t count;
+    size_t removed;
+    int err;
+} stale;
+
+static int remove_if_stale(const char *name, void *ctx)
+{
+    stale *s = ctx;
+    size_t n = strlen(name);
+    char t[9], mine[4096];
+    uint64_t num;
+    if (!sf_pattern_match(s->p, name, n, 0, t, &num))
+        return 0;
+    /* One of the new set's names, spelled exactly as it spells them? */
+    if (num >= 1 && num <= s->count &&
+        sf_pattern_expand(s->p, s->p->has_tag ? s->tag : NULL, num, mine, sizeof mine) == n &&
+        !memcmp(mine, name, n))
+        return 0;
+    struct stat st;
+    if (fstatat(s->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+        return 0; /* only regular files: never a directory, link or device */
+    if (unlinkat(s->dirfd, name, 0) == 0)
+        s->removed++;
+    else if (!s->err && errno != ENOENT)
+        s->err = errno;
+    return 0;
+}
+
 size_t sf_set_remove_stale(int dirfd, const sf_pattern *p, const char *tag, uint64_t count,
                            int *err)
 {
-    *err = 0;
-    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    if (!d) {
-        *err = errno;
-        if (fd >= 0)
-            close(fd);
-        return 0;
-    }
-    size_t removed = 0;
-    struct dirent *de;
-    char t[9], mine[4096];
-    uint64_t num;
-    while ((de = readdir(d)) != NULL) {
-        size_t n = strlen(de->d_name);
-        if (!sf_pattern_match(p, de->d_name, n, 0, t, &num))
-            continue;
-        /* One of the new set's names, spelled exactly as it spells them? */
-        if (num >= 1 && num <= count &&
-            sf_pattern_expand(p, p->has_tag ? tag : NULL, num, mine, sizeof mine) == n &&
-            !memcmp(mine, de->d_name, n))
-            continue;
-        struct stat st;
-        if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
-            continue; /* only regular files: never a directory, link or device */
-        if (unlinkat(dirfd, de->d_name, 0) == 0)
-            removed++;
-        else if (!*err && errno != ENOENT)
-            *err = errno;
-    }
-    closedir(d);
-    return removed;
+    stale s = {dirfd, p, tag, count, 0, 0};
+    if (sf_dir_each(dirfd, remove_if_stale, &s) != 0 && !s.err)
+        s.err = errno;
+    *err = s.err;
+    return s.removed;
 }
 
 /* ---- the parts of a split output ----------------------------------------

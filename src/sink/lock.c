@@ -15,7 +15,6 @@
  * must be exactly that shape (8 lowercase hex digits) for this output's
  * NAME (or, for a split output, for a name its pattern makes, cut as
  * file.c cuts a long name), and the file a regular file. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -155,42 +154,43 @@ static int temp_shape(const char *d, size_t n, const char **m, size_t *mlen)
     return 1;
 }
 
+typedef struct leftovers {
+    int dirfd;
+    const char *name, *keep;
+    const sf_pattern *pat;
+    size_t nkeep, cut, removed;
+} leftovers;
+
+static int remove_if_leftover(const char *dn, void *ctx)
+{
+    leftovers *l = ctx;
+    const char *m;
+    size_t ml, n = strlen(dn);
+    if (!temp_shape(dn, n, &m, &ml) || (l->keep && !strcmp(l->keep, dn)))
+        return 0;
+    int ours = l->name && ml == l->nkeep && !memcmp(m, l->name, l->nkeep);
+    if (!ours && l->pat)
+        ours = sf_pattern_match(l->pat, m, ml, 0, NULL, NULL) ||
+               (ml <= l->cut && ml + 3 >= l->cut && sf_pattern_match(l->pat, m, ml, 1, NULL, NULL));
+    struct stat st;
+    if (!ours || fstatat(l->dirfd, dn, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+        return 0;
+    if (unlinkat(l->dirfd, dn, 0) == 0)
+        l->removed++;
+    return 0;
+}
+
 size_t sf_stale_temps_remove(int dirfd, const char *name, const sf_pattern *pat,
                              const char *keep)
 {
     long name_max = sf_dir_name_max(dirfd);
-    size_t nkeep = name ? sf_side_keep(name, SF_TEMP_EXTRA, name_max) : 0;
+    leftovers l = {dirfd, name, keep, pat, 0, 0, 0};
+    l.nkeep = name ? sf_side_keep(name, SF_TEMP_EXTRA, name_max) : 0;
     /* A part's name is cut to at most this many bytes, and at least 3
      * fewer (a UTF-8 sequence is at most 4 bytes). */
-    size_t cut = name_max > SF_TEMP_EXTRA ? (size_t)name_max - SF_TEMP_EXTRA : 255 - SF_TEMP_EXTRA;
-    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    if (!d) {
-        if (fd >= 0)
-            close(fd);
-        return 0;
-    }
-    size_t removed = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        const char *m;
-        size_t ml, n = strlen(de->d_name);
-        if (!temp_shape(de->d_name, n, &m, &ml) || (keep && !strcmp(keep, de->d_name)))
-            continue;
-        int ours = name && ml == nkeep && !memcmp(m, name, nkeep);
-        if (!ours && pat)
-            ours = sf_pattern_match(pat, m, ml, 0, NULL, NULL) ||
-                   (ml <= cut && ml + 3 >= cut && sf_pattern_match(pat, m, ml, 1, NULL, NULL));
-        if (!ours)
-            continue;
-        struct stat st;
-        if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
-            continue;
-        if (unlinkat(dirfd, de->d_name, 0) == 0)
-            removed++;
-    }
-    closedir(d);
-    return removed;
+    l.cut = name_max > SF_TEMP_EXTRA ? (size_t)name_max - SF_TEMP_EXTRA : 255 - SF_TEMP_EXTRA;
+    sf_dir_each(dirfd, remove_if_leftover, &l);
+    return l.removed;
 }
 
 /* ---- the side of an output ----------------------------------------------- */

@@ -28,6 +28,9 @@
 size_t sf_side_keep(const char *name, size_t extra, long name_max);
 /* NAME_MAX of the directory open as dirfd (255 when unknown). */
 long sf_dir_name_max(int dirfd);
+/* Calls fn for each name in dirfd (not . and ..) until it returns nonzero;
+ * allocates nothing (getdents64 into the stack). 0, or -1 and errno. */
+int sf_dir_each(int dirfd, int (*fn)(const char *name, void *ctx), void *ctx);
 /* Whether `s` is exactly 8 lowercase hex digits. */
 int sf_is_tag8(const char *s, size_t n);
 
