@@ -53,6 +53,7 @@ TESTS   += $(BUILD)/tests/publish_alloc_test
 TESTS   += $(BUILD)/tests/wellformed_test
 TESTS   += $(BUILD)/tests/secret_test
 TESTS   += $(BUILD)/tests/output_test
+TESTS   += $(BUILD)/tests/set_test
 TESTS   += $(BUILD)/tests/feed_test
 TESTS   += $(BUILD)/tests/stage_test
 TESTS   += $(BUILD)/tests/thread_test

@@ -451,8 +451,14 @@ uint64_t sf_output_part_rows(const sf_output *out, size_t i);
 uint64_t sf_output_part_bytes(const sf_output *out, size_t i);
 
 /* The row count the previous published run of this output recorded beside
- * it (.NAME.sqlfeed-state): 1 and *rows set, or 0 when there is none. */
+ * it (.NAME.sqlfeed.state): 1 and *rows set, or 0 when there is none. */
 int sf_output_previous_rows(const sf_output *out, uint64_t *rows);
+
+/* The lock file an output opened by path (a file, or a set of parts) holds
+ * from open to free (.NAME.sqlfeed.lock beside it; another run is refused
+ * with SF_ERR_BUSY), or NULL. A crash handler may unlink it, as it unlinks
+ * the temporary file: the kernel drops the lock with the process. */
+const char *sf_output_lock_path(const sf_output *out);
 
 /* ------------------------------------------------------------------------ */
 /* Render: one run of a template over a source into an output.              */

@@ -25,8 +25,23 @@
  *                                   interruptible). SQLFEED_INJECT_FSYNC_MARK
  *                                   =PATH: that file is created when the
  *                                   delay begins, for a test to wait on.
+ *   SQLFEED_INJECT_KILL_AT=OP:N     the process kills itself (SIGKILL: no
+ *                                   handler, no cleanup, as a power cut or
+ *                                   the OOM killer) right before its Nth OP
+ *   SQLFEED_INJECT_KILL_AFTER=OP:N  ... right after its Nth OP succeeded
+ *   SQLFEED_INJECT_FAIL_AT=OP:N     its Nth OP fails with EIO
+ *     OP counts, over all threads:  fsync   fsync()/fdatasync() of a
+ *                                           temporary file
+ *                                   rename  rename*() of a temporary file
+ *                                   dirsync fsync() of a directory
+ *                                   unlink  unlink()/unlinkat() of a name
+ *                                           holding no ".sqlfeed" (a
+ *                                           published file: an old part)
+ *                                   The steps of a publication, one by one
+ *                                   (tests/set_test.sh).
  * Test-only; not part of the library. */
 #include <dirent.h>
+#include <signal.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -141,6 +156,76 @@ ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
     return real_writev(fd, iov, iovcnt);
 }
 
+/* ---- KILL_AT / KILL_AFTER / FAIL_AT ------------------------------------ */
+
+enum { OP_FSYNC, OP_RENAME, OP_DIRSYNC, OP_UNLINK, OP_COUNT };
+static const char *const op_names[OP_COUNT] = {"fsync", "rename", "dirsync", "unlink"};
+static unsigned long op_seen[OP_COUNT];
+
+/* Whether variable `var` (OP:N) names `op` at call number `n`. */
+static int step_is(const char *var, int op, unsigned long n)
+{
+    const char *v = getenv(var);
+    size_t k = strlen(op_names[op]);
+    return v && !strncmp(v, op_names[op], k) && v[k] == ':' && strtoul(v + k + 1, NULL, 10) == n;
+}
+
+/* Before an OP: counts it, dies or fails as asked. 0: go on; -1: fail with
+ * EIO. Returns the call's number in *n for step_after(). */
+static int step_before(int op, unsigned long *n)
+{
+    *n = __atomic_add_fetch(&op_seen[op], 1, __ATOMIC_SEQ_CST);
+    if (step_is("SQLFEED_INJECT_KILL_AT", op, *n))
+        raise(SIGKILL);
+    if (step_is("SQLFEED_INJECT_FAIL_AT", op, *n)) {
+        errno = EIO;
+        return -1;
+    }
+    return 0;
+}
+
+static void step_after(int op, unsigned long n, int rc)
+{
+    if (rc == 0 && step_is("SQLFEED_INJECT_KILL_AFTER", op, n))
+        raise(SIGKILL);
+}
+
+static int steps_armed(void)
+{
+    return getenv("SQLFEED_INJECT_KILL_AT") || getenv("SQLFEED_INJECT_KILL_AFTER") ||
+           getenv("SQLFEED_INJECT_FAIL_AT");
+}
+
+/* Runs `call` as step `op` when `counted`. */
+#define STEP(op, counted, call)                                                \
+    do {                                                                       \
+        unsigned long n_;                                                      \
+        if (!(counted) || !steps_armed())                                      \
+            return call;                                                       \
+        if (step_before(op, &n_) != 0)                                         \
+            return -1;                                                         \
+        int rc_ = call;                                                        \
+        int e_ = errno;                                                        \
+        step_after(op, n_, rc_);                                               \
+        errno = e_;                                                            \
+        return rc_;                                                            \
+    } while (0)
+
+static int is_published_path(const char *path) { return path && !strstr(path, ".sqlfeed"); }
+
+int unlink(const char *path)
+{
+    REAL(int, unlink, (const char *));
+    STEP(OP_UNLINK, is_published_path(path), real_unlink(path));
+}
+
+int unlinkat(int dirfd, const char *path, int flags)
+{
+    REAL(int, unlinkat, (int, const char *, int));
+    STEP(OP_UNLINK, is_published_path(path) && !(flags & AT_REMOVEDIR),
+         real_unlinkat(dirfd, path, flags));
+}
+
 static int fail_sync(int fd)
 {
     return (flag("SQLFEED_INJECT_FSYNC_EIO") && is_temp(fd)) ||
@@ -167,7 +252,7 @@ static void delay_sync(int fd)
 }
 
 /* fsync and fdatasync alike: the injected delay, then the injected EIO. */
-static int sync_with(int fd, int (*real)(int))
+static int sync_plain(int fd, int (*real)(int))
 {
     delay_sync(fd);
     if (fail_sync(fd)) {
@@ -175,6 +260,14 @@ static int sync_with(int fd, int (*real)(int))
         return -1;
     }
     return real(fd);
+}
+
+static int sync_with(int fd, int (*real)(int))
+{
+    if (!steps_armed())
+        return sync_plain(fd, real);
+    int op = is_dir(fd) ? OP_DIRSYNC : OP_FSYNC;
+    STEP(op, op == OP_DIRSYNC || is_temp(fd), sync_plain(fd, real));
 }
 
 int fsync(int fd)
@@ -207,7 +300,7 @@ int rename(const char *from, const char *to)
         errno = EIO;
         return -1;
     }
-    return real_rename(from, to);
+    STEP(OP_RENAME, is_temp_path(from), real_rename(from, to));
 }
 
 int renameat(int fromfd, const char *from, int tofd, const char *to)
@@ -217,7 +310,7 @@ int renameat(int fromfd, const char *from, int tofd, const char *to)
         errno = EIO;
         return -1;
     }
-    return real_renameat(fromfd, from, tofd, to);
+    STEP(OP_RENAME, is_temp_path(from), real_renameat(fromfd, from, tofd, to));
 }
 
 int renameat2(int fromfd, const char *from, int tofd, const char *to, unsigned int flags)
@@ -227,7 +320,7 @@ int renameat2(int fromfd, const char *from, int tofd, const char *to, unsigned i
         errno = EIO;
         return -1;
     }
-    return real_renameat2(fromfd, from, tofd, to, flags);
+    STEP(OP_RENAME, is_temp_path(from), real_renameat2(fromfd, from, tofd, to, flags));
 }
 
 static int fail_create(const char *path, int flags)

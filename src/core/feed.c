@@ -348,10 +348,10 @@ static sf_status feed_row(sf_render *r, sf_feed_out *f)
             st = tpl_failed(r, f, st);
         if (st != SF_OK)
             return st;
-        sf_output_count_row(f->out);
     } else if ((st = sf_tpl_row(f->run, &f->out->w, &row)) != SF_OK) {
         return tpl_failed(r, f, st);
     }
+    sf_output_count_row(f->out);
     return f->index && f->maxcol >= 0 ? track_max(r, f) : SF_OK;
 }
 
@@ -575,5 +575,10 @@ sf_status sf_render_commit(sf_render *r)
                 return st;
             }
         }
+    /* Every index is in place: each set's record, then its earlier runs'
+     * parts removed (docs/sink.md, steps 5 and 6). */
+    for (size_t i = 0; i < r->nouts; i++)
+        if (!r->outs[i]->is_index && (st = sf_output_settle(r->outs[i]->out)) != SF_OK)
+            return output_failed(r, r->outs[i], st);
     return SF_OK;
 }

@@ -207,7 +207,10 @@ sf_status sf_render_add_output(sf_render *r, sf_template *tpl, sf_output *out)
     if (r->ran)
         return sf_fail(&r->err, SF_ERR_STATE, "this render has already run; create another");
     sf_feed_out *f;
-    return add(r, tpl, out, &f);
+    sf_status st = add(r, tpl, out, &f);
+    if (st == SF_OK)
+        sf_output_keep_state(out); /* a feed: recorded even when empty */
+    return st;
 }
 
 sf_status sf_render_add_index(sf_render *r, sf_output *parts, sf_template *tpl,

@@ -4,8 +4,10 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "set.h"
 #include "sink.h"
 
 static int output_drain(sf_wbuf *w)
@@ -47,8 +49,11 @@ void sf_output_free(sf_output *o)
     if (!o)
         return;
     sf_output_abort(o);
+    sf_fileset_free(o); /* a set's chains, o->head among them */
     sf_stage_chain_free(o->head);
     o->head = NULL;
+    sf_side_free(o->side, o->cref.census); /* the lock last: the temporary files are gone */
+    o->side = NULL;
     sf_dealloc(o->cref.census, o->w.buf);
     SF_HANDLE_FREE(sf_output, o);
 }
@@ -156,7 +161,7 @@ uint64_t sf_output_split_bytes(const sf_output *o) { return o ? o->opt.split_byt
 
 /* ---- open, finish, publish ----------------------------------------------- */
 
-static sf_status open_common(sf_output *o, const char *path, int fd, const char *label)
+static sf_status open_buffer(sf_output *o)
 {
     if (!o)
         return SF_ERR_ARG;
@@ -168,13 +173,72 @@ static sf_status open_common(sf_output *o, const char *path, int fd, const char 
         return sf_fail(&o->err, SF_ERR_NOMEM, "out of memory: output buffer");
     o->w.cap = SF_OUTPUT_BUFFER;
     o->w.len = 0;
+    return SF_OK;
+}
+
+/* A failed open: nothing of it stays (temporary files, lock). */
+static sf_status open_failed(sf_output *o, sf_status st)
+{
+    o->state = SF_OUT_FAILED;
+    sf_output_abort(o);
+    sf_fileset_free(o);
+    sf_stage_chain_free(o->head);
+    o->head = NULL;
+    sf_side_free(o->side, o->cref.census);
+    o->side = NULL;
+    return st;
+}
+
+static sf_status open_common(sf_output *o, const char *path, int fd, const char *label)
+{
+    sf_status st = open_buffer(o);
+    if (st != SF_OK)
+        return st;
     sf_stage *head = NULL;
-    sf_status st = sf_stage_chain_open(o, path, fd, label, &head);
+    st = sf_stage_chain_open(o, path, fd, label, &head);
     if (st != SF_OK) {
         o->state = SF_OUT_FAILED;
         return st;
     }
     o->head = head;
+    /* A file published by rename: one run at a time (the lock), and what a
+     * killed run left is removed. The chain comes first, so a path that
+     * names a descriptor, a device or a kernel directory is what it always
+     * was, and creates no lock file. */
+    if (o->atomic) {
+        const char *tmp = sf_sink_file_temp(sf_stage_chain_tail(head));
+        const char *slash = tmp ? strrchr(tmp, '/') : NULL;
+        st = sf_side_open(&o->side, o->cref.census, &o->err, path, NULL,
+                          slash ? slash + 1 : tmp);
+        if (st != SF_OK)
+            return open_failed(o, st);
+        /* Between our temporary file's creation and the lock, a whole other
+         * run may have held the lock and removed it as a leftover: then
+         * start the chain again, under the lock now. */
+        struct stat sb;
+        if (fstatat(o->side->lock.dirfd, slash ? slash + 1 : tmp, &sb, AT_SYMLINK_NOFOLLOW) != 0) {
+            sf_stage_chain_abort(o->head);
+            sf_stage_chain_free(o->head);
+            o->head = NULL;
+            if ((st = sf_stage_chain_open(o, path, fd, label, &head)) != SF_OK)
+                return open_failed(o, st);
+            o->head = head;
+        }
+    }
+    o->state = SF_OUT_OPEN;
+    return SF_OK;
+}
+
+sf_status sf_output_open_parts(sf_output *o, const char *pattern)
+{
+    if (o && (!pattern || !*pattern))
+        return sf_fail(&o->err, SF_ERR_ARG, "no part name pattern");
+    sf_status st = open_buffer(o);
+    if (st != SF_OK)
+        return st;
+    st = sf_fileset_open(o, pattern);
+    if (st != SF_OK)
+        return open_failed(o, st);
     o->state = SF_OUT_OPEN;
     return SF_OK;
 }
@@ -217,6 +281,7 @@ sf_status sf_output_finish(sf_output *o)
     sf_status st = sf_stage_chain_finish(o->head);
     if (st != SF_OK)
         return failed(o, st);
+    sf_fileset_finished(o);
     o->state = SF_OUT_FINISHED;
     return SF_OK;
 }
@@ -229,6 +294,14 @@ sf_status sf_output_publish(sf_output *o)
         return o->state == SF_OUT_FAILED
                    ? SF_ERR_OUTPUT
                    : sf_fail(&o->err, SF_ERR_STATE, "publish of an output not finished");
+    if (o->set) {
+        int renamed = 0;
+        sf_status st = sf_fileset_publish(o, &renamed);
+        if (!renamed)
+            return failed(o, st); /* the parts not renamed yet removed */
+        o->state = SF_OUT_DONE;
+        return st;
+    }
     sf_stage *sink = sf_stage_chain_tail(o->head);
     sf_status st = sink->vt->publish(sink);
     if (st != SF_OK)
@@ -237,7 +310,20 @@ sf_status sf_output_publish(sf_output *o)
     /* Past the rename: a failed directory sync leaves the document
      * published (sf_output_published() says so), the message says what
      * may not survive a crash. */
-    return sf_sink_file_sync_dir(sink);
+    st = sf_sink_file_sync_dir(sink);
+    if (o->side && (o->rows || o->keep_state)) {
+        /* On the stack: nothing may fail for memory past the rename (a
+         * single document's record is at most ~2 KiB: its name escaped). */
+        char buf[4096];
+        sf_state rec = {0};
+        rec.rows = o->rows;
+        rec.bytes = sf_output_bytes(o);
+        sf_errbuf e;
+        sf_status rs = sf_side_record(o->side, st == SF_OK ? &o->err : &e, &rec, buf, sizeof buf);
+        if (st == SF_OK)
+            st = rs;
+    }
+    return st;
 }
 
 sf_status sf_output_commit(sf_output *o)
@@ -257,6 +343,7 @@ void sf_output_abort(sf_output *o)
     if (!o)
         return;
     sf_stage_chain_abort(o->head);
+    sf_fileset_abort(o);
     if (o->state == SF_OUT_OPEN || o->state == SF_OUT_FINISHED)
         o->state = SF_OUT_FAILED;
 }
@@ -311,31 +398,63 @@ const char *sf_output_temp_path(const sf_output *o)
     return o && o->head ? sf_sink_file_temp(sf_stage_chain_tail(o->head)) : NULL;
 }
 
-/* Bytes the file sink was given: the compressed size. */
+/* Bytes the file sink(s) were given: the compressed size. */
 uint64_t sf_output_bytes_out(const sf_output *o)
 {
+    if (o && o->set)
+        return sf_fileset_bytes_out(o);
     sf_stage *sink = o ? sf_stage_chain_tail(o->head) : NULL;
     return sink ? sink->in : 0;
 }
 
-void sf_output_count_row(sf_output *o) { o->rows++; }
-
-/* A single document is one part (a file set keeps its own list). */
-size_t sf_output_part_count(const sf_output *o) { return o && o->head ? 1 : 0; }
+/* A single document is one part (a file set keeps its own list: fileset.c). */
+size_t sf_output_part_count(const sf_output *o)
+{
+    return !o ? 0 : o->set ? sf_fileset_count(o) : o->head ? 1 : 0;
+}
 
 const char *sf_output_part_path(const sf_output *o, size_t i)
 {
+    if (o && o->set)
+        return sf_fileset_part(o, i, NULL, NULL);
     return o && o->head && i == 0 ? sf_sink_file_path(sf_stage_chain_tail(o->head)) : NULL;
 }
 
 uint64_t sf_output_part_rows(const sf_output *o, size_t i)
 {
+    uint64_t rows = 0;
+    if (o && o->set)
+        return sf_fileset_part(o, i, &rows, NULL) ? rows : 0;
     return o && i == 0 ? o->rows : 0;
 }
 
 uint64_t sf_output_part_bytes(const sf_output *o, size_t i)
 {
+    uint64_t bytes = 0;
+    if (o && o->set)
+        return sf_fileset_part(o, i, NULL, &bytes) ? bytes : 0;
     return o && i == 0 ? sf_output_bytes(o) : 0;
+}
+
+int sf_output_previous_rows(const sf_output *o, uint64_t *rows)
+{
+    const sf_state *prev = o && o->side ? sf_side_previous(o->side) : NULL;
+    if (!prev)
+        return 0;
+    if (rows)
+        *rows = prev->rows;
+    return 1;
+}
+
+const char *sf_output_lock_path(const sf_output *o)
+{
+    return o && o->side && o->side->lock.fd >= 0 ? o->side->lock.path : NULL;
+}
+
+void sf_output_keep_state(sf_output *o)
+{
+    if (o)
+        o->keep_state = 1;
 }
 
 const char *sf_output_errmsg(const sf_output *o) { return o ? o->err.msg : ""; }

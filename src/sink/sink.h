@@ -134,6 +134,9 @@ struct sf_output {
     const sf_stage_type *codec; /* the compressor in the chain, or NULL */
     _Atomic uint64_t drained;   /* bytes handed to the chain (read by monitors) */
     uint64_t rows;              /* rows of the document (sf_output_count_row) */
+    struct sf_fileset *set;     /* a split output's parts (fileset.c), or NULL */
+    struct sf_side *side;       /* lock and previous run (lock.c), or NULL */
+    int keep_state;             /* write the state record even with no rows */
     int state;
     int published; /* the file sink renamed the document into place */
     int atomic;    /* opened as a file published by rename (stays 1 after) */
@@ -147,8 +150,47 @@ struct sf_output {
 
 #define SF_OUTPUT_BUFFER ((size_t)256 << 10)
 
-/* One more row in the current document (part): the render calls it per row. */
+/* One more row in the current document (part): the render calls it per row,
+ * for every output, split or not (the state record and the parts count
+ * them). */
 void sf_output_count_row(sf_output *o);
+
+/* ---- file sets (fileset.c; docs/sink.md "File sets") --------------------- */
+
+/* Whether o was opened with sf_output_open_parts(). */
+int sf_output_is_split(const sf_output *o);
+/* 1 when the next row (row_bytes rendered; tail_bytes: the part's tail)
+ * must start a new part: split_rows reached, or the part's bytes + row_bytes
+ * + tail_bytes > split_bytes. Never before the first row of a part. */
+int sf_output_split_due(const sf_output *o, uint64_t row_bytes, uint64_t tail_bytes);
+/* The current part (its tail already written) is drained and finished (a
+ * complete, fsynced temporary file); a new part is opened. */
+sf_status sf_output_next_part(sf_output *o);
+/* A set an index covers (the default when its pattern has %r): then
+ * sf_output_publish() renames the parts and syncs the directory only; once
+ * the index is published, sf_output_settle() writes the set's state record
+ * and removes the parts of earlier runs (idempotent; SF_OK for an output
+ * that is not split). Otherwise publish does all of it (a set without an
+ * index). */
+void sf_output_set_indexed(sf_output *o);
+sf_status sf_output_settle(sf_output *o);
+/* The output is a feed: its publication writes the state record
+ * (.NAME.sqlfeed.state) even when it has no rows (one with rows, or a set,
+ * always does). The render calls it for each output it renders. */
+void sf_output_keep_state(sf_output *o);
+
+/* fileset.c's side of output.c. */
+sf_status sf_fileset_open(sf_output *o, const char *pattern);
+void sf_fileset_finished(sf_output *o);
+/* Renames every part (*renamed 1 once all are), syncs the directory, and
+ * unless indexed settles; a rename that fails removes the rest. */
+sf_status sf_fileset_publish(sf_output *o, int *renamed);
+uint64_t sf_fileset_bytes_out(const sf_output *o);
+size_t sf_fileset_count(const sf_output *o);
+/* Part i's path, and its rows and uncompressed bytes; NULL past the end. */
+const char *sf_fileset_part(const sf_output *o, size_t i, uint64_t *rows, uint64_t *bytes);
+void sf_fileset_abort(sf_output *o);
+void sf_fileset_free(sf_output *o);
 
 /* The options the file set reads (0: no limit). */
 uint64_t sf_output_split_rows(const sf_output *o);
