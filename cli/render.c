@@ -595,7 +595,10 @@ static int open_output(const render_opts *o, cli_output *c, sf_render *r)
     else
         st = sf_output_open_file(c->out, c->path);
     c->opened = st == SF_OK;
-    cli_signals_add_temp(sf_output_temp_path(c->out)); /* a crash removes it */
+    /* A crash removes the temporary file and the lock file (the kernel
+     * drops the lock itself with the process; sf_output_lock_path). */
+    cli_signals_add_temp(sf_output_temp_path(c->out));
+    cli_signals_add_temp(sf_output_lock_path(c->out));
     if (st != SF_OK) {
         cli_error("%s", sf_output_errmsg(c->out));
         return cli_exit_for(st);
@@ -618,6 +621,7 @@ static int open_output(const render_opts *o, cli_output *c, sf_render *r)
     st = sf_output_open_file(c->iout, c->path);
     c->iopened = st == SF_OK;
     cli_signals_add_temp(sf_output_temp_path(c->iout));
+    cli_signals_add_temp(sf_output_lock_path(c->iout));
     if (st != SF_OK) {
         cli_error("%s", sf_output_errmsg(c->iout));
         return cli_exit_for(st);

@@ -107,8 +107,9 @@ static void on_crash(int sig)
         num[k++] = (char)('0' + v % 10);
     while (k)
         msg[n++] = num[--k];
-    const char *tail = removed ? "; temporary file removed, nothing published\n"
-                               : "; nothing published\n";
+    const char *tail = removed > 1 ? "; temporary files removed, nothing published\n"
+                       : removed   ? "; temporary file removed, nothing published\n"
+                                   : "; nothing published\n";
     size_t t = strlen(tail);
     memcpy(msg + n, tail, t);
     ssize_t w = write(2, msg, n + t);

@@ -356,6 +356,15 @@ ok "SIGTERM after the first rename: the set is published, exit 0, said" \
     sh -c "[ $src = 0 ] && cmp -s '$T/sig/a.xml' '$T/plain.xml' && cmp -s '$T/sig/b.xml' '$T/plain.xml' && grep -q 'arrived after the outputs were published' '$T/sig/err'"
 ok "SIGTERM after the first rename: no temporary file" no_temp "$T/sig"
 
+rm -f "$T/sig/mark"
+env LD_PRELOAD="$INJECT" SQLFEED_INJECT_FSYNC_DELAY_MS=1500 SQLFEED_INJECT_FSYNC_MARK="$T/sig/mark" \
+    $R -t simplyhired -o "$T/sig/c.xml" --output "simplyhired=$T/sig/d.xml.gz" 2>"$T/sig/err" &
+pid=$!
+for _ in $(seq 100); do [ -e "$T/sig/mark" ] && break; sleep 0.05; done
+kill -SEGV $pid; wait $pid 2>/dev/null; src=$?
+ok "a crash (SIGSEGV) mid-commit: dies by it, removes every temporary and lock file" \
+    sh -c "[ $src = 139 ] && [ -z \"\$(find '$T/sig' -maxdepth 1 -name '.c.xml.sqlfeed*' -o -maxdepth 1 -name '.d.xml.gz.sqlfeed*')\" ] && grep -q 'temporary files removed' '$T/sig/err'"
+
 # ---- --summary-json: odd names, stdout, a usage failure, never a new file under /dev ----
 ODD="$T/odd\"q\\$(printf '\001\377').xml"
 run $R -t simplyhired -o "$ODD" -q --summary-json -
