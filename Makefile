@@ -207,6 +207,7 @@ install: all
 	install -m 644 $(BUILD)/libsqlfeed.a $(DESTDIR)$(PREFIX)/lib/libsqlfeed.a
 	install -m 644 include/sqlfeed.h $(DESTDIR)$(PREFIX)/include/sqlfeed.h
 	install -m 644 templates/*.mustache templates/*.sql $(DESTDIR)$(PREFIX)/share/sqlfeed/templates/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 && install -m 644 docs/sqlfeed.1 $(DESTDIR)$(PREFIX)/share/man/man1/sqlfeed.1
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/^#define SF_VERSION_STRING "\(.*\)"/\1/p' include/sqlfeed.h)|' \
 	  sqlfeed.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sqlfeed.pc
 

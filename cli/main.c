@@ -11,7 +11,10 @@
 
 static const char usage[] =
     "usage: sqlfeed render --db PATH (--query SQL | --query-file FILE) --template NAME|FILE\n"
-    "                      -o OUT [--param NAME=VALUE]... [--quiet] [--census]\n"
+    "                      -o OUT [--compress C] [--level N] [--split-rows N]\n"
+    "                      [--split-bytes SIZE] [--index TEMPLATE] [--output T=PATH,...]...\n"
+    "                      [--min-rows N] [--max-drop PCT] [--summary-json FILE]\n"
+    "                      [--param NAME=VALUE]... [--quiet] [--census]\n"
     "                      [--census-fifo PATH] [--mem-log FILE] [--max-memory SIZE]\n"
     "                      [--progress[=auto|always|never]] [--total N | --count]\n"
     "       sqlfeed templates\n"
@@ -33,13 +36,24 @@ static const char usage[] =
     "  1  other failure         4  database error (open, query, a row)\n"
     "  2  usage error           5  output error (create, write, sync, publish)\n"
     "                           6  --max-memory crossed\n"
+    "                           7  refused by --min-rows or --max-drop; previous kept\n"
+    "                           8  another sqlfeed run is writing the same output\n"
     "  128+N  stopped by signal N (130 SIGINT, 143 SIGTERM, any signal that would\n"
     "         end the process); nothing is published\n";
 
+/* The last message printed, for --summary-json (cut to fit; stderr gets
+ * it whole). */
+static char last_error[2048];
+
+const char *cli_last_error(void) { return last_error; }
+
 void cli_error(const char *fmt, ...)
 {
-    va_list ap;
+    va_list ap, copy;
     va_start(ap, fmt);
+    va_copy(copy, ap);
+    vsnprintf(last_error, sizeof last_error, fmt, copy);
+    va_end(copy);
     fputs("sqlfeed: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
@@ -66,8 +80,11 @@ int cli_exit_for(sf_status st)
 
 int cli_usage(const char *cmd, const char *fmt, ...)
 {
-    va_list ap;
+    va_list ap, copy;
     va_start(ap, fmt);
+    va_copy(copy, ap);
+    vsnprintf(last_error, sizeof last_error, fmt, copy);
+    va_end(copy);
     fputs("sqlfeed: ", stderr);
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, " (see 'sqlfeed %s%s--help')\n", cmd ? cmd : "", cmd ? " " : "");

@@ -14,10 +14,12 @@
  *     temporary file (unlink(2) is async-signal-safe; the path was copied
  *     into a static buffer beforehand), restores the disposition it found
  *     (a sanitizer's handler, or the default) and re-raises.
- * Publication: an asynchronous signal also cancels the output registered
- * with cli_signals_set_output(), so a commit not yet at its rename gives up
- * (nothing published, 128+N); one arriving after the rename finds the
- * document published: the command finishes normally (exit 0) and says so.
+ * Publication: an asynchronous signal also cancels every output registered
+ * with cli_signals_set_output() / cli_signals_add_output() (all the
+ * documents and indexes of one scan), so a commit not yet at its first
+ * rename gives up (nothing published, 128+N); one arriving after the first
+ * rename finds the set being published: the command finishes (exit 0) and
+ * says so.
  * SIGPIPE is ignored (a closed pipe is an output error, exit 5) and so is
  * SIGXFSZ (a file-size limit makes write(2) fail with EFBIG: exit 5). A
  * signal that was ignored when sqlfeed started stays ignored (nohup's
@@ -48,17 +50,23 @@ static const int crash_sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTR
 #define NCRASH (sizeof crash_sigs / sizeof crash_sigs[0])
 
 static sf_render *volatile g_render;
-static sf_output *volatile g_output;
+/* The outputs an asynchronous signal cancels: every output of the run (its
+ * documents, its indexes), so that none of them starts publishing. A slot
+ * is filled before the count that makes it visible grows. */
+static sf_output *volatile g_outputs[CLI_MAX_SIGNAL_FILES];
+static atomic_size_t g_noutputs;
 static sf_source *volatile g_source; /* while connecting and preparing too */
 static volatile sig_atomic_t g_signal;
 static struct sigaction crash_old[NCRASH];
-/* The temporary file to unlink on a crash; g_temp_set says it is whole. A
- * crash may happen in another thread (the monitor's): the flag is a C11
- * atomic (lock-free, so usable in a handler), stored with release after the
- * copy and loaded with acquire, so the handler never sees the flag before
- * the bytes. */
-static char g_temp[PATH_MAX + 256];
-static atomic_int g_temp_set;
+/* The temporary files to unlink on a crash (one per output: the file being
+ * written; a split output's earlier parts and anything a crash leaves are
+ * removed by the next run, which holds the output's lock); g_temp_set[i]
+ * says slot i is whole. A crash may happen in another thread (the
+ * monitor's): the flags are C11 atomics (lock-free, so usable in a
+ * handler), stored with release after the copy and loaded with acquire, so
+ * the handler never sees a flag before the bytes. */
+static char g_temp[CLI_MAX_SIGNAL_FILES][PATH_MAX + 256];
+static atomic_int g_temp_set[CLI_MAX_SIGNAL_FILES];
 /* Stacks for the crash handler, so a stack overflow can still clean up:
  * one for the main thread, one for a helper thread (the monitor's). */
 #define ALTSTACK_SIZE (1 << 16)
@@ -72,9 +80,12 @@ static void on_signal(int sig)
     sf_render *r = g_render;
     if (r)
         sf_render_cancel(r);
-    sf_output *o = g_output;
-    if (o)
-        sf_output_cancel(o);
+    size_t n = atomic_load(&g_noutputs);
+    for (size_t i = 0; i < n && i < CLI_MAX_SIGNAL_FILES; i++) {
+        sf_output *o = g_outputs[i];
+        if (o)
+            sf_output_cancel(o);
+    }
     sf_source *s = g_source;
     if (s)
         sf_source_cancel(s);
@@ -83,8 +94,12 @@ static void on_signal(int sig)
 
 static void on_crash(int sig)
 {
-    int removed = atomic_load_explicit(&g_temp_set, memory_order_acquire) && unlink(g_temp) == 0;
-    atomic_store(&g_temp_set, 0);
+    int removed = 0;
+    for (size_t i = 0; i < CLI_MAX_SIGNAL_FILES; i++) {
+        if (atomic_load_explicit(&g_temp_set[i], memory_order_acquire) && unlink(g_temp[i]) == 0)
+            removed++;
+        atomic_store(&g_temp_set[i], 0);
+    }
     /* One line, with async-signal-safe calls only: write(2) of fixed text. */
     char msg[128] = "sqlfeed: crashed with signal ", num[12];
     size_t n = strlen(msg), k = 0;
@@ -92,8 +107,9 @@ static void on_crash(int sig)
         num[k++] = (char)('0' + v % 10);
     while (k)
         msg[n++] = num[--k];
-    const char *tail = removed ? "; temporary file removed, nothing published\n"
-                               : "; nothing published\n";
+    const char *tail = removed > 1 ? "; temporary files removed, nothing published\n"
+                       : removed   ? "; temporary file removed, nothing published\n"
+                                   : "; nothing published\n";
     size_t t = strlen(tail);
     memcpy(msg + n, tail, t);
     ssize_t w = write(2, msg, n + t);
@@ -155,7 +171,22 @@ void cli_signals_forget_render(void)
     g_source = NULL;
 }
 
-void cli_signals_set_output(sf_output *out) { g_output = out; }
+void cli_signals_set_output(sf_output *out)
+{
+    atomic_store(&g_noutputs, 0);
+    if (out)
+        cli_signals_add_output(out);
+}
+
+int cli_signals_add_output(sf_output *out)
+{
+    size_t n = atomic_load(&g_noutputs);
+    if (n >= CLI_MAX_SIGNAL_FILES)
+        return -1;
+    g_outputs[n] = out;
+    atomic_store(&g_noutputs, n + 1); /* seq_cst: the slot is written before it counts */
+    return 0;
+}
 
 int cli_signals_helper_thread_start(void)
 {
@@ -182,10 +213,22 @@ int cli_signal_caught(void) { return g_signal; }
 
 void cli_signals_set_temp(const char *path)
 {
-    atomic_store(&g_temp_set, 0);
-    if (path && strlen(path) < sizeof g_temp) {
-        memcpy(g_temp, path, strlen(path) + 1);
-        atomic_store_explicit(&g_temp_set, 1, memory_order_release);
+    for (size_t i = 0; i < CLI_MAX_SIGNAL_FILES; i++)
+        atomic_store(&g_temp_set[i], 0);
+    if (path)
+        cli_signals_add_temp(path);
+}
+
+void cli_signals_add_temp(const char *path)
+{
+    if (!path || strlen(path) >= sizeof g_temp[0])
+        return;
+    for (size_t i = 0; i < CLI_MAX_SIGNAL_FILES; i++) {
+        if (atomic_load(&g_temp_set[i]))
+            continue;
+        memcpy(g_temp[i], path, strlen(path) + 1);
+        atomic_store_explicit(&g_temp_set[i], 1, memory_order_release);
+        return;
     }
 }
 
@@ -193,7 +236,8 @@ const volatile sig_atomic_t *cli_signal_flag(void) { return &g_signal; }
 
 void cli_reraise(int sig)
 {
-    atomic_store(&g_temp_set, 0);
+    for (size_t i = 0; i < CLI_MAX_SIGNAL_FILES; i++)
+        atomic_store(&g_temp_set[i], 0);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_DFL;
