@@ -79,7 +79,8 @@ broken() {
     fi
     [ "$keep" = 1 ] && ! cmp -s "$T/previous" "$OUT" && why+=("the previous feed changed")
     [ -n "$(find "$T/pub" -name '.*sqlfeed-*')" ] && why+=("a temporary file is left")
-    [ -n "$(find "$T/pub" -mindepth 1 ! -name feed.xml ! -name '.*sqlfeed-*')" ] &&
+    # The state record (.feed.xml.sqlfeed.state) is the last run's figures: it may stay.
+    [ -n "$(find "$T/pub" -mindepth 1 ! -name feed.xml ! -name '.*sqlfeed-*' ! -name .feed.xml.sqlfeed.state)" ] &&
         why+=("other files beside the feed: $(ls -A "$T/pub" | tr '\n' ' ')")
     [ ${#why[@]} = 0 ] || { printf '%s; ' "${why[@]:0:${#why[@]}-1}"; printf '%s\n' "${why[-1]}"; }
 }
@@ -206,7 +207,7 @@ sigrow() {
     wait_end $pid "$BOUND"
     case $sig in
     SEGV | BUS | ILL | FPE | ABRT | TRAP | SYS) # a crash: the handler removes the file and dies
-        row "SIG$sig mid-render (a crash)" "$want" "crashed with signal $num; temporary file removed, nothing published" ;;
+        row "SIG$sig mid-render (a crash)" "$want" "crashed with signal $num; temporary files? removed, nothing published" ;;
     *) row "SIG$sig mid-render" "$want" "stopped by signal $num .*after row [0-9]+; nothing published" ;;
     esac
 }

@@ -569,7 +569,15 @@ sf_status sf_render_commit(sf_render *r)
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < r->nouts; i++) {
             sf_feed_out *f = r->outs[i];
-            if (f->is_index == pass && (st = sf_output_publish(f->out)) != SF_OK) {
+            if (f->is_index != pass)
+                continue;
+            st = sf_output_publish(f->out);
+            /* The first rename is the point of no return: a cancel from
+             * now on no longer stops the other outputs' publication. */
+            if (sf_output_published(f->out))
+                for (size_t k = 0; k < r->nouts; k++)
+                    sf_output_no_return(r->outs[k]->out);
+            if (st != SF_OK) {
                 st = output_failed(r, f, st);
                 abort_all(r);
                 return st;

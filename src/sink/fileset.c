@@ -646,6 +646,8 @@ sf_status sf_fileset_publish(sf_output *o, int *renamed)
             o->published = !fs->indexed && i > 0;
             return st; /* the caller aborts the rest */
         }
+        if (!fs->indexed)
+            sf_output_no_return(o); /* part 1 is visible: the rest follow */
     }
     *renamed = 1;
     /* One directory fsync for them all, before any index names them. */

@@ -377,8 +377,16 @@ void sf_output_cancel(sf_output *o)
 
 int sf_output_is_cancelled(const sf_output *o)
 {
+    if (atomic_load(&o->no_return))
+        return 0;
     const atomic_int *rc = atomic_load(&o->cancel);
     return atomic_load(&o->cancelled) || (rc && atomic_load(rc));
+}
+
+void sf_output_no_return(sf_output *o)
+{
+    if (o)
+        atomic_store(&o->no_return, 1);
 }
 
 int sf_output_kernel_dir(const char *dir)

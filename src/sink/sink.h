@@ -143,6 +143,9 @@ struct sf_output {
     /* Set by sf_output_cancel() (a signal handler): a commit not yet at its
      * rename gives up, and so does a blocked write. */
     atomic_int cancelled;
+    /* Set once something of the run is visible (the first rename): from
+     * then on a cancel no longer stops the publication (docs/sink.md). */
+    atomic_int no_return;
     /* While a render runs: its cancel flag, so a write interrupted by a
      * signal (EINTR) gives up instead of retrying. */
     _Atomic(const atomic_int *) cancel; /* read by the writer thread too */
@@ -218,5 +221,10 @@ int sf_sink_kernel_dir(const char *dir, int dirfd);
  * ends only by a signal on the writing thread), and the stage itself. */
 int sf_stage_hop_wanted(const sf_stage *sink, int fd);
 sf_status sf_stage_hop_open(sf_output *out, sf_stage **sp);
+
+/* Past the point of no return: cancels are ignored from now on, so a
+ * publication that has begun (a set's parts, a run's several outputs)
+ * completes. */
+void sf_output_no_return(sf_output *o);
 
 #endif
