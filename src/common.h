@@ -39,6 +39,10 @@ static inline void sf_err_clear(sf_errbuf *e) { e->msg[0] = '\0'; }
  * with its size and type, so frees and reallocs keep the census exact. */
 void *sf_alloc(sf_census *c, sf_mem_type type, size_t n);
 void *sf_calloc(sf_census *c, sf_mem_type type, size_t n, size_t size);
+/* Counted like sf_alloc, but never refused by the budget or the
+ * fail-after hook (NULL only when malloc itself fails): for a library that
+ * cannot survive a refused allocation (libzstd 1.5.4's worker threads). */
+void *sf_alloc_unrefused(sf_census *c, sf_mem_type type, size_t n);
 void *sf_realloc(sf_census *c, sf_mem_type type, void *p, size_t n);
 void sf_dealloc(sf_census *c, void *p);
 char *sf_strndup(sf_census *c, sf_mem_type type, const char *s, size_t n);

@@ -156,6 +156,20 @@ void *sf_alloc(sf_census *c, sf_mem_type type, size_t n)
     return b + 1;
 }
 
+void *sf_alloc_unrefused(sf_census *c, sf_mem_type type, size_t n)
+{
+    if (n > SIZE_MAX - sizeof(sf_block_head))
+        return NULL;
+    sf_block_head *b = malloc(sizeof *b + n);
+    if (!b)
+        return NULL;
+    b->h.size = n;
+    b->h.type = (uint32_t)type;
+    b->h.magic = SF_BLOCK_MAGIC;
+    census_add(c, type, n, 1, 0);
+    return b + 1;
+}
+
 void *sf_calloc(sf_census *c, sf_mem_type type, size_t n, size_t size)
 {
     if (size && n > SIZE_MAX / size)

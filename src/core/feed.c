@@ -208,9 +208,17 @@ static sf_status tpl_failed(sf_render *r, sf_feed_out *f, sf_status st)
         return r->fail;
     if (st == SF_ERR_OUTPUT && f->sc.nomem)
         return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory: row buffer");
-    if (st == SF_ERR_OUTPUT)
+    if (st == SF_ERR_OUTPUT) {
+        /* The buffer says only that its drain failed: the output knows why
+         * (a cancel and out of memory keep their status). */
+        sf_status why = sf_output_drain_status(f->out);
+        if (why == SF_ERR_CANCELLED || why == SF_ERR_NOMEM)
+            return sf_fail(&r->err, why, "%s after row %llu: %s",
+                           why == SF_ERR_CANCELLED ? "cancelled" : "out of memory",
+                           (unsigned long long)sf_render_rows(r), sf_output_errmsg(f->out));
         return sf_fail(&r->err, SF_ERR_OUTPUT, "output failed after row %llu: %s",
                        (unsigned long long)sf_render_rows(r), sf_output_errmsg(f->out));
+    }
     return st;
 }
 
@@ -538,6 +546,8 @@ static sf_status output_failed(sf_render *r, sf_feed_out *f, sf_status st)
     return sf_fail_from(&r->err, st, NULL, sf_output_errmsg(f->out));
 }
 
+static sf_status commit(sf_render *r);
+
 sf_status sf_render_commit(sf_render *r)
 {
     if (!r)
@@ -548,6 +558,18 @@ sf_status sf_render_commit(sf_render *r)
     if (r->committed)
         return sf_fail(&r->err, SF_ERR_STATE, "this render has been committed already");
     r->committed = 1;
+    /* sf_render_cancel() reaches the commit too (a writer thread's drain,
+     * the fsyncs before the first rename), as it reached the rows. */
+    for (size_t i = 0; i < r->nouts; i++)
+        atomic_store(&r->outs[i]->out->cancel, &r->cancel);
+    sf_status st = commit(r);
+    for (size_t i = 0; i < r->nouts; i++)
+        atomic_store(&r->outs[i]->out->cancel, NULL);
+    return st;
+}
+
+static sf_status commit(sf_render *r)
+{
     r->fail = SF_OK;
     sf_status st = rails(r);
     /* Every document is finished before any is published: parts, then the

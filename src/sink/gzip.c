@@ -12,6 +12,8 @@
  * fast as a Debian library makes it. Memory: ISA-L allocates nothing (its
  * stream state and level buffer are ours, from the census); zlib allocates
  * through the census (zalloc/zfree). All tagged SF_MEM_SINK. */
+#include <stdio.h>
+
 #include <isa-l/igzip_lib.h>
 #include <zlib.h>
 
@@ -75,8 +77,11 @@ static sf_status is_pump(gzip_stage *g, int end)
         s->next_out = g->obuf;
         s->avail_out = (uint32_t)GZ_OUT;
         int rc = isal_deflate(s);
-        if (rc != COMP_OK)
-            return gz_fail(g, rc, "ISA-L deflate failed");
+        if (rc != COMP_OK) { /* ISA-L's codes are not zlib's: -4 is ISAL_INVALID_LEVEL */
+            char m[64];
+            snprintf(m, sizeof m, "ISA-L deflate failed (code %d)", rc);
+            return gz_fail(g, Z_STREAM_ERROR, m);
+        }
         sf_status st = sf_stage_emit(&g->base, g->obuf, GZ_OUT - s->avail_out);
         if (st != SF_OK)
             return st;

@@ -20,6 +20,7 @@ static int output_drain(sf_wbuf *w)
     sf_status st = sf_stage_write(o->head, w->buf, w->len);
     if (st != SF_OK) {
         o->state = SF_OUT_FAILED;
+        o->drain_status = st;
         return -1;
     }
     /* One writer: a relaxed load and store, read whole by other threads. */
@@ -277,7 +278,7 @@ sf_status sf_output_finish(sf_output *o)
                    ? SF_ERR_OUTPUT
                    : sf_fail(&o->err, SF_ERR_STATE, "finish without an open output");
     if (output_drain(&o->w) != 0)
-        return failed(o, SF_ERR_OUTPUT);
+        return failed(o, o->drain_status != SF_OK ? o->drain_status : SF_ERR_OUTPUT);
     sf_status st = sf_stage_chain_finish(o->head);
     if (st != SF_OK)
         return failed(o, st);
@@ -357,7 +358,9 @@ sf_status sf_output_write(sf_output *o, const void *p, size_t n)
     if (o->state != SF_OUT_OPEN)
         return o->state == SF_OUT_FAILED ? SF_ERR_OUTPUT
                                          : sf_fail(&o->err, SF_ERR_STATE, "output not open");
-    return sf_wbuf_put(&o->w, p, n) == 0 ? SF_OK : SF_ERR_OUTPUT;
+    if (sf_wbuf_put(&o->w, p, n) == 0)
+        return SF_OK;
+    return o->drain_status != SF_OK ? o->drain_status : SF_ERR_OUTPUT;
 }
 
 /* Bytes drained to the sinks: a buffer behind while rendering, all of them
@@ -381,6 +384,11 @@ int sf_output_is_cancelled(const sf_output *o)
         return 0;
     const atomic_int *rc = atomic_load(&o->cancel);
     return atomic_load(&o->cancelled) || (rc && atomic_load(rc));
+}
+
+sf_status sf_output_drain_status(const sf_output *o)
+{
+    return o->drain_status;
 }
 
 void sf_output_no_return(sf_output *o)

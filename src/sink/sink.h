@@ -146,6 +146,9 @@ struct sf_output {
     /* Set once something of the run is visible (the first rename): from
      * then on a cancel no longer stops the publication (docs/sink.md). */
     atomic_int no_return;
+    /* The status of the stage failure that stopped a drain (the buffer's
+     * drain callback can only say -1): SF_ERR_OUTPUT, _NOMEM, _CANCELLED. */
+    sf_status drain_status;
     /* While a render runs: its cancel flag, so a write interrupted by a
      * signal (EINTR) gives up instead of retrying. */
     _Atomic(const atomic_int *) cancel; /* read by the writer thread too */
@@ -226,5 +229,9 @@ sf_status sf_stage_hop_open(sf_output *out, sf_stage **sp);
  * publication that has begun (a set's parts, a run's several outputs)
  * completes. */
 void sf_output_no_return(sf_output *o);
+
+/* Why the last drain failed (SF_OK when none did): a render maps its
+ * buffer's -1 back to out of memory, a cancel or an output error. */
+sf_status sf_output_drain_status(const sf_output *o);
 
 #endif

@@ -35,6 +35,18 @@ static void *zs_alloc(void *opaque, size_t n)
     return sf_alloc(opaque, SF_MEM_SINK, n);
 }
 
+/* With worker threads, libzstd 1.5.4 (Debian 12) calls its calloc wrapper,
+ * which memsets what the allocator returned even when that is NULL (fixed
+ * upstream after 1.5.4, facebook/zstd#4613): a refused allocation would
+ * crash the process inside libzstd. So with workers the compressor's memory
+ * is counted by the census but never refused by the budget or the
+ * fail-after hook; without workers (the default) it is refused as any
+ * other allocation and reported as SF_ERR_NOMEM. */
+static void *zs_alloc_mt(void *opaque, size_t n)
+{
+    return sf_alloc_unrefused(opaque, SF_MEM_SINK, n);
+}
+
 static void zs_free(void *opaque, void *p) { sf_dealloc(opaque, p); }
 
 static sf_status zs_fail(sf_stage *s, const char *what, size_t code)
@@ -111,7 +123,7 @@ sf_status sf_stage_zstd_open(sf_output *out, int level, sf_stage **sp)
         return sf_fail(&out->err, SF_ERR_NOMEM, "out of memory: zstd stage");
     z->base.vt = &zstd_vt;
     z->base.out = out;
-    ZSTD_customMem mem = {zs_alloc, zs_free, cs};
+    ZSTD_customMem mem = {out->opt.workers > 0 ? zs_alloc_mt : zs_alloc, zs_free, cs};
     z->cc = ZSTD_createCCtx_advanced(mem);
     z->ocap = ZSTD_CStreamOutSize();
     z->obuf = sf_alloc(cs, SF_MEM_SINK, z->ocap);
