@@ -13,7 +13,7 @@
 #   BIG_RUNS=3      rounds of the durable render on the big database
 #   CENSUS_RUNS=5   interleaved runs each of census off / on for the threaded path
 #   BEST=1          time one render each at --level best (gzip, zstd); 0 skips them
-#   BEST_TIMEOUT=600  seconds a --level best render may take before it is stopped
+#   BEST_TIMEOUT=300  seconds a --level best render may take before it is stopped
 #   SQLFEED=...     the binary (default: $BUILD/sqlfeed); BUILD=build
 #   SHARED=...      the shared reference tree (default: <this dir>/../../shared)
 #   KEEP=1          keep the scratch dir
@@ -43,7 +43,7 @@ RUNS=${RUNS:-3}
 BIG_RUNS=${BIG_RUNS:-3}
 CRUNS=${CENSUS_RUNS:-5}
 BEST=${BEST:-1}
-BEST_TIMEOUT=${BEST_TIMEOUT:-600}
+BEST_TIMEOUT=${BEST_TIMEOUT:-300}
 BUILD=${BUILD:-build}
 SQLFEED=${SQLFEED:-$BUILD/sqlfeed}
 SHARED=${SHARED:-$(dirname "$0")/../../shared}
@@ -196,7 +196,7 @@ MODES="durable stdout devnull"
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 note "$N rows: $RUNS interleaved rounds of: $MODES (load average $LOAD0)"
 render --db "$DB" -o /dev/null || die "sqlfeed cannot render $DB"   # warms the page cache
-for r in $(seq "$RUNS"); do
+for _ in $(seq "$RUNS"); do
   for m in $MODES; do timed "$m" "$DB" "$m"; done
 done
 # the plain render and the compressed ones of the last round, compared
@@ -237,7 +237,7 @@ done
 if [ -n "$DBB" ]; then
   note "$BIG rows: $BIG_RUNS durable runs, one of each compressed output (load average $(cut -d' ' -f1-3 /proc/loadavg))"
   render --db "$DBB" -o /dev/null || die "sqlfeed cannot render $DBB"
-  for r in $(seq "$BIG_RUNS"); do timed durable "$DBB" big_durable; done
+  for _ in $(seq "$BIG_RUNS"); do timed durable "$DBB" big_durable; done
   for m in gz zst; do [ "${HAS[$m]}" = 0 ] || timed $m "$DBB" "big_$m"; done
 fi
 
@@ -249,6 +249,23 @@ for _ in $(seq "$CRUNS"); do
   for m in $CMODES; do timed "$m" "$DB" "$m"; done
 done
 rm -f "$T"/o.xml* "$T/mem.jsonl"
+# The same comparison in instructions (callgrind, all threads, the small
+# database): exact where wall time on two loaded cores moves by more than 3 %.
+declare -A CINSN
+if command -v valgrind >/dev/null; then
+  for m in $CMODES; do
+    cmdline "$m" "$DBS" "$T/o.xml"
+    e=(SQLFEED_CENSUS=on)   # valgrind runs the binary itself, not env
+    [ "${CMD[0]}" != env ] || { e=("${CMD[1]}"); CMD=("${CMD[@]:2}"); }
+    env "${e[@]}" valgrind --tool=callgrind --callgrind-out-file="$T/cg.out" "${CMD[@]}" \
+      >/dev/null 2>"$T/cg.log" ||
+      { show_log "$T/cg.log"; die "callgrind run failed ($m)"; }
+    CINSN[$m]=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$T/cg.log")
+    rm -f "$T"/o.xml* "$T/mem.jsonl" "$T/cg.out"
+  done
+else
+  note "valgrind not installed: no instruction counts for the census's cost"
+fi
 LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- report -----------------------------------------------------------------------------
@@ -297,12 +314,12 @@ echo "| $N | $(mib "$(med durable 4)") | $(mib "$(med gz 4)") | $(mib "$(med zst
 [ -z "$DBB" ] ||
 echo "| $BIG | $(mib "$(med big_durable 4)") | $(mib "$(med big_gz 4)") | $(mib "$(med big_zst 4)") | $(med big_durable 1) | $(med big_durable 2) | $(med big_durable 3) |"
 echo
-echo "| census (threaded path) | off wall s | on wall s | on vs off |"
-echo "|---|---:|---:|---:|"
+echo "| census (threaded path) | off wall s ($N rows) | on wall s | on vs off | off instructions ($SMALL rows) | on | on vs off |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
 pct() { awk -v a="${1:-}" -v b="${2:-}" 'BEGIN {if (a == "" || b == "" || b + 0 <= 0) print "-"; else printf "%+.1f\n", (a / b - 1) * 100}'; }
 for m in durable zst; do
   [ -s "$T/${m}_off.times" ] || continue
-  echo "| $m | $(med "${m}_off" 1) | $(med "${m}_on" 1) | $(pct "$(med "${m}_on" 1)" "$(med "${m}_off" 1)") % |"
+  echo "| $m | $(med "${m}_off" 1) | $(med "${m}_on" 1) | $(pct "$(med "${m}_on" 1)" "$(med "${m}_off" 1)") % | ${CINSN[${m}_off]:--} | ${CINSN[${m}_on]:--} | $(pct "${CINSN[${m}_on]:-}" "${CINSN[${m}_off]:-}") % |"
 done
 echo
 
