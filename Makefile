@@ -8,7 +8,9 @@
 #                   (FUZZ_TARGETS="NAME ..." to choose; clang, build/fuzz)
 #   make demo       render the SimplyHired feed from a demo database
 #   make bench      time sqlfeed against the reference programs (these are not
-#                   in the repository: SHARED=DIR holding bench/, default ../shared)
+#                   in the repository: SHARED=DIR holding bench/, default ../shared),
+#                   then issue 8's bars (bench/pipeline.sh; alone without SHARED)
+#   make bench-pipeline  issue 8's bars alone (docs/bench.md)
 #   make deps       install missing Debian packages (apt-get, as root)
 #   make install PREFIX=/usr/local
 #
@@ -59,7 +61,7 @@ TESTS   += $(BUILD)/tests/stage_test
 TESTS   += $(BUILD)/tests/thread_test
 TESTS   += $(BUILD)/tests/commit_test
 
-.PHONY: all check test spec fuzz fuzz-build demo bench deps deps-fuzz install clean
+.PHONY: all check test spec fuzz fuzz-build demo bench bench-pipeline deps deps-fuzz install clean
 all: $(BUILD)/sqlfeed $(BUILD)/libsqlfeed.a
 
 # An object whose dependency file is missing (built before -MMD, or the .d
@@ -194,6 +196,9 @@ demo: deps all
 SHARED  ?= $(abspath ../shared)
 bench: all
 	SQLFEED=$(BUILD)/sqlfeed BUILD=$(BUILD) SHARED=$(SHARED) bench/bench.sh
+# issue 8's bars alone (durable, compressed, threaded renders): docs/bench.md
+bench-pipeline: all
+	SQLFEED=$(BUILD)/sqlfeed BUILD=$(BUILD) SHARED=$(SHARED) bench/pipeline.sh
 
 deps:
 	@tools/deps.sh

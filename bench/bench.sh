@@ -16,12 +16,16 @@
 #   CENSUS_RUNS=5  interleaved runs of sqlfeed with the census off, default, and on
 #                  with --census --mem-log
 #   KEEP=1         keep the scratch dir under /tmp (outputs, logs, times)
+#   PIPELINE=0     skip the issue 8 bars (bench/pipeline.sh, run last; its own
+#                  variables SMALL, BIG, BIG_RUNS, BEST... pass through)
 #
 # The database is /tmp/jobsbench/jobs-N.db, made once by the shared
 # make_jobs_db.py (jobs_db in programs.sh). First sqlfeed's document is checked
 # against python_sax's with xml_equal.py; then each program runs RUNS times
 # under /usr/bin/time (sync before each run, output removed between runs).
-# Prints a Markdown table and the bar checks of the project's issue.
+# Prints a Markdown table and the bar checks of the project's issue, then runs
+# bench/pipeline.sh (issue 8's bars: durable, compressed, threaded renders).
+# Without the shared tree (SHARED), it says so and runs bench/pipeline.sh alone.
 # Exit status: 0 when everything ran, even if a bar is missed (this reports
 # figures, it is not a test); 1 when a program fails, the documents differ or
 # the setup is broken; 2 on a usage error.
@@ -45,8 +49,19 @@ note() { echo "bench: $*" >&2; }
 case $N in ''|*[!0-9]*|0) echo "bench: N must be a positive integer, not '$N'" >&2; usage ;; esac
 case $RUNS in ''|*[!0-9]*|0) echo "bench: RUNS must be a positive integer, not '$RUNS'" >&2; usage ;; esac
 
-[ -f "$SHARED/bench/programs.sh" ] ||
-    die "the reference programs are not part of this repository and are not at $SHARED/bench/ (no programs.sh there): set SHARED=DIR to the tree that holds bench/programs.sh (make bench SHARED=DIR); make check does not need them"
+PIPELINE=${PIPELINE:-1}
+# pipeline: the bars of issue 8 (bench/pipeline.sh), on the same N rows
+pipeline() {
+  [ "$PIPELINE" != 0 ] || { note "PIPELINE=0: the issue 8 bars (bench/pipeline.sh) skipped"; return 0; }
+  ROWS=$N RUNS=$RUNS BUILD=$BUILD SQLFEED=$SQLFEED SHARED=$SHARED KEEP=$KEEP \
+    "$(dirname "$0")/pipeline.sh"
+}
+if [ ! -f "$SHARED/bench/programs.sh" ]; then
+  note "the reference programs are not part of this repository and are not at $SHARED/bench/ (no programs.sh there): no comparison with them; set SHARED=DIR to the tree that holds bench/programs.sh (make bench SHARED=DIR) for it; make check does not need them"
+  note "running the issue 8 bars alone, on databases from sqlfeed demo-db"
+  pipeline
+  exit
+fi
 SHARED=$(cd "$SHARED" && pwd)
 [ -x /usr/bin/time ] || die "/usr/bin/time is missing (Debian package: time)"
 [ -x "$SQLFEED" ] || die "no executable sqlfeed at '$SQLFEED' (run make first, or set SQLFEED=)"
@@ -323,7 +338,7 @@ else
   echo
 fi
 
-# bar WHAT VALUE OP LIMIT: "bar: WHAT (VALUE OP LIMIT) ... ok|MISSED|n/a"
+# bar WHAT VALUE OP LIMIT: "bar: WHAT (VALUE OP LIMIT) ... PASS|MISSED|n/a"
 bar() {
   local verdict
   if [ "$2" = - ]; then
@@ -331,7 +346,7 @@ bar() {
   elif awk -v v="$2" -v l="$4" -v op="$3" 'BEGIN {
          exit !((op == ">=" && v + 0 >= l + 0) || (op == "<=" && v + 0 <= l + 0) ||
                 (op == "<" && v + 0 < l + 0)) }'; then
-    verdict=ok
+    verdict=PASS
   else
     verdict=MISSED
   fi
@@ -352,4 +367,4 @@ if [ -n "${PWALL[sqlfeed]:-}" ]; then
 fi
 
 [ -z "$FAILED" ] || die "FAILED:$FAILED"
-exit 0
+pipeline
