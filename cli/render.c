@@ -84,7 +84,8 @@ static const char render_usage[] =
     "                       are removed after it\n"
     "                       (--compress and --level are the parts'; the index is\n"
     "                       compressed by its own name's suffix)\n"
-    "  --base-url URL       with --index: url = URL + the part's file name\n"
+    "  --base-url URL       with --index: url = URL + / + the part's file name\n"
+    "                       (percent-encoded; the / only if URL lacks one)\n"
     "  --lastmod COLUMN     with --index: lastmod = the largest value of COLUMN in the\n"
     "                       part (compared as text)\n"
     "  --output TEMPLATE=PATH[,KEY=VALUE...]\n"
@@ -531,8 +532,9 @@ static int published_any(const render_opts *o)
 {
     for (size_t i = 0; i < o->nouts; i++) {
         const cli_output *c = &o->outs[i];
-        if ((c->opened && sf_output_published(c->out)) ||
-            (c->iopened && sf_output_published(c->iout)))
+        /* A set with an index is visible once its index is. */
+        if (c->index ? c->iopened && sf_output_published(c->iout)
+                     : c->opened && sf_output_published(c->out))
             return 1;
     }
     return 0;
@@ -609,6 +611,12 @@ static int open_output(const render_opts *o, cli_output *c, sf_render *r)
         return cli_usage("render", "%s %s is written as it goes (not a file published "
                                    "atomically): --min-rows and --max-drop cannot hold it back",
                          c->option, out_name(c));
+    uint64_t prev;
+    if (o->max_drop && !o->quiet && !sf_output_previous_rows(c->out, &prev))
+        fprintf(stderr, "sqlfeed: note: no usable record of a previous run of %s (first run, "
+                        "or its .sqlfeed.state is missing or unreadable): --max-drop has "
+                        "nothing to compare with this time\n",
+                out_name(c));
     if ((st = sf_render_add_output(r, c->tpl, c->out)) != SF_OK) {
         cli_error("%s", sf_render_errmsg(r));
         return cli_exit_for(st);
@@ -839,8 +847,12 @@ static int run_render(render_opts *o, sf_render *r, const char *query)
                 size_t n = strlen(l);
                 snprintf(l + n, sizeof done_list - n, "%s%s", n ? ", " : "", out_name(c));
             }
-            cli_error("published after %llu rows: %s; not published: %s (%s)",
-                      (unsigned long long)sf_render_rows(r), done_list, not_list, msg);
+            if (!not_list[0]) /* every document is in place: what followed failed */
+                cli_error("published after %llu rows: %s; but %s",
+                          (unsigned long long)sf_render_rows(r), done_list, msg);
+            else
+                cli_error("published after %llu rows: %s; not published: %s (%s)",
+                          (unsigned long long)sf_render_rows(r), done_list, not_list, msg);
         }
         else
             cli_error("publishing failed after all %llu rows: %s; %s",

@@ -509,8 +509,9 @@ sf_status sf_render_add_output(sf_render *r, sf_template *tpl, sf_output *out);
 /* An index over the parts of `parts` (an output added above, opened with
  * sf_output_open_parts()): rendered with `tpl` into `index` once the parts
  * are finished, with one row per part: part (1, 2 ...), name (file name),
- * url (base_url + name), row_count (the part's rows: {{rows}} is the list
- * itself), bytes (uncompressed), and lastmod (the largest value of column
+ * url (base_url, then "/" if base_url lacks one, then the name
+ * percent-encoded as RFC 3986 asks), row_count (the part's rows: {{rows}} is
+ * the list itself), bytes (uncompressed), and lastmod (the largest value of column
  * `max_column` in the part's rows, compared as bytes; "" when max_column
  * is NULL or the part has no value). The index's template may also read
  * the parameters and built-ins. */

@@ -115,8 +115,21 @@ static int part_lookup(void *obj, uint32_t sym, const char *name, size_t len, sf
         s = part_name(ix);
         size_t n = strlen(s);
         ix->iurl.len = 0;
-        if (sf_buf_append(&ix->iurl, ix->base_url, ix->base_len) != 0 ||
-            sf_buf_append(&ix->iurl, s, n) != 0) {
+        /* The file name percent-encoded (RFC 3986: all but the unreserved
+         * characters), so a name with a space, '&' or 'é' is a valid URL. */
+        int bad = sf_buf_append(&ix->iurl, ix->base_url, ix->base_len) != 0;
+        for (size_t i = 0; !bad && i < n; i++) {
+            unsigned char c = (unsigned char)s[i];
+            if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                c == '-' || c == '.' || c == '_' || c == '~') {
+                bad = sf_buf_append(&ix->iurl, s + i, 1) != 0;
+            } else {
+                static const char hex[] = "0123456789ABCDEF";
+                char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+                bad = sf_buf_append(&ix->iurl, e, 3) != 0;
+            }
+        }
+        if (bad) {
             ix->r->fail = sf_fail(&ix->r->err, SF_ERR_NOMEM, "out of memory: index url");
             return -1;
         }
@@ -587,28 +600,55 @@ static sf_status commit(sf_render *r)
         abort_all(r);
         return st;
     }
-    /* Parts before their index: the index is the set's commit point. */
+    /* Parts before their index: the index is the set's commit point. Until
+     * something is visible, a failure publishes nothing; after the first
+     * rename (the point of no return) every other output is still
+     * published, its index too if its parts are, and the first failure is
+     * returned: a renamed document cannot be taken back, so holding the
+     * others back would only leave a mixed state for no gain. */
+    sf_status first = SF_OK;
+    int visible = 0;
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < r->nouts; i++) {
             sf_feed_out *f = r->outs[i];
             if (f->is_index != pass)
                 continue;
+            if (f->is_index && f->parts && f->parts->failed) {
+                sf_output_abort(f->out); /* its parts are not all in place */
+                f->failed = 1;
+                continue;
+            }
             st = sf_output_publish(f->out);
-            /* The first rename is the point of no return: a cancel from
-             * now on no longer stops the other outputs' publication. */
-            if (sf_output_published(f->out))
+            if (sf_output_published(f->out) && !visible) {
+                visible = 1; /* a cancel no longer stops the others */
                 for (size_t k = 0; k < r->nouts; k++)
                     sf_output_no_return(r->outs[k]->out);
-            if (st != SF_OK) {
-                st = output_failed(r, f, st);
-                abort_all(r);
-                return st;
             }
+            if (st == SF_OK)
+                continue;
+            f->failed = 1;
+            if (first == SF_OK)
+                first = output_failed(r, f, st);
+            if (!visible) {
+                abort_all(r);
+                return first;
+            }
+            if (!sf_output_published(f->out))
+                sf_output_abort(f->out);
         }
     /* Every index is in place: each set's record, then its earlier runs'
-     * parts removed (docs/sink.md, steps 5 and 6). */
-    for (size_t i = 0; i < r->nouts; i++)
-        if (!r->outs[i]->is_index && (st = sf_output_settle(r->outs[i]->out)) != SF_OK)
-            return output_failed(r, r->outs[i], st);
-    return SF_OK;
+     * parts removed (docs/sink.md, steps 5 and 6); for every set whose
+     * index was published, whatever happened to the others. */
+    for (size_t i = 0; i < r->nouts; i++) {
+        sf_feed_out *f = r->outs[i];
+        if (f->is_index || f->failed)
+            continue;
+        int indexed_ok = 1;
+        for (size_t k = 0; k < r->nouts; k++)
+            if (r->outs[k]->is_index && r->outs[k]->parts == f && r->outs[k]->failed)
+                indexed_ok = 0;
+        if (indexed_ok && (st = sf_output_settle(f->out)) != SF_OK && first == SF_OK)
+            first = output_failed(r, f, st);
+    }
+    return first;
 }

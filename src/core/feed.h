@@ -57,6 +57,7 @@ struct sf_feed_out {
     /* An index: the output whose parts it lists, and the part being rendered
      * as a row. */
     int is_index;
+    int failed; /* its publication failed (sf_render_commit) */
     sf_feed_out *parts;
     char *base_url;
     size_t base_len;

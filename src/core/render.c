@@ -230,7 +230,18 @@ sf_status sf_render_add_index(sf_render *r, sf_output *parts, sf_template *tpl,
     if (p->index)
         return sf_fail(&r->err, SF_ERR_ARG, "output %zu has an index already", p->num);
     sf_census *cs = r->cref.census;
-    char *url = sf_strdup(cs, SF_MEM_RENDER, base_url ? base_url : "");
+    /* The base is a directory: "https://ex.com/maps" and ".../maps/" both
+     * give ".../maps/NAME" (a base that is "" gives the bare name). */
+    const char *b = base_url ? base_url : "";
+    size_t bl = strlen(b);
+    int slash = bl > 0 && b[bl - 1] != '/';
+    char *url = sf_alloc(cs, SF_MEM_RENDER, bl + (size_t)slash + 1);
+    if (url) {
+        memcpy(url, b, bl);
+        if (slash)
+            url[bl++] = '/';
+        url[bl] = '\0';
+    }
     char *col = max_column ? sf_strdup(cs, SF_MEM_RENDER, max_column) : NULL;
     if (!url || (max_column && !col)) {
         sf_dealloc(cs, url);

@@ -608,6 +608,7 @@ static sf_status settle(sf_output *o)
     if (fs->settled)
         return SF_OK;
     fs->settled = 1;
+    o->published = 1; /* its index is in place (or it has none) */
     sf_state rec = record_of(o);
     sf_status st = sf_side_record(o->side, &o->err, &rec, fs->rec_buf, fs->rec_cap);
     sf_dealloc(cs, fs->rec_names);
@@ -650,6 +651,9 @@ sf_status sf_fileset_publish(sf_output *o, int *renamed)
             sf_output_no_return(o); /* part 1 is visible: the rest follow */
     }
     *renamed = 1;
+    /* An indexed set's parts are new names no reader follows yet: it is
+     * published when its index is (settle), not now. */
+    o->published = !fs->indexed;
     /* One directory fsync for them all, before any index names them. */
     sf_status st = sf_sink_file_sync_dir(sf_stage_chain_tail(fs->parts[0].chain));
     fs->renamed = 1;
