@@ -229,6 +229,21 @@ mkdir -p "$T/smr"
 run $R --query "$UQ" -t "$T/urls.mustache" -o "$T/smr/sitemap.xml" --split-rows 1000 --index "$T/index-rows.mustache" -q
 ok "the index reads each part's rows ({{row_count}}, as sqlfeed.h documents)" \
     sh -c "[ $rc = 0 ] && [ \"\$(grep -o '<n>[0-9]*</n>' '$T/smr/sitemap.xml' | tr -d '<>n/' | tr '\n' ' ')\" = '1000 1000 1000 ' ]"
+# An index URL: a "/" after a base that lacks one, the name percent-encoded
+mkdir -p "$T/smu"
+run $R --query "$UQ" -t "$T/urls.mustache" -o "$T/smu/sitemap.xml" --split-rows 2000 -q \
+    --parts "$T/smu/my maps&é-%r-%d.xml" --index "$T/index.mustache" --base-url https://ex.example/maps
+ok "index url: base without a slash gets one, the name percent-encoded (RFC 3986)" \
+    sh -c "[ $rc = 0 ] && grep -Eq '<loc>https://ex\.example/maps/my%20maps%26%C3%A9-[0-9a-f]{8}-1\.xml</loc>' '$T/smu/sitemap.xml'"
+# Past the first rename, a failure of one output does not hold the others
+# back: the second rename (a.xml's state record) fails, b.xml is still
+# published, exit 5 naming what failed.
+mkdir -p "$T/two"; previous "$T/two/a.xml"; previous "$T/two/b.xml"
+run env LD_PRELOAD="$INJECT" SQLFEED_INJECT_FAIL_AT=rename:2 \
+    $R -t simplyhired -o "$T/two/a.xml" --output "simplyhired=$T/two/b.xml"
+ok "a failure after the first rename: exit 5, every document still published" \
+    sh -c "[ $rc = 5 ] && ! grep -q 'previous feed' '$T/two/a.xml' && ! grep -q 'previous feed' '$T/two/b.xml'"
+ok "... and the message says all are published" grep -q "published after .*a.xml, .*b.xml; but" "$T/err"
 cat > "$T/check_json.py" <<'EOF'
 import json, os, sys
 j = json.load(open(sys.argv[1]))
