@@ -607,8 +607,11 @@ static sf_status commit(sf_render *r)
         }
     /* Every index is in place: each set's record, then its earlier runs'
      * parts removed (docs/sink.md, steps 5 and 6). */
-    for (size_t i = 0; i < r->nouts; i++)
+    for (size_t i = 0; i < r->nouts; i++) {
+        if (!r->outs[i]->is_index && r->outs[i]->index)
+            sf_output_set_index(r->outs[i]->out, r->outs[i]->index->out);
         if (!r->outs[i]->is_index && (st = sf_output_settle(r->outs[i]->out)) != SF_OK)
             return output_failed(r, r->outs[i], st);
+    }
     return SF_OK;
 }

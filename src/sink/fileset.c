@@ -316,46 +316,31 @@ int sf_set_choose_tag(const sf_pattern *p, int dirfd, const char *prev_tag, char
     return -1;
 }
 
-typedef struct stale {
-    int dirfd;
-    const sf_pattern *p;
-    const char *tag;
-    uint64_t count;
-    size_t removed;
-    int err;
-} stale;
-
-static int remove_if_stale(const char *name, void *ctx)
+size_t sf_set_remove_stale(int dirfd, const sf_pattern *p, const char *old, size_t nold,
+                           const char *tag, uint64_t count, int *err)
 {
-    stale *s = ctx;
-    size_t n = strlen(name);
-    char t[9], mine[4096];
-    uint64_t num;
-    if (!sf_pattern_match(s->p, name, n, 0, t, &num))
-        return 0;
-    /* One of the new set's names, spelled exactly as it spells them? */
-    if (num >= 1 && num <= s->count &&
-        sf_pattern_expand(s->p, s->p->has_tag ? s->tag : NULL, num, mine, sizeof mine) == n &&
-        !memcmp(mine, name, n))
-        return 0;
-    struct stat st;
-    if (fstatat(s->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
-        return 0; /* only regular files: never a directory, link or device */
-    if (unlinkat(s->dirfd, name, 0) == 0)
-        s->removed++;
-    else if (!s->err && errno != ENOENT)
-        s->err = errno;
-    return 0;
-}
-
-size_t sf_set_remove_stale(int dirfd, const sf_pattern *p, const char *tag, uint64_t count,
-                           int *err)
-{
-    stale s = {dirfd, p, tag, count, 0, 0};
-    if (sf_dir_each(dirfd, remove_if_stale, &s) != 0 && !s.err)
-        s.err = errno;
-    *err = s.err;
-    return s.removed;
+    size_t removed = 0;
+    *err = 0;
+    for (size_t i = 0; i < nold; i++, old += strlen(old) + 1) {
+        size_t n = strlen(old);
+        char mine[4096];
+        uint64_t num;
+        if (strchr(old, '/') || !sf_pattern_match(p, old, n, 0, NULL, &num))
+            continue; /* not a name of this pattern: not ours to remove */
+        /* One of the new set's names, spelled exactly as it spells them? */
+        if (num >= 1 && num <= count &&
+            sf_pattern_expand(p, p->has_tag ? tag : NULL, num, mine, sizeof mine) == n &&
+            !memcmp(mine, old, n))
+            continue;
+        struct stat st;
+        if (fstatat(dirfd, old, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+            continue; /* only regular files: never a directory, link or device */
+        if (unlinkat(dirfd, old, 0) == 0)
+            removed++;
+        else if (!*err && errno != ENOENT)
+            *err = errno;
+    }
+    return removed;
 }
 
 /* ---- the parts of a split output ----------------------------------------
@@ -379,6 +364,7 @@ typedef struct sf_fileset {
     int indexed;         /* an index publishes it: settle waits for it */
     int renamed;         /* parts renamed: the next step is settle */
     int settled;         /* state recorded, earlier runs' parts removed */
+    uint64_t owner;      /* the index over it (sf_output_set_index), 0: none */
     /* The record, made ready before the first rename (names, room to
      * format it), so nothing fails for memory once parts are visible. */
     char *rec_names, *rec_buf;
@@ -571,6 +557,7 @@ static sf_state record_of(const sf_output *o)
     memcpy(rec.tag, fs->pat.has_tag ? fs->tag : "", fs->pat.has_tag ? 9 : 1);
     rec.parts = fs->n;
     rec.names = fs->rec_names;
+    rec.owner = fs->owner;
     return rec;
 }
 
@@ -615,14 +602,21 @@ static sf_status settle(sf_output *o)
     fs->rec_names = fs->rec_buf = NULL;
     /* Only once the new set's record (and, before it, its index) is in
      * place: a crash before this point leaves the old parts the old index
-     * names. A removal that fails leaves a file the next run removes. */
+     * names. Only the names the previous record of this set lists (read at
+     * open, under the lock), and only when the same index (or, both, none)
+     * published it: a name the record does not list may be a user's file
+     * or another output's, and the parts another index over the same
+     * pattern names are that index's. A removal that fails leaves a file
+     * the record no longer lists: kept (said). */
+    const sf_state *prev = sf_side_previous(o->side);
     int err = 0;
-    sf_set_remove_stale(o->side->lock.dirfd, &fs->pat, fs->pat.has_tag ? fs->tag : NULL, fs->n,
-                        &err);
+    if (prev && prev->names && prev->owner == fs->owner)
+        sf_set_remove_stale(o->side->lock.dirfd, &fs->pat, prev->names, prev->parts,
+                            fs->pat.has_tag ? fs->tag : NULL, fs->n, &err);
     if (err && st == SF_OK)
         st = sf_fail(&o->err, SF_ERR_OUTPUT,
                      "%s published, but a part of an earlier run in %s could not be removed "
-                     "(%s); the next run removes it",
+                     "(%s); remove it by hand",
                      o->side->path, o->side->dir, strerror(err));
     return st;
 }
@@ -662,6 +656,25 @@ void sf_output_set_indexed(sf_output *o)
 {
     if (o && o->set)
         o->set->indexed = 1;
+}
+
+void sf_output_set_index(sf_output *o, const sf_output *index)
+{
+    if (!o || !o->set || !index || !index->side)
+        return;
+    /* FNV-1a over the index's directory (device, inode) and file name: the
+     * same index from any working directory, never another one's. */
+    struct stat st;
+    uint64_t h = 1469598103934665603u;
+    if (fstat(index->side->lock.dirfd, &st) != 0)
+        return;
+    uint64_t id[2] = {(uint64_t)st.st_dev, (uint64_t)st.st_ino};
+    const unsigned char *b = (const unsigned char *)id;
+    for (size_t i = 0; i < sizeof id; i++)
+        h = (h ^ b[i]) * 1099511628211u;
+    for (const char *c = index->side->name; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211u;
+    o->set->owner = h ? h : 1;
 }
 
 sf_status sf_output_settle(sf_output *o)
