@@ -587,6 +587,11 @@ static sf_status commit(sf_render *r)
         abort_all(r);
         return st;
     }
+    /* Each set learns its index before its record is prepared (at its
+     * publish, before the first rename: nothing allocated after one). */
+    for (size_t i = 0; i < r->nouts; i++)
+        if (!r->outs[i]->is_index && r->outs[i]->index)
+            sf_output_set_index(r->outs[i]->out, r->outs[i]->index->out);
     /* Parts before their index: the index is the set's commit point. */
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < r->nouts; i++) {
@@ -607,11 +612,8 @@ static sf_status commit(sf_render *r)
         }
     /* Every index is in place: each set's record, then its earlier runs'
      * parts removed (docs/sink.md, steps 5 and 6). */
-    for (size_t i = 0; i < r->nouts; i++) {
-        if (!r->outs[i]->is_index && r->outs[i]->index)
-            sf_output_set_index(r->outs[i]->out, r->outs[i]->index->out);
+    for (size_t i = 0; i < r->nouts; i++)
         if (!r->outs[i]->is_index && (st = sf_output_settle(r->outs[i]->out)) != SF_OK)
             return output_failed(r, r->outs[i], st);
-    }
     return SF_OK;
 }

@@ -93,6 +93,12 @@ typedef struct sf_state {
     const char *names;
     /* The index over the set: a hash of its directory and name (0: none). */
     uint64_t owner;
+    /* Names still to remove (NUL-separated, `nremove` of them): earlier
+     * runs' parts this run's record replaced, which the next run removes
+     * if this one could not (docs/sink.md, "the to-remove list"). */
+    size_t nremove;
+    const char *remove;
+    void *mem; /* read: the census memory holding names and remove */
 } sf_state;
 
 /* Frees what sf_state_read() allocated; st zeroed. */

@@ -178,7 +178,8 @@ static int names(cursor *c, size_t *count, char *buf, size_t cap, size_t *at)
 static int parse(const char *text, size_t n, const char *name, sf_state *st, char *buf,
                  size_t cap)
 {
-    size_t at = 0;
+    size_t at = 0, names_at = 0, remove_at = 0;
+    int have_remove = 0;
     memset(st, 0, sizeof *st);
     cursor c = {text, text + n};
     char key[64], val[SF_STATE_STR];
@@ -222,8 +223,13 @@ static int parse(const char *text, size_t n, const char *name, sf_state *st, cha
                  (!name || !strcmp(val, name));
             have_name = 1;
         } else if (!strcmp(key, "parts")) {
+            names_at = at;
             ok = !have_parts && names(&c, &st->parts, buf, cap, &at);
             have_parts = 1;
+        } else if (!strcmp(key, "remove")) {
+            remove_at = at;
+            ok = !have_remove && names(&c, &st->nremove, buf, cap, &at);
+            have_remove = 1;
         } else { /* a later version's key: a number or a string, skipped */
             ws(&c);
             ok = c.p < c.end && *c.p == '"' ? string(&c, NULL, 0, NULL) : number(&c, &v);
@@ -236,6 +242,10 @@ static int parse(const char *text, size_t n, const char *name, sf_state *st, cha
     ok = ok && c.p == c.end;
     if (!ok)
         memset(st, 0, sizeof *st);
+    else if (buf) {
+        st->names = st->parts ? buf + names_at : NULL;
+        st->remove = st->nremove ? buf + remove_at : NULL;
+    }
     return ok;
 }
 
@@ -246,7 +256,7 @@ int sf_state_parse(const char *text, size_t n, const char *name, sf_state *st)
 
 void sf_state_clear(sf_state *st, sf_census *cs)
 {
-    sf_dealloc(cs, (void *)(uintptr_t)st->names);
+    sf_dealloc(cs, st->mem);
     memset(st, 0, sizeof *st);
 }
 
@@ -281,12 +291,12 @@ int sf_state_read(int dirfd, const char *sname, const char *name, sf_census *cs,
     /* The names, decoded (never longer than the text), for the removal of
      * the previous run's parts. */
     char *nb = NULL;
-    if (ok && st->parts && !(nb = sf_alloc(cs, SF_MEM_SINK, len + 1)))
+    if (ok && (st->parts || st->nremove) && !(nb = sf_alloc(cs, SF_MEM_SINK, len + 1)))
         ok = -1;
     if (nb)
         ok = parse(text, len, name, st, nb, len + 1);
     if (nb && ok)
-        st->names = nb;
+        st->mem = nb;
     else
         sf_dealloc(cs, nb);
     if (text != inline_buf)
@@ -302,9 +312,11 @@ size_t sf_state_format_size(const sf_state *st)
 {
     /* Every byte of a name escaped as \u00XX at worst, plus quotes and
      * commas; the fixed text and six numbers fit in 256. */
-    size_t n = 256 + 6 * (st->name ? strlen(st->name) : 0) + 3 * st->parts;
+    size_t n = 256 + 6 * (st->name ? strlen(st->name) : 0) + 3 * (st->parts + st->nremove);
     for (size_t i = 0, at = 0; i < st->parts; i++, at += strlen(st->names + at) + 1)
         n += 6 * strlen(st->names + at);
+    for (size_t i = 0, at = 0; i < st->nremove; i++, at += strlen(st->remove + at) + 1)
+        n += 6 * strlen(st->remove + at);
     return n;
 }
 
@@ -360,6 +372,16 @@ size_t sf_state_format(const sf_state *st, char *buf, size_t cap)
         put(&o, ",\"parts\":[", 10);
         const char *s = st->names;
         for (size_t i = 0; i < st->parts; i++, s += strlen(s) + 1) {
+            if (i)
+                put(&o, ",", 1);
+            put_string(&o, s);
+        }
+        put(&o, "]", 1);
+    }
+    if (st->nremove) {
+        put(&o, ",\"remove\":[", 11);
+        const char *s = st->remove;
+        for (size_t i = 0; i < st->nremove; i++, s += strlen(s) + 1) {
             if (i)
                 put(&o, ",", 1);
             put_string(&o, s);
