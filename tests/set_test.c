@@ -191,6 +191,9 @@ static void test_state(sf_census *cs)
     st.parts = 2;
     st.names = names;
     st.owner = 12345678901234567890u;
+    static const char rm[] = "p-cafebabe-3.xml\0p-\"q\"-4.xml";
+    st.nremove = 2;
+    st.remove = rm;
     int dfd = open(dir, O_RDONLY | O_DIRECTORY);
     char *sname = NULL, *tmp = NULL, buf[4096];
     size_t tmpcap = 0;
@@ -207,8 +210,9 @@ static void test_state(sf_census *cs)
     int ok = read_rec(cs, sname, name, &back);
     check(ok == 1 && back.rows == st.rows && back.bytes == st.bytes && back.time == st.time &&
               !strcmp(back.tag, "deadbeef") && back.parts == 2 && back.owner == st.owner &&
-              back.names && !memcmp(back.names, names, sizeof names),
-          "state: read back as written (names and owner too)", "ok %d rows %llu parts %zu", ok,
+              back.names && !memcmp(back.names, names, sizeof names - 1) && back.nremove == 2 &&
+              back.remove && !memcmp(back.remove, rm, sizeof rm),
+          "state: read back as written (names, owner and the to-remove list too)", "ok %d rows %llu parts %zu", ok,
           (unsigned long long)back.rows, back.parts);
     sf_state_clear(&back, cs);
     check(!read_rec(cs, sname, "feed.xml", &back), "state: none for another output (a cut name)",
