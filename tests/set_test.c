@@ -190,6 +190,10 @@ static void test_state(sf_census *cs)
     memcpy(st.tag, "deadbeef", 9);
     st.parts = 2;
     st.names = names;
+    st.owner = 12345678901234567890u;
+    static const char rm[] = "p-cafebabe-3.xml\0p-\"q\"-4.xml";
+    st.nremove = 2;
+    st.remove = rm;
     int dfd = open(dir, O_RDONLY | O_DIRECTORY);
     char *sname = NULL, *tmp = NULL, buf[4096];
     size_t tmpcap = 0;
@@ -205,9 +209,12 @@ static void test_state(sf_census *cs)
           "state: written, no temporary file left", "%d %s (%d entries)", s, e.msg, entries());
     int ok = read_rec(cs, sname, name, &back);
     check(ok == 1 && back.rows == st.rows && back.bytes == st.bytes && back.time == st.time &&
-              !strcmp(back.tag, "deadbeef") && back.parts == 2,
-          "state: read back as written", "ok %d rows %llu parts %zu", ok,
+              !strcmp(back.tag, "deadbeef") && back.parts == 2 && back.owner == st.owner &&
+              back.names && !memcmp(back.names, names, sizeof names - 1) && back.nremove == 2 &&
+              back.remove && !memcmp(back.remove, rm, sizeof rm),
+          "state: read back as written (names, owner and the to-remove list too)", "ok %d rows %llu parts %zu", ok,
           (unsigned long long)back.rows, back.parts);
+    sf_state_clear(&back, cs);
     check(!read_rec(cs, sname, "feed.xml", &back), "state: none for another output (a cut name)",
           "found one");
     sf_dealloc(cs, sname);
@@ -228,8 +235,10 @@ static void test_state(sf_census *cs)
         put(".g.xml.sqlfeed.state", big);
     }
     ok = read_rec(cs, ".g.xml.sqlfeed.state", "g.xml", &back);
-    check(len > 4096 && ok == 1 && back.parts == 2000, "state: a large record read",
-          "%zu bytes, ok %d, parts %zu", len, ok, back.parts);
+    check(len > 4096 && ok == 1 && back.parts == 2000 && back.names &&
+              !strcmp(back.names, "part-00000.xml"),
+          "state: a large record read", "%zu bytes, ok %d, parts %zu", len, ok, back.parts);
+    sf_state_clear(&back, cs);
     free(big);
     /* Garbage, truncation, wrong types, another version: "no previous run". */
     static const char *garbage[] = {
@@ -241,6 +250,7 @@ static void test_state(sf_census *cs)
         "{\"sqlfeed_state\":1,\"name\":\"g.xml\",\"rows\":1,\"tag\":\"xyz\"}",
         "{\"sqlfeed_state\":1,\"name\":\"g.xml\",\"rows\":1,\"parts\":[1]}",
         "{\"sqlfeed_state\":1,\"name\":\"g.xml\",\"rows\":1,\"parts\":[\"\"]}",
+        "{\"sqlfeed_state\":1,\"name\":\"g.xml\",\"rows\":1,\"parts\":[\"../x.xml\"]}",
         "{\"sqlfeed_state\":1,\"name\":\"g.xml\",\"rows\":1}x",
         "{\"sqlfeed_state\":1,\"name\":\"g.xml\",\"rows\":01}",
         "{\"sqlfeed_state\":1,\"name\":\"g\\u0000.xml\",\"rows\":1}",
@@ -409,22 +419,27 @@ static void test_tags(sf_census *cs)
     snprintf(path, sizeof path, "%s/s-cccccccc-1.xml", dir);
     mkdir(path, 0755);
     int err = 0;
-    size_t n = sf_set_remove_stale(dfd, &p, "bbbbbbbb", 2, &err);
-    check(n == 4 && exists("s-bbbbbbbb-1.xml") && exists("s-bbbbbbbb-2.xml") &&
+    /* The previous record lists a-1, a-2, the new set's b-1, a spelling
+     * not the new set's, the directory, and names not of the pattern. */
+    static const char listed[] = "s-aaaaaaaa-1.xml\0s-aaaaaaaa-2.xml\0s-bbbbbbbb-1.xml\0"
+                                 "s-bbbbbbbb-02.xml\0s-cccccccc-1.xml\0other.xml\0"
+                                 "../s-aaaaaaaa-9.xml\0s-dddddddd-1.xml\0";
+    size_t n = sf_set_remove_stale(dfd, &p, listed, 8, "bbbbbbbb", 2, &err);
+    check(n == 3 && !exists("s-aaaaaaaa-1.xml") && !exists("s-aaaaaaaa-2.xml") &&
+              !exists("s-bbbbbbbb-02.xml") && exists("s-bbbbbbbb-1.xml") &&
+              exists("s-bbbbbbbb-2.xml") && exists("s-bbbbbbbb-3.xml") &&
               exists("s-aaaaaaaa-1.xml.bak") && exists("other.xml") &&
-              exists("s-cccccccc-1.xml") && entries() == 5 && err == 0,
-          "earlier runs: their parts removed, the new set and the rest kept",
+              exists("s-cccccccc-1.xml") && entries() == 6 && err == 0,
+          "earlier runs: the parts the record lists removed; unlisted names, the new set, "
+          "directories and other names kept",
           "%zu removed, %d left, err %d", n, entries(), err);
     clean();
-    /* A directory read in many chunks (600 names of ~60 bytes). */
-    for (int i = 1; i <= 600; i++) {
-        snprintf(path, sizeof path, "s-aaaaaaaa-%d.xml", i);
-        put(path, "old");
-    }
-    put("keep-this-one-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.xml", "not ours");
-    n = sf_set_remove_stale(dfd, &p, "bbbbbbbb", 2, &err);
-    check(n == 600 && entries() == 1 && err == 0, "earlier runs: a large directory, every one",
-          "%zu removed, %d left", n, entries());
+    /* A name of the pattern the record does not list is never removed. */
+    put("s-aaaaaaaa-1.xml", "a user's file");
+    n = sf_set_remove_stale(dfd, &p, "", 0, "bbbbbbbb", 2, &err);
+    check(n == 0 && exists("s-aaaaaaaa-1.xml"), "earlier runs: nothing listed, nothing removed",
+          "%zu removed", n);
+    clean();
     sf_pattern_free(&p, cs);
     close(dfd);
     clean();

@@ -600,6 +600,11 @@ static sf_status commit(sf_render *r)
         abort_all(r);
         return st;
     }
+    /* Each set learns its index before its record is prepared (at its
+     * publish, before the first rename: nothing allocated after one). */
+    for (size_t i = 0; i < r->nouts; i++)
+        if (!r->outs[i]->is_index && r->outs[i]->index)
+            sf_output_set_index(r->outs[i]->out, r->outs[i]->index->out);
     /* Parts before their index: the index is the set's commit point. Until
      * something is visible, a failure publishes nothing; after the first
      * rename (the point of no return) every other output is still

@@ -316,46 +316,31 @@ int sf_set_choose_tag(const sf_pattern *p, int dirfd, const char *prev_tag, char
     return -1;
 }
 
-typedef struct stale {
-    int dirfd;
-    const sf_pattern *p;
-    const char *tag;
-    uint64_t count;
-    size_t removed;
-    int err;
-} stale;
-
-static int remove_if_stale(const char *name, void *ctx)
+size_t sf_set_remove_stale(int dirfd, const sf_pattern *p, const char *old, size_t nold,
+                           const char *tag, uint64_t count, int *err)
 {
-    stale *s = ctx;
-    size_t n = strlen(name);
-    char t[9], mine[4096];
-    uint64_t num;
-    if (!sf_pattern_match(s->p, name, n, 0, t, &num))
-        return 0;
-    /* One of the new set's names, spelled exactly as it spells them? */
-    if (num >= 1 && num <= s->count &&
-        sf_pattern_expand(s->p, s->p->has_tag ? s->tag : NULL, num, mine, sizeof mine) == n &&
-        !memcmp(mine, name, n))
-        return 0;
-    struct stat st;
-    if (fstatat(s->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
-        return 0; /* only regular files: never a directory, link or device */
-    if (unlinkat(s->dirfd, name, 0) == 0)
-        s->removed++;
-    else if (!s->err && errno != ENOENT)
-        s->err = errno;
-    return 0;
-}
-
-size_t sf_set_remove_stale(int dirfd, const sf_pattern *p, const char *tag, uint64_t count,
-                           int *err)
-{
-    stale s = {dirfd, p, tag, count, 0, 0};
-    if (sf_dir_each(dirfd, remove_if_stale, &s) != 0 && !s.err)
-        s.err = errno;
-    *err = s.err;
-    return s.removed;
+    size_t removed = 0;
+    *err = 0;
+    for (size_t i = 0; i < nold; i++, old += strlen(old) + 1) {
+        size_t n = strlen(old);
+        char mine[4096];
+        uint64_t num;
+        if (strchr(old, '/') || !sf_pattern_match(p, old, n, 0, NULL, &num))
+            continue; /* not a name of this pattern: not ours to remove */
+        /* One of the new set's names, spelled exactly as it spells them? */
+        if (num >= 1 && num <= count &&
+            sf_pattern_expand(p, p->has_tag ? tag : NULL, num, mine, sizeof mine) == n &&
+            !memcmp(mine, old, n))
+            continue;
+        struct stat st;
+        if (fstatat(dirfd, old, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+            continue; /* only regular files: never a directory, link or device */
+        if (unlinkat(dirfd, old, 0) == 0)
+            removed++;
+        else if (!*err && errno != ENOENT)
+            *err = errno;
+    }
+    return removed;
 }
 
 /* ---- the parts of a split output ----------------------------------------
@@ -379,10 +364,16 @@ typedef struct sf_fileset {
     int indexed;         /* an index publishes it: settle waits for it */
     int renamed;         /* parts renamed: the next step is settle */
     int settled;         /* state recorded, earlier runs' parts removed */
+    uint64_t owner;      /* the index over it (sf_output_set_index), 0: none */
     /* The record, made ready before the first rename (names, room to
      * format it), so nothing fails for memory once parts are visible. */
     char *rec_names, *rec_buf;
     size_t rec_cap;
+    /* The record's to-remove list: the previous record's parts (when the
+     * same index published them) and the names its own list still had on
+     * disk, less the new set's names; removed after the record. */
+    char *rec_remove;
+    size_t rec_nremove;
 } sf_fileset;
 
 static sf_set_part *cur(const sf_output *o) { return &o->set->parts[o->set->n - 1]; }
@@ -460,6 +451,7 @@ void sf_fileset_free(sf_output *o)
     sf_dealloc(cs, fs->parts);
     sf_dealloc(cs, fs->rec_names);
     sf_dealloc(cs, fs->rec_buf);
+    sf_dealloc(cs, fs->rec_remove);
     sf_pattern_free(&fs->pat, cs);
     sf_dealloc(cs, fs);
     o->set = NULL;
@@ -491,6 +483,16 @@ sf_status sf_fileset_open(sf_output *o, const char *pattern)
                        "systems) for %s",
                        fs->pat.dir, pattern);
     st = sf_side_open(&o->side, cs, &o->err, pattern, &fs->pat, NULL);
+    /* Under the lock: what the previous record still had to remove (its
+     * run stopped or failed before it could). Names it lists only; one
+     * that is gone is skipped; one that cannot be removed is carried into
+     * this run's record (prepare_remove). */
+    if (st == SF_OK && sf_side_previous(o->side) && sf_side_previous(o->side)->nremove) {
+        const sf_state *pr = sf_side_previous(o->side);
+        int rerr = 0;
+        sf_set_remove_stale(o->side->lock.dirfd, &fs->pat, pr->remove, pr->nremove, NULL, 0,
+                            &rerr);
+    }
     const sf_state *prev = st == SF_OK && fs->pat.has_tag ? sf_side_previous(o->side) : NULL;
     if (st == SF_OK && fs->pat.has_tag &&
         sf_set_choose_tag(&fs->pat, o->side->lock.dirfd, prev ? prev->tag : NULL, fs->tag) != 0)
@@ -571,7 +573,70 @@ static sf_state record_of(const sf_output *o)
     memcpy(rec.tag, fs->pat.has_tag ? fs->tag : "", fs->pat.has_tag ? 9 : 1);
     rec.parts = fs->n;
     rec.names = fs->rec_names;
+    rec.owner = fs->owner;
+    rec.nremove = fs->rec_nremove;
+    rec.remove = fs->rec_remove;
     return rec;
+}
+
+/* 1 when `name` is one of the new set's names, spelled as it spells them. */
+static int new_name(const sf_fileset *fs, const char *name, size_t n)
+{
+    char mine[4096];
+    uint64_t num;
+    return sf_pattern_match(&fs->pat, name, n, 0, NULL, &num) && num >= 1 && num <= fs->n &&
+           sf_pattern_expand(&fs->pat, fs->pat.has_tag ? fs->tag : NULL, num, mine,
+                             sizeof mine) == n &&
+           !memcmp(mine, name, n);
+}
+
+/* 1 when a to-remove entry belongs in the new record: a name of the
+ * pattern without '/', not the new set's; from the previous record's own
+ * to-remove list (`listed`) only while it still is a regular file (open
+ * removed the rest: what is left is what it could not remove). */
+static int to_remove(const sf_output *o, const char *name, int listed)
+{
+    const sf_fileset *fs = o->set;
+    size_t n = strlen(name);
+    uint64_t num;
+    if (strchr(name, '/') || !sf_pattern_match(&fs->pat, name, n, 0, NULL, &num) ||
+        new_name(fs, name, n))
+        return 0;
+    struct stat st;
+    return !listed || (fstatat(o->side->lock.dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                       S_ISREG(st.st_mode));
+}
+
+/* The record's to-remove list (fs->rec_remove), before the first rename. */
+static int prepare_remove(sf_output *o)
+{
+    sf_fileset *fs = o->set;
+    const sf_state *prev = sf_side_previous(o->side);
+    fs->rec_nremove = 0;
+    if (!prev)
+        return 0;
+    const char *lists[2] = {prev->owner == fs->owner ? prev->names : NULL, prev->remove};
+    size_t counts[2] = {prev->owner == fs->owner ? prev->parts : 0, prev->nremove}, size = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        const char *s = lists[0];
+        for (int l = 0; l < 2; l++, s = lists[1]) {
+            for (size_t i = 0; s && i < counts[l]; i++, s += strlen(s) + 1) {
+                if (!to_remove(o, s, l))
+                    continue;
+                size_t k = strlen(s) + 1;
+                if (pass)
+                    memcpy(fs->rec_remove + size, s, k);
+                size += k;
+                fs->rec_nremove += (size_t)pass;
+            }
+        }
+        if (!pass && size && !(fs->rec_remove = sf_alloc(o->cref.census, SF_MEM_SINK, size)))
+            return -1;
+        if (!size)
+            break;
+        size = 0;
+    }
+    return 0;
 }
 
 /* Before the first rename: everything the record needs, allocated. */
@@ -590,9 +655,11 @@ static sf_status prepare_record(sf_output *o)
             memcpy(at, fs->parts[i].name, k);
             at += k;
         }
-        sf_state rec = record_of(o);
-        fs->rec_cap = sf_state_format_size(&rec);
-        fs->rec_buf = sf_alloc(cs, SF_MEM_SINK, fs->rec_cap);
+        if (prepare_remove(o) == 0) {
+            sf_state rec = record_of(o);
+            fs->rec_cap = sf_state_format_size(&rec);
+            fs->rec_buf = sf_alloc(cs, SF_MEM_SINK, fs->rec_cap);
+        }
     }
     if (!fs->rec_names || !fs->rec_buf)
         return sf_fail(&o->err, SF_ERR_NOMEM, "out of memory: state record of %s",
@@ -616,10 +683,19 @@ static sf_status settle(sf_output *o)
     fs->rec_names = fs->rec_buf = NULL;
     /* Only once the new set's record (and, before it, its index) is in
      * place: a crash before this point leaves the old parts the old index
-     * names. A removal that fails leaves a file the next run removes. */
+     * names. Only the names of the record's to-remove list: the previous
+     * record's parts (when the same index, or, both, none, published them)
+     * and what its own list still had; never a name no record lists, which
+     * may be a user's file or another output's. A crash or a failed
+     * removal from here on leaves names this record lists: the next run
+     * removes them at open (docs/sink.md). */
     int err = 0;
-    sf_set_remove_stale(o->side->lock.dirfd, &fs->pat, fs->pat.has_tag ? fs->tag : NULL, fs->n,
-                        &err);
+    if (fs->rec_nremove)
+        sf_set_remove_stale(o->side->lock.dirfd, &fs->pat, fs->rec_remove, fs->rec_nremove,
+                            fs->pat.has_tag ? fs->tag : NULL, fs->n, &err);
+    sf_dealloc(cs, fs->rec_remove);
+    fs->rec_remove = NULL;
+    fs->rec_nremove = 0;
     if (err && st == SF_OK)
         st = sf_fail(&o->err, SF_ERR_OUTPUT,
                      "%s published, but a part of an earlier run in %s could not be removed "
@@ -666,6 +742,25 @@ void sf_output_set_indexed(sf_output *o)
 {
     if (o && o->set)
         o->set->indexed = 1;
+}
+
+void sf_output_set_index(sf_output *o, const sf_output *index)
+{
+    if (!o || !o->set || !index || !index->side)
+        return;
+    /* FNV-1a over the index's directory (device, inode) and file name: the
+     * same index from any working directory, never another one's. */
+    struct stat st;
+    uint64_t h = 1469598103934665603u;
+    if (fstat(index->side->lock.dirfd, &st) != 0)
+        return;
+    uint64_t id[2] = {(uint64_t)st.st_dev, (uint64_t)st.st_ino};
+    const unsigned char *b = (const unsigned char *)id;
+    for (size_t i = 0; i < sizeof id; i++)
+        h = (h ^ b[i]) * 1099511628211u;
+    for (const char *c = index->side->name; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211u;
+    o->set->owner = h ? h : 1;
 }
 
 sf_status sf_output_settle(sf_output *o)

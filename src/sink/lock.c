@@ -11,10 +11,14 @@
  *
  * Holding the lock, a run removes the temporary files a killed run left:
  * no other sqlfeed run writes this output, so every `.NAME.sqlfeed-XXXXXXXX`
- * in the directory is a leftover. Nothing else is ever removed: the name
- * must be exactly that shape (8 lowercase hex digits) for this output's
- * NAME (or, for a split output, for a name its pattern makes, cut as
- * file.c cuts a long name), and the file a regular file. */
+ * in the directory is a leftover. For a split output, a temporary file of a
+ * name M its pattern makes is M's too: a single-document run on M (which
+ * holds M's lock, not the set's) may be writing it, so it is removed only
+ * while this run also holds M's lock, taken without waiting (held: the file
+ * is live and kept). Nothing else is ever removed: the name must be exactly
+ * that shape (8 lowercase hex digits) for this output's NAME (or a name the
+ * pattern makes, cut as file.c cuts a long name), and the file a regular
+ * file. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -29,8 +33,10 @@
 
 /* The lock file's name for `name` in a directory of NAME_MAX name_max. NAME
  * is cut exactly as in the temporary files' names (SF_TEMP_EXTRA), so two
- * outputs whose temporary files could be mistaken for each other's share
- * one lock, and the removal below can never take a live run's file. */
+ * single-document outputs whose temporary files could be mistaken for each
+ * other's share one lock. (A set's lock is its pattern's: before it removes
+ * a temporary file of another name M the pattern makes, it takes M's lock
+ * too, see try_lock_other.) */
 static char *lock_name(sf_census *cs, const char *name, long name_max)
 {
     size_t keep = sf_side_keep(name, SF_TEMP_EXTRA, name_max);
@@ -154,6 +160,31 @@ static int temp_shape(const char *d, size_t n, const char **m, size_t *mlen)
     return 1;
 }
 
+/* Takes the lock of output M (ml bytes, already cut as temporary names cut
+ * it) in dirfd without waiting, as sf_lock_take does: the descriptor, with
+ * the lock file's name in lname; -1 when another process holds it or it
+ * cannot be taken (then the caller keeps M's file). */
+static int try_lock_other(int dirfd, const char *m, size_t ml, char *lname, size_t cap)
+{
+    if ((size_t)snprintf(lname, cap, ".%.*s%s", (int)ml, m, SF_LOCK_SUFFIX) >= cap)
+        return -1;
+    for (int tries = 0; tries < 8; tries++) {
+        int fd = openat(dirfd, lname, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
+        if (fd < 0)
+            return -1;
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            close(fd);
+            return -1;
+        }
+        struct stat a, b;
+        if (fstat(fd, &a) == 0 && fstatat(dirfd, lname, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+            a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+            return fd;
+        close(fd); /* its holder removed it meanwhile: a new one */
+    }
+    return -1;
+}
+
 typedef struct leftovers {
     int dirfd;
     const char *name, *keep;
@@ -175,8 +206,18 @@ static int remove_if_leftover(const char *dn, void *ctx)
     struct stat st;
     if (!ours || fstatat(l->dirfd, dn, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
         return 0;
+    /* Another name than this output's own: removed only under its lock. */
+    int own = l->name && ml == l->nkeep && !memcmp(m, l->name, l->nkeep);
+    char lname[1024];
+    int fd = own ? -1 : try_lock_other(l->dirfd, m, ml, lname, sizeof lname);
+    if (!own && fd < 0)
+        return 0; /* a live run's, or unknowable: kept */
     if (unlinkat(l->dirfd, dn, 0) == 0)
         l->removed++;
+    if (fd >= 0) { /* released as sf_lock_release does: removed while held */
+        unlinkat(l->dirfd, lname, 0);
+        close(fd);
+    }
     return 0;
 }
 
@@ -200,6 +241,7 @@ void sf_side_free(sf_side *s, sf_census *cs)
     if (!s)
         return;
     sf_lock_release(&s->lock, cs);
+    sf_state_clear(&s->prev, cs);
     sf_dealloc(cs, s->state_name);
     sf_dealloc(cs, s->state_tmp);
     sf_dealloc(cs, s->dir);

@@ -72,11 +72,14 @@ int sf_pattern_match(const sf_pattern *p, const char *name, size_t n, int prefix
  * (`prev_tag`, "" or NULL: none) and not the tag of any name of the pattern
  * already in dirfd. -1 when none is found (a directory full of them). */
 int sf_set_choose_tag(const sf_pattern *p, int dirfd, const char *prev_tag, char tag[9]);
-/* Removes the regular files of dirfd that the pattern makes and the new set
- * (run tag `tag`, parts 1..count) does not name: the parts of earlier runs.
- * Returns how many; *err the first errno of a failed removal (0: none). */
-size_t sf_set_remove_stale(int dirfd, const sf_pattern *p, const char *tag, uint64_t count,
-                           int *err);
+/* Removes the parts of the previous run: of the `nold` names in `old`
+ * (NUL-separated: the previous state record's), each that the pattern makes,
+ * that the new set (run tag `tag`, parts 1..count) does not name, and that
+ * is a regular file. Never a name the record does not list: that may be
+ * someone else's file. Returns how many; *err the first errno of a failed
+ * removal (0: none). */
+size_t sf_set_remove_stale(int dirfd, const sf_pattern *p, const char *old, size_t nold,
+                           const char *tag, uint64_t count, int *err);
 
 /* ---- state record (state.c) ---------------------------------------------- */
 
@@ -85,9 +88,21 @@ typedef struct sf_state {
     uint64_t rows, bytes, time;
     char tag[9]; /* "" when the run had none */
     size_t parts;
-    /* Writing: the part names, NUL-separated, `parts` of them. */
+    /* The part names, NUL-separated, `parts` of them; read: in census
+     * memory that sf_state_clear() frees. */
     const char *names;
+    /* The index over the set: a hash of its directory and name (0: none). */
+    uint64_t owner;
+    /* Names still to remove (NUL-separated, `nremove` of them): earlier
+     * runs' parts this run's record replaced, which the next run removes
+     * if this one could not (docs/sink.md, "the to-remove list"). */
+    size_t nremove;
+    const char *remove;
+    void *mem; /* read: the census memory holding names and remove */
 } sf_state;
+
+/* Frees what sf_state_read() allocated; st zeroed. */
+void sf_state_clear(sf_state *st, sf_census *cs);
 
 /* The record's file name (`.NAME.sqlfeed.state`, NAME cut as the temporary
  * files cut it) and a buffer for its temporary file's name (*tmpcap bytes),
@@ -95,7 +110,8 @@ typedef struct sf_state {
  * of memory. */
 int sf_state_names(sf_census *cs, const char *name, long name_max, char **sname, char **tmp,
                    size_t *tmpcap);
-/* Reads record `sname` in dirfd: 1 and *st filled, 0 when it is missing,
+/* Reads record `sname` in dirfd (its part names into census memory:
+ * sf_state_clear): 1 and *st filled, 0 when it is missing,
  * unreadable, larger than 16 MiB, not a record this version writes, or not
  * for output `name` (all "no previous run"); -1 out of memory. A record up
  * to 4 KiB is read without an allocation. */

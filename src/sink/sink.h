@@ -179,6 +179,11 @@ sf_status sf_output_next_part(sf_output *o);
  * that is not split). Otherwise publish does all of it (a set without an
  * index). */
 void sf_output_set_indexed(sf_output *o);
+/* The index over set o (before settle): the state record says which index
+ * published the set, and a run removes the previous run's parts only when
+ * the same index published them (two indexes over one pattern keep each
+ * other's). */
+void sf_output_set_index(sf_output *o, const sf_output *index);
 sf_status sf_output_settle(sf_output *o);
 /* The output is a feed: its publication writes the state record
  * (.NAME.sqlfeed.state) even when it has no rows (one with rows, or a set,

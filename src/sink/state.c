@@ -13,6 +13,7 @@
  * SF_STATE_MAX, not this shape, or for another name is "no previous run". */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,8 +151,9 @@ static int number(cursor *c, uint64_t *v)
     return 1;
 }
 
-/* The parts array: checked (non-empty strings) and counted. */
-static int names(cursor *c, size_t *count)
+/* The parts array: checked (non-empty strings without '/') and counted;
+ * with buf, each decoded into it NUL-terminated (*at bytes used so far). */
+static int names(cursor *c, size_t *count, char *buf, size_t cap, size_t *at)
 {
     if (!eat(c, '['))
         return 0;
@@ -160,15 +162,24 @@ static int names(cursor *c, size_t *count)
         return 1;
     do {
         size_t n = 0;
-        if (!string(c, NULL, 0, &n) || n == 0)
+        char *dst = buf ? buf + *at : NULL;
+        if (!string(c, dst, buf ? cap - *at : 0, &n) || n == 0)
             return 0; /* an empty name is not ours */
+        if (dst) {
+            if (memchr(dst, '/', n))
+                return 0; /* a part is a name in the directory, never a path */
+            *at += n + 1;
+        }
         (*count)++;
     } while (eat(c, ','));
     return eat(c, ']');
 }
 
-int sf_state_parse(const char *text, size_t n, const char *name, sf_state *st)
+static int parse(const char *text, size_t n, const char *name, sf_state *st, char *buf,
+                 size_t cap)
 {
+    size_t at = 0, names_at = 0, remove_at = 0;
+    int have_remove = 0;
     memset(st, 0, sizeof *st);
     cursor c = {text, text + n};
     char key[64], val[SF_STATE_STR];
@@ -205,13 +216,20 @@ int sf_state_parse(const char *text, size_t n, const char *name, sf_state *st)
             ok = string(&c, val, sizeof val, &len) && (len == 0 || sf_is_tag8(val, len));
             if (ok)
                 memcpy(st->tag, val, len + 1);
+        } else if (!strcmp(key, "owner")) {
+            ok = number(&c, &st->owner);
         } else if (!strcmp(key, "name")) {
             ok = !have_name && string(&c, val, sizeof val, &len) && len > 0 &&
                  (!name || !strcmp(val, name));
             have_name = 1;
         } else if (!strcmp(key, "parts")) {
-            ok = !have_parts && names(&c, &st->parts);
+            names_at = at;
+            ok = !have_parts && names(&c, &st->parts, buf, cap, &at);
             have_parts = 1;
+        } else if (!strcmp(key, "remove")) {
+            remove_at = at;
+            ok = !have_remove && names(&c, &st->nremove, buf, cap, &at);
+            have_remove = 1;
         } else { /* a later version's key: a number or a string, skipped */
             ws(&c);
             ok = c.p < c.end && *c.p == '"' ? string(&c, NULL, 0, NULL) : number(&c, &v);
@@ -224,7 +242,22 @@ int sf_state_parse(const char *text, size_t n, const char *name, sf_state *st)
     ok = ok && c.p == c.end;
     if (!ok)
         memset(st, 0, sizeof *st);
+    else if (buf) {
+        st->names = st->parts ? buf + names_at : NULL;
+        st->remove = st->nremove ? buf + remove_at : NULL;
+    }
     return ok;
+}
+
+int sf_state_parse(const char *text, size_t n, const char *name, sf_state *st)
+{
+    return parse(text, n, name, st, NULL, 0);
+}
+
+void sf_state_clear(sf_state *st, sf_census *cs)
+{
+    sf_dealloc(cs, st->mem);
+    memset(st, 0, sizeof *st);
 }
 
 int sf_state_read(int dirfd, const char *sname, const char *name, sf_census *cs, sf_state *st)
@@ -255,8 +288,21 @@ int sf_state_read(int dirfd, const char *sname, const char *name, sf_census *cs,
     }
     close(fd);
     ok = ok && sf_state_parse(text, len, name, st);
+    /* The names, decoded (never longer than the text), for the removal of
+     * the previous run's parts. */
+    char *nb = NULL;
+    if (ok && (st->parts || st->nremove) && !(nb = sf_alloc(cs, SF_MEM_SINK, len + 1)))
+        ok = -1;
+    if (nb)
+        ok = parse(text, len, name, st, nb, len + 1);
+    if (nb && ok)
+        st->mem = nb;
+    else
+        sf_dealloc(cs, nb);
     if (text != inline_buf)
         sf_dealloc(cs, text);
+    if (ok < 0)
+        memset(st, 0, sizeof *st);
     return ok;
 }
 
@@ -266,9 +312,11 @@ size_t sf_state_format_size(const sf_state *st)
 {
     /* Every byte of a name escaped as \u00XX at worst, plus quotes and
      * commas; the fixed text and six numbers fit in 256. */
-    size_t n = 256 + 6 * (st->name ? strlen(st->name) : 0) + 3 * st->parts;
+    size_t n = 256 + 6 * (st->name ? strlen(st->name) : 0) + 3 * (st->parts + st->nremove);
     for (size_t i = 0, at = 0; i < st->parts; i++, at += strlen(st->names + at) + 1)
         n += 6 * strlen(st->names + at);
+    for (size_t i = 0, at = 0; i < st->nremove; i++, at += strlen(st->remove + at) + 1)
+        n += 6 * strlen(st->remove + at);
     return n;
 }
 
@@ -316,10 +364,24 @@ size_t sf_state_format(const sf_state *st, char *buf, size_t cap)
     put_string(&o, st->name ? st->name : "");
     put(&o, num, (size_t)k);
     put_string(&o, st->tag);
+    if (st->owner) {
+        k = snprintf(num, sizeof num, ",\"owner\":%llu", (unsigned long long)st->owner);
+        put(&o, num, (size_t)k);
+    }
     if (st->parts) {
         put(&o, ",\"parts\":[", 10);
         const char *s = st->names;
         for (size_t i = 0; i < st->parts; i++, s += strlen(s) + 1) {
+            if (i)
+                put(&o, ",", 1);
+            put_string(&o, s);
+        }
+        put(&o, "]", 1);
+    }
+    if (st->nremove) {
+        put(&o, ",\"remove\":[", 11);
+        const char *s = st->remove;
+        for (size_t i = 0; i < st->nremove; i++, s += strlen(s) + 1) {
             if (i)
                 put(&o, ",", 1);
             put_string(&o, s);
