@@ -78,4 +78,9 @@ int sf_buf_reserve(sf_buf *b, size_t extra); /* 0 on success, -1 out of memory *
 int sf_buf_append(sf_buf *b, const void *p, size_t n);
 void sf_buf_free(sf_buf *b);
 
+/* Starts a library thread with the asynchronous signals blocked in it
+ * (faults left deliverable): pthread_create's result (thread.c). */
+#include <pthread.h>
+int sf_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
+
 #endif

@@ -26,7 +26,6 @@
  * nothing per write. */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -260,16 +259,7 @@ sf_status sf_stage_hop_open(sf_output *out, sf_stage **sp)
             st = sf_fail(&out->err, SF_ERR_NOMEM, "out of resources for the writer thread");
     }
     if (st == SF_OK) {
-        /* The thread takes no asynchronous signals: they stay with the
-         * caller's threads (faults stay deliverable, to be reported). */
-        sigset_t all, old;
-        sigfillset(&all);
-        static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS};
-        for (size_t i = 0; i < sizeof faults / sizeof *faults; i++)
-            sigdelset(&all, faults[i]);
-        pthread_sigmask(SIG_BLOCK, &all, &old);
-        int rc = pthread_create(&h->thread, NULL, hop_main, h);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        int rc = sf_thread_start(&h->thread, hop_main, h); /* signals stay ours */
         if (rc != 0) {
             /* No thread: the chain runs inline, as with writer=inline. */
             hop_destroy(&h->base);

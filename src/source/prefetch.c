@@ -33,7 +33,6 @@
  * the row is an error naming both sizes. Nothing is allocated per row. */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <string.h>
 #include <time.h>
 
@@ -297,17 +296,8 @@ static int start(sf_source *s)
     pthread_condattr_destroy(&ca);
     if (!p->mu_ok || !p->read_ok || !p->write_ok)
         return 1;
-    /* The thread takes no signals: they stay with the caller's threads, as
-     * before (a handler there cancels; a wait here is never cut short). */
-    sigset_t all, old;
-    sigfillset(&all);
-    /* Faults stay deliverable, so a crash here is reported as one. */
-    static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS};
-    for (size_t i = 0; i < sizeof faults / sizeof *faults; i++)
-        sigdelset(&all, faults[i]);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    int rc = pthread_create(&p->thread, NULL, scan_main, p);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    /* Signals stay with the caller's threads (a handler there cancels). */
+    int rc = sf_thread_start(&p->thread, scan_main, p);
     if (rc != 0)
         return 1;
     p->running = 1;
