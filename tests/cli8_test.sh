@@ -15,22 +15,8 @@ trap 'rm -rf "$T"' EXIT
 export ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0
 export SOURCE_DATE_EPOCH=1767225600 # the same generated_at in every run: runs compare
 
-pass() { echo "PASS: $1"; }
-fail() { echo "FAIL: $1: $2"; }
-skip() { echo "SKIP: $1: $2"; }
-# run CMD...: runs it; sets rc; stdout in $T/out, stderr in $T/err
-run() { "$@" >"$T/out" 2>"$T/err"; rc=$?; }
-# expect NAME RC REGEX: the last run exited RC and its stderr matches REGEX
-expect() {
-    if [ "$rc" = "$2" ] && grep -qE -- "$3" "$T/err"; then pass "$1"
-    else fail "$1" "exit $rc (want $2); stderr: $(head -c 400 "$T/err")"; fi
-}
-ok() { local name=$1; shift; if "$@" 2>/dev/null; then pass "$name"; else fail "$name" "check failed: $*"; fi; }
-no_temp() { ! find "$1" -maxdepth 1 -name '.*.sqlfeed-*' | grep -q .; }
+. "$(dirname "$0")/lib.sh"
 has_temp() { ! no_temp "$1"; }
-one_line() { [ "$(grep -c . "$T/err")" = 1 ]; }
-previous() { echo "previous feed" > "$1"; }
-is_previous() { [ "$(cat "$1")" = "previous feed" ]; }
 
 DB=$T/jobs.db
 "$SF" demo-db --rows 3000 -o "$DB" 2>/dev/null || { fail "demo-db" "cannot make $DB"; exit 1; }

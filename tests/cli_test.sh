@@ -15,21 +15,7 @@ trap 'rm -rf "$T"' EXIT
 export ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0
 unset SOURCE_DATE_EPOCH
 
-pass() { echo "PASS: $1"; }
-fail() { echo "FAIL: $1: $2"; }
-skip() { echo "SKIP: $1: $2"; }
-# run CMD...: runs it; sets rc; stdout in $T/out, stderr in $T/err
-run() { "$@" >"$T/out" 2>"$T/err"; rc=$?; }
-# expect NAME RC REGEX: the last run exited RC and its stderr matches REGEX
-expect() {
-    if [ "$rc" = "$2" ] && grep -qE -- "$3" "$T/err"; then pass "$1"
-    else fail "$1" "exit $rc (want $2); stderr: $(head -c 400 "$T/err")"; fi
-}
-ok() { local name=$1; shift; if "$@"; then pass "$name"; else fail "$name" "check failed: $*"; fi; }
-no_temp() { ! find "$1" -maxdepth 1 -name '.*.sqlfeed-*' | grep -q .; }
-one_line() { [ "$(grep -c . "$T/err")" = 1 ]; }
-previous() { echo "previous feed" > "$1"; }
-is_previous() { [ "$(cat "$1")" = "previous feed" ]; }
+. "$(dirname "$0")/lib.sh"
 
 DB=$T/jobs.db
 "$SF" demo-db --rows 3000 -o "$DB" 2>/dev/null || { fail "demo-db" "cannot make $DB"; exit 1; }

@@ -43,9 +43,7 @@ if [ "${SET_TEST_IN_NS:-}" != 1 ]; then
     exit 0
 fi
 
-pass() { echo "PASS: $1"; }
-fail() { echo "FAIL: $1: $2"; }
-ok() { local name=$1; shift; if "$@"; then pass "$name"; else fail "$name" "check failed: $*"; fi; }
+. "$(dirname "$0")/lib.sh"
 
 # ---- unit tests ---------------------------------------------------------------
 mkdir -p "$T/unit"

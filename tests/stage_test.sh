@@ -7,9 +7,7 @@ set -u
 B=${1:?usage: stage_test.sh BUILD}
 T=$(mktemp -d /tmp/sqlfeed-stage.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-pass() { echo "PASS: $1"; }
-fail() { echo "FAIL: $1: $2"; }
-skip() { echo "SKIP: $1: $2"; }
+. "$(dirname "$0")/lib.sh"
 
 for tool in gzip zstd; do
     command -v $tool >/dev/null || { skip "$tool checks" "$tool not installed"; exit 0; }
