@@ -228,4 +228,4 @@ clean:
 $(BUILD)/tests/stage_test: tests/stage_test.c $(BUILD)/libsqlfeed.a
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CPPFLAGS) $(DEPFLAGS) -MF $@.d -MT $@ $(ALL_CFLAGS) $(LDFLAGS) $< \
-	  $(BUILD)/libsqlfeed.a $(TEST_LDLIBS) -Wl,--wrap=fdatasync -o $@
+	  $(BUILD)/libsqlfeed.a $(TEST_LDLIBS) -Wl,--wrap=fdatasync -Wl,--wrap=posix_fadvise -o $@

@@ -417,6 +417,10 @@ const char *sf_output_errmsg(const sf_output *out);
  *                second thread, behind a few fixed buffers) or "inline"
  *   "sync_step"  a durable file is fdatasync'ed every this many bytes while
  *                it is written (default 32M; 0: only at the end); K, M, G
+ *   "cache"      "drop" (the default): a durable file's pages leave the page
+ *                cache once fdatasync'ed, so a feed of hundreds of MB holds a
+ *                few steps of cache, not its size; "keep": leave them cached
+ *                (a server reading the feed right after)
  *   "split_rows" / "split_bytes"
  *                with sf_output_open_parts(): start a new part before a row
  *                that would take the part past this many rows / bytes

@@ -10,6 +10,8 @@
  *     3 MB written in many different write sizes; bytes_out = file size;
  *   - the census with zstd workers: every allocation tagged "sink", live
  *     bytes back to the baseline after free;
+ *   - a durable file's synced pages leave the page cache (posix_fadvise
+ *     wrapped too), end to end, unless "cache" is "keep";
  *   - a durable file is fdatasync'ed every sync_step bytes (fdatasync is
  *     wrapped: -Wl,--wrap=fdatasync), not at all with 0 or for a
  *     descriptor, and a failing one fails the write and publishes nothing;
@@ -43,6 +45,22 @@ int __wrap_fdatasync(int fd)
         return -1;
     }
     return __real_fdatasync(fd);
+}
+
+/* posix_fadvise, recorded: how many DONTNEED calls and the bytes they
+ * covered, from where to where (the ranges must tile the file). */
+int __real_posix_fadvise(int fd, off_t off, off_t len, int advice);
+int __wrap_posix_fadvise(int fd, off_t off, off_t len, int advice);
+static int drops, drop_gap;
+static off_t drop_end;
+int __wrap_posix_fadvise(int fd, off_t off, off_t len, int advice)
+{
+    if (advice == POSIX_FADV_DONTNEED) {
+        drops++;
+        drop_gap |= off != drop_end;
+        drop_end = off + len;
+    }
+    return __real_posix_fadvise(fd, off, len, advice);
 }
 
 static char *path_of(const char *name)
@@ -388,15 +406,44 @@ static void test_sync_step(void)
     sf_output_free(o);
     /* A descriptor is not ours to sync. */
     int fd = open(path_of("sync.fd"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    syncs = 0;
+    syncs = drops = 0;
     o = sf_output_create(NULL);
     sf_output_set_option(o, "sync_step", "4K");
     sf_output_open_fd(o, fd, "fd");
     sf_output_write(o, data, big);
     sf_output_commit(o);
     check(syncs == 0, "sync_step: a descriptor is never fdatasync'ed", "%d", syncs);
+    check(drops == 0, "cache: a descriptor's pages are never dropped", "%d", drops);
     sf_output_free(o);
     close(fd);
+    /* Cache: each synced step and then the rest leave the page cache, the
+     * ranges end to end over the whole file; "keep" leaves them; a
+     * descriptor's pages are not ours. */
+    static const struct {
+        const char *cache;
+        int want_drops;
+        const char *name;
+    } dc[] = {
+        {NULL, 5, "cache drop (default): each 256 KiB step, then the rest, dropped end to end"},
+        {"drop", 5, "cache drop: the same"},
+        {"keep", 0, "cache keep: nothing dropped"},
+    };
+    for (size_t i = 0; i < sizeof dc / sizeof dc[0]; i++) {
+        drops = drop_gap = 0;
+        drop_end = 0;
+        const char *opts[] = {"sync_step", "64K", dc[i].cache ? "cache" : NULL, dc[i].cache, NULL};
+        o = open_with(NULL, p, opts);
+        for (size_t at = 0; at < big; at += 16384)
+            sf_output_write(o, data + at, 16384);
+        sf_output_write(o, data, 1000); /* a last step shorter than sync_step */
+        st = sf_output_commit(o);
+        off_t size = (off_t)(big + 1000);
+        check(st == SF_OK && drops == dc[i].want_drops && !drop_gap &&
+                  drop_end == (dc[i].want_drops ? size : 0),
+              dc[i].name, "status %d, %d drops, gap %d, up to %lld of %lld", st, drops, drop_gap,
+              (long long)drop_end, (long long)size);
+        sf_output_free(o);
+    }
     /* A failing fdatasync fails the render, publishes nothing. */
     put(p, "previous");
     sync_fail = 1;
@@ -428,6 +475,7 @@ static void test_options(void)
         {"compress", "lz4"}, {"compress", ""},  {"level", "0"},         {"level", "abc"},
         {"level", "3x"},     {"workers", "65"}, {"workers", "-1"},      {"writer", "fork"},
         {"sync_step", "12X"}, {"sync_step", ""}, {"split_rows", "10K"}, {"split_bytes", "-5"},
+        {"cache", "none"},   {"cache", ""},
         {"nosuch", "1"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

@@ -140,6 +140,13 @@ sf_status sf_output_set_option(sf_output *o, const char *name, const char *value
             return sf_fail(&o->err, SF_ERR_ARG, "writer '%s' is not 'thread' or 'inline'", value);
         return SF_OK;
     }
+    if (!strcmp(name, "cache")) {
+        if (!strcmp(value, "drop") || !strcmp(value, "keep"))
+            o->opt.cache_keep = !strcmp(value, "keep");
+        else
+            return sf_fail(&o->err, SF_ERR_ARG, "cache '%s' is not 'drop' or 'keep'", value);
+        return SF_OK;
+    }
     uint64_t *dst = !strcmp(name, "sync_step")     ? &o->opt.sync_step
                     : !strcmp(name, "split_rows")  ? &o->opt.split_rows
                     : !strcmp(name, "split_bytes") ? &o->opt.split_bytes
@@ -147,7 +154,7 @@ sf_status sf_output_set_option(sf_output *o, const char *name, const char *value
     if (!dst)
         return sf_fail(&o->err, SF_ERR_ARG,
                        "unknown output option '%s' (compress, level, workers, writer, sync_step, "
-                       "split_rows, split_bytes)",
+                       "cache, split_rows, split_bytes)",
                        name);
     int sized = dst != &o->opt.split_rows;
     if (parse_count(value, sized, &n) != 0)

@@ -119,6 +119,8 @@ typedef struct sf_output_opts {
     int workers;                    /* zstd worker threads (default 2) */
     int writer;                     /* SF_WRITER_THREAD (default) or _INLINE */
     uint64_t sync_step;             /* fdatasync every this many bytes; 0: off */
+    int cache_keep;                 /* 1: "cache" "keep": leave the written pages
+                                       in the page cache (default: drop) */
     uint64_t split_rows, split_bytes; /* kept for the file set (0: no limit) */
 } sf_output_opts;
 
@@ -210,7 +212,7 @@ uint64_t sf_output_split_bytes(const sf_output *o);
 /* The file sink: atomic (temp + rename) when fd < 0, else plain writes to
  * fd. A durable (atomic) file is fdatasync'ed every `sync_step` bytes. */
 sf_status sf_sink_file_open(sf_output *out, sf_stage **s, const char *path, int fd,
-                            const char *label, uint64_t sync_step);
+                            const char *label, uint64_t sync_step, int cache_keep);
 /* The temporary file's path while it exists (NULL for another stage). */
 const char *sf_sink_file_temp(const sf_stage *s);
 /* The destination path (atomic), or the label. */

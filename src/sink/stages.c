@@ -99,7 +99,7 @@ sf_status sf_stage_chain_open(sf_output *o, const char *path, int fd, const char
     if (st != SF_OK)
         return st;
     sf_stage *head = NULL;
-    st = sf_sink_file_open(o, &head, path, fd, label, o->opt.sync_step);
+    st = sf_sink_file_open(o, &head, path, fd, label, o->opt.sync_step, o->opt.cache_keep);
     if (st != SF_OK)
         return st;
     if (codec) {
