@@ -216,6 +216,8 @@ size_t sf_db_mask(const char *db, char *buf, size_t n);
  * "prefetch_batches" (2 to 64; default 4), "prefetch_batch" (bytes of each;
  * default 262144) and "prefetch_row_max" (the bytes of values one row may
  * hold, default 64 MiB, at most 1 GiB: a larger row fails the render).
+ * "sqlite_cache" (KiB of SQLite's page cache, 64 to 1048576; default 4096:
+ * enough for a join's lookup table of a few MB beside the streaming rows).
  * SF_ERR_ARG for an unknown option or a bad value. */
 sf_status sf_source_set_option(sf_source *source, const char *name, const char *value);
 

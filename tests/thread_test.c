@@ -29,6 +29,7 @@
 
 #include "check.h"
 #include "sink/sink.h"
+#include "source/source.h"
 #include "sqlfeed.h"
 
 /* hop.c's (not in sink.h yet). */
@@ -622,6 +623,48 @@ static void test_prefetch_sqlite_census(void)
     free(r.doc);
 }
 
+/* "sqlite_cache" sizes SQLite's page cache for the scan: with the ~90 MB
+ * test database read whole, SQLite's memory still live before the source
+ * closes is about the cache's size. */
+static uint64_t sqlite_live_after_scan(const char *cache)
+{
+    const char *const opts[] = {"sqlite_cache", cache, NULL};
+    sf_source *src = sf_source_create(NULL);
+    uint64_t rows = 0, live = 0;
+    if ((!cache || sf_source_set_option(src, opts[0], opts[1]) == SF_OK) &&
+        sf_source_open(src, path_db) == SF_OK &&
+        sf_source_prepare(src, "SELECT id, f, t, b, n FROM t ORDER BY id") == SF_OK) {
+        while (sf_source_next(src) == 1)
+            rows++;
+        sf_mem_stat st;
+        sf_census_stat(sqlite_census, SF_MEM_SQLITE, &st);
+        live = st.bytes;
+    }
+    sf_source_free(src);
+    return rows == 20000 ? live : 0;
+}
+
+static void test_sqlite_cache(void)
+{
+    uint64_t small = sqlite_live_after_scan("256"), dflt = sqlite_live_after_scan(NULL),
+             big = sqlite_live_after_scan("16384");
+    check(small > 0 && small < (1u << 20) && dflt > (7u << 20) / 2 && dflt < (6u << 20) &&
+              big > (15u << 20),
+          "sqlite_cache: SQLite's memory after a whole scan follows it (256 KiB, the "
+          "default 4 MiB, 16 MiB)",
+          "%llu, %llu, %llu bytes live", (unsigned long long)small, (unsigned long long)dflt,
+          (unsigned long long)big);
+    sf_source *src = sf_source_create(NULL);
+    check(sf_source_set_option(src, "sqlite_cache", "63") == SF_ERR_ARG &&
+              sf_source_set_option(src, "sqlite_cache", "2000000") == SF_ERR_ARG &&
+              sf_source_set_option(src, "sqlite_cache", "4M") == SF_ERR_ARG &&
+              strstr(sf_source_errmsg(src), "sqlite_cache") &&
+              sf_source_set_option(src, "sqlite_cache", "8192") == SF_OK,
+          "sqlite_cache: KiB from 64 to 1048576, anything else SF_ERR_ARG naming it", "%s",
+          sf_source_errmsg(src));
+    sf_source_free(src);
+}
+
 /* ---- servers ------------------------------------------------------------ */
 
 static void test_prefetch_servers(void)
@@ -923,6 +966,7 @@ int main(int argc, char **argv)
         printf("FAIL: setup: cannot make the test database\n");
         return 1;
     }
+    test_sqlite_cache();
     test_prefetch_sqlite();
     test_prefetch_cancel();
     test_prefetch_free();

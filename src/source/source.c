@@ -73,6 +73,11 @@ sf_status sf_source_set_option(sf_source *s, const char *name, const char *value
             s->opts.pf_batch = (size_t)u;
         else
             s->opts.pf_row_max = (size_t)u;
+    } else if (!strcmp(name, "sqlite_cache")) {
+        if (*end || end == value || v < 64 || v > 1048576)
+            return sf_fail(&s->err, SF_ERR_ARG, "sqlite_cache: KiB from 64 to 1048576, got '%s'",
+                           value);
+        s->opts.sqlite_cache = (int)v;
     } else if (!strcmp(name, "pg_mode")) {
         if (strcmp(value, "cursor") && strcmp(value, "single-row"))
             return sf_fail(&s->err, SF_ERR_ARG, "pg_mode: cursor or single-row, got '%s'", value);

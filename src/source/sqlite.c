@@ -73,6 +73,15 @@ static sf_status sq_open(sf_source *s, const char *db)
         sqlite3_free(err);
         return st;
     }
+    /* A cache that holds a join's lookup pages beside the streaming ones
+     * (SF_SQLITE_CACHE_KIB); through the census like all of SQLite's memory. */
+    char pragma[48];
+    snprintf(pragma, sizeof pragma, "PRAGMA cache_size=-%d",
+             s->opts.sqlite_cache ? s->opts.sqlite_cache : SF_SQLITE_CACHE_KIB);
+    rc = sqlite3_exec(q->db, pragma, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return sf_fail(&s->err, sq_status(q->db, rc), "cannot set the page cache of %s: %s",
+                       name, sqlite3_errmsg(q->db));
     return SF_OK;
 }
 
