@@ -93,30 +93,30 @@ static const esc_table tables[SF_ESC_COUNT] = {
 
 #ifdef __SSE2__
 #include <emmintrin.h>
-/* A bit per byte of v that the scalar loop must look at in mode `esc`:
- * C0 controls (less those the mode copies), bytes >= 0x80 (the signed
- * compare catches both), and the mode's own specials. */
+/* A bit per byte of v that the scalar code must look at in mode `esc`:
+ * every C0 control and every byte >= 0x80 (one signed compare catches
+ * both; TAB and LF, copied by most modes, are flagged too and copied by the
+ * scalar code: rarer than the markup, they cost less than excluding them on
+ * every block), and the mode's own specials, paired where one compare can
+ * take two: (v | 2) == '>' is exactly '<' (0x3C) or '>' (0x3E), and
+ * (v | 1) == '\'' exactly '&' (0x26) or '\'' (0x27). */
 static inline unsigned simd_specials(__m128i v, sf_esc esc)
 {
-#define EQ(ch) _mm_cmpeq_epi8(v, _mm_set1_epi8(ch))
+#define EQ(x, ch) _mm_cmpeq_epi8((x), _mm_set1_epi8(ch))
     __m128i m = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
-    __m128i copied = esc == SF_ESC_ATTR ? _mm_setzero_si128() : _mm_or_si128(EQ('\t'), EQ('\n'));
-    if (esc == SF_ESC_COMMENT || esc == SF_ESC_RAW || esc == SF_ESC_HTML)
-        copied = _mm_or_si128(copied, EQ('\r'));
-    m = _mm_andnot_si128(copied, m);
+    __m128i lt_gt = EQ(_mm_or_si128(v, _mm_set1_epi8(2)), '>');
     switch (esc) {
-    case SF_ESC_TEXT:
-        m = _mm_or_si128(m, _mm_or_si128(_mm_or_si128(EQ('<'), EQ('>')), _mm_or_si128(EQ('&'), EQ('\r'))));
-        break;
+    case SF_ESC_TEXT: m = _mm_or_si128(m, _mm_or_si128(lt_gt, EQ(v, '&'))); break;
     case SF_ESC_ATTR:
-        m = _mm_or_si128(m, _mm_or_si128(_mm_or_si128(EQ('<'), EQ('>')),
-                                          _mm_or_si128(EQ('&'), _mm_or_si128(EQ('"'), EQ('\'')))));
+        m = _mm_or_si128(m, _mm_or_si128(lt_gt, _mm_or_si128(EQ(_mm_or_si128(v, _mm_set1_epi8(1)),
+                                                                 '\''),
+                                                              EQ(v, '"'))));
         break;
-    case SF_ESC_CDATA: m = _mm_or_si128(m, _mm_or_si128(EQ(']'), EQ('\r'))); break;
-    case SF_ESC_COMMENT: m = _mm_or_si128(m, EQ('-')); break;
     case SF_ESC_HTML:
-        m = _mm_or_si128(m, _mm_or_si128(_mm_or_si128(EQ('<'), EQ('>')), _mm_or_si128(EQ('&'), EQ('"'))));
+        m = _mm_or_si128(m, _mm_or_si128(lt_gt, _mm_or_si128(EQ(v, '&'), EQ(v, '"'))));
         break;
+    case SF_ESC_CDATA: m = _mm_or_si128(m, EQ(v, ']')); break;
+    case SF_ESC_COMMENT: m = _mm_or_si128(m, EQ(v, '-')); break;
     case SF_ESC_RAW:
     case SF_ESC_COUNT: break;
     }
@@ -159,6 +159,68 @@ write_mode(sf_wbuf *w, const sf_esc esc, const unsigned char *s, size_t n)
     else if (esc == SF_ESC_COMMENT && s[0] == '-')
         PUTS(" ");
 
+#ifdef __SSE2__
+    /* Blocks of 16, copied as they go: each block is stored whole into the
+     * buffer, and the output advances to the first byte that needs a look
+     * (all 16 when none does); that byte is handled here, writing straight
+     * into the buffer, and the next block loads from the byte after it. A
+     * value dense in markup (an HTML description: a '<', '>' or '&' every
+     * 17 bytes in the reference feed) then costs a load, a store and one
+     * replacement per special, with no run to track and copy. The buffer
+     * keeps BLOCK_ROOM free: a block (16) or a special's longest
+     * replacement (17); with less, the loop below goes on, which fills the
+     * buffer to its last byte. Only a full buffer drains, so what goes
+     * downstream is cut in the same places with the writer thread (which
+     * packs whole buffers) and without: ISA-L's deflate output depends on
+     * where its input is cut. The last byte is always left to the loop below
+     * (strictly more than 16 bytes to go), which knows how a value ends. */
+    enum { BLOCK_ROOM = 32 };
+    while (end - p > 16) {
+        if (w->cap - w->len < BLOCK_ROOM)
+            break; /* the loop below fills the buffer to the last byte */
+        char *o = w->buf + w->len;
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        unsigned m = simd_specials(v, esc);
+        _mm_storeu_si128((__m128i *)(void *)o, v);
+        if (SF_LIKELY(!m)) {
+            w->len += 16;
+            p += 16;
+            continue;
+        }
+        unsigned j = (unsigned)__builtin_ctz(m);
+        w->len += j;
+        p += j;
+        o += j;
+        unsigned c = *p;
+        unsigned k = t->cls[c];
+        if (k == C_REPL) {
+            memcpy(o, t->repl[c].s, 8);
+            w->len += t->repl[c].n;
+            p++;
+        } else if (k == C_UTF8) {
+            size_t bad = 0, len = sf_utf8_seq(p, end, &bad);
+            if (SF_LIKELY(len)) {
+                if (end - p >= 4) /* one fixed store; the buffer has the room */
+                    memcpy(o, p, 4);
+                else
+                    memcpy(o, p, len);
+                w->len += len;
+                p += len;
+            } else {
+                memcpy(o, FFFD, 3);
+                w->len += 3;
+                p += bad;
+            }
+        } else if (k == C_COPY) { /* TAB, LF (and CR where it is copied) */
+            *o = (char)c;
+            w->len++;
+            p++;
+        } else {
+            break; /* CDATA's ']' and CR, a comment's '-': the loop below */
+        }
+    }
+#endif
+    run = p;
     while (p < end) {
 #ifdef __SSE2__
         while (end - p >= 16) {
@@ -189,10 +251,12 @@ write_mode(sf_wbuf *w, const sf_esc esc, const unsigned char *s, size_t n)
         if (put_run(w, run, (size_t)(p - run), end) != 0)
             return -1;
         if (k == C_REPL) {
-            if (sf_wbuf_room(w, 8) != 0)
-                return -1;
-            memcpy(w->buf + w->len, t->repl[c].s, 8);
-            w->len += t->repl[c].n;
+            if (w->cap - w->len >= 8) { /* one fixed store */
+                memcpy(w->buf + w->len, t->repl[c].s, 8);
+                w->len += t->repl[c].n;
+            } else {
+                PUT(t->repl[c].s, t->repl[c].n); /* fills the buffer, then drains */
+            }
             p++;
         } else if (k == C_UTF8) {
             PUTS(FFFD);
