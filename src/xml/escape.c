@@ -175,50 +175,51 @@ write_mode(sf_wbuf *w, const sf_esc esc, const unsigned char *s, size_t n)
      * where its input is cut. The last byte is always left to the loop below
      * (strictly more than 16 bytes to go), which knows how a value ends. */
     enum { BLOCK_ROOM = 32 };
-    while (end - p > 16) {
-        if (w->cap - w->len < BLOCK_ROOM)
-            break; /* the loop below fills the buffer to the last byte */
-        char *o = w->buf + w->len;
+    /* The buffer's length in a local: the stores through `ob` could alias
+     * *w, which would make the compiler reload it every block. */
+    char *const ob = w->buf;
+    size_t olen = w->len;
+    const size_t lim = w->cap - BLOCK_ROOM; /* cap >= SF_WBUF_MIN */
+    while (end - p > 16 && olen <= lim) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
         unsigned m = simd_specials(v, esc);
-        _mm_storeu_si128((__m128i *)(void *)o, v);
+        _mm_storeu_si128((__m128i *)(void *)(ob + olen), v);
         if (SF_LIKELY(!m)) {
-            w->len += 16;
+            olen += 16;
             p += 16;
             continue;
         }
         unsigned j = (unsigned)__builtin_ctz(m);
-        w->len += j;
+        olen += j;
         p += j;
-        o += j;
         unsigned c = *p;
         unsigned k = t->cls[c];
         if (k == C_REPL) {
-            memcpy(o, t->repl[c].s, 8);
-            w->len += t->repl[c].n;
+            memcpy(ob + olen, t->repl[c].s, 8);
+            olen += t->repl[c].n;
             p++;
         } else if (k == C_UTF8) {
-            size_t bad = 0, len = sf_utf8_seq(p, end, &bad);
-            if (SF_LIKELY(len)) {
+            size_t bad = 0, n8 = sf_utf8_seq(p, end, &bad);
+            if (SF_LIKELY(n8)) {
                 if (end - p >= 4) /* one fixed store; the buffer has the room */
-                    memcpy(o, p, 4);
+                    memcpy(ob + olen, p, 4);
                 else
-                    memcpy(o, p, len);
-                w->len += len;
-                p += len;
+                    memcpy(ob + olen, p, n8);
+                olen += n8;
+                p += n8;
             } else {
-                memcpy(o, FFFD, 3);
-                w->len += 3;
+                memcpy(ob + olen, FFFD, 3);
+                olen += 3;
                 p += bad;
             }
         } else if (k == C_COPY) { /* TAB, LF (and CR where it is copied) */
-            *o = (char)c;
-            w->len++;
+            ob[olen++] = (char)c;
             p++;
         } else {
             break; /* CDATA's ']' and CR, a comment's '-': the loop below */
         }
     }
+    w->len = olen;
 #endif
     run = p;
     while (p < end) {
