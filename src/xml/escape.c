@@ -179,8 +179,8 @@ write_mode(sf_wbuf *w, const sf_esc esc, const unsigned char *s, size_t n)
      * *w, which would make the compiler reload it every block. */
     char *const ob = w->buf;
     size_t olen = w->len;
-    const size_t lim = w->cap - BLOCK_ROOM; /* cap >= SF_WBUF_MIN */
-    while (end - p > 16 && olen <= lim) {
+    const size_t cap = w->cap; /* no smaller buffer than BLOCK_ROOM is assumed */
+    while (end - p > 16 && olen + BLOCK_ROOM <= cap) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
         unsigned m = simd_specials(v, esc);
         _mm_storeu_si128((__m128i *)(void *)(ob + olen), v);
