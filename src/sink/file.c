@@ -63,8 +63,14 @@ static sf_status fail_errno(file_sink *f, const char *what, const char *name, in
  * reuse. On this project's VMs a page never used before costs the host a
  * fault: 2.5 GB of fresh page cache took 6 s of system time, of reused
  * pages 1.3 s (docs/sink.md). Advice only: its failure changes nothing. */
-static void drop_cached(file_sink *f, uint64_t upto)
+static void drop_cached(file_sink *f, uint64_t upto, int last)
 {
+    /* During the run only whole pages: the kernel drops the partial page a
+     * step ends in (the next write would read it back from the disk) and
+     * rounds the next range's start up past it (never dropped). The last
+     * call, after the final fsync, goes to the end. */
+    if (!last)
+        upto -= upto % 4096;
     if (f->cache_keep || upto <= f->dropped)
         return;
     (void)posix_fadvise(f->fd, (off_t)f->dropped, (off_t)(upto - f->dropped),
@@ -100,7 +106,7 @@ static sf_status fs_write(sf_stage *k, const void *buf, size_t n)
         if (fdatasync(f->fd) != 0)
             return fail_errno(f, "fdatasync", f->tmp, errno);
         f->synced = f->off;
-        drop_cached(f, f->synced);
+        drop_cached(f, f->synced, 0);
     }
     return SF_OK;
 }
@@ -133,7 +139,7 @@ static sf_status fs_finish(sf_stage *k)
     }
     if (fsync(f->fd) != 0)
         return fail_errno(f, "fsync", f->tmp, errno);
-    drop_cached(f, f->off);
+    drop_cached(f, f->off, 1);
     int fd = f->fd;
     f->fd = -1;
     if (close(fd) != 0)
