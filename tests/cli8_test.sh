@@ -388,4 +388,21 @@ if unshare --mount --propagation private true 2>/dev/null; then
 else
     skip "--summary-json /dev/NEW" "no unshare --mount: not run against the real /dev"
 fi
+
+# ---- --sqlite-cache: SQLite's page cache, as the census counts it --------------
+usage "--sqlite-cache below 64K" "--sqlite-cache needs a size from 64K to 1G" \
+    -t simplyhired -o "$T/sc.xml" --sqlite-cache 32K
+usage "--sqlite-cache not a size" "--sqlite-cache needs a size" \
+    -t simplyhired -o "$T/sc.xml" --sqlite-cache lots
+# sqlite_bytes ARGS...: SQLite's live bytes at the end of a render (--census)
+sqlite_bytes() {
+    $R -t simplyhired -o "$T/sc.xml" -q --census "$@" 2>&1 | awk '$1 == "sqlite" {print $3}'
+}
+small=$(sqlite_bytes --sqlite-cache 256K)
+dflt=$(sqlite_bytes)
+if [ -n "$small" ] && [ -n "$dflt" ] && [ "$small" -lt 1048576 ] && [ "$dflt" -gt 3145728 ]; then
+    pass "--sqlite-cache 256K: SQLite holds under 1 MiB at the end; the default (4M) over 3 MiB"
+else
+    fail "--sqlite-cache" "sqlite bytes ${small:-?} with 256K, ${dflt:-?} by default"
+fi
 exit 0
