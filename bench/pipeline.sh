@@ -11,7 +11,8 @@
 #   BIG=1000000     rows of the big database (RSS flatness, time per row); 0 skips it
 #   RUNS=3          interleaved rounds of the timed renders; medians are reported
 #   BIG_RUNS=3      rounds of the durable render on the big database
-#   CENSUS_RUNS=5   interleaved runs each of census off / on for the threaded path
+#   CENSUS_RUNS=9   interleaved runs each of census off / on for the threaded path
+#                   (as bench.sh: with 5 the wall medians spread over 10 %)
 #   BEST=1          time one render each at --level best (gzip, zstd); 0 skips them
 #   BEST_TIMEOUT=300  seconds a --level best render may take before it is stopped
 #   SQLFEED=...     the binary (default: $BUILD/sqlfeed); BUILD=build
@@ -41,7 +42,7 @@ SMALL=${SMALL:-10000}
 BIG=${BIG:-1000000}
 RUNS=${RUNS:-3}
 BIG_RUNS=${BIG_RUNS:-3}
-CRUNS=${CENSUS_RUNS:-5}
+CRUNS=${CENSUS_RUNS:-9}
 BEST=${BEST:-1}
 BEST_TIMEOUT=${BEST_TIMEOUT:-300}
 BUILD=${BUILD:-build}
@@ -314,12 +315,21 @@ echo "| $N | $(mib "$(med durable 4)") | $(mib "$(med gz 4)") | $(mib "$(med zst
 [ -z "$DBB" ] ||
 echo "| $BIG | $(mib "$(med big_durable 4)") | $(mib "$(med big_gz 4)") | $(mib "$(med big_zst 4)") | $(med big_durable 1) | $(med big_durable 2) | $(med big_durable 3) |"
 echo
-echo "| census (threaded path) | off wall s ($N rows) | on wall s | on vs off | off instructions ($SMALL rows) | on | on vs off |"
+echo "| census (threaded path) | off wall s ($N rows) | on wall s | on vs off (median of rounds) | off instructions ($SMALL rows) | on | on vs off |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
 pct() { awk -v a="${1:-}" -v b="${2:-}" 'BEGIN {if (a == "" || b == "" || b + 0 <= 0) print "-"; else printf "%+.1f\n", (a / b - 1) * 100}'; }
+# pairpct ON OFF: the median over rounds of on/off - 1, in %: each on run
+# against the off run of its own round, so a drift of the machine's speed
+# between rounds cancels (the ratio of the two medians does not)
+pairpct() {
+  [ -s "$T/$1.times" ] && [ -s "$T/$2.times" ] || { echo "-"; return; }
+  paste -d' ' "$T/$1.times" "$T/$2.times" |
+    awk '$6 + 0 > 0 {printf "%.6f\n", ($1 / $6 - 1) * 100}' | median |
+    awk '{if ($1 == "") print "-"; else printf "%+.1f\n", $1}'
+}
 for m in durable zst; do
   [ -s "$T/${m}_off.times" ] || continue
-  echo "| $m | $(med "${m}_off" 1) | $(med "${m}_on" 1) | $(pct "$(med "${m}_on" 1)" "$(med "${m}_off" 1)") % | ${CINSN[${m}_off]:--} | ${CINSN[${m}_on]:--} | $(pct "${CINSN[${m}_on]:-}" "${CINSN[${m}_off]:-}") % |"
+  echo "| $m | $(med "${m}_off" 1) | $(med "${m}_on" 1) | $(pairpct "${m}_on" "${m}_off") % | ${CINSN[${m}_off]:--} | ${CINSN[${m}_on]:--} | $(pct "${CINSN[${m}_on]:-}" "${CINSN[${m}_off]:-}") % |"
 done
 echo
 
@@ -376,8 +386,8 @@ else
   bar "peak RSS flat from $SMALL to BIG rows" - "<=" 1.0 "n/a (BIG=0)"
   bar "durable time per row, BIG rows / $N rows" - "<=" 1.2 "n/a (BIG=0)"
 fi
-bar "census cost of the threaded path, durable: on vs off, %" \
-  "$(pct "$(med durable_on 1)" "$(med durable_off 1)")" "<" 3
-bar "census cost of the threaded path, .xml.zst: on vs off, %" \
-  "$(pct "$(med zst_on 1)" "$(med zst_off 1)")" "<" 3 "$(na zst)"
+bar "census cost of the threaded path, durable: on vs off, % (median of $CRUNS rounds)" \
+  "$(pairpct durable_on durable_off)" "<" 3
+bar "census cost of the threaded path, .xml.zst: on vs off, % (median of $CRUNS rounds)" \
+  "$(pairpct zst_on zst_off)" "<" 3 "$(na zst)"
 exit 0
