@@ -167,9 +167,11 @@ write_mode(sf_wbuf *w, const sf_esc esc, const unsigned char *s, size_t n)
      * value dense in markup (an HTML description: a '<', '>' or '&' every
      * 17 bytes in the reference feed) then costs a load, a store and one
      * replacement per special, with no run to track and copy. The buffer
-     * keeps BLOCK_ROOM free: a block (16) or a special's longest
-     * replacement (17); with less, the loop below goes on, which fills the
-     * buffer to its last byte. Only a full buffer drains, so what goes
+     * keeps BLOCK_ROOM free: the furthest a block writes is a replacement's
+     * 8-byte store at its 16th byte (23 past the length; the longer
+     * replacements, CDATA's and a comment's, are the loop below's); with
+     * less, the loop below goes on, which fills the buffer to its last
+     * byte. Only a full buffer drains, so what goes
      * downstream is cut in the same places with the writer thread (which
      * packs whole buffers) and without: ISA-L's deflate output depends on
      * where its input is cut. The last byte is always left to the loop below
