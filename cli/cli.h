@@ -17,7 +17,8 @@ enum {
     EXIT_OUTPUT = 5,        /* creating, writing, syncing or publishing the output */
     EXIT_MEMORY = 6,        /* --max-memory crossed; nothing published */
     EXIT_REFUSED = 7,       /* a safety rail (--min-rows, --max-drop) refused to publish */
-    EXIT_BUSY = 8           /* another run holds the output's lock */
+    EXIT_BUSY = 8,          /* another run holds the output's lock */
+    EXIT_INVALID = 9        /* a row failed a check or a formatter (--on-invalid fail) */
     /* 128 + N: stopped by signal N (130 SIGINT, 143 SIGTERM) before the
      * rename; nothing published. A signal after it: exit 0, said. */
 };

@@ -74,6 +74,7 @@ int cli_exit_for(sf_status st)
     case SF_ERR_STATE: return EXIT_FAILURE_OTHER;
     case SF_ERR_REFUSED: return EXIT_REFUSED;
     case SF_ERR_BUSY: return EXIT_BUSY;
+    case SF_ERR_INVALID: return EXIT_INVALID;
     }
     return EXIT_FAILURE_OTHER;
 }

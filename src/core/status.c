@@ -18,6 +18,7 @@ const char *sf_strerror(sf_status status)
     case SF_ERR_STATE: return "call out of order";
     case SF_ERR_REFUSED: return "refused to publish (safety rail)";
     case SF_ERR_BUSY: return "output locked by another run";
+    case SF_ERR_INVALID: return "a row failed a check or a formatter";
     }
     return "unknown status";
 }

@@ -1298,8 +1298,16 @@ static sf_status comment_tag(compiler *c, const char *s, size_t n, size_t pos)
     sf_template *t = c->t;
     trim(&s, &n);
     sf_status st = format_pragma(c, s, n, pos);
-    if (st != SF_OK || c->unit != 0 || t->description)
+    if (st != SF_OK || c->unit != 0)
         return st;
+    char why[256];
+    int rc = sf_tpl_rules_comment(t, s, n, why, sizeof why);
+    if (rc == -2)
+        return nomem(t);
+    if (rc < 0)
+        return cfail(c, pos, "%s", why);
+    if (t->description)
+        return SF_OK;
     static const char key[] = "sqlfeed:";
     if (n >= sizeof key - 1 && memcmp(s, key, sizeof key - 1) == 0) {
         s += sizeof key - 1;
@@ -1783,6 +1791,10 @@ static void template_clear(sf_template *t)
         sf_dealloc(cs, t->syms[i].name);
     sf_dealloc(cs, t->syms);
     sf_dealloc(cs, t->parts);
+    sf_dealloc(cs, t->fcalls);
+    t->fcalls = NULL;
+    t->nfcalls = t->capfcalls = 0;
+    sf_tpl_rules_free(t);
     sf_dealloc(cs, t->description);
     sf_dealloc(cs, t->dir);
     for (size_t i = 0; i < t->nrow_names; i++)

@@ -18,6 +18,11 @@ typedef enum sf_node_type {
 
 #define SF_NO_UNIT UINT32_MAX
 
+/* A name's parts (sf_template.parts) are symbols, or formatter calls: a
+ * part with SF_PART_FMT set is sf_template.fcalls[part & ~SF_PART_FMT],
+ * applied to the value the parts before it resolved to (value/format.h). */
+#define SF_PART_FMT UINT32_C(0x80000000)
+
 typedef struct sf_node {
     uint8_t type;    /* sf_node_type */
     uint8_t esc;     /* sf_esc, for SF_N_VAR */
@@ -63,6 +68,9 @@ struct sf_template {
     uint32_t nparts, capparts;
     sf_sym *syms;
     uint32_t nsyms, capsyms;
+    struct sf_fmt_call *fcalls; /* formatter calls named by SF_PART_FMT parts */
+    uint32_t nfcalls, capfcalls;
+    struct sf_tpl_rules *rules; /* row checks, {{! sqlfeed-check: }} (checks.c) */
     char *description;
     char *dir;               /* file templates: where partials are read from */
     const char *builtin;     /* built-in templates: partials are built-ins */
@@ -114,6 +122,23 @@ int sf_tpl_in_rows(const sf_tpl_run *k);
 typedef int (*sf_name_pred)(void *ud, const char *name);
 sf_status sf_tpl_check(const sf_template *t, const char *rows_name, sf_name_pred is_col,
                        sf_name_pred is_root, void *ud, sf_errbuf *err);
+
+/* A row value a formatter refused (SF_ERR_INVALID from sf_tpl_row, or from
+ * sf_tpl_head reading the first row): the name's first part and the
+ * formatter's reason. The message in `err` says the same with the tag and
+ * its file:line:col; the feed layer adds the row number. */
+typedef struct sf_tpl_bad {
+    char column[128];
+    char reason[256];
+} sf_tpl_bad;
+const sf_tpl_bad *sf_tpl_run_bad(const sf_tpl_run *k);
+
+/* Row checks (checks.c): a {{! sqlfeed-check: ... }} comment of the
+ * template's own file adds its rules to t->rules. Returns 0 (not such a
+ * comment, or added), -1 for a bad rule (`why` says which; the compiler
+ * reports it at the comment's file:line:col), -2 out of memory. */
+int sf_tpl_rules_comment(sf_template *t, const char *s, size_t n, char *why, size_t whylen);
+void sf_tpl_rules_free(sf_template *t);
 
 /* "file:line:col" of a node, into buf. */
 void sf_tpl_where(const sf_template *t, const sf_unit *u, uint32_t pos, char *buf, size_t n);
