@@ -1,4 +1,4 @@
-/* misc.c: `sqlfeed templates` and `sqlfeed demo-db`. */
+/* misc.c: `sqlfeed templates` (the built-ins, --show) and `sqlfeed demo-db`. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "demo_db.h"
+#include "formats.h"
 
 static int is_builtin_name(const char *name)
 {
@@ -16,14 +17,70 @@ static int is_builtin_name(const char *name)
            !strcmp(name, "generated_rfc822") || !strcmp(name, "sqlfeed_version");
 }
 
+/* Where `make install` puts the templates (the Makefile passes its PREFIX). */
+#ifndef SF_TEMPLATES_DIR
+#define SF_TEMPLATES_DIR "/usr/local/share/sqlfeed/templates"
+#endif
+
+/* The backends a built-in's query can be written for, with the suffix of
+ * its file (templates/NAME.pg.sql ...). */
+static const char *const query_files[][2] = {
+    {".sql", "sqlite"}, {".pg.sql", "postgresql"}, {".my.sql", "mysql"}};
+
+/* `sqlfeed templates --show FILE`: FILE is NAME (or NAME.mustache) for the
+ * template, NAME.sql, NAME.pg.sql or NAME.my.sql for its query on that
+ * backend, as the installed files are named. */
+static int show(const char *arg)
+{
+    size_t n = strlen(arg), len = 0;
+    for (size_t k = 3; k-- > 0;) { /* the longest suffix first: .pg.sql before .sql */
+        size_t sl = strlen(query_files[k][0]);
+        if (n <= sl || strcmp(arg + n - sl, query_files[k][0]) != 0)
+            continue;
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)(n - sl), arg);
+        if (!sf_builtin_template_text(name, NULL))
+            break;
+        const char *q = sf_builtin_template_query_for(name, query_files[k][1]);
+        if (!q) {
+            cli_error("built-in %s has no query of its own: give --query", name);
+            return EXIT_USAGE;
+        }
+        fputs(q, stdout);
+        return ferror(stdout) ? EXIT_FAILURE_OTHER : EXIT_OK;
+    }
+    char name[256];
+    snprintf(name, sizeof name, "%.*s",
+             (int)(n > 9 && !strcmp(arg + n - 9, ".mustache") ? n - 9 : n), arg);
+    const char *text = sf_builtin_template_text(name, &len);
+    if (!text)
+        return cli_usage("templates", "no built-in template '%s' (sqlfeed templates lists them)",
+                         arg);
+    fwrite(text, 1, len, stdout);
+    return ferror(stdout) ? EXIT_FAILURE_OTHER : EXIT_OK;
+}
+
 int cmd_templates(int argc, char **argv)
 {
     if (argc > 1) {
         if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-            puts("usage: sqlfeed templates\n\nLists the built-in templates: what each "
-                 "writes, the columns its query must\nprovide, the parameters it reads, "
-                 "and whether it carries its own query.");
+            puts("usage: sqlfeed templates [--show NAME|NAME.sql|NAME.pg.sql|NAME.my.sql]\n\n"
+                 "Lists the built-in templates: what each writes, the columns its query must\n"
+                 "provide, the parameters it reads, the rows it checks, the defaults of its\n"
+                 "format (limits, compression, index) and its own queries, and where the\n"
+                 "installed copies are.\n"
+                 "  --show NAME         prints the template, to copy and adapt\n"
+                 "  --show NAME.sql     prints its query (SQLite, and every backend when it\n"
+                 "                      has no other); NAME.pg.sql PostgreSQL's, NAME.my.sql\n"
+                 "                      MySQL/MariaDB's (the one --db picks)");
             return EXIT_OK;
+        }
+        if (!strcmp(argv[1], "--show")) {
+            if (argc < 3)
+                return cli_usage("templates", "--show needs a template name");
+            if (argc > 3)
+                return cli_usage("templates", "unexpected argument '%s'", argv[3]);
+            return show(argv[2]);
         }
         return cli_usage("templates", "unexpected argument '%s'", argv[1]);
     }
@@ -49,10 +106,30 @@ int cmd_templates(int argc, char **argv)
             if (!is_builtin_name(p))
                 printf("%s %s", np++ ? "," : "\n  parameters:", p);
         }
-        printf("\n  query: %s\n\n", sf_builtin_template_query(name)
-                                        ? "built in (used when --query is not given)"
-                                        : "none; give --query");
+        size_t len = 0;
+        const char *text = sf_builtin_template_text(name, &len);
+        char c[1024];
+        if (cli_format_comment(text, len, "sqlfeed-check", c, sizeof c))
+            printf("\n  checks: %s", c);
+        if (cli_format_comment(text, len, "sqlfeed-defaults", c, sizeof c))
+            printf("\n  defaults: %s", c);
+        const char *q = sf_builtin_template_query(name);
+        int per_backend = 0;
+        for (size_t k = 1; q && k < 3; k++)
+            per_backend |= sf_builtin_template_query_for(name, query_files[k][1]) != q;
+        if (!q)
+            printf("\n  query: none; give --query");
+        else
+            printf("\n  query: its own%s, used when --query is not given (--show %s.sql",
+                   per_backend ? " for each backend" : "", name);
+        for (size_t k = 1; per_backend && k < 3; k++)
+            if (sf_builtin_template_query_for(name, query_files[k][1]) != q)
+                printf(", %s%s", name, query_files[k][0]);
+        printf("%s\n\n", q ? ")" : "");
     }
+    printf("Installed copies (make install): %s\n"
+           "sqlfeed templates --show NAME prints one; --show NAME.sql its query.\n",
+           SF_TEMPLATES_DIR);
     sf_template_free(t);
     return rc;
 }
