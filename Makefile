@@ -11,6 +11,7 @@
 #                   in the repository: SHARED=DIR holding bench/, default ../shared),
 #                   then issue 8's bars (bench/pipeline.sh; alone without SHARED)
 #   make bench-pipeline  issue 8's bars alone (docs/bench.md)
+#   make bench-formatters  issue 9's bar alone: formatters on every row
 #   make deps       install missing Debian packages (apt-get, as root)
 #   make install PREFIX=/usr/local
 #
@@ -64,7 +65,7 @@ TESTS   += $(BUILD)/tests/stage_test
 TESTS   += $(BUILD)/tests/thread_test
 TESTS   += $(BUILD)/tests/commit_test
 
-.PHONY: all check test spec fuzz fuzz-build demo bench bench-pipeline deps deps-fuzz install clean
+.PHONY: all check test spec fuzz fuzz-build demo bench bench-pipeline bench-formatters deps deps-fuzz install clean
 all: $(BUILD)/sqlfeed $(BUILD)/libsqlfeed.a
 
 # An object whose dependency file is missing (built before -MMD, or the .d
@@ -203,6 +204,10 @@ demo: deps all
 SHARED  ?= $(abspath ../shared)
 bench: all
 	SQLFEED=$(BUILD)/sqlfeed BUILD=$(BUILD) SHARED=$(SHARED) bench/bench.sh
+	SQLFEED=$(BUILD)/sqlfeed BUILD=$(BUILD) SHARED=$(SHARED) bench/formatters.sh
+# issue 9's bar alone (formatters on every row against none): docs/bench.md
+bench-formatters: all
+	SQLFEED=$(BUILD)/sqlfeed BUILD=$(BUILD) SHARED=$(SHARED) bench/formatters.sh
 # issue 8's bars alone (durable, compressed, threaded renders): docs/bench.md
 bench-pipeline: all
 	SQLFEED=$(BUILD)/sqlfeed BUILD=$(BUILD) SHARED=$(SHARED) bench/pipeline.sh
