@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "formats.h"
 
@@ -41,9 +42,13 @@ int cli_format_comment(const char *text, size_t len, const char *key, char *out,
     return 0;
 }
 
-/* A template file's text (malloc'd), NULL when it cannot be read. */
+/* A template file's text (malloc'd), NULL when it cannot be read or is not
+ * a regular file: a pipe (--template <(...)) is read once, by the load. */
 static char *read_all(const char *path, size_t *len)
 {
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return NULL;
     FILE *f = fopen(path, "rb");
     if (!f)
         return NULL;

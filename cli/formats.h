@@ -18,7 +18,7 @@ int cli_format_comment(const char *text, size_t len, const char *key, char *out,
  * lastmod) to a split output whose parts are not named by --parts or by a
  * pattern in -o, which then needs --base-url. `file` is the template file,
  * NULL for a built-in (c->template names it). A file that cannot be read
- * is left to the template's load to report. EXIT_OK, or an exit status
+ * (or is not a regular file) is left to the template's load. EXIT_OK, or an exit status
  * (printed). */
 int cli_format_defaults(cli_output *c, const char *file);
 
