@@ -155,7 +155,9 @@ int cmd_demo_db(int argc, char **argv)
         case 'h':
             puts("usage: sqlfeed demo-db --rows N -o FILE [--seed S]\n\n"
                  "Writes a SQLite database with the job-board schema (jobs, companies) and N\n"
-                 "job rows of realistic text: the same N and seed give the same file.\n"
+                 "job rows of realistic text, with the tables the built-in formats read:\n"
+                 "locations (1-3 per job), products (N/10, at least 100) and their images\n"
+                 "(0-12 each). The same N and seed give the same file.\n"
                  "FILE is published like a feed: written to a temporary file beside it and\n"
                  "renamed over it when complete; on any failure or signal FILE is left as it\n"
                  "was (a signal: exit 128+N). Never a new file in /dev, /proc or /sys; a\n"
