@@ -16,7 +16,9 @@ G = "{http://base.google.com/ns/1.0}"
 AVAIL = {"in_stock", "out_of_stock", "preorder", "backorder"}
 COND = {"new", "refurbished", "used"}
 PRICE = re.compile(r"^(0|[1-9][0-9]*)\.[0-9]{2} [A-Z]{3}$")
-MARKUP = re.compile(r"<[A-Za-z/!]|&([A-Za-z]+|#[0-9]+|#x[0-9A-Fa-f]+);")
+# HTML left in a description: a tag of HTML's (plain text may say "size <M>") or an entity.
+MARKUP = re.compile(r"</?(a|b|br|div|em|h[1-6]|i|img|li|ol|p|script|span|strong|style|table|"
+                    r"td|tr|u|ul)(\s[^>]*)?/?>|<!--|&([A-Za-z]+|#[0-9]+|#x[0-9A-Fa-f]+);", re.I)
 
 err = Errors("check_merchant")
 root = ET.parse(sys.argv[1]).getroot()
