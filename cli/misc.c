@@ -11,10 +11,13 @@
 #include "demo_db.h"
 #include "formats.h"
 
+/* The root names the render itself provides (not parameters): the run's
+ * time and version, the first row ({{#first}}) and the rows written. */
 static int is_builtin_name(const char *name)
 {
     return !strcmp(name, "generated_at") || !strcmp(name, "generated_date") ||
-           !strcmp(name, "generated_rfc822") || !strcmp(name, "sqlfeed_version");
+           !strcmp(name, "generated_rfc822") || !strcmp(name, "sqlfeed_version") ||
+           !strcmp(name, "first") || !strcmp(name, "row_count");
 }
 
 /* Where `make install` puts the templates (the Makefile passes its PREFIX). */
