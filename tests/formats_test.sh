@@ -297,6 +297,9 @@ for f in sitemap sitemap-index rss atom google-merchant jooble indeed simplyhire
 done
 okq "templates: the sitemap's checks and defaults" \
     sh -c "grep -q 'checks: required loc; max loc 2048' '$T/out' && grep -q 'defaults: split-rows=50000 split-bytes=50M compress=gzip index=sitemap-index' '$T/out'"
+okq "templates: atom's head reads posted_at of the first row: a column, not a parameter" \
+    sh -c "grep -A3 '^atom\$' '$T/out' | grep -q '^  columns: posted_at, reference' &&
+           grep -A3 '^atom\$' '$T/out' | grep -q '^  parameters: feed_id, feed_title, feed_url, site_url\$'"
 okq "templates: google-merchant has a query per backend" grep -q "google-merchant.pg.sql, google-merchant.my.sql" "$T/out"
 okq "templates: says where the installed copies are" grep -q "^Installed copies (make install): /.*/share/sqlfeed/templates$" "$T/out"
 run "$SF" templates --show atom
