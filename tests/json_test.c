@@ -455,7 +455,7 @@ static void test_limit(void)
 typedef struct membuf {
     sf_wbuf w;
     char small[16];
-    char all[4096];
+    char all[1 << 20];
     size_t len;
 } membuf;
 
@@ -585,11 +585,55 @@ static void test_render(void)
     sf_arena_free(&a);
 }
 
-int main(void)
+/* json_test render TEMPLATE FILE: FILE holds JSON texts, each followed by
+ * RECORD_END (as a database's JSON column rendered raw by the CLI); each is
+ * viewed and rendered through TEMPLATE (XML mode, the view as `images`),
+ * one output per line on stdout. For tests/server_test.sh: the same child
+ * rows aggregated by SQLite, PostgreSQL and MariaDB must render the same
+ * bytes. Exit 1 when a text is not JSON or a render fails. */
+#define RECORD_END "\n----8<----\n"
+static int render_file(const char *tpl, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        perror(path);
+        return 1;
+    }
+    static char data[8 << 20];
+    size_t n = fread(data, 1, sizeof data - 1, f);
+    fclose(f);
+    data[n] = '\0';
+    sf_arena a;
+    sf_arena_init(&a, cs, 0);
+    int rc = 0;
+    for (char *p = data, *e; *p && (e = strstr(p, RECORD_END)) != NULL;
+         p = e + strlen(RECORD_END)) {
+        *e = '\0';
+        sf_arena_reset(&a);
+        static char out[1 << 20];
+        char err[1024];
+        sf_status st = render(tpl, p, &a, out, sizeof out, err, sizeof err);
+        if (st != SF_OK) {
+            fprintf(stderr, "json_test: %s: %s\n", path, err);
+            rc = 1;
+            break;
+        }
+        printf("%s\n", out);
+    }
+    sf_arena_free(&a);
+    return rc;
+}
+
+int main(int argc, char **argv)
 {
     cs = sf_census_create();
     if (!cs)
         return 1;
+    if (argc == 4 && strcmp(argv[1], "render") == 0) {
+        int rc = render_file(argv[2], argv[3]);
+        sf_census_free(cs);
+        return rc;
+    }
     test_valid();
     test_invalid();
     test_depth();
