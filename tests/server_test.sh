@@ -327,32 +327,31 @@ done
 # the same bytes through a section over it.
 J9T=$'\t'
 {
-    echo "CREATE TABLE j9_items (id INTEGER PRIMARY KEY, title VARCHAR(100));"
-    echo "CREATE TABLE j9_images (item_id INTEGER, pos INTEGER, url VARCHAR(500));"
-    echo "INSERT INTO j9_items VALUES (1, 'one'), (2, 'two'), (3, 'none'), (4, 'many');"
-    echo "INSERT INTO j9_images VALUES (1, 3, 'https://x.example/c.jpg?w=1&h=2'),"
+    echo "CREATE TABLE items (id INTEGER PRIMARY KEY, title VARCHAR(100));"
+    echo "CREATE TABLE images (item_id INTEGER, pos INTEGER, url VARCHAR(500));"
+    echo "INSERT INTO items VALUES (1, 'one'), (2, 'two'), (3, 'none'), (4, 'many');"
+    echo "INSERT INTO images VALUES (1, 3, 'https://x.example/c.jpg?w=1&h=2'),"
     echo " (1, 1, 'https://x.example/\"quoted\" <a>.jpg'), (1, 2, 'https://x.example/Zürich–Genève 😀/${J9T}tab.jpg'),"
     echo " (2, 1, 'https://x.example/only.jpg');"
-    printf "INSERT INTO j9_images VALUES "
+    printf "INSERT INTO images VALUES "
     for i in $(seq 200 -1 1); do printf "(4, %d, 'https://x.example/4/%d.jpg')%s" $i $i "$([ $i = 1 ] && echo ';' || echo ',')"; done
     echo
 } > "$T/j9.sql"
 sqlite3 "$T/ref.db" < "$T/j9.sql"
-J9_SQLITE="SELECT (SELECT json_group_array(json_object('url', m.url, 'pos', m.pos))
-  FROM (SELECT url, pos FROM j9_images WHERE item_id = i.id ORDER BY pos) m) AS images
-FROM j9_items i ORDER BY i.id"
-J9_PG="SELECT COALESCE((SELECT json_agg(json_build_object('url', m.url, 'pos', m.pos) ORDER BY m.pos)
-  FROM j9_images m WHERE m.item_id = i.id), '[]') AS images
-FROM j9_items i ORDER BY i.id"
-J9_MY="SELECT COALESCE((SELECT JSON_ARRAYAGG(JSON_OBJECT('url', m.url, 'pos', m.pos) ORDER BY m.pos)
-  FROM j9_images m WHERE m.item_id = i.id), '[]') AS images
-FROM j9_items i ORDER BY i.id"
+# The queries are docs/source.md's, read from there (the section's three sql blocks).
+j9q() {
+    awk -v n="$1" '/^## JSON columns/ {s = 1} /^## Demo data/ {s = 0}
+        s && /^```sql/ {c++; on = (c == n); next} s && /^```/ {on = 0} on' "$HERE/../docs/source.md"
+}
+J9_SQLITE=$(j9q 1); J9_PG=$(j9q 2); J9_MY=$(j9q 3)
+ok "docs/source.md holds the three JSON child-list queries" \
+    sh -c "[ -n \"\$1\" ] && [ -n \"\$2\" ] && [ -n \"\$3\" ]" - "$J9_SQLITE" "$J9_PG" "$J9_MY"
 # Each row's JSON text raw, then a line no JSON text here holds.
 printf '{{! sqlfeed-format: text }}{{#rows}}{{{images}}}\n----8<----\n{{/rows}}' > "$T/j9-raw.mustache"
 J9_ITEM='<item>{{#images}}<image pos="{{pos}}">{{url}}</image>{{/images}}{{^images}}<none/>{{/images}}</item>'
 j9_dbs="sqlite"
 for k in $backends; do
-    sql $k "$(admin $k)" "DROP TABLE IF EXISTS j9_images; DROP TABLE IF EXISTS j9_items;" >/dev/null 2>&1
+    sql $k "$(admin $k)" "DROP TABLE IF EXISTS images; DROP TABLE IF EXISTS items;" >/dev/null 2>&1
     if [ $k = pg ]; then sql pg "$(url pg)" "$(cat "$T/j9.sql")" >/dev/null 2>"$T/err"
     else sql my "$(url my)" "SET NAMES utf8mb4; $(sed 's/^\(CREATE TABLE .*)\);$/\1 DEFAULT CHARSET=utf8mb4;/' "$T/j9.sql")" >/dev/null 2>"$T/err"; fi
     [ $? = 0 ] && j9_dbs="$j9_dbs $k" || fail "$k: load the JSON child table" "$(head -c 300 "$T/err")"
@@ -434,7 +433,7 @@ if [ -n "$MY" ] && [[ " $backends " = *" my "* ]]; then
     # The backend sets group_concat_max_len to its largest at connect; a query can
     # still lower it for itself (SET STATEMENT ... FOR), which is how a cut is made
     # here without 4 GB of data.
-    cutq="SET STATEMENT group_concat_max_len = 64 FOR SELECT i.id AS v, 1 AS n, (SELECT JSON_ARRAYAGG(JSON_OBJECT('url', m.url, 'pos', m.pos) ORDER BY m.pos) FROM j9_images m WHERE m.item_id = i.id) AS images FROM j9_items i ORDER BY i.id"
+    cutq="SET STATEMENT group_concat_max_len = 64 FOR SELECT i.id AS v, 1 AS n, (SELECT JSON_ARRAYAGG(JSON_OBJECT('url', m.url, 'pos', m.pos) ORDER BY m.pos) FROM images m WHERE m.item_id = i.id) AS images FROM items i ORDER BY i.id"
     previous
     run "$SF" render --db "$MY" --query "$cutq" --template "$T/v.mustache" -o "$T/keep.xml"
     expect "my: warning 1260 (JSON_ARRAYAGG cut) fails the render: exit 4, says why" 4 \
