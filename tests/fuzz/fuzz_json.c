@@ -352,7 +352,7 @@ static void same(const node *x, const sf_val *v, int deep)
             size_t first = i;
             for (size_t j = 0; j < i; j++)
                 if (x->keylen[j] == x->keylen[i] &&
-                    memcmp(x->keys[j], x->keys[i], x->keylen[i]) == 0) {
+                    (!x->keylen[i] || memcmp(x->keys[j], x->keys[i], x->keylen[i]) == 0)) {
                     first = j;
                     break;
                 }
