@@ -71,8 +71,8 @@ sed -e 's/{{posted_at}}/{{posted_at.rfc822}}/' -e 's/{{url}}/{{url.url}}/' \
     -e 's/{{company_url}}/{{company_url.url}}/' -e 's/{{title}}/{{title.trunc150}}/' \
     "$T/plain.mustache" >"$T/fmt.mustache"
 cmp -s "$T/plain.mustache" "$T/fmt.mustache" && die "the simplyhired template changed: no formatter was put in"
-"$SQLFEED" templates --show simplyhired --query >"$T/feed.sql" 2>/dev/null ||
-  die "this build has no 'sqlfeed templates --show NAME --query'"
+"$SQLFEED" templates --show simplyhired.sql >"$T/feed.sql" 2>/dev/null ||
+  die "this build has no 'sqlfeed templates --show NAME.sql'"
 cp "$T/feed.sql" "$T/plain.sql"
 cp "$T/feed.sql" "$T/fmt.sql"
 

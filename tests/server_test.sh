@@ -321,6 +321,135 @@ for k in $backends sqlite; do
     done
 done
 
+# ---- JSON child lists: one aggregate per database, the same items (issue 9) ----------
+# The per-database child-table queries of docs/source.md ("JSON columns"): the
+# JSON each gives must be what the view accepts (src/value/json.c) and render
+# the same bytes through a section over it.
+J9T=$'\t'
+{
+    echo "CREATE TABLE items (id INTEGER PRIMARY KEY, title VARCHAR(100));"
+    echo "CREATE TABLE images (item_id INTEGER, pos INTEGER, url VARCHAR(500));"
+    echo "INSERT INTO items VALUES (1, 'one'), (2, 'two'), (3, 'none'), (4, 'many');"
+    echo "INSERT INTO images VALUES (1, 3, 'https://x.example/c.jpg?w=1&h=2'),"
+    echo " (1, 1, 'https://x.example/\"quoted\" <a>.jpg'), (1, 2, 'https://x.example/Zürich–Genève 😀/${J9T}tab.jpg'),"
+    echo " (2, 1, 'https://x.example/only.jpg');"
+    printf "INSERT INTO images VALUES "
+    for i in $(seq 200 -1 1); do printf "(4, %d, 'https://x.example/4/%d.jpg')%s" $i $i "$([ $i = 1 ] && echo ';' || echo ',')"; done
+    echo
+} > "$T/j9.sql"
+sqlite3 "$T/ref.db" < "$T/j9.sql"
+# The queries are docs/source.md's, read from there (the section's three sql blocks).
+j9q() {
+    awk -v n="$1" '/^## JSON columns/ {s = 1} /^## Demo data/ {s = 0}
+        s && /^```sql/ {c++; on = (c == n); next} s && /^```/ {on = 0} on' "$HERE/../docs/source.md"
+}
+J9_SQLITE=$(j9q 1); J9_PG=$(j9q 2); J9_MY=$(j9q 3)
+ok "docs/source.md holds the three JSON child-list queries" \
+    sh -c "[ -n \"\$1\" ] && [ -n \"\$2\" ] && [ -n \"\$3\" ]" - "$J9_SQLITE" "$J9_PG" "$J9_MY"
+# Each row's JSON text raw, then a line no JSON text here holds.
+printf '{{! sqlfeed-format: text }}{{#rows}}{{{images}}}\n----8<----\n{{/rows}}' > "$T/j9-raw.mustache"
+J9_ITEM='<item>{{#images}}<image pos="{{pos}}">{{url}}</image>{{/images}}{{^images}}<none/>{{/images}}</item>'
+j9_dbs="sqlite"
+for k in $backends; do
+    sql $k "$(admin $k)" "DROP TABLE IF EXISTS images; DROP TABLE IF EXISTS items;" >/dev/null 2>&1
+    if [ $k = pg ]; then sql pg "$(url pg)" "$(cat "$T/j9.sql")" >/dev/null 2>"$T/err"
+    else sql my "$(url my)" "SET NAMES utf8mb4; $(sed 's/^\(CREATE TABLE .*)\);$/\1 DEFAULT CHARSET=utf8mb4;/' "$T/j9.sql")" >/dev/null 2>"$T/err"; fi
+    [ $? = 0 ] && j9_dbs="$j9_dbs $k" || fail "$k: load the JSON child table" "$(head -c 300 "$T/err")"
+done
+for k in $j9_dbs; do
+    db=$(url $k); q=$J9_PG; [ $k = sqlite ] && db=$T/ref.db q=$J9_SQLITE; [ $k = my ] && q=$J9_MY
+    run "$SF" render --db "$db" --query "$q" --template "$T/j9-raw.mustache" -o "$T/j9-$k.txt"
+    ok "$k: the JSON child-list query runs" test $rc = 0
+    ok "$k: its JSON, parsed (python json.loads), is each item's images in pos order" $PY -c '
+import json, sys
+recs = open(sys.argv[1], encoding="utf-8").read().split("\n----8<----\n")[:-1]
+got = [json.loads(r) for r in recs]
+want = [[{"url": "https://x.example/\"quoted\" <a>.jpg", "pos": 1},
+         {"url": "https://x.example/Zürich–Genève 😀/\ttab.jpg", "pos": 2},
+         {"url": "https://x.example/c.jpg?w=1&h=2", "pos": 3}],
+        [{"url": "https://x.example/only.jpg", "pos": 1}], [],
+        [{"url": "https://x.example/4/%d.jpg" % i, "pos": i} for i in range(1, 201)]]
+sys.exit(0 if got == want else "got %r" % (got,))' "$T/j9-$k.txt"
+    "$B/tests/json_test" render "$J9_ITEM" "$T/j9-$k.txt" > "$T/j9-$k.xml" 2>"$T/err"
+    ok "$k: the JSON view accepts it and renders a section over it" \
+        sh -c "[ $? = 0 ] && [ \$(wc -l < '$T/j9-$k.xml') = 4 ] && grep -q '<image pos=\"200\">https://x.example/4/200.jpg</image></item>' '$T/j9-$k.xml'"
+done
+for k in $j9_dbs; do
+    [ $k = sqlite ] && continue
+    ok "$k: the JSON view renders the same bytes as from SQLite" cmp -s "$T/j9-sqlite.xml" "$T/j9-$k.xml"
+done
+ok "sqlite: the rendered section holds the decoded, escaped values" grep -qF \
+    "<item><image pos=\"1\">https://x.example/\"quoted\" &lt;a&gt;.jpg</image><image pos=\"2\">https://x.example/Zürich–Genève 😀/${J9T}tab.jpg</image><image pos=\"3\">https://x.example/c.jpg?w=1&amp;h=2</image></item>" "$T/j9-sqlite.xml"
+
+# {{#images.json}} in a CLI template. TO ENABLE AT MERGE: this needs the `json`
+# formatter (H1's src/value/format.c); a build without it refuses the name, and
+# the test is skipped with the reason.
+printf '<feed>{{#rows}}%s{{/rows}}</feed>\n' "$(sed 's/{{\([#^/]\)images}}/{{\1images.json}}/g' <<< "$J9_ITEM")" > "$T/j9-cli.mustache"
+printf '<r>{{#rows}}{{#v.json}}x{{/v.json}}{{/rows}}</r>\n' > "$T/j9-probe.mustache"
+run "$SF" render --db "$T/ref.db" --query "SELECT '[1]' AS v" --template "$T/j9-probe.mustache" -o "$T/j9-probe.xml"
+if [ $rc != 0 ] && grep -qE "not a formatter|provides: v\.json" "$T/err"; then
+    skip "{{#images.json}} from the three databases" "this build has no json formatter ($(head -c 160 "$T/err"))"
+else
+    ok "the json formatter probe renders" sh -c "[ $rc = 0 ] && grep -q '<r>x</r>' '$T/j9-probe.xml'"
+    tr -d '\n' < "$T/j9-sqlite.xml" | sed 's|^|<feed>|; s|$|</feed>|' > "$T/j9-want.xml"; echo >> "$T/j9-want.xml"
+    for k in $j9_dbs; do
+        db=$(url $k); q=$J9_PG; [ $k = sqlite ] && db=$T/ref.db q=$J9_SQLITE; [ $k = my ] && q=$J9_MY
+        run "$SF" render --db "$db" --query "$q" --template "$T/j9-cli.mustache" -o "$T/j9-cli-$k.xml"
+        ok "$k: {{#images.json}} renders the child list, the same bytes as the view's render" \
+            sh -c "[ $rc = 0 ] && cmp -s '$T/j9-want.xml' '$T/j9-cli-$k.xml'"
+    done
+fi
+
+# ---- date-times come back in UTC, whatever the server's or the client's zone -------
+printf '{{! sqlfeed-format: text }}{{#rows}}{{t}}\n{{/rows}}' > "$T/t.mustache"
+tzq="SELECT TIMESTAMPTZ '2026-01-31 18:05:00+09' AS t FROM generate_series(1, 20)"
+for mode in "" "--fetch-size 7"; do
+    run env PGTZ=Asia/Tokyo "$SF" render --db "$PG" $mode --query "$tzq" --template "$T/t.mustache" -o "$T/t.txt"
+    ok "pg: timestamptz is UTC text with PGTZ=Asia/Tokyo${mode:+ ($mode: a cursor)}" \
+        sh -c "[ $rc = 0 ] && [ \"\$(sort -u '$T/t.txt')\" = '2026-01-31 09:05:00+00' ]"
+done
+run "$SF" render --db "$PG?options=-c%20TimeZone%3DAsia/Tokyo" --query "$tzq" --template "$T/t.mustache" -o "$T/t.txt"
+ok "pg: timestamptz is UTC text when the URL's options ask for Asia/Tokyo" \
+    sh -c "[ $rc = 0 ] && [ \"\$(sort -u '$T/t.txt')\" = '2026-01-31 09:05:00+00' ]"
+ctl=$(PGTZ=Asia/Tokyo psql "$PG" -qAtX -c "SELECT TIMESTAMPTZ '2026-01-31 18:05:00+09'")
+ok "pg: (control) psql in that zone reads it as +09" test "$ctl" = "2026-01-31 18:05:00+09"
+if [ -n "$MY" ] && [[ " $backends " = *" my "* ]]; then
+    sql my "$(url my)" "DROP TABLE IF EXISTS j9_ts; CREATE TABLE j9_ts (t TIMESTAMP NULL);
+        SET time_zone = '+05:00'; INSERT INTO j9_ts VALUES ('2026-01-31 14:05:00')" >/dev/null
+    if sql my "$(admin my)" "SET GLOBAL time_zone = '+05:00'" >/dev/null 2>"$T/err"; then
+        ctl=$(sql my "$(url my)" "SELECT t FROM j9_ts")
+        ok "my: (control) a new session in the server's zone +05:00 reads 14:05" test "$ctl" = "2026-01-31 14:05:00"
+        for n in 1 200; do
+            run "$SF" render --db "$MY" --query "SELECT t FROM j9_ts, seq_1_to_$n" --template "$T/t.mustache" -o "$T/t.txt"
+            ok "my: a TIMESTAMP comes back in UTC while the server's zone is +05:00 ($n rows)" \
+                sh -c "[ $rc = 0 ] && [ \"\$(sort -u '$T/t.txt')\" = '2026-01-31 09:05:00' ]"
+        done
+        sql my "$(admin my)" "SET GLOBAL time_zone = 'SYSTEM'" >/dev/null
+    else
+        skip "my: TIMESTAMP in UTC under a server zone of +05:00" "cannot SET GLOBAL time_zone: $(head -c 200 "$T/err")"
+    fi
+
+    # ---- MariaDB warning 1260: a child list cut at group_concat_max_len is refused ----
+    # The backend sets group_concat_max_len to its largest at connect; a query can
+    # still lower it for itself (SET STATEMENT ... FOR), which is how a cut is made
+    # here without 4 GB of data.
+    cutq="SET STATEMENT group_concat_max_len = 64 FOR SELECT i.id AS v, 1 AS n, (SELECT JSON_ARRAYAGG(JSON_OBJECT('url', m.url, 'pos', m.pos) ORDER BY m.pos) FROM images m WHERE m.item_id = i.id) AS images FROM items i ORDER BY i.id"
+    previous
+    run "$SF" render --db "$MY" --query "$cutq" --template "$T/v.mustache" -o "$T/keep.xml"
+    expect "my: warning 1260 (JSON_ARRAYAGG cut) fails the render: exit 4, says why" 4 \
+        "MariaDB warning 1260: Row [0-9]+ was cut by JSON_ARRAYAGG\(\) \(a JSON_ARRAYAGG or GROUP_CONCAT value was cut at group_concat_max_len\)"
+    ok "my: warning 1260: one line" one_line
+    ok "my: warning 1260: previous output kept, nothing published" kept
+    run "$SF" render --db "$MY" --query "SET STATEMENT group_concat_max_len = 8 FOR SELECT GROUP_CONCAT(seq) AS v, 1 AS n FROM seq_1_to_100" --template "$T/v.mustache" -o "$T/keep.xml"
+    expect "my: warning 1260 from GROUP_CONCAT fails the render" 4 "MariaDB warning 1260: .*GROUP_CONCAT"
+    run "$SF" render --db "$MY" --query "SELECT GROUP_CONCAT(seq) AS v, 1 AS n FROM seq_1_to_300000" --template "$T/v.mustache" -o "$T/gc.xml"
+    ok "my: group_concat_max_len is raised at connect: 300,000 values past the 1 MiB default come whole" \
+        sh -c "[ $rc = 0 ] && grep -q '<v>1,2,3,.*,299999,300000</v>' '$T/gc.xml'"
+    run "$SF" render --db "$MY" --query "SELECT CAST('1x' AS INTEGER) AS v, 1 AS n" --template "$T/v.mustache" -o "$T/w.xml"
+    ok "my: another warning (1292, a truncated number) does not fail the render" \
+        sh -c "[ $rc = 0 ] && grep -q '<v>1</v>' '$T/w.xml'"
+fi
+
 # ---- PostgreSQL errors keep DETAIL, HINT and the position --------------------------
 run "$SF" render --db "$PG" --query "SELECT 1 AS n,
   length(1, 2) AS v" --template "$T/v.mustache" -o "$T/keep.xml"

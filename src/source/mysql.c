@@ -11,8 +11,11 @@
  * other client settings can live there too (ssl-ca, ssl-verify-server-cert).
  *
  * The session is pinned so the text of a value does not depend on server
- * settings: utf8mb4 with a binary collation, UTC, and long net timeouts so a
- * slow writer downstream is not cut off (net_write_timeout = 3600). Everything
+ * settings: utf8mb4 with a binary collation, UTC (time_zone '+00:00', so a
+ * TIMESTAMP reads in UTC whatever the server's zone), long net timeouts so a
+ * slow writer downstream is not cut off (net_write_timeout = 3600), and
+ * group_concat_max_len at its largest, with warning 1260 (a JSON_ARRAYAGG or
+ * GROUP_CONCAT value cut anyway) an error at the end of the rows. Everything
  * runs in START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY, begun at
  * open: --count and the rows see the same data, and nothing can be written.
  *
@@ -77,6 +80,8 @@ typedef struct my_col {
     X(mysql_errno) \
     X(mysql_error) \
     X(mysql_fetch_fields) \
+    X(mysql_fetch_row) \
+    X(mysql_num_fields) \
     X(mysql_free_result) \
     X(mysql_get_socket) \
     X(mysql_init) \
@@ -570,6 +575,10 @@ static sf_status my_open(sf_source *s, const char *db)
     const char *setup[] = {
         "SET NAMES utf8mb4 COLLATE utf8mb4_bin",
         "SET SESSION net_write_timeout = 3600, net_read_timeout = 3600, time_zone = '+00:00'",
+        /* JSON_ARRAYAGG and GROUP_CONCAT cut their value at this many bytes
+         * (1 MiB by default) with only a warning: MariaDB's largest, and
+         * warning 1260 after the rows is an error (check_warnings). */
+        "SET SESSION group_concat_max_len = 4294967295",
         tmo,
         "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
         "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
@@ -823,6 +832,46 @@ static int start(sf_source *s)
     return 0;
 }
 
+/* After the last row: the statement's warnings. A JSON_ARRAYAGG or
+ * GROUP_CONCAT value longer than group_concat_max_len was cut, and the
+ * server says so only by warning 1260 (the cut JSON would often still
+ * parse: a list missing its last items), so it fails the render: nothing
+ * is published. Other warnings are left alone. The server keeps
+ * max_error_count (64) of them: a 1260 after 64 other warnings is not
+ * seen. 0, or -1 with s->err set. */
+static int check_warnings(sf_source *s)
+{
+    my_impl *q = IMPL(s);
+    /* Asked every time: after a prepared statement's streamed rows,
+     * libmariadb 3.3 says 0 for mysql_warning_count and for
+     * mysql_stmt_warning_count even when the server has warnings (seen with
+     * MariaDB 10.11: tests/server_test.sh), and one more round trip at the
+     * end of a render costs nothing. */
+    static const char show[] = "SHOW WARNINGS";
+    if (MY.mysql_real_query(q->conn, show, sizeof show - 1) != 0) {
+        stmt_fail(s, q->stmt, "reading the query's warnings");
+        return -1;
+    }
+    MYSQL_RES *r = MY.mysql_store_result(q->conn);
+    if (!r) {
+        stmt_fail(s, q->stmt, "reading the query's warnings");
+        return -1;
+    }
+    int rc = 0;
+    MYSQL_ROW row;
+    if (MY.mysql_num_fields(r) >= 3) /* Level, Code, Message */
+        while ((row = MY.mysql_fetch_row(r)) != NULL)
+            if (row[1] && strcmp(row[1], "1260") == 0) {
+                sf_fail(&s->err, SF_ERR_SOURCE,
+                        "MariaDB warning 1260: %s (a JSON_ARRAYAGG or GROUP_CONCAT value was "
+                        "cut at group_concat_max_len)", row[2] ? row[2] : "");
+                rc = -1;
+                break;
+            }
+    MY.mysql_free_result(r);
+    return rc;
+}
+
 static int my_next(sf_source *s)
 {
     my_impl *q = IMPL(s);
@@ -853,7 +902,12 @@ static int my_next(sf_source *s)
     }
     if (rc == MYSQL_NO_DATA) {
         q->finished = 1; /* the transaction ends with the connection */
+        int w = check_warnings(s);
         q->busy = 0;
+        if (w != 0) {
+            q->failed = 1;
+            return -1;
+        }
         return 0;
     }
     /* 1: an error; libmariadb has ended the result. */

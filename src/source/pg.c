@@ -16,7 +16,9 @@
  * Parameters are bound by the server (PQexecParams with $n placeholders, made
  * from :name by sf_sql_rewrite_params), never pasted into the text. The
  * session is pinned so text does not depend on server settings: UTF8 client
- * encoding, ISO dates, UTC (unless PGTZ says otherwise), hex bytea.
+ * encoding, ISO dates, UTC (whatever PGTZ, the role's or the database's
+ * default say: a timestamptz reads `2026-01-31 09:05:00+00`, so the
+ * document does not depend on where the job runs), hex bytea.
  * Connections set keepalives and a TCP user timeout, so a peer that silently
  * dies ends the render instead of hanging it.
  *
@@ -623,8 +625,8 @@ static sf_status pg_open(sf_source *s, const char *db)
     snprintf(setup, sizeof setup,
              "SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET bytea_output = 'hex';"
              " SET extra_float_digits = 1; SET cursor_tuple_fraction = 1;"
-             " SET statement_timeout = %d;%s",
-             s->opts.timeout * 1000, getenv("PGTZ") ? "" : " SET TimeZone = 'UTC';");
+             " SET statement_timeout = %d; SET TimeZone = 'UTC';",
+             s->opts.timeout * 1000);
     return exec_cmd(s, "setting up the session", setup);
 }
 
