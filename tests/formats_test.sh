@@ -290,6 +290,26 @@ run "$SF" render --db "$DB" -t sitemap -o "$T/sm-own/s-%d.xml" --split-rows 100
 okq "sitemap: parts the user names get neither the default index nor gzip" \
     sh -c "[ $rc = 0 ] && [ -s '$T/sm-own/s-1.xml' ] && ! ls '$T/sm-own' | grep -q -v '^s-[0-9]*\.xml$'"
 
+# A copy of a built-in keeps its defaults; a bad default is the template's error.
+"$SF" templates --show sitemap > "$T/my-sitemap.mustache"
+mkdir -p "$T/sm-copy"
+run "$SF" render --db "$DB" -t "$T/my-sitemap.mustache" --query-file "$TPL/sitemap.sql" \
+    -o "$T/sm-copy/sitemap.xml" --base-url "$BASE" --split-rows 150
+okq "sitemap: a copy (--show) keeps its defaults: gzip parts and an index" \
+    sh -c "[ $rc = 0 ] && [ \$(ls '$T/sm-copy' | grep -c '^sitemap-.*-000[12]\.xml\.gz\$') = 2 ] &&
+           grep -q '<sitemapindex' '$T/sm-copy/sitemap.xml'"
+printf '{{! sqlfeed-defaults: split-rows=10 colour=red }}\n<r>{{#rows}}<v>{{v}}</v>{{/rows}}</r>\n' > "$T/bad-defaults.mustache"
+run "$SF" render --db "$DB" --query 'SELECT 1 AS v' -t "$T/bad-defaults.mustache" -o "$T/bd.xml"
+expect "sqlfeed-defaults: an unknown key is a template error (exit 3)" 3 \
+    "bad-defaults.mustache: sqlfeed-defaults: 'colour=red' is not KEY=VALUE"
+printf '{{! sqlfeed-defaults: split-rows=2 }}\n<r>{{#rows}}<v>{{v}}</v>{{/rows}}</r>\n' > "$T/two.mustache"
+mkdir -p "$T/two"
+run "$SF" render --db "$DB" --query 'SELECT id AS v FROM jobs WHERE id <= 5' -t "$T/two.mustache" -o "$T/two/r.xml"
+okq "sqlfeed-defaults: split-rows of a template file splits its output" \
+    sh -c "[ $rc = 0 ] && ls '$T/two' | grep -q '^r-0003.xml\$' && ! ls '$T/two' | grep -q 0004"
+run "$SF" render --db "$DB" --query 'SELECT id AS v FROM jobs WHERE id <= 5' -t "$T/two.mustache" -o "$T/two/s.xml" --split-rows 5
+okq "sqlfeed-defaults: the user's own option wins" sh -c "[ $rc = 0 ] && ls '$T/two' | grep -q '^s-0001.xml\$' && ! ls '$T/two' | grep -q '^s-0002'"
+
 # ---- sqlfeed templates ------------------------------------------------------------------------
 run "$SF" templates
 for f in sitemap sitemap-index rss atom google-merchant jooble indeed simplyhired; do
