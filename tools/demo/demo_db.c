@@ -1,7 +1,10 @@
 /*
  * demo_db.c: the demo database (`sqlfeed demo-db`), a SQLite file with the
  * jobs/companies schema of the reference dataset (bench/DATASET.md) filled
- * with realistic text.
+ * with realistic text, and the child tables the built-in formats read: a
+ * job's locations, a shop's products and their images (docs/formats.md).
+ * Each child table draws from a PRNG stream of its own, so the jobs and
+ * companies are byte for byte what they were without them.
  *
  * The data follows bench/make_jobs_db.py in shape and proportions, not byte
  * for byte: the text is made here with our own PRNG (xoshiro256** seeded by
