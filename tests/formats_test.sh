@@ -141,6 +141,12 @@ d = feedparser.parse(sys.argv[1])
 sys.exit(d.feed.updated_parsed != max(e.updated_parsed for e in d.entries) or
          d.feed.updated != d.entries[0].updated)
 EOF
+params atom
+run "$SF" render --db "$DB" -t atom -o "$T/atom-empty.xml" "${P[@]}" \
+    --query "$(sed "s/'justjobs'/'nosuchsite'/" "$TPL/atom.sql")"
+okq "atom: no rows: updated is the run's time, still valid against atom.rng" \
+    sh -c "[ $rc = 0 ] && grep -q '^<updated>2023-11-14T22:13:20Z</updated>' '$T/atom-empty.xml' &&
+           xmllint --noout --relaxng '$SCH/atom.rng' '$T/atom-empty.xml'"
 sed '0,/<updated>[^<]*<\/updated><link rel="alternate"/s//<link rel="alternate"/' "$F" > "$T/bad.xml"
 okq "atom: atom.rng refuses an entry without updated (the check can fail)" \
     sh -c "! xmllint --noout --relaxng '$SCH/atom.rng' '$T/bad.xml' 2>/dev/null"
