@@ -585,6 +585,8 @@ static void test_compile(void)
                 "<r>{{#x.json}}{{a.text.b}}{{/x.json}}</r>", "{{a.text.b}}: 'b' is not a formatter");
     compile_err("compile: a key outside a JSON section, in a partial", SF_TEMPLATE_XML,
                 "<r>{{>key}}</r>", "key:1:1: {{url.key}}: 'key' is not a formatter");
+    compile_err("compile: no keys inside an inverted section on a JSON value", SF_TEMPLATE_XML,
+                "<r>{{^x.json}}{{a.b}}{{/x.json}}</r>", "{{a.b}}: 'b' is not a formatter");
     compile_ok("compile: keys after json", SF_TEMPLATE_XML, "<r>{{x.json.a.b}}{{x.json.a.text}}</r>");
     compile_ok("compile: keys inside a section on a JSON value", SF_TEMPLATE_XML,
                "<r>{{#x.json}}<i>{{url.text}}{{a.b}}</i>{{#c.d}}{{e.f}}{{/c.d}}{{/x.json}}</r>");

@@ -670,9 +670,11 @@ static int in_json_section(const compiler *c)
 {
     if (c->json_outer)
         return 1;
-    for (uint32_t i = 0; i < c->nopen; i++)
-        if (has_json(c->t, &c->nodes[c->open[i].node]))
+    for (uint32_t i = 0; i < c->nopen; i++) {
+        const sf_node *nd = &c->nodes[c->open[i].node];
+        if (nd->type == SF_N_SECTION && has_json(c->t, nd)) /* not {{^x.json}}: no value */
             return 1;
+    }
     return 0;
 }
 

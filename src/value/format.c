@@ -252,7 +252,7 @@ static const struct {
     uint16_t cp;
 } entities[] = {
     {"amp", '&'},       {"lt", '<'},        {"gt", '>'},        {"quot", '"'},
-    {"apos", '\''},     {"OElig", 338},     {"oelig", 339},     {"Scaron", 352},
+    {"nbsp", 0xA0},     {"apos", '\''},     {"OElig", 338},     {"oelig", 339},     {"Scaron", 352},
     {"scaron", 353},    {"Yuml", 376},      {"circ", 710},      {"tilde", 732},
     {"ensp", 8194},     {"emsp", 8195},     {"thinsp", 8201},   {"ndash", 8211},
     {"mdash", 8212},    {"lsquo", 8216},    {"rsquo", 8217},    {"sbquo", 8218},
@@ -518,8 +518,9 @@ static int fmt_text(sf_arena *a, const char *s, size_t n, sf_val *out)
         while (n1 < n && (alnum(s[n1]) || s[n1] == '-' || s[n1] == ':'))
             n1++;
         i = tag_end(s, n, n1);
-        for (size_t k = 0; k < sizeof blocks / sizeof blocks[0]; k++)
-            if (iequal(s + n0, n1 - n0, blocks[k]))
+        char first = lower(s[n0]);
+        for (size_t k = 0; !t.space && k < sizeof blocks / sizeof blocks[0]; k++)
+            if (blocks[k][0] == first && iequal(s + n0, n1 - n0, blocks[k]))
                 t.space = 1;
         if (!close && (iequal(s + n0, n1 - n0, "script") || iequal(s + n0, n1 - n0, "style")) &&
             !(i >= 2 && s[i - 1] == '>' && s[i - 2] == '/')) {
