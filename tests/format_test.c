@@ -722,13 +722,13 @@ static uint64_t census_allocs(sf_census *cs)
 
 /* head, rows, tail over `rows`; fail_at: arm the census to fail every
  * allocation from that row on (0: never). */
-static void run_rows(const char *src, const kv *const *rows, size_t nrows, size_t fail_at,
-                     runres *res)
+static void run_rows_ex(int mode, const kv *root, const char *src, const kv *const *rows,
+                        size_t nrows, size_t fail_at, runres *res)
 {
     memset(res, 0, sizeof *res);
     sf_census *cs = sf_census_create();
     sf_status st;
-    sf_template *t = load(cs, SF_TEMPLATE_XML, src, &st);
+    sf_template *t = load(cs, mode, src, &st);
     if (st != SF_OK) {
         res->st = st;
         snprintf(res->err, sizeof res->err, "%s", sf_template_errmsg(t));
@@ -736,7 +736,7 @@ static void run_rows(const char *src, const kv *const *rows, size_t nrows, size_
         sf_census_free(cs);
         return;
     }
-    model m = {NULL, rows, nrows};
+    model m = {root, rows, nrows};
     sf_val rv = {.kind = SF_VAL_MAP, .truthy = 1, .ops = &rootmap_ops, .obj = &m};
     sf_val rl = {.kind = SF_VAL_LIST, .truthy = nrows > 0, .ops = &list_ops, .obj = &m};
     sf_errbuf err = {{0}};
@@ -776,6 +776,43 @@ static void run_rows(const char *src, const kv *const *rows, size_t nrows, size_
     check(sf_census_live_bytes(cs) == 0, "run: every block freed (arenas included)", "%llu live",
           (unsigned long long)sf_census_live_bytes(cs));
     sf_census_free(cs);
+}
+
+static void run_rows(const char *src, const kv *const *rows, size_t nrows, size_t fail_at,
+                     runres *res)
+{
+    run_rows_ex(SF_TEMPLATE_XML, NULL, src, rows, nrows, fail_at, res);
+}
+
+/* A formatted value the head pushed (a section on it around the rows)
+ * stays valid through the rows and the tail, whose values reuse the rows'
+ * arena; and head + rows + tail is the whole walk. */
+static void test_head_values(void)
+{
+    static const kv root[] = {{"s", "<b>head</b>   value"}, {NULL, NULL}};
+    static char u[8][300];
+    static kv rkv[8][2];
+    static const kv *rows[8];
+    for (int i = 0; i < 8; i++) {
+        snprintf(u[i], sizeof u[i], "%0*d \xC3\xA9", 100 + i * 20, i);
+        rkv[i][0] = (kv){"d", u[i]};
+        rkv[i][1] = (kv){NULL, NULL};
+        rows[i] = rkv[i];
+    }
+    const char *src = "{{! sqlfeed-format: text }}{{#s.text}}<{{.}}>{{#rows}}{{d.url}};{{/rows}}"
+                      "<{{.}}>{{/s.text}}";
+    runres res;
+    run_rows_ex(SF_TEMPLATE_XML, root, src, rows, 8, 0, &res);
+    sf_status st;
+    sf_errbuf err = {{0}};
+    char *whole = render(SF_TEMPLATE_XML, src, root, rows, 8, &st, &err);
+    check(res.st == SF_OK && whole && strcmp(res.out, whole) == 0 &&
+              strncmp(res.out, "<head value>", 12) == 0 &&
+              strcmp(res.out + strlen(res.out) - 12, "<head value>") == 0,
+          "cut: a formatted value the head pushed survives the rows; head+rows+tail = whole walk",
+          "%d %s: %.80s", (int)res.st, res.err, res.out);
+    free(res.out);
+    free(whole);
 }
 
 static void test_run_errors(void)
@@ -933,6 +970,7 @@ int main(void)
     test_compile();
     test_render();
     test_run_errors();
+    test_head_values();
     test_arena();
     test_no_alloc();
     printf("format: %d passed, %d failed\n", passes, failures);
