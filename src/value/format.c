@@ -179,32 +179,46 @@ static int fmt_date(sf_arena *a, int form, const char *s, size_t n, sf_val *out,
 
 /* ---- percent-encoding (RFC 3986) --------------------------------------------- */
 
-/* Bytes kept as they are, one bit per ASCII byte. url: the unreserved
- * (ALPHA DIGIT - . _ ~) and the reserved (: / ? # [ ] @ ! $ & ' ( ) * + , ;
- * =); '%' is kept when two hex digits follow (an escape already made).
- * query: the unreserved only. */
-static const uint64_t keep_url[2] = {0xafffffda00000000ULL, 0x47fffffeafffffffULL};
-static const uint64_t keep_query[2] = {0x03ff600000000000ULL, 0x47fffffe87fffffeULL};
+/* Bytes kept as they are: bit 1 for url, the unreserved (ALPHA DIGIT
+ * - . _ ~) and the reserved (: / ? # [ ] @ ! $ & ' ( ) * + , ; =); bit 2
+ * for query, the unreserved only. A url also keeps '%' when two hex digits
+ * follow (an escape already made). */
+static const unsigned char pct_keep[256] = {
+    ['A'] = 3, ['B'] = 3, ['C'] = 3, ['D'] = 3, ['E'] = 3, ['F'] = 3, ['G'] = 3, ['H'] = 3,
+    ['I'] = 3, ['J'] = 3, ['K'] = 3, ['L'] = 3, ['M'] = 3, ['N'] = 3, ['O'] = 3, ['P'] = 3,
+    ['Q'] = 3, ['R'] = 3, ['S'] = 3, ['T'] = 3, ['U'] = 3, ['V'] = 3, ['W'] = 3, ['X'] = 3,
+    ['Y'] = 3, ['Z'] = 3, ['a'] = 3, ['b'] = 3, ['c'] = 3, ['d'] = 3, ['e'] = 3, ['f'] = 3,
+    ['g'] = 3, ['h'] = 3, ['i'] = 3, ['j'] = 3, ['k'] = 3, ['l'] = 3, ['m'] = 3, ['n'] = 3,
+    ['o'] = 3, ['p'] = 3, ['q'] = 3, ['r'] = 3, ['s'] = 3, ['t'] = 3, ['u'] = 3, ['v'] = 3,
+    ['w'] = 3, ['x'] = 3, ['y'] = 3, ['z'] = 3, ['0'] = 3, ['1'] = 3, ['2'] = 3, ['3'] = 3,
+    ['4'] = 3, ['5'] = 3, ['6'] = 3, ['7'] = 3, ['8'] = 3, ['9'] = 3, ['-'] = 3, ['.'] = 3,
+    ['_'] = 3, ['~'] = 3, [':'] = 1, ['/'] = 1, ['?'] = 1, ['#'] = 1, ['['] = 1, [']'] = 1,
+    ['@'] = 1, ['!'] = 1, ['$'] = 1, ['&'] = 1, ['\''] = 1, ['('] = 1, [')'] = 1, ['*'] = 1,
+    ['+'] = 1, [','] = 1, [';'] = 1, ['='] = 1,
+};
 
 static int hex(char c)
 {
     return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f');
 }
 
-static int kept(const uint64_t *keep, int url, const char *s, size_t n, size_t i)
+/* A url's '%' at s[i] that starts an escape. */
+static int escape_at(const char *s, size_t n, size_t i)
 {
-    unsigned char c = (unsigned char)s[i];
-    if (c < 128 && (keep[c >> 6] >> (c & 63) & 1))
-        return 1;
-    return url && c == '%' && i + 2 < n && hex(s[i + 1]) && hex(s[i + 2]);
+    return s[i] == '%' && i + 2 < n && hex(s[i + 1]) && hex(s[i + 2]);
 }
 
 static int fmt_pct(sf_arena *a, int url, const char *s, size_t n, sf_val *out)
 {
-    const uint64_t *keep = url ? keep_url : keep_query;
+    const unsigned char bit = url ? 1 : 2;
     size_t enc = 0;
     for (size_t i = 0; i < n; i++)
-        enc += !kept(keep, url, s, n, i);
+        if (!(pct_keep[(unsigned char)s[i]] & bit)) {
+            if (url && escape_at(s, n, i))
+                i += 2;
+            else
+                enc++;
+        }
     if (enc == 0)
         return text_out(out, s, n);
     if (enc > (SIZE_MAX - n) / 2)
@@ -216,7 +230,7 @@ static int fmt_pct(sf_arena *a, int url, const char *s, size_t n, sf_val *out)
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (kept(keep, url, s, n, i)) {
+        if ((pct_keep[c] & bit) || (url && escape_at(s, n, i))) {
             p[o++] = (char)c;
         } else {
             p[o++] = '%';
@@ -262,13 +276,19 @@ static const struct {
     {"euro", 8364},     {"trade", 8482},
 };
 
-/* Elements that separate words: their start and end tags become a space. */
-static const char *const blocks[] = {
-    "p",       "br",     "li",     "div",   "h1",     "h2",    "h3",         "h4",
-    "h5",      "h6",     "tr",     "td",    "th",     "ul",    "ol",         "dl",
-    "dt",      "dd",     "table",  "hr",    "blockquote", "pre", "section", "article",
-    "header",  "footer", "nav",    "aside", "main",   "figure", "figcaption", "address",
-    "caption", "thead",  "tbody",  "tfoot",
+/* Elements that separate words: their start and end tags become a space.
+ * One string per name length (names of that length, each followed by a
+ * space), so a tag is compared with the few of its length. */
+#define BLOCK_MAX 10
+static const char *const blocks[BLOCK_MAX + 1] = {
+    [1] = "p ",
+    [2] = "br li tr td th ul ol dl dt dd hr h1 h2 h3 h4 h5 h6 ",
+    [3] = "div pre nav ",
+    [4] = "main ",
+    [5] = "table aside thead tbody tfoot ",
+    [6] = "header footer figure ",
+    [7] = "section article address caption ",
+    [10] = "blockquote figcaption ",
 };
 
 static int alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
@@ -288,6 +308,14 @@ static int iequal(const char *s, size_t n, const char *w)
 }
 
 static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
+
+/* What a byte of HTML text is: 0 copied as it is; WS white space; C2 the
+ * first byte of U+00A0 (or of another character); MARK '<' or '&'. */
+enum { T_WS = 1, T_C2, T_MARK };
+static const unsigned char tclass[256] = {
+    [' '] = T_WS, ['\t'] = T_WS, ['\n'] = T_WS, ['\r'] = T_WS, ['\f'] = T_WS,
+    [0xC2] = T_C2, ['<'] = T_MARK, ['&'] = T_MARK,
+};
 
 static size_t put_utf8(char *p, uint32_t c)
 {
@@ -418,15 +446,16 @@ static void emit_text(tout *t, const char *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
-        if (is_ws(s[i])) {
+        unsigned char k = tclass[(unsigned char)s[i]];
+        if (k == T_WS) {
             t->space = 1;
             i++;
-        } else if ((unsigned char)s[i] == 0xC2 && i + 1 < n && (unsigned char)s[i + 1] == 0xA0) {
+        } else if (k == T_C2 && i + 1 < n && (unsigned char)s[i + 1] == 0xA0) {
             t->space = 1;
             i += 2;
         } else {
             size_t j = i + 1;
-            while (j < n && !is_ws(s[j]) && (unsigned char)s[j] != 0xC2)
+            while (j < n && (tclass[(unsigned char)s[j]] & 3) == 0) /* not WS, not C2 */
                 j++;
             emit(t, s + i, j - i);
             i = j;
@@ -441,10 +470,11 @@ static int text_plain(const char *s, size_t n)
     if (n && (s[0] == ' ' || s[n - 1] == ' '))
         return 0;
     for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '<' || c == '&' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
-            (c == ' ' && i + 1 < n && s[i + 1] == ' ') ||
-            ((unsigned char)c == 0xC2 && i + 1 < n && (unsigned char)s[i + 1] == 0xA0))
+        unsigned char k = tclass[(unsigned char)s[i]];
+        if (SF_LIKELY(k == 0))
+            continue;
+        if (k == T_MARK || (k == T_WS && (s[i] != ' ' || s[i + 1] == ' ')) ||
+            (k == T_C2 && i + 1 < n && (unsigned char)s[i + 1] == 0xA0))
             return 0;
     }
     return 1;
@@ -461,7 +491,7 @@ static int fmt_text(sf_arena *a, const char *s, size_t n, sf_val *out)
     while (i < n) {
         /* Text up to the next '<' or '&'. */
         size_t j = i;
-        while (j < n && s[j] != '<' && s[j] != '&')
+        while (j < n && tclass[(unsigned char)s[j]] != T_MARK)
             j++;
         emit_text(&t, s + i, j - i);
         i = j;
@@ -518,13 +548,25 @@ static int fmt_text(sf_arena *a, const char *s, size_t n, sf_val *out)
         while (n1 < n && (alnum(s[n1]) || s[n1] == '-' || s[n1] == ':'))
             n1++;
         i = tag_end(s, n, n1);
-        char first = lower(s[n0]);
-        for (size_t k = 0; !t.space && k < sizeof blocks / sizeof blocks[0]; k++)
-            if (blocks[k][0] == first && iequal(s + n0, n1 - n0, blocks[k]))
+        size_t len = n1 - n0;
+        if (len > BLOCK_MAX)
+            continue;
+        char nm[BLOCK_MAX];
+        for (size_t k = 0; k < len; k++)
+            nm[k] = lower(s[n0 + k]);
+        for (const char *bl = t.space ? NULL : blocks[len]; bl && *bl; bl += len + 1) {
+            size_t k = 0;
+            while (k < len && bl[k] == nm[k])
+                k++;
+            if (k == len) {
                 t.space = 1;
-        if (!close && (iequal(s + n0, n1 - n0, "script") || iequal(s + n0, n1 - n0, "style")) &&
-            !(i >= 2 && s[i - 1] == '>' && s[i - 2] == '/')) {
-            i = raw_end(s, n, i, lower(s[n0 + 1]) == 'c' ? "script" : "style");
+                break;
+            }
+        }
+        if (!close && ((len == 6 && memcmp(nm, "script", 6) == 0) ||
+                       (len == 5 && memcmp(nm, "style", 5) == 0)) &&
+            !(s[i - 1] == '>' && s[i - 2] == '/')) {
+            i = raw_end(s, n, i, len == 6 ? "script" : "style");
             t.space = 1;
         }
     }
