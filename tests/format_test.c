@@ -861,6 +861,14 @@ static void test_run_errors(void)
     check(res.st == SF_ERR_INVALID && strstr(res.err, "column j: JSON views need value/json.c"),
           "run: without value/json.c a json part refuses its value", "%d %s", (int)res.st, res.err);
     free(res.out);
+#else
+    static const kv rj[] = {{"j", "[1,2]"}, {NULL, NULL}};
+    static const kv *const rowsj[] = {rj, rj};
+    run_rows("<r>{{#rows}}{{#j.json}}<i>{{.}}</i>{{/j.json}}{{/rows}}</r>", rowsj, 2, 0, &res);
+    check(res.st == SF_OK && res.out && !strcmp(res.out, "<r><i>1</i><i>2</i><i>1</i><i>2</i></r>"),
+          "run: a section on a JSON array renders once per element", "%d %s: %s", (int)res.st,
+          res.err, res.out ? res.out : "");
+    free(res.out);
 #endif
 }
 
