@@ -455,7 +455,7 @@ static void emit_text(tout *t, const char *s, size_t n)
             i += 2;
         } else {
             size_t j = i + 1;
-            while (j < n && (tclass[(unsigned char)s[j]] & 3) == 0) /* not WS, not C2 */
+            while (j < n && tclass[(unsigned char)s[j]] == 0) /* copied as it is */
                 j++;
             emit(t, s + i, j - i);
             i = j;
