@@ -62,6 +62,7 @@ TESTS   += $(BUILD)/tests/stage_test
 TESTS   += $(BUILD)/tests/thread_test
 TESTS   += $(BUILD)/tests/commit_test
 TESTS   += $(BUILD)/tests/json_test
+TESTS   += $(BUILD)/tests/format_test
 
 .PHONY: all check test spec fuzz fuzz-build demo bench bench-pipeline bench-formatters deps deps-fuzz install clean
 all: $(BUILD)/sqlfeed $(BUILD)/libsqlfeed.a

@@ -142,6 +142,9 @@ void sf_tpl_rules_free(sf_template *t);
 
 /* "file:line:col" of a node, into buf. */
 void sf_tpl_where(const sf_template *t, const sf_unit *u, uint32_t pos, char *buf, size_t n);
+/* A node's name as written ("posted_at.rfc822"; "." for the iterator), into
+ * buf; returns its length (cut to n - 1). */
+size_t sf_tpl_node_name(const sf_template *t, const sf_node *nd, char *buf, size_t n);
 
 /* Built-in templates (generated from templates/ at build time). */
 typedef struct sf_builtin {
