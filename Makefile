@@ -60,6 +60,7 @@ TESTS   += $(BUILD)/tests/feed_test
 TESTS   += $(BUILD)/tests/stage_test
 TESTS   += $(BUILD)/tests/thread_test
 TESTS   += $(BUILD)/tests/commit_test
+TESTS   += $(BUILD)/tests/feed9_test
 
 .PHONY: all check test spec fuzz fuzz-build demo bench bench-pipeline deps deps-fuzz install clean
 all: $(BUILD)/sqlfeed $(BUILD)/libsqlfeed.a
