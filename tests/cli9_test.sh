@@ -45,7 +45,7 @@ run "$SF" render --help
 ok "--help: --on-invalid and --reject-log" sh -c "grep -q -- '--on-invalid fail|skip' '$T/out' && grep -q -- '--reject-log FILE' '$T/out'"
 ok "--help: exit 9" grep -q "9 a row failed a check or a formatter" "$T/out"
 MAN=$(dirname "$0")/../docs/sqlfeed.1
-ok "man page: exit 9, --on-invalid, --reject-log" sh -c "grep -qx '.B 9' '$MAN' && grep -q 'on-invalid' '$MAN' && grep -q 'reject-log' '$MAN'"
+ok "man page: exit 9, --on-invalid, --reject-log" sh -c "grep -qx '.B 9' '$MAN' && grep -qF 'on\\-invalid' '$MAN' && grep -qF 'reject\\-log' '$MAN'"
 
 # ---- first and row_count ---------------------------------------------------------
 cat > "$T/h.mustache" <<'EOF'
@@ -218,6 +218,18 @@ ok "two outputs: rows_skipped 2 and 0" $PY "$T/check_json.py" "$T/two.json" 2,0 
 ok "two outputs: the log names the output" sh -c "[ \"\$(cut -f1,3,4 '$T/rej6.tsv' | tail -1)\" = \"\$(printf '5\t$T/a.xml\tcity')\" ]"
 run $R --query "$Q" -t "$T/a.mustache" -o "$T/a.xml" --output "$T/b2.mustache=$T/b.xml"
 ok "two outputs under fail: exit 9, neither published" sh -c "[ $rc = 9 ] && grep -q '<n>18</n>' '$T/a.xml' && grep -q 'row 3: column city: required, is NULL' '$T/err'"
+
+mkdir -p "$T/spl"
+run $R --query "$Q" -t "$T/a.mustache" --split-rows 5 --parts "$T/spl/p-%d.xml" --on-invalid skip \
+    --reject-log "$T/spl/r.tsv" -q
+ok "a split output: the log names the part a row was left out of" \
+    sh -c "[ $rc = 0 ] && [ \"\$(cut -f1,3 '$T/spl/r.tsv' | tail -2 | tr '\t\n' ':;')\" = '3:$T/spl/p-1.xml;5:$T/spl/p-1.xml;' ] &&
+           [ \$(cat '$T'/spl/p-*.xml | grep -o '<j>' | wc -l) = 18 ]"
+run $R --query "$Q" -t "$T/a.mustache" --split-rows 2 --parts "$T/spl/q-%d.xml" --on-invalid skip \
+    --reject-log "$T/spl/r2.tsv" -q
+# rows 1, 2 in part 1; row 3 left out while part 1 is current; 4 starts part 2
+ok "a split output: the part being written when the row was left out" \
+    sh -c "[ $rc = 0 ] && [ \"\$(cut -f1,3 '$T/spl/r2.tsv' | tail -2 | tr '\t\n' ':;')\" = '3:$T/spl/q-1.xml;5:$T/spl/q-2.xml;' ]"
 
 # ---- the rails count the rows written ---------------------------------------------
 run $R --query "$Q" -t "$T/s.mustache" -o "$T/m.xml" --on-invalid skip --min-rows 17

@@ -328,6 +328,10 @@ static void test_render(void)
     check(res.st == SF_OK && !strcmp(res.out, "<f>78</f>"),
           "names: a column named row_count is the column inside the rows", "%d %s %s",
           (int)res.st, res.err, res.out);
+    render(&res, "<f>{{#rows}}{{#first}}({{ref}}){{/first}}{{/rows}}</f>", sql, NULL);
+    check(res.st == SF_OK && !strcmp(res.out, "<f>(k1)(k1)(k1)</f>"),
+          "names: first read only inside the rows is the first row", "%d %s %s", (int)res.st,
+          res.err, res.out);
     render(&res, "<f>{{#first}}{{ref}}{{/first}}{{^first}}none{{/first}}{{#rows}}{{/rows}}</f>",
            "SELECT 'a' AS ref WHERE 0", NULL);
     check(res.st == SF_OK && !strcmp(res.out, "<f>none</f>"), "names: first without rows is falsy",

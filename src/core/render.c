@@ -565,15 +565,15 @@ static sf_status build_maps(sf_render *r, sf_feed_out *f)
         f->rootmap[i] = find_root(r, name);
         if (strcmp(name, ROWS_NAME) == 0)
             f->rows_sym = i;
-        if (!f->is_index && f->rootmap[i] < 0 && strcmp(name, FIRST_NAME) == 0)
+        if (!f->is_index && f->rootmap[i] < 0 && strcmp(name, FIRST_NAME) == 0) {
             f->rootmap[i] = ROOT_FIRST;
+            r->reads_first = 1; /* a symbol of the template, wherever it is read */
+        }
         if (!f->is_index && f->rootmap[i] < 0 && strcmp(name, ROW_COUNT_NAME) == 0)
             f->rootmap[i] = ROOT_ROW_COUNT;
     }
     if (f->is_index)
         return SF_OK;
-    for (size_t i = 0; i < t->nroot_names; i++)
-        r->reads_first |= strcmp(t->root_names[i], FIRST_NAME) == 0;
     /* Row checks: each rule's column mapped once; the unique sets are this
      * run's. */
     size_t nr = sf_tpl_rules_column_count(t);
