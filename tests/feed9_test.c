@@ -15,6 +15,7 @@
 #include "template/template.h"
 
 static const char *scratch;
+static uint64_t fail_after = SF_CENSUS_FAIL_NEVER; /* armed once the handles exist */
 
 static sf_template *compile(sf_census *cs, const char *text, sf_status *st)
 {
@@ -175,7 +176,7 @@ typedef struct run_result {
     char err[1024];
     char out[8192];
     char log[8192];
-    uint64_t written, skipped, allocs;
+    uint64_t written, skipped, allocs, live;
 } run_result;
 
 static void slurp(const char *path, char *buf, size_t n)
@@ -207,6 +208,8 @@ static void render(run_result *res, const char *tpl, const char *sql, const char
     if (st == SF_OK && ((st = sf_source_open(src, ":memory:")) != SF_OK ||
                         (st = sf_source_prepare(src, sql)) != SF_OK))
         snprintf(res->err, sizeof res->err, "%s", sf_source_errmsg(src));
+    if (st == SF_OK) /* from here on, the render's allocations */
+        sf_census_fail_after(cs, fail_after);
     if (st == SF_OK && (st = sf_output_open_file(o, path)) != SF_OK)
         snprintf(res->err, sizeof res->err, "%s", sf_output_errmsg(o));
     for (size_t i = 0; st == SF_OK && opts && opts[i]; i += 2) {
@@ -234,6 +237,7 @@ static void render(run_result *res, const char *tpl, const char *sql, const char
     sf_output_free(o);
     sf_template_free(t);
     sf_source_free(src);
+    res->live = sf_census_live_bytes(cs);
     sf_census_free(cs);
 }
 
@@ -338,6 +342,34 @@ static void test_render(void)
           "%d %s %s", (int)res.st, res.err, res.out);
 }
 
+/* Every allocation of a run with checks, skip, a reject log, first and
+ * row_count failing in turn: each failure clean (SF_ERR_NOMEM, a message,
+ * nothing leaked), until the run succeeds. */
+static void test_oom(void)
+{
+    const char *tpl = "{{! sqlfeed-check: required city; unique code }}"
+                      "<f t=\"{{#first}}{{ref}}{{/first}}\">{{#rows}}{{ref}},{{/rows}}"
+                      "<n>{{row_count}}</n></f>";
+    char sql[512];
+    rows_sql(sql, sizeof sql, 30);
+    const char *const skip[] = {"on_invalid", "skip", "reject_log", "LOG", NULL};
+    run_result res;
+    int bad = 0;
+    uint64_t n;
+    for (n = 0; n < 2000 && !bad; n++) {
+        fail_after = n;
+        render(&res, tpl, sql, skip);
+        if (res.st == SF_OK)
+            break;
+        bad = res.st != SF_ERR_NOMEM || !res.err[0] || res.live != 0;
+    }
+    fail_after = SF_CENSUS_FAIL_NEVER;
+    check(!bad && n > 20 && res.st == SF_OK && res.skipped == 3 && res.live == 0,
+          "oom: every allocation of a checked, skipping run fails cleanly",
+          "at allocation %llu: status %d (%s), %llu bytes live", (unsigned long long)n,
+          (int)res.st, res.err, (unsigned long long)res.live);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -348,6 +380,7 @@ int main(int argc, char **argv)
     test_parse();
     test_eval();
     test_render();
+    test_oom();
     printf("feed9: %d passed, %d failed\n", passes, failures);
     return failures ? 1 : 0;
 }

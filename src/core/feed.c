@@ -302,6 +302,9 @@ static sf_status tpl_failed(sf_render *r, sf_feed_out *f, sf_status st)
 {
     if (st == SF_ERR_SOURCE && r->fail != SF_OK)
         return r->fail;
+    /* SF_ERR_INVALID from a head or tail (a formatter over the first
+     * row's copy or a parameter) keeps the engine's message: it names the
+     * value and the tag; no row can be left out there, skip or not. */
     if (st == SF_ERR_OUTPUT && f->sc.nomem)
         return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory: row buffer");
     if (st == SF_ERR_OUTPUT) {
