@@ -98,6 +98,13 @@ ok "split by bytes: every part at most 150 bytes, its row_count its rows, all 20
 ok "split by bytes: the tail counted at its widest (3 rows a part, not 4)" \
     sh -c "[ \$(grep -c '<j>' '$T/sb/p-1.xml') = 3 ] && [ $nparts = 7 ]"
 
+# A tail whose {{^row_count}} body is the longer is measured that way too:
+# a part whose rows were all left out would pass the limit otherwise.
+printf '{{! sqlfeed-check: required city }}<f>{{#rows}}<j>{{ref}}</j>{{/rows}}{{#row_count}}<n>{{row_count}}</n>{{/row_count}}{{^row_count}}<none>every row of this part was left out by its checks</none>{{/row_count}}</f>\n' > "$T/sz.mustache"
+mkdir -p "$T/sz"
+run $R --query "SELECT ref, NULL AS city FROM ($Q)" -t "$T/sz.mustache" --split-bytes 60 --parts "$T/sz/p-%d.xml" --on-invalid skip
+expect "split by bytes: the tail measured with row_count 0 too" 5 "the head and tail of a part of .* are 70 bytes, more than the split limit of 60"
+
 # ---- rules failing: exit 9, exact messages, the previous feed kept ----------------
 rule() { # rule NAME RULE EXPECTED-LINE
     printf '{{! sqlfeed-check: %s }}\n<f>{{#rows}}<j>{{ref}}</j>{{/rows}}</f>\n' "$2" > "$T/k.mustache"

@@ -51,14 +51,15 @@ static int root_lookup(void *obj, uint32_t sym, const char *name, size_t len, sf
     }
     if (k == ROOT_ROW_COUNT) {
         out->kind = SF_VAL_TEXT;
-        if (f->measuring) {
+        if (f->measuring == 1) {
             out->s = ROW_COUNT_BOUND;
             out->n = sizeof ROW_COUNT_BOUND - 1;
             out->truthy = 1;
         } else {
-            out->n = sf_format_i64(f->rc_text, (int64_t)f->part_rows);
+            uint64_t n = f->measuring ? 0 : f->part_rows;
+            out->n = sf_format_i64(f->rc_text, (int64_t)n);
             out->s = f->rc_text;
-            out->truthy = f->part_rows != 0;
+            out->truthy = n != 0;
         }
         return 1;
     }
@@ -365,13 +366,22 @@ static sf_status start_part(sf_render *r, sf_feed_out *f)
  * the same for the whole run), rendered once to be counted. */
 static sf_status measure_tail(sf_render *r, sf_feed_out *f)
 {
-    scratch_reset(&f->sc);
-    f->measuring = 1; /* row_count at its widest */
-    sf_status st = sf_tpl_tail_ex(f->run, &f->sc.w, 1);
-    f->measuring = 0;
+    /* row_count varies: measured at its widest (20 digits, truthy), and
+     * at 0 (falsy: a {{^row_count}} body, for a part whose rows were all
+     * left out); the larger bounds every part's tail. */
+    uint64_t most = 0;
+    sf_status st = SF_OK;
+    for (int m = 1; st == SF_OK && m <= 2; m++) {
+        scratch_reset(&f->sc);
+        f->measuring = m;
+        st = sf_tpl_tail_ex(f->run, &f->sc.w, 1);
+        f->measuring = 0;
+        if (scratch_bytes(&f->sc) > most)
+            most = scratch_bytes(&f->sc);
+    }
     if (st != SF_OK)
         return tpl_failed(r, f, st);
-    f->tail_bytes = scratch_bytes(&f->sc);
+    f->tail_bytes = most;
     f->measured = 1;
     if (f->head_bytes + f->tail_bytes > f->split_bytes) {
         char l[256];

@@ -83,7 +83,8 @@ struct sf_feed_out {
                                 render into sc first, so a failed one writes nothing */
     uint64_t rows_written, rows_skipped;
     uint64_t part_rows; /* rows written to the current document or part */
-    int measuring;      /* the tail is being measured: row_count is ROW_COUNT_BOUND */
+    int measuring;      /* the tail is being measured: row_count is ROW_COUNT_BOUND (1)
+                           or 0 (2) */
     char rc_text[24];
 };
 
