@@ -169,6 +169,59 @@ static void test_eval(void)
     sf_census_free(cs);
 }
 
+/* The limit of a unique check: 10,000,000 distinct values kept, then the
+ * run fails (the check, not the row); a repeat at the limit is still a
+ * failing row, not the limit. About 128 MiB of table at the end. */
+static void test_unique_limit(void)
+{
+    sf_census *cs = sf_census_create();
+    sf_status st;
+    sf_template *t = compile(cs, "{{! sqlfeed-check: unique a }}<r/>", &st);
+    sf_tpl_checker *k = st == SF_OK ? sf_tpl_checker_create(cs, t) : NULL;
+    char buf[32];
+    fake_row r = {{buf}};
+    sf_tpl_verdict v;
+    sf_errbuf err;
+    uint32_t i;
+    st = k ? SF_OK : SF_ERR_NOMEM;
+    for (i = 0; st == SF_OK && i < SF_TPL_UNIQUE_MAX; i++) {
+        /* i in decimal, written by hand: snprintf would be most of the time */
+        char tmp[16];
+        size_t n = 0, j = 0;
+        uint32_t x = i;
+        do
+            tmp[n++] = (char)('0' + x % 10);
+        while ((x /= 10) != 0);
+        while (n)
+            buf[j++] = tmp[--n];
+        buf[j] = '\0';
+        if ((st = sf_tpl_checker_row(k, fake_col, &r, &v)) == SF_OK)
+            st = sf_tpl_checker_keep(k, &err);
+    }
+    check(st == SF_OK && i == SF_TPL_UNIQUE_MAX, "unique: 10,000,000 distinct values kept",
+          "at %u: status %d", i, (int)st);
+    snprintf(buf, sizeof buf, "%u", 17u);
+    st = k ? sf_tpl_checker_row(k, fake_col, &r, &v) : SF_ERR_NOMEM;
+    check(st == SF_ERR_INVALID && !strcmp(v.reason, "unique, '17' came before"),
+          "unique: at the limit a repeat is still the row's failure", "status %d", (int)st);
+    snprintf(buf, sizeof buf, "new");
+    st = k ? sf_tpl_checker_row(k, fake_col, &r, &v) : SF_ERR_NOMEM;
+    if (st == SF_OK)
+        st = sf_tpl_checker_keep(k, &err);
+    check(st == SF_ERR_INVALID &&
+              strstr(err.msg, "sqlfeed-check 'unique a' (at t.mustache:1:20): more than 10000000 "
+                              "distinct values"),
+          "unique: one more distinct value fails the run", "status %d: %s", (int)st,
+          st == SF_ERR_INVALID ? err.msg : "");
+    sf_mem_stat s;
+    sf_census_stat(cs, SF_MEM_RENDER, &s);
+    check(s.bytes <= ((size_t)130 << 20), "unique: the table at the limit is 128 MiB",
+          "%llu bytes", (unsigned long long)s.bytes);
+    sf_tpl_checker_free(k);
+    sf_template_free(t);
+    sf_census_free(cs);
+}
+
 /* ---- the render -------------------------------------------------------------- */
 
 typedef struct run_result {
@@ -379,6 +432,7 @@ int main(int argc, char **argv)
     scratch = argv[1];
     test_parse();
     test_eval();
+    test_unique_limit();
     test_render();
     test_oom();
     printf("feed9: %d passed, %d failed\n", passes, failures);
