@@ -124,6 +124,12 @@ $(BUILD)/tests/feed_test: tests/feed_test.c $(BUILD)/libsqlfeed.a
 	$(CC) $(TEST_CPPFLAGS) $(DEPFLAGS) -MF $@.d -MT $@ $(ALL_CFLAGS) $(LDFLAGS) $< \
 	  $(BUILD)/libsqlfeed.a $(TEST_LDLIBS) $(foreach f,$(FEED_WRAP),-Wl,--wrap=$(f)) -o $@
 
+# The engine's formatter failures are faked at link time (tests/feed9_test.c).
+$(BUILD)/tests/feed9_test: tests/feed9_test.c $(BUILD)/libsqlfeed.a
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CPPFLAGS) $(DEPFLAGS) -MF $@.d -MT $@ $(ALL_CFLAGS) $(LDFLAGS) $< \
+	  $(BUILD)/libsqlfeed.a $(TEST_LDLIBS) -Wl,--wrap=sf_tpl_row,--wrap=sf_tpl_run_bad -o $@
+
 $(BUILD)/tests/inject.so: tests/inject.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c17 $(WARN) -O2 -fPIC -shared -D_GNU_SOURCE $< -o $@ -ldl

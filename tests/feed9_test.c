@@ -4,6 +4,9 @@
  * (sf_render_rows_written / _skipped), {{#first}} and {{row_count}}, and
  * the census: nothing allocated per row by the checks, the first row's
  * copy or a skipped row (a unique set grows geometrically, no more).
+ * A formatter's failure is faked: sf_tpl_row and sf_tpl_run_bad are
+ * wrapped at link time (Makefile), so a chosen row writes part of itself,
+ * then fails with SF_ERR_INVALID as the engine does.
  * Prints PASS/FAIL lines; exit 1 when anything failed. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +19,34 @@
 
 static const char *scratch;
 static uint64_t fail_after = SF_CENSUS_FAIL_NEVER; /* armed once the handles exist */
+
+/* ---- the faked formatter failure ------------------------------------------ */
+
+static unsigned fmt_fail_row; /* 0: none; else the row (call) that fails */
+static unsigned fmt_calls;
+static int fake_fmt;          /* the template is said to have formatters */
+
+sf_status __real_sf_tpl_row(sf_tpl_run *k, sf_wbuf *w, const sf_val *row);
+sf_status __wrap_sf_tpl_row(sf_tpl_run *k, sf_wbuf *w, const sf_val *row);
+const sf_tpl_bad *__real_sf_tpl_run_bad(const sf_tpl_run *k);
+const sf_tpl_bad *__wrap_sf_tpl_run_bad(const sf_tpl_run *k);
+
+sf_status __wrap_sf_tpl_row(sf_tpl_run *k, sf_wbuf *w, const sf_val *row)
+{
+    if (++fmt_calls != fmt_fail_row)
+        return __real_sf_tpl_row(k, w, row);
+    /* What a walk that stops at a bad value has written: part of the row. */
+    if (sf_wbuf_put(w, "PARTIAL", 7) != 0)
+        return SF_ERR_OUTPUT;
+    return SF_ERR_INVALID;
+}
+
+const sf_tpl_bad *__wrap_sf_tpl_run_bad(const sf_tpl_run *k)
+{
+    (void)k;
+    static const sf_tpl_bad bad = {"posted_at", "'yesterday' is not a date"};
+    return &bad;
+}
 
 static sf_template *compile(sf_census *cs, const char *text, sf_status *st)
 {
@@ -247,6 +278,9 @@ static void render(run_result *res, const char *tpl, const char *sql, const char
     sf_census *cs = sf_census_create();
     sf_status st;
     sf_template *t = compile(cs, tpl, &st);
+    if (st == SF_OK && fake_fmt)
+        t->nfcalls = 1; /* as if it had a formatter: its rows may fail */
+    fmt_calls = 0;
     sf_source *src = sf_source_create(cs);
     sf_output *o = sf_output_create(cs);
     sf_render *r = sf_render_create(cs);
@@ -395,6 +429,76 @@ static void test_render(void)
           "%d %s %s", (int)res.st, res.err, res.out);
 }
 
+static void test_formatter(void)
+{
+    run_result res;
+    char sql[512], want[1024];
+    rows_sql(sql, sizeof sql, 5);
+    const char *tpl = "<f>{{#rows}}<j>{{ref}}</j>{{/rows}}<n>{{row_count}}</n></f>";
+    const char *const skip[] = {"on_invalid", "skip", "reject_log", "LOG", NULL};
+    fake_fmt = 1;
+    fmt_fail_row = 3;
+    render(&res, tpl, sql, skip);
+    snprintf(want, sizeof want,
+             "row\tkey\toutput\tcolumn\treason\n"
+             "3\tk3\t%s/out.xml\tposted_at\t'yesterday' is not a date\n",
+             scratch);
+    check(res.st == SF_OK &&
+              !strcmp(res.out, "<f><j>k1</j><j>k2</j><j>k4</j><j>k5</j><n>4</n></f>") &&
+              res.skipped == 1 && !strcmp(res.log, want),
+          "formatter, skip: the failed row writes nothing (rendered into the row buffer first)",
+          "status %d (%s): '%s', log '%s'", (int)res.st, res.err, res.out, res.log);
+    render(&res, tpl, sql, NULL);
+    check(res.st == SF_ERR_INVALID && !strncmp(res.err, "row 3: ", 7),
+          "formatter, fail: SF_ERR_INVALID, the row number first", "status %d (%s)", (int)res.st,
+          res.err);
+    /* Split by rows (2 a part): the row buffer holds the row that would
+     * start a part; a failed one starts none. */
+    const char *const split[] = {"on_invalid", "skip", NULL};
+    fmt_fail_row = 3;
+    sf_census *cs = sf_census_create();
+    sf_template *t = compile(cs, tpl, &res.st);
+    t->nfcalls = 1;
+    sf_source *src = sf_source_create(cs);
+    sf_output *o = sf_output_create(cs);
+    sf_render *r = sf_render_create(cs);
+    char pattern[4096], p1[4096], p2[4096], p3[4096];
+    snprintf(pattern, sizeof pattern, "%s/part-%%d.xml", scratch);
+    snprintf(p1, sizeof p1, "%s/part-1.xml", scratch);
+    snprintf(p2, sizeof p2, "%s/part-2.xml", scratch);
+    snprintf(p3, sizeof p3, "%s/part-3.xml", scratch);
+    fmt_calls = 0;
+    sf_status st = sf_source_open(src, ":memory:");
+    if (st == SF_OK)
+        st = sf_source_prepare(src, sql);
+    if (st == SF_OK)
+        st = sf_output_set_option(o, "split_rows", "2");
+    if (st == SF_OK)
+        st = sf_output_open_parts(o, pattern);
+    for (size_t i = 0; st == SF_OK && split[i]; i += 2)
+        st = sf_render_set_option(r, split[i], split[i + 1]);
+    if (st == SF_OK)
+        st = sf_render_run(r, t, src, o);
+    if (st == SF_OK)
+        st = sf_render_commit(r);
+    char a[256], b[256], c[256] = "";
+    slurp(p1, a, sizeof a);
+    slurp(p2, b, sizeof b);
+    int third = access(p3, F_OK) == 0;
+    check(st == SF_OK && !strcmp(a, "<f><j>k1</j><j>k2</j><n>2</n></f>") &&
+              !strcmp(b, "<f><j>k4</j><j>k5</j><n>2</n></f>") && !third &&
+              sf_render_rows_skipped(r, o) == 1 && sf_render_rows_written(r, o) == 4,
+          "formatter, skip, split by rows: parts 1-2 and 4-5", "status %d (%s) '%s' '%s' %d %s",
+          (int)st, sf_render_errmsg(r), a, b, third, c);
+    sf_render_free(r);
+    sf_output_free(o);
+    sf_template_free(t);
+    sf_source_free(src);
+    sf_census_free(cs);
+    fake_fmt = 0;
+    fmt_fail_row = 0;
+}
+
 /* Every allocation of a run with checks, skip, a reject log, first and
  * row_count failing in turn: each failure clean (SF_ERR_NOMEM, a message,
  * nothing leaked), until the run succeeds. */
@@ -434,6 +538,7 @@ int main(int argc, char **argv)
     test_eval();
     test_unique_limit();
     test_render();
+    test_formatter();
     test_oom();
     printf("feed9: %d passed, %d failed\n", passes, failures);
     return failures ? 1 : 0;
