@@ -601,8 +601,12 @@ static void say_skipped(const render_opts *o, sf_render *r, int published)
         if (!published)
             fprintf(stderr, "sqlfeed: skipped %llu of %llu rows in %s (nothing published)\n",
                     (unsigned long long)n, (unsigned long long)rows, out_name(c));
-        else if (o->reject_log)
+        else if (o->reject && sf_output_published(o->reject))
             fprintf(stderr, "sqlfeed: skipped %llu of %llu rows in %s: see %s\n",
+                    (unsigned long long)n, (unsigned long long)rows, out_name(c), o->reject_log);
+        else if (o->reject)
+            fprintf(stderr, "sqlfeed: skipped %llu of %llu rows in %s (the reject log %s was "
+                            "not published)\n",
                     (unsigned long long)n, (unsigned long long)rows, out_name(c), o->reject_log);
         else
             fprintf(stderr, "sqlfeed: skipped %llu of %llu rows in %s (no --reject-log)\n",
