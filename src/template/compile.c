@@ -1398,6 +1398,9 @@ static sf_status comment_tag(compiler *c, const char *s, size_t n, size_t pos)
     sf_template *t = c->t;
     trim(&s, &n);
     sf_status st = format_pragma(c, s, n, pos);
+    if (st == SF_OK && c->unit != 0 && n >= 14 && memcmp(s, "sqlfeed-check:", 14) == 0)
+        return cfail(c, pos, "sqlfeed-check in a partial: row checks go in the template's own "
+                             "file");
     if (st != SF_OK || c->unit != 0)
         return st;
     char why[256];
