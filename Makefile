@@ -65,6 +65,8 @@ TESTS   += $(BUILD)/tests/stage_test
 TESTS   += $(BUILD)/tests/thread_test
 TESTS   += $(BUILD)/tests/commit_test
 TESTS   += $(BUILD)/tests/json_test
+TESTS   += $(BUILD)/tests/format_test
+TESTS   += $(BUILD)/tests/feed9_test
 
 .PHONY: all check test spec fuzz fuzz-build demo bench bench-pipeline bench-formatters deps deps-fuzz install clean
 all: $(BUILD)/sqlfeed $(BUILD)/libsqlfeed.a
@@ -131,6 +133,12 @@ $(BUILD)/tests/feed_test: tests/feed_test.c $(BUILD)/libsqlfeed.a
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CPPFLAGS) $(DEPFLAGS) -MF $@.d -MT $@ $(ALL_CFLAGS) $(LDFLAGS) $< \
 	  $(BUILD)/libsqlfeed.a $(TEST_LDLIBS) $(foreach f,$(FEED_WRAP),-Wl,--wrap=$(f)) -o $@
+
+# The engine's formatter failures are faked at link time (tests/feed9_test.c).
+$(BUILD)/tests/feed9_test: tests/feed9_test.c $(BUILD)/libsqlfeed.a
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CPPFLAGS) $(DEPFLAGS) -MF $@.d -MT $@ $(ALL_CFLAGS) $(LDFLAGS) $< \
+	  $(BUILD)/libsqlfeed.a $(TEST_LDLIBS) -Wl,--wrap=sf_tpl_row,--wrap=sf_tpl_run_bad -o $@
 
 $(BUILD)/tests/inject.so: tests/inject.c
 	@mkdir -p $(dir $@)

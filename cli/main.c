@@ -39,6 +39,8 @@ static const char usage[] =
     "                           6  --max-memory crossed\n"
     "                           7  refused by --min-rows or --max-drop; previous kept\n"
     "                           8  another sqlfeed run is writing the same output\n"
+    "                           9  a row failed a check or a formatter (--on-invalid\n"
+    "                              fail, the default); previous kept\n"
     "  128+N  stopped by signal N (130 SIGINT, 143 SIGTERM, any signal that would\n"
     "         end the process); nothing is published\n";
 

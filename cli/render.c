@@ -101,14 +101,29 @@ static const char render_usage[] =
     "                       Every output is published only if all succeed\n"
     "\n"
     "Safety rails and reports:\n"
-    "  --min-rows N         publish nothing (exit 7) when the query gave fewer rows\n"
+    "  --min-rows N         publish nothing (exit 7) when an output wrote fewer rows\n"
+    "                       (rows --on-invalid skip left out do not count)\n"
     "  --max-drop PCT       publish nothing (exit 7) when an output has fewer rows than\n"
     "                       its previous published run (recorded beside it in\n"
     "                       .NAME.sqlfeed.state) by more than PCT percent. Both\n"
     "                       need files: stdout, a device or a FIFO is refused (exit 2)\n"
-    "  --summary-json FILE  the run's figures as JSON (rows, items, bytes in and out,\n"
-    "                       parts, seconds, peak RSS, memory verdict, exit status),\n"
-    "                       written also when the run fails, atomically\n"
+    "  --summary-json FILE  the run's figures as JSON (rows, items, rows_skipped,\n"
+    "                       bytes in and out, parts, seconds, peak RSS, memory\n"
+    "                       verdict, exit status), written also when the run fails,\n"
+    "                       atomically\n"
+    "\n"
+    "Row checks ({{! sqlfeed-check: required NAME, ...; max NAME N; enum NAME A|B;\n"
+    "unique NAME }} in a template) and formatters ({{posted_at.rfc822}}):\n"
+    "  --on-invalid fail|skip\n"
+    "                       a row that fails a check or a formatter: fail (the\n"
+    "                       default) stops the run, exit 9, naming the row, the\n"
+    "                       column and the rule's file:line:col; nothing published.\n"
+    "                       skip leaves the row out of that output only (the other\n"
+    "                       outputs still get it), counts it (rows_skipped) and\n"
+    "                       says so on stderr at the end, even with --quiet\n"
+    "  --reject-log FILE    with skip: the rows left out as TSV (row, key = the\n"
+    "                       first column, output, column, reason), published with\n"
+    "                       the outputs\n"
     "\n"
     "The template also reads generated_at (2026-01-31T12:00:00Z), generated_date,\n"
     "generated_rfc822 and sqlfeed_version; SOURCE_DATE_EPOCH fixes their time.\n"
@@ -128,7 +143,10 @@ static const char render_usage[] =
     "outputs too.\n"
     "exit status: 0 published; 2 usage; 3 template; 4 database; 5 output; 6\n"
     "--max-memory; 7 refused by --min-rows/--max-drop (the message names both\n"
-    "counts; the previous feed stays); 8 another run holds the lock; 128+N signal N.\n"
+    "counts, the rows each output wrote; the previous feed stays); 8 another run\n"
+    "holds the lock; 9 a row failed a check or a formatter (--on-invalid fail:\n"
+    "\"row N: column C: REASON (rule at FILE:LINE:COL)\"; the previous feed stays);\n"
+    "128+N signal N.\n"
     "kill -USR1 PID prints the census of a running render: live objects and bytes\n"
     "by type, heap, RSS, rows, and whether memory grows with the rows.\n";
 
@@ -280,10 +298,12 @@ typedef struct render_opts {
     const char *timeout, *fetch_size;
     char sqlite_cache[24]; /* --sqlite-cache in KiB, as the source option takes it; "" unset */
     const char *min_rows, *max_drop, *summary_json;
+    const char *on_invalid, *reject_log;
     int quiet, census, count;
     int threads; /* --threads: 1 on (the default), 0 off */
     cli_output outs[MAX_OUTPUTS];
     size_t nouts;
+    sf_output *reject; /* --reject-log's output, the render's (sf_render_reject_log) */
     monitor_opts mon;
     /* What the run did, for the summary and --summary-json. */
     double secs;
@@ -389,8 +409,8 @@ static void partials_dir(const char *tfile, char *dir, size_t n)
 /* Every output file of the run: concrete files (for cli_check_files) and
  * names with patterns (for cli_check_names). */
 typedef struct out_list {
-    cli_file files[2 * MAX_OUTPUTS + 3];
-    cli_name names[2 * MAX_OUTPUTS + 3];
+    cli_file files[2 * MAX_OUTPUTS + 4];
+    cli_name names[2 * MAX_OUTPUTS + 4];
     size_t nfiles, nnames;
 } out_list;
 
@@ -406,6 +426,8 @@ static void out_list_make(const render_opts *o, out_list *l)
         if (c->parts)
             l->names[l->nnames++] = (cli_name){c->option, c->parts, CLI_NAME_PATTERN};
     }
+    l->files[l->nfiles++] = (cli_file){"--reject-log", o->reject_log};
+    l->names[l->nnames++] = (cli_name){"--reject-log", o->reject_log, CLI_NAME_FILE};
     l->files[l->nfiles++] = (cli_file){"--mem-log", o->mon.mem_log};
     l->files[l->nfiles++] = (cli_file){"--census-fifo", o->mon.fifo};
     l->files[l->nfiles++] = (cli_file){"--summary-json", o->summary_json};
@@ -563,6 +585,33 @@ static void abort_outputs(render_opts *o)
     for (size_t i = 0; i < o->nouts; i++) {
         sf_output_abort(o->outs[i].out);
         sf_output_abort(o->outs[i].iout);
+    }
+    sf_output_abort(o->reject);
+}
+
+/* Rows --on-invalid skip left out, said at the end (also with --quiet: a
+ * feed that lacks rows is worth a line), per output. */
+static void say_skipped(const render_opts *o, sf_render *r, int published)
+{
+    uint64_t rows = sf_render_rows(r);
+    for (size_t i = 0; i < o->nouts; i++) {
+        const cli_output *c = &o->outs[i];
+        uint64_t n = c->opened ? sf_render_rows_skipped(r, c->out) : 0;
+        if (!n)
+            continue;
+        if (!published)
+            fprintf(stderr, "sqlfeed: skipped %llu of %llu rows in %s (nothing published)\n",
+                    (unsigned long long)n, (unsigned long long)rows, out_name(c));
+        else if (o->reject && sf_output_published(o->reject))
+            fprintf(stderr, "sqlfeed: skipped %llu of %llu rows in %s: see %s\n",
+                    (unsigned long long)n, (unsigned long long)rows, out_name(c), o->reject_log);
+        else if (o->reject)
+            fprintf(stderr, "sqlfeed: skipped %llu of %llu rows in %s (the reject log %s was "
+                            "not published)\n",
+                    (unsigned long long)n, (unsigned long long)rows, out_name(c), o->reject_log);
+        else
+            fprintf(stderr, "sqlfeed: skipped %llu of %llu rows in %s (no --reject-log)\n",
+                    (unsigned long long)n, (unsigned long long)rows, out_name(c));
     }
 }
 
@@ -757,6 +806,23 @@ static int run_render(render_opts *o, sf_render *r, const char *query)
         if (rc != EXIT_OK)
             goto done;
     }
+    /* The reject log: opened by the render (its lock, its temporary file),
+     * published with the outputs; a crash removes it like theirs. */
+    if (o->reject_log) {
+        st = sf_render_set_option(r, "reject_log", o->reject_log);
+        if ((o->reject = sf_render_reject_log(r)) != NULL) {
+            cli_signals_add_temp(sf_output_temp_path(o->reject));
+            cli_signals_add_temp(sf_output_lock_path(o->reject));
+            cli_signals_add_output(o->reject);
+        }
+        if (cli_signal_caught())
+            goto signalled;
+        if (st != SF_OK) {
+            cli_error("--reject-log: %s", sf_render_errmsg(r));
+            rc = cli_exit_for(st);
+            goto done;
+        }
+    }
     /* Watching starts before counting: the count runs the whole query, and
      * a census, the budget and Ctrl-C must reach it too. */
     /* SQLFEED_CENSUS=off (measuring the census's cost): nothing watches. */
@@ -841,6 +907,8 @@ static int run_render(render_opts *o, sf_render *r, const char *query)
         abort_outputs(o);
         rc = cli_exit_for(st);
         const char *msg = *sf_render_errmsg(r) ? sf_render_errmsg(r) : output_errmsg(o);
+        if (!run_failed)
+            say_skipped(o, r, o->published);
         if (run_failed) /* the render failed */
             cli_error("%s; %s", msg, left);
         else if (st == SF_ERR_REFUSED) /* the rail's message names both counts and what stays */
@@ -875,6 +943,7 @@ static int run_render(render_opts *o, sf_render *r, const char *query)
     o->verdict_known = monitor_verdict(mon, o->verdict, sizeof o->verdict);
     if (!o->quiet)
         summary(o, r);
+    say_skipped(o, r, 1);
     if (cli_signal_caught()) /* too late to stop: the feed is whole; say so, exit 0 */
         cli_error("signal %d (%s) arrived after %s %s; finished normally",
                   cli_signal_caught(), strsignal(cli_signal_caught()),
@@ -981,6 +1050,7 @@ static const char *status_name(int rc)
     case EXIT_MEMORY: return "memory";
     case EXIT_REFUSED: return "refused";
     case EXIT_BUSY: return "busy";
+    case EXIT_INVALID: return "invalid";
     }
     return rc >= 128 ? "signal" : "failure";
 }
@@ -1015,9 +1085,11 @@ static void summary_json_text(FILE *f, const render_opts *o, sf_render *r, int r
         json_str(f, c->parts && !c->index ? NULL : c->path);
         fputs(", \"pattern\": ", f);
         json_str(f, c->parts);
-        fprintf(f, ", \"compress\": \"%s\",\n   \"items\": %llu, \"bytes_in\": %llu, "
-                   "\"bytes_out\": %llu, \"published\": %s,\n   \"parts\": [",
+        fprintf(f, ", \"compress\": \"%s\",\n   \"items\": %llu, \"rows_skipped\": %llu, "
+                   "\"bytes_in\": %llu, \"bytes_out\": %llu, \"published\": %s,\n"
+                   "   \"parts\": [",
                 cli_output_codec(c), (unsigned long long)out_items(c),
+                (unsigned long long)(c->opened ? sf_render_rows_skipped(r, c->out) : 0),
                 (unsigned long long)(c->opened ? sf_output_bytes(c->out) : 0),
                 (unsigned long long)(c->opened ? sf_output_bytes_out(c->out) : 0),
                 c->opened && sf_output_published(c->out) ? "true" : "false");
@@ -1090,7 +1162,8 @@ int cmd_render(int argc, char **argv)
         OPT_CENSUS_FIFO, OPT_MEM_LOG, OPT_MAX_MEMORY, OPT_PROGRESS, OPT_TOTAL, OPT_COUNT,
         OPT_TIMEOUT, OPT_FETCH_SIZE, OPT_OUTPUT, OPT_COMPRESS, OPT_LEVEL, OPT_SPLIT_ROWS,
         OPT_SPLIT_BYTES, OPT_PARTS, OPT_INDEX, OPT_BASE_URL, OPT_LASTMOD, OPT_MIN_ROWS,
-        OPT_MAX_DROP, OPT_SUMMARY_JSON, OPT_THREADS, OPT_SQLITE_CACHE
+        OPT_MAX_DROP, OPT_SUMMARY_JSON, OPT_THREADS, OPT_SQLITE_CACHE, OPT_ON_INVALID,
+        OPT_REJECT_LOG
     };
     /* Sorted by name, as --help lists them. */
     static const struct option longopts[] = {
@@ -1109,6 +1182,7 @@ int cmd_render(int argc, char **argv)
         {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
         {"mem-log", required_argument, NULL, OPT_MEM_LOG},
         {"min-rows", required_argument, NULL, OPT_MIN_ROWS},
+        {"on-invalid", required_argument, NULL, OPT_ON_INVALID},
         {"output", required_argument, NULL, OPT_OUTPUT},
         {"param", required_argument, NULL, OPT_PARAM},
         {"parts", required_argument, NULL, OPT_PARTS},
@@ -1116,6 +1190,7 @@ int cmd_render(int argc, char **argv)
         {"query", required_argument, NULL, OPT_QUERY},
         {"query-file", required_argument, NULL, OPT_QUERY_FILE},
         {"quiet", no_argument, NULL, 'q'},
+        {"reject-log", required_argument, NULL, OPT_REJECT_LOG},
         {"split-bytes", required_argument, NULL, OPT_SPLIT_BYTES},
         {"split-rows", required_argument, NULL, OPT_SPLIT_ROWS},
         {"sqlite-cache", required_argument, NULL, OPT_SQLITE_CACHE},
@@ -1220,6 +1295,21 @@ int cmd_render(int argc, char **argv)
             o.max_drop = optarg;
             break;
         }
+        case OPT_ON_INVALID:
+            if (strcmp(optarg, "fail") && strcmp(optarg, "skip")) {
+                rc = cli_usage("render", "--on-invalid takes fail or skip, got '%s'", optarg);
+                goto done;
+            }
+            o.on_invalid = optarg;
+            break;
+        case OPT_REJECT_LOG:
+            if (!*optarg || !strcmp(optarg, "-")) {
+                rc = cli_usage("render", "--reject-log needs a file name (it is published with "
+                                         "the outputs, not written to stdout)");
+                goto done;
+            }
+            o.reject_log = optarg;
+            break;
         case OPT_THREADS:
             if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
                 rc = cli_usage("render", "--threads takes on or off, got '%s'", optarg);
@@ -1368,7 +1458,25 @@ int cmd_render(int argc, char **argv)
             goto done;
         }
     }
+    if (o.reject_log && (!o.on_invalid || strcmp(o.on_invalid, "skip"))) {
+        rc = cli_usage("render", "--reject-log lists the rows --on-invalid skip leaves out: give "
+                                 "--on-invalid skip");
+        goto done;
+    }
+    if (o.reject_log) {
+        char dir[4096];
+        if (cli_new_file_forbidden(o.reject_log, dir, sizeof dir)) {
+            cli_error("--reject-log %s: no file is created in %s (a kernel file system)",
+                      o.reject_log, dir);
+            rc = EXIT_OUTPUT;
+            goto done;
+        }
+    }
     sf_status st;
+    if (o.on_invalid && (st = sf_render_set_option(r, "on_invalid", o.on_invalid)) != SF_OK) {
+        rc = option_failed(st, "--on-invalid", sf_render_errmsg(r));
+        goto done;
+    }
     if ((o.min_rows && (st = sf_render_set_option(r, "min_rows", o.min_rows)) != SF_OK) ||
         (o.max_drop && (st = sf_render_set_option(r, "max_drop", o.max_drop)) != SF_OK)) {
         rc = option_failed(st, o.min_rows ? "--min-rows" : "--max-drop", sf_render_errmsg(r));

@@ -484,7 +484,11 @@ void sf_render_free(sf_render *r);
 
 /* A parameter: bound as :name in the query and readable as {{name}} outside
  * the rows. Setting the same name again replaces the value. `name` must be
- * [A-Za-z_][A-Za-z0-9_]* and not one of the built-in names. */
+ * [A-Za-z_][A-Za-z0-9_]* and not one of the built-in names: rows,
+ * generated_at, generated_date, generated_rfc822, sqlfeed_version, and the
+ * two a feed template reads from the rows, first ({{#first}}...{{/first}}:
+ * the run's first row, in the head too) and row_count (the rows written to
+ * the document or part, read after the rows section): SF_ERR_ARG. */
 sf_status sf_render_set_param(sf_render *r, const char *name, const char *value);
 
 /* The time the built-in names generated_* show (seconds since the epoch,
@@ -532,10 +536,38 @@ sf_status sf_render_add_output(sf_render *r, sf_template *tpl, sf_output *out);
 sf_status sf_render_add_index(sf_render *r, sf_output *parts, sf_template *tpl,
                               sf_output *index, const char *base_url, const char *max_column);
 
-/* Options, before the run: "min_rows" (N: publish nothing when fewer rows),
- * "max_drop" (PCT: publish nothing when the rows fell by more than PCT
- * percent since the previous published run of an output). */
+/* Options, before the run:
+ *   "min_rows"   N: publish nothing when an output wrote fewer rows;
+ *   "max_drop"   PCT: publish nothing when the rows an output wrote fell by
+ *                more than PCT percent since its previous published run;
+ *   "on_invalid" "fail" (the default) or "skip": what a row that fails one
+ *                of its template's {{! sqlfeed-check: ... }} rules, or a
+ *                formatter ({{posted_at.rfc822}} over "yesterday"), does.
+ *                fail: the run stops with SF_ERR_INVALID, "row N: column C:
+ *                REASON (rule at FILE:LINE:COL)", nothing is published.
+ *                skip: the row is left out of that output only (the other
+ *                outputs of the scan still get it), counted
+ *                (sf_render_rows_skipped) and listed in the reject log;
+ *   "reject_log" PATH: a TSV file listing every row left out, one line
+ *                each after a header: row, key (the row's first column;
+ *                NULL as \N), output, column, reason; tab, newline, CR and
+ *                backslash in a field written \t \n \r \\. Opened when
+ *                set (its lock and temporary file, as sf_output_open_file;
+ *                SF_ERR_OUTPUT, SF_ERR_BUSY), published by sf_render_commit
+ *                with the outputs, after them (an empty log when no row was
+ *                left out), discarded when the run fails.
+ * The rails (min_rows, max_drop) count the rows an output wrote: skipped
+ * rows are not among them. docs/checks.md. */
 sf_status sf_render_set_option(sf_render *r, const char *name, const char *value);
+
+/* After a run: the rows `out` (an output added to the render) wrote, and
+ * the rows left out of it by on_invalid skip; 0 for another output. */
+uint64_t sf_render_rows_written(const sf_render *r, const sf_output *out);
+uint64_t sf_render_rows_skipped(const sf_render *r, const sf_output *out);
+/* The reject log's output (reject_log), or NULL: a program may cancel it
+ * (sf_output_cancel) or remove its temporary file and lock in a crash
+ * handler, as for its own outputs. The render owns it. */
+sf_output *sf_render_reject_log(const sf_render *r);
 
 /* Reads the rows once and renders each output added. Does not publish. */
 sf_status sf_render_execute(sf_render *r, sf_source *src);

@@ -260,7 +260,7 @@ static void test_compile(void)
     expect_compile_error("compile: empty name", "{{ }}", "empty tag name");
 
     sf_template *t = sf_template_create(NULL, SF_TEMPLATE_XML);
-    sf_status st = compile(t, "{{! sqlfeed: a test feed }}\n<r a=\"{{site}}\">{{#rows}}<i>{{x}}{{y.z}}</i>{{/rows}}</r>");
+    sf_status st = compile(t, "{{! sqlfeed: a test feed }}\n<r a=\"{{site}}\">{{#rows}}<i>{{x}}{{y.rfc3339}}</i>{{/rows}}</r>");
     check(st == SF_OK, "compile: valid template", "%s", sf_template_errmsg(t));
     check(strcmp(sf_template_description(t), "a test feed") == 0, "compile: description", "'%s'",
           sf_template_description(t));

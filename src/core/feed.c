@@ -10,7 +10,15 @@
  *
  * Per row nothing is allocated: each output's runner, maps and row buffer
  * are made once per run; the row buffer and the largest-value copy grow to
- * the largest row seen and stay. */
+ * the largest row seen and stay (a `unique` check's set grows with the
+ * distinct values it keeps, geometrically: docs/checks.md).
+ *
+ * Row checks (issue 9): before a row renders into an output, the output's
+ * template rules are checked; a row that fails one, or whose template fails
+ * (a formatter: not a date), fails the run (on_invalid fail: SF_ERR_INVALID,
+ * "row N: ...") or is left out of that output only (skip: counted, listed
+ * in the reject log). Under skip, a template that can fail renders each row
+ * into the row buffer first, so a failed row writes nothing. */
 #include <stdio.h>
 #include <string.h>
 
@@ -18,7 +26,7 @@
 
 /* ---- the context --------------------------------------------------------- */
 
-static const sf_data_ops root_ops, rows_ops, row_ops, part_ops;
+static const sf_data_ops root_ops, rows_ops, row_ops, part_ops, first_ops;
 
 static int root_lookup(void *obj, uint32_t sym, const char *name, size_t len, sf_val *out)
 {
@@ -31,7 +39,42 @@ static int root_lookup(void *obj, uint32_t sym, const char *name, size_t len, sf
         out->obj = f;
         return 1;
     }
-    return sf_feed_root_value(f->r, f->rootmap[sym], out);
+    int32_t k = f->rootmap[sym];
+    if (k == ROOT_FIRST) { /* a map over the first row's copy; falsy without rows */
+        out->kind = SF_VAL_MAP;
+        out->truthy = f->r->first_vals != NULL;
+        out->s = NULL;
+        out->n = 0;
+        out->ops = &first_ops;
+        out->obj = f;
+        return 1;
+    }
+    if (k == ROOT_ROW_COUNT) {
+        out->kind = SF_VAL_TEXT;
+        if (f->measuring == 1) {
+            out->s = ROW_COUNT_BOUND;
+            out->n = sizeof ROW_COUNT_BOUND - 1;
+            out->truthy = 1;
+        } else {
+            uint64_t n = f->measuring ? 0 : f->part_rows;
+            out->n = sf_format_i64(f->rc_text, (int64_t)n);
+            out->s = f->rc_text;
+            out->truthy = n != 0;
+        }
+        return 1;
+    }
+    return sf_feed_root_value(f->r, k, out);
+}
+
+static int first_lookup(void *obj, uint32_t sym, const char *name, size_t len, sf_val *out)
+{
+    (void)name, (void)len;
+    sf_feed_out *f = obj;
+    int32_t c = f->colmap[sym];
+    if (c < 0 || !f->r->first_vals)
+        return 0;
+    *out = f->r->first_vals[c];
+    return 1;
 }
 
 /* The loop pushes the rows; the list is asked for an item only when a
@@ -155,6 +198,47 @@ static const sf_data_ops root_ops = {.lookup = root_lookup};
 static const sf_data_ops rows_ops = {.item = rows_item};
 static const sf_data_ops row_ops = {.lookup = row_lookup};
 static const sf_data_ops part_ops = {.lookup = part_lookup};
+static const sf_data_ops first_ops = {.lookup = first_lookup};
+
+/* The first row, copied once when the rows start: every part's head (and
+ * the tail) reads the same values, though the source has moved on. */
+static sf_status copy_first(sf_render *r)
+{
+    sf_source *src = r->src;
+    sf_census *cs = r->cref.census;
+    size_t n = src->ncols > 0 ? (size_t)src->ncols : 1, bytes = 1;
+    r->first_vals = sf_calloc(cs, SF_MEM_RENDER, n, sizeof *r->first_vals);
+    if (!r->first_vals)
+        return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory: the first row");
+    for (int i = 0; i < src->ncols; i++) {
+        sf_source_column(src, i, &r->first_vals[i]);
+        if (r->first_vals[i].kind == SF_VAL_TEXT)
+            bytes += r->first_vals[i].n;
+    }
+    if (!(r->first_text = sf_alloc(cs, SF_MEM_RENDER, bytes))) {
+        sf_feed_release_first(r);
+        return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory: the first row");
+    }
+    size_t at = 0;
+    for (int i = 0; i < src->ncols; i++) {
+        sf_val *v = &r->first_vals[i];
+        if (v->kind != SF_VAL_TEXT)
+            continue;
+        if (v->n)
+            memcpy(r->first_text + at, v->s, v->n);
+        v->s = r->first_text + at;
+        at += v->n;
+    }
+    return SF_OK;
+}
+
+void sf_feed_release_first(sf_render *r)
+{
+    sf_dealloc(r->cref.census, r->first_vals);
+    sf_dealloc(r->cref.census, r->first_text);
+    r->first_vals = NULL;
+    r->first_text = NULL;
+}
 
 /* ---- the row buffer (split by bytes) -------------------------------------- */
 
@@ -219,6 +303,9 @@ static sf_status tpl_failed(sf_render *r, sf_feed_out *f, sf_status st)
 {
     if (st == SF_ERR_SOURCE && r->fail != SF_OK)
         return r->fail;
+    /* SF_ERR_INVALID from a head or tail (a formatter over the first
+     * row's copy or a parameter) keeps the engine's message: it names the
+     * value and the tag; no row can be left out there, skip or not. */
     if (st == SF_ERR_OUTPUT && f->sc.nomem)
         return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory: row buffer");
     if (st == SF_ERR_OUTPUT) {
@@ -248,6 +335,7 @@ static sf_status start_part(sf_render *r, sf_feed_out *f)
 {
     int reached;
     sf_status st;
+    f->part_rows = 0;
     if (!f->split_bytes || f->measured) {
         /* Later parts' heads are the first's (the same values): straight
          * in, as the row buffer holds the row that starts the part. */
@@ -278,11 +366,22 @@ static sf_status start_part(sf_render *r, sf_feed_out *f)
  * the same for the whole run), rendered once to be counted. */
 static sf_status measure_tail(sf_render *r, sf_feed_out *f)
 {
-    scratch_reset(&f->sc);
-    sf_status st = sf_tpl_tail_ex(f->run, &f->sc.w, 1);
+    /* row_count varies: measured at its widest (20 digits, truthy), and
+     * at 0 (falsy: a {{^row_count}} body, for a part whose rows were all
+     * left out); the larger bounds every part's tail. */
+    uint64_t most = 0;
+    sf_status st = SF_OK;
+    for (int m = 1; st == SF_OK && m <= 2; m++) {
+        scratch_reset(&f->sc);
+        f->measuring = m;
+        st = sf_tpl_tail_ex(f->run, &f->sc.w, 1);
+        f->measuring = 0;
+        if (scratch_bytes(&f->sc) > most)
+            most = scratch_bytes(&f->sc);
+    }
     if (st != SF_OK)
         return tpl_failed(r, f, st);
-    f->tail_bytes = scratch_bytes(&f->sc);
+    f->tail_bytes = most;
     f->measured = 1;
     if (f->head_bytes + f->tail_bytes > f->split_bytes) {
         char l[256];
@@ -340,39 +439,162 @@ static sf_status next_part(sf_render *r, sf_feed_out *f)
     return start_part(r, f);
 }
 
+/* ---- row checks, skipped rows, the reject log -------------------------- */
+
+/* Internal: the row is left out of this output (never returned). */
+#define SKIPPED ((sf_status)1001)
+
+static int rule_column(void *ud, size_t i, const char *name, sf_val *out)
+{
+    (void)name;
+    sf_feed_out *f = ud;
+    int32_t c = f->rulemap[i];
+    if (c < 0)
+        return 0;
+    sf_source_column(f->r->src, c, out);
+    return 1;
+}
+
+/* s[0..n) into the reject log, tabs, newlines, CRs and backslashes written
+ * as \t \n \r \\ so each record stays one line of five fields. */
+static int log_field(sf_output *o, const char *s, size_t n)
+{
+    char buf[256];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i], e = c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\\' ? '\\' : 0;
+        if (k + 2 > sizeof buf) {
+            if (sf_output_write(o, buf, k) != SF_OK)
+                return -1;
+            k = 0;
+        }
+        if (e) {
+            buf[k++] = '\\';
+            buf[k++] = e;
+        } else {
+            buf[k++] = c;
+        }
+    }
+    return k && sf_output_write(o, buf, k) != SF_OK ? -1 : 0;
+}
+
+/* How the reject log names the output a row was left out of: its file,
+ * for parts the part's. */
+static const char *log_name(const sf_feed_out *f, char *buf, size_t n)
+{
+    size_t parts = sf_output_part_count(f->out);
+    const char *p = parts ? sf_output_part_path(f->out, parts - 1) : NULL;
+    return p && *p ? p : label(f, buf, n);
+}
+
+static sf_status reject_line(sf_render *r, sf_feed_out *f, const char *column, const char *reason)
+{
+    sf_output *o = r->reject;
+    if (!o)
+        return SF_OK;
+    char num[24], l[256];
+    size_t nn = sf_format_i64(num, (int64_t)sf_render_rows(r));
+    sf_val key = {.kind = SF_VAL_NULL};
+    if (r->src->ncols > 0)
+        sf_source_column(r->src, 0, &key);
+    const char *name = log_name(f, l, sizeof l);
+    int bad = sf_output_write(o, num, nn) != SF_OK || sf_output_write(o, "\t", 1) != SF_OK;
+    /* The key: the row's first column (NULL as \N). */
+    if (!bad && key.kind == SF_VAL_TEXT)
+        bad = log_field(o, key.s, key.n) != 0;
+    else if (!bad && key.kind == SF_VAL_BOOL)
+        bad = log_field(o, key.truthy ? "true" : "false", key.truthy ? 4 : 5) != 0;
+    else if (!bad)
+        bad = sf_output_write(o, "\\N", 2) != SF_OK;
+    bad = bad || sf_output_write(o, "\t", 1) != SF_OK || log_field(o, name, strlen(name)) ||
+          sf_output_write(o, "\t", 1) != SF_OK || log_field(o, column, strlen(column)) ||
+          sf_output_write(o, "\t", 1) != SF_OK || log_field(o, reason, strlen(reason)) ||
+          sf_output_write(o, "\n", 1) != SF_OK;
+    if (bad)
+        return sf_fail(&r->err, sf_output_drain_status(o) == SF_ERR_NOMEM ? SF_ERR_NOMEM
+                                                                          : SF_ERR_OUTPUT,
+                       "writing the reject log after row %llu: %s",
+                       (unsigned long long)sf_render_rows(r), sf_output_errmsg(o));
+    return SF_OK;
+}
+
+/* A row that failed a rule (where: the rule's position) or its template
+ * (where NULL: err holds the engine's message). */
+static sf_status row_invalid(sf_render *r, sf_feed_out *f, const char *column, const char *reason,
+                             const char *where)
+{
+    unsigned long long n = (unsigned long long)sf_render_rows(r);
+    if (!r->skip_invalid) {
+        if (where)
+            return sf_fail(&r->err, SF_ERR_INVALID, "row %llu: column %s: %s (rule at %s)", n,
+                           column, reason, where);
+        char msg[SF_ERRMSG_SIZE];
+        snprintf(msg, sizeof msg, "%s", r->err.msg);
+        return sf_fail(&r->err, SF_ERR_INVALID, "row %llu: %s", n, msg);
+    }
+    f->rows_skipped++;
+    sf_status st = reject_line(r, f, column, reason);
+    sf_err_clear(&r->err);
+    return st != SF_OK ? st : SKIPPED;
+}
+
+/* A template call on a row failed: a formatter's SF_ERR_INVALID is the
+ * row's (skipped only when nothing of it was written); the rest as before. */
+static sf_status row_tpl_failed(sf_render *r, sf_feed_out *f, sf_status st, int buffered)
+{
+    if (st != SF_ERR_INVALID)
+        return tpl_failed(r, f, st);
+    if (r->skip_invalid && !buffered) /* cannot happen: can_fail buffers */
+        return sf_fail(&r->err, SF_ERR_STATE, "row %llu: %s (written in part)",
+                       (unsigned long long)sf_render_rows(r), r->err.msg);
+    const sf_tpl_bad *bad = sf_tpl_run_bad(f->run);
+    char reason[SF_ERRMSG_SIZE];
+    snprintf(reason, sizeof reason, "%s", bad->reason[0] ? bad->reason : r->err.msg);
+    return row_invalid(r, f, bad->column, reason, NULL);
+}
+
 static sf_status feed_row(sf_render *r, sf_feed_out *f)
 {
     sf_val row = {.kind = SF_VAL_MAP, .truthy = 1, .ops = &row_ops, .obj = f};
     sf_status st;
-    if (f->split) {
-        uint64_t bytes = 0;
-        if (f->split_bytes) {
-            scratch_reset(&f->sc);
-            if ((st = sf_tpl_row(f->run, &f->sc.w, &row)) != SF_OK)
-                return tpl_failed(r, f, st);
-            bytes = scratch_bytes(&f->sc);
-            if (f->head_bytes + bytes + f->tail_bytes > f->split_bytes) {
-                char l[256];
-                return sf_fail(&r->err, SF_ERR_OUTPUT,
-                               "row %llu is %llu bytes: with a part's head and tail (%llu bytes) "
-                               "that is more than the split limit (%llu bytes) of %s",
-                               (unsigned long long)sf_render_rows(r), (unsigned long long)bytes,
-                               (unsigned long long)(f->head_bytes + f->tail_bytes),
-                               (unsigned long long)f->split_bytes, label(f, l, sizeof l));
-            }
-        }
-        if (sf_output_split_due(f->out, bytes, f->tail_bytes) && (st = next_part(r, f)) != SF_OK)
-            return st;
-        if (f->split_bytes)
-            st = copy_scratch(r, f);
-        else if ((st = sf_tpl_row(f->run, &f->out->w, &row)) != SF_OK)
-            st = tpl_failed(r, f, st);
-        if (st != SF_OK)
-            return st;
-    } else if ((st = sf_tpl_row(f->run, &f->out->w, &row)) != SF_OK) {
-        return tpl_failed(r, f, st);
+    if (f->checker) {
+        sf_tpl_verdict v;
+        if (sf_tpl_checker_row(f->checker, rule_column, f, &v) != SF_OK)
+            return row_invalid(r, f, v.column, v.reason, v.where);
     }
+    /* Split by bytes measures the row before it goes in; a row that may
+     * fail under skip is held until it succeeded. */
+    int buffered = f->split_bytes || f->can_fail;
+    uint64_t bytes = 0;
+    if (buffered) {
+        scratch_reset(&f->sc);
+        if ((st = sf_tpl_row(f->run, &f->sc.w, &row)) != SF_OK)
+            return row_tpl_failed(r, f, st, 1);
+        bytes = scratch_bytes(&f->sc);
+        if (f->split_bytes && f->head_bytes + bytes + f->tail_bytes > f->split_bytes) {
+            char l[256];
+            return sf_fail(&r->err, SF_ERR_OUTPUT,
+                           "row %llu is %llu bytes: with a part's head and tail (%llu bytes) "
+                           "that is more than the split limit (%llu bytes) of %s",
+                           (unsigned long long)sf_render_rows(r), (unsigned long long)bytes,
+                           (unsigned long long)(f->head_bytes + f->tail_bytes),
+                           (unsigned long long)f->split_bytes, label(f, l, sizeof l));
+        }
+    }
+    if (f->split && sf_output_split_due(f->out, bytes, f->tail_bytes) &&
+        (st = next_part(r, f)) != SF_OK)
+        return st;
+    if (buffered)
+        st = copy_scratch(r, f);
+    else if ((st = sf_tpl_row(f->run, &f->out->w, &row)) != SF_OK)
+        st = row_tpl_failed(r, f, st, 0);
+    if (st != SF_OK)
+        return st;
+    if (f->checker && (st = sf_tpl_checker_keep(f->checker, &r->err)) != SF_OK)
+        return st;
     sf_output_count_row(f->out);
+    f->rows_written++;
+    f->part_rows++;
     return f->index && f->maxcol >= 0 ? track_max(r, f) : SF_OK;
 }
 
@@ -388,6 +610,10 @@ void sf_feed_release_loop(sf_feed_out *f)
     sf_dealloc(cs, f->sc.w.buf);
     f->sc.w.buf = NULL;
     sf_buf_free(&f->cur_max);
+    sf_tpl_checker_free(f->checker);
+    f->checker = NULL;
+    sf_dealloc(cs, f->rulemap);
+    f->rulemap = NULL;
 }
 
 /* Everything, with what commit needs (the parts' largest values). */
@@ -431,7 +657,11 @@ sf_status sf_feed_loop(sf_render *r)
             return st;
         f->split = sf_output_is_split(f->out);
         f->split_bytes = f->split ? sf_output_split_bytes(f->out) : 0;
-        if (f->split_bytes && (st = scratch_init(r, &f->sc, f->split_bytes)) != SF_OK)
+        /* Formatters are what can fail while a row renders (rules are
+         * checked before): only then, and only under skip, is a row held. */
+        f->can_fail = r->skip_invalid && f->tpl->nfcalls > 0;
+        if ((f->split_bytes || f->can_fail) &&
+            (st = scratch_init(r, &f->sc, f->split_bytes ? f->split_bytes : UINT64_MAX)) != SF_OK)
             return st;
         sf_buf_init(&f->cur_max, cs, SF_MEM_ROW);
         sf_buf_init(&f->maxes, cs, SF_MEM_RENDER);
@@ -446,6 +676,8 @@ sf_status sf_feed_loop(sf_render *r)
     if (rc < 0)
         return row_failed(r, rc);
     r->has_row = rc;
+    if (r->has_row && r->reads_first && (st = copy_first(r)) != SF_OK)
+        return st;
 
     int any = 0;
     for (size_t i = 0; i < r->nouts; i++) {
@@ -464,7 +696,8 @@ sf_status sf_feed_loop(sf_render *r)
                                   atomic_load_explicit(&r->rows, memory_order_relaxed) + 1,
                                   memory_order_relaxed);
             for (size_t i = 0; i < r->nouts; i++)
-                if (r->outs[i]->reached && (st = feed_row(r, r->outs[i])) != SF_OK)
+                if (r->outs[i]->reached && (st = feed_row(r, r->outs[i])) != SF_OK &&
+                    st != SKIPPED)
                     return st;
             if (atomic_load_explicit(&r->cancel, memory_order_relaxed))
                 return sf_fail(&r->err, SF_ERR_CANCELLED, "cancelled after row %llu",
@@ -490,13 +723,15 @@ sf_status sf_feed_loop(sf_render *r)
 
 /* ---- commit: rails, finish, indexes, publish ------------------------------- */
 
+/* The rails count the rows each output wrote (a row skipped by a check is
+ * not in it). */
 static sf_status rails(sf_render *r)
 {
-    uint64_t rows = sf_render_rows(r);
     for (size_t i = 0; i < r->nouts; i++) {
         sf_feed_out *f = r->outs[i];
         if (f->is_index)
             continue;
+        uint64_t rows = f->rows_written;
         char l[256];
         sf_feed_out *named = f->index ? f->index : f;
         if (r->min_rows_set && rows < r->min_rows)
@@ -552,6 +787,7 @@ static void abort_all(sf_render *r)
 {
     for (size_t i = 0; i < r->nouts; i++)
         sf_output_abort(r->outs[i]->out);
+    sf_output_abort(r->reject);
 }
 
 static sf_status output_failed(sf_render *r, sf_feed_out *f, sf_status st)
@@ -575,9 +811,13 @@ sf_status sf_render_commit(sf_render *r)
      * the fsyncs before the first rename), as it reached the rows. */
     for (size_t i = 0; i < r->nouts; i++)
         atomic_store(&r->outs[i]->out->cancel, &r->cancel);
+    if (r->reject)
+        atomic_store(&r->reject->cancel, &r->cancel);
     sf_status st = commit(r);
     for (size_t i = 0; i < r->nouts; i++)
         atomic_store(&r->outs[i]->out->cancel, NULL);
+    if (r->reject)
+        atomic_store(&r->reject->cancel, NULL);
     return st;
 }
 
@@ -596,6 +836,8 @@ static sf_status commit(sf_render *r)
             (st = sf_output_finish(f->out)) != SF_OK)
             st = output_failed(r, f, st);
     }
+    if (st == SF_OK && r->reject && (st = sf_output_finish(r->reject)) != SF_OK)
+        st = sf_fail_from(&r->err, st, "the reject log", sf_output_errmsg(r->reject));
     if (st != SF_OK) {
         abort_all(r);
         return st;
@@ -641,6 +883,26 @@ static sf_status commit(sf_render *r)
             if (!sf_output_published(f->out))
                 sf_output_abort(f->out);
         }
+    /* The reject log last: it lists what the published documents left out. */
+    if (r->reject) {
+        st = sf_output_publish(r->reject);
+        if (st != SF_OK) {
+            r->reject_failed = 1;
+            if (first == SF_OK)
+                first = sf_fail_from(&r->err, st, "the reject log",
+                                     sf_output_errmsg(r->reject));
+            if (!visible) {
+                abort_all(r);
+                return first;
+            }
+            if (!sf_output_published(r->reject))
+                sf_output_abort(r->reject);
+        } else if (!visible) {
+            visible = 1;
+            for (size_t k = 0; k < r->nouts; k++)
+                sf_output_no_return(r->outs[k]->out);
+        }
+    }
     /* Every index is in place: each set's record, then its earlier runs'
      * parts removed (docs/sink.md, steps 5 and 6); for every set whose
      * index was published, whatever happened to the others. */

@@ -13,6 +13,17 @@
 
 #define ROWS_NAME "rows"
 enum { B_AT, B_DATE, B_RFC822, B_VERSION, B_COUNT };
+/* Root names a feed template reads besides parameters and built-ins, and
+ * their codes in a rootmap (find_root's indexes are >= 0): the run's first
+ * row ({{#first}}...{{/first}}) and the rows written to the document or
+ * part ({{row_count}}, after the rows). Reserved: no parameter takes them.
+ * An index template has neither (its rows have their own row_count). */
+#define FIRST_NAME "first"
+#define ROW_COUNT_NAME "row_count"
+enum { ROOT_FIRST = -2, ROOT_ROW_COUNT = -3 };
+/* What --measure of a split-by-bytes tail reads as row_count: 20 digits,
+ * the most a row count has, so the measured tail is an upper bound. */
+#define ROW_COUNT_BOUND "18446744073709551615"
 
 typedef struct sf_param {
     char *name;
@@ -64,6 +75,17 @@ struct sf_feed_out {
     size_t ipart;
     char inum[3][24];
     sf_buf iurl;
+    /* Row checks (issue 9): the template's rules, evaluated per row before
+     * it renders, and the counts. */
+    sf_tpl_checker *checker; /* NULL: the template has no rules */
+    int32_t *rulemap;        /* rule column (sf_tpl_rules_column) -> query column */
+    int can_fail;            /* on_invalid skip and the template has formatters: rows
+                                render into sc first, so a failed one writes nothing */
+    uint64_t rows_written, rows_skipped;
+    uint64_t part_rows; /* rows written to the current document or part */
+    int measuring;      /* the tail is being measured: row_count is ROW_COUNT_BOUND (1)
+                           or 0 (2) */
+    char rc_text[24];
 };
 
 struct sf_render {
@@ -92,12 +114,24 @@ struct sf_render {
     int has_row;
     sf_status fail; /* a provider's failure (the rows read twice) */
     char btext[B_COUNT][64];
+
+    /* Issue 9: what to do with a row that fails a check or a formatter, and
+     * where the rows left out are listed (a TSV file published with the
+     * outputs: docs/checks.md). */
+    int skip_invalid;  /* on_invalid: 1 skip, 0 fail (the default) */
+    sf_output *reject; /* reject_log, opened when the option is set */
+    int reject_failed; /* its publication failed */
+    /* The run's first row, copied once when the rows start ({{#first}}). */
+    sf_val *first_vals;
+    char *first_text;
+    int reads_first;
 };
 
 /* render.c */
 int sf_feed_root_value(const sf_render *r, int32_t k, sf_val *out);
 /* feed.c */
 int sf_feed_index_field(const char *name); /* an index row's field, or -1 */
+void sf_feed_release_first(sf_render *r);  /* the first row's copy */
 sf_status sf_feed_loop(sf_render *r);
 void sf_feed_release_loop(sf_feed_out *f); /* frees what only the loop needs */
 void sf_feed_release(sf_feed_out *f);      /* frees everything a run made */

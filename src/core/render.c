@@ -8,7 +8,10 @@
  *   root: parameters, built-ins (generated_at ...) and `rows`;
  *   rows: a list whose items are the query's rows (the feed loop pushes
  *         them: the list itself is never iterated);
- *   row:  the current row's columns (NULL is present-but-null). */
+ *   row:  the current row's columns (NULL is present-but-null).
+ * Two root names come from the rows (issue 9): `first`, a map over a copy of
+ * the run's first row, and `row_count`, the rows written to the document or
+ * part, which only the part after the rows section may read. */
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -43,12 +46,17 @@ void sf_render_free(sf_render *r)
         sf_dealloc(cs, r->outs[i]);
     }
     sf_dealloc(cs, r->outs);
+    sf_output_free(r->reject); /* not published: its temporary file goes */
+    sf_feed_release_first(r);
     SF_HANDLE_FREE(sf_render, r);
 }
 
 static int reserved(const char *name)
 {
-    if (strcmp(name, ROWS_NAME) == 0)
+    /* first and row_count are the feed's: a parameter of that name would
+     * be shadowed where the template reads them, so it is refused. */
+    if (strcmp(name, ROWS_NAME) == 0 || strcmp(name, FIRST_NAME) == 0 ||
+        strcmp(name, ROW_COUNT_NAME) == 0)
         return 1;
     for (int i = 0; i < B_COUNT; i++)
         if (strcmp(name, builtin_names[i]) == 0)
@@ -125,7 +133,32 @@ uint64_t sf_render_rows(const sf_render *r)
 }
 const char *sf_render_errmsg(const sf_render *r) { return r ? r->err.msg : ""; }
 
+static const sf_feed_out *out_of(const sf_render *r, const sf_output *o)
+{
+    for (size_t i = 0; r && i < r->nouts; i++)
+        if (r->outs[i]->out == o)
+            return r->outs[i];
+    return NULL;
+}
+
+uint64_t sf_render_rows_written(const sf_render *r, const sf_output *out)
+{
+    const sf_feed_out *f = out_of(r, out);
+    return f ? f->rows_written : 0;
+}
+
+uint64_t sf_render_rows_skipped(const sf_render *r, const sf_output *out)
+{
+    const sf_feed_out *f = out_of(r, out);
+    return f ? f->rows_skipped : 0;
+}
+
+sf_output *sf_render_reject_log(const sf_render *r) { return r ? r->reject : NULL; }
+
 /* ---- options ------------------------------------------------------------ */
+
+/* The reject log's first line: its columns (docs/checks.md). */
+static const char REJECT_HEADER[] = "row\tkey\toutput\tcolumn\treason\n";
 
 sf_status sf_render_set_option(sf_render *r, const char *name, const char *value)
 {
@@ -158,7 +191,37 @@ sf_status sf_render_set_option(sf_render *r, const char *name, const char *value
         r->max_drop_set = 1;
         return SF_OK;
     }
-    return sf_fail(&r->err, SF_ERR_ARG, "unknown render option '%s' (min_rows, max_drop)", name);
+    if (strcmp(name, "on_invalid") == 0) {
+        if (strcmp(value, "skip") != 0 && strcmp(value, "fail") != 0)
+            return sf_fail(&r->err, SF_ERR_ARG, "on_invalid '%s': expected skip or fail", value);
+        r->skip_invalid = strcmp(value, "skip") == 0;
+        return SF_OK;
+    }
+    if (strcmp(name, "reject_log") == 0) {
+        if (r->reject)
+            return sf_fail(&r->err, SF_ERR_STATE, "reject_log is set already");
+        if (!value[0])
+            return sf_fail(&r->err, SF_ERR_ARG, "reject_log needs a file name");
+        /* Opened now (its lock, its temporary file), written as rows are
+         * left out, published with the outputs at commit. */
+        sf_output *o = sf_output_create(r->cref.census);
+        if (!o)
+            return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory");
+        sf_status st = sf_output_set_option(o, "writer", "inline");
+        if (st == SF_OK)
+            st = sf_output_open_file(o, value);
+        if (st == SF_OK)
+            st = sf_output_write(o, REJECT_HEADER, sizeof REJECT_HEADER - 1);
+        if (st != SF_OK) {
+            sf_fail_from(&r->err, st, NULL, sf_output_errmsg(o));
+            sf_output_free(o);
+            return st;
+        }
+        r->reject = o;
+        return SF_OK;
+    }
+    return sf_fail(&r->err, SF_ERR_ARG,
+                   "unknown render option '%s' (min_rows, max_drop, on_invalid, reject_log)", name);
 }
 
 /* ---- outputs ------------------------------------------------------------ */
@@ -314,6 +377,154 @@ static int pred_index_col(void *ud, const char *name)
 
 static int pred_root(void *ud, const char *name) { return find_root(ud, name) >= 0; }
 
+/* ---- the feed's own names: first, row_count --------------------------------
+ * sf_tpl_check knows two places, the rows and the rest. A feed template has
+ * a third: inside {{#first}} the first row's columns are read outside the
+ * rows. And row_count has a time: it is known after the rows. Both need the
+ * order of the nodes, so this walk visits them as rendering reaches them
+ * (a partial once per path, as sf_tpl_check does), before and after it. */
+
+#define FWALK_BUDGET 1000000
+
+typedef struct fwalk {
+    sf_render *r;
+    const sf_template *t;
+    uint8_t *active; /* per unit: on the current path */
+    uint8_t *marks;  /* per symbol: 1 a column read inside {{#first}} */
+    size_t budget;
+    int pass;        /* 1: marks and row_count; 2: a marked column read elsewhere */
+    int rows_done;   /* the walk is past the rows section */
+    int any_marks;
+    sf_status st;
+} fwalk;
+
+static const char *node_first(const sf_template *t, const sf_node *nd)
+{
+    return t->syms[t->parts[nd->parts]].name;
+}
+
+static int sym_marked(const fwalk *w, const char *name)
+{
+    for (uint32_t i = 0; w->marks && i < w->t->nsyms; i++)
+        if (w->marks[i] && strcmp(w->t->syms[i].name, name) == 0)
+            return 1;
+    return 0;
+}
+
+static void fwalk_range(fwalk *w, uint32_t unit, uint32_t from, uint32_t to, int in_rows,
+                        int in_first)
+{
+    const sf_template *t = w->t;
+    const sf_unit *u = &t->units[unit];
+    for (uint32_t i = from; i < to && w->st == SF_OK;) {
+        const sf_node *nd = &u->nodes[i];
+        if (w->budget-- == 0)
+            return; /* sf_tpl_check refuses what is this large */
+        if (nd->type == SF_N_TEXT) {
+            i++;
+            continue;
+        }
+        if (nd->type == SF_N_PARTIAL) {
+            if (nd->b != SF_NO_UNIT && !w->active[nd->b]) {
+                w->active[nd->b] = 1;
+                fwalk_range(w, nd->b, 0, t->units[nd->b].nnodes, in_rows, in_first);
+                w->active[nd->b] = 0;
+            }
+            i++;
+            continue;
+        }
+        const char *name = nd->nparts ? node_first(t, nd) : NULL;
+        int col = name && pred_col(w->r, name);
+        char where[512];
+        if (name && w->pass == 1 && strcmp(name, ROW_COUNT_NAME) == 0 && !w->rows_done &&
+            !(in_rows && col)) {
+            sf_tpl_where(t, u, nd->pos, where, sizeof where);
+            w->st = sf_fail(&w->r->err, SF_ERR_TEMPLATE,
+                            "%s: row_count is known only after the rows: read it after "
+                            "{{/%s}}",
+                            where, ROWS_NAME);
+            return;
+        }
+        if (name && w->pass == 1 && in_first && !in_rows && col) {
+            w->marks[t->parts[nd->parts]] = 1;
+            w->any_marks = 1;
+        }
+        if (name && w->pass == 2 && !in_rows && !in_first && col && sym_marked(w, name) &&
+            find_root(w->r, name) < 0) {
+            sf_tpl_where(t, u, nd->pos, where, sizeof where);
+            w->st = sf_fail(&w->r->err, SF_ERR_NAME,
+                            "the template reads 1 name that no column, parameter or built-in "
+                            "provides: %s (%s: a column, and columns are read inside "
+                            "{{#%s}} or {{#%s}})",
+                            name, where, ROWS_NAME, FIRST_NAME);
+            return;
+        }
+        if (nd->type == SF_N_VAR) {
+            i++;
+            continue;
+        }
+        int rows = nd->type == SF_N_SECTION && nd->nparts == 1 && strcmp(name, ROWS_NAME) == 0;
+        /* {{#first}} is the first row, unless a column of that name is. */
+        int first = nd->type == SF_N_SECTION && nd->nparts == 1 &&
+                    strcmp(name, FIRST_NAME) == 0 && !(in_rows && col);
+        fwalk_range(w, unit, i + 1, nd->b, in_rows || rows, in_first || first);
+        if (rows)
+            w->rows_done = 1;
+        i = nd->b;
+    }
+}
+
+/* 1 when `name` is a column read inside {{#first}} (sf_tpl_check's root
+ * predicate for a feed template: such a column is provided there). */
+static int pred_feed_root(void *ud, const char *name)
+{
+    fwalk *w = ud;
+    return find_root(w->r, name) >= 0 || strcmp(name, FIRST_NAME) == 0 ||
+           strcmp(name, ROW_COUNT_NAME) == 0 || sym_marked(w, name);
+}
+
+static int pred_feed_col(void *ud, const char *name) { return pred_col(((fwalk *)ud)->r, name); }
+
+/* A feed template's names: sf_tpl_check with first's columns provided,
+ * then row_count's place, then first's columns read elsewhere. */
+static sf_status check_feed_names(sf_render *r, const sf_template *t)
+{
+    sf_census *cs = r->cref.census;
+    fwalk w = {.r = r, .t = t, .budget = FWALK_BUDGET, .pass = 1, .st = SF_OK};
+    w.active = sf_calloc(cs, SF_MEM_RENDER, t->nunits ? t->nunits : 1, 1);
+    w.marks = sf_calloc(cs, SF_MEM_RENDER, t->nsyms ? t->nsyms : 1, 1);
+    sf_status st = SF_OK;
+    if (!w.active || !w.marks)
+        st = sf_fail(&r->err, SF_ERR_NOMEM, "out of memory checking the template");
+    sf_errbuf first_err;
+    sf_err_clear(&first_err);
+    sf_status rc_st = SF_OK;
+    if (st == SF_OK) {
+        w.active[0] = 1;
+        fwalk_range(&w, 0, 0, t->units[0].nnodes, 0, 0);
+        rc_st = w.st; /* row_count's place: said after the missing names */
+        if (rc_st != SF_OK)
+            first_err = r->err;
+        st = sf_tpl_check(t, ROWS_NAME, pred_feed_col, pred_feed_root, &w, &r->err);
+    }
+    if (st == SF_OK && rc_st != SF_OK) {
+        r->err = first_err;
+        st = rc_st;
+    }
+    if (st == SF_OK && w.any_marks) {
+        w.pass = 2;
+        w.budget = FWALK_BUDGET;
+        w.rows_done = 0;
+        fwalk_range(&w, 0, 0, t->units[0].nnodes, 0, 0);
+        st = w.st;
+    }
+    if (st == SF_OK)
+        st = sf_tpl_rules_check_names(t, pred_col, r, &r->err);
+    sf_dealloc(cs, w.active);
+    sf_dealloc(cs, w.marks);
+    return st;
+}
+
 static sf_status format_builtins(sf_render *r)
 {
     time_t t = (time_t)r->when;
@@ -354,7 +565,26 @@ static sf_status build_maps(sf_render *r, sf_feed_out *f)
         f->rootmap[i] = find_root(r, name);
         if (strcmp(name, ROWS_NAME) == 0)
             f->rows_sym = i;
+        if (!f->is_index && f->rootmap[i] < 0 && strcmp(name, FIRST_NAME) == 0) {
+            f->rootmap[i] = ROOT_FIRST;
+            r->reads_first = 1; /* a symbol of the template, wherever it is read */
+        }
+        if (!f->is_index && f->rootmap[i] < 0 && strcmp(name, ROW_COUNT_NAME) == 0)
+            f->rootmap[i] = ROOT_ROW_COUNT;
     }
+    if (f->is_index)
+        return SF_OK;
+    /* Row checks: each rule's column mapped once; the unique sets are this
+     * run's. */
+    size_t nr = sf_tpl_rules_column_count(t);
+    if (!sf_tpl_rules_count(t))
+        return SF_OK;
+    f->rulemap = sf_alloc(cs, SF_MEM_ROW, (nr ? nr : 1) * sizeof *f->rulemap);
+    f->checker = sf_tpl_checker_create(cs, t);
+    if (!f->rulemap || !f->checker)
+        return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < nr; i++)
+        f->rulemap[i] = find_column(r->src, sf_tpl_rules_column(t, i));
     return SF_OK;
 }
 
@@ -417,8 +647,15 @@ static sf_status prepare(sf_render *r)
     sf_status st;
     for (size_t i = 0; i < r->nouts; i++) {
         sf_feed_out *f = r->outs[i];
-        st = sf_tpl_check(f->tpl, ROWS_NAME, f->is_index ? pred_index_col : pred_col, pred_root,
-                          r, &r->err);
+        if (!f->is_index)
+            st = check_feed_names(r, f->tpl);
+        else if (sf_tpl_rules_count(f->tpl))
+            st = sf_fail(&r->err, SF_ERR_TEMPLATE,
+                         "%s: an index template has sqlfeed-check rules; row checks apply to "
+                         "a feed's rows",
+                         f->tpl->units[0].label ? f->tpl->units[0].label : f->tpl->units[0].name);
+        else
+            st = sf_tpl_check(f->tpl, ROWS_NAME, pred_index_col, pred_root, r, &r->err);
         if (st != SF_OK)
             return st;
     }
@@ -519,6 +756,7 @@ sf_status sf_render_execute(sf_render *r, sf_source *src)
     for (size_t i = 0; i < r->nouts; i++)
         if (!r->outs[i]->is_index)
             sf_feed_release_loop(r->outs[i]);
+    sf_feed_release_first(r);
     r->executed = st == SF_OK;
     return st;
 }

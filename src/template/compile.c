@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "template.h"
+#include "value/format.h"
 
 #define MAX_DELIM 32
 #define MAX_OPEN 1024        /* sections open at once in one unit (= run.c MAX_NESTING) */
@@ -84,9 +85,12 @@ typedef struct compiler {
      * a Mustache syntax error (an unclosed section) explains more. */
     int markup_failed;
     sf_errbuf markup;
+    /* Compiled inside a section on a JSON value (a partial included in
+     * one): a name there may be a key of it, {{url.text}}. */
+    int json_outer;
 } compiler;
 
-static sf_status compile_unit(sf_template *t, uint32_t unit, int depth, int xml);
+static sf_status compile_unit(sf_template *t, uint32_t unit, int depth, int xml, int json_outer);
 
 /* ---- positions and errors ---------------------------------------------- */
 
@@ -641,7 +645,66 @@ static sf_status emit_text(compiler *c, size_t from, size_t to)
     return SF_OK;
 }
 
-/* Splits a trimmed tag name into interned parts ("." is zero parts). */
+/* The id of the json formatter (the part after which keys may follow). */
+static uint16_t json_id(void)
+{
+    sf_fmt_call jc = {0, 0};
+    sf_fmt_parse("json", 4, &jc, NULL, 0);
+    return jc.id;
+}
+
+/* Whether a node's name has a json part: inside its section the values may
+ * be JSON objects, whose keys a name may read. */
+static int has_json(const sf_template *t, const sf_node *nd)
+{
+    uint16_t jid = json_id();
+    for (uint16_t i = 1; i < nd->nparts; i++) {
+        uint32_t p = t->parts[nd->parts + i];
+        if ((p & SF_PART_FMT) && t->fcalls[p & ~SF_PART_FMT].id == jid)
+            return 1;
+    }
+    return 0;
+}
+
+static int in_json_section(const compiler *c)
+{
+    if (c->json_outer)
+        return 1;
+    for (uint32_t i = 0; i < c->nopen; i++) {
+        const sf_node *nd = &c->nodes[c->open[i].node];
+        if (nd->type == SF_N_SECTION && has_json(c->t, nd)) /* not {{^x.json}}: no value */
+            return 1;
+    }
+    return 0;
+}
+
+/* The index of a formatter call in t->fcalls, added when new: equal calls
+ * share one index, so equal names have equal parts. */
+static int add_fcall(sf_template *t, const sf_fmt_call *call, uint32_t *idx)
+{
+    for (uint32_t i = 0; i < t->nfcalls; i++)
+        if (t->fcalls[i].id == call->id && t->fcalls[i].arg == call->arg) {
+            *idx = i;
+            return 0;
+        }
+    if (t->nfcalls == t->capfcalls) {
+        uint32_t cap = t->capfcalls ? t->capfcalls * 2 : 8;
+        sf_fmt_call *p = sf_realloc(t->cref.census, SF_MEM_TEMPLATE, t->fcalls, cap * sizeof *p);
+        if (!p)
+            return -1;
+        t->fcalls = p;
+        t->capfcalls = cap;
+    }
+    t->fcalls[t->nfcalls] = *call;
+    *idx = t->nfcalls++;
+    return 0;
+}
+
+/* Splits a trimmed tag name into interned parts ("." is zero parts). In a
+ * feed template (not the spec's HTML mode) a later part is a formatter
+ * call (SF_PART_FMT), or a key of a JSON value: after a json part, or,
+ * before any formatter, inside a section on a JSON value. Anything else is
+ * a misspelt formatter (docs/value.md). */
 static sf_status parse_name(compiler *c, sf_node *nd, const char *s, size_t n, size_t pos)
 {
     if (n == 0)
@@ -650,6 +713,13 @@ static sf_status parse_name(compiler *c, sf_node *nd, const char *s, size_t n, s
         nd->nparts = 0;
         return SF_OK;
     }
+    int feed = c->t->eff_mode != SF_TEMPLATE_HTML;
+    uint16_t jid = json_id();
+    /* What the last formatter was: none yet (keys allowed only inside a
+     * JSON section), json (keys allowed), or a text formatter (none). */
+    enum { LAST_NONE, LAST_JSON, LAST_TEXT } last = LAST_NONE;
+    const char *sigil = nd->type == SF_N_SECTION ? "#" : nd->type == SF_N_INVERTED ? "^" : "";
+    int show = (int)(n > 200 ? 200 : n);
     nd->parts = c->t->nparts;
     size_t i = 0;
     while (i <= n) {
@@ -663,8 +733,28 @@ static sf_status parse_name(compiler *c, sf_node *nd, const char *s, size_t n, s
             if (ch <= ' ' || ch == '{' || ch == '}')
                 return cfail(c, pos, "invalid name '%.*s'", (int)n, s);
         }
-        uint32_t sym;
-        if (intern(c->t, s + i, j - i, &sym) != 0 || add_part(c->t, sym) != 0)
+        uint32_t part;
+        int rc = 0;
+        sf_fmt_call call = {0, 0};
+        char why[256];
+        if (feed && i > 0 && (rc = sf_fmt_parse(s + i, j - i, &call, why, sizeof why)) < 0)
+            return cfail(c, pos, "{{%s%.*s}}: %s", sigil, show, s, why);
+        if (rc > 0) {
+            if (add_fcall(c->t, &call, &part) != 0)
+                return nomem(c->t);
+            part |= SF_PART_FMT;
+            last = call.id == jid ? LAST_JSON : LAST_TEXT;
+        } else {
+            if (feed && i > 0 && !(last == LAST_JSON || (last == LAST_NONE && in_json_section(c))))
+                return cfail(c, pos,
+                             "{{%s%.*s}}: '%.*s' is not a formatter (formatters: %s; a key of "
+                             "a JSON value comes after json, as in NAME.json.KEY)",
+                             sigil, show, s, (int)(j - i > 60 ? 60 : j - i), s + i,
+                             sf_fmt_names());
+            if (intern(c->t, s + i, j - i, &part) != 0)
+                return nomem(c->t);
+        }
+        if (add_part(c->t, part) != 0)
             return nomem(c->t);
         if (nd->nparts == UINT16_MAX)
             return cfail(c, pos, "name has too many parts");
@@ -967,7 +1057,7 @@ static sf_status partial_unit(compiler *c, const char *name, size_t nlen, const 
     *idx = u;
     /* When the includer's markup already failed, its lexer's state is not
      * where the partial starts: the partial is scanned for syntax only. */
-    return compile_unit(t, u, c->depth + 1, c->xml);
+    return compile_unit(t, u, c->depth + 1, c->xml, in_json_section(c));
 }
 
 /* The prefixes partial `u` uses undeclared are declared where it is
@@ -1154,21 +1244,31 @@ static sf_status open_section(compiler *c, char kind, const char *s, size_t n, s
     return SF_OK;
 }
 
-/* The text of a node's name, for messages and comparisons. */
-static size_t node_name(const sf_template *t, const sf_node *nd, char *buf, size_t n)
+/* The text of a node's name, for messages and comparisons: formatter
+ * parts spelt as written (a formatter's spelling is unique: trunc150, not
+ * trunc0150). */
+size_t sf_tpl_node_name(const sf_template *t, const sf_node *nd, char *buf, size_t n)
 {
     if (nd->nparts == 0)
         return (size_t)snprintf(buf, n, ".");
     size_t o = 0;
     buf[0] = '\0';
     for (uint16_t i = 0; i < nd->nparts && o < n; i++) {
-        const sf_sym *sy = &t->syms[t->parts[nd->parts + i]];
-        int k = snprintf(buf + o, n - o, "%s%s", i ? "." : "", sy->name);
+        uint32_t p = t->parts[nd->parts + i];
+        char fb[32];
+        const char *name = p & SF_PART_FMT ? sf_fmt_spell(&t->fcalls[p & ~SF_PART_FMT], fb, sizeof fb)
+                                           : t->syms[p].name;
+        int k = snprintf(buf + o, n - o, "%s%s", i ? "." : "", name);
         if (k < 0)
             break;
         o += (size_t)k;
     }
     return o < n ? o : n - 1;
+}
+
+static size_t node_name(const sf_template *t, const sf_node *nd, char *buf, size_t n)
+{
+    return sf_tpl_node_name(t, nd, buf, n);
 }
 
 /* A section whose body ends with `m` ']'s of element text, rendered again:
@@ -1298,6 +1398,9 @@ static sf_status comment_tag(compiler *c, const char *s, size_t n, size_t pos)
     sf_template *t = c->t;
     trim(&s, &n);
     sf_status st = format_pragma(c, s, n, pos);
+    if (st == SF_OK && c->unit != 0 && n >= 14 && memcmp(s, "sqlfeed-check:", 14) == 0)
+        return cfail(c, pos, "sqlfeed-check in a partial: row checks go in the template's own "
+                             "file");
     if (st != SF_OK || c->unit != 0)
         return st;
     char why[256];
@@ -1505,11 +1608,12 @@ static sf_status finish_markup(compiler *c)
     return SF_OK;
 }
 
-static sf_status compile_unit(sf_template *t, uint32_t unit, int depth, int xml)
+static sf_status compile_unit(sf_template *t, uint32_t unit, int depth, int xml, int json_outer)
 {
     compiler c;
     memset(&c, 0, sizeof c);
     c.t = t;
+    c.json_outer = json_outer;
     c.unit = unit;
     c.src = t->units[unit].src;
     c.len = t->units[unit].srclen;
@@ -1553,7 +1657,10 @@ typedef struct walker {
     const sf_template *t;
     uint8_t *active; /* per unit: on the current path (a recursive partial) */
     size_t budget;
-    sf_status (*visit)(struct walker *w, const sf_unit *u, const sf_node *nd, int in_rows);
+    /* in_json: inside a section on a JSON value, where a name may be a
+     * key of the value rather than a column or parameter. */
+    sf_status (*visit)(struct walker *w, const sf_unit *u, const sf_node *nd, int in_rows,
+                       int in_json);
     const char *rows;
     void *ud;
 } walker;
@@ -1566,7 +1673,8 @@ static int is_rows(const sf_template *t, const sf_node *nd, const char *rows)
 /* Visits every node as rendering would reach it: a partial included twice
  * is walked twice (so two rows sections through one partial are seen), a
  * partial that includes itself once per path. */
-static sf_status walk(walker *w, uint32_t unit, uint32_t from, uint32_t to, int in_rows)
+static sf_status walk(walker *w, uint32_t unit, uint32_t from, uint32_t to, int in_rows,
+                      int in_json)
 {
     const sf_unit *u = &w->t->units[unit];
     for (uint32_t i = from; i < to;) {
@@ -1579,16 +1687,17 @@ static sf_status walk(walker *w, uint32_t unit, uint32_t from, uint32_t to, int 
             i++;
             break;
         case SF_N_VAR:
-            if ((st = w->visit(w, u, nd, in_rows)) != SF_OK)
+            if ((st = w->visit(w, u, nd, in_rows, in_json)) != SF_OK)
                 return st;
             i++;
             break;
         case SF_N_SECTION:
         case SF_N_INVERTED:
-            if ((st = w->visit(w, u, nd, in_rows)) != SF_OK)
+            if ((st = w->visit(w, u, nd, in_rows, in_json)) != SF_OK)
                 return st;
             if ((st = walk(w, unit, i + 1, nd->b,
-                           in_rows || (nd->type == SF_N_SECTION && is_rows(w->t, nd, w->rows))))
+                           in_rows || (nd->type == SF_N_SECTION && is_rows(w->t, nd, w->rows)),
+                           in_json || (nd->type == SF_N_SECTION && has_json(w->t, nd))))
                 != SF_OK)
                 return st;
             i = nd->b;
@@ -1596,7 +1705,7 @@ static sf_status walk(walker *w, uint32_t unit, uint32_t from, uint32_t to, int 
         case SF_N_PARTIAL:
             if (nd->b != SF_NO_UNIT && !w->active[nd->b]) {
                 w->active[nd->b] = 1;
-                st = walk(w, nd->b, 0, w->t->units[nd->b].nnodes, in_rows);
+                st = walk(w, nd->b, 0, w->t->units[nd->b].nnodes, in_rows, in_json);
                 w->active[nd->b] = 0;
                 if (st != SF_OK)
                     return st;
@@ -1616,7 +1725,7 @@ static sf_status run_walk(walker *w)
         return SF_ERR_NOMEM;
     w->active[0] = 1;
     w->budget = WALK_BUDGET;
-    sf_status st = walk(w, 0, 0, t->units[0].nnodes, 0);
+    sf_status st = walk(w, 0, 0, t->units[0].nnodes, 0, 0);
     sf_dealloc(t->cref.census, w->active);
     return st;
 }
@@ -1637,11 +1746,15 @@ static sf_status list_add(const sf_template *t, char ***list, size_t *n, const c
     return SF_OK;
 }
 
-static sf_status collect_visit(walker *w, const sf_unit *u, const sf_node *nd, int in_rows)
+/* A name's first part is what it reads (a column, a parameter); the parts
+ * after it are formatters or keys of a JSON value. Names inside a section
+ * on a JSON value may be its keys: not collected. */
+static sf_status collect_visit(walker *w, const sf_unit *u, const sf_node *nd, int in_rows,
+                               int in_json)
 {
     (void)u;
     sf_template *t = w->ud;
-    if (nd->nparts == 0 || is_rows(t, nd, w->rows))
+    if (nd->nparts == 0 || is_rows(t, nd, w->rows) || in_json)
         return SF_OK;
     const char *first = t->syms[t->parts[nd->parts]].name;
     return in_rows ? list_add(t, &t->row_names, &t->nrow_names, first)
@@ -1702,7 +1815,8 @@ static void add_missing(check_ctx *k, const char *name, const char *where)
                                                            : sizeof k->missing - 1;
 }
 
-static sf_status check_visit(walker *w, const sf_unit *u, const sf_node *nd, int in_rows)
+static sf_status check_visit(walker *w, const sf_unit *u, const sf_node *nd, int in_rows,
+                             int in_json)
 {
     check_ctx *k = w->ud;
     const sf_template *t = w->t;
@@ -1731,10 +1845,18 @@ static sf_status check_visit(walker *w, const sf_unit *u, const sf_node *nd, int
         }
         return SF_OK;
     }
-    if (nd->nparts > 1) {
-        add_missing(k, name, where);
+    /* Inside a section on a JSON value a name may be one of its keys,
+     * which no check before the data can know. */
+    if (in_json)
+        return SF_OK;
+    if (t->eff_mode == SF_TEMPLATE_HTML && nd->nparts > 1) {
+        add_missing(k, name, where); /* no value has members */
         return SF_OK;
     }
+    /* A feed template's later parts are formatters (or keys after json):
+     * the first part is the name to provide. */
+    if (nd->nparts > 1)
+        snprintf(name, sizeof name, "%s", t->syms[t->parts[nd->parts]].name);
     if ((in_rows && k->is_col(k->ud, name)) || k->is_root(k->ud, name))
         return SF_OK;
     if (!in_rows && k->is_col(k->ud, name)) {
@@ -1847,7 +1969,7 @@ static sf_status load(sf_template *t, const char *name, char *src, size_t len)
     t->units[u].srclen = len;
     memset(&t->units[u].xstart, 0, sizeof t->units[u].xstart);
     t->units[u].xend = t->units[u].xstart;
-    st = compile_unit(t, u, 0, 1);
+    st = compile_unit(t, u, 0, 1, 0);
     if (st == SF_OK && (st = collect_names(t)) == SF_ERR_NOMEM)
         st = nomem(t);
     if (st != SF_OK) {

@@ -16,10 +16,19 @@
  * A row is then the section's body with the row pushed, as the recursive
  * walk renders it; the tail renders the rest of each recorded range from the
  * innermost out, popping what each pushed (and going on with a list's next
- * items), which is what the recursion would have done after the last row. */
+ * items), which is what the recursion would have done after the last row.
+ *
+ * Formatters (SF_PART_FMT parts) write into an arena: the head's values in
+ * one that lives until the next head (what the head pushed stays on the
+ * stack through the rows and the tail), the rows' and the tail's in one
+ * reset at the start of each sf_tpl_row and sf_tpl_tail. Both keep their
+ * chunks, so rows after the largest allocate nothing. */
+#include <stdio.h>
 #include <string.h>
 
 #include "template.h"
+#include "value/arena.h"
+#include "value/format.h"
 
 #define MAX_PARTIAL_RECURSION 256
 #define MAX_NESTING 1024 /* sections and partials open at once: bounds the C stack */
@@ -59,6 +68,10 @@ typedef struct runner {
     tframe *fr;
     size_t nfr, frcap;
     uint32_t row_unit, row_from, row_to; /* the rows section's body */
+    sf_arena *arena; /* where formatted values go now */
+    sf_arena *outer; /* the head's arena while rows or the tail render, or NULL:
+                        a JSON view made in the head allocates there */
+    sf_tpl_bad bad;  /* the last value a formatter refused */
     sf_val stack0[STACK_INITIAL];
 } runner;
 
@@ -84,13 +97,68 @@ static sf_status push(runner *r, const sf_val *v)
     return SF_OK;
 }
 
-/* Resolves a node's name; 0 (out->kind may be SF_VAL_MISSING) or -1. */
-static int resolve(runner *r, const sf_node *nd, sf_val *out)
+/* "{{#name}}" as the tag was written, for messages. */
+static void tag_text(const runner *r, const sf_node *nd, char *buf, size_t n)
+{
+    char name[300];
+    sf_tpl_node_name(r->t, nd, name, sizeof name);
+    snprintf(buf, n, "{{%s%s}}",
+             nd->type == SF_N_SECTION ? "#" : nd->type == SF_N_INVERTED ? "^" : "", name);
+}
+
+/* A value of the node's name refused by a formatter: sf_tpl_bad and the
+ * message, "column NAME: REASON ({{TAG}} at FILE:LINE:COL)". */
+static sf_status refused(runner *r, const sf_unit *u, const sf_node *nd, const char *reason)
+{
+    const sf_template *t = r->t;
+    char where[512], tag[340];
+    sf_tpl_where(t, u, nd->pos, where, sizeof where);
+    tag_text(r, nd, tag, sizeof tag);
+    snprintf(r->bad.column, sizeof r->bad.column, "%s",
+             nd->nparts ? t->syms[t->parts[nd->parts]].name : ".");
+    snprintf(r->bad.reason, sizeof r->bad.reason, "%s", reason);
+    return sf_fail(r->err, SF_ERR_INVALID, "column %s: %s (%s at %s)", r->bad.column, reason,
+                   tag, where);
+}
+
+/* An arena refused: the row's values are too large (a row problem,
+ * SF_ERR_INVALID), or memory ran out. */
+static sf_status arena_failed(runner *r, const sf_unit *u, const sf_node *nd, const sf_arena *a)
+{
+    if (a->over) {
+        char reason[128];
+        snprintf(reason, sizeof reason,
+                 "the row's formatted values pass the per-row limit of %zu MiB", a->limit >> 20);
+        return refused(r, u, nd, reason);
+    }
+    char where[512], tag[340];
+    sf_tpl_where(r->t, u, nd->pos, where, sizeof where);
+    tag_text(r, nd, tag, sizeof tag);
+    return sf_fail(r->err, SF_ERR_NOMEM, "out of memory formatting a value (%s at %s)", tag,
+                   where);
+}
+
+/* A provider's lookup or item returned -1: a JSON view's means its arena
+ * failed (the flags say so); any other provider's is SF_ERR_SOURCE, with
+ * the message left to it. */
+static sf_status provider_failed(runner *r, const sf_unit *u, const sf_node *nd)
+{
+    if (r->arena && r->arena->failed)
+        return arena_failed(r, u, nd, r->arena);
+    if (r->outer && r->outer->failed)
+        return arena_failed(r, u, nd, r->outer);
+    return SF_ERR_SOURCE;
+}
+
+/* Resolves a node's name: SF_OK (out->kind may be SF_VAL_MISSING), or the
+ * failure (provider_failed, refused). Formatter parts apply in order to
+ * what the parts before resolved to. */
+static sf_status resolve(runner *r, const sf_unit *u, const sf_node *nd, sf_val *out)
 {
     const sf_template *t = r->t;
     if (nd->nparts == 0) {
         *out = r->stack[r->depth - 1];
-        return 0;
+        return SF_OK;
     }
     const uint32_t *parts = t->parts + nd->parts;
     const sf_sym *sy = &t->syms[parts[0]];
@@ -101,34 +169,46 @@ static int resolve(runner *r, const sf_node *nd, sf_val *out)
             continue;
         int rc = f->ops->lookup(f->obj, parts[0], sy->name, sy->len, out);
         if (rc < 0)
-            return -1;
+            return provider_failed(r, u, nd);
         if (rc > 0)
             goto found;
     }
     out->kind = SF_VAL_MISSING;
     out->truthy = 0;
-    return 0;
+    /* Formatters pass a missing value through: nothing to apply. */
+    return SF_OK;
 found:
-    /* Later parts resolve only inside what the previous part found. */
+    /* Later parts resolve only inside what the previous part found, or
+     * format it. */
     for (uint16_t i = 1; i < nd->nparts; i++) {
+        sf_val next;
+        if (parts[i] & SF_PART_FMT) {
+            char why[256];
+            int rc = sf_fmt_apply(r->arena, &t->fcalls[parts[i] & ~SF_PART_FMT], out, &next, why,
+                                  sizeof why);
+            if (SF_UNLIKELY(rc != SF_FMT_OK))
+                return rc == SF_FMT_NOMEM ? arena_failed(r, u, nd, r->arena)
+                                          : refused(r, u, nd, why);
+            *out = next;
+            continue;
+        }
         if (out->kind != SF_VAL_MAP) {
             out->kind = SF_VAL_MISSING;
             out->truthy = 0;
-            return 0;
+            continue; /* a formatter after it passes MISSING through */
         }
         sy = &t->syms[parts[i]];
-        sf_val next;
         int rc = out->ops->lookup(out->obj, parts[i], sy->name, sy->len, &next);
         if (rc < 0)
-            return -1;
+            return provider_failed(r, u, nd);
         if (rc == 0) {
             out->kind = SF_VAL_MISSING;
             out->truthy = 0;
-            return 0;
+            continue;
         }
         *out = next;
     }
-    return 0;
+    return SF_OK;
 }
 
 static sf_status render_range(runner *r, uint32_t unit, uint32_t from, uint32_t to);
@@ -160,8 +240,10 @@ static sf_status list_items(runner *r, uint32_t unit, uint32_t body, uint32_t en
     for (;; idx++) {
         sf_val item;
         int rc = v->ops->item(v->obj, idx, &item);
-        if (rc < 0)
-            return SF_ERR_SOURCE;
+        if (rc < 0) {
+            const sf_unit *u = &r->t->units[unit];
+            return provider_failed(r, u, &u->nodes[body - 1]); /* the section */
+        }
         if (rc == 0)
             return SF_OK;
         sf_status st = push(r, &item);
@@ -269,8 +351,8 @@ static sf_status render_range_body(runner *r, uint32_t unit, uint32_t from, uint
             i++;
             break;
         case SF_N_VAR:
-            if (resolve(r, nd, &v) != 0)
-                return SF_ERR_SOURCE;
+            if ((st = resolve(r, u, nd, &v)) != SF_OK)
+                return st;
             if (nd->a) { /* break a "]]>" / "-->" the text before began */
                 int rc = nd->esc == SF_ESC_CDATA ? sf_wbuf_put(r->w, "]]><![CDATA[", 12)
                                                  : sf_wbuf_put(r->w, " ", 1);
@@ -282,15 +364,15 @@ static sf_status render_range_body(runner *r, uint32_t unit, uint32_t from, uint
             i++;
             break;
         case SF_N_SECTION:
-            if (resolve(r, nd, &v) != 0)
-                return SF_ERR_SOURCE;
+            if ((st = resolve(r, u, nd, &v)) != SF_OK)
+                return st;
             if ((st = section(r, unit, nd, i + 1, &v)) != SF_OK)
                 return st == SUSPEND ? suspended(r, nd->b) : st;
             i = nd->b;
             break;
         case SF_N_INVERTED:
-            if (resolve(r, nd, &v) != 0)
-                return SF_ERR_SOURCE;
+            if ((st = resolve(r, u, nd, &v)) != SF_OK)
+                return st;
             if (!v.truthy || v.kind == SF_VAL_MISSING || v.kind == SF_VAL_NULL) {
                 if ((st = render_range(r, unit, i + 1, nd->b)) != SF_OK) {
                     if (st != SUSPEND)
@@ -341,9 +423,15 @@ sf_status sf_tpl_render(const sf_template *t, sf_wbuf *w, const sf_val *root, sf
     r.stack = r.stack0;
     r.cap = STACK_INITIAL;
     r.stack0[r.depth++] = *root;
+    /* One arena for the whole walk: a value stays valid while anything
+     * pushed may point into it. */
+    sf_arena arena;
+    sf_arena_init(&arena, r.cs, 0);
+    r.arena = &arena;
     sf_status st = render_range(&r, 0, 0, t->units[0].nnodes);
     if (r.stack != r.stack0)
         sf_dealloc(r.cs, r.stack);
+    sf_arena_free(&arena);
     return st;
 }
 
@@ -355,6 +443,8 @@ struct sf_tpl_run {
     runner r;
     sf_val root;
     int phase;
+    sf_arena head_arena; /* the head's values: until the next head */
+    sf_arena row_arena;  /* a row's (or the tail's): reset before each */
 };
 
 sf_tpl_run *sf_tpl_run_create(sf_census *cs, const sf_template *t, const sf_val *root,
@@ -373,7 +463,22 @@ sf_tpl_run *sf_tpl_run_create(sf_census *cs, const sf_template *t, const sf_val 
     k->r.rows_ops = rows->ops;
     k->r.rows_obj = rows->obj;
     k->root = *root;
+    sf_arena_init(&k->head_arena, cs, 0);
+    sf_arena_init(&k->row_arena, cs, 0);
     return k;
+}
+
+const sf_tpl_bad *sf_tpl_run_bad(const sf_tpl_run *k) { return &k->r.bad; }
+
+/* Before a head, a row or a tail: the arena it formats into, emptied. */
+static void use_arena(sf_tpl_run *k, int head)
+{
+    runner *r = &k->r;
+    sf_arena *a = head ? &k->head_arena : &k->row_arena;
+    sf_arena_reset(a);
+    r->arena = a;
+    r->outer = head ? NULL : &k->head_arena;
+    r->bad.column[0] = r->bad.reason[0] = '\0';
 }
 
 void sf_tpl_run_free(sf_tpl_run *k)
@@ -383,6 +488,8 @@ void sf_tpl_run_free(sf_tpl_run *k)
     if (k->r.stack != k->r.stack0)
         sf_dealloc(k->r.cs, k->r.stack);
     sf_dealloc(k->r.cs, k->r.fr);
+    sf_arena_free(&k->head_arena);
+    sf_arena_free(&k->row_arena);
     sf_dealloc(k->r.cs, k);
 }
 
@@ -393,6 +500,7 @@ sf_status sf_tpl_head(sf_tpl_run *k, sf_wbuf *w, int *reached)
     if (k->phase == PH_ROWS)
         return sf_fail(r->err, SF_ERR_STATE, "template head rendered twice without its tail");
     r->w = w;
+    use_arena(k, 1);
     r->depth = 0;
     r->stack[r->depth++] = k->root;
     r->prec = 0;
@@ -419,6 +527,7 @@ sf_status sf_tpl_row(sf_tpl_run *k, sf_wbuf *w, const sf_val *row)
         return sf_fail(r->err, SF_ERR_STATE, "a template row outside the rows section");
     const tframe *f = &r->fr[r->nfr - 1];
     r->w = w;
+    use_arena(k, 0);
     r->nest = (int)r->nfr;
     r->prec = f->prec;
     r->depth = f->depth;
@@ -448,6 +557,7 @@ sf_status sf_tpl_tail_ex(sf_tpl_run *k, sf_wbuf *w, int keep)
         return k->phase == PH_DONE ? SF_OK
                                    : sf_fail(r->err, SF_ERR_STATE, "a template tail before its head");
     r->w = w;
+    use_arena(k, 0);
     sf_status st = SF_OK;
     for (size_t lv = r->nfr; st == SF_OK && lv-- > 0;) {
         const tframe *f = &r->fr[lv];

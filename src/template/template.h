@@ -140,8 +140,50 @@ const sf_tpl_bad *sf_tpl_run_bad(const sf_tpl_run *k);
 int sf_tpl_rules_comment(sf_template *t, const char *s, size_t n, char *why, size_t whylen);
 void sf_tpl_rules_free(sf_template *t);
 
+/* The rules' columns: each name a rule reads, once, in order of first use.
+ * Evaluation asks for a column by this index (and name), so a caller maps
+ * the names to its columns once per run. */
+size_t sf_tpl_rules_count(const sf_template *t); /* rules (0: the template has none) */
+size_t sf_tpl_rules_column_count(const sf_template *t);
+const char *sf_tpl_rules_column(const sf_template *t, size_t i);
+/* Checks, with the render's other names, that every rule's column is one
+ * is_col knows: SF_ERR_NAME naming the rule and its file:line:col. */
+sf_status sf_tpl_rules_check_names(const sf_template *t, sf_name_pred is_col, void *ud,
+                                   sf_errbuf *err);
+
+/* One run's evaluation of a template's rules (the `unique` sets live here,
+ * not in the template, which several runs may share). Allocated once per
+ * run; evaluating a row allocates nothing; keeping a row's unique values
+ * grows their hash sets geometrically (the one check whose memory grows
+ * with the rows: 8 bytes a slot, at most 70 % full: docs/checks.md). */
+typedef struct sf_tpl_checker sf_tpl_checker;
+/* The column a rule reads, by its index in sf_tpl_rules_column(): 1 and
+ * *out set, 0 when there is none (then it is checked as missing). */
+typedef int (*sf_tpl_col_fn)(void *ud, size_t i, const char *name, sf_val *out);
+typedef struct sf_tpl_verdict {
+    char column[128];
+    char reason[256]; /* "required, is NULL", "max 100 characters, has 143" ... */
+    char where[512];  /* the rule's file:line:col */
+} sf_tpl_verdict;
+sf_tpl_checker *sf_tpl_checker_create(sf_census *cs, const sf_template *t); /* NULL: no memory */
+void sf_tpl_checker_free(sf_tpl_checker *k);
+/* Checks one row against every rule, in the order written: SF_OK when it
+ * passes, SF_ERR_INVALID with *v the first failing rule's column, reason
+ * and position. A passing row's unique values are pending: the caller keeps
+ * them once the row is written (sf_tpl_checker_keep), so a row left out of
+ * the output does not take its value from a later one. */
+sf_status sf_tpl_checker_row(sf_tpl_checker *k, sf_tpl_col_fn col, void *ud, sf_tpl_verdict *v);
+/* Records the pending unique values of the last passing row. SF_OK, or a
+ * failure of the run (not of the row), described in err: SF_ERR_NOMEM, or
+ * SF_ERR_INVALID past SF_TPL_UNIQUE_MAX distinct values of one rule. */
+#define SF_TPL_UNIQUE_MAX 10000000u
+sf_status sf_tpl_checker_keep(sf_tpl_checker *k, sf_errbuf *err);
+
 /* "file:line:col" of a node, into buf. */
 void sf_tpl_where(const sf_template *t, const sf_unit *u, uint32_t pos, char *buf, size_t n);
+/* A node's name as written ("posted_at.rfc822"; "." for the iterator), into
+ * buf; returns its length (cut to n - 1). */
+size_t sf_tpl_node_name(const sf_template *t, const sf_node *nd, char *buf, size_t n);
 
 /* Built-in templates (generated from templates/ at build time). */
 typedef struct sf_builtin {
