@@ -303,6 +303,18 @@ static void test_trunc(void)
     fmt_ok("trunc1", "\xF0\x9F\x98\x80x", "\xF0\x9F\x98\x80");
     fmt_ok("trunc4", "ab\xFF\xFE" "cd", "ab\xFF\xFE");
     fmt_ok("trunc3", "abc", "abc");
+    /* Stray continuation bytes are characters too: each becomes a U+FFFD
+     * in the output (review: "ab" + 9 x 0x80 passed trunc3 whole). */
+    fmt_ok("trunc3", "ab\x80\x80\x80\x80\x80\x80\x80\x80\x80", "ab\x80");
+    fmt_ok("trunc2", "\xC3\xA9\xA9\xA9\xA9\xA9", "\xC3\xA9\xA9");
+    fmt_ok("trunc2", "\xE2\x82x", "\xE2\x82x"); /* E2 82: one ill-formed subpart, then x */
+    fmt_ok("trunc1", "\xE2\x82x", "\xE2\x82");
+    {
+        size_t cut;
+        check(sf_fmt_chars("a\xED\xA0\x80" "b", 5, SIZE_MAX, &cut) == 5 && cut == 5,
+              "chars: an encoded surrogate is three ill-formed bytes, as the escaper reads it",
+              "%zu", sf_fmt_chars("a\xED\xA0\x80" "b", 5, SIZE_MAX, &cut));
+    }
     fmt_ok("trunc150", "short", "short");
     const char *in = "\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E";
     sf_val out;

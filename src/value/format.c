@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../xml/xml.h"
 #include "date.h"
 #include "format.h"
 #include "json.h"
@@ -573,18 +574,35 @@ static int fmt_text(sf_arena *a, const char *s, size_t n, sf_val *out)
 
 /* ---- trunc, dec ------------------------------------------------------------- */
 
-/* The first `max` characters: the input cut before the (max+1)th
- * character's first byte (every byte that is not a continuation byte
- * starts one, so invalid UTF-8 is cut too, never a sequence split). */
+size_t sf_fmt_chars(const char *s, size_t n, size_t max, size_t *cut)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    size_t chars = 0;
+    *cut = n;
+    while (p < end) {
+        if (chars == max) {
+            *cut = (size_t)(p - (const unsigned char *)s);
+            max = SIZE_MAX; /* go on counting */
+        }
+        size_t k = 1, bad = 1;
+        if (*p >= 0x80 && (k = sf_utf8_seq(p, end, &bad)) == 0)
+            k = bad;
+        p += k;
+        chars++;
+    }
+    return chars;
+}
+
+/* The first `max` characters as the output writes them (sf_fmt_chars):
+ * never a sequence split, and an invalid byte run counted as the one
+ * U+FFFD it becomes. */
 static int fmt_trunc(const char *s, size_t n, uint32_t max, sf_val *out)
 {
     if (n <= max)
         return text_out(out, s, n);
-    size_t chars = 0;
-    for (size_t i = 0; i < n; i++)
-        if (((unsigned char)s[i] & 0xC0) != 0x80 && chars++ == max)
-            return text_out(out, s, i);
-    return text_out(out, s, n);
+    size_t cut;
+    sf_fmt_chars(s, n, max, &cut);
+    return text_out(out, s, cut);
 }
 
 /* A decimal number ([+-]digits[.digits], or .digits) rounded to `dec`
