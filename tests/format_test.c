@@ -256,6 +256,17 @@ static void test_url(void)
 
 static void test_text(void)
 {
+    {
+        /* &#128;-&#159; as HTML reads them (Windows-1252), as Python's
+         * html.unescape gives them (review: C1 controls came out). */
+        static const char *const cp1252[32] = {"\xE2\x82\xAC", "\xC2\x81", "\xE2\x80\x9A", "\xC6\x92", "\xE2\x80\x9E", "\xE2\x80\xA6", "\xE2\x80\xA0", "\xE2\x80\xA1", "\xCB\x86", "\xE2\x80\xB0", "\xC5\xA0", "\xE2\x80\xB9", "\xC5\x92", "\xC2\x8D", "\xC5\xBD", "\xC2\x8F", "\xC2\x90", "\xE2\x80\x98", "\xE2\x80\x99", "\xE2\x80\x9C", "\xE2\x80\x9D", "\xE2\x80\xA2", "\xE2\x80\x93", "\xE2\x80\x94", "\xCB\x9C", "\xE2\x84\xA2", "\xC5\xA1", "\xE2\x80\xBA", "\xC5\x93", "\xC2\x9D", "\xC5\xBE", "\xC5\xB8"};
+        for (int v = 128; v < 160; v++) {
+            char in[16];
+            snprintf(in, sizeof in, "&#%d;", v);
+            fmt_ok("text", in, cp1252[v - 128]);
+        }
+    }
+    fmt_ok("text", "a<!-->b<!--->c<!-- x -->d", "abcd"); /* HTML's empty comments */
     fmt_ok("text", "<p>Hello <b>world</b></p><p>Second&nbsp;para</p>", "Hello world Second para");
     fmt_ok("text", "a &amp; b &lt; c &gt; d &quot;e&quot; &#39;f&#39; &apos;g&apos;",
            "a & b < c > d \"e\" 'f' 'g'");

@@ -343,6 +343,14 @@ static size_t put_utf8(char *p, uint32_t c)
 /* A character reference at s[i] ('&'): its code point and length, or 0
  * when it is not one (then the '&' is text). Numeric references to no
  * character (0, surrogates, past U+10FFFF) are U+FFFD. */
+/* What HTML's numeric character references 0x80-0x9F mean (the HTML
+ * standard's table, Windows-1252); 0 keeps the code point. */
+static const uint16_t cp1252[32] = {
+    0x20AC, 0,      0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,
+    0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0,      0x017D, 0,
+    0,      0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
+    0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0,      0x017E, 0x0178};
+
 static size_t entity(const char *s, size_t n, size_t i, uint32_t *cp)
 {
     size_t j = i + 1;
@@ -363,6 +371,8 @@ static size_t entity(const char *s, size_t n, size_t i, uint32_t *cp)
             return 0;
         if (v == 0 || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
             v = 0xFFFD;
+        else if (v >= 0x80 && v <= 0x9F && cp1252[v - 0x80])
+            v = cp1252[v - 0x80]; /* HTML reads &#128;-&#159; as Windows-1252 */
         *cp = v;
         return j + 1 - i;
     }
@@ -516,7 +526,17 @@ static int fmt_text(sf_arena *a, const char *s, size_t n, sf_val *out)
         size_t b = i + 1;
         if (b < n && s[b] == '!') {
             if (n - b >= 3 && memcmp(s + b, "!--", 3) == 0) {
-                const char *e = memmem(s + b + 3, n - b - 3, "-->", 3);
+                /* HTML: "<!-->" and "<!--->" are empty comments. */
+                size_t c0 = b + 3;
+                if (c0 < n && s[c0] == '>') {
+                    i = c0 + 1;
+                    continue;
+                }
+                if (n - c0 >= 2 && s[c0] == '-' && s[c0 + 1] == '>') {
+                    i = c0 + 2;
+                    continue;
+                }
+                const char *e = memmem(s + c0, n - c0, "-->", 3);
                 i = e ? (size_t)(e - s) + 3 : n;
             } else if (n - b >= 8 && memcmp(s + b, "![CDATA[", 8) == 0) {
                 const char *e = memmem(s + b + 8, n - b - 8, "]]>", 3);
