@@ -362,7 +362,19 @@ static void test_dec(void)
     fmt_ok("dec2", "2.675", "2.68"); /* decimal, not the float 2.67499... */
     fmt_ok("dec1", "0.05", "0.1");
     fmt_ok("dec1", "0.0499999", "0.0");
-    static const char *const bad[] = {"1e3", "abc", "1.2.3", "--1", ".", "-", "1 000", "0x10",
+    /* The exponent form databases print floats in (review: SQLite REAL
+     * 0.00001 reaches the formatter as 1.0e-05, PostgreSQL's as 1e-05). */
+    fmt_ok("dec2", "1e3", "1000.00");
+    fmt_ok("dec2", "1.0e-05", "0.00");
+    fmt_ok("dec5", "1.0e-05", "0.00001");
+    fmt_ok("dec2", "1e-05", "0.00");
+    fmt_ok("dec0", "1.0e+16", "10000000000000000");
+    fmt_ok("dec2", "-2.675E0", "-2.68");
+    fmt_ok("dec1", "12.34e1", "123.4");
+    fmt_ok("dec2", "5E-3", "0.01");
+    fmt_ok("dec2", ".5e1", "5.00");
+    static const char *const bad[] = {"1e",  "1e+", "e3",    "1e3.5", "1e99999", "abc",
+                                      "1.2.3", "--1", ".", "-", "1 000", "0x10",
                                       "Infinity", "NaN", "1,5", "+-1", "1-"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char want[64];

@@ -625,6 +625,57 @@ static int fmt_trunc(const char *s, size_t n, uint32_t max, sf_val *out)
     return text_out(out, s, cut);
 }
 
+/* The exponent form databases print floats in (SQLite 1.0e-05, PostgreSQL
+ * 1e-05, 1.0e+16): the digits written out with the point moved, then
+ * rounded as any decimal. An exponent past SF_DEC_EXP_MAX is refused
+ * rather than written out. */
+#define SF_DEC_EXP_MAX 4096
+static int fmt_dec(sf_arena *a, const char *s0, size_t n0, uint32_t dec, sf_val *out,
+                   char *why, size_t whylen);
+static int dec_exponent(sf_arena *a, const char *s0, size_t n0, const char *s, size_t n, int neg,
+                        size_t i0, size_t i1, size_t f0, size_t f1, size_t i, uint32_t dec,
+                        sf_val *out, char *why, size_t whylen)
+{
+    int eneg = 0;
+    if (i < n && (s[i] == '+' || s[i] == '-'))
+        eneg = s[i++] == '-';
+    size_t ed = i;
+    long ex = 0;
+    while (i < n && s[i] >= '0' && s[i] <= '9') {
+        if (ex <= SF_DEC_EXP_MAX)
+            ex = ex * 10 + (s[i] - '0');
+        i++;
+    }
+    if (i == ed || i != n)
+        return invalid(why, whylen, s0, n0, "a number", "");
+    if (ex > SF_DEC_EXP_MAX)
+        return invalid(why, whylen, s0, n0, "a number", ": its exponent is too large");
+    size_t ni = i1 - i0, nf = f1 - f0, nd = ni + nf;
+    long point = (long)ni + (eneg ? -ex : ex); /* where the point goes in the digits */
+    size_t zl = point < 0 ? (size_t)-point : 0;                              /* zeros after "0." */
+    size_t zr = point > (long)nd ? (size_t)(point - (long)nd) : 0; /* zeros before the point */
+    char *p = sf_arena_alloc(a, 1 + 2 + zl + nd + zr + 1, 1);
+    if (!p)
+        return SF_FMT_NOMEM;
+    size_t o = 0;
+    if (neg)
+        p[o++] = '-';
+    if (point <= 0) {
+        p[o++] = '0';
+        p[o++] = '.';
+        memset(p + o, '0', zl);
+        o += zl;
+    }
+    for (size_t k = 0; k < nd; k++) {
+        if (point > 0 && k == (size_t)point)
+            p[o++] = '.';
+        p[o++] = k < ni ? s[i0 + k] : s[f0 + k - ni];
+    }
+    memset(p + o, '0', zr);
+    o += zr;
+    return fmt_dec(a, p, o, dec, out, why, whylen);
+}
+
 /* A decimal number ([+-]digits[.digits], or .digits) rounded to `dec`
  * places, half away from zero, on its digits: no float, any length. */
 static int fmt_dec(sf_arena *a, const char *s0, size_t n0, uint32_t dec, sf_val *out,
@@ -650,7 +701,11 @@ static int fmt_dec(sf_arena *a, const char *s0, size_t n0, uint32_t dec, sf_val 
             i++;
         f1 = i;
     }
-    if (i != n || (i1 == i0 && f1 == f0))
+    if (i1 == i0 && f1 == f0)
+        return invalid(why, whylen, s0, n0, "a number", "");
+    if (i < n && (s[i] == 'e' || s[i] == 'E'))
+        return dec_exponent(a, s0, n0, s, n, neg, i0, i1, f0, f1, i + 1, dec, out, why, whylen);
+    if (i != n)
         return invalid(why, whylen, s0, n0, "a number", "");
     while (i0 < i1 && s[i0] == '0') /* leading zeros */
         i0++;
