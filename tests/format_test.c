@@ -422,12 +422,13 @@ static void test_values(void)
     rc = sf_fmt_apply(&g_arena, &call, &l, &out, why, sizeof why);
     check(rc == SF_FMT_OK && out.kind == SF_VAL_LIST, "json passes a JSON value through", "%d", rc);
     fmt_ok("rfc822", "", ""); /* empty stays empty */
+    fmt_ok("json", "", "");   /* json too: a column with no list (review) */
     fmt_ok("dec2", "", "");
     sf_val v = {.kind = SF_VAL_TEXT, .truthy = 1, .s = "[1,2]", .n = 5};
     rc = sf_fmt_apply(&g_arena, &call, &v, &out, why, sizeof why);
     check(rc == SF_FMT_OK && out.kind == SF_VAL_LIST && out.truthy, "json: an array is a list",
           "%d %s", rc, why);
-    fmt_bad("json", "[1,", "'[1,' is not JSON");
+    fmt_bad("json", "[1,", "'[1,' is not JSON: at byte 3 (the end): expected a value");
 }
 
 /* ---- a data model: a root map with a rows list, rows as name/value pairs ------ */

@@ -762,7 +762,9 @@ static int fmt_json(sf_arena *a, const char *s, size_t n, sf_val *out, char *why
     if (rc == -2)
         return SF_FMT_NOMEM;
     if (rc < 0)
-        return invalid(why, whylen, s, n, "JSON", detail);
+        /* "'[1,' is not JSON: at byte 3 ...", not "... JSON: not JSON: ..." */
+        return invalid(why, whylen, s, n, "JSON",
+                       detail + (strncmp(detail, "not JSON: ", 10) == 0 ? 10 : 0));
     return SF_FMT_OK;
 }
 
@@ -798,7 +800,7 @@ int sf_fmt_apply(sf_arena *a, const sf_fmt_call *call, const sf_val *in, sf_val 
                  sf_fmt_spell(call, (char[16]){0}, 16));
         return SF_FMT_INVALID;
     }
-    if (n == 0 && call->id != F_JSON) /* empty stays empty */
+    if (n == 0) /* empty stays empty, for json too (a column with no list) */
         return text_out(out, s, 0);
     switch (call->id) {
     case F_RFC3339:
