@@ -624,6 +624,12 @@ static void test_compile(void)
                "<r>{{#x.json}}<i>{{url.text}}{{a.b}}</i>{{#c.d}}{{e.f}}{{/c.d}}{{/x.json}}</r>");
     compile_ok("compile: keys in a partial included inside a JSON section", SF_TEMPLATE_XML,
                "<r>{{#x.json}}{{>key}}{{/x.json}}</r>");
+    /* The same partial inside and then outside a JSON section is two
+     * compilations: the cached one must not let a key through outside
+     * (review: it compiled and rendered empty, or failed by the order). */
+    compile_err("compile: a partial cached inside a JSON section is not reused outside",
+                SF_TEMPLATE_XML, "<r>{{#x.json}}{{>key}}{{/x.json}}{{>key}}</r>",
+                "key:1:1: {{url.key}}: 'key' is not a formatter");
     compile_ok("compile: formatter chains, sections closed by their spelling", SF_TEMPLATE_XML,
                "<r a=\"{{u.url}}\">{{#d.text.trunc5000}}{{d.text.trunc5000}}{{/d.text.trunc5000}}"
                "{{p.dec2}}{{^p.dec0}}zero{{/p.dec0}}{{w.rfc822}}{{w.date}}{{w.ddmmyyyy}}"
