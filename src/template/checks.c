@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "template.h"
+#include "value/format.h"
 
 enum { R_REQUIRED, R_MAX, R_ENUM, R_UNIQUE };
 static const char *const kind_names[] = {"required", "max", "enum", "unique"};
@@ -476,10 +477,8 @@ static void quote(const char *s, size_t n, char *buf, size_t bn)
 
 static size_t code_points(const char *s, size_t n)
 {
-    size_t c = 0;
-    for (size_t i = 0; i < n; i++)
-        c += ((unsigned char)s[i] & 0xC0) != 0x80;
-    return c;
+    size_t cut;
+    return sf_fmt_chars(s, n, SIZE_MAX, &cut);
 }
 
 sf_status sf_tpl_checker_row(sf_tpl_checker *k, sf_tpl_col_fn col, void *ud, sf_tpl_verdict *v)

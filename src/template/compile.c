@@ -975,11 +975,14 @@ static sf_status partial_unit(compiler *c, const char *name, size_t nlen, const 
 {
     sf_template *t = c->t;
     sf_xml_lexer key = lx_key(&c->lx);
+    /* Inside a JSON section a dotted name may be a key, outside it not: a
+     * partial compiled in one is not the one the other includes. */
+    uint8_t json = (uint8_t)in_json_section(c);
     for (uint32_t i = 1; i < t->nunits; i++) {
         sf_unit *u = &t->units[i];
         if (strlen(u->name) == nlen && memcmp(u->name, name, nlen) == 0 &&
             u->indent_len == ilen && memcmp(u->indent, indent, ilen) == 0 &&
-            memcmp(&u->xstart, &key, sizeof key) == 0) {
+            memcmp(&u->xstart, &key, sizeof key) == 0 && u->json_outer == json) {
             if (u->compiling && key.level == 0 && c->xml)
                 return cfail(c, pos, "partial '%.*s' includes itself before the root element "
                                      "(it could add a second root)",
@@ -1040,6 +1043,7 @@ static sf_status partial_unit(compiler *c, const char *name, size_t nlen, const 
     t->units[u].srclen = len;
     t->units[u].xstart = key;
     t->units[u].xend = key;
+    t->units[u].json_outer = json;
     if (t->dir) { /* messages name the partial's file */
         char path[4096];
         snprintf(path, sizeof path, "%s/%s.mustache", t->dir, namez);
@@ -1057,7 +1061,7 @@ static sf_status partial_unit(compiler *c, const char *name, size_t nlen, const 
     *idx = u;
     /* When the includer's markup already failed, its lexer's state is not
      * where the partial starts: the partial is scanned for syntax only. */
-    return compile_unit(t, u, c->depth + 1, c->xml, in_json_section(c));
+    return compile_unit(t, u, c->depth + 1, c->xml, json);
 }
 
 /* The prefixes partial `u` uses undeclared are declared where it is

@@ -478,6 +478,7 @@ static void use_arena(sf_tpl_run *k, int head)
     sf_arena_reset(a);
     r->arena = a;
     r->outer = head ? NULL : &k->head_arena;
+    k->head_arena.redirect = head ? NULL : &k->row_arena;
     r->bad.column[0] = r->bad.reason[0] = '\0';
 }
 

@@ -44,6 +44,8 @@ typedef struct sf_unit {
     sf_xml_lexer xstart; /* the XML context the unit starts in (a partial's cache key) */
     sf_xml_lexer xend;   /* ... and ends in (the same, or after the root element) */
     uint8_t compiling;   /* being compiled: an include of it is recursive */
+    uint8_t json_outer;  /* compiled inside a JSON section (keys allowed): part of
+                            a partial's cache key */
     char *free_pfx;      /* namespace prefixes it uses undeclared, which the
                             including context must declare: "p q " */
     size_t free_len;

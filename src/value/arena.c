@@ -20,6 +20,8 @@ void sf_arena_init(sf_arena *a, sf_census *cs, size_t limit)
 
 void *sf_arena_alloc(sf_arena *a, size_t n, size_t align)
 {
+    while (a->redirect)
+        a = a->redirect;
     a->over = 0;
     if (n > a->limit - a->used) {
         a->over = 1;

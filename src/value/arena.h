@@ -20,6 +20,13 @@ typedef struct sf_arena {
     int over;             /* the last failure was the limit, not memory */
     int failed;           /* an allocation failed since the reset (a JSON
                              view's lookup returning -1 sets it) */
+    /* While set, allocations are made in that arena instead. A JSON view
+     * made while the head renders lives in the head's arena, but the state
+     * it makes when the rows walk it (a nested list, a decoded string) is
+     * the row's: the renderer points the head's arena at the rows' one
+     * during the rows, so that state is freed with each row instead of
+     * piling up in the head's arena until the next head. */
+    struct sf_arena *redirect;
 } sf_arena;
 
 /* 16 MiB of formatted values and JSON views per row, unless set. */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../xml/xml.h"
 #include "date.h"
 #include "format.h"
 #include "json.h"
@@ -342,6 +343,14 @@ static size_t put_utf8(char *p, uint32_t c)
 /* A character reference at s[i] ('&'): its code point and length, or 0
  * when it is not one (then the '&' is text). Numeric references to no
  * character (0, surrogates, past U+10FFFF) are U+FFFD. */
+/* What HTML's numeric character references 0x80-0x9F mean (the HTML
+ * standard's table, Windows-1252); 0 keeps the code point. */
+static const uint16_t cp1252[32] = {
+    0x20AC, 0,      0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,
+    0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0,      0x017D, 0,
+    0,      0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
+    0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0,      0x017E, 0x0178};
+
 static size_t entity(const char *s, size_t n, size_t i, uint32_t *cp)
 {
     size_t j = i + 1;
@@ -362,6 +371,8 @@ static size_t entity(const char *s, size_t n, size_t i, uint32_t *cp)
             return 0;
         if (v == 0 || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
             v = 0xFFFD;
+        else if (v >= 0x80 && v <= 0x9F && cp1252[v - 0x80])
+            v = cp1252[v - 0x80]; /* HTML reads &#128;-&#159; as Windows-1252 */
         *cp = v;
         return j + 1 - i;
     }
@@ -515,7 +526,17 @@ static int fmt_text(sf_arena *a, const char *s, size_t n, sf_val *out)
         size_t b = i + 1;
         if (b < n && s[b] == '!') {
             if (n - b >= 3 && memcmp(s + b, "!--", 3) == 0) {
-                const char *e = memmem(s + b + 3, n - b - 3, "-->", 3);
+                /* HTML: "<!-->" and "<!--->" are empty comments. */
+                size_t c0 = b + 3;
+                if (c0 < n && s[c0] == '>') {
+                    i = c0 + 1;
+                    continue;
+                }
+                if (n - c0 >= 2 && s[c0] == '-' && s[c0 + 1] == '>') {
+                    i = c0 + 2;
+                    continue;
+                }
+                const char *e = memmem(s + c0, n - c0, "-->", 3);
                 i = e ? (size_t)(e - s) + 3 : n;
             } else if (n - b >= 8 && memcmp(s + b, "![CDATA[", 8) == 0) {
                 const char *e = memmem(s + b + 8, n - b - 8, "]]>", 3);
@@ -573,18 +594,86 @@ static int fmt_text(sf_arena *a, const char *s, size_t n, sf_val *out)
 
 /* ---- trunc, dec ------------------------------------------------------------- */
 
-/* The first `max` characters: the input cut before the (max+1)th
- * character's first byte (every byte that is not a continuation byte
- * starts one, so invalid UTF-8 is cut too, never a sequence split). */
+size_t sf_fmt_chars(const char *s, size_t n, size_t max, size_t *cut)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    size_t chars = 0;
+    *cut = n;
+    while (p < end) {
+        if (chars == max) {
+            *cut = (size_t)(p - (const unsigned char *)s);
+            max = SIZE_MAX; /* go on counting */
+        }
+        size_t k = 1, bad = 1;
+        if (*p >= 0x80 && (k = sf_utf8_seq(p, end, &bad)) == 0)
+            k = bad;
+        p += k;
+        chars++;
+    }
+    return chars;
+}
+
+/* The first `max` characters as the output writes them (sf_fmt_chars):
+ * never a sequence split, and an invalid byte run counted as the one
+ * U+FFFD it becomes. */
 static int fmt_trunc(const char *s, size_t n, uint32_t max, sf_val *out)
 {
     if (n <= max)
         return text_out(out, s, n);
-    size_t chars = 0;
-    for (size_t i = 0; i < n; i++)
-        if (((unsigned char)s[i] & 0xC0) != 0x80 && chars++ == max)
-            return text_out(out, s, i);
-    return text_out(out, s, n);
+    size_t cut;
+    sf_fmt_chars(s, n, max, &cut);
+    return text_out(out, s, cut);
+}
+
+/* The exponent form databases print floats in (SQLite 1.0e-05, PostgreSQL
+ * 1e-05, 1.0e+16): the digits written out with the point moved, then
+ * rounded as any decimal. An exponent past SF_DEC_EXP_MAX is refused
+ * rather than written out. */
+#define SF_DEC_EXP_MAX 4096
+static int fmt_dec(sf_arena *a, const char *s0, size_t n0, uint32_t dec, sf_val *out,
+                   char *why, size_t whylen);
+static int dec_exponent(sf_arena *a, const char *s0, size_t n0, const char *s, size_t n, int neg,
+                        size_t i0, size_t i1, size_t f0, size_t f1, size_t i, uint32_t dec,
+                        sf_val *out, char *why, size_t whylen)
+{
+    int eneg = 0;
+    if (i < n && (s[i] == '+' || s[i] == '-'))
+        eneg = s[i++] == '-';
+    size_t ed = i;
+    long ex = 0;
+    while (i < n && s[i] >= '0' && s[i] <= '9') {
+        if (ex <= SF_DEC_EXP_MAX)
+            ex = ex * 10 + (s[i] - '0');
+        i++;
+    }
+    if (i == ed || i != n)
+        return invalid(why, whylen, s0, n0, "a number", "");
+    if (ex > SF_DEC_EXP_MAX)
+        return invalid(why, whylen, s0, n0, "a number", ": its exponent is too large");
+    size_t ni = i1 - i0, nf = f1 - f0, nd = ni + nf;
+    long point = (long)ni + (eneg ? -ex : ex); /* where the point goes in the digits */
+    size_t zl = point < 0 ? (size_t)-point : 0;                              /* zeros after "0." */
+    size_t zr = point > (long)nd ? (size_t)(point - (long)nd) : 0; /* zeros before the point */
+    char *p = sf_arena_alloc(a, 1 + 2 + zl + nd + zr + 1, 1);
+    if (!p)
+        return SF_FMT_NOMEM;
+    size_t o = 0;
+    if (neg)
+        p[o++] = '-';
+    if (point <= 0) {
+        p[o++] = '0';
+        p[o++] = '.';
+        memset(p + o, '0', zl);
+        o += zl;
+    }
+    for (size_t k = 0; k < nd; k++) {
+        if (point > 0 && k == (size_t)point)
+            p[o++] = '.';
+        p[o++] = k < ni ? s[i0 + k] : s[f0 + k - ni];
+    }
+    memset(p + o, '0', zr);
+    o += zr;
+    return fmt_dec(a, p, o, dec, out, why, whylen);
 }
 
 /* A decimal number ([+-]digits[.digits], or .digits) rounded to `dec`
@@ -612,7 +701,11 @@ static int fmt_dec(sf_arena *a, const char *s0, size_t n0, uint32_t dec, sf_val 
             i++;
         f1 = i;
     }
-    if (i != n || (i1 == i0 && f1 == f0))
+    if (i1 == i0 && f1 == f0)
+        return invalid(why, whylen, s0, n0, "a number", "");
+    if (i < n && (s[i] == 'e' || s[i] == 'E'))
+        return dec_exponent(a, s0, n0, s, n, neg, i0, i1, f0, f1, i + 1, dec, out, why, whylen);
+    if (i != n)
         return invalid(why, whylen, s0, n0, "a number", "");
     while (i0 < i1 && s[i0] == '0') /* leading zeros */
         i0++;
@@ -669,7 +762,9 @@ static int fmt_json(sf_arena *a, const char *s, size_t n, sf_val *out, char *why
     if (rc == -2)
         return SF_FMT_NOMEM;
     if (rc < 0)
-        return invalid(why, whylen, s, n, "JSON", detail);
+        /* "'[1,' is not JSON: at byte 3 ...", not "... JSON: not JSON: ..." */
+        return invalid(why, whylen, s, n, "JSON",
+                       detail + (strncmp(detail, "not JSON: ", 10) == 0 ? 10 : 0));
     return SF_FMT_OK;
 }
 
@@ -705,7 +800,7 @@ int sf_fmt_apply(sf_arena *a, const sf_fmt_call *call, const sf_val *in, sf_val 
                  sf_fmt_spell(call, (char[16]){0}, 16));
         return SF_FMT_INVALID;
     }
-    if (n == 0 && call->id != F_JSON) /* empty stays empty */
+    if (n == 0) /* empty stays empty, for json too (a column with no list) */
         return text_out(out, s, 0);
     switch (call->id) {
     case F_RFC3339:

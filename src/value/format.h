@@ -31,6 +31,13 @@ const char *sf_fmt_spell(const sf_fmt_call *call, char *buf, size_t n);
 /* Every formatter, for messages and --help: "rfc3339, rfc822, ...". */
 const char *sf_fmt_names(void);
 
+/* Characters in s[0..n) as the output writes them: a well-formed UTF-8
+ * sequence is one, and so is each maximal ill-formed subsequence (which the
+ * escaper replaces with one U+FFFD: xml.h, sf_utf8_seq). With max below
+ * that count, *cut is the byte length of the first `max` characters (else
+ * n). truncN and the `max` rule count the same way. */
+size_t sf_fmt_chars(const char *s, size_t n, size_t max, size_t *cut);
+
 /* Applies one call to `in`. Missing and NULL values pass through unchanged
  * (they render empty and are falsy); text is formatted into the arena.
  * Returns 0 (*out set), SF_FMT_INVALID when the value is not what the
