@@ -35,6 +35,9 @@ CPPFLAGS += -D_GNU_SOURCE
 # server URL is used: only their headers are needed to build the library.
 LIB_CPPFLAGS = $(CPPFLAGS) -Iinclude -Isrc $(shell pkg-config --cflags libpq libmariadb 2>/dev/null)
 CLI_CPPFLAGS = $(CPPFLAGS) -Iinclude -Itools/demo
+# `sqlfeed templates` says where `make install` puts the templates: the CLI's
+# misc.o is rebuilt when PREFIX changes (a stamp named after it).
+CLI_CPPFLAGS += -DSF_TEMPLATES_DIR='"$(PREFIX)/share/sqlfeed/templates"'
 LDLIBS   = -lsqlite3 -lz -lzstd -ldeflate -lisal -ldl -lpthread -lm
 TEST_LDLIBS = $(LDLIBS) -lexpat $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
 TEST_CPPFLAGS = $(LIB_CPPFLAGS) $(shell pkg-config --cflags json-c 2>/dev/null)
@@ -90,6 +93,10 @@ $(BUILD)/obj/cli/%.o: cli/%.c $(BUILD)/obj/cli/%.d
 $(BUILD)/obj/tools/demo/%.o: tools/demo/%.c $(BUILD)/obj/tools/demo/%.d
 	@mkdir -p $(dir $@)
 	$(CC) $(CLI_CPPFLAGS) $(DEPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/cli/misc.o: $(BUILD)/gen/prefix-$(subst /,_,$(PREFIX))
+$(BUILD)/gen/prefix-%:
+	@mkdir -p $(dir $@) && rm -f $(BUILD)/gen/prefix-* && touch $@
 
 $(BUILD)/tools/embed: tools/embed.c
 	@mkdir -p $(dir $@)

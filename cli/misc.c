@@ -1,4 +1,4 @@
-/* misc.c: `sqlfeed templates` and `sqlfeed demo-db`. */
+/* misc.c: `sqlfeed templates` (the built-ins, --show) and `sqlfeed demo-db`. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -9,21 +9,101 @@
 
 #include "cli.h"
 #include "demo_db.h"
+#include "formats.h"
 
+/* The root names the render itself provides (not parameters): the run's
+ * time and version, the first row ({{#first}}) and the rows written. */
 static int is_builtin_name(const char *name)
 {
     return !strcmp(name, "generated_at") || !strcmp(name, "generated_date") ||
-           !strcmp(name, "generated_rfc822") || !strcmp(name, "sqlfeed_version");
+           !strcmp(name, "generated_rfc822") || !strcmp(name, "sqlfeed_version") ||
+           !strcmp(name, "first") || !strcmp(name, "row_count");
+}
+
+/* Where `make install` puts the templates (the Makefile passes its PREFIX). */
+#ifndef SF_TEMPLATES_DIR
+#define SF_TEMPLATES_DIR "/usr/local/share/sqlfeed/templates"
+#endif
+
+/* The backends a built-in's query can be written for, with the suffix of
+ * its file (templates/NAME.pg.sql ...). */
+static const char *const query_files[][2] = {
+    {".sql", "sqlite"}, {".pg.sql", "postgresql"}, {".my.sql", "mysql"}};
+
+/* `sqlfeed templates --show FILE`: FILE is NAME (or NAME.mustache) for the
+ * template, NAME.sql, NAME.pg.sql or NAME.my.sql for its query on that
+ * backend, as the installed files are named. */
+static int show(const char *arg)
+{
+    size_t n = strlen(arg), len = 0;
+    for (size_t k = 3; k-- > 0;) { /* the longest suffix first: .pg.sql before .sql */
+        size_t sl = strlen(query_files[k][0]);
+        if (n <= sl || strcmp(arg + n - sl, query_files[k][0]) != 0)
+            continue;
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)(n - sl), arg);
+        if (!sf_builtin_template_text(name, NULL))
+            break;
+        const char *q = sf_builtin_template_query_for(name, query_files[k][1]);
+        if (!q) {
+            cli_error("built-in %s has no query of its own: give --query", name);
+            return EXIT_USAGE;
+        }
+        fputs(q, stdout);
+        return ferror(stdout) ? EXIT_FAILURE_OTHER : EXIT_OK;
+    }
+    char name[256];
+    snprintf(name, sizeof name, "%.*s",
+             (int)(n > 9 && !strcmp(arg + n - 9, ".mustache") ? n - 9 : n), arg);
+    const char *text = sf_builtin_template_text(name, &len);
+    if (!text)
+        return cli_usage("templates", "no built-in template '%s' (sqlfeed templates lists them)",
+                         arg);
+    fwrite(text, 1, len, stdout);
+    return ferror(stdout) ? EXIT_FAILURE_OTHER : EXIT_OK;
+}
+
+/* Whether a root name is read inside {{#first}}...{{/first}} of the text:
+ * then it is a column (of the first row), not a parameter. The built-ins'
+ * own text, so a plain search is enough. */
+static int in_first(const char *text, size_t len, const char *name)
+{
+    static const char open[] = "{{#first}}", close[] = "{{/first}}";
+    size_t n = strlen(name);
+    const char *end = text + len;
+    for (const char *p = memmem(text, len, open, sizeof open - 1); p;
+         p = memmem(p + 1, (size_t)(end - p - 1), open, sizeof open - 1)) {
+        const char *q = memmem(p, (size_t)(end - p), close, sizeof close - 1);
+        if (!q)
+            return 0;
+        for (const char *t = p; t && t + n + 3 <= q; t = memmem(t + 2, (size_t)(q - t - 2), "{{", 2))
+            if (!strncmp(t + 2, name, n) && (t[2 + n] == '}' || t[2 + n] == '.'))
+                return 1;
+    }
+    return 0;
 }
 
 int cmd_templates(int argc, char **argv)
 {
     if (argc > 1) {
         if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-            puts("usage: sqlfeed templates\n\nLists the built-in templates: what each "
-                 "writes, the columns its query must\nprovide, the parameters it reads, "
-                 "and whether it carries its own query.");
+            puts("usage: sqlfeed templates [--show NAME|NAME.sql|NAME.pg.sql|NAME.my.sql]\n\n"
+                 "Lists the built-in templates: what each writes, the columns its query must\n"
+                 "provide, the parameters it reads, the rows it checks, the defaults of its\n"
+                 "format (limits, compression, index) and its own queries, and where the\n"
+                 "installed copies are.\n"
+                 "  --show NAME         prints the template, to copy and adapt\n"
+                 "  --show NAME.sql     prints its query (SQLite, and every backend when it\n"
+                 "                      has no other); NAME.pg.sql PostgreSQL's, NAME.my.sql\n"
+                 "                      MySQL/MariaDB's (the one --db picks)");
             return EXIT_OK;
+        }
+        if (!strcmp(argv[1], "--show")) {
+            if (argc < 3)
+                return cli_usage("templates", "--show needs a template name");
+            if (argc > 3)
+                return cli_usage("templates", "unexpected argument '%s'", argv[3]);
+            return show(argv[2]);
         }
         return cli_usage("templates", "unexpected argument '%s'", argv[1]);
     }
@@ -40,19 +120,43 @@ int cmd_templates(int argc, char **argv)
             rc = EXIT_TEMPLATE;
             continue;
         }
+        size_t len = 0;
+        const char *text = sf_builtin_template_text(name, &len);
         printf("%s\n  %s\n  columns:", name, sf_template_description(t));
+        size_t nc = 0;
+        for (size_t k = 0; k < sf_template_root_name_count(t); k++) /* the head's first row */
+            if (in_first(text, len, sf_template_root_name(t, k)))
+                printf("%s %s", nc++ ? "," : "", sf_template_root_name(t, k));
         for (size_t k = 0; k < sf_template_row_name_count(t); k++)
-            printf("%s %s", k ? "," : "", sf_template_row_name(t, k));
+            printf("%s %s", nc++ ? "," : "", sf_template_row_name(t, k));
         int np = 0;
         for (size_t k = 0; k < sf_template_root_name_count(t); k++) {
             const char *p = sf_template_root_name(t, k);
-            if (!is_builtin_name(p))
+            if (!is_builtin_name(p) && !in_first(text, len, p))
                 printf("%s %s", np++ ? "," : "\n  parameters:", p);
         }
-        printf("\n  query: %s\n\n", sf_builtin_template_query(name)
-                                        ? "built in (used when --query is not given)"
-                                        : "none; give --query");
+        char c[1024];
+        if (cli_format_comment(text, len, "sqlfeed-check", c, sizeof c))
+            printf("\n  checks: %s", c);
+        if (cli_format_comment(text, len, "sqlfeed-defaults", c, sizeof c))
+            printf("\n  defaults: %s", c);
+        const char *q = sf_builtin_template_query(name);
+        int per_backend = 0;
+        for (size_t k = 1; q && k < 3; k++)
+            per_backend |= sf_builtin_template_query_for(name, query_files[k][1]) != q;
+        if (!q)
+            printf("\n  query: none; give --query");
+        else
+            printf("\n  query: its own%s, used when --query is not given (--show %s.sql",
+                   per_backend ? " for each backend" : "", name);
+        for (size_t k = 1; per_backend && k < 3; k++)
+            if (sf_builtin_template_query_for(name, query_files[k][1]) != q)
+                printf(", %s%s", name, query_files[k][0]);
+        printf("%s\n\n", q ? ")" : "");
     }
+    printf("Installed copies (make install): %s\n"
+           "sqlfeed templates --show NAME prints one; --show NAME.sql its query.\n",
+           SF_TEMPLATES_DIR);
     sf_template_free(t);
     return rc;
 }
@@ -78,7 +182,9 @@ int cmd_demo_db(int argc, char **argv)
         case 'h':
             puts("usage: sqlfeed demo-db --rows N -o FILE [--seed S]\n\n"
                  "Writes a SQLite database with the job-board schema (jobs, companies) and N\n"
-                 "job rows of realistic text: the same N and seed give the same file.\n"
+                 "job rows of realistic text, with the tables the built-in formats read:\n"
+                 "locations (1-3 per job), products (N/10, at least 100) and their images\n"
+                 "(0-12 each). The same N and seed give the same file.\n"
                  "FILE is published like a feed: written to a temporary file beside it and\n"
                  "renamed over it when complete; on any failure or signal FILE is left as it\n"
                  "was (a signal: exit 128+N). Never a new file in /dev, /proc or /sys; a\n"

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "formats.h"
 #include "monitor.h"
 
 static const char render_usage[] =
@@ -782,6 +783,9 @@ static int run_render(render_opts *o, sf_render *r, const char *query)
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     st = sf_source_open(src, o->db);
     db_copy_wipe(o->db); /* connected or not, the password is not needed any more */
+    /* A built-in's own query may be written for each backend (a JSON aggregate). */
+    if (st == SF_OK && query == own_query && !template_file(first->template))
+        query = sf_builtin_template_query_for(first->template, sf_source_backend(src));
     if (st != SF_OK || (st = sf_source_prepare(src, query)) != SF_OK) {
         if (cli_signal_caught())
             goto signalled;
@@ -1432,8 +1436,9 @@ int cmd_render(int argc, char **argv)
         memset(&more[i], 0, sizeof more[i]);
     }
     nmore = 0;
-    for (size_t i = 0; i < o.nouts; i++)
-        if ((rc = cli_output_resolve(&o.outs[i])) != EXIT_OK)
+    for (size_t i = 0; i < o.nouts; i++) /* the format's defaults first (cli/formats.c) */
+        if ((rc = cli_format_defaults(&o.outs[i], template_file(o.outs[i].template))) != EXIT_OK ||
+            (rc = cli_output_resolve(&o.outs[i])) != EXIT_OK)
             goto done;
     if (o.query && o.query_file) {
         rc = cli_usage("render", "give --query or --query-file, not both");

@@ -326,6 +326,12 @@ const char *sf_builtin_template_name(size_t i);
 const char *sf_builtin_template_text(const char *name, size_t *len);
 /* The query a built-in template was written for, or NULL if none. */
 const char *sf_builtin_template_query(const char *name);
+/* The query a built-in template was written for on `backend` ("sqlite",
+ * "postgresql", "mysql": sf_source_backend's names): its own for that
+ * backend when it ships one (templates/NAME.pg.sql, NAME.my.sql: a JSON
+ * aggregate is written differently on each), else the one above. NULL if
+ * the template has no query. */
+const char *sf_builtin_template_query_for(const char *name, const char *backend);
 
 /* ------------------------------------------------------------------------ */
 /* Output: where the rendered document goes.                                */

@@ -263,11 +263,18 @@ ok "--summary-json of the sitemap: parsed by python json, figures match the file
 
 # ---- several outputs from one scan ------------------------------------------------
 IP=(--param publisher='Just Jobs' --param publisherurl=https://justjobs.example/)
+# One query for both: indeed's built-in reads a job per location (location_id, its city).
+BOTH="SELECT j.id, j.reference, l.id AS location_id, j.title, j.url, l.city, l.state, l.postal_code,
+             l.country, j.category, j.job_type, j.salary, j.description, j.posted_at,
+             c.name AS company, c.url AS company_url
+      FROM jobs j JOIN companies c ON c.id = j.company_id JOIN locations l ON l.job_id = j.id
+      WHERE j.site = 'justjobs' AND j.is_active = TRUE ORDER BY j.id, l.id"
 mkdir -p "$T/two" "$T/sep"
-run $R -t simplyhired -o "$T/two/sh.xml" --output "indeed=$T/two/in.xml.zst" "${IP[@]}" --summary-json "$T/two.json"
+run $R -t simplyhired -o "$T/two/sh.xml" --output "indeed=$T/two/in.xml.zst" "${IP[@]}" --query "$BOTH" \
+    --summary-json "$T/two.json"
 expect "two outputs from one scan: exit 0, a line per output" 0 "-> 2 outputs"
-run $R -t simplyhired -o "$T/sep/sh.xml" -q
-run $R -t indeed -o "$T/sep/in.xml" -q "${IP[@]}"
+run $R -t simplyhired -o "$T/sep/sh.xml" -q --query "$BOTH"
+run $R -t indeed -o "$T/sep/in.xml" -q "${IP[@]}" --query "$BOTH"
 ok "output 1 equals its separate run" cmp -s "$T/two/sh.xml" "$T/sep/sh.xml"
 ok "output 2 (zstd) equals its separate run" sh -c "zstd -dc '$T/two/in.xml.zst' | cmp -s - '$T/sep/in.xml'"
 ok "--summary-json of two outputs: parsed, items and bytes per output" $PY "$T/check_json.py" "$T/two.json" two

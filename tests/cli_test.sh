@@ -88,8 +88,9 @@ jobs = ET.parse(feed).getroot().findall("job")
 n = 0
 for job, row in zip(jobs, rows):
     r = dict(zip(cols, row))
+    r["referencenumber"] = f"{r['reference']}-{r['location_id']}"  # one job per location
     for el, col in (("title", "title"), ("description", "description"), ("company", "company"),
-                    ("referencenumber", "reference"), ("url", "url"), ("city", "city")):
+                    ("referencenumber", "referencenumber"), ("url", "url"), ("city", "city")):
         want = r[col] or ""
         got = job.findtext(el) or ""
         if got != want:
@@ -100,7 +101,8 @@ for job, row in zip(jobs, rows):
 if n != len(jobs) or next(rows, None) is not None:
     sys.exit("job count differs from the query's rows")
 EOF
-ok "indeed: every job's values equal the database's" $PY "$T/check_indeed.py" "$DB" "$T/in.xml" "$DQ"
+ok "indeed: every job's values equal the database's" $PY "$T/check_indeed.py" "$DB" "$T/in.xml" \
+    "$(cat "$(dirname "$0")/../templates/indeed.sql")"
 
 # ---- template errors --------------------------------------------------------
 previous "$T/keep.xml"

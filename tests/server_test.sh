@@ -85,7 +85,13 @@ sql() {
 # ---- the same documents from every database -------------------------------------
 $PY "$REF/make_jobs_db.py" --rows 3000 --out "$T/ref.db" >/dev/null 2>&1
 "$SF" render --db "$T/ref.db" --template simplyhired -o "$T/sqlite-sh.xml" -q
-"$SF" render --db "$T/ref.db" --template indeed -o "$T/sqlite-in.xml" -q --param publisher=P --param publisherurl=U
+# DATASET.md has no locations table: indeed's built-in query (a job per location) is
+# replaced by the jobs' own place, the jobs without a city left out (indeed requires one).
+IQ="SELECT j.reference, j.id AS location_id, j.title, j.url, j.city, j.state, j.postal_code,
+           j.country, j.category, j.job_type, j.salary, j.description, j.posted_at, c.name AS company
+    FROM jobs j JOIN companies c ON c.id = j.company_id
+    WHERE j.site = 'justjobs' AND j.is_active = TRUE AND j.city IS NOT NULL ORDER BY j.id"
+"$SF" render --db "$T/ref.db" --template indeed --query "$IQ" -o "$T/sqlite-in.xml" -q --param publisher=P --param publisherurl=U
 for k in $backends; do
     if ! "$REF/load_dataset.sh" "$T/ref.db" "$(url $k)" >"$T/load.log" 2>&1; then
         fail "$k: load the reference data" "$(tail -3 "$T/load.log")"; continue
@@ -94,7 +100,7 @@ for k in $backends; do
     ok "$k: simplyhired renders" test $rc = 0
     ok "$k: simplyhired equals the SQLite render (xml_equal)" \
         sh -c "$PY '$REF/xml_equal.py' '$T/$k-sh.xml' '$T/sqlite-sh.xml' | grep -q '^equal'"
-    run "$SF" render --db "$(url $k)" --template indeed -o "$T/$k-in.xml" --param publisher=P --param publisherurl=U
+    run "$SF" render --db "$(url $k)" --template indeed --query "$IQ" -o "$T/$k-in.xml" --param publisher=P --param publisherurl=U
     ok "$k: indeed equals the SQLite render (xml_equal)" \
         sh -c "$PY '$REF/xml_equal.py' '$T/$k-in.xml' '$T/sqlite-in.xml' | grep -q '^equal'"
     run "$SF" render --db "$(url $k)" --template simplyhired -o "$T/x.xml" --count --progress=always

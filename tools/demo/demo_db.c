@@ -1,7 +1,10 @@
 /*
  * demo_db.c: the demo database (`sqlfeed demo-db`), a SQLite file with the
  * jobs/companies schema of the reference dataset (bench/DATASET.md) filled
- * with realistic text.
+ * with realistic text, and the child tables the built-in formats read: a
+ * job's locations, a shop's products and their images (docs/formats.md).
+ * Each child table draws from a PRNG stream of its own, so the jobs and
+ * companies are byte for byte what they were without them.
  *
  * The data follows bench/make_jobs_db.py in shape and proportions, not byte
  * for byte: the text is made here with our own PRNG (xoshiro256** seeded by
@@ -110,6 +113,10 @@ static uint64_t demo_range(demo_rng *r, uint64_t lo, uint64_t hi)
 
 /* True with probability per_mille / 1000. */
 static int demo_chance(demo_rng *r, uint64_t per_mille) { return demo_below(r, 1000) < per_mille; }
+
+/* Streams of the child tables: far above any company id (stream cid). */
+#define DEMO_STREAM_LOCATIONS (UINT64_C(1) << 48)
+#define DEMO_STREAM_PRODUCTS ((UINT64_C(1) << 48) + 1)
 
 #define DEMO_PICK(r, list) ((list)[demo_below((r), DEMO_COUNT(list))])
 
@@ -299,6 +306,23 @@ static const char *const demo_fragments[] = {
 static const char *const demo_shifts[] = {"Mon-Fri", "Tue-Sat", "weekends", "rotating"};
 static const char *const demo_headings[] = {
     "Responsibilities", "Requirements", "About us", "Benefits", "Qualifications"};
+
+/* Products of the demo shop (the products and images tables). */
+static const char *const demo_brands[] = {
+    "Acme", "Nordlys", "Kestrel", "Bäckerei Wolf", "Maison Lumière", "Tanuki", "Orbit",
+    "Fjällräv", "Pequeño Taller", "Brightwood", "Ironleaf", "Sakura & Co"};
+static const char *const demo_goods[] = {
+    "Backpack", "Desk Lamp", "Coffee Grinder", "Rain Jacket", "Water Bottle", "Notebook",
+    "Headphones", "Chef's Knife", "Yoga Mat", "Tea Kettle", "Bike Light", "Wool Scarf",
+    "Cutting Board", "Alarm Clock", "Phone Case", "Espresso Cup Set"};
+static const char *const demo_colours[] = {
+    "Black", "White", "Navy", "Forest Green", "Crème", "Rouge", "Slate Grey", "Sunflower"};
+static const char *const demo_currencies[] = {"EUR", "EUR", "EUR", "USD", "GBP"};
+static const char *const demo_conditions[] = {"new", "new", "new", "new", "refurbished", "used"};
+/* Page names with a space or a non-ASCII letter: a feed must percent-encode them. */
+static const char *const demo_slugs[] = {
+    "backpack", "lamp", "grinder", "jacket", "bottle", "notebook", "café-crème",
+    "größe-m", "déjà vu", "sale 50%"};
 
 /* ------------------------------------------------------------------------ */
 /* Templated text                                                           */
@@ -617,6 +641,38 @@ static const char demo_schema[] =
     "  description     TEXT NOT NULL,\n"
     "  posted_at       TEXT NOT NULL,\n"
     "  is_active       INTEGER NOT NULL\n"
+    ");\n"
+    /* The child tables the built-in formats read (templates/): a job's
+     * places (Indeed wants one <job> per location), a shop's products and
+     * their images (Google Merchant). Column types that mean the same on
+     * PostgreSQL and MariaDB (tests/ref/load_demo.sh copies them there):
+     * `condition` is a reserved word of MariaDB, hence item_condition. */
+    "CREATE TABLE locations (\n"
+    "  job_id          INTEGER NOT NULL REFERENCES jobs(id),\n"
+    "  id              INTEGER PRIMARY KEY,\n"
+    "  city            TEXT NOT NULL,\n"
+    "  state           TEXT,\n"
+    "  postal_code     TEXT,\n"
+    "  country         TEXT NOT NULL\n"
+    ");\n"
+    "CREATE TABLE products (\n"
+    "  id              INTEGER PRIMARY KEY,\n"
+    "  sku             TEXT NOT NULL UNIQUE,\n"
+    "  title           TEXT NOT NULL,\n"
+    "  description     TEXT NOT NULL,\n"
+    "  price           NUMERIC(10,2) NOT NULL,\n"
+    "  currency        TEXT NOT NULL,\n"
+    "  availability    TEXT NOT NULL,\n"
+    "  item_condition  TEXT NOT NULL,\n"
+    "  link            TEXT NOT NULL,\n"
+    "  image_link      TEXT NOT NULL,\n"
+    "  updated_at      TEXT NOT NULL\n"
+    ");\n"
+    "CREATE TABLE images (\n"
+    "  product_id      INTEGER NOT NULL REFERENCES products(id),\n"
+    "  pos             INTEGER NOT NULL,\n"
+    "  url             TEXT NOT NULL,\n"
+    "  PRIMARY KEY (product_id, pos)\n"
     ");\n";
 
 /* The index of make_jobs_db.py. Equality on both columns leaves the rowid as
@@ -624,7 +680,8 @@ static const char demo_schema[] =
  * without a sort. It is made before the rows, unlike there: jobs arrive in
  * id order, so each entry lands at the end of one of four runs (cheap), while
  * building it afterwards would read the whole table back. */
-static const char demo_index[] = "CREATE INDEX jobs_site_active ON jobs(site, is_active);";
+static const char demo_index[] = "CREATE INDEX jobs_site_active ON jobs(site, is_active);"
+                                 "CREATE INDEX locations_job ON locations(job_id, id);";
 
 static void demo_errf(char *errbuf, size_t errlen, const char *fmt, ...) DEMO_PRINTF(3, 4);
 
@@ -678,8 +735,61 @@ static int demo_insert_companies(sqlite3_stmt *st, uint64_t count, uint64_t seed
 /* Makes and inserts job `jid`. The proportions are those of DATASET.md:
  * 90 % 'justjobs', 95 % active, 40 % no salary, a few NULL places,
  * categories and types. */
+/* The locations of the jobs, drawn from a stream of their own so that the
+ * jobs table is the same with or without them. */
+typedef struct demo_locs {
+    sqlite3_stmt *st;
+    demo_rng r;
+    uint64_t next_id;
+} demo_locs;
+
+/* One to three places for job `jid`: the first is the job's own place when
+ * it has one (a job with no city gets a drawn one: every location has a
+ * city, as Indeed requires), the others different cities. */
+static int demo_insert_locations(demo_locs *lc, uint64_t jid, const demo_place *own, int has_city)
+{
+    uint64_t n = demo_range(&lc->r, 1, 3);
+    size_t used[3];
+    for (uint64_t k = 0; k < n; k++) {
+        size_t pi;
+        if (k == 0 && has_city) {
+            pi = (size_t)(own - demo_places);
+        } else {
+            int again;
+            do { /* distinct cities: at most 3 of 24 taken, this ends quickly */
+                pi = (size_t)demo_below(&lc->r, DEMO_COUNT(demo_places));
+                again = 0;
+                for (uint64_t j = 0; j < k; j++)
+                    again |= used[j] == pi;
+            } while (again);
+        }
+        used[k] = pi;
+        const demo_place *pl = &demo_places[pi];
+        char postal_mem[16];
+        demo_buf postal = demo_buf_on(postal_mem, sizeof postal_mem);
+        demo_puts(&postal, pl->postal_prefix);
+        demo_put_num(&postal, demo_range(&lc->r, 0, 99), 2);
+        int rc = sqlite3_bind_int64(lc->st, 1, (sqlite3_int64)jid);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(lc->st, 2, (sqlite3_int64)lc->next_id++);
+        if (rc == SQLITE_OK)
+            rc = demo_bind_text(lc->st, 3, demo_text_of(pl->city));
+        if (rc == SQLITE_OK)
+            rc = demo_bind_text(lc->st, 4, demo_text_of(pl->state));
+        if (rc == SQLITE_OK)
+            rc = demo_bind_text(lc->st, 5, demo_text_buf(&postal));
+        if (rc == SQLITE_OK)
+            rc = demo_bind_text(lc->st, 6, demo_text_of(pl->country));
+        if (rc == SQLITE_OK)
+            rc = demo_step(lc->st);
+        if (rc != SQLITE_OK)
+            return rc;
+    }
+    return SQLITE_OK;
+}
+
 static int demo_insert_job(sqlite3_stmt *st, demo_rng *r, uint64_t jid, uint64_t companies,
-                           uint64_t seed)
+                           uint64_t seed, demo_locs *lc)
 {
     char title_mem[256], ref_mem[48], url_mem[256], postal_mem[16], salary_mem[96];
     char posted_mem[32], co_name_mem[256], co_url_mem[256], desc_mem[DEMO_DESC_MAX];
@@ -806,6 +916,152 @@ static int demo_insert_job(sqlite3_stmt *st, demo_rng *r, uint64_t jid, uint64_t
     /* SQLITE_STATIC: the buffers above live until the step is done. */
     if (rc == SQLITE_OK)
         rc = demo_step(st);
+    if (rc == SQLITE_OK)
+        rc = demo_insert_locations(lc, jid, place, city.p != NULL);
+    return rc;
+}
+
+/* A date-time of 2025 in SQLite's own text form ("2025-03-01 10:00:00", no
+ * zone: UTC, the formatters' rule); days stop at 28 as the jobs' do. */
+static void demo_put_datetime(demo_buf *b, demo_rng *r)
+{
+    demo_puts(b, "2025-");
+    demo_put_num(b, demo_range(r, 1, 12), 2);
+    demo_put(b, "-", 1);
+    demo_put_num(b, demo_range(r, 1, 28), 2);
+    demo_put(b, " ", 1);
+    demo_put_num(b, demo_range(r, 0, 23), 2);
+    demo_put(b, ":", 1);
+    demo_put_num(b, demo_range(r, 0, 59), 2);
+    demo_put(b, ":", 1);
+    demo_put_num(b, demo_range(r, 0, 59), 2);
+}
+
+/* Product `pid` and its 0-12 images. Titles are mostly short, some over
+ * Merchant's 150 characters; descriptions are HTML (entities, lists, now and
+ * then a <script>), some over its 5000; prices have 0 to 2 decimals. */
+static int demo_insert_product(sqlite3_stmt *st, sqlite3_stmt *img_st, demo_rng *r, uint64_t pid)
+{
+    char sku_mem[32], title_mem[512], price_mem[24], link_mem[160], img_mem[160];
+    char upd_mem[32], desc_mem[2 * DEMO_DESC_MAX]; /* some pass Merchant's 5000 */
+    demo_buf sku = demo_buf_on(sku_mem, sizeof sku_mem);
+    demo_buf title = demo_buf_on(title_mem, sizeof title_mem);
+    demo_buf price = demo_buf_on(price_mem, sizeof price_mem);
+    demo_buf link = demo_buf_on(link_mem, sizeof link_mem);
+    demo_buf img = demo_buf_on(img_mem, sizeof img_mem);
+    demo_buf upd = demo_buf_on(upd_mem, sizeof upd_mem);
+    demo_buf desc = demo_buf_on(desc_mem, sizeof desc_mem);
+
+    demo_puts(&sku, "SKU-");
+    demo_put_num(&sku, pid, 6);
+    demo_put(&sku, "-", 1);
+    demo_put_hex(&sku, demo_below(r, 1u << 16), 4);
+
+    const char *brand = DEMO_PICK(r, demo_brands), *good = DEMO_PICK(r, demo_goods);
+    demo_puts(&title, brand);
+    demo_put(&title, " ", 1);
+    demo_puts(&title, good);
+    demo_puts(&title, ", ");
+    demo_puts(&title, DEMO_PICK(r, demo_colours));
+    if (demo_chance(r, 30)) { /* a title stuffed past 150 characters */
+        while (title.len < 200) {
+            demo_put(&title, " ", 1);
+            demo_puts(&title, DEMO_PICK(r, demo_adj));
+        }
+    }
+    if (demo_chance(r, 20)) {
+        demo_put(&title, " ", 1);
+        demo_puts(&title, DEMO_PICK(r, demo_emoji));
+    }
+
+    uint64_t target = demo_chance(r, 30) ? demo_range(r, 5200, 6500) : demo_range(r, 200, 1200);
+    demo_puts(&desc, "<p><strong>");
+    demo_puts(&desc, brand);
+    demo_puts(&desc, "</strong> ");
+    demo_puts(&desc, good);
+    demo_puts(&desc, " &amp; more &#8211; made to last.</p>");
+    while (desc.len < target && desc.cap - desc.len > DEMO_DESC_PART_MAX) {
+        uint64_t kind = demo_below(r, 100);
+        if (kind < 55) {
+            demo_puts(&desc, "<p>");
+            demo_sentence(&desc, r);
+            demo_put(&desc, " ", 1);
+            demo_sentence(&desc, r);
+            demo_puts(&desc, "</p>");
+        } else if (kind < 90) {
+            demo_puts(&desc, "<ul><li>");
+            demo_sentence(&desc, r);
+            demo_puts(&desc, "</li><li>Size &lt;M&gt; or &quot;L&quot;</li></ul>");
+        } else if (kind < 97) {
+            demo_puts(&desc, "<h3>");
+            demo_puts(&desc, DEMO_PICK(r, demo_headings));
+            demo_puts(&desc, "</h3>");
+        } else {
+            demo_puts(&desc, "<script>track('view');</script><br>");
+        }
+    }
+
+    uint64_t cents = demo_range(r, 199, 49999);
+    demo_put_num(&price, cents / 100, 0);
+    if (cents % 100 != 0) { /* 12.5 and 12.50 alike: text as a shop exports it */
+        demo_put(&price, ".", 1);
+        demo_put_num(&price, cents % 10 ? cents % 100 : cents % 100 / 10, cents % 10 ? 2 : 1);
+    }
+
+    demo_puts(&link, "https://shop.example/p/");
+    demo_puts(&link, DEMO_PICK(r, demo_slugs));
+    demo_put(&link, "-", 1);
+    demo_put_num(&link, pid, 0);
+    demo_puts(&link, "?utm_source=feed&utm_medium=merchant");
+
+    demo_puts(&img, "https://img.shop.example/");
+    demo_put_num(&img, pid, 0);
+    demo_puts(&img, demo_chance(r, 100) ? "/main image.jpg" : "/main.jpg");
+
+    demo_put_datetime(&upd, r);
+    const char *avail = demo_chance(r, 850) ? "in_stock" : "out_of_stock";
+
+    int rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)pid);
+    if (rc == SQLITE_OK)
+        rc = demo_bind_text(st, 2, demo_text_buf(&sku));
+    if (rc == SQLITE_OK)
+        rc = demo_bind_text(st, 3, demo_text_buf(&title));
+    if (rc == SQLITE_OK)
+        rc = demo_bind_text(st, 4, demo_text_buf(&desc));
+    if (rc == SQLITE_OK)
+        rc = demo_bind_text(st, 5, demo_text_buf(&price));
+    if (rc == SQLITE_OK)
+        rc = demo_bind_text(st, 6, demo_text_of(DEMO_PICK(r, demo_currencies)));
+    if (rc == SQLITE_OK)
+        rc = demo_bind_text(st, 7, demo_text_of(avail));
+    if (rc == SQLITE_OK)
+        rc = demo_bind_text(st, 8, demo_text_of(DEMO_PICK(r, demo_conditions)));
+    if (rc == SQLITE_OK)
+        rc = demo_bind_text(st, 9, demo_text_buf(&link));
+    if (rc == SQLITE_OK)
+        rc = demo_bind_text(st, 10, demo_text_buf(&img));
+    if (rc == SQLITE_OK)
+        rc = demo_bind_text(st, 11, demo_text_buf(&upd));
+    if (rc == SQLITE_OK)
+        rc = demo_step(st);
+
+    /* 0-12 more images: more than Merchant's 10 additional ones at times. */
+    uint64_t nimg = demo_range(r, 0, 12);
+    for (uint64_t k = 1; rc == SQLITE_OK && k <= nimg; k++) {
+        img.len = 0;
+        demo_puts(&img, "https://img.shop.example/");
+        demo_put_num(&img, pid, 0);
+        demo_puts(&img, "/view-");
+        demo_put_num(&img, k, 2);
+        demo_puts(&img, demo_chance(r, 50) ? "-détail.jpg" : ".jpg");
+        rc = sqlite3_bind_int64(img_st, 1, (sqlite3_int64)pid);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(img_st, 2, (sqlite3_int64)k);
+        if (rc == SQLITE_OK)
+            rc = demo_bind_text(img_st, 3, demo_text_buf(&img));
+        if (rc == SQLITE_OK)
+            rc = demo_step(img_st);
+    }
     return rc;
 }
 
@@ -815,7 +1071,8 @@ static sf_status demo_fill(const char *file, const char *path, uint64_t rows, ui
                            const volatile sig_atomic_t *cancel, char *errbuf, size_t errlen)
 {
     sqlite3 *db = NULL;
-    sqlite3_stmt *co_st = NULL, *job_st = NULL;
+    sqlite3_stmt *co_st = NULL, *job_st = NULL, *pr_st = NULL, *img_st = NULL;
+    demo_locs lc = {NULL, {{0}}, 1};
     const char *step = "open";
 
     int rc = sqlite3_open_v2(file, &db, SQLITE_OPEN_READWRITE, NULL);
@@ -843,9 +1100,20 @@ static sf_status demo_fill(const char *file, const char *path, uint64_t rows, ui
                                 "INSERT INTO jobs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
                                 "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                                 -1, SQLITE_PREPARE_PERSISTENT, &job_st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v3(db, "INSERT INTO locations VALUES (?1, ?2, ?3, ?4, ?5, ?6)", -1,
+                                SQLITE_PREPARE_PERSISTENT, &lc.st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v3(db,
+                                "INSERT INTO products VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+                                "?9, ?10, ?11)",
+                                -1, SQLITE_PREPARE_PERSISTENT, &pr_st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v3(db, "INSERT INTO images VALUES (?1, ?2, ?3)", -1,
+                                SQLITE_PREPARE_PERSISTENT, &img_st, NULL);
 
     /* One company per 50 jobs, at least 100, as make_jobs_db.py. */
-    uint64_t companies = rows / 50 > 100 ? rows / 50 : 100;
+    uint64_t companies = rows / 50 > 100 ? rows / 50 : 100, jobs_done = 0;
     if (rc == SQLITE_OK) {
         step = "insert companies into";
         rc = demo_insert_companies(co_st, companies, seed);
@@ -854,17 +1122,37 @@ static sf_status demo_fill(const char *file, const char *path, uint64_t rows, ui
         step = "insert jobs into";
         demo_rng r;
         demo_rng_seed(&r, seed, 0);
+        demo_rng_seed(&lc.r, seed, DEMO_STREAM_LOCATIONS);
         for (uint64_t jid = 1; jid <= rows && rc == SQLITE_OK; jid++) {
-            if (cancel && *cancel) {
-                demo_errf(errbuf, errlen, "demo database %s: cancelled after %llu rows", path,
-                          (unsigned long long)(jid - 1));
-                sqlite3_finalize(co_st);
-                sqlite3_finalize(job_st);
-                sqlite3_close(db);
-                return SF_ERR_CANCELLED;
-            }
-            rc = demo_insert_job(job_st, &r, jid, companies, seed);
+            if (cancel && *cancel)
+                break;
+            rc = demo_insert_job(job_st, &r, jid, companies, seed, &lc);
+            if (rc == SQLITE_OK)
+                jobs_done = jid;
         }
+    }
+    /* One product per 10 jobs, at least 100 (and their images). */
+    uint64_t products = rows / 10 > 100 ? rows / 10 : 100;
+    if (rc == SQLITE_OK && !(cancel && *cancel)) {
+        step = "insert products into";
+        demo_rng r;
+        demo_rng_seed(&r, seed, DEMO_STREAM_PRODUCTS);
+        for (uint64_t pid = 1; pid <= products && rc == SQLITE_OK; pid++) {
+            if (cancel && *cancel)
+                break;
+            rc = demo_insert_product(pr_st, img_st, &r, pid);
+        }
+    }
+    if (rc == SQLITE_OK && cancel && *cancel) {
+        demo_errf(errbuf, errlen, "demo database %s: cancelled after %llu rows", path,
+                  (unsigned long long)jobs_done);
+        sqlite3_finalize(co_st);
+        sqlite3_finalize(job_st);
+        sqlite3_finalize(lc.st);
+        sqlite3_finalize(pr_st);
+        sqlite3_finalize(img_st);
+        sqlite3_close(db);
+        return SF_ERR_CANCELLED;
     }
     if (rc == SQLITE_OK) {
         step = "commit";
@@ -876,6 +1164,9 @@ static sf_status demo_fill(const char *file, const char *path, uint64_t rows, ui
                   db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     sqlite3_finalize(co_st);
     sqlite3_finalize(job_st);
+    sqlite3_finalize(lc.st);
+    sqlite3_finalize(pr_st);
+    sqlite3_finalize(img_st);
     int close_rc = sqlite3_close(db);
     if (rc == SQLITE_OK && close_rc != SQLITE_OK) {
         demo_errf(errbuf, errlen, "demo database %s: cannot close: %s", path,

@@ -13,8 +13,9 @@
 /* Writes the demo database into `file`, an empty file that exists (the
  * temporary file of an sf_output opened on the destination: the caller
  * publishes it with sf_output_commit), with the jobs/companies schema of the
- * reference dataset and `rows` job rows of realistic text, deterministic
- * for a given (rows, seed). `label` (NULL: file) names the database in
+ * reference dataset and `rows` job rows of realistic text, plus the tables
+ * the built-in formats read (locations, products, images: docs/formats.md),
+ * deterministic for a given (rows, seed). `label` (NULL: file) names the database in
  * messages. When `cancel` is not NULL and becomes non-zero (a signal
  * handler's flag), stops with SF_ERR_CANCELLED. On failure writes a message
  * to errbuf (errlen bytes, may be 0): SF_ERR_ARG (no file, too many rows),

@@ -1,0 +1,351 @@
+#!/bin/bash
+# formats_test.sh BUILD: the built-in formats (templates/, docs/formats.md) checked by
+# their real consumers, on SQLite and on the PostgreSQL and MariaDB test servers with the
+# demo data: the same template and query (google-merchant: its query for that backend)
+# give byte-identical output on all three; sitemap parts and index valid against
+# sitemap.xsd / siteindex.xsd, RSS against rss-2_0.xsd, Atom against atom.rng (xmllint),
+# RSS and Atom read by Python feedparser with no bozo and every date parsed, Merchant,
+# Jooble and Indeed by checkers of their documented rules (tests/ref/check_*.py). Each
+# check is shown to fail once on a broken copy of its feed. Also the built-ins' row
+# checks, the format defaults (split, gzip, index) and `sqlfeed templates`.
+# Starts throwaway servers with tests/servers.sh unless SQLFEED_PG_URL (and
+# SQLFEED_MY_URL) are set. Prints PASS/FAIL/SKIP lines.
+set -u
+B=${1:?usage: formats_test.sh BUILD}
+SF=$B/sqlfeed
+HERE=$(cd "$(dirname "$0")" && pwd)
+REF=$HERE/ref
+SCH=$HERE/data/schemas
+TPL=$HERE/../templates
+PY=/usr/bin/python3
+T=$(mktemp -d /tmp/sqlfeed-formats.XXXXXX)
+STARTED=""
+cleanup() {
+    [ -z "$STARTED" ] || "$HERE/servers.sh" stop "$STARTED" >/dev/null 2>&1
+    rm -rf "$T"
+}
+trap cleanup EXIT
+export ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0
+export SOURCE_DATE_EPOCH=1700000000 # lastBuildDate and the like: the same on every run
+
+. "$HERE/lib.sh"
+# okq NAME CMD...: ok, with CMD's output kept out of the log unless it fails
+okq() {
+    local name=$1; shift
+    if "$@" >"$T/why" 2>&1; then pass "$name"
+    else fail "$name" "$* failed: $(head -c 600 "$T/why" | tr '\n' ' ')"; fi
+}
+# have FILE NAME: FILE was rendered (else one FAIL stands for the checks of NAME)
+have() {
+    [ -s "$1" ] && return 0
+    fail "$2: the checks of its feed" "$1 was not rendered"
+    return 1
+}
+
+DB=$T/demo.db
+"$SF" demo-db --rows 2000 -o "$DB" 2>/dev/null || { fail "demo-db" "cannot make $DB"; exit 1; }
+NPROD=$(sqlite3 "$DB" 'SELECT count(*) FROM products')
+
+# The child tables come from PRNG streams of their own: jobs and companies are what they
+# were before them (the hash of a 500-row, seed-7 database made by the issue 8 build).
+"$SF" demo-db --rows 500 --seed 7 -o "$T/g.db" 2>/dev/null
+okq "demo-db: jobs and companies unchanged by the new tables" test \
+    "$(sqlite3 "$T/g.db" 'SELECT * FROM jobs ORDER BY id; SELECT * FROM companies ORDER BY id' | md5sum)" \
+    = "f8fe84de61f12a1dc28cf3b911147c6f  -"
+okq "demo-db: 1-3 locations per job, every one with a city" test "$(sqlite3 "$T/g.db" \
+    "SELECT min(n) || max(n) FROM (SELECT count(*) n FROM jobs j JOIN locations l ON l.job_id = j.id
+     WHERE l.city <> '' GROUP BY j.id)")" = 13
+okq "demo-db: 100 products (at least 100), 0-12 images each" test "$(sqlite3 "$T/g.db" \
+    "SELECT count(*), min(n), max(n) FROM (SELECT p.id, count(i.pos) n FROM products p
+     LEFT JOIN images i ON i.product_id = p.id GROUP BY p.id)")" = "100|0|12"
+
+# ---- the servers ----------------------------------------------------------------------
+backends=""
+if [ -z "${SQLFEED_PG_URL:-}" ]; then
+    if out=$("$HERE/servers.sh" start 2>"$T/servers.err"); then
+        eval "$out"
+        STARTED=$SQLFEED_SERVERS_DIR
+    else
+        fail "start the test servers" "$(tail -3 "$T/servers.err")"
+    fi
+fi
+url() { case $1 in sqlite) echo "$DB" ;; pg) echo "$SQLFEED_PG_URL" ;; my) echo "$SQLFEED_MY_URL" ;; esac; }
+for k in pg my; do
+    [ $k = pg ] && [ -z "${SQLFEED_PG_URL:-}" ] && continue
+    [ $k = my ] && [ -z "${SQLFEED_MY_URL:-}" ] && continue
+    run "$SF" render --db "$(url $k)" --query 'SELECT 1 AS v' --template simplyhired -o "$T/x.xml"
+    if grep -q "no backend for" "$T/err"; then skip "$k source" "not in this build"; continue; fi
+    if "$REF/load_demo.sh" "$DB" "$(url $k)" >"$T/load.log" 2>&1; then
+        pass "$k: the demo database loads (tests/ref/load_demo.sh)"
+        backends="$backends $k"
+    else
+        fail "$k: the demo database loads (tests/ref/load_demo.sh)" "$(tail -3 "$T/load.log")"
+    fi
+done
+
+# The parameters each built-in reads (names and URLs with characters to escape).
+params() {
+    case $1 in
+    rss) P=(--param "channel_title=Just Jobs & Co" --param channel_link=https://www.justjobs.example/
+            --param "channel_description=The newest jobs" --param "feed_url=https://www.justjobs.example/feeds/jobs.rss") ;;
+    atom) P=(--param "feed_id=tag:justjobs.example,2026:jobs" --param "feed_title=Just Jobs & Co"
+             --param site_url=https://www.justjobs.example/ --param "feed_url=https://www.justjobs.example/feeds/jobs.atom") ;;
+    google-merchant) P=(--param "channel_title=Shop & Co" --param channel_link=https://shop.example/
+                        --param "channel_description=Every product") ;;
+    indeed) P=(--param "publisher=Just Jobs & Co" --param "publisherurl=https://www.justjobs.example/?a=1&b=2") ;;
+    *) P=() ;;
+    esac
+}
+
+# ---- every built-in, on every database: byte-identical ----------------------------------
+FORMATS="rss atom google-merchant jooble indeed simplyhired"
+for f in $FORMATS; do
+    params $f
+    run "$SF" render --db "$DB" -t $f -o "$T/sqlite-$f.xml" "${P[@]}"
+    okq "$f: renders on SQLite" test "$rc" = 0
+    [ "$rc" = 0 ] || sed 's/^/    /' "$T/err" | head -3
+    for k in $backends; do
+        run "$SF" render --db "$(url $k)" -t $f -o "$T/$k-$f.xml" "${P[@]}"
+        okq "$f: renders on $k" test "$rc" = 0
+        okq "$f: $k gives the same bytes as SQLite" cmp -s "$T/$k-$f.xml" "$T/sqlite-$f.xml"
+    done
+done
+
+# ---- RSS 2.0 ------------------------------------------------------------------------------
+F=$T/sqlite-rss.xml
+if have "$F" rss; then
+okq "rss: valid against rss-2_0.xsd" xmllint --noout --schema "$SCH/rss-2_0.xsd" "$F"
+okq "rss: feedparser: no bozo, 100 entries, every date parsed" $PY "$REF/check_feedparser.py" "$F" 100
+okq "rss: atom:link rel=self names the feed" grep -q '<atom:link href="https://www.justjobs.example/feeds/jobs.rss" rel="self"' "$F"
+okq "rss: lastBuildDate is the run's time (SOURCE_DATE_EPOCH)" \
+    grep -q '<lastBuildDate>Tue, 14 Nov 2023 22:13:20 +0000</lastBuildDate>' "$F"
+sed '0,/<pubDate>[^<]*</s//<pubDate>2024-01-05</' "$F" > "$T/bad.xml"
+okq "rss: the xsd refuses a pubDate that is not RFC 822 (the check can fail)" \
+    sh -c "! xmllint --noout --schema '$SCH/rss-2_0.xsd' '$T/bad.xml' 2>/dev/null"
+sed '0,/<pubDate>[^<]*</s//<pubDate>yesterday</' "$F" > "$T/bad.xml"
+okq "rss: feedparser refuses an unparsable date (the check can fail)" \
+    sh -c "! $PY '$REF/check_feedparser.py' '$T/bad.xml' 2>/dev/null"
+head -c 5000 "$F" > "$T/bad.xml"
+okq "rss: feedparser reports a cut feed as bozo (the check can fail)" \
+    sh -c "! $PY '$REF/check_feedparser.py' '$T/bad.xml' 2>/dev/null"
+fi
+
+# ---- Atom ---------------------------------------------------------------------------------
+F=$T/sqlite-atom.xml
+if have "$F" atom; then
+okq "atom: valid against atom.rng" xmllint --noout --relaxng "$SCH/atom.rng" "$F"
+okq "atom: feedparser: no bozo, 100 entries, every date parsed" $PY "$REF/check_feedparser.py" "$F" 100
+okq "atom: the feed's updated is its newest entry's ({{#first}})" $PY - "$F" <<'EOF'
+import sys, feedparser
+d = feedparser.parse(sys.argv[1])
+sys.exit(d.feed.updated_parsed != max(e.updated_parsed for e in d.entries) or
+         d.feed.updated != d.entries[0].updated)
+EOF
+params atom
+run "$SF" render --db "$DB" -t atom -o "$T/atom-empty.xml" "${P[@]}" \
+    --query "$(sed "s/'justjobs'/'nosuchsite'/" "$TPL/atom.sql")"
+okq "atom: no rows: updated is the run's time, still valid against atom.rng" \
+    sh -c "[ $rc = 0 ] && grep -q '^<updated>2023-11-14T22:13:20Z</updated>' '$T/atom-empty.xml' &&
+           xmllint --noout --relaxng '$SCH/atom.rng' '$T/atom-empty.xml'"
+sed '0,/<updated>[^<]*<\/updated><link rel="alternate"/s//<link rel="alternate"/' "$F" > "$T/bad.xml"
+okq "atom: atom.rng refuses an entry without updated (the check can fail)" \
+    sh -c "! xmllint --noout --relaxng '$SCH/atom.rng' '$T/bad.xml' 2>/dev/null"
+fi
+
+# ---- Google Merchant ------------------------------------------------------------------------
+F=$T/sqlite-google-merchant.xml
+if have "$F" google-merchant; then
+okq "google-merchant: check_merchant.py passes ($NPROD products)" $PY "$REF/check_merchant.py" "$F"
+okq "google-merchant: one item per product" test "$(grep -c '<item>' "$F")" = "$NPROD"
+okq "google-merchant: some products have 10 additional images, none more" $PY - "$F" <<'EOF'
+import sys, xml.etree.ElementTree as ET
+n = [len(i.findall("{http://base.google.com/ns/1.0}additional_image_link"))
+     for i in ET.parse(sys.argv[1]).getroot().iter("item")]
+sys.exit(max(n) != 10)
+EOF
+okq "google-merchant: long titles and descriptions were cut to 150 and 5000" $PY - "$F" <<'EOF'
+import sys, xml.etree.ElementTree as ET
+items = list(ET.parse(sys.argv[1]).getroot().iter("item"))
+sys.exit(not any(len(i.findtext("title")) == 150 for i in items) or
+         not any(len(i.findtext("description")) == 5000 for i in items))
+EOF
+gid=$(grep -o '<g:id>[^<]*</g:id>' "$F" | head -1)
+awk -v id="$gid" '/<item>/ && ++n == 2 { sub(/<g:id>[^<]*<\/g:id>/, id) } { print }' "$F" > "$T/bad.xml"
+okq "google-merchant: check_merchant refuses a repeated g:id (the check can fail)" \
+    sh -c "! $PY '$REF/check_merchant.py' '$T/bad.xml' 2>/dev/null"
+sed '0,/<g:price>[0-9]*\.[0-9]*/s//<g:price>12.5/' "$F" > "$T/bad.xml"
+okq "google-merchant: check_merchant refuses a price without two decimals" \
+    sh -c "! $PY '$REF/check_merchant.py' '$T/bad.xml' 2>/dev/null"
+sed '0,/<link>https:\/\/shop.example\/p\//s//<link>https:\/\/shop.example\/p\/é/' "$F" > "$T/bad.xml"
+okq "google-merchant: check_merchant refuses a link that is not RFC 3986" \
+    sh -c "! $PY '$REF/check_merchant.py' '$T/bad.xml' 2>/dev/null"
+awk '/<item>/ && !n++ { sub(/<description>/, "<description>\\&lt;p\\&gt;") } { print }' "$F" > "$T/bad.xml"
+okq "google-merchant: check_merchant refuses markup in a description" \
+    sh -c "! $PY '$REF/check_merchant.py' '$T/bad.xml' 2>/dev/null"
+# The row checks of the template: an availability outside the enum stops the run.
+q=$(sed 's/p\.availability,/'"'in stock'"' AS availability,/' "$TPL/google-merchant.sql")
+params google-merchant
+run "$SF" render --db "$DB" -t google-merchant --query "$q" -o "$T/gm-bad.xml" "${P[@]}"
+expect "google-merchant: an availability outside its enum fails the row (exit 9)" 9 \
+    "row 1: column availability: .*in stock"
+okq "google-merchant: ... and nothing is published" test ! -e "$T/gm-bad.xml"
+fi
+
+# ---- Jooble ---------------------------------------------------------------------------------
+F=$T/sqlite-jooble.xml
+if have "$F" jooble; then
+want=$(sqlite3 "$DB" "SELECT count(*) FROM jobs WHERE site = 'justjobs' AND is_active")
+okq "jooble: check_jooble.py passes" $PY "$REF/check_jooble.py" "$F"
+okq "jooble: one job per active job ($want)" test "$(grep -c '<job id=' "$F")" = "$want"
+sed '0,/<pubdate><!\[CDATA\[[^]]*\]\]>/s//<pubdate><![CDATA[2024-06-22]]>/' "$F" > "$T/bad.xml"
+okq "jooble: check_jooble refuses a date that is not DD.MM.YYYY (the check can fail)" \
+    sh -c "! $PY '$REF/check_jooble.py' '$T/bad.xml' 2>/dev/null"
+sed '0,/<name><!\[CDATA\[\([^]]*\)\]\]>/s//<name>Plain<\/name><x>/' "$F" | sed '0,/<x><\/name>/s///' > "$T/bad.xml"
+okq "jooble: check_jooble refuses a value outside CDATA" \
+    sh -c "! $PY '$REF/check_jooble.py' '$T/bad.xml' 2>/dev/null"
+jid=$(grep -o '<job id="[0-9]*">' "$F" | sed -n 2p)
+awk -v id="$jid" '/<job id=/ && !n++ { sub(/<job id="[0-9]*">/, id) } { print }' "$F" > "$T/bad.xml"
+okq "jooble: check_jooble refuses a repeated id" \
+    sh -c "! $PY '$REF/check_jooble.py' '$T/bad.xml' 2>/dev/null"
+fi
+
+# ---- Indeed: one job per location -------------------------------------------------------------
+F=$T/sqlite-indeed.xml
+if have "$F" indeed; then
+want=$(sqlite3 "$DB" "SELECT count(*) FROM jobs j JOIN locations l ON l.job_id = j.id
+                      WHERE j.site = 'justjobs' AND j.is_active")
+okq "indeed: check_indeed.py passes (no empty city, unique referencenumbers)" $PY "$REF/check_indeed.py" "$F"
+okq "indeed: one job per job and location ($want)" test "$(grep -c '<job>' "$F")" = "$want"
+sed '0,/<city><!\[CDATA\[[^]]*\]\]>/s//<city><![CDATA[]]>/' "$F" > "$T/bad.xml"
+okq "indeed: check_indeed refuses an empty city (the check can fail)" \
+    sh -c "! $PY '$REF/check_indeed.py' '$T/bad.xml' 2>/dev/null"
+ref=$(grep -o '<referencenumber><!\[CDATA\[[^]]*\]\]>' "$F" | head -1)
+awk -v r="$ref" '/<job>/ && ++n == 2 { sub(/<referencenumber><!\[CDATA\[[^]]*\]\]>/, r) } { print }' "$F" > "$T/bad.xml"
+okq "indeed: check_indeed refuses a repeated referencenumber" \
+    sh -c "! $PY '$REF/check_indeed.py' '$T/bad.xml' 2>/dev/null"
+# The jobs table alone has NULL cities: the template's required city stops the run,
+# and --on-invalid skip leaves those rows out.
+q="SELECT j.reference, j.id AS location_id, j.title, j.url, j.city, j.state, j.postal_code,
+          j.country, j.category, j.job_type, j.salary, j.description, j.posted_at,
+          c.name AS company
+   FROM jobs j JOIN companies c ON c.id = j.company_id
+   WHERE j.site = 'justjobs' AND j.is_active = TRUE ORDER BY j.id"
+nulls=$(sqlite3 "$DB" "SELECT count(*) FROM jobs WHERE site = 'justjobs' AND is_active AND city IS NULL")
+params indeed
+run "$SF" render --db "$DB" -t indeed --query "$q" -o "$T/in-null.xml" "${P[@]}"
+expect "indeed: a NULL city fails its row (exit 9, row and column named)" 9 "row [0-9]+: column city: required"
+run "$SF" render --db "$DB" -t indeed --query "$q" -o "$T/in-null.xml" "${P[@]}" --on-invalid skip
+okq "indeed: --on-invalid skip leaves the $nulls rows with no city out" \
+    sh -c "[ $rc = 0 ] && $PY '$REF/check_indeed.py' '$T/in-null.xml' >/dev/null"
+fi
+
+# ---- SimplyHired (kept) -----------------------------------------------------------------------
+okq "simplyhired: well-formed" xmllint --noout "$T/sqlite-simplyhired.xml"
+
+# ---- sitemap: parts and index by the format's defaults ----------------------------------------
+BASE=https://shop.example/sitemaps/
+for k in sqlite $backends; do
+    mkdir -p "$T/sm-$k"
+    run "$SF" render --db "$(url $k)" -t sitemap -o "$T/sm-$k/sitemap.xml" --split-rows 60 --base-url "$BASE"
+    okq "sitemap: $k renders parts and an index" test "$rc" = 0
+    [ "$rc" = 0 ] || sed 's/^/    /' "$T/err" | head -3
+    # what every database must give alike: the parts' documents in order, and the index
+    # with the run's tag in the part names taken out
+    for p in $(ls "$T/sm-$k"/sitemap-*.xml.gz 2>/dev/null | sort); do gzip -dc "$p"; done > "$T/sm-$k.parts"
+    sed -E 's/sitemap-[^-<]+-([0-9]{4})\.xml\.gz/sitemap-TAG-\1.xml.gz/g' "$T/sm-$k/sitemap.xml" > "$T/sm-$k.index" 2>/dev/null
+done
+if have "$T/sm-sqlite/sitemap.xml" sitemap; then
+parts=$(ls "$T/sm-sqlite"/sitemap-*.xml.gz 2>/dev/null | wc -l)
+okq "sitemap: --split-rows 60 over $NPROD products gives $(( (NPROD + 59) / 60 )) gzip parts" \
+    test "$parts" = $(( (NPROD + 59) / 60 ))
+bad=0
+for p in "$T/sm-sqlite"/sitemap-*.xml.gz; do
+    gzip -t "$p" 2>/dev/null || bad=1
+    gzip -dc "$p" > "$T/part.xml" && xmllint --noout --schema "$SCH/sitemap.xsd" "$T/part.xml" 2>/dev/null || bad=1
+done
+okq "sitemap: every part is gzip and valid against sitemap.xsd" test "$parts" -gt 0 -a $bad = 0
+okq "sitemap: the index is valid against siteindex.xsd" \
+    xmllint --noout --schema "$SCH/siteindex.xsd" "$T/sm-sqlite/sitemap.xml"
+okq "sitemap: the index names each part under --base-url, with the part's newest lastmod" \
+    $PY - "$T/sm-sqlite" "$BASE" <<'EOF'
+import gzip, os, sys, xml.etree.ElementTree as ET
+d, base = sys.argv[1], sys.argv[2]
+N = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
+idx = ET.parse(os.path.join(d, "sitemap.xml")).getroot().findall(N + "sitemap")
+files = sorted(f for f in os.listdir(d) if f.endswith(".xml.gz"))
+assert [s.findtext(N + "loc") for s in idx] == [base + f for f in files], "locs"
+for s, f in zip(idx, files):
+    urls = ET.parse(gzip.open(os.path.join(d, f))).getroot().findall(N + "url")
+    assert s.findtext(N + "lastmod") == max(u.findtext(N + "lastmod") for u in urls), f
+EOF
+okq "sitemap: every loc is an absolute RFC 3986 URL (non-ASCII percent-encoded)" \
+    $PY - "$T/sm-sqlite.parts" "$REF" <<'EOF'
+import re, sys
+sys.path.insert(0, sys.argv[2])
+from feedcheck import url_problem
+locs = re.findall(r"<loc>([^<]*)</loc>", open(sys.argv[1], encoding="utf-8").read())
+bad = [u for u in locs if url_problem(u.replace("&amp;", "&"))]
+sys.exit(bool(bad) or not any("%C3%A9" in u for u in locs))
+EOF
+for k in $backends; do
+    okq "sitemap: $k parts are the same documents as SQLite's" cmp -s "$T/sm-$k.parts" "$T/sm-sqlite.parts"
+    okq "sitemap: $k index is the same as SQLite's (but for the run's tag)" cmp -s "$T/sm-$k.index" "$T/sm-sqlite.index"
+done
+gzip -dc "$(ls "$T/sm-sqlite"/sitemap-*.xml.gz | head -1)" |
+    sed '0,/<lastmod>[^<]*</s//<lastmod>2024-05-01 10:00:00</' > "$T/bad.xml"
+okq "sitemap: sitemap.xsd refuses a lastmod that is not W3C-DTF (the check can fail)" \
+    sh -c "! xmllint --noout --schema '$SCH/sitemap.xsd' '$T/bad.xml' 2>/dev/null"
+sed '0,/<loc>[^<]*<\/loc>/s///' "$T/sm-sqlite/sitemap.xml" > "$T/bad.xml"
+okq "sitemap: siteindex.xsd refuses an entry without loc (the check can fail)" \
+    sh -c "! xmllint --noout --schema '$SCH/siteindex.xsd' '$T/bad.xml' 2>/dev/null"
+fi
+run "$SF" render --db "$DB" -t sitemap -o "$T/sm-nobase.xml"
+expect "sitemap: its default index needs --base-url (exit 2, says so)" 2 "give --base-url URL"
+run "$SF" render --db "$DB" -t sitemap -o -
+okq "sitemap: -o - is one plain document (no defaults), valid against sitemap.xsd" \
+    sh -c "[ $rc = 0 ] && xmllint --noout --schema '$SCH/sitemap.xsd' '$T/out' 2>/dev/null"
+mkdir -p "$T/sm-own"
+run "$SF" render --db "$DB" -t sitemap -o "$T/sm-own/s-%d.xml" --split-rows 100
+okq "sitemap: parts the user names get neither the default index nor gzip" \
+    sh -c "[ $rc = 0 ] && [ -s '$T/sm-own/s-1.xml' ] && ! ls '$T/sm-own' | grep -q -v '^s-[0-9]*\.xml$'"
+
+# A copy of a built-in keeps its defaults; a bad default is the template's error.
+"$SF" templates --show sitemap > "$T/my-sitemap.mustache"
+mkdir -p "$T/sm-copy"
+run "$SF" render --db "$DB" -t "$T/my-sitemap.mustache" --query-file "$TPL/sitemap.sql" \
+    -o "$T/sm-copy/sitemap.xml" --base-url "$BASE" --split-rows 150
+okq "sitemap: a copy (--show) keeps its defaults: gzip parts and an index" \
+    sh -c "[ $rc = 0 ] && [ \$(ls '$T/sm-copy' | grep -c '^sitemap-.*-000[12]\.xml\.gz\$') = 2 ] &&
+           grep -q '<sitemapindex' '$T/sm-copy/sitemap.xml'"
+printf '{{! sqlfeed-defaults: split-rows=10 colour=red }}\n<r>{{#rows}}<v>{{v}}</v>{{/rows}}</r>\n' > "$T/bad-defaults.mustache"
+run "$SF" render --db "$DB" --query 'SELECT 1 AS v' -t "$T/bad-defaults.mustache" -o "$T/bd.xml"
+expect "sqlfeed-defaults: an unknown key is a template error (exit 3)" 3 \
+    "bad-defaults.mustache: sqlfeed-defaults: 'colour=red' is not KEY=VALUE"
+printf '{{! sqlfeed-defaults: split-rows=2 }}\n<r>{{#rows}}<v>{{v}}</v>{{/rows}}</r>\n' > "$T/two.mustache"
+mkdir -p "$T/two"
+run "$SF" render --db "$DB" --query 'SELECT id AS v FROM jobs WHERE id <= 5' -t "$T/two.mustache" -o "$T/two/r.xml"
+okq "sqlfeed-defaults: split-rows of a template file splits its output" \
+    sh -c "[ $rc = 0 ] && ls '$T/two' | grep -q '^r-0003.xml\$' && ! ls '$T/two' | grep -q 0004"
+run "$SF" render --db "$DB" --query 'SELECT id AS v FROM jobs WHERE id <= 5' -t "$T/two.mustache" -o "$T/two/s.xml" --split-rows 5
+okq "sqlfeed-defaults: the user's own option wins" sh -c "[ $rc = 0 ] && ls '$T/two' | grep -q '^s-0001.xml\$' && ! ls '$T/two' | grep -q '^s-0002'"
+
+# ---- sqlfeed templates ------------------------------------------------------------------------
+run "$SF" templates
+for f in sitemap sitemap-index rss atom google-merchant jooble indeed simplyhired; do
+    okq "templates lists $f" grep -q "^$f\$" "$T/out"
+done
+okq "templates: the sitemap's checks and defaults" \
+    sh -c "grep -q 'checks: required loc; max loc 2048' '$T/out' && grep -q 'defaults: split-rows=50000 split-bytes=50M compress=gzip index=sitemap-index' '$T/out'"
+okq "templates: atom's head reads posted_at of the first row: a column, not a parameter" \
+    sh -c "grep -A3 '^atom\$' '$T/out' | grep -q '^  columns: posted_at, reference' &&
+           grep -A3 '^atom\$' '$T/out' | grep -q '^  parameters: feed_id, feed_title, feed_url, site_url\$'"
+okq "templates: google-merchant has a query per backend" grep -q "google-merchant.pg.sql, google-merchant.my.sql" "$T/out"
+okq "templates: says where the installed copies are" grep -q "^Installed copies (make install): /.*/share/sqlfeed/templates$" "$T/out"
+run "$SF" templates --show atom
+okq "templates --show atom prints templates/atom.mustache" cmp -s "$T/out" "$TPL/atom.mustache"
+run "$SF" templates --show google-merchant.pg.sql
+okq "templates --show NAME.pg.sql prints PostgreSQL's query" cmp -s "$T/out" "$TPL/google-merchant.pg.sql"
+run "$SF" templates --show rss.my.sql
+okq "templates --show NAME.my.sql of a portable query prints NAME.sql" cmp -s "$T/out" "$TPL/rss.sql"
+run "$SF" templates --show nosuch
+expect "templates --show an unknown name: exit 2" 2 "no built-in template 'nosuch'"
