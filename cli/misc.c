@@ -63,26 +63,6 @@ static int show(const char *arg)
     return ferror(stdout) ? EXIT_FAILURE_OTHER : EXIT_OK;
 }
 
-/* Whether a root name is read inside {{#first}}...{{/first}} of the text:
- * then it is a column (of the first row), not a parameter. The built-ins'
- * own text, so a plain search is enough. */
-static int in_first(const char *text, size_t len, const char *name)
-{
-    static const char open[] = "{{#first}}", close[] = "{{/first}}";
-    size_t n = strlen(name);
-    const char *end = text + len;
-    for (const char *p = memmem(text, len, open, sizeof open - 1); p;
-         p = memmem(p + 1, (size_t)(end - p - 1), open, sizeof open - 1)) {
-        const char *q = memmem(p, (size_t)(end - p), close, sizeof close - 1);
-        if (!q)
-            return 0;
-        for (const char *t = p; t && t + n + 3 <= q; t = memmem(t + 2, (size_t)(q - t - 2), "{{", 2))
-            if (!strncmp(t + 2, name, n) && (t[2 + n] == '}' || t[2 + n] == '.'))
-                return 1;
-    }
-    return 0;
-}
-
 int cmd_templates(int argc, char **argv)
 {
     if (argc > 1) {
@@ -124,15 +104,12 @@ int cmd_templates(int argc, char **argv)
         const char *text = sf_builtin_template_text(name, &len);
         printf("%s\n  %s\n  columns:", name, sf_template_description(t));
         size_t nc = 0;
-        for (size_t k = 0; k < sf_template_root_name_count(t); k++) /* the head's first row */
-            if (in_first(text, len, sf_template_root_name(t, k)))
-                printf("%s %s", nc++ ? "," : "", sf_template_root_name(t, k));
         for (size_t k = 0; k < sf_template_row_name_count(t); k++)
             printf("%s %s", nc++ ? "," : "", sf_template_row_name(t, k));
         int np = 0;
         for (size_t k = 0; k < sf_template_root_name_count(t); k++) {
             const char *p = sf_template_root_name(t, k);
-            if (!is_builtin_name(p) && !in_first(text, len, p))
+            if (!is_builtin_name(p))
                 printf("%s %s", np++ ? "," : "\n  parameters:", p);
         }
         char c[1024];

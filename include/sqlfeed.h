@@ -298,8 +298,9 @@ typedef int (*sf_partial_fn)(void *ud, const char *name, const char **text, size
 sf_status sf_template_load_string(sf_template *tpl, const char *name, const char *text,
                                   size_t len, sf_partial_fn partial, void *ud);
 
-/* The names the template reads inside {{#rows}}...{{/rows}}: the columns its
- * query must provide, in order of first use. Valid after a load. */
+/* The names the template reads inside {{#rows}}...{{/rows}} and inside
+ * {{#first}}...{{/first}} (the run's first row): the columns its query must
+ * provide, in order of first use. Valid after a load. */
 size_t sf_template_row_name_count(const sf_template *tpl);
 const char *sf_template_row_name(const sf_template *tpl, size_t i);
 

@@ -666,6 +666,21 @@ static void test_compile(void)
     check(st == SF_ERR_NAME && strstr(err.msg, "reads 1 name") && strstr(err.msg, "posted_at (t.mustache:1:33)"),
           "check: {{posted_at.rfc822}} requires the column posted_at", "%d %s", (int)st, err.msg);
     sf_template_free(t);
+
+    /* A name read in the head's {{#first}} is a column of the first row:
+     * listed with the rows' names, and `first` itself is not a name to
+     * provide (review: atom's posted_at was listed as a parameter). */
+    t = load(NULL, SF_TEMPLATE_XML,
+             "<f u=\"{{site}}\">{{#first}}{{posted_at.rfc3339}}{{/first}}{{#rows}}<i>{{title}}"
+             "</i>{{/rows}}</f>",
+             &st);
+    ok = st == SF_OK && sf_template_row_name_count(t) == 2 &&
+         !strcmp(sf_template_row_name(t, 0), "posted_at") &&
+         !strcmp(sf_template_row_name(t, 1), "title") && sf_template_root_name_count(t) == 1 &&
+         !strcmp(sf_template_root_name(t, 0), "site");
+    check(ok, "names: a name read in {{#first}} is a column", "%d: %zu rows, %zu roots", (int)st,
+          sf_template_row_name_count(t), sf_template_root_name_count(t));
+    sf_template_free(t);
 }
 
 /* ---- rendering ---------------------------------------------------------------- */

@@ -1666,6 +1666,9 @@ typedef struct walker {
     sf_status (*visit)(struct walker *w, const sf_unit *u, const sf_node *nd, int in_rows,
                        int in_json);
     const char *rows;
+    /* The section over the run's first row ({{#first}}): names read in it
+     * are columns, as in the rows (NULL: none; the name lists set it). */
+    const char *first;
     void *ud;
 } walker;
 
@@ -1700,7 +1703,9 @@ static sf_status walk(walker *w, uint32_t unit, uint32_t from, uint32_t to, int 
             if ((st = w->visit(w, u, nd, in_rows, in_json)) != SF_OK)
                 return st;
             if ((st = walk(w, unit, i + 1, nd->b,
-                           in_rows || (nd->type == SF_N_SECTION && is_rows(w->t, nd, w->rows)),
+                           in_rows || (nd->type == SF_N_SECTION &&
+                                       (is_rows(w->t, nd, w->rows) ||
+                                        (w->first && is_rows(w->t, nd, w->first)))),
                            in_json || (nd->type == SF_N_SECTION && has_json(w->t, nd))))
                 != SF_OK)
                 return st;
@@ -1758,7 +1763,8 @@ static sf_status collect_visit(walker *w, const sf_unit *u, const sf_node *nd, i
 {
     (void)u;
     sf_template *t = w->ud;
-    if (nd->nparts == 0 || is_rows(t, nd, w->rows) || in_json)
+    if (nd->nparts == 0 || is_rows(t, nd, w->rows) || in_json ||
+        (nd->type == SF_N_SECTION && !in_rows && is_rows(t, nd, w->first)))
         return SF_OK;
     const char *first = t->syms[t->parts[nd->parts]].name;
     return in_rows ? list_add(t, &t->row_names, &t->nrow_names, first)
@@ -1769,7 +1775,7 @@ static sf_status collect_visit(walker *w, const sf_unit *u, const sf_node *nd, i
  * them out of the column list. */
 static sf_status collect_names(sf_template *t)
 {
-    walker w = {.t = t, .visit = collect_visit, .rows = "rows", .ud = t};
+    walker w = {.t = t, .visit = collect_visit, .rows = "rows", .first = "first", .ud = t};
     sf_status st = run_walk(&w);
     if (st == SF_ERR_TEMPLATE)
         return sf_fail(&t->err, st, "%s: partials include each other more than %d nodes deep",
