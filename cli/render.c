@@ -91,7 +91,7 @@ static const char render_usage[] =
     "  --base-url URL       with --index: url = URL + / + the part's file name\n"
     "                       (percent-encoded; the / only if URL lacks one)\n"
     "  --lastmod COLUMN     with --index: lastmod = the largest value of COLUMN in the\n"
-    "                       part (compared as text)\n"
+    "                       part (dates as instants, whatever their zone; else text)\n"
     "  --output TEMPLATE=PATH[,KEY=VALUE...]\n"
     "                       one more document from the same scan, with its own\n"
     "                       template and KEYs compress, level, split-rows,\n"

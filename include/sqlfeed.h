@@ -531,7 +531,8 @@ sf_status sf_render_add_output(sf_render *r, sf_template *tpl, sf_output *out);
  * url (base_url, then "/" if base_url lacks one, then the name
  * percent-encoded as RFC 3986 asks), row_count (the part's rows: {{rows}} is
  * the list itself), bytes (uncompressed), and lastmod (the largest value of column
- * `max_column` in the part's rows, compared as bytes; "" when max_column
+ * `max_column` in the part's rows: the latest instant when both values
+ * compared are dates (any zone), else the larger as bytes; "" when max_column
  * is NULL or the part has no value). The index's template may also read
  * the parameters and built-ins. */
 sf_status sf_render_add_index(sf_render *r, sf_output *parts, sf_template *tpl,

@@ -47,6 +47,18 @@ ok "--help: exit 9" grep -q "9 a row failed a check or a formatter" "$T/out"
 MAN=$(dirname "$0")/../docs/sqlfeed.1
 ok "man page: exit 9, --on-invalid, --reject-log" sh -c "grep -qx '.B 9' '$MAN' && grep -qF 'on\\-invalid' '$MAN' && grep -qF 'reject\\-log' '$MAN'"
 
+# ---- an index's lastmod: dates compared as instants -------------------------------
+# 10:00+02:00 is 08:00Z, before 09:00Z, though its text sorts after it.
+LQ="SELECT 'https://x.example/1' AS url, '2026-01-31T10:00:00+02:00' AS lastmod
+    UNION ALL SELECT 'https://x.example/2', '2026-01-31T09:00:00Z'
+    UNION ALL SELECT 'https://x.example/3', '2026-01-31 08:30:00'"
+printf '<urlset>{{#rows}}<u>{{url}}</u>{{/rows}}</urlset>\n' > "$T/lm.mustache"
+printf '<i>{{#rows}}<s>{{lastmod}}</s>{{/rows}}</i>\n' > "$T/lmi.mustache"
+run $R --query "$LQ" -t "$T/lm.mustache" --parts "$T/lm-%r-%d.xml" --split-rows 10 \
+    --index "$T/lmi.mustache" -o "$T/lmi.xml" --base-url https://x.example/ --lastmod lastmod -q
+ok "index lastmod: the latest instant, not the largest text" \
+    sh -c "[ $rc = 0 ] && grep -q '<s>2026-01-31T09:00:00Z</s>' '$T/lmi.xml'"
+
 # ---- first and row_count ---------------------------------------------------------
 cat > "$T/h.mustache" <<'EOF'
 <feed>{{#first}}<updated>{{posted_at}}</updated><top>{{ref}}</top>{{/first}}{{^first}}<empty/>{{/first}}

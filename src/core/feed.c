@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "feed.h"
+#include "value/date.h"
 
 /* ---- the context --------------------------------------------------------- */
 
@@ -408,18 +409,41 @@ static sf_status close_max(sf_render *r, sf_feed_out *f)
     return SF_OK;
 }
 
+/* Seconds since the epoch of a value that is a date (value/date.h), or 0
+ * when it is none. */
+static int instant(const char *s, size_t n, long long *t)
+{
+    sf_date d;
+    char why[8];
+    if (sf_date_parse(s, n, &d, why, sizeof why) != 0)
+        return 0;
+    *t = ((sf_days_from_civil(d.year, d.month, d.day) * 24 + d.hour) * 60 + d.min - d.off) * 60 +
+         d.sec;
+    return 1;
+}
+
+/* Whether the largest value so far, a[0..an), is at least b[0..bn): as
+ * instants when both are dates (2026-01-31T10:00:00+02:00 is before
+ * 2026-01-31T09:00:00Z, which their text says the other way round), else
+ * as bytes. */
+static int later_or_same(const char *a, size_t an, const char *b, size_t bn)
+{
+    long long ta, tb;
+    if (instant(a, an, &ta) && instant(b, bn, &tb))
+        return ta >= tb;
+    size_t n = bn < an ? bn : an;
+    int c = memcmp(b, a, n);
+    return c < 0 || (c == 0 && bn <= an);
+}
+
 static sf_status track_max(sf_render *r, sf_feed_out *f)
 {
     sf_val v;
     sf_source_column(r->src, f->maxcol, &v);
     if (v.kind != SF_VAL_TEXT)
         return SF_OK; /* NULL: no value */
-    if (f->have_max) {
-        size_t n = v.n < f->cur_max.len ? v.n : f->cur_max.len;
-        int c = memcmp(v.s, f->cur_max.data, n);
-        if (c < 0 || (c == 0 && v.n <= f->cur_max.len))
-            return SF_OK;
-    }
+    if (f->have_max && later_or_same(f->cur_max.data, f->cur_max.len, v.s, v.n))
+        return SF_OK;
     f->cur_max.len = 0;
     if (sf_buf_append(&f->cur_max, v.s, v.n) != 0)
         return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory: index values");
