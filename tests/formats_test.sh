@@ -128,6 +128,23 @@ okq "rss: feedparser refuses an unparsable date (the check can fail)" \
 head -c 5000 "$F" > "$T/bad.xml"
 okq "rss: feedparser reports a cut feed as bozo (the check can fail)" \
     sh -c "! $PY '$REF/check_feedparser.py' '$T/bad.xml' 2>/dev/null"
+# What feedparser and the xsd forgive, check_feedparser reads from the XML itself.
+g=$(grep -o '<guid isPermaLink="false">[^<]*</guid>' "$F" | head -1)
+awk -v g="$g" '/<item>/ && ++n == 2 { sub(/<guid isPermaLink="false">[^<]*<\/guid>/, g) } { print }' "$F" > "$T/bad.xml"
+okq "rss: check_feedparser refuses a repeated guid (rss-2_0.xsd passes it)" \
+    sh -c "xmllint --noout --schema '$SCH/rss-2_0.xsd' '$T/bad.xml' 2>/dev/null &&
+           ! $PY '$REF/check_feedparser.py' '$T/bad.xml' 2>'$T/why2' && grep -q 'guid .* repeats item 1' '$T/why2'"
+# 28 Dec 2024 is a Saturday: the weekday is computed, not read
+sed '0,/<pubDate>[^<]*</s//<pubDate>Mon, 28 Dec 2024 10:00:00 +0000</' "$F" > "$T/bad.xml"
+okq "rss: check_feedparser refuses a pubDate whose weekday is not the date's" \
+    sh -c "xmllint --noout --schema '$SCH/rss-2_0.xsd' '$T/bad.xml' 2>/dev/null &&
+           ! $PY '$REF/check_feedparser.py' '$T/bad.xml' 2>'$T/why2' && grep -q 'is a Sat, not a Mon' '$T/why2'"
+# The template's unique reference: a query giving a job twice (UNION ALL) stops the run.
+params rss
+q="SELECT * FROM ($(sed 's/LIMIT 100/LIMIT 3/' "$TPL/rss.sql")) AS a UNION ALL SELECT * FROM ($(sed 's/LIMIT 100/LIMIT 3/' "$TPL/rss.sql")) AS b"
+run "$SF" render --db "$DB" -t rss --query "$q" -o "$T/rss-dup.xml" "${P[@]}"
+expect "rss: a repeated reference (its guid) fails the row (exit 9)" 9 "row 4: column reference: unique, 'JJ-[^']*' came before"
+okq "rss: ... and nothing is published" test ! -e "$T/rss-dup.xml"
 fi
 
 # ---- Atom ---------------------------------------------------------------------------------
@@ -150,6 +167,20 @@ okq "atom: no rows: updated is the run's time, still valid against atom.rng" \
 sed '0,/<updated>[^<]*<\/updated><link rel="alternate"/s//<link rel="alternate"/' "$F" > "$T/bad.xml"
 okq "atom: atom.rng refuses an entry without updated (the check can fail)" \
     sh -c "! xmllint --noout --relaxng '$SCH/atom.rng' '$T/bad.xml' 2>/dev/null"
+# What atom.rng and feedparser forgive (each copy still valid against atom.rng), read by
+# check_feedparser from the XML: a repeated id, an updated without its zone, no author.
+i=$(grep -o '<entry><id>[^<]*</id>' "$F" | head -1)
+awk -v i="$i" '/<entry>/ && ++n == 2 { sub(/<entry><id>[^<]*<\/id>/, i) } { print }' "$F" > "$T/bad1.xml"
+sed -E '0,/<entry>(.*)<updated>([^<Z]*)Z</s//<entry>\1<updated>\2</' "$F" > "$T/bad2.xml"
+sed 's/<author><name>[^<]*<\/name><\/author>//' "$F" > "$T/bad3.xml"
+n=1
+for why in "id .* of entry 2 repeats entry 1" "entry 1 <updated>: .* is not an RFC 3339 date-time with a zone" \
+           "no author on the feed, and none on entry 1"; do
+    okq "atom: check_feedparser refuses: $why (atom.rng passes it)" \
+        sh -c "xmllint --noout --relaxng '$SCH/atom.rng' '$T/bad$n.xml' 2>/dev/null &&
+               ! $PY '$REF/check_feedparser.py' '$T/bad$n.xml' 2>'$T/why2' && grep -q '$why' '$T/why2'"
+    n=$((n + 1))
+done
 fi
 
 # ---- Google Merchant ------------------------------------------------------------------------
@@ -182,6 +213,15 @@ okq "google-merchant: check_merchant refuses a link that is not RFC 3986" \
 awk '/<item>/ && !n++ { sub(/<description>/, "<description>\\&lt;p\\&gt;") } { print }' "$F" > "$T/bad.xml"
 okq "google-merchant: check_merchant refuses markup in a description" \
     sh -c "! $PY '$REF/check_merchant.py' '$T/bad.xml' 2>/dev/null"
+# any tag-like text, not a list of tag names (awk's sub: & written \\&)
+for tag in blockquote sup /code 'font color="red"' '!DOCTYPE x'; do
+    awk -v t="$tag" '/<item>/ && !n++ { sub(/<description>/, "<description>\\&lt;" t "\\&gt;") } { print }' "$F" > "$T/bad.xml"
+    okq "google-merchant: check_merchant refuses <$tag> in a description" \
+        sh -c "grep -q '<description>&lt;$tag&gt;' '$T/bad.xml' && ! $PY '$REF/check_merchant.py' '$T/bad.xml' 2>/dev/null"
+done
+awk '/<item>/ && !n++ { sub(/<g:availability>[^<]*/, "<g:availability>preorder") } { print }' "$F" > "$T/bad.xml"
+okq "google-merchant: check_merchant refuses preorder without a g:availability_date" \
+    sh -c "! $PY '$REF/check_merchant.py' '$T/bad.xml' 2>'$T/why2' && grep -q 'without a g:availability_date' '$T/why2'"
 # The row checks of the template: an availability outside the enum stops the run.
 q=$(sed 's/p\.availability,/'"'in stock'"' AS availability,/' "$TPL/google-merchant.sql")
 params google-merchant
@@ -189,6 +229,25 @@ run "$SF" render --db "$DB" -t google-merchant --query "$q" -o "$T/gm-bad.xml" "
 expect "google-merchant: an availability outside its enum fails the row (exit 9)" 9 \
     "row 1: column availability: .*in stock"
 okq "google-merchant: ... and nothing is published" test ! -e "$T/gm-bad.xml"
+# preorder and backorder need a g:availability_date the template does not write: not in its enum
+q=$(sed 's/p\.availability,/'"'preorder'"' AS availability,/' "$TPL/google-merchant.sql")
+run "$SF" render --db "$DB" -t google-merchant --query "$q" -o "$T/gm-bad.xml" "${P[@]}"
+expect "google-merchant: preorder (no availability_date) fails the row (exit 9)" 9 \
+    "row 1: column availability: enum in_stock\|out_of_stock, is 'preorder'"
+# The currency: required and at most 3 characters in the template; that it is an upper-case
+# ISO 4217 code is the data's to say, and check_merchant's price pattern checks it.
+q=$(sed 's/p\.currency,/'"'EURO'"' AS currency,/' "$TPL/google-merchant.sql")
+run "$SF" render --db "$DB" -t google-merchant --query "$q" -o "$T/gm-bad.xml" "${P[@]}"
+expect "google-merchant: a currency of 4 characters fails the row (exit 9)" 9 \
+    "row 1: column currency: max 3 characters, has 4"
+q=$(sed 's/p\.currency,/NULL AS currency,/' "$TPL/google-merchant.sql")
+run "$SF" render --db "$DB" -t google-merchant --query "$q" -o "$T/gm-bad.xml" "${P[@]}"
+expect "google-merchant: a NULL currency fails the row (exit 9)" 9 "row 1: column currency: required, is NULL"
+q=$(sed 's/p\.currency,/lower(p.currency) AS currency,/' "$TPL/google-merchant.sql")
+run "$SF" render --db "$DB" -t google-merchant --query "$q" -o "$T/gm-lower.xml" "${P[@]}"
+okq "google-merchant: a lower-case currency is published (the data's to get right) and check_merchant refuses it" \
+    sh -c "[ $rc = 0 ] && grep -q '<g:price>[0-9.]* eur</g:price>' '$T/gm-lower.xml' &&
+           ! $PY '$REF/check_merchant.py' '$T/gm-lower.xml' 2>'$T/why2' && grep -q \"is not like '12.50 EUR'\" '$T/why2'"
 fi
 
 # ---- Jooble ---------------------------------------------------------------------------------
@@ -223,6 +282,25 @@ ref=$(grep -o '<referencenumber><!\[CDATA\[[^]]*\]\]>' "$F" | head -1)
 awk -v r="$ref" '/<job>/ && ++n == 2 { sub(/<referencenumber><!\[CDATA\[[^]]*\]\]>/, r) } { print }' "$F" > "$T/bad.xml"
 okq "indeed: check_indeed refuses a repeated referencenumber" \
     sh -c "! $PY '$REF/check_indeed.py' '$T/bad.xml' 2>/dev/null"
+sed '0,/<job><title><!\[CDATA\[[^]]*\]\]><\/title>/s//<job>/' "$F" |
+    sed '0,/<referencenumber><!\[CDATA\[[^]]*\]\]><\/referencenumber>/s///' > "$T/bad.xml"
+okq "indeed: check_indeed refuses a job without title and referencenumber (never a header)" \
+    sh -c "! $PY '$REF/check_indeed.py' '$T/bad.xml' 2>'$T/why2' && grep -q 'job 1: <title> is missing' '$T/why2' &&
+           grep -q 'job 1: <referencenumber> is missing' '$T/why2'"
+params indeed
+# url.url in CDATA: a URL with a non-ASCII character and a space is published percent-encoded
+q=$(sed "s|j\.url,|'https://www.justjobs.example/jobs/é 1' AS url,|" "$TPL/indeed.sql")
+run "$SF" render --db "$DB" -t indeed --query "$q" -o "$T/in-url.xml" "${P[@]}"
+okq "indeed: a url with 'é ' is published percent-encoded, and check_indeed passes it" \
+    sh -c "[ $rc = 0 ] && grep -q '<url><!\[CDATA\[https://www.justjobs.example/jobs/%C3%A9%201\]\]></url>' '$T/in-url.xml' &&
+           $PY '$REF/check_indeed.py' '$T/in-url.xml' >/dev/null"
+# referencenumber is reference-location_id: unique only because location_id is unique
+# across the feed (the locations table's key). Locations numbered per job (1, 2, 3) repeat,
+# though every referencenumber would differ: the rule says what it checks, and refuses them.
+q=$(sed "s|l\.id AS location_id|(SELECT count(*) FROM locations l2 WHERE l2.job_id = l.job_id AND l2.id <= l.id) AS location_id|" "$TPL/indeed.sql")
+run "$SF" render --db "$DB" -t indeed --query "$q" -o "$T/in-perjob.xml" "${P[@]}"
+expect "indeed: location ids numbered per job fail (unique location_id, exit 9)" 9 \
+    "row [0-9]+: column location_id: unique, '1' came before"
 # The jobs table alone has NULL cities: the template's required city stops the run,
 # and --on-invalid skip leaves those rows out.
 q="SELECT j.reference, j.id AS location_id, j.title, j.url, j.city, j.state, j.postal_code,
@@ -266,18 +344,46 @@ done
 okq "sitemap: every part is gzip and valid against sitemap.xsd" test "$parts" -gt 0 -a $bad = 0
 okq "sitemap: the index is valid against siteindex.xsd" \
     xmllint --noout --schema "$SCH/siteindex.xsd" "$T/sm-sqlite/sitemap.xml"
-okq "sitemap: the index names each part under --base-url, with the part's newest lastmod" \
-    $PY - "$T/sm-sqlite" "$BASE" <<'EOF'
+# index_ok DIR BASE: the index DIR/sitemap.xml names each part under BASE, and its lastmod
+# is the instant of the part's newest lastmod, parsed here (not the largest text)
+index_ok() {
+    $PY - "$1" "$2" "$REF" <<'EOF'
 import gzip, os, sys, xml.etree.ElementTree as ET
 d, base = sys.argv[1], sys.argv[2]
+sys.path.insert(0, sys.argv[3])
+from feedcheck import w3cdtf
 N = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 idx = ET.parse(os.path.join(d, "sitemap.xml")).getroot().findall(N + "sitemap")
 files = sorted(f for f in os.listdir(d) if f.endswith(".xml.gz"))
 assert [s.findtext(N + "loc") for s in idx] == [base + f for f in files], "locs"
 for s, f in zip(idx, files):
     urls = ET.parse(gzip.open(os.path.join(d, f))).getroot().findall(N + "url")
-    assert s.findtext(N + "lastmod") == max(u.findtext(N + "lastmod") for u in urls), f
+    newest = max(w3cdtf(u.findtext(N + "lastmod")) for u in urls)
+    assert w3cdtf(s.findtext(N + "lastmod")) == newest, (f, s.findtext(N + "lastmod"), newest)
 EOF
+}
+okq "sitemap: the index names each part under --base-url, with the part's newest lastmod" \
+    index_ok "$T/sm-sqlite" "$BASE"
+okq "sitemap: check_sitemap passes the parts and the index (locs, W3C-DTF lastmods)" \
+    $PY "$REF/check_sitemap.py" "$T/sm-sqlite"/sitemap-*.xml.gz "$T/sm-sqlite/sitemap.xml"
+# Zones differ: 10:00+02:00 is 08:00Z, before 09:00Z, though its text sorts after; a date is
+# midnight UTC. The index must name each part's newest instant.
+mkdir -p "$T/sm-zones"
+run "$SF" render --db "$DB" -t sitemap -o "$T/sm-zones/sitemap.xml" --split-rows 3 --base-url "$BASE" --query \
+    "SELECT 'https://a.example/1' AS loc, '2026-01-31T10:00:00+02:00' AS lastmod
+     UNION ALL SELECT 'https://a.example/2', '2026-01-31 09:00:00'
+     UNION ALL SELECT 'https://a.example/3', '2026-01-30'
+     UNION ALL SELECT 'https://a.example/4', '2026-01-31T11:59:59+03:00'"
+okq "sitemap: lastmods in several zones: the index has each part's newest instant" \
+    sh -c "[ $rc = 0 ] && [ \$(grep -c '<lastmod>' '$T/sm-zones/sitemap.xml') = 2 ] &&
+           grep -q '<lastmod>2026-01-31T09:00:00Z</lastmod>' '$T/sm-zones/sitemap.xml'"
+okq "sitemap: ... and the independent check agrees" index_ok "$T/sm-zones" "$BASE"
+# the check can fail: an index whose lastmod is the part's largest text, not its newest instant
+sed 's|<lastmod>2026-01-31T09:00:00Z</lastmod>|<lastmod>2026-01-31T10:00:00+02:00</lastmod>|' \
+    "$T/sm-zones/sitemap.xml" > "$T/sm-zones/bad.xml" && mv "$T/sm-zones/bad.xml" "$T/sm-zones/sitemap.xml"
+if index_ok "$T/sm-zones" "$BASE" 2>/dev/null; then
+    fail "sitemap: the index check refuses the largest text as the newest (the check can fail)" "it passed"
+else pass "sitemap: the index check refuses the largest text as the newest (the check can fail)"; fi
 okq "sitemap: every loc is an absolute RFC 3986 URL (non-ASCII percent-encoded)" \
     $PY - "$T/sm-sqlite.parts" "$REF" <<'EOF'
 import re, sys
@@ -295,6 +401,12 @@ gzip -dc "$(ls "$T/sm-sqlite"/sitemap-*.xml.gz | head -1)" |
     sed '0,/<lastmod>[^<]*</s//<lastmod>2024-05-01 10:00:00</' > "$T/bad.xml"
 okq "sitemap: sitemap.xsd refuses a lastmod that is not W3C-DTF (the check can fail)" \
     sh -c "! xmllint --noout --schema '$SCH/sitemap.xsd' '$T/bad.xml' 2>/dev/null"
+# The T form without a zone is an xsd:dateTime, so sitemap.xsd takes it; W3C-DTF does not.
+gzip -dc "$(ls "$T/sm-sqlite"/sitemap-*.xml.gz | head -1)" |
+    sed '0,/<lastmod>[^<]*</s//<lastmod>2024-05-01T10:00:00</' > "$T/bad.xml"
+okq "sitemap: check_sitemap refuses a zone-less 2024-05-01T10:00:00 (sitemap.xsd passes it)" \
+    sh -c "xmllint --noout --schema '$SCH/sitemap.xsd' '$T/bad.xml' 2>/dev/null &&
+           ! $PY '$REF/check_sitemap.py' '$T/bad.xml' 2>'$T/why2' && grep -q 'is not W3C-DTF' '$T/why2'"
 sed '0,/<loc>[^<]*<\/loc>/s///' "$T/sm-sqlite/sitemap.xml" > "$T/bad.xml"
 okq "sitemap: siteindex.xsd refuses an entry without loc (the check can fail)" \
     sh -c "! xmllint --noout --schema '$SCH/siteindex.xsd' '$T/bad.xml' 2>/dev/null"
