@@ -59,6 +59,26 @@ run $R --query "$LQ" -t "$T/lm.mustache" --parts "$T/lm-%r-%d.xml" --split-rows 
 ok "index lastmod: the latest instant, not the largest text" \
     sh -c "[ $rc = 0 ] && grep -q '<s>2026-01-31T09:00:00Z</s>' '$T/lmi.xml'"
 
+# ---- rules on the value as written: a rule's name may carry the template's formatters --
+printf '{{! sqlfeed-check: required d.text; max u.url 10 }}\n<r>{{#rows}}<i>{{d.text}} {{u.url}}</i>{{/rows}}</r>\n' > "$T/rf.mustache"
+RQ="SELECT 1 AS id, '<p>x</p>' AS d, 'a' AS u UNION ALL SELECT 2, '<p>&nbsp;</p><img src=x>', 'b'
+    UNION ALL SELECT 3, 'y', 'ééé é'"
+previous "$T/rf.xml"
+run $R --query "$RQ" -t "$T/rf.mustache" -o "$T/rf.xml"
+exact "required d.text: HTML that writes no text is empty" 9 \
+    "sqlfeed: row 2: column d: required, is empty (as d.text) (rule at $T/rf.mustache:1:29); nothing published, $T/rf.xml left as it was"
+ok "... the previous feed kept" is_previous "$T/rf.xml"
+run $R --query "$RQ" -t "$T/rf.mustache" -o "$T/rf.xml" --on-invalid skip --reject-log "$T/rf.tsv" -q
+ok "max u.url 10: the percent-encoded URL is counted (5 characters, 27 written)" \
+    sh -c "[ $rc = 0 ] && [ \"\$(cat '$T/rf.xml')\" = '<r><i>x a</i></r>' ] && grep -q \"\$(printf '^3\t3\t.*rf.xml\tu\tmax 10 characters, has 27 (as u.url)$')\" '$T/rf.tsv'"
+printf '{{! sqlfeed-check: required d.json }}\n<r>{{#rows}}{{/rows}}</r>\n' > "$T/rj.mustache"
+run $R --query "$RQ" -t "$T/rj.mustache" -o "$T/rj.xml"
+ok "a rule cannot read json (no text): exit 3 at file:line:col" \
+    sh -c "[ $rc = 3 ] && grep -q \"rj.mustache:1:1: sqlfeed-check: 'd.json': 'json' is not a formatter a rule can read\" '$T/err'"
+printf '{{! sqlfeed-check: max d.rfc9999 3 }}\n<r>{{#rows}}{{/rows}}</r>\n' > "$T/rk.mustache"
+run $R --query "$RQ" -t "$T/rk.mustache" -o "$T/rk.xml"
+ok "a rule naming an unknown formatter: exit 3" sh -c "[ $rc = 3 ] && grep -q \"'rfc9999' is not a formatter a rule can read\" '$T/err'"
+
 # ---- first and row_count ---------------------------------------------------------
 cat > "$T/h.mustache" <<'EOF'
 <feed>{{#first}}<updated>{{posted_at}}</updated><top>{{ref}}</top>{{/first}}{{^first}}<empty/>{{/first}}
@@ -165,7 +185,8 @@ bad "max without a number" "max title many" "$T/b.mustache:2:1: sqlfeed-check: '
 bad "max 0" "max title 0" "$T/b.mustache:2:1: .*expected max NAME N"
 bad "enum with an empty value" "enum job_type a||b" "$T/b.mustache:2:1: .*an empty value"
 bad "unique with two columns" "unique ref code" "$T/b.mustache:2:1: .*unique takes one column"
-bad "a bad column name" "required ref, ci.ty" "$T/b.mustache:2:1: .*'ci.ty' is not a column name"
+bad "a bad column name" "required ref, ci-ty!" "$T/b.mustache:2:1: .*'ci-ty!' is not a column name"
+bad "a dotted name's later part must be a formatter" "required ref, ci.ty" "$T/b.mustache:2:1: .*'ty' is not a formatter a rule can read"
 bad "no rule" " ; " "$T/b.mustache:2:1: sqlfeed-check: no rule"
 printf '{{! sqlfeed-check: required ref }}' > "$T/part.mustache"
 printf '<f>{{#rows}}{{>part}}{{ref}}{{/rows}}</f>\n' > "$T/pp.mustache"

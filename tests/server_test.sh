@@ -435,6 +435,27 @@ if [ -n "$MY" ] && [[ " $backends " = *" my "* ]]; then
         skip "my: TIMESTAMP in UTC under a server zone of +05:00" "cannot SET GLOBAL time_zone: $(head -c 200 "$T/err")"
     fi
 
+    # ---- every date type of the three databases, through the date formatters -------
+    # The same instant as each backend stores it: PostgreSQL timestamptz,
+    # timestamp and date; MariaDB TIMESTAMP, DATETIME and DATE; SQLite text
+    # and Unix seconds. The formatted text is the same on all three.
+    printf '{{! sqlfeed-format: text }}{{#rows}}{{tz.rfc822}}|{{ts.rfc3339}}|{{d.rfc3339}}|{{d.ddmmyyyy}}|{{ts.date}}|{{tz.rfc3339}}\n{{/rows}}' > "$T/dt.mustache"
+    dt_want='Sat, 31 Jan 2026 09:05:00 +0000|2026-01-31T09:05:00Z|2026-01-31T00:00:00Z|31.01.2026|2026-01-31|2026-01-31T09:05:00Z'
+    sql my "$(url my)" "DROP TABLE IF EXISTS j9_dt; CREATE TABLE j9_dt (tz TIMESTAMP NULL, ts DATETIME, d DATE);
+        SET time_zone = '+05:00'; INSERT INTO j9_dt VALUES ('2026-01-31 14:05:00', '2026-01-31 09:05:00', '2026-01-31')" >/dev/null
+    run "$SF" render --db "$MY" --query "SELECT tz, ts, d FROM j9_dt" --template "$T/dt.mustache" -o "$T/dt-my.txt"
+    ok "my: TIMESTAMP, DATETIME and DATE through rfc822, rfc3339, ddmmyyyy, date" \
+        sh -c "[ $rc = 0 ] && [ \"\$(cat '$T/dt-my.txt')\" = '$dt_want' ]"
+    run "$SF" render --db "$PG" --query "SELECT TIMESTAMPTZ '2026-01-31 18:05:00+09' AS tz,
+        TIMESTAMP '2026-01-31 09:05:00' AS ts, DATE '2026-01-31' AS d" --template "$T/dt.mustache" -o "$T/dt-pg.txt"
+    ok "pg: timestamptz, timestamp and date through the same formatters, the same text" \
+        sh -c "[ $rc = 0 ] && [ \"\$(cat '$T/dt-pg.txt')\" = '$dt_want' ]"
+    sqlite3 "$T/dt.db" "CREATE TABLE t (tz TEXT, ts INTEGER, d TEXT);
+        INSERT INTO t VALUES (datetime(1769850300, 'unixepoch'), 1769850300, date(1769850300, 'unixepoch'))"
+    run "$SF" render --db "$T/dt.db" --query "SELECT tz, ts, d FROM t" --template "$T/dt.mustache" -o "$T/dt-sq.txt"
+    ok "sqlite: datetime() text, Unix seconds and date() through the same formatters, the same text" \
+        sh -c "[ $rc = 0 ] && [ \"\$(cat '$T/dt-sq.txt')\" = '$dt_want' ]"
+
     # ---- MariaDB warning 1260: a child list cut at group_concat_max_len is refused ----
     # The backend sets group_concat_max_len to its largest at connect; a query can
     # still lower it for itself (SET STATEMENT ... FOR), which is how a cut is made

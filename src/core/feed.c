@@ -583,7 +583,11 @@ static sf_status feed_row(sf_render *r, sf_feed_out *f)
     sf_status st;
     if (f->checker) {
         sf_tpl_verdict v;
-        if (sf_tpl_checker_row(f->checker, rule_column, f, &v) != SF_OK)
+        sf_status cs = sf_tpl_checker_row(f->checker, rule_column, f, &v);
+        if (cs == SF_ERR_NOMEM)
+            return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory checking row %llu (%s)",
+                           (unsigned long long)sf_render_rows(r), v.where);
+        if (cs != SF_OK)
             return row_invalid(r, f, v.column, v.reason, v.where);
     }
     /* Split by bytes measures the row before it goes in; a row that may

@@ -21,8 +21,12 @@
 enum { R_REQUIRED, R_MAX, R_ENUM, R_UNIQUE };
 static const char *const kind_names[] = {"required", "max", "enum", "unique"};
 
+#define RULE_FMT_MAX 4 /* formatters on a rule's name ("description.text") */
+
 typedef struct rule {
     uint8_t kind;
+    uint8_t nfmt;   /* the name's formatters: the rule judges the value as written */
+    sf_fmt_call fmt[RULE_FMT_MAX];
     uint32_t col;   /* index in rules->cols */
     uint32_t pos;   /* offset of the rule's text in unit 0's source */
     uint32_t max;   /* R_MAX: characters (code points) */
@@ -76,6 +80,14 @@ static int name_ok(const char *s, size_t n)
     return 1;
 }
 
+/* A rule's name: a column name, then optionally ".formatter..." (each part
+ * checked by add_rule). */
+static int rule_name_ok(const char *s, size_t n)
+{
+    const char *dot = memchr(s, '.', n);
+    return name_ok(s, dot ? (size_t)(dot - s) : n);
+}
+
 static int grow(sf_census *cs, void **p, size_t *cap, size_t need, size_t size)
 {
     if (need <= *cap)
@@ -88,6 +100,9 @@ static int grow(sf_census *cs, void **p, size_t *cap, size_t need, size_t size)
     *cap = c;
     return 0;
 }
+
+#define WHY(...) (snprintf(why, whylen, __VA_ARGS__), -1)
+#define SHOW(s, n) (int)((n) > 60 ? 60 : (n)), (s)
 
 /* The index of column `s[0..n)`, added if new; -1 out of memory. */
 static long col_index(sf_census *cs, struct sf_tpl_rules *R, const char *s, size_t n)
@@ -102,16 +117,40 @@ static long col_index(sf_census *cs, struct sf_tpl_rules *R, const char *s, size
     return (long)R->ncols++;
 }
 
-/* Adds a rule on column s[0..n); 0, -2 out of memory. */
+/* Adds a rule on s[0..n): a column, then the formatters the template
+ * writes it through ("description.text", "loc.url"), so the rule judges
+ * the value as it is published. 0; -1 a part that is not a formatter (or
+ * json, which gives no text), `why` set; -2 out of memory. */
 static int add_rule(sf_census *cs, struct sf_tpl_rules *R, uint8_t kind, const char *s,
-                    size_t n, uint32_t pos, rule **made)
+                    size_t n, uint32_t pos, rule **made, char *why, size_t whylen)
 {
-    long c = col_index(cs, R, s, n);
+    const char *dot = memchr(s, '.', n);
+    size_t cn = dot ? (size_t)(dot - s) : n;
+    sf_fmt_call f[RULE_FMT_MAX];
+    uint8_t nf = 0;
+    for (const char *p = dot; p;) {
+        const char *q = p + 1, *end = s + n;
+        const char *next = memchr(q, '.', (size_t)(end - q));
+        size_t pl = (size_t)((next ? next : end) - q);
+        char fwhy[160] = "";
+        int rc = pl ? sf_fmt_parse(q, pl, &f[nf], fwhy, sizeof fwhy) : 0;
+        if (rc <= 0 || (pl == 4 && memcmp(q, "json", 4) == 0))
+            return WHY("sqlfeed-check: '%.*s': '%.*s' is not a formatter a rule can read%s%s "
+                       "(a rule's name is a column, then formatters: %s)",
+                       SHOW(s, n), SHOW(q, pl), fwhy[0] ? ": " : "", fwhy, sf_fmt_names());
+        if (++nf == RULE_FMT_MAX && next)
+            return WHY("sqlfeed-check: '%.*s': more than %d formatters", SHOW(s, n),
+                       RULE_FMT_MAX);
+        p = next;
+    }
+    long c = col_index(cs, R, s, cn);
     if (c < 0 || grow(cs, (void **)&R->r, &R->cap, R->n + 1, sizeof *R->r))
         return -2;
     rule *r = &R->r[R->n++];
     memset(r, 0, sizeof *r);
     r->kind = kind;
+    r->nfmt = nf;
+    memcpy(r->fmt, f, nf * sizeof *f);
     r->col = (uint32_t)c;
     r->pos = pos;
     if (kind == R_UNIQUE)
@@ -119,9 +158,6 @@ static int add_rule(sf_census *cs, struct sf_tpl_rules *R, uint8_t kind, const c
     *made = r;
     return 0;
 }
-
-#define WHY(...) (snprintf(why, whylen, __VA_ARGS__), -1)
-#define SHOW(s, n) (int)((n) > 60 ? 60 : (n)), (s)
 
 static const char usage[] =
     "(rules: required NAME[, NAME...]; max NAME N; enum NAME VALUE|VALUE...; unique NAME)";
@@ -155,12 +191,14 @@ static int parse_rule(sf_template *t, struct sf_tpl_rules *R, const char *s, siz
             const char *nm = p;
             size_t nl = (size_t)(e - p);
             trim(&nm, &nl);
-            if (!name_ok(nm, nl))
+            if (!rule_name_ok(nm, nl))
                 return WHY("sqlfeed-check: 'required %.*s': '%.*s' is not a column name "
                            "(letters, digits, _ and -; names separated by commas)",
                            SHOW(rest, rn), SHOW(nm, nl));
-            if (add_rule(cs, R, R_REQUIRED, nm, nl, pos + (uint32_t)(nm - s), &r))
-                return -2;
+            int rc = add_rule(cs, R, R_REQUIRED, nm, nl, pos + (uint32_t)(nm - s), &r, why,
+                              whylen);
+            if (rc)
+                return rc;
             if (!comma)
                 break;
             p = comma + 1;
@@ -173,13 +211,13 @@ static int parse_rule(sf_template *t, struct sf_tpl_rules *R, const char *s, siz
     const char *arg = rest + nl;
     size_t an = rn - nl;
     trim(&arg, &an);
-    if (!name_ok(rest, nl))
+    if (!rule_name_ok(rest, nl))
         return WHY("sqlfeed-check: '%.*s': '%.*s' is not a column name (letters, digits, _ and -)",
                    SHOW(s, n), SHOW(rest, nl));
     if (kind == R_UNIQUE) {
         if (an)
             return WHY("sqlfeed-check: '%.*s': unique takes one column", SHOW(s, n));
-        return add_rule(cs, R, R_UNIQUE, rest, nl, pos, &r);
+        return add_rule(cs, R, R_UNIQUE, rest, nl, pos, &r, why, whylen);
     }
     if (kind == R_MAX) {
         uint64_t v = 0;
@@ -190,8 +228,9 @@ static int parse_rule(sf_template *t, struct sf_tpl_rules *R, const char *s, siz
             return WHY("sqlfeed-check: '%.*s': expected max NAME N, N a number of characters "
                        "from 1 to 1000000000",
                        SHOW(s, n));
-        if (add_rule(cs, R, R_MAX, rest, nl, pos, &r))
-            return -2;
+        int rc = add_rule(cs, R, R_MAX, rest, nl, pos, &r, why, whylen);
+        if (rc)
+            return rc;
         r->max = (uint32_t)v;
         return 0;
     }
@@ -217,8 +256,9 @@ static int parse_rule(sf_template *t, struct sf_tpl_rules *R, const char *s, siz
             break;
         p = bar + 1;
     }
-    if (add_rule(cs, R, R_ENUM, rest, nl, pos, &r))
-        return -2;
+    int rc = add_rule(cs, R, R_ENUM, rest, nl, pos, &r, why, whylen);
+    if (rc)
+        return rc;
     r->val0 = (uint32_t)first;
     r->nvals = (uint32_t)(R->nvals - first);
     return 0;
@@ -309,7 +349,14 @@ static void spell(const struct sf_tpl_rules *R, const rule *r, char *buf, size_t
         snprintf(vals, sizeof vals, "%u", r->max);
     else if (r->kind == R_ENUM)
         spell_vals(R, r, vals, sizeof vals);
-    snprintf(buf, n, "%s %s%s%s", kind_names[r->kind], R->cols[r->col], vals[0] ? " " : "", vals);
+    char fm[96] = "";
+    for (uint8_t f = 0, at = 0; f < r->nfmt && at < sizeof fm - 20; f++) {
+        char one[24];
+        int w = snprintf(fm + at, sizeof fm - at, ".%s", sf_fmt_spell(&r->fmt[f], one, sizeof one));
+        at = (uint8_t)(at + (w > 0 ? w : 0));
+    }
+    snprintf(buf, n, "%s %s%s%s%s", kind_names[r->kind], R->cols[r->col], fm, vals[0] ? " " : "",
+             vals);
 }
 
 static void where(const sf_template *t, const rule *r, char *buf, size_t n)
@@ -345,6 +392,7 @@ typedef struct uset {
 struct sf_tpl_checker {
     sf_census *cs;
     const sf_template *t;
+    sf_arena arena;   /* the formatted values rules judge: reset each row */
     uset *sets;       /* one per unique rule */
     uint64_t *pending; /* the last passing row's hash per set (0: NULL, none) */
 };
@@ -356,6 +404,7 @@ sf_tpl_checker *sf_tpl_checker_create(sf_census *cs, const sf_template *t)
         return NULL;
     k->cs = cs;
     k->t = t;
+    sf_arena_init(&k->arena, cs, 0);
     size_t nu = t->rules ? t->rules->nunique : 0;
     if (nu && (!(k->sets = sf_calloc(cs, SF_MEM_RENDER, nu, sizeof *k->sets)) ||
                !(k->pending = sf_calloc(cs, SF_MEM_RENDER, nu, sizeof *k->pending)))) {
@@ -374,6 +423,7 @@ void sf_tpl_checker_free(sf_tpl_checker *k)
         sf_dealloc(k->cs, k->sets[i].slot);
     sf_dealloc(k->cs, k->sets);
     sf_dealloc(k->cs, k->pending);
+    sf_arena_free(&k->arena);
     sf_dealloc(k->cs, k);
 }
 
@@ -484,6 +534,7 @@ static size_t code_points(const char *s, size_t n)
 sf_status sf_tpl_checker_row(sf_tpl_checker *k, sf_tpl_col_fn col, void *ud, sf_tpl_verdict *v)
 {
     const struct sf_tpl_rules *R = k->t->rules;
+    sf_arena_reset(&k->arena);
     if (R && R->nunique)
         memset(k->pending, 0, R->nunique * sizeof *k->pending);
     for (size_t i = 0; R && i < R->n; i++) {
@@ -492,11 +543,32 @@ sf_status sf_tpl_checker_row(sf_tpl_checker *k, sf_tpl_col_fn col, void *ud, sf_
         sf_val val = {.kind = SF_VAL_MISSING};
         if (!col(ud, r->col, name, &val))
             val.kind = SF_VAL_MISSING;
+        v->reason[0] = '\0';
+        for (uint8_t f = 0; f < r->nfmt; f++) { /* the value as the template writes it */
+            sf_val out;
+            char why[200];
+            int rc = sf_fmt_apply(&k->arena, &r->fmt[f], &val, &out, why, sizeof why);
+            if (rc == SF_FMT_NOMEM && !k->arena.over) {
+                snprintf(v->column, sizeof v->column, "%s", name);
+                snprintf(v->reason, sizeof v->reason, "out of memory");
+                where(k->t, r, v->where, sizeof v->where);
+                return SF_ERR_NOMEM;
+            }
+            if (rc != SF_FMT_OK) {
+                if (rc == SF_FMT_NOMEM)
+                    snprintf(why, sizeof why, "the formatted value passes the per-row limit "
+                                              "of %zu MiB", k->arena.limit >> 20);
+                snprintf(v->column, sizeof v->column, "%s", name);
+                snprintf(v->reason, sizeof v->reason, "%s", why);
+                where(k->t, r, v->where, sizeof v->where);
+                return SF_ERR_INVALID;
+            }
+            val = out;
+        }
         const char *s = NULL;
         size_t n = 0;
         int text = as_text(&val, &s, &n);
         char q[64];
-        v->reason[0] = '\0';
         switch (r->kind) {
         case R_REQUIRED:
             if (val.kind == SF_VAL_MISSING || val.kind == SF_VAL_NULL) {
@@ -544,6 +616,14 @@ sf_status sf_tpl_checker_row(sf_tpl_checker *k, sf_tpl_col_fn col, void *ud, sf_
                 }
             }
             break;
+        }
+        if (v->reason[0] && r->nfmt) { /* say which value was judged */
+            char sp[200], *sp1;
+            spell(R, r, sp, sizeof sp);
+            sp1 = strchr(sp, ' ');
+            size_t at = strlen(v->reason), nm = strcspn(sp1 ? sp1 + 1 : sp, " ");
+            snprintf(v->reason + at, sizeof v->reason - at, " (as %.*s)", (int)nm,
+                     sp1 ? sp1 + 1 : sp);
         }
         if (v->reason[0]) {
             snprintf(v->column, sizeof v->column, "%s", name);

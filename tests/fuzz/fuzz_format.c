@@ -10,7 +10,8 @@
  * - text: no longer than the input, no white space but single spaces
  *   between words, none at either end;
  * - truncN: a prefix of the input of at most N characters, exactly N when
- *   the input has more, never ending inside a UTF-8 sequence;
+ *   the input has more, never ending inside a character (a UTF-8 sequence,
+ *   or an ill-formed byte run the output writes as one U+FFFD);
  * - decN: -?digits.N-digits without leading zeros or a negative zero, and
  *   decN of the result is the result;
  * - dates: rfc3339 of the value reads back as itself, and date, ddmmyyyy
@@ -117,11 +118,43 @@ static void check_text(const char *spell, size_t n, const sf_val *out)
     }
 }
 
-static size_t chars(const char *s, size_t n)
+/* The length of the character at s[i]: a well-formed UTF-8 sequence, or
+ * the maximal ill-formed subpart the escaper writes as one U+FFFD (the
+ * Unicode standard's table 3-7, written out here apart from the library). */
+static size_t char_len(const unsigned char *s, size_t n, size_t i)
 {
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        k += ((unsigned char)s[i] & 0xC0) != 0x80;
+    unsigned c = s[i];
+    size_t need;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        need = 2;
+    else if (c >= 0xE0 && c <= 0xEF)
+        need = 3, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    else if (c >= 0xF0 && c <= 0xF4)
+        need = 4, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    else
+        return 1;
+    size_t k = 1;
+    while (k < need && i + k < n &&
+           (k == 1 ? s[i + k] >= lo && s[i + k] <= hi : (s[i + k] & 0xC0) == 0x80))
+        k++;
+    return k;
+}
+
+/* Characters in s[0..n); *boundary set when `cut` falls between two. */
+static size_t chars(const char *s0, size_t n, size_t cut, int *boundary)
+{
+    const unsigned char *s = (const unsigned char *)s0;
+    size_t k = 0, i = 0;
+    *boundary = cut == 0;
+    while (i < n) {
+        i += char_len(s, n, i);
+        k++;
+        if (i == cut)
+            *boundary = 1;
+    }
     return k;
 }
 
@@ -129,10 +162,11 @@ static void check_trunc(const char *spell, size_t max, const char *s, size_t n, 
 {
     if (out->s != s || out->n > n)
         fail("not a prefix of the input", spell, out);
-    size_t k = chars(out->s, out->n);
-    if (k > max || (chars(s, n) > max && k != max))
+    int b;
+    size_t k = chars(out->s, out->n, 0, &b);
+    if (k > max || (chars(s, n, out->n, &b) > max && k != max))
         fail("not the first N characters", spell, out);
-    if (out->n < n && ((unsigned char)s[out->n] & 0xC0) == 0x80)
+    if (!b)
         fail("cut inside a character", spell, out);
 }
 
