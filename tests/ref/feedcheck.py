@@ -98,7 +98,7 @@ def rfc822(text):
     elif zone[0] in "+-":
         zone = zone[:3] + ":" + zone[3:]
     else:
-        raise ValueError(f"{text!r}: zone {zone!r} is not one RFC 822 names")
+        raise ValueError(f"{text!r}: zone {zone!r} is not one this check reads (UT, GMT, Z, the US zones, +-hhmm)")
     year = int(y) if len(y) == 4 else 1900 + int(y)
     t = _instant(year, _MONTHS.index(mon) + 1, d, h, mi, s, zone)
     if wd is not None and _DAYS[datetime.date(year, _MONTHS.index(mon) + 1, int(d)).weekday()] != wd:
