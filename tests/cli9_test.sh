@@ -79,6 +79,12 @@ printf '{{! sqlfeed-check: max d.rfc9999 3 }}\n<r>{{#rows}}{{/rows}}</r>\n' > "$
 run $R --query "$RQ" -t "$T/rk.mustache" -o "$T/rk.xml"
 ok "a rule naming an unknown formatter: exit 3" sh -c "[ $rc = 3 ] && grep -q \"'rfc9999' is not a formatter a rule can read\" '$T/err'"
 
+# A head formatter refusing the first row's value: the message names row 1
+printf '<f>{{#first}}<u>{{posted_at.rfc3339}}</u>{{/first}}{{#rows}}<i>{{ref}}</i>{{/rows}}</f>\n' > "$T/fr.mustache"
+run $R --query "SELECT 'a' AS ref, 'bad' AS posted_at UNION ALL SELECT 'b', '2026-01-01'" -t "$T/fr.mustache" -o "$T/fr.xml" --on-invalid skip
+ok "a {{#first}} value a formatter refuses: exit 9, 'row 1, read by {{#first}}'" \
+    sh -c "[ $rc = 9 ] && grep -q \"^sqlfeed: row 1, read by {{#first}}: column posted_at: 'bad' is not a date\" '$T/err'"
+
 # ---- first and row_count ---------------------------------------------------------
 cat > "$T/h.mustache" <<'EOF'
 <feed>{{#first}}<updated>{{posted_at}}</updated><top>{{ref}}</top>{{/first}}{{^first}}<empty/>{{/first}}

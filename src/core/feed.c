@@ -306,7 +306,17 @@ static sf_status tpl_failed(sf_render *r, sf_feed_out *f, sf_status st)
         return r->fail;
     /* SF_ERR_INVALID from a head or tail (a formatter over the first
      * row's copy or a parameter) keeps the engine's message: it names the
-     * value and the tag; no row can be left out there, skip or not. */
+     * value and the tag; no row can be left out there, skip or not. A
+     * column's value is the first row's: the message says so. */
+    if (st == SF_ERR_INVALID && r->has_row && f->run) {
+        const char *col = sf_tpl_run_bad(f->run)->column;
+        for (int i = 0; i < r->src->ncols; i++)
+            if (!strcmp(r->src->colnames[i], col)) {
+                char msg[SF_ERRMSG_SIZE];
+                snprintf(msg, sizeof msg, "%s", r->err.msg);
+                return sf_fail(&r->err, SF_ERR_INVALID, "row 1, read by {{#first}}: %s", msg);
+            }
+    }
     if (st == SF_ERR_OUTPUT && f->sc.nomem)
         return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory: row buffer");
     if (st == SF_ERR_OUTPUT) {
