@@ -4,9 +4,10 @@
 # demo data: the same template and query (google-merchant: its query for that backend)
 # give byte-identical output on all three; sitemap parts and index valid against
 # sitemap.xsd / siteindex.xsd, RSS against rss-2_0.xsd, Atom against atom.rng (xmllint),
-# RSS and Atom read by Python feedparser with no bozo and every date parsed, Merchant,
-# Jooble and Indeed by checkers of their documented rules (tests/ref/check_*.py). Each
-# check is shown to fail once on a broken copy of its feed. Also the built-ins' row
+# RSS and Atom read by Python feedparser with no bozo and every date parsed (and what it
+# forgives: check_feedparser.py), sitemaps, Merchant, Jooble and Indeed by checkers of their
+# documented rules (tests/ref/check_*.py). Each check is shown to fail once on a broken copy
+# of its feed, with its reason. Also the built-ins' row
 # checks, the format defaults (split, gzip, index) and `sqlfeed templates`.
 # Starts throwaway servers with tests/servers.sh unless SQLFEED_PG_URL (and
 # SQLFEED_MY_URL) are set. Prints PASS/FAIL/SKIP lines.
@@ -128,6 +129,23 @@ okq "rss: feedparser refuses an unparsable date (the check can fail)" \
 head -c 5000 "$F" > "$T/bad.xml"
 okq "rss: feedparser reports a cut feed as bozo (the check can fail)" \
     sh -c "! $PY '$REF/check_feedparser.py' '$T/bad.xml' 2>/dev/null"
+# What feedparser and the xsd forgive, check_feedparser reads from the XML itself.
+g=$(grep -o '<guid isPermaLink="false">[^<]*</guid>' "$F" | head -1)
+awk -v g="$g" '/<item>/ && ++n == 2 { sub(/<guid isPermaLink="false">[^<]*<\/guid>/, g) } { print }' "$F" > "$T/bad.xml"
+okq "rss: check_feedparser refuses a repeated guid (rss-2_0.xsd passes it)" \
+    sh -c "xmllint --noout --schema '$SCH/rss-2_0.xsd' '$T/bad.xml' 2>/dev/null &&
+           ! $PY '$REF/check_feedparser.py' '$T/bad.xml' 2>'$T/why2' && grep -q 'guid .* repeats item 1' '$T/why2'"
+# 28 Dec 2024 is a Saturday: the weekday is computed, not read
+sed '0,/<pubDate>[^<]*</s//<pubDate>Mon, 28 Dec 2024 10:00:00 +0000</' "$F" > "$T/bad.xml"
+okq "rss: check_feedparser refuses a pubDate whose weekday is not the date's" \
+    sh -c "xmllint --noout --schema '$SCH/rss-2_0.xsd' '$T/bad.xml' 2>/dev/null &&
+           ! $PY '$REF/check_feedparser.py' '$T/bad.xml' 2>'$T/why2' && grep -q 'is a Sat, not a Mon' '$T/why2'"
+# The template's unique reference: a query giving a job twice (UNION ALL) stops the run.
+params rss
+q="SELECT * FROM ($(sed 's/LIMIT 100/LIMIT 3/' "$TPL/rss.sql")) AS a UNION ALL SELECT * FROM ($(sed 's/LIMIT 100/LIMIT 3/' "$TPL/rss.sql")) AS b"
+run "$SF" render --db "$DB" -t rss --query "$q" -o "$T/rss-dup.xml" "${P[@]}"
+expect "rss: a repeated reference (its guid) fails the row (exit 9)" 9 "row 4: column reference: unique, 'JJ-[^']*' came before"
+okq "rss: ... and nothing is published" test ! -e "$T/rss-dup.xml"
 fi
 
 # ---- Atom ---------------------------------------------------------------------------------
@@ -150,12 +168,39 @@ okq "atom: no rows: updated is the run's time, still valid against atom.rng" \
 sed '0,/<updated>[^<]*<\/updated><link rel="alternate"/s//<link rel="alternate"/' "$F" > "$T/bad.xml"
 okq "atom: atom.rng refuses an entry without updated (the check can fail)" \
     sh -c "! xmllint --noout --relaxng '$SCH/atom.rng' '$T/bad.xml' 2>/dev/null"
+# What atom.rng and feedparser forgive (each copy still valid against atom.rng), read by
+# check_feedparser from the XML: a repeated id, an updated without its zone, no author.
+i=$(grep -o '<entry><id>[^<]*</id>' "$F" | head -1)
+awk -v i="$i" '/<entry>/ && ++n == 2 { sub(/<entry><id>[^<]*<\/id>/, i) } { print }' "$F" > "$T/bad1.xml"
+sed -E '0,/<entry>(.*)<updated>([^<Z]*)Z</s//<entry>\1<updated>\2</' "$F" > "$T/bad2.xml"
+sed 's/<author><name>[^<]*<\/name><\/author>//' "$F" > "$T/bad3.xml"
+n=1
+for why in "id .* of entry 2 repeats entry 1" "entry 1 <updated>: .* is not an RFC 3339 date-time with a zone" \
+           "no author on the feed, and none on entry 1"; do
+    okq "atom: check_feedparser refuses: $why (atom.rng passes it)" \
+        sh -c "xmllint --noout --relaxng '$SCH/atom.rng' '$T/bad$n.xml' 2>/dev/null &&
+               ! $PY '$REF/check_feedparser.py' '$T/bad$n.xml' 2>'$T/why2' && grep -q '$why' '$T/why2'"
+    n=$((n + 1))
+done
 fi
 
 # ---- Google Merchant ------------------------------------------------------------------------
 F=$T/sqlite-google-merchant.xml
 if have "$F" google-merchant; then
 okq "google-merchant: check_merchant.py passes ($NPROD products)" $PY "$REF/check_merchant.py" "$F"
+# The demo's descriptions say "Size &lt;M&gt;", which .text decodes to the text "Size <M>":
+# Google reads a description as HTML, so to it that is an unclosed tag, and check_merchant
+# refuses it (the check above). The broken copies below start from a feed whose
+# descriptions have no escaped '<' (FC), which check_merchant passes, so each refusal is
+# the broken part's (the reason is matched).
+FC=$T/gm-clean.xml
+params google-merchant
+run "$SF" render --db "$DB" -t google-merchant -o "$FC" "${P[@]}" \
+    --query "$(sed "s/p\.description,/replace(p.description, '\&lt;', '') AS description,/" "$TPL/google-merchant.sql")"
+okq "google-merchant: check_merchant passes the feed when no description holds an escaped '<'" \
+    sh -c "[ $rc = 0 ] && $PY '$REF/check_merchant.py' '$FC' >/dev/null"
+# refused FILE REASON: check_merchant fails on FILE and says REASON (a grep -E pattern)
+refused() { ! $PY "$REF/check_merchant.py" "$1" 2>"$T/why2" && grep -qE -- "$2" "$T/why2"; }
 okq "google-merchant: one item per product" test "$(grep -c '<item>' "$F")" = "$NPROD"
 okq "google-merchant: some products have 10 additional images, none more" $PY - "$F" <<'EOF'
 import sys, xml.etree.ElementTree as ET
@@ -169,25 +214,61 @@ items = list(ET.parse(sys.argv[1]).getroot().iter("item"))
 sys.exit(not any(len(i.findtext("title")) == 150 for i in items) or
          not any(len(i.findtext("description")) == 5000 for i in items))
 EOF
-gid=$(grep -o '<g:id>[^<]*</g:id>' "$F" | head -1)
-awk -v id="$gid" '/<item>/ && ++n == 2 { sub(/<g:id>[^<]*<\/g:id>/, id) } { print }' "$F" > "$T/bad.xml"
+gid=$(grep -o '<g:id>[^<]*</g:id>' "$FC" | head -1)
+awk -v id="$gid" '/<item>/ && ++n == 2 { sub(/<g:id>[^<]*<\/g:id>/, id) } { print }' "$FC" > "$T/bad.xml"
 okq "google-merchant: check_merchant refuses a repeated g:id (the check can fail)" \
-    sh -c "! $PY '$REF/check_merchant.py' '$T/bad.xml' 2>/dev/null"
-sed '0,/<g:price>[0-9]*\.[0-9]*/s//<g:price>12.5/' "$F" > "$T/bad.xml"
+    refused "$T/bad.xml" "item 2: g:id .* repeats item 1"
+sed '0,/<g:price>[0-9]*\.[0-9]*/s//<g:price>12.5/' "$FC" > "$T/bad.xml"
 okq "google-merchant: check_merchant refuses a price without two decimals" \
-    sh -c "! $PY '$REF/check_merchant.py' '$T/bad.xml' 2>/dev/null"
-sed '0,/<link>https:\/\/shop.example\/p\//s//<link>https:\/\/shop.example\/p\/é/' "$F" > "$T/bad.xml"
+    refused "$T/bad.xml" "item 1: g:price '12.5 [A-Z]{3}' is not like"
+sed '0,/<link>https:\/\/shop.example\/p\//s//<link>https:\/\/shop.example\/p\/é/' "$FC" > "$T/bad.xml"
 okq "google-merchant: check_merchant refuses a link that is not RFC 3986" \
-    sh -c "! $PY '$REF/check_merchant.py' '$T/bad.xml' 2>/dev/null"
-awk '/<item>/ && !n++ { sub(/<description>/, "<description>\\&lt;p\\&gt;") } { print }' "$F" > "$T/bad.xml"
-okq "google-merchant: check_merchant refuses markup in a description" \
-    sh -c "! $PY '$REF/check_merchant.py' '$T/bad.xml' 2>/dev/null"
+    refused "$T/bad.xml" "item 1: link .*not an absolute RFC 3986"
+# markup: anything tag-like, not a list of tag names (awk's sub: & written \\&)
+for tag in p blockquote sup /code 'font color="red"' '!DOCTYPE x'; do
+    awk -v t="$tag" '/<item>/ && !n++ { sub(/<description>/, "<description>\\&lt;" t "\\&gt;") } { print }' "$FC" > "$T/bad.xml"
+    okq "google-merchant: check_merchant refuses <$tag> in a description" \
+        refused "$T/bad.xml" "item 1: description is not plain text: '<$tag>"
+done
+awk '/<item>/ && !n++ { sub(/<description>/, "<description>\\&amp;eacute;") } { print }' "$FC" > "$T/bad.xml"
+okq "google-merchant: check_merchant refuses an entity left in a description" \
+    refused "$T/bad.xml" "item 1: description is not plain text: '&eacute;"
+awk '/<item>/ && !n++ { sub(/<g:availability>[^<]*/, "<g:availability>preorder") } { print }' "$FC" > "$T/bad.xml"
+okq "google-merchant: check_merchant refuses preorder without a g:availability_date" \
+    refused "$T/bad.xml" "item 1: g:availability 'preorder' without a g:availability_date"
 # The row checks of the template: an availability outside the enum stops the run.
 q=$(sed 's/p\.availability,/'"'in stock'"' AS availability,/' "$TPL/google-merchant.sql")
 params google-merchant
 run "$SF" render --db "$DB" -t google-merchant --query "$q" -o "$T/gm-bad.xml" "${P[@]}"
 expect "google-merchant: an availability outside its enum fails the row (exit 9)" 9 \
     "row 1: column availability: .*in stock"
+okq "google-merchant: ... and nothing is published" test ! -e "$T/gm-bad.xml"
+# preorder and backorder need a g:availability_date the template does not write: not in its enum
+q=$(sed 's/p\.availability,/'"'preorder'"' AS availability,/' "$TPL/google-merchant.sql")
+run "$SF" render --db "$DB" -t google-merchant --query "$q" -o "$T/gm-bad.xml" "${P[@]}"
+expect "google-merchant: preorder (no availability_date) fails the row (exit 9)" 9 \
+    "row 1: column availability: enum in_stock\|out_of_stock, is 'preorder'"
+# The currency: required and at most 3 characters in the template; that it is an upper-case
+# ISO 4217 code is the data's to say, and check_merchant's price pattern checks it.
+q=$(sed 's/p\.currency,/'"'EURO'"' AS currency,/' "$TPL/google-merchant.sql")
+run "$SF" render --db "$DB" -t google-merchant --query "$q" -o "$T/gm-bad.xml" "${P[@]}"
+expect "google-merchant: a currency of 4 characters fails the row (exit 9)" 9 \
+    "row 1: column currency: max 3 characters, has 4"
+q=$(sed 's/p\.currency,/NULL AS currency,/' "$TPL/google-merchant.sql")
+run "$SF" render --db "$DB" -t google-merchant --query "$q" -o "$T/gm-bad.xml" "${P[@]}"
+expect "google-merchant: a NULL currency fails the row (exit 9)" 9 "row 1: column currency: required, is NULL"
+q=$(sed 's/p\.currency,/lower(p.currency) AS currency,/' "$TPL/google-merchant.sql")
+run "$SF" render --db "$DB" -t google-merchant --query "$q" -o "$T/gm-lower.xml" "${P[@]}"
+okq "google-merchant: a lower-case currency is published (the data's to get right)" \
+    sh -c "[ $rc = 0 ] && grep -q '<g:price>[0-9.]* eur</g:price>' '$T/gm-lower.xml'"
+okq "google-merchant: ... check_merchant refuses it" refused "$T/gm-lower.xml" "g:price '[0-9.]+ eur' is not like '12.50 EUR'"
+# required description.text: the rule judges the description as published, and an HTML
+# description that writes no text is refused (the column itself is not empty)
+q=$(sed "s|p\.description,|CASE WHEN p.id = 2 THEN '<p>\&nbsp;</p><img src=\"x.jpg\">' ELSE p.description END AS description,|" \
+    "$TPL/google-merchant.sql")
+run "$SF" render --db "$DB" -t google-merchant --query "$q" -o "$T/gm-bad.xml" "${P[@]}"
+expect "google-merchant: a description of <p>&nbsp;</p><img> writes no text: exit 9" 9 \
+    "row 2: column description: required, is empty \(as description.text\)"
 okq "google-merchant: ... and nothing is published" test ! -e "$T/gm-bad.xml"
 fi
 
@@ -223,6 +304,25 @@ ref=$(grep -o '<referencenumber><!\[CDATA\[[^]]*\]\]>' "$F" | head -1)
 awk -v r="$ref" '/<job>/ && ++n == 2 { sub(/<referencenumber><!\[CDATA\[[^]]*\]\]>/, r) } { print }' "$F" > "$T/bad.xml"
 okq "indeed: check_indeed refuses a repeated referencenumber" \
     sh -c "! $PY '$REF/check_indeed.py' '$T/bad.xml' 2>/dev/null"
+sed '0,/<job><title><!\[CDATA\[[^]]*\]\]><\/title>/s//<job>/' "$F" |
+    sed '0,/<referencenumber><!\[CDATA\[[^]]*\]\]><\/referencenumber>/s///' > "$T/bad.xml"
+okq "indeed: check_indeed refuses a job without title and referencenumber (never a header)" \
+    sh -c "! $PY '$REF/check_indeed.py' '$T/bad.xml' 2>'$T/why2' && grep -q 'job 1: <title> is missing' '$T/why2' &&
+           grep -q 'job 1: <referencenumber> is missing' '$T/why2'"
+params indeed
+# url.url in CDATA: a URL with a non-ASCII character and a space is published percent-encoded
+q=$(sed "s|j\.url,|'https://www.justjobs.example/jobs/é 1' AS url,|" "$TPL/indeed.sql")
+run "$SF" render --db "$DB" -t indeed --query "$q" -o "$T/in-url.xml" "${P[@]}"
+okq "indeed: a url with 'é ' is published percent-encoded, and check_indeed passes it" \
+    sh -c "[ $rc = 0 ] && grep -q '<url><!\[CDATA\[https://www.justjobs.example/jobs/%C3%A9%201\]\]></url>' '$T/in-url.xml' &&
+           $PY '$REF/check_indeed.py' '$T/in-url.xml' >/dev/null"
+# referencenumber is reference-location_id: unique only because location_id is unique
+# across the feed (the locations table's key). Locations numbered per job (1, 2, 3) repeat,
+# though every referencenumber would differ: the rule says what it checks, and refuses them.
+q=$(sed "s|l\.id AS location_id|(SELECT count(*) FROM locations l2 WHERE l2.job_id = l.job_id AND l2.id <= l.id) AS location_id|" "$TPL/indeed.sql")
+run "$SF" render --db "$DB" -t indeed --query "$q" -o "$T/in-perjob.xml" "${P[@]}"
+expect "indeed: location ids numbered per job fail (unique location_id, exit 9)" 9 \
+    "row [0-9]+: column location_id: unique, '1' came before"
 # The jobs table alone has NULL cities: the template's required city stops the run,
 # and --on-invalid skip leaves those rows out.
 q="SELECT j.reference, j.id AS location_id, j.title, j.url, j.city, j.state, j.postal_code,
@@ -266,18 +366,46 @@ done
 okq "sitemap: every part is gzip and valid against sitemap.xsd" test "$parts" -gt 0 -a $bad = 0
 okq "sitemap: the index is valid against siteindex.xsd" \
     xmllint --noout --schema "$SCH/siteindex.xsd" "$T/sm-sqlite/sitemap.xml"
-okq "sitemap: the index names each part under --base-url, with the part's newest lastmod" \
-    $PY - "$T/sm-sqlite" "$BASE" <<'EOF'
+# index_ok DIR BASE: the index DIR/sitemap.xml names each part under BASE, and its lastmod
+# is the instant of the part's newest lastmod, parsed here (not the largest text)
+index_ok() {
+    $PY - "$1" "$2" "$REF" <<'EOF'
 import gzip, os, sys, xml.etree.ElementTree as ET
 d, base = sys.argv[1], sys.argv[2]
+sys.path.insert(0, sys.argv[3])
+from feedcheck import w3cdtf
 N = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 idx = ET.parse(os.path.join(d, "sitemap.xml")).getroot().findall(N + "sitemap")
 files = sorted(f for f in os.listdir(d) if f.endswith(".xml.gz"))
 assert [s.findtext(N + "loc") for s in idx] == [base + f for f in files], "locs"
 for s, f in zip(idx, files):
     urls = ET.parse(gzip.open(os.path.join(d, f))).getroot().findall(N + "url")
-    assert s.findtext(N + "lastmod") == max(u.findtext(N + "lastmod") for u in urls), f
+    newest = max(w3cdtf(u.findtext(N + "lastmod")) for u in urls)
+    assert w3cdtf(s.findtext(N + "lastmod")) == newest, (f, s.findtext(N + "lastmod"), newest)
 EOF
+}
+okq "sitemap: the index names each part under --base-url, with the part's newest lastmod" \
+    index_ok "$T/sm-sqlite" "$BASE"
+okq "sitemap: check_sitemap passes the parts and the index (locs, W3C-DTF lastmods)" \
+    $PY "$REF/check_sitemap.py" "$T/sm-sqlite"/sitemap-*.xml.gz "$T/sm-sqlite/sitemap.xml"
+# Zones differ: 10:00+02:00 is 08:00Z, before 09:00Z, though its text sorts after; a date is
+# midnight UTC. The index must name each part's newest instant.
+mkdir -p "$T/sm-zones"
+run "$SF" render --db "$DB" -t sitemap -o "$T/sm-zones/sitemap.xml" --split-rows 3 --base-url "$BASE" --query \
+    "SELECT 'https://a.example/1' AS loc, '2026-01-31T10:00:00+02:00' AS lastmod
+     UNION ALL SELECT 'https://a.example/2', '2026-01-31 09:00:00'
+     UNION ALL SELECT 'https://a.example/3', '2026-01-30'
+     UNION ALL SELECT 'https://a.example/4', '2026-01-31T11:59:59+03:00'"
+okq "sitemap: lastmods in several zones: the index has each part's newest instant" \
+    sh -c "[ $rc = 0 ] && [ \$(grep -c '<lastmod>' '$T/sm-zones/sitemap.xml') = 2 ] &&
+           grep -q '<lastmod>2026-01-31T09:00:00Z</lastmod>' '$T/sm-zones/sitemap.xml'"
+okq "sitemap: ... and the independent check agrees" index_ok "$T/sm-zones" "$BASE"
+# the check can fail: an index whose lastmod is the part's largest text, not its newest instant
+sed 's|<lastmod>2026-01-31T09:00:00Z</lastmod>|<lastmod>2026-01-31T10:00:00+02:00</lastmod>|' \
+    "$T/sm-zones/sitemap.xml" > "$T/sm-zones/bad.xml" && mv "$T/sm-zones/bad.xml" "$T/sm-zones/sitemap.xml"
+if index_ok "$T/sm-zones" "$BASE" 2>/dev/null; then
+    fail "sitemap: the index check refuses the largest text as the newest (the check can fail)" "it passed"
+else pass "sitemap: the index check refuses the largest text as the newest (the check can fail)"; fi
 okq "sitemap: every loc is an absolute RFC 3986 URL (non-ASCII percent-encoded)" \
     $PY - "$T/sm-sqlite.parts" "$REF" <<'EOF'
 import re, sys
@@ -295,10 +423,23 @@ gzip -dc "$(ls "$T/sm-sqlite"/sitemap-*.xml.gz | head -1)" |
     sed '0,/<lastmod>[^<]*</s//<lastmod>2024-05-01 10:00:00</' > "$T/bad.xml"
 okq "sitemap: sitemap.xsd refuses a lastmod that is not W3C-DTF (the check can fail)" \
     sh -c "! xmllint --noout --schema '$SCH/sitemap.xsd' '$T/bad.xml' 2>/dev/null"
+# The T form without a zone is an xsd:dateTime, so sitemap.xsd takes it; W3C-DTF does not.
+gzip -dc "$(ls "$T/sm-sqlite"/sitemap-*.xml.gz | head -1)" |
+    sed '0,/<lastmod>[^<]*</s//<lastmod>2024-05-01T10:00:00</' > "$T/bad.xml"
+okq "sitemap: check_sitemap refuses a zone-less 2024-05-01T10:00:00 (sitemap.xsd passes it)" \
+    sh -c "xmllint --noout --schema '$SCH/sitemap.xsd' '$T/bad.xml' 2>/dev/null &&
+           ! $PY '$REF/check_sitemap.py' '$T/bad.xml' 2>'$T/why2' && grep -q 'is not W3C-DTF' '$T/why2'"
 sed '0,/<loc>[^<]*<\/loc>/s///' "$T/sm-sqlite/sitemap.xml" > "$T/bad.xml"
 okq "sitemap: siteindex.xsd refuses an entry without loc (the check can fail)" \
     sh -c "! xmllint --noout --schema '$SCH/siteindex.xsd' '$T/bad.xml' 2>/dev/null"
 fi
+# max loc.url 2048 counts the URL as published: 1,023 'é' are 1,044 characters in the
+# database (under 2048) and 6,159 percent-encoded
+q="SELECT 'https://shop.example/' || (WITH RECURSIVE r(n, s) AS (SELECT 0, '' UNION ALL
+   SELECT n + 1, s || 'é' FROM r WHERE n < 1023) SELECT s FROM r WHERE n = 1023) AS loc, NULL AS lastmod"
+run "$SF" render --db "$DB" -t sitemap --query "$q" -o -
+expect "sitemap: a loc of 1,023 'é' is refused once encoded (max loc.url 2048, exit 9)" 9 \
+    "row 1: column loc: max 2048 characters, has 6159 \(as loc.url\)"
 run "$SF" render --db "$DB" -t sitemap -o "$T/sm-nobase.xml"
 expect "sitemap: its default index needs --base-url (exit 2, says so)" 2 "give --base-url URL"
 run "$SF" render --db "$DB" -t sitemap -o -
@@ -335,7 +476,7 @@ for f in sitemap sitemap-index rss atom google-merchant jooble indeed simplyhire
     okq "templates lists $f" grep -q "^$f\$" "$T/out"
 done
 okq "templates: the sitemap's checks and defaults" \
-    sh -c "grep -q 'checks: required loc; max loc 2048' '$T/out' && grep -q 'defaults: split-rows=50000 split-bytes=50M compress=gzip index=sitemap-index' '$T/out'"
+    sh -c "grep -q 'checks: required loc; max loc.url 2048' '$T/out' && grep -q 'defaults: split-rows=50000 split-bytes=50M compress=gzip index=sitemap-index' '$T/out'"
 okq "templates: atom's head reads posted_at of the first row: a column, not a parameter" \
     sh -c "grep -A3 '^atom\$' '$T/out' | grep -q '^  columns: posted_at, reference' &&
            grep -A3 '^atom\$' '$T/out' | grep -q '^  parameters: feed_id, feed_title, feed_url, site_url\$'"

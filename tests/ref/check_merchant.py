@@ -2,23 +2,27 @@
 """check_merchant.py FEED: a Google Merchant Center RSS 2.0 product feed against the
 documented rules (docs/formats.md): root rss 2.0 with xmlns:g, channel title/link/
 description; per item g:id (1-50 characters, unique), title (1-150), description (plain
-text, 1-5000, no markup or entities left), link and g:image_link (absolute RFC 3986
-URLs), at most 10 g:additional_image_link (URLs), g:price "12.50 EUR", g:availability
-and g:condition from their enums. Exit 0 and a summary, or 1 listing the problems."""
+text, 1-5000, nothing tag-like and no entity left), link and g:image_link (absolute
+RFC 3986 URLs), at most 10 g:additional_image_link (URLs), g:price "12.50 EUR" (digits,
+two decimals, a space, three upper-case letters), g:availability from its enum (preorder
+and backorder only with a g:availability_date, RFC 3339), g:condition from its enum.
+Exit 0 and a summary, or 1 listing the problems."""
 import re
 import sys
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, __import__("os").path.dirname(__file__))
-from feedcheck import Errors, url_problem  # noqa: E402
+from feedcheck import Errors, rfc3339, url_problem  # noqa: E402
 
 G = "{http://base.google.com/ns/1.0}"
 AVAIL = {"in_stock", "out_of_stock", "preorder", "backorder"}
 COND = {"new", "refurbished", "used"}
+DATED = {"preorder", "backorder"}  # Google asks for g:availability_date with these
 PRICE = re.compile(r"^(0|[1-9][0-9]*)\.[0-9]{2} [A-Z]{3}$")
-# HTML left in a description: a tag of HTML's (plain text may say "size <M>") or an entity.
-MARKUP = re.compile(r"</?(a|b|br|div|em|h[1-6]|i|img|li|ol|p|script|span|strong|style|table|"
-                    r"td|tr|u|ul)(\s[^>]*)?/?>|<!--|&([A-Za-z]+|#[0-9]+|#x[0-9A-Fa-f]+);", re.I)
+# Markup left in a description, after XML unescaping: anything tag-like (Google reads the
+# description as "some plain HTML", so a plain-text "size <M>" is to it an unclosed tag
+# M), a comment or declaration, or a character reference it would decode.
+MARKUP = re.compile(r"<[A-Za-z/!?][^>]*>|&([A-Za-z][A-Za-z0-9]*|#[0-9]+|#[xX][0-9A-Fa-f]+);")
 
 err = Errors("check_merchant")
 root = ET.parse(sys.argv[1]).getroot()
@@ -68,8 +72,17 @@ for i, item in enumerate(channel.findall("item"), 1):
     price = item.findtext(G + "price") or ""
     if not PRICE.match(price):
         err.add(w, f"g:price {price!r} is not like '12.50 EUR'")
-    if (item.findtext(G + "availability") or "") not in AVAIL:
-        err.add(w, f"g:availability {item.findtext(G + 'availability')!r} not in {sorted(AVAIL)}")
+    avail = item.findtext(G + "availability") or ""
+    if avail not in AVAIL:
+        err.add(w, f"g:availability {avail!r} not in {sorted(AVAIL)}")
+    when = item.findtext(G + "availability_date")
+    if avail in DATED and when is None:
+        err.add(w, f"g:availability {avail!r} without a g:availability_date")
+    if when is not None:
+        try:
+            rfc3339(when)
+        except ValueError as e:
+            err.add(w, f"g:availability_date: {e}")
     cond = item.find(G + "condition")
     if cond is not None and (cond.text or "") not in COND:
         err.add(w, f"g:condition {cond.text!r} not in {sorted(COND)}")
