@@ -19,10 +19,32 @@ AVAIL = {"in_stock", "out_of_stock", "preorder", "backorder"}
 COND = {"new", "refurbished", "used"}
 DATED = {"preorder", "backorder"}  # Google asks for g:availability_date with these
 PRICE = re.compile(r"^(0|[1-9][0-9]*)\.[0-9]{2} [A-Z]{3}$")
-# Markup left in a description, after XML unescaping: anything tag-like (Google reads the
-# description as "some plain HTML", so a plain-text "size <M>" is to it an unclosed tag
-# M), a comment or declaration, or a character reference it would decode.
-MARKUP = re.compile(r"<[A-Za-z/!?][^>]*>|&([A-Za-z][A-Za-z0-9]*|#[0-9]+|#[xX][0-9A-Fa-f]+);")
+# Markup left in a description, after XML unescaping: a start or end tag of an HTML
+# element (the HTML standard's elements, and the obsolete ones still met in shop data:
+# font, center, ...), a comment, a declaration or a processing instruction, or a
+# character reference an HTML reader would decode. Text such as "Size <M>" (what the
+# text formatter makes of "Size &lt;M&gt;") names no element and is text.
+HTML_ELEMENTS = set("""
+a abbr acronym address applet area article aside audio b base basefont bdi bdo bgsound big
+blink blockquote body br button canvas caption center cite code col colgroup data datalist
+dd del details dfn dialog dir div dl dt em embed fieldset figcaption figure font footer form
+frame frameset h1 h2 h3 h4 h5 h6 head header hgroup hr html i iframe image img input ins
+isindex kbd keygen label legend li link listing main map mark marquee math menu menuitem meta
+meter multicol nav nextid nobr noembed noframes noscript object ol optgroup option output p
+param picture plaintext pre progress q rb rp rt rtc ruby s samp script search section select
+slot small source spacer span strike strong style sub summary sup svg table tbody td template
+textarea tfoot th thead time title tr track tt u ul var video wbr xmp""".split())
+TAG = re.compile(r"</?([A-Za-z][A-Za-z0-9]*)(?=[\s/>])[^>]*>")
+OTHER = re.compile(r"<[!?][^>]*>|&([A-Za-z][A-Za-z0-9]*|#[0-9]+|#[xX][0-9A-Fa-f]+);")
+
+
+def markup(text):
+    """The first piece of markup an HTML reader would see in text, or None."""
+    hits = [m for m in TAG.finditer(text) if m.group(1).lower() in HTML_ELEMENTS]
+    other = OTHER.search(text)
+    if other:
+        hits.append(other)
+    return min(hits, key=lambda m: m.start()) if hits else None
 
 err = Errors("check_merchant")
 root = ET.parse(sys.argv[1]).getroot()
@@ -54,7 +76,7 @@ for i, item in enumerate(channel.findall("item"), 1):
     desc = item.findtext("description") or ""
     if not desc.strip() or len(desc) > 5000:
         err.add(w, f"description has {len(desc)} characters (1 to 5000)")
-    m = MARKUP.search(desc)
+    m = markup(desc)
     if m:
         err.add(w, f"description is not plain text: {desc[max(0, m.start() - 10):m.end() + 10]!r}")
     for el in ("link", G + "image_link"):
