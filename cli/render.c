@@ -67,8 +67,9 @@ static const char render_usage[] =
     "Output options (for -o and --template; an --output takes them as KEY=VALUE):\n"
     "  --compress C         auto (the default), none, gzip or zstd. auto chooses by\n"
     "                       the name's suffix: .gz gzip, .zst zstd; any other suffix\n"
-    "                       stays plain. A name that says one codec and a --compress\n"
-    "                       that says another is refused (exit 2)\n"
+    "                       stays plain, unless the format's defaults choose (below:\n"
+    "                       sitemap's parts are gzip). A name that says one codec and\n"
+    "                       a --compress that says another is refused (exit 2)\n"
     "  --level N|best       gzip 1-9 (default 1), zstd 1-19 (default 3); best: the\n"
     "                       codec's highest ratio\n"
     "  --split-rows N       start a new part before a row that would make N+1 rows\n"
@@ -89,7 +90,9 @@ static const char render_usage[] =
     "                       (--compress and --level are the parts'; the index is\n"
     "                       compressed by its own name's suffix)\n"
     "  --base-url URL       with --index: url = URL + / + the part's file name\n"
-    "                       (percent-encoded; the / only if URL lacks one)\n"
+    "                       (percent-encoded; the / only if URL lacks one). An\n"
+    "                       absolute URL (scheme://host...), else exit 2; an index\n"
+    "                       template that reads url (sitemap-index) requires it\n"
     "  --lastmod COLUMN     with --index: lastmod = the largest value of COLUMN in the\n"
     "                       part (dates as instants, whatever their zone; else text)\n"
     "  --output TEMPLATE=PATH[,KEY=VALUE...]\n"
@@ -99,6 +102,16 @@ static const char render_usage[] =
     "                       (up to 16 outputs). A backslash makes the next character\n"
     "                       literal: write a comma in a name as \\, and = as \\=\n"
     "                       Every output is published only if all succeed\n"
+    "\n"
+    "Format defaults ({{! sqlfeed-defaults: split-rows=50000 compress=gzip ... }} in a\n"
+    "template; `sqlfeed templates` lists each built-in's): the keys split-rows,\n"
+    "split-bytes, compress, index and lastmod, each taken where its option is not\n"
+    "given, by an output that is a file sqlfeed creates (never by stdout, a\n"
+    "descriptor, a device or a FIFO: those get one plain document); compress only\n"
+    "when sqlfeed names the parts (no --parts, no %d in -o), index only when -o\n"
+    "names a file, not a pattern (-o is then the index: give --base-url; a --parts\n"
+    "of your own needs a %r).\n"
+    "  --no-defaults        no output takes its format's defaults\n"
     "\n"
     "Safety rails and reports:\n"
     "  --min-rows N         publish nothing (exit 7) when an output wrote fewer rows\n"
@@ -300,6 +313,7 @@ typedef struct render_opts {
     const char *min_rows, *max_drop, *summary_json;
     const char *on_invalid, *reject_log;
     int quiet, census, count;
+    int no_defaults; /* --no-defaults: no output takes its format's sqlfeed-defaults */
     int threads; /* --threads: 1 on (the default), 0 off */
     cli_output outs[MAX_OUTPUTS];
     size_t nouts;
@@ -1163,7 +1177,7 @@ int cmd_render(int argc, char **argv)
         OPT_TIMEOUT, OPT_FETCH_SIZE, OPT_OUTPUT, OPT_COMPRESS, OPT_LEVEL, OPT_SPLIT_ROWS,
         OPT_SPLIT_BYTES, OPT_PARTS, OPT_INDEX, OPT_BASE_URL, OPT_LASTMOD, OPT_MIN_ROWS,
         OPT_MAX_DROP, OPT_SUMMARY_JSON, OPT_THREADS, OPT_SQLITE_CACHE, OPT_ON_INVALID,
-        OPT_REJECT_LOG
+        OPT_REJECT_LOG, OPT_NO_DEFAULTS
     };
     /* Sorted by name, as --help lists them. */
     static const struct option longopts[] = {
@@ -1182,6 +1196,7 @@ int cmd_render(int argc, char **argv)
         {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
         {"mem-log", required_argument, NULL, OPT_MEM_LOG},
         {"min-rows", required_argument, NULL, OPT_MIN_ROWS},
+        {"no-defaults", no_argument, NULL, OPT_NO_DEFAULTS},
         {"on-invalid", required_argument, NULL, OPT_ON_INVALID},
         {"output", required_argument, NULL, OPT_OUTPUT},
         {"param", required_argument, NULL, OPT_PARAM},
@@ -1262,6 +1277,7 @@ int cmd_render(int argc, char **argv)
         case OPT_CENSUS_FIFO: o.mon.fifo = optarg; break;
         case OPT_MEM_LOG: o.mon.mem_log = optarg; break;
         case OPT_COUNT: o.count = 1; break;
+        case OPT_NO_DEFAULTS: o.no_defaults = 1; break;
         case OPT_TIMEOUT: o.timeout = optarg; break;
         case OPT_FETCH_SIZE: o.fetch_size = optarg; break;
         case OPT_SUMMARY_JSON:
@@ -1437,7 +1453,8 @@ int cmd_render(int argc, char **argv)
     }
     nmore = 0;
     for (size_t i = 0; i < o.nouts; i++) /* the format's defaults first (cli/formats.c) */
-        if ((rc = cli_format_defaults(&o.outs[i], template_file(o.outs[i].template))) != EXIT_OK ||
+        if ((!o.no_defaults &&
+             (rc = cli_format_defaults(&o.outs[i], template_file(o.outs[i].template))) != EXIT_OK) ||
             (rc = cli_output_resolve(&o.outs[i])) != EXIT_OK)
             goto done;
     if (o.query && o.query_file) {
