@@ -767,6 +767,16 @@ static int run_render(render_opts *o, sf_render *r, const char *query)
             if ((rc = load_template(c->itpl, c->index, &q)) != EXIT_OK)
                 goto done;
             free(q);
+            /* Without --base-url a part's url would be its bare file name:
+             * not the absolute URL an index such as sitemap-index lists. */
+            for (size_t k = 0; !c->base_url && k < sf_template_row_name_count(c->itpl); k++)
+                if (!strcmp(sf_template_row_name(c->itpl, k), "url")) {
+                    rc = cli_usage("render", "%s: the index template %s reads url (each part's "
+                                             "absolute URL): give %s, where the parts will be "
+                                             "served", c->option, c->index,
+                                   strcmp(c->option, "-o") ? "base-url=URL" : "--base-url URL");
+                    goto done;
+                }
         }
         if (cli_signal_caught())
             goto signalled;
