@@ -245,22 +245,68 @@ static const char *template_file(const char *arg)
     return !is_file_name(arg) && sf_builtin_template_text(arg, NULL) ? NULL : arg;
 }
 
-/* NAME.sql beside a template file NAME.mustache (malloc'd), or NULL. */
-static char *template_query_path(const char *file)
+/* The backend --db names, as sf_source_open will choose it (pg.c, mysql.c,
+ * sqlite.c: their accepts), known before connecting so that the query
+ * file a template file takes for it is checked with the other inputs:
+ * "postgresql" (a postgresql:// or postgres:// URL, or a conninfo:
+ * key=value), "mysql" (mysql://, mariadb://), else "sqlite". The source's
+ * own answer after the open is the one used: run_render compares them. */
+static const char *db_backend(const char *db)
+{
+    static const char *const conninfo_keys[] = { /* src/source/pg.c's */
+        "host", "hostaddr", "port", "dbname", "user", "password", "passfile", "service",
+        "sslmode", "sslpassword", "connect_timeout", "options", "application_name",
+        "target_session_attrs", "channel_binding", "sslcert", "sslkey", "sslrootcert", NULL};
+    if (!db)
+        return "sqlite";
+    if (!strncmp(db, "mysql://", 8) || !strncmp(db, "mariadb://", 10))
+        return "mysql"; /* tested first by the library, but never with spaces before */
+    while (*db == ' ' || (*db >= '\t' && *db <= '\r'))
+        db++;
+    if (!strncmp(db, "postgresql://", 13) || !strncmp(db, "postgres://", 11))
+        return "postgresql";
+    for (size_t i = 0; conninfo_keys[i]; i++) {
+        size_t n = strlen(conninfo_keys[i]);
+        const char *p = db + n;
+        if (strncmp(db, conninfo_keys[i], n) != 0)
+            continue;
+        while (*p == ' ' || (*p >= '\t' && *p <= '\r'))
+            p++;
+        if (*p == '=')
+            return "postgresql";
+    }
+    return "sqlite";
+}
+
+/* The query beside a template file NAME.mustache for a backend (malloc'd),
+ * as a built-in has one per backend: NAME.pg.sql (postgresql) or NAME.my.sql
+ * (mysql) when that file exists, else NAME.sql. NULL when the file is not
+ * NAME.mustache (or no memory: *nomem set). */
+static char *template_query_path(const char *file, const char *backend, int *nomem)
 {
     size_t n = file ? strlen(file) : 0;
     if (n <= 9 || strcmp(file + n - 9, ".mustache") != 0)
         return NULL;
-    char *sql = malloc(n - 9 + 5);
-    if (sql)
-        snprintf(sql, n - 9 + 5, "%.*s.sql", (int)(n - 9), file);
+    const char *suffix = !strcmp(backend, "postgresql") ? ".pg.sql"
+                         : !strcmp(backend, "mysql")    ? ".my.sql"
+                                                        : ".sql";
+    char *sql = malloc(n - 9 + 8);
+    if (!sql) {
+        *nomem = 1;
+        return NULL;
+    }
+    snprintf(sql, n - 9 + 8, "%.*s%s", (int)(n - 9), file, suffix);
+    if (strcmp(suffix, ".sql") && access(sql, F_OK) != 0)
+        snprintf(sql, n - 9 + 8, "%.*s.sql", (int)(n - 9), file);
     return sql;
 }
 
 /* Loads --template; sets *query to the template's own query when it has one
- * (malloc'd). Returns an exit status: one rule for a name that is neither a
- * built-in nor a readable file, whichever it looks like: exit 2. */
-static int load_template(sf_template *tpl, const char *arg, char **query)
+ * (malloc'd): a built-in's, or for a file the file `query_path` (from
+ * template_query_path; NULL: none wanted) when it exists. Returns an exit
+ * status: one rule for a name that is neither a built-in nor a readable
+ * file, whichever it looks like: exit 2. */
+static int load_template(sf_template *tpl, const char *arg, const char *query_path, char **query)
 {
     sf_status st;
     const char *file = template_file(arg);
@@ -282,18 +328,11 @@ static int load_template(sf_template *tpl, const char *arg, char **query)
             return EXIT_USAGE;
         }
         st = sf_template_load_file(tpl, file);
-        char *sql = st == SF_OK ? template_query_path(file) : NULL;
-        if (st == SF_OK && !sql && strlen(file) > 9 &&
-            !strcmp(file + strlen(file) - 9, ".mustache"))
-            st = SF_ERR_NOMEM;
-        if (sql && access(sql, F_OK) == 0) {
+        if (st == SF_OK && query_path && access(query_path, F_OK) == 0) {
             int rc;
-            *query = read_text_file(sql, "query file", &rc);
-            free(sql);
-            if (!*query)
+            if (!(*query = read_text_file(query_path, "query file", &rc)))
                 return rc;
-        } else
-            free(sql);
+        }
     }
     if (st != SF_OK) {
         cli_error("%s", st == SF_ERR_NOMEM ? "out of memory" : sf_template_errmsg(tpl));
@@ -520,19 +559,21 @@ static int check_files(render_opts *o, const char *tpl_query)
  * SQLite opened (a file: URI, a path with '=' in it, a symlink: the real
  * one), and every partial file each template read. Checked after both,
  * before any output exists. */
-static int check_read_files(render_opts *o, sf_source *src)
+static int check_read_files(render_opts *o, sf_source *src, const char *tpl_query)
 {
     size_t nt = 0, n = 0;
     for (size_t i = 0; i < o->nouts; i++)
         nt += sf_template_file_count(o->outs[i].tpl) +
               (o->outs[i].itpl ? sf_template_file_count(o->outs[i].itpl) : 0);
-    cli_file *in = malloc((nt + 1) * sizeof *in);
+    cli_file *in = malloc((nt + 2) * sizeof *in);
     if (!in) {
         cli_error("out of memory");
         return EXIT_FAILURE_OTHER;
     }
     if (sf_source_file(src))
         in[n++] = (cli_file){"--db", sf_source_file(src)};
+    if (tpl_query) /* as the open's backend chose it (run_render) */
+        in[n++] = (cli_file){"the query of --template", tpl_query};
     for (size_t i = 0; i < o->nouts; i++) {
         const sf_template *ts[2] = {o->outs[i].tpl, o->outs[i].itpl};
         for (int k = 0; k < 2; k++)
@@ -750,21 +791,30 @@ static int run_render(render_opts *o, sf_render *r, const char *query)
         rc = EXIT_FAILURE_OTHER;
         goto done;
     }
-    tpl_query = !query ? template_query_path(template_file(first->template)) : NULL;
+    /* A template file's own query for the backend --db names: checked as
+     * an input before anything connects. */
+    const char *backend = db_backend(o->db);
+    tpl_query = !query ? template_query_path(template_file(first->template), backend, &nomem)
+                       : NULL;
+    if (nomem) {
+        cli_error("out of memory");
+        rc = EXIT_FAILURE_OTHER;
+        goto done;
+    }
     if ((rc = check_files(o, tpl_query)) != EXIT_OK)
         goto done;
     /* The query, when not given, is the first template's own. */
     for (size_t i = 0; i < o->nouts; i++) {
         cli_output *c = &o->outs[i];
         char *q = NULL;
-        if ((rc = load_template(c->tpl, c->template, &q)) != EXIT_OK)
+        if ((rc = load_template(c->tpl, c->template, i ? NULL : tpl_query, &q)) != EXIT_OK)
             goto done;
         if (i == 0)
             own_query = q;
         else
             free(q);
         if (c->index) {
-            if ((rc = load_template(c->itpl, c->index, &q)) != EXIT_OK)
+            if ((rc = load_template(c->itpl, c->index, NULL, &q)) != EXIT_OK)
                 goto done;
             free(q);
             /* Without --base-url a part's url would be its bare file name:
@@ -807,9 +857,38 @@ static int run_render(render_opts *o, sf_render *r, const char *query)
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     st = sf_source_open(src, o->db);
     db_copy_wipe(o->db); /* connected or not, the password is not needed any more */
-    /* A built-in's own query may be written for each backend (a JSON aggregate). */
+    /* A built-in's own query may be written for each backend (a JSON
+     * aggregate), and so may a template file's (NAME.pg.sql beside it). */
     if (st == SF_OK && query == own_query && !template_file(first->template))
         query = sf_builtin_template_query_for(first->template, sf_source_backend(src));
+    else if (st == SF_OK && query == own_query && tpl_query &&
+             strcmp(sf_source_backend(src), backend) != 0) {
+        /* db_backend read --db otherwise than the source (it mirrors the
+         * backends' rules, so only if they change): the source's choice
+         * counts, checked by check_read_files below. */
+        char *path = template_query_path(template_file(first->template),
+                                         sf_source_backend(src), &nomem);
+        if (path && strcmp(path, tpl_query) != 0) {
+            free(own_query);
+            own_query = NULL;
+            free(tpl_query);
+            tpl_query = path;
+            if (access(path, F_OK) == 0 && !(own_query = read_text_file(path, "query file", &rc)))
+                goto done;
+            if (!(query = own_query)) {
+                cli_error("no query: give --query or --query-file (template '%s' has none of "
+                          "its own)", first->template);
+                rc = EXIT_USAGE;
+                goto done;
+            }
+        } else
+            free(path);
+        if (nomem) {
+            cli_error("out of memory");
+            rc = EXIT_FAILURE_OTHER;
+            goto done;
+        }
+    }
     if (st != SF_OK || (st = sf_source_prepare(src, query)) != SF_OK) {
         if (cli_signal_caught())
             goto signalled;
@@ -819,7 +898,7 @@ static int run_render(render_opts *o, sf_render *r, const char *query)
     }
     if (cli_signal_caught())
         goto signalled;
-    if ((rc = check_read_files(o, src)) != EXIT_OK)
+    if ((rc = check_read_files(o, src, tpl_query)) != EXIT_OK)
         goto done;
     /* Opening takes each output's lock (another run: exit 8) and removes
      * what a killed run left beside it. */
