@@ -3,10 +3,12 @@
  * {{! sqlfeed-defaults: split-rows=50000 split-bytes=50M compress=gzip
  * index=sitemap-index lastmod=lastmod }}), applied to an output where the
  * user said nothing else, and the comment text `sqlfeed templates` shows. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "formats.h"
 
@@ -73,11 +75,56 @@ static char *read_all(const char *path, size_t *len)
     return buf;
 }
 
+/* Whether -o PATH is written in place rather than created by sqlfeed: '-';
+ * an existing device, FIFO or socket (/dev/null, >(...), /dev/stdout on a
+ * terminal or a pipe); or a name in a kernel file system, where sqlfeed
+ * never creates a file (sf_output_kernel_dir): /dev/stdout, /dev/fd/N and
+ * /proc/self/fd/N name a descriptor even when it is a regular file, and the
+ * sink writes them as one (src/sink/file.c). The path and each symlink it
+ * leads through are looked at, as the sink follows them. */
+static int written_in_place(const char *path)
+{
+    struct stat sb;
+    if (!strcmp(path, "-") || (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)))
+        return 1;
+    char cur[PATH_MAX], link[PATH_MAX], dir[PATH_MAX];
+    if (strlen(path) >= sizeof cur)
+        return 0;
+    strcpy(cur, path);
+    for (int hops = 0; hops < 40; hops++) {
+        const char *slash = strrchr(cur, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (slash == cur ? 1 : (int)(slash - cur)) : 1,
+                 slash ? cur : ".");
+        if (sf_output_kernel_dir(dir))
+            return 1;
+        ssize_t n = readlink(cur, link, sizeof link - 1);
+        if (n <= 0)
+            return 0;
+        link[n] = '\0';
+        if (link[0] == '/' || !slash)
+            strcpy(cur, link);
+        else if (snprintf(dir, sizeof dir, "%.*s/%s", (int)(slash - cur), cur, link) <
+                 (int)sizeof dir)
+            strcpy(cur, dir);
+        else
+            return 0;
+    }
+    return 0;
+}
+
 /* The user named the parts (a %d in -o, or --parts): sqlfeed derives
- * neither their names nor an index. */
+ * neither their names nor their compression (the names say it). */
 static int names_own_parts(const cli_output *c)
 {
     return c->parts_given || (c->path && strchr(c->path, '%'));
+}
+
+/* -o names a document that is not the parts (no %d in it): with a split,
+ * the index over them. --parts names the parts, not an index: the default
+ * index still applies (-o sitemap.xml --parts 'pp-%r-%d.xml'). */
+static int path_is_document(const cli_output *c)
+{
+    return c->path && !strchr(c->path, '%');
 }
 
 int cli_format_defaults(cli_output *c, const char *file)
@@ -90,8 +137,9 @@ int cli_format_defaults(cli_output *c, const char *file)
         text = own;
     int found = text && cli_format_comment(text, len, "sqlfeed-defaults", defs, sizeof defs);
     free(own);
-    /* stdout is one plain stream: no split, no compression of parts */
-    if (!found || !c->path || !strcmp(c->path, "-"))
+    /* Only a file sqlfeed creates takes them: stdout, a descriptor, a
+     * device or a FIFO is one plain stream (no split, no index). */
+    if (!found || !c->path || written_in_place(c->path))
         return EXIT_OK;
     static const char *const keys[] = {"split-rows", "split-bytes", "compress", "index",
                                        "lastmod"};
@@ -120,22 +168,28 @@ int cli_format_defaults(cli_output *c, const char *file)
             rc = cli_output_set(c, keys[k], vals[k], how);
         }
     int split = c->split_rows || c->split_bytes;
-    if (rc == EXIT_OK && split && !names_own_parts(c)) {
-        if (vals[2] && !c->compress) {
-            snprintf(how, sizeof how, "compress= of %s's sqlfeed-defaults", name);
-            rc = cli_output_set(c, "compress", vals[2], how);
-        }
-        if (rc == EXIT_OK && vals[3] && !c->index) {
-            if (!c->base_url) {
-                cli_error("%s: %s writes its parts with an index of their absolute URLs "
-                          "(index=%s, the format's default): give --base-url URL, where the "
-                          "parts will be served (an --output: base-url=URL), or -o - for one "
-                          "plain document", c->option ? c->option : "-o", name, vals[3]);
-                rc = EXIT_USAGE;
-            } else {
-                snprintf(how, sizeof how, "index= of %s's sqlfeed-defaults", name);
-                rc = cli_output_set(c, "index", vals[3], how);
-            }
+    if (rc == EXIT_OK && split && vals[2] && !c->compress && !names_own_parts(c)) {
+        snprintf(how, sizeof how, "compress= of %s's sqlfeed-defaults", name);
+        rc = cli_output_set(c, "compress", vals[2], how);
+    }
+    if (rc == EXIT_OK && split && vals[3] && !c->index && path_is_document(c)) {
+        char why[160];
+        if (!c->base_url) {
+            cli_error("%s: %s writes its parts with an index of their absolute URLs "
+                      "(index=%s, the format's default): give --base-url URL, where the "
+                      "parts will be served (an --output: base-url=URL), or -o - (or "
+                      "--no-defaults) for one plain document",
+                      c->option ? c->option : "-o", name, vals[3]);
+            rc = EXIT_USAGE;
+        } else if (c->parts_given && !cli_pattern_check(c->parts, 1, why, sizeof why)) {
+            cli_error("%s: %s's parts get an index (index=%s, the format's default), "
+                      "written to %s, and their pattern '%s' has %s; or give --no-defaults "
+                      "(none of the format's defaults)",
+                      c->option ? c->option : "-o", name, vals[3], c->path, c->parts, why);
+            rc = EXIT_USAGE;
+        } else {
+            snprintf(how, sizeof how, "index= of %s's sqlfeed-defaults", name);
+            rc = cli_output_set(c, "index", vals[3], how);
         }
     }
     if (rc == EXIT_OK && c->index && vals[4] && !c->lastmod) {

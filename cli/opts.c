@@ -334,6 +334,28 @@ static int has_conversion(const char *s)
     return 0;
 }
 
+/* An absolute URL, as an index's <loc> must be: a scheme (RFC 3986:
+ * ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":"), then "//" and a host
+ * (at least one character before the path, query or fragment). */
+static int is_absolute_url(const char *u)
+{
+    size_t i = 0;
+    if (!((u[0] >= 'A' && u[0] <= 'Z') || (u[0] >= 'a' && u[0] <= 'z')))
+        return 0;
+    while ((u[i] >= 'A' && u[i] <= 'Z') || (u[i] >= 'a' && u[i] <= 'z') ||
+           (u[i] >= '0' && u[i] <= '9') || u[i] == '+' || u[i] == '-' || u[i] == '.')
+        i++;
+    if (strncmp(u + i, "://", 3) != 0)
+        return 0;
+    i += 3;
+    size_t host = strcspn(u + i, "/?#"), at = strcspn(u + i, "@");
+    if (at < host) { /* user info before the host: the host is after the @ */
+        i += at + 1;
+        host -= at + 1;
+    }
+    return host > 0 && u[i] != ':';
+}
+
 int cli_output_resolve(cli_output *o)
 {
     const char *w = o->option;
@@ -344,6 +366,10 @@ int cli_output_resolve(cli_output *o)
                                    "lists the parts of a split output)", w);
     if (o->base_url && !o->index)
         return cli_usage("render", "%s: --base-url needs --index (it makes the index's URLs)", w);
+    if (o->base_url && !is_absolute_url(o->base_url))
+        return cli_usage("render", "%s: %s '%s' is not an absolute URL: give a scheme and a "
+                                   "host (https://shop.example/sitemaps)", w,
+                         strcmp(w, "-o") ? "base-url=" : "--base-url", o->base_url);
     if (o->lastmod && !o->index)
         return cli_usage("render", "%s: --lastmod needs --index (it is the index's lastmod)", w);
     if (o->parts && !split)

@@ -32,7 +32,9 @@ static const char render_usage[] =
     "  --query SQL          the query: one SELECT; its rows are {{#rows}}...{{/rows}}\n"
     "  --query-file FILE    read the query from FILE\n"
     "                       (neither: the first template's own query, if it has one: a\n"
-    "                       built-in's, or NAME.sql beside a template file)\n"
+    "                       built-in's, or NAME.sql beside a template file; for a\n"
+    "                       PostgreSQL or MariaDB --db NAME.pg.sql or NAME.my.sql\n"
+    "                       there, when present)\n"
     "  -t, --template NAME|FILE\n"
     "                       a built-in template (sqlfeed templates) or a .mustache file\n"
     "  -o OUT               the feed; published atomically when complete ('-': stdout;\n"
@@ -67,8 +69,9 @@ static const char render_usage[] =
     "Output options (for -o and --template; an --output takes them as KEY=VALUE):\n"
     "  --compress C         auto (the default), none, gzip or zstd. auto chooses by\n"
     "                       the name's suffix: .gz gzip, .zst zstd; any other suffix\n"
-    "                       stays plain. A name that says one codec and a --compress\n"
-    "                       that says another is refused (exit 2)\n"
+    "                       stays plain, unless the format's defaults choose (below:\n"
+    "                       sitemap's parts are gzip). A name that says one codec and\n"
+    "                       a --compress that says another is refused (exit 2)\n"
     "  --level N|best       gzip 1-9 (default 1), zstd 1-19 (default 3); best: the\n"
     "                       codec's highest ratio\n"
     "  --split-rows N       start a new part before a row that would make N+1 rows\n"
@@ -89,7 +92,9 @@ static const char render_usage[] =
     "                       (--compress and --level are the parts'; the index is\n"
     "                       compressed by its own name's suffix)\n"
     "  --base-url URL       with --index: url = URL + / + the part's file name\n"
-    "                       (percent-encoded; the / only if URL lacks one)\n"
+    "                       (percent-encoded; the / only if URL lacks one). An\n"
+    "                       absolute URL (scheme://host...), else exit 2; an index\n"
+    "                       template that reads url (sitemap-index) requires it\n"
     "  --lastmod COLUMN     with --index: lastmod = the largest value of COLUMN in the\n"
     "                       part (dates as instants, whatever their zone; else text)\n"
     "  --output TEMPLATE=PATH[,KEY=VALUE...]\n"
@@ -99,6 +104,16 @@ static const char render_usage[] =
     "                       (up to 16 outputs). A backslash makes the next character\n"
     "                       literal: write a comma in a name as \\, and = as \\=\n"
     "                       Every output is published only if all succeed\n"
+    "\n"
+    "Format defaults ({{! sqlfeed-defaults: split-rows=50000 compress=gzip ... }} in a\n"
+    "template; `sqlfeed templates` lists each built-in's): the keys split-rows,\n"
+    "split-bytes, compress, index and lastmod, each taken where its option is not\n"
+    "given, by an output that is a file sqlfeed creates (never by stdout, a\n"
+    "descriptor, a device or a FIFO: those get one plain document); compress only\n"
+    "when sqlfeed names the parts (no --parts, no %d in -o), index only when -o\n"
+    "names a file, not a pattern (-o is then the index: give --base-url; a --parts\n"
+    "of your own needs a %r).\n"
+    "  --no-defaults        no output takes its format's defaults\n"
     "\n"
     "Safety rails and reports:\n"
     "  --min-rows N         publish nothing (exit 7) when an output wrote fewer rows\n"
@@ -232,22 +247,68 @@ static const char *template_file(const char *arg)
     return !is_file_name(arg) && sf_builtin_template_text(arg, NULL) ? NULL : arg;
 }
 
-/* NAME.sql beside a template file NAME.mustache (malloc'd), or NULL. */
-static char *template_query_path(const char *file)
+/* The backend --db names, as sf_source_open will choose it (pg.c, mysql.c,
+ * sqlite.c: their accepts), known before connecting so that the query
+ * file a template file takes for it is checked with the other inputs:
+ * "postgresql" (a postgresql:// or postgres:// URL, or a conninfo:
+ * key=value), "mysql" (mysql://, mariadb://), else "sqlite". The source's
+ * own answer after the open is the one used: run_render compares them. */
+static const char *db_backend(const char *db)
+{
+    static const char *const conninfo_keys[] = { /* src/source/pg.c's */
+        "host", "hostaddr", "port", "dbname", "user", "password", "passfile", "service",
+        "sslmode", "sslpassword", "connect_timeout", "options", "application_name",
+        "target_session_attrs", "channel_binding", "sslcert", "sslkey", "sslrootcert", NULL};
+    if (!db)
+        return "sqlite";
+    if (!strncmp(db, "mysql://", 8) || !strncmp(db, "mariadb://", 10))
+        return "mysql"; /* tested first by the library, but never with spaces before */
+    while (*db == ' ' || (*db >= '\t' && *db <= '\r'))
+        db++;
+    if (!strncmp(db, "postgresql://", 13) || !strncmp(db, "postgres://", 11))
+        return "postgresql";
+    for (size_t i = 0; conninfo_keys[i]; i++) {
+        size_t n = strlen(conninfo_keys[i]);
+        const char *p = db + n;
+        if (strncmp(db, conninfo_keys[i], n) != 0)
+            continue;
+        while (*p == ' ' || (*p >= '\t' && *p <= '\r'))
+            p++;
+        if (*p == '=')
+            return "postgresql";
+    }
+    return "sqlite";
+}
+
+/* The query beside a template file NAME.mustache for a backend (malloc'd),
+ * as a built-in has one per backend: NAME.pg.sql (postgresql) or NAME.my.sql
+ * (mysql) when that file exists, else NAME.sql. NULL when the file is not
+ * NAME.mustache (or no memory: *nomem set). */
+static char *template_query_path(const char *file, const char *backend, int *nomem)
 {
     size_t n = file ? strlen(file) : 0;
     if (n <= 9 || strcmp(file + n - 9, ".mustache") != 0)
         return NULL;
-    char *sql = malloc(n - 9 + 5);
-    if (sql)
-        snprintf(sql, n - 9 + 5, "%.*s.sql", (int)(n - 9), file);
+    const char *suffix = !strcmp(backend, "postgresql") ? ".pg.sql"
+                         : !strcmp(backend, "mysql")    ? ".my.sql"
+                                                        : ".sql";
+    char *sql = malloc(n - 9 + 8);
+    if (!sql) {
+        *nomem = 1;
+        return NULL;
+    }
+    snprintf(sql, n - 9 + 8, "%.*s%s", (int)(n - 9), file, suffix);
+    if (strcmp(suffix, ".sql") && access(sql, F_OK) != 0)
+        snprintf(sql, n - 9 + 8, "%.*s.sql", (int)(n - 9), file);
     return sql;
 }
 
 /* Loads --template; sets *query to the template's own query when it has one
- * (malloc'd). Returns an exit status: one rule for a name that is neither a
- * built-in nor a readable file, whichever it looks like: exit 2. */
-static int load_template(sf_template *tpl, const char *arg, char **query)
+ * (malloc'd): a built-in's, or for a file the file `query_path` (from
+ * template_query_path; NULL: none wanted) when it exists. Returns an exit
+ * status: one rule for a name that is neither a built-in nor a readable
+ * file, whichever it looks like: exit 2. */
+static int load_template(sf_template *tpl, const char *arg, const char *query_path, char **query)
 {
     sf_status st;
     const char *file = template_file(arg);
@@ -269,18 +330,11 @@ static int load_template(sf_template *tpl, const char *arg, char **query)
             return EXIT_USAGE;
         }
         st = sf_template_load_file(tpl, file);
-        char *sql = st == SF_OK ? template_query_path(file) : NULL;
-        if (st == SF_OK && !sql && strlen(file) > 9 &&
-            !strcmp(file + strlen(file) - 9, ".mustache"))
-            st = SF_ERR_NOMEM;
-        if (sql && access(sql, F_OK) == 0) {
+        if (st == SF_OK && query_path && access(query_path, F_OK) == 0) {
             int rc;
-            *query = read_text_file(sql, "query file", &rc);
-            free(sql);
-            if (!*query)
+            if (!(*query = read_text_file(query_path, "query file", &rc)))
                 return rc;
-        } else
-            free(sql);
+        }
     }
     if (st != SF_OK) {
         cli_error("%s", st == SF_ERR_NOMEM ? "out of memory" : sf_template_errmsg(tpl));
@@ -300,6 +354,7 @@ typedef struct render_opts {
     const char *min_rows, *max_drop, *summary_json;
     const char *on_invalid, *reject_log;
     int quiet, census, count;
+    int no_defaults; /* --no-defaults: no output takes its format's sqlfeed-defaults */
     int threads; /* --threads: 1 on (the default), 0 off */
     cli_output outs[MAX_OUTPUTS];
     size_t nouts;
@@ -506,19 +561,21 @@ static int check_files(render_opts *o, const char *tpl_query)
  * SQLite opened (a file: URI, a path with '=' in it, a symlink: the real
  * one), and every partial file each template read. Checked after both,
  * before any output exists. */
-static int check_read_files(render_opts *o, sf_source *src)
+static int check_read_files(render_opts *o, sf_source *src, const char *tpl_query)
 {
     size_t nt = 0, n = 0;
     for (size_t i = 0; i < o->nouts; i++)
         nt += sf_template_file_count(o->outs[i].tpl) +
               (o->outs[i].itpl ? sf_template_file_count(o->outs[i].itpl) : 0);
-    cli_file *in = malloc((nt + 1) * sizeof *in);
+    cli_file *in = malloc((nt + 2) * sizeof *in);
     if (!in) {
         cli_error("out of memory");
         return EXIT_FAILURE_OTHER;
     }
     if (sf_source_file(src))
         in[n++] = (cli_file){"--db", sf_source_file(src)};
+    if (tpl_query) /* as the open's backend chose it (run_render) */
+        in[n++] = (cli_file){"the query of --template", tpl_query};
     for (size_t i = 0; i < o->nouts; i++) {
         const sf_template *ts[2] = {o->outs[i].tpl, o->outs[i].itpl};
         for (int k = 0; k < 2; k++)
@@ -736,23 +793,42 @@ static int run_render(render_opts *o, sf_render *r, const char *query)
         rc = EXIT_FAILURE_OTHER;
         goto done;
     }
-    tpl_query = !query ? template_query_path(template_file(first->template)) : NULL;
+    /* A template file's own query for the backend --db names: checked as
+     * an input before anything connects. */
+    const char *backend = db_backend(o->db);
+    tpl_query = !query ? template_query_path(template_file(first->template), backend, &nomem)
+                       : NULL;
+    if (nomem) {
+        cli_error("out of memory");
+        rc = EXIT_FAILURE_OTHER;
+        goto done;
+    }
     if ((rc = check_files(o, tpl_query)) != EXIT_OK)
         goto done;
     /* The query, when not given, is the first template's own. */
     for (size_t i = 0; i < o->nouts; i++) {
         cli_output *c = &o->outs[i];
         char *q = NULL;
-        if ((rc = load_template(c->tpl, c->template, &q)) != EXIT_OK)
+        if ((rc = load_template(c->tpl, c->template, i ? NULL : tpl_query, &q)) != EXIT_OK)
             goto done;
         if (i == 0)
             own_query = q;
         else
             free(q);
         if (c->index) {
-            if ((rc = load_template(c->itpl, c->index, &q)) != EXIT_OK)
+            if ((rc = load_template(c->itpl, c->index, NULL, &q)) != EXIT_OK)
                 goto done;
             free(q);
+            /* Without --base-url a part's url would be its bare file name:
+             * not the absolute URL an index such as sitemap-index lists. */
+            for (size_t k = 0; !c->base_url && k < sf_template_row_name_count(c->itpl); k++)
+                if (!strcmp(sf_template_row_name(c->itpl, k), "url")) {
+                    rc = cli_usage("render", "%s: the index template %s reads url (each part's "
+                                             "absolute URL): give %s, where the parts will be "
+                                             "served", c->option, c->index,
+                                   strcmp(c->option, "-o") ? "base-url=URL" : "--base-url URL");
+                    goto done;
+                }
         }
         if (cli_signal_caught())
             goto signalled;
@@ -783,9 +859,38 @@ static int run_render(render_opts *o, sf_render *r, const char *query)
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     st = sf_source_open(src, o->db);
     db_copy_wipe(o->db); /* connected or not, the password is not needed any more */
-    /* A built-in's own query may be written for each backend (a JSON aggregate). */
+    /* A built-in's own query may be written for each backend (a JSON
+     * aggregate), and so may a template file's (NAME.pg.sql beside it). */
     if (st == SF_OK && query == own_query && !template_file(first->template))
         query = sf_builtin_template_query_for(first->template, sf_source_backend(src));
+    else if (st == SF_OK && query == own_query && tpl_query &&
+             strcmp(sf_source_backend(src), backend) != 0) {
+        /* db_backend read --db otherwise than the source (it mirrors the
+         * backends' rules, so only if they change): the source's choice
+         * counts, checked by check_read_files below. */
+        char *path = template_query_path(template_file(first->template),
+                                         sf_source_backend(src), &nomem);
+        if (path && strcmp(path, tpl_query) != 0) {
+            free(own_query);
+            own_query = NULL;
+            free(tpl_query);
+            tpl_query = path;
+            if (access(path, F_OK) == 0 && !(own_query = read_text_file(path, "query file", &rc)))
+                goto done;
+            if (!(query = own_query)) {
+                cli_error("no query: give --query or --query-file (template '%s' has none of "
+                          "its own)", first->template);
+                rc = EXIT_USAGE;
+                goto done;
+            }
+        } else
+            free(path);
+        if (nomem) {
+            cli_error("out of memory");
+            rc = EXIT_FAILURE_OTHER;
+            goto done;
+        }
+    }
     if (st != SF_OK || (st = sf_source_prepare(src, query)) != SF_OK) {
         if (cli_signal_caught())
             goto signalled;
@@ -795,7 +900,7 @@ static int run_render(render_opts *o, sf_render *r, const char *query)
     }
     if (cli_signal_caught())
         goto signalled;
-    if ((rc = check_read_files(o, src)) != EXIT_OK)
+    if ((rc = check_read_files(o, src, tpl_query)) != EXIT_OK)
         goto done;
     /* Opening takes each output's lock (another run: exit 8) and removes
      * what a killed run left beside it. */
@@ -1163,7 +1268,7 @@ int cmd_render(int argc, char **argv)
         OPT_TIMEOUT, OPT_FETCH_SIZE, OPT_OUTPUT, OPT_COMPRESS, OPT_LEVEL, OPT_SPLIT_ROWS,
         OPT_SPLIT_BYTES, OPT_PARTS, OPT_INDEX, OPT_BASE_URL, OPT_LASTMOD, OPT_MIN_ROWS,
         OPT_MAX_DROP, OPT_SUMMARY_JSON, OPT_THREADS, OPT_SQLITE_CACHE, OPT_ON_INVALID,
-        OPT_REJECT_LOG
+        OPT_REJECT_LOG, OPT_NO_DEFAULTS
     };
     /* Sorted by name, as --help lists them. */
     static const struct option longopts[] = {
@@ -1182,6 +1287,7 @@ int cmd_render(int argc, char **argv)
         {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
         {"mem-log", required_argument, NULL, OPT_MEM_LOG},
         {"min-rows", required_argument, NULL, OPT_MIN_ROWS},
+        {"no-defaults", no_argument, NULL, OPT_NO_DEFAULTS},
         {"on-invalid", required_argument, NULL, OPT_ON_INVALID},
         {"output", required_argument, NULL, OPT_OUTPUT},
         {"param", required_argument, NULL, OPT_PARAM},
@@ -1262,6 +1368,7 @@ int cmd_render(int argc, char **argv)
         case OPT_CENSUS_FIFO: o.mon.fifo = optarg; break;
         case OPT_MEM_LOG: o.mon.mem_log = optarg; break;
         case OPT_COUNT: o.count = 1; break;
+        case OPT_NO_DEFAULTS: o.no_defaults = 1; break;
         case OPT_TIMEOUT: o.timeout = optarg; break;
         case OPT_FETCH_SIZE: o.fetch_size = optarg; break;
         case OPT_SUMMARY_JSON:
@@ -1437,7 +1544,8 @@ int cmd_render(int argc, char **argv)
     }
     nmore = 0;
     for (size_t i = 0; i < o.nouts; i++) /* the format's defaults first (cli/formats.c) */
-        if ((rc = cli_format_defaults(&o.outs[i], template_file(o.outs[i].template))) != EXIT_OK ||
+        if ((!o.no_defaults &&
+             (rc = cli_format_defaults(&o.outs[i], template_file(o.outs[i].template))) != EXIT_OK) ||
             (rc = cli_output_resolve(&o.outs[i])) != EXIT_OK)
             goto done;
     if (o.query && o.query_file) {

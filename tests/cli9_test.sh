@@ -307,4 +307,141 @@ else
         sh -c "[ $rc = 0 ] && [ \"\$(cat '$T/fmt.xml')\" = '<f><j>a 2026-01-31</j><j>c 2026-02-01</j></f>' ]"
     ok "... and logged with its column" sh -c "[ \"\$(cut -f1,2,4 '$T/rejf.tsv' | tail -1)\" = \"\$(printf '2\tb\tposted_at')\" ]"
 fi
+
+# ---- format defaults: only for a file sqlfeed creates (review2 item 9) -------------
+# stdout, a descriptor, a device or a FIFO gets one plain document: no split,
+# no index, no gzip, whatever the format's sqlfeed-defaults say.
+NURL=$(sqlite3 "$DB" "SELECT count(*) FROM ($("$SF" templates --show sitemap.sql))")
+# plain_doc FILE: one sitemap urlset, uncompressed, with every row's <url>
+plain_doc() {
+    "$PY" - "$1" "$NURL" <<'PY'
+import sys, xml.dom.minidom as m
+data = open(sys.argv[1], 'rb').read()
+assert data.startswith(b'<?xml'), data[:20]
+d = m.parseString(data)
+assert d.documentElement.tagName == 'urlset'
+assert len(d.getElementsByTagName('url')) == int(sys.argv[2]), len(d.getElementsByTagName('url'))
+PY
+}
+"$SF" render --db "$DB" -t sitemap -o /dev/stdout -q >"$T/d9.out" 2>"$T/err"; rc=$?
+ok "sitemap -o /dev/stdout (a regular file): exit 0, nothing on stderr" sh -c "[ $rc = 0 ] && [ ! -s '$T/err' ]"
+ok "... a urlset of every row, uncompressed" plain_doc "$T/d9.out"
+"$SF" render --db "$DB" -t sitemap -o /dev/stdout -q 2>"$T/err" | cat >"$T/d9.pipe"; rc=${PIPESTATUS[0]}
+ok "sitemap -o /dev/stdout (a pipe): exit 0, one plain document" sh -c "[ $rc = 0 ] && [ ! -s '$T/err' ]"
+ok "... a urlset of every row" plain_doc "$T/d9.pipe"
+"$SF" render --db "$DB" -t sitemap -o /proc/self/fd/1 -q >"$T/d9.proc" 2>"$T/err"; rc=$?
+ok "sitemap -o /proc/self/fd/1: exit 0, one plain document" sh -c "[ $rc = 0 ] && [ ! -s '$T/err' ]"
+ok "... a urlset of every row" plain_doc "$T/d9.proc"
+run "$SF" render --db "$DB" -t sitemap -o /dev/null
+ok "sitemap -o /dev/null: exit 0, its rows written there" \
+    sh -c "[ $rc = 0 ] && grep -q '^sqlfeed: $NURL rows, .* -> /dev/null\$' '$T/err'"
+mkfifo "$T/d9.fifo"
+cat "$T/d9.fifo" >"$T/d9.fifo.out" &
+reader=$!
+run "$SF" render --db "$DB" -t sitemap -o "$T/d9.fifo" -q
+# a render that never opened the FIFO leaves the reader waiting: end it
+kill -0 "$reader" 2>/dev/null && timeout 5 sh -c ": > '$T/d9.fifo'"
+wait "$reader"
+ok "sitemap -o FIFO: exit 0, one plain document" sh -c "[ $rc = 0 ] && [ ! -s '$T/err' ]"
+ok "... a urlset of every row" plain_doc "$T/d9.fifo.out"
+"$SF" render --db "$DB" -t sitemap -o >(cat >"$T/d9.ps") -q 2>"$T/err"; rc=$?
+sleep 0.2
+ok "sitemap -o >(...) (a process substitution): exit 0, one plain document" sh -c "[ $rc = 0 ] && [ ! -s '$T/err' ]"
+ok "... a urlset of every row" plain_doc "$T/d9.ps"
+ok "... and no part, index or temporary file made beside any of them" \
+    sh -c "! ls -A '$T' | grep -qE '^\.?d9.*(-[0-9a-f]{8}-|\\.gz\$|sqlfeed)'"
+run $R -t sitemap -o "$T/d9/sm.xml"
+expect "a regular file still takes the defaults: give --base-url" 2 "sitemap writes its parts with an index of their absolute URLs \(index=sitemap-index, the format's default\): give --base-url URL"
+ok "... and the message names --no-defaults" grep -q -- "--no-defaults" "$T/err"
+
+# ---- --base-url: an absolute URL; an index reading url needs it (item 10) -----------
+for u in shop.example/maps 'https:/shop.example' 'https://' 'https://u@/x' '1http://a.example' 'mailto:a@b.example'; do
+    usage "--base-url '$u': not absolute" "^sqlfeed: -o: --base-url '$u' is not an absolute URL: give a scheme and a host" \
+        -t sitemap -o "$T/b10.xml" --base-url "$u"
+done
+usage "base-url= of an --output: not absolute" "^sqlfeed: --output #2: base-url= 'shop.example' is not an absolute URL" \
+    -t sitemap -o "$T/b10.xml" --base-url https://a.example/ --output "sitemap=$T/b10b.xml,base-url=shop.example"
+run $R -t sitemap -o "$T/b10.xml" --base-url 'svn+ssh.x-1://user@Shop.example:8080/maps' -q
+ok "--base-url with scheme characters + . -, user, port: accepted" \
+    sh -c "[ $rc = 0 ] && grep -q '<loc>svn+ssh.x-1://user@Shop.example:8080/maps/b10-[0-9a-f]\{8\}-0001.xml.gz</loc>' '$T/b10.xml'"
+run $R -t sitemap -o "$T/b10i.xml" --split-rows 5 --index sitemap-index
+usage_line="^sqlfeed: -o: the index template sitemap-index reads url \\(each part's absolute URL\\): give --base-url URL, where the parts will be served"
+expect "an explicit --index sitemap-index without --base-url: exit 2" 2 "$usage_line"
+ok "... before any file is written" sh -c "! ls -A '$T' | grep -q 'b10i'"
+printf '<parts>{{#rows}}<p n="{{part}}">{{name}}</p>{{/rows}}</parts>\n' > "$T/names.mustache"
+run $R -t sitemap -o "$T/b10n.xml" --split-rows 5 --index "$T/names.mustache" -q
+ok "an index template that does not read url: no --base-url needed" \
+    sh -c "[ $rc = 0 ] && grep -q '<p n=\"1\">b10n-[0-9a-f]\{8\}-0001.xml.gz</p>' '$T/b10n.xml'"
+run $R -t sitemap -o "$T/b10.xml" --no-defaults --output "sitemap=$T/b10o.xml,split-rows=5,index=sitemap-index"
+expect "an --output with index=sitemap-index and no base-url=: exit 2" 2 "^sqlfeed: --output #2: the index template sitemap-index reads url .*: give base-url=URL"
+
+# ---- the user's --parts, --no-defaults, the help (item 11) --------------------------
+mkdir -p "$T/p11"
+usage "-o sitemap.xml --parts 'pp-%d.xml': the default index wants a %r" \
+    "^sqlfeed: -o: sitemap's parts get an index \\(index=sitemap-index, the format's default\\), written to $T/p11/sitemap.xml, and their pattern '$T/p11/pp-%d.xml' has no %r .*; or give --no-defaults" \
+    -t sitemap -o "$T/p11/sitemap.xml" --parts "$T/p11/pp-%d.xml" --base-url https://a.example/m
+ok "... nothing written" sh -c "[ -z \"\$(ls '$T/p11')\" ]"
+run $R -t sitemap -o "$T/p11/sitemap.xml" --parts "$T/p11/pp-%r-%d.xml" --base-url https://a.example/m --split-rows 10 -q
+ok "-o sitemap.xml --parts 'pp-%r-%d.xml': the default index over the user's parts" \
+    sh -c "[ $rc = 0 ] && [ \$(grep -c '<loc>https://a.example/m/pp-[0-9a-f]\{8\}-[0-9]*.xml</loc>' '$T/p11/sitemap.xml') = \$(( ($NURL + 9) / 10 )) ]"
+ok "... the parts plain, as their names say (compress= not taken)" \
+    sh -c "for f in '$T'/p11/pp-*.xml; do head -c 5 \"\$f\" | grep -q '<?xml' || exit 1; done"
+mkdir -p "$T/n11"
+run $R -t sitemap -o "$T/n11/sitemap.xml" --no-defaults -q
+ok "--no-defaults: one plain document at -o, exit 0" sh -c "[ $rc = 0 ] && [ \"\$(ls '$T/n11')\" = sitemap.xml ]"
+ok "... of every row" plain_doc "$T/n11/sitemap.xml"
+run $R -t sitemap -o "$T/n11/s.xml" --no-defaults --split-rows 10 -q
+ok "--no-defaults --split-rows 10: plain parts named from -o, no index" \
+    sh -c "[ $rc = 0 ] && [ -f '$T/n11/s-0001.xml' ] && [ ! -e '$T/n11/s.xml' ] && head -c 5 '$T/n11/s-0001.xml' | grep -q '<?xml'"
+run "$SF" render --help
+ok "--help: sqlfeed-defaults, sqlfeed templates lists them, --no-defaults" \
+    sh -c "grep -q 'sqlfeed-defaults' '$T/out' && grep -q \"sqlfeed templates\\\` lists each built-in's\" '$T/out' && grep -q -- '--no-defaults  *no output takes its format.s defaults' '$T/out'"
+ok "--help: --compress says a format's defaults may choose" grep -q "stays plain, unless the format's defaults choose" "$T/out"
+ok "man page and README: --no-defaults" sh -c "grep -qF 'no\\-defaults' '$MAN' && grep -qF -- '--no-defaults' '$(dirname "$0")/../README.md'"
+
+# ---- a template file's query per backend (item 13) -----------------------------------
+mkdir -p "$T/q13"
+printf '<f>{{#rows}}<r>{{v}}</r>{{/rows}}</f>\n' > "$T/q13/t.mustache"
+echo "SELECT 'sqlite' AS v" > "$T/q13/t.sql"
+echo "SELECT 'postgresql' AS v" > "$T/q13/t.pg.sql"
+echo "SELECT 'mysql' AS v" > "$T/q13/t.my.sql"
+run $R -t "$T/q13/t.mustache" -o "$T/q13/out.xml" -q
+ok "template file on SQLite: t.sql, not t.pg.sql or t.my.sql" sh -c "[ $rc = 0 ] && [ \"\$(cat '$T/q13/out.xml')\" = '<f><r>sqlite</r></f>' ]"
+DEADPG=postgresql://sqlfeed@127.0.0.1:1/none
+DEADMY=mysql://sqlfeed@127.0.0.1:1/none
+run "$SF" render --db "$DEADPG" -t "$T/q13/t.mustache" -o "$T/q13/t.pg.sql"
+expect "a postgresql:// --db: t.pg.sql is the query, an input (refused as -o before connecting)" 2 \
+    "^sqlfeed: -o $T/q13/t.pg.sql is the same file as the query of --template $T/q13/t.pg.sql"
+run "$SF" render --db "host=127.0.0.1 port=1" -t "$T/q13/t.mustache" -o "$T/q13/t.pg.sql"
+expect "... a conninfo --db too" 2 "the query of --template $T/q13/t.pg.sql"
+run "$SF" render --db "$DEADPG" -t "$T/q13/t.mustache" -o "$T/q13/t.my.sql"
+ok "... and t.my.sql is not (the run goes on to connect, and fails: exit 4)" \
+    sh -c "[ $rc = 4 ] && grep -q 'cannot connect to' '$T/err' && [ \"\$(cat '$T/q13/t.my.sql')\" = \"SELECT 'mysql' AS v\" ]"
+run "$SF" render --db "$DEADMY" -t "$T/q13/t.mustache" -o "$T/q13/t.my.sql"
+expect "a mysql:// --db: t.my.sql is the query, an input" 2 "the query of --template $T/q13/t.my.sql"
+run "$SF" render --db "$DEADMY" -t "$T/q13/t.mustache" -o "$T/q13/t.sql"
+ok "... and t.sql is not" sh -c "[ $rc = 4 ] && [ \"\$(cat '$T/q13/t.sql')\" = \"SELECT 'sqlite' AS v\" ]"
+mv "$T/q13/t.pg.sql" "$T/q13/t.pg.sql.away"
+run "$SF" render --db "$DEADPG" -t "$T/q13/t.mustache" -o "$T/q13/t.sql"
+expect "no t.pg.sql: a postgresql:// --db takes t.sql (an input)" 2 "the query of --template $T/q13/t.sql"
+mv "$T/q13/t.pg.sql.away" "$T/q13/t.pg.sql"
+if strace -f -qq -e trace=openat -o "$T/q13.st" true 2>/dev/null; then
+    for b in "pg:$DEADPG" "my:$DEADMY"; do
+        s=${b%%:*} url=${b#*:}
+        strace -f -qq -e trace=openat -o "$T/q13.st" "$SF" render --db "$url" -t "$T/q13/t.mustache" -o "$T/q13/o.xml" -q 2>/dev/null
+        read_sql=$(grep -oE "q13/t(\.pg|\.my)?\.sql\"" "$T/q13.st" | tr -d '"' | sort -u | tr '\n' ' ')
+        ok "strace: a ${url%%:*} --db reads t.$s.sql only (read: $read_sql)" [ "$read_sql" = "q13/t.$s.sql " ]
+    done
+else
+    skip "strace: the query file a server --db reads" "strace cannot trace here"
+fi
+if [ -n "${SQLFEED_PG_URL:-}" ] && [ -n "${SQLFEED_MY_URL:-}" ]; then
+    for b in "postgresql:$SQLFEED_PG_URL" "mysql:$SQLFEED_MY_URL"; do
+        run "$SF" render --db "${b#*:}" -t "$T/q13/t.mustache" -o "$T/q13/srv.xml" -q
+        ok "a ${b%%:*} server: the template file's own query for it" \
+            sh -c "[ $rc = 0 ] && [ \"\$(cat '$T/q13/srv.xml')\" = '<f><r>${b%%:*}</r></f>' ]"
+    done
+else
+    skip "a template file's query on live servers" "SQLFEED_PG_URL and SQLFEED_MY_URL not set (tests/servers.sh start)"
+fi
 exit 0
