@@ -15,8 +15,9 @@ int cli_format_comment(const char *text, size_t len, const char *key, char *out,
  * for each key the user did not give (docs/formats.md): split-rows and
  * split-bytes to a file output (stdout is one stream: none apply);
  * compress to a split output whose parts sqlfeed names; index (and then
- * lastmod) to a split output whose parts are not named by --parts or by a
- * pattern in -o, which then needs --base-url. `file` is the template file,
+ * lastmod) to a split output whose -o names a file (not a %d pattern), the
+ * user's --parts included, which then needs --base-url. None applies to
+ * stdout, a descriptor, a device or a FIFO. `file` is the template file,
  * NULL for a built-in (c->template names it). A file that cannot be read
  * (or is not a regular file) is left to the template's load. EXIT_OK, or an exit status
  * (printed). */

@@ -212,7 +212,7 @@ ok "sitemap: no temporary file" no_temp "$T/sm"
 # sqlfeed.h: the index's rows carry part, name, url, row_count, bytes, lastmod
 sed 's|<bytes>{{bytes}}</bytes>|<n>{{row_count}}</n>|' "$T/index.mustache" > "$T/index-rows.mustache"
 mkdir -p "$T/smr"
-run $R --query "$UQ" -t "$T/urls.mustache" -o "$T/smr/sitemap.xml" --split-rows 1000 --index "$T/index-rows.mustache" -q
+run $R --query "$UQ" -t "$T/urls.mustache" -o "$T/smr/sitemap.xml" --split-rows 1000 --index "$T/index-rows.mustache" --base-url https://jobs.example/sitemaps/ -q
 ok "the index reads each part's rows ({{row_count}}, as sqlfeed.h documents)" \
     sh -c "[ $rc = 0 ] && [ \"\$(grep -o '<n>[0-9]*</n>' '$T/smr/sitemap.xml' | tr -d '<>n/' | tr '\n' ' ')\" = '1000 1000 1000 ' ]"
 # An index URL: a "/" after a base that lacks one, the name percent-encoded
