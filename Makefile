@@ -1,5 +1,6 @@
 # sqlfeed: library, command-line tool, tests. GNU Make.
-#   make            build build/sqlfeed and build/libsqlfeed.a
+#   make            build build/sqlfeed, build/libsqlfeed.a and build/libsqlfeed.so
+#                   (soname libsqlfeed.so.MAJOR; exports only what sqlfeed.h declares)
 #   make check      build and run every test, then again under ASan+UBSan
 #                   (reads only files of this repository)
 #   make spec       the Mustache spec suite alone (tests/data/mustache-spec)
@@ -42,6 +43,13 @@ LDLIBS   = -lsqlite3 -lz -lzstd -ldeflate -lisal -ldl -lpthread -lm
 TEST_LDLIBS = $(LDLIBS) -lexpat $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
 TEST_CPPFLAGS = $(LIB_CPPFLAGS) $(shell pkg-config --cflags json-c 2>/dev/null)
 
+# The shared library: soname libsqlfeed.so.MAJOR, from the header's version.
+VERSION := $(shell sed -n 's/^\#define SF_VERSION_STRING "\(.*\)"/\1/p' include/sqlfeed.h)
+SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
+SONAME   = libsqlfeed.so.$(SOMAJOR)
+# Library objects serve both libraries: position-independent, and only what
+# sqlfeed.h marks SF_API is exported (tests/build_test.sh checks nm -D).
+LIB_CFLAGS = -fPIC -fvisibility=hidden
 LIB_SRC := $(sort $(wildcard src/*/*.c)) $(BUILD)/gen/builtin_templates.c
 CLI_SRC := $(sort $(wildcard cli/*.c tools/demo/*.c))
 TEMPLATES := $(sort $(wildcard templates/*.mustache))
@@ -69,7 +77,7 @@ TESTS   += $(BUILD)/tests/format_test
 TESTS   += $(BUILD)/tests/feed9_test
 
 .PHONY: all check test spec fuzz fuzz-build demo bench bench-pipeline bench-formatters deps deps-fuzz install clean
-all: $(BUILD)/sqlfeed $(BUILD)/libsqlfeed.a
+all: $(BUILD)/sqlfeed $(BUILD)/libsqlfeed.a $(BUILD)/libsqlfeed.so
 
 # An object whose dependency file is missing (built before -MMD, or the .d
 # deleted) cannot tell which headers it was built from: rebuild it.
@@ -77,13 +85,14 @@ $(BUILD)/obj/%.d: ;
 .PRECIOUS: $(BUILD)/obj/%.d
 
 # The library: internal headers visible.
-$(BUILD)/obj/src/%.o: src/%.c $(BUILD)/obj/src/%.d
+# (and on the Makefile: the flags above decide what each object exports)
+$(BUILD)/obj/src/%.o: src/%.c $(BUILD)/obj/src/%.d Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(LIB_CPPFLAGS) $(DEPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+	$(CC) $(LIB_CPPFLAGS) $(DEPFLAGS) $(ALL_CFLAGS) $(LIB_CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c $(BUILD)/obj/gen/%.d
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c $(BUILD)/obj/gen/%.d Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(LIB_CPPFLAGS) $(DEPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+	$(CC) $(LIB_CPPFLAGS) $(DEPFLAGS) $(ALL_CFLAGS) $(LIB_CFLAGS) -c $< -o $@
 
 # The command and its demo-data generator: the public header only.
 $(BUILD)/obj/cli/%.o: cli/%.c $(BUILD)/obj/cli/%.d
@@ -109,6 +118,15 @@ $(BUILD)/gen/builtin_templates.c: $(BUILD)/tools/embed $(TEMPLATES) $(wildcard t
 $(BUILD)/libsqlfeed.a: $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
+
+# libsqlfeed.so -> libsqlfeed.so.MAJOR (the soname) -> libsqlfeed.so.VERSION
+$(BUILD)/libsqlfeed.so.$(VERSION): $(LIB_OBJ)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined $^ \
+	  $(LDLIBS) -o $@
+
+$(BUILD)/libsqlfeed.so: $(BUILD)/libsqlfeed.so.$(VERSION)
+	ln -sf libsqlfeed.so.$(VERSION) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $@
 
 $(BUILD)/sqlfeed: $(CLI_OBJ) $(BUILD)/libsqlfeed.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(CLI_OBJ) $(BUILD)/libsqlfeed.a $(LDLIBS) -o $@
@@ -232,10 +250,13 @@ install: all
 	  $(DESTDIR)$(PREFIX)/share/sqlfeed/templates $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 755 $(BUILD)/sqlfeed $(DESTDIR)$(PREFIX)/bin/sqlfeed
 	install -m 644 $(BUILD)/libsqlfeed.a $(DESTDIR)$(PREFIX)/lib/libsqlfeed.a
+	install -m 755 $(BUILD)/libsqlfeed.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libsqlfeed.so.$(VERSION)
+	ln -sf libsqlfeed.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libsqlfeed.so
 	install -m 644 include/sqlfeed.h $(DESTDIR)$(PREFIX)/include/sqlfeed.h
 	install -m 644 templates/*.mustache templates/*.sql $(DESTDIR)$(PREFIX)/share/sqlfeed/templates/
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1 && install -m 644 docs/sqlfeed.1 $(DESTDIR)$(PREFIX)/share/man/man1/sqlfeed.1
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/^#define SF_VERSION_STRING "\(.*\)"/\1/p' include/sqlfeed.h)|' \
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|' \
 	  sqlfeed.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sqlfeed.pc
 
 clean:

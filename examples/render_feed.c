@@ -4,7 +4,9 @@
  *
  *   render_feed DB OUT          renders the built-in simplyhired template
  *
- * Build: cc render_feed.c $(pkg-config --cflags --libs sqlfeed) -lsqlite3 */
+ * Build: cc render_feed.c $(pkg-config --cflags --libs sqlfeed)   (the shared library)
+ *    or: cc render_feed.c $(pkg-config --cflags sqlfeed) -Wl,-Bstatic -lsqlfeed -Wl,-Bdynamic \
+ *        $(pkg-config --static --libs sqlfeed | sed s/-lsqlfeed//)   (static) */
 #include <stdio.h>
 
 #include "sqlfeed.h"

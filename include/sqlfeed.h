@@ -41,6 +41,14 @@ extern "C" {
 
 #define SF_VERSION_STRING "0.1.0"
 
+/* What the shared library exports: every function declared here, and
+ * nothing else (the library is built with -fvisibility=hidden). */
+#if defined(__GNUC__) || defined(__clang__)
+#define SF_API __attribute__((visibility("default")))
+#else
+#define SF_API
+#endif
+
 /* Status codes. The numeric values are stable and documented in docs/. */
 typedef enum sf_status {
     SF_OK = 0,
@@ -59,10 +67,10 @@ typedef enum sf_status {
 } sf_status;
 
 /* Static, English text for a status code; never NULL. */
-const char *sf_strerror(sf_status status);
+SF_API const char *sf_strerror(sf_status status);
 
 /* The library's version, "MAJOR.MINOR.PATCH". */
-const char *sf_version(void);
+SF_API const char *sf_version(void);
 
 /* ------------------------------------------------------------------------ */
 /* Census: the allocator with a live count per type.                        */
@@ -94,16 +102,16 @@ typedef struct sf_mem_stat {
 } sf_mem_stat;
 
 /* A new census, or NULL when out of memory. */
-sf_census *sf_census_create(void);
-void sf_census_free(sf_census *census);
+SF_API sf_census *sf_census_create(void);
+SF_API void sf_census_free(sf_census *census);
 /* Fills *out for one type; SF_ERR_ARG for a type out of range. Iterate the
  * types with `for (t = 0; t < SF_MEM_TYPE_COUNT; t++)`. A census may be read
  * from another thread while its handles work (a monitor): each counter reads
  * whole, possibly a moment behind. */
-sf_status sf_census_stat(const sf_census *census, sf_mem_type type, sf_mem_stat *out);
+SF_API sf_status sf_census_stat(const sf_census *census, sf_mem_type type, sf_mem_stat *out);
 /* Totals over every type; peak is the peak of the total. */
-uint64_t sf_census_live_bytes(const sf_census *census);
-uint64_t sf_census_peak_bytes(const sf_census *census);
+SF_API uint64_t sf_census_live_bytes(const sf_census *census);
+SF_API uint64_t sf_census_peak_bytes(const sf_census *census);
 /* A budget for the census's live bytes (all types): an allocation through
  * the census that would take them past `bytes` fails (the caller sees an
  * allocation failure); memory accounted with sf_census_account() is counted
@@ -111,25 +119,25 @@ uint64_t sf_census_peak_bytes(const sf_census *census);
  * SF_ERR_NOMEM when the limit in force until this call refused at least one
  * allocation: call it again (with 0 to lift the limit) to learn whether a
  * failed run hit the budget. From any thread. */
-sf_status sf_census_set_limit(sf_census *census, uint64_t bytes);
+SF_API sf_status sf_census_set_limit(sf_census *census, uint64_t bytes);
 
 /* The short name of a type ("template", "output buffer", ...). */
-const char *sf_mem_type_name(sf_mem_type type);
+SF_API const char *sf_mem_type_name(sf_mem_type type);
 
 /* Accounts memory the census does not allocate (a driver's result buffers):
  * adds `bytes` (negative to give back) and `objects` to a type's live
  * counts, from any thread. */
-void sf_census_account(sf_census *census, sf_mem_type type, int64_t objects, int64_t bytes);
+SF_API void sf_census_account(sf_census *census, sf_mem_type type, int64_t objects, int64_t bytes);
 
 /* Allocation through a census, to count another library's memory under a
  * type (the CLI routes SQLite's allocator here, as SF_MEM_SQLITE). Blocks
  * carry their size: sf_census_block_size() gives the size requested. Any
  * thread may allocate and free (SQLite's memory is allocated on a source's
  * scan thread when prefetch is on). */
-void *sf_census_malloc(sf_census *census, sf_mem_type type, size_t n);
-void *sf_census_realloc(sf_census *census, sf_mem_type type, void *p, size_t n);
-void sf_census_dealloc(sf_census *census, void *p);
-size_t sf_census_block_size(const void *p);
+SF_API void *sf_census_malloc(sf_census *census, sf_mem_type type, size_t n);
+SF_API void *sf_census_realloc(sf_census *census, sf_mem_type type, void *p, size_t n);
+SF_API void sf_census_dealloc(sf_census *census, void *p);
+SF_API size_t sf_census_block_size(const void *p);
 
 /* A testing aid, as expat's allocation tests use: from now on the first `n`
  * allocations through `census` succeed and every later one fails, as when
@@ -142,7 +150,7 @@ size_t sf_census_block_size(const void *p);
  * every thread together.
  * The command arms it from SQLFEED_FAIL_ALLOC_AFTER=N. */
 #define SF_CENSUS_FAIL_NEVER UINT64_MAX
-void sf_census_fail_after(sf_census *census, uint64_t n);
+SF_API void sf_census_fail_after(sf_census *census, uint64_t n);
 
 /* The verdict on whether memory grows with the rows, from samples of
  * (rows done, bytes) taken during a run. The first 20 % of the rows are a
@@ -167,8 +175,9 @@ typedef struct sf_flatness {
 } sf_flatness;
 
 /* rows[] must not decrease. Returns SF_ERR_ARG for NULL arrays. */
-sf_status sf_flatness_fit(const double *rows, const double *bytes, size_t n, sf_flatness *out);
-const char *sf_flat_verdict_name(sf_flat_verdict v); /* "flat", "grows", "unknown" */
+SF_API sf_status sf_flatness_fit(const double *rows, const double *bytes, size_t n,
+                                 sf_flatness *out);
+SF_API const char *sf_flat_verdict_name(sf_flat_verdict v); /* "flat", "grows", "unknown" */
 
 /* ------------------------------------------------------------------------ */
 /* Source: a database and one query.                                        */
@@ -177,8 +186,8 @@ typedef struct sf_source sf_source;
 
 /* A new, unopened source that allocates through `census` (NULL: a private
  * census owned by the source). NULL when out of memory. */
-sf_source *sf_source_create(sf_census *census);
-void sf_source_free(sf_source *source);
+SF_API sf_source *sf_source_create(sf_census *census);
+SF_API void sf_source_free(sf_source *source);
 
 /* Opens a database read-only. `db` is a SQLite file path (or a file: URI),
  * a PostgreSQL URL (postgresql://, postgres://) or conninfo string, or a
@@ -187,7 +196,7 @@ void sf_source_free(sf_source *source);
  * the client library's text quoting it. `db` is not kept: the caller may
  * wipe it once this returns. Out of memory, in sqlfeed or in a client
  * library, is SF_ERR_NOMEM. */
-sf_status sf_source_open(sf_source *source, const char *db);
+SF_API sf_status sf_source_open(sf_source *source, const char *db);
 
 /* The passwords a --db string carries, read the way libpq and sqlfeed's
  * MySQL URL reader read them: scheme://USER:PASSWORD@HOST..., the URL query's
@@ -203,8 +212,8 @@ sf_status sf_source_open(sf_source *source, const char *db);
  * sf_db_mask copies db into buf (n bytes; NUL-terminated when n > 0) with
  * each replaced by "***", for messages. Returns the masked text's length,
  * as snprintf does (>= n: truncated, never inside a password). */
-size_t sf_db_hide_secrets(char *db);
-size_t sf_db_mask(const char *db, char *buf, size_t n);
+SF_API size_t sf_db_hide_secrets(char *db);
+SF_API size_t sf_db_mask(const char *db, char *buf, size_t n);
 
 /* Sets a backend option before sf_source_open(): "timeout" (seconds a
  * statement may run on a server, enforced by the server and, 2 s later, by
@@ -221,28 +230,28 @@ size_t sf_db_mask(const char *db, char *buf, size_t n);
  * "sqlite_cache" (KiB of SQLite's page cache, 64 to 1048576; default 4096:
  * enough for a join's lookup table of a few MB beside the streaming rows).
  * SF_ERR_ARG for an unknown option or a bad value. */
-sf_status sf_source_set_option(sf_source *source, const char *name, const char *value);
+SF_API sf_status sf_source_set_option(sf_source *source, const char *name, const char *value);
 
 /* Prepares the query: exactly one read-only statement. Parameters are named
  * (:name, @name or $name) and bound by sf_render_set_param(); positional `?`
  * parameters are refused. */
-sf_status sf_source_prepare(sf_source *source, const char *sql);
+SF_API sf_status sf_source_prepare(sf_source *source, const char *sql);
 
 /* The columns of the prepared query; valid after sf_source_prepare(). */
-int sf_source_column_count(const sf_source *source);
-const char *sf_source_column_name(const sf_source *source, int i);
+SF_API int sf_source_column_count(const sf_source *source);
+SF_API const char *sf_source_column_name(const sf_source *source, int i);
 
 /* The backend's name ("sqlite"), or "" before open. */
-const char *sf_source_backend(const sf_source *source);
+SF_API const char *sf_source_backend(const sf_source *source);
 
 /* The last failure on this source, "" if none. */
-const char *sf_source_errmsg(const sf_source *source);
+SF_API const char *sf_source_errmsg(const sf_source *source);
 
 /* After sf_source_open(): the file the source reads, as SQLite opened it
  * (sqlite3_db_filename: absolute, whatever the spelling, a file: URI too);
  * NULL for a server, an in-memory database, or before open. A program
  * writing files can refuse to overwrite it. */
-const char *sf_source_file(const sf_source *source);
+SF_API const char *sf_source_file(const sf_source *source);
 
 /* Makes sf_source_open() (connecting included), sf_source_prepare() and a
  * render reading this source stop soon with SF_ERR_CANCELLED, whatever the
@@ -250,7 +259,7 @@ const char *sf_source_file(const sf_source *source);
  * a signal handler, which calls it as well as sf_render_cancel(). It stays
  * cancelled: every later call fails the same way. Async-signal-safe; from
  * another thread, it must not race sf_source_free(). */
-void sf_source_cancel(sf_source *source);
+SF_API void sf_source_cancel(sf_source *source);
 
 /* ------------------------------------------------------------------------ */
 /* Template: a compiled Mustache template.                                  */
@@ -278,69 +287,69 @@ typedef enum sf_template_mode {
     SF_TEMPLATE_TEXT = 2
 } sf_template_mode;
 
-sf_template *sf_template_create(sf_census *census, sf_template_mode mode);
-void sf_template_free(sf_template *tpl);
+SF_API sf_template *sf_template_create(sf_census *census, sf_template_mode mode);
+SF_API void sf_template_free(sf_template *tpl);
 
 /* Compiles the template in file `path`. Partials {{>name}} are read from
  * name.mustache in the same directory. A file that cannot be found or read
  * is SF_ERR_ARG (as an unknown built-in is); a template that is read but
  * broken (syntax, markup, a missing partial, over 64 MiB) SF_ERR_TEMPLATE. */
-sf_status sf_template_load_file(sf_template *tpl, const char *path);
+SF_API sf_status sf_template_load_file(sf_template *tpl, const char *path);
 
 /* Compiles a built-in template by name (see sf_builtin_template_name). */
-sf_status sf_template_load_builtin(sf_template *tpl, const char *name);
+SF_API sf_status sf_template_load_builtin(sf_template *tpl, const char *name);
 
 /* Compiles template text held in memory; `name` is used in messages.
  * Partials are looked up with `partial` (may be NULL: none exist). The
  * callback returns 1 and sets *text and *len (memory that stays valid for the
  * call to this function) when it knows the partial, 0 when not. */
 typedef int (*sf_partial_fn)(void *ud, const char *name, const char **text, size_t *len);
-sf_status sf_template_load_string(sf_template *tpl, const char *name, const char *text,
+SF_API sf_status sf_template_load_string(sf_template *tpl, const char *name, const char *text,
                                   size_t len, sf_partial_fn partial, void *ud);
 
 /* The names the template reads inside {{#rows}}...{{/rows}} and inside
  * {{#first}}...{{/first}} (the run's first row): the columns its query must
  * provide, in order of first use. Valid after a load. */
-size_t sf_template_row_name_count(const sf_template *tpl);
-const char *sf_template_row_name(const sf_template *tpl, size_t i);
+SF_API size_t sf_template_row_name_count(const sf_template *tpl);
+SF_API const char *sf_template_row_name(const sf_template *tpl, size_t i);
 
 /* The names the template reads outside the rows section: the parameters
  * and built-ins it needs. Valid after a load. */
-size_t sf_template_root_name_count(const sf_template *tpl);
-const char *sf_template_root_name(const sf_template *tpl, size_t i);
+SF_API size_t sf_template_root_name_count(const sf_template *tpl);
+SF_API const char *sf_template_root_name(const sf_template *tpl, size_t i);
 
 /* The text of the template's first comment when it starts with "sqlfeed:",
  * the rest of that comment with surrounding white space trimmed; "" if none. */
-const char *sf_template_description(const sf_template *tpl);
+SF_API const char *sf_template_description(const sf_template *tpl);
 
 /* The files a template file's load read: the template (index 0) and each
  * partial file, once each, in the order first read; none for a built-in or
  * string template. A program writing files next to it can refuse to
  * overwrite one of them. Valid after a load. */
-size_t sf_template_file_count(const sf_template *tpl);
-const char *sf_template_file(const sf_template *tpl, size_t i);
+SF_API size_t sf_template_file_count(const sf_template *tpl);
+SF_API const char *sf_template_file(const sf_template *tpl, size_t i);
 
-const char *sf_template_errmsg(const sf_template *tpl);
+SF_API const char *sf_template_errmsg(const sf_template *tpl);
 
 /* Built-in templates: names by index (NULL past the end), and their text. */
-const char *sf_builtin_template_name(size_t i);
-const char *sf_builtin_template_text(const char *name, size_t *len);
+SF_API const char *sf_builtin_template_name(size_t i);
+SF_API const char *sf_builtin_template_text(const char *name, size_t *len);
 /* The query a built-in template was written for, or NULL if none. */
-const char *sf_builtin_template_query(const char *name);
+SF_API const char *sf_builtin_template_query(const char *name);
 /* The query a built-in template was written for on `backend` ("sqlite",
  * "postgresql", "mysql": sf_source_backend's names): its own for that
  * backend when it ships one (templates/NAME.pg.sql, NAME.my.sql: a JSON
  * aggregate is written differently on each), else the one above. NULL if
  * the template has no query. */
-const char *sf_builtin_template_query_for(const char *name, const char *backend);
+SF_API const char *sf_builtin_template_query_for(const char *name, const char *backend);
 
 /* ------------------------------------------------------------------------ */
 /* Output: where the rendered document goes.                                */
 
 typedef struct sf_output sf_output;
 
-sf_output *sf_output_create(sf_census *census);
-void sf_output_free(sf_output *out);
+SF_API sf_output *sf_output_create(sf_census *census);
+SF_API void sf_output_free(sf_output *out);
 
 /* Writes to a new temporary file in the directory of `path`; the document
  * replaces `path` only when sf_output_commit() succeeds (fsync, rename,
@@ -358,61 +367,61 @@ void sf_output_free(sf_output *out);
  *     see sf_output_kernel_dir).
  * Any name the file system accepts works (the temporary name is cut to
  * fit); a longer one is SF_ERR_OUTPUT here, before anything is written. */
-sf_status sf_output_open_file(sf_output *out, const char *path);
+SF_API sf_status sf_output_open_file(sf_output *out, const char *path);
 
 /* Writes to an already open descriptor (e.g. 1 for stdout); not atomic, not
  * closed by the output. `label` names it in messages. When the descriptor
  * is a regular file opened without O_APPEND, sf_output_commit() truncates
  * it where the document ends (so `1<>old.xml` leaves no tail of the old
  * file); with O_APPEND, what follows belongs to others and is kept. */
-sf_status sf_output_open_fd(sf_output *out, int fd, const char *label);
+SF_API sf_status sf_output_open_fd(sf_output *out, int fd, const char *label);
 
 /* Flushes, syncs and publishes. After a failure the previous file at the
  * path is untouched and the temporary file is gone. SF_ERR_CANCELLED when
  * sf_output_cancel() was called before the rename (also during the fsync
  * that precedes it); a cancel after the rename changes nothing: the
  * document is published. */
-sf_status sf_output_commit(sf_output *out);
+SF_API sf_status sf_output_commit(sf_output *out);
 
 /* Asks a write blocked on a stalled reader, or a commit not yet at its
  * rename, to give up (SF_ERR_CANCELLED). Async-signal-safe: one atomic
  * store; may be called from a signal handler or another thread. */
-void sf_output_cancel(sf_output *out);
+SF_API void sf_output_cancel(sf_output *out);
 
 /* 1 once the document has replaced the path (the rename is done), even if
  * the directory sync that follows then failed; else 0. */
-int sf_output_published(const sf_output *out);
+SF_API int sf_output_published(const sf_output *out);
 
 /* Discards everything: removes the temporary file. Safe to call at any time,
  * more than once, and after a failed commit. */
-void sf_output_abort(sf_output *out);
+SF_API void sf_output_abort(sf_output *out);
 
 /* Appends bytes to the document (e.g. what a program writes around a
  * render). SF_ERR_OUTPUT (message in sf_output_errmsg) when a write fails. */
-sf_status sf_output_write(sf_output *out, const void *p, size_t n);
+SF_API sf_status sf_output_write(sf_output *out, const void *p, size_t n);
 
 /* Document bytes handed on to the file so far (uncompressed): while a render
  * runs, up to one buffer (256 KiB) behind; exact after sf_output_commit().
  * Safe to read from another thread. */
-uint64_t sf_output_bytes(const sf_output *out);
+SF_API uint64_t sf_output_bytes(const sf_output *out);
 
 /* 1 when the output was opened as a file published atomically (a temporary
  * file renamed at commit), from sf_output_open_file() on, whatever happens
  * after (a commit, an abort); 0 when it is written as it goes (a descriptor,
  * device, FIFO) or was never opened. */
-int sf_output_atomic(const sf_output *out);
+SF_API int sf_output_atomic(const sf_output *out);
 
 /* 1 when `dir` is a directory where no output file is ever created: /dev
  * and everything under it, /proc, /sys (by real path), or a kernel pseudo
  * file system mounted elsewhere (procfs, sysfs, devpts, mqueue, cgroup...).
  * sf_output_open_file() refuses those; a program creating other files (a
  * log) should too. 0 otherwise, also when `dir` cannot be opened. */
-int sf_output_kernel_dir(const char *dir);
+SF_API int sf_output_kernel_dir(const char *dir);
 
 /* The path of the temporary file while one exists, else NULL. */
-const char *sf_output_temp_path(const sf_output *out);
+SF_API const char *sf_output_temp_path(const sf_output *out);
 
-const char *sf_output_errmsg(const sf_output *out);
+SF_API const char *sf_output_errmsg(const sf_output *out);
 
 /* ---- Output options, stages and publication (issue 8) -------------------
  * Set before sf_output_open_*(); SF_ERR_ARG for an unknown name or a bad
@@ -436,7 +445,7 @@ const char *sf_output_errmsg(const sf_output *out);
  *                with sf_output_open_parts(): start a new part before a row
  *                that would take the part past this many rows / bytes
  *                (uncompressed, head and tail included); 0: no limit. */
-sf_status sf_output_set_option(sf_output *out, const char *name, const char *value);
+SF_API sf_status sf_output_set_option(sf_output *out, const char *name, const char *value);
 
 /* Opens a set of parts named from `pattern`: a file name (path) with one
  * %d or %0Nd (the part number, from 1) and, for a set with an index, %r (the
@@ -444,44 +453,44 @@ sf_status sf_output_set_option(sf_output *out, const char *name, const char *val
  * Each part is a complete document, published as sf_output_open_file()
  * publishes one file; the set is published by sf_output_publish(), or by
  * sf_render_commit() with its index (docs/sink.md). */
-sf_status sf_output_open_parts(sf_output *out, const char *pattern);
+SF_API sf_status sf_output_open_parts(sf_output *out, const char *pattern);
 
 /* Ends the document(s): flushes every stage, writes the compressors'
  * trailers, fsyncs and closes the temporary file(s). Nothing is visible
  * yet; SF_ERR_* as sf_output_commit(). */
-sf_status sf_output_finish(sf_output *out);
+SF_API sf_status sf_output_finish(sf_output *out);
 
 /* Makes a finished output visible: renames (each part, then) the file into
  * place and fsyncs the directory. sf_output_commit() is finish + publish. */
-sf_status sf_output_publish(sf_output *out);
+SF_API sf_status sf_output_publish(sf_output *out);
 
 /* Bytes written to the file(s) after compression: exact after finish. */
-uint64_t sf_output_bytes_out(const sf_output *out);
+SF_API uint64_t sf_output_bytes_out(const sf_output *out);
 
 /* The parts of a split output (1 for a single document), and each part's
  * final path, rows and uncompressed bytes: exact after finish. */
-size_t sf_output_part_count(const sf_output *out);
-const char *sf_output_part_path(const sf_output *out, size_t i);
-uint64_t sf_output_part_rows(const sf_output *out, size_t i);
-uint64_t sf_output_part_bytes(const sf_output *out, size_t i);
+SF_API size_t sf_output_part_count(const sf_output *out);
+SF_API const char *sf_output_part_path(const sf_output *out, size_t i);
+SF_API uint64_t sf_output_part_rows(const sf_output *out, size_t i);
+SF_API uint64_t sf_output_part_bytes(const sf_output *out, size_t i);
 
 /* The row count the previous published run of this output recorded beside
  * it (.NAME.sqlfeed.state): 1 and *rows set, or 0 when there is none. */
-int sf_output_previous_rows(const sf_output *out, uint64_t *rows);
+SF_API int sf_output_previous_rows(const sf_output *out, uint64_t *rows);
 
 /* The lock file an output opened by path (a file, or a set of parts) holds
  * from open to free (.NAME.sqlfeed.lock beside it; another run is refused
  * with SF_ERR_BUSY), or NULL. A crash handler may unlink it, as it unlinks
  * the temporary file: the kernel drops the lock with the process. */
-const char *sf_output_lock_path(const sf_output *out);
+SF_API const char *sf_output_lock_path(const sf_output *out);
 
 /* ------------------------------------------------------------------------ */
 /* Render: one run of a template over a source into an output.              */
 
 typedef struct sf_render sf_render;
 
-sf_render *sf_render_create(sf_census *census);
-void sf_render_free(sf_render *r);
+SF_API sf_render *sf_render_create(sf_census *census);
+SF_API void sf_render_free(sf_render *r);
 
 /* A parameter: bound as :name in the query and readable as {{name}} outside
  * the rows. Setting the same name again replaces the value. `name` must be
@@ -490,40 +499,40 @@ void sf_render_free(sf_render *r);
  * two a feed template reads from the rows, first ({{#first}}...{{/first}}:
  * the run's first row, in the head too) and row_count (the rows written to
  * the document or part, read after the rows section): SF_ERR_ARG. */
-sf_status sf_render_set_param(sf_render *r, const char *name, const char *value);
+SF_API sf_status sf_render_set_param(sf_render *r, const char *name, const char *value);
 
 /* The time the built-in names generated_* show (seconds since the epoch,
  * UTC). Defaults to the time sf_render_run() starts. */
-void sf_render_set_time(sf_render *r, int64_t unix_seconds);
+SF_API void sf_render_set_time(sf_render *r, int64_t unix_seconds);
 
 /* Checks that every name the template reads is provided (columns inside the
  * rows section; parameters and built-ins everywhere), binds the parameters,
  * reads the first row, then renders into `out`. Nothing is written to `out`
  * when a check, the binding or the first row fails. Does not commit. */
-sf_status sf_render_run(sf_render *r, sf_template *tpl, sf_source *src, sf_output *out);
+SF_API sf_status sf_render_run(sf_render *r, sf_template *tpl, sf_source *src, sf_output *out);
 
 /* Asks a running sf_render_run() (or sf_render_count()) to stop with
  * SF_ERR_CANCELLED at the next row (and interrupts a query the database is
  * still working on).
  * Async-signal-safe; may be called from another thread. */
-void sf_render_cancel(sf_render *r);
+SF_API void sf_render_cancel(sf_render *r);
 
 /* Rows rendered so far; safe to read from another thread during a run. */
-uint64_t sf_render_rows(const sf_render *r);
+SF_API uint64_t sf_render_rows(const sf_render *r);
 
 /* Counts the rows the source's query returns, with this render's parameters
  * bound, by running SELECT count(*) over it first (for a progress total).
  * Costs a second execution of the query. */
-sf_status sf_render_count(sf_render *r, sf_source *src, uint64_t *rows);
+SF_API sf_status sf_render_count(sf_render *r, sf_source *src, uint64_t *rows);
 
-const char *sf_render_errmsg(const sf_render *r);
+SF_API const char *sf_render_errmsg(const sf_render *r);
 
 /* ---- One scan, several outputs (issue 8) ---------------------------------
  * sf_render_add_output() adds a document to write from the scan; each has
  * its own template and output (compressed, split). sf_render_execute() reads
  * the rows once and renders every output; sf_render_run() is add + execute
  * for one. */
-sf_status sf_render_add_output(sf_render *r, sf_template *tpl, sf_output *out);
+SF_API sf_status sf_render_add_output(sf_render *r, sf_template *tpl, sf_output *out);
 
 /* An index over the parts of `parts` (an output added above, opened with
  * sf_output_open_parts()): rendered with `tpl` into `index` once the parts
@@ -535,7 +544,7 @@ sf_status sf_render_add_output(sf_render *r, sf_template *tpl, sf_output *out);
  * compared are dates (any zone), else the larger as bytes; "" when max_column
  * is NULL or the part has no value). The index's template may also read
  * the parameters and built-ins. */
-sf_status sf_render_add_index(sf_render *r, sf_output *parts, sf_template *tpl,
+SF_API sf_status sf_render_add_index(sf_render *r, sf_output *parts, sf_template *tpl,
                               sf_output *index, const char *base_url, const char *max_column);
 
 /* Options, before the run:
@@ -560,26 +569,26 @@ sf_status sf_render_add_index(sf_render *r, sf_output *parts, sf_template *tpl,
  *                left out), discarded when the run fails.
  * The rails (min_rows, max_drop) count the rows an output wrote: skipped
  * rows are not among them. docs/checks.md. */
-sf_status sf_render_set_option(sf_render *r, const char *name, const char *value);
+SF_API sf_status sf_render_set_option(sf_render *r, const char *name, const char *value);
 
 /* After a run: the rows `out` (an output added to the render) wrote, and
  * the rows left out of it by on_invalid skip; 0 for another output. */
-uint64_t sf_render_rows_written(const sf_render *r, const sf_output *out);
-uint64_t sf_render_rows_skipped(const sf_render *r, const sf_output *out);
+SF_API uint64_t sf_render_rows_written(const sf_render *r, const sf_output *out);
+SF_API uint64_t sf_render_rows_skipped(const sf_render *r, const sf_output *out);
 /* The reject log's output (reject_log), or NULL: a program may cancel it
  * (sf_output_cancel) or remove its temporary file and lock in a crash
  * handler, as for its own outputs. The render owns it. */
-sf_output *sf_render_reject_log(const sf_render *r);
+SF_API sf_output *sf_render_reject_log(const sf_render *r);
 
 /* Reads the rows once and renders each output added. Does not publish. */
-sf_status sf_render_execute(sf_render *r, sf_source *src);
+SF_API sf_status sf_render_execute(sf_render *r, sf_source *src);
 
 /* After a successful execute: checks the safety rails (SF_ERR_REFUSED,
  * naming both counts), finishes every output, then publishes them all
  * (parts, then each index, then removes the parts of an earlier run that
  * no index names). On any failure before the first rename nothing is
  * published and every temporary file is gone. */
-sf_status sf_render_commit(sf_render *r);
+SF_API sf_status sf_render_commit(sf_render *r);
 
 #ifdef __cplusplus
 }

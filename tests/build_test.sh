@@ -63,7 +63,7 @@ fi
 # ---- a scratch copy of the tree ---------------------------------------------
 S=$T/tree
 mkdir -p "$S"
-for d in Makefile sqlfeed.pc.in include src cli tools templates examples; do
+for d in Makefile sqlfeed.pc.in include src cli tools templates examples docs; do
     cp -R "$ROOT/$d" "$S/" || { fail "build: copy the tree" "cannot copy $d"; exit 0; }
 done
 M=(make -C "$S" --no-print-directory BUILD=b OPT=-O0 CFLAGS=-O0)
@@ -195,3 +195,60 @@ for h in common.h template/template.h sink/sink.h; do
     fi
 done
 rm -f "$S/cli/zz_probe.c"
+
+# ---- the shared library: soname, exports, make install, pkg-config ----------------
+# (the scratch tree's build: the library objects are -fPIC -fvisibility=hidden)
+SO=$S/b/libsqlfeed.so
+ver=$(sed -n 's/^#define SF_VERSION_STRING "\(.*\)"/\1/p' "$ROOT/include/sqlfeed.h")
+soname=$(readelf -d "$SO" 2>/dev/null | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
+if [ "$soname" = "libsqlfeed.so.${ver%%.*}" ] && [ "$(readlink "$SO")" = "$soname" ] &&
+    [ "$(readlink "$S/b/$soname")" = "libsqlfeed.so.$ver" ]; then
+    pass "libsqlfeed.so -> $soname (the soname) -> libsqlfeed.so.$ver"
+else
+    fail "libsqlfeed.so -> its soname -> the versioned file" "soname '$soname', links $(readlink "$SO") $(readlink "$S/b/$soname" 2>/dev/null)"
+fi
+# Every function sqlfeed.h declares is marked SF_API, and the library exports
+# exactly those: no internal sf_ symbol, nothing else.
+unmarked=$(grep -nE '^(const |unsigned )?[a-z_][a-z_0-9]* \*?sf_[a-z_0-9]+\(' "$ROOT/include/sqlfeed.h")
+grep -oE '^SF_API [^(]*' "$ROOT/include/sqlfeed.h" | awk '{print $NF}' | tr -d '*' | sort >"$T/declared"
+nm -D --defined-only "$SO" | awk '{print $3}' | sort >"$T/exported"
+if [ -z "$unmarked" ] && [ -s "$T/declared" ] && cmp -s "$T/declared" "$T/exported"; then
+    pass "the shared library exports exactly the $(wc -l <"$T/declared") functions sqlfeed.h declares (nm -D)"
+else
+    fail "the shared library exports exactly what sqlfeed.h declares" \
+        "unmarked: $(echo "$unmarked" | head -2); exported, not declared: $(comm -13 "$T/declared" "$T/exported" | head -5 | tr '\n' ' '); declared, not exported: $(comm -23 "$T/declared" "$T/exported" | head -5 | tr '\n' ' ')"
+fi
+D=$T/dest
+if "${M[@]}" install DESTDIR="$D" PREFIX=/usr/local >"$T/inst.log" 2>&1; then
+    L=$D/usr/local
+    miss=""
+    for f in bin/sqlfeed lib/libsqlfeed.a "lib/libsqlfeed.so.$ver" lib/libsqlfeed.so include/sqlfeed.h \
+             lib/pkgconfig/sqlfeed.pc share/man/man1/sqlfeed.1 share/sqlfeed/templates/sitemap.mustache \
+             share/sqlfeed/templates/google-merchant.pg.sql; do
+        [ -e "$L/$f" ] || miss="$miss $f"
+    done
+    if [ -z "$miss" ]; then pass "make install: the command, both libraries, the header, sqlfeed.pc, the man page, the templates"
+    else fail "make install installs everything" "missing:$miss"; fi
+    pc() { PKG_CONFIG_PATH=$L/lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=$D pkg-config "$@" sqlfeed; }
+    "$S/b/sqlfeed" demo-db --rows 50 -o "$T/ex.db" >/dev/null 2>&1
+    # shellcheck disable=SC2046  # pkg-config's words are the flags
+    if cc -o "$T/ex_dyn" "$ROOT/examples/render_feed.c" $(pc --cflags --libs) 2>"$T/cc.log" &&
+        readelf -d "$T/ex_dyn" | grep -q "NEEDED.*\[libsqlfeed.so.${ver%%.*}\]" &&
+        LD_LIBRARY_PATH=$L/lib "$T/ex_dyn" "$T/ex.db" "$T/ex_dyn.xml" >"$T/ex.log" 2>&1 &&
+        grep -q '</jobs>' "$T/ex_dyn.xml"; then
+        pass "cc x.c \$(pkg-config --cflags --libs sqlfeed) links the installed shared library, and it renders"
+    else
+        fail "pkg-config --cflags --libs sqlfeed links the shared library" "$(head -c 300 "$T/cc.log") $(head -c 300 "$T/ex.log" 2>/dev/null)"
+    fi
+    # shellcheck disable=SC2046
+    if cc -o "$T/ex_static" "$ROOT/examples/render_feed.c" $(pc --cflags) -Wl,-Bstatic -lsqlfeed \
+            -Wl,-Bdynamic $(pc --static --libs | sed 's/-lsqlfeed//') 2>"$T/cc.log" &&
+        ! readelf -d "$T/ex_static" | grep -q 'NEEDED.*libsqlfeed' &&
+        "$T/ex_static" "$T/ex.db" "$T/ex_static.xml" >"$T/ex.log" 2>&1 && cmp -s "$T/ex_dyn.xml" "$T/ex_static.xml"; then
+        pass "pkg-config --static --libs sqlfeed links the static library (the same feed)"
+    else
+        fail "pkg-config --static --libs sqlfeed links the static library" "$(head -c 300 "$T/cc.log") $(head -c 300 "$T/ex.log")"
+    fi
+else
+    fail "make install DESTDIR=... PREFIX=/usr/local" "$(tail -3 "$T/inst.log")"
+fi
