@@ -55,6 +55,18 @@ done
 if [ -z "$bad" ]; then pass "cli/ and tools/demo/ include only sqlfeed.h, demo_db.h and their own headers"
 else fail "cli/ and tools/demo/ include only sqlfeed.h, demo_db.h and their own headers" "$bad"; fi
 
+# The man page names every command and every option the --help texts give.
+missing=""
+for cmd in "" render templates demo-db mem-plot; do
+    # shellcheck disable=SC2086  # no command: the top-level --help
+    for o in $("$B/sqlfeed" $cmd --help 2>&1 | grep -oE -- '--[a-z][a-z0-9-]+' | sort -u); do
+        grep -qF -- "$(printf '%s' "$o" | sed 's/-/\\-/g')" "$ROOT/docs/sqlfeed.1" || missing="$missing ${cmd:-sqlfeed} $o;"
+    done
+    [ -z "$cmd" ] || grep -qF "$(printf '%s' "$cmd" | sed 's/-/\\-/g')" "$ROOT/docs/sqlfeed.1" || missing="$missing $cmd;"
+done
+if [ -z "$missing" ]; then pass "the man page names every command and every option of the --help texts"
+else fail "the man page names every command and option" "$missing"; fi
+
 if [ "${SANITIZED:-0}" = 1 ]; then
     echo "SKIP: build: scratch-tree rebuild checks: they run in the optimised pass"
     exit 0
