@@ -14,7 +14,9 @@
  *   sf_output    where the document goes: a file published atomically, or a
  *                descriptor such as stdout;
  *   sf_render    one run: parameters, the render itself, its counters, and a
- *                cancel switch that is safe to pull from a signal handler.
+ *                cancel switch that is safe to pull from a signal handler;
+ *   sf_watch     a run seen from a sampler thread: the memory budget, the
+ *                mem-log, the flatness verdict, the census report, progress.
  *
  * Errors: every fallible call returns an sf_status; SF_OK is 0. sf_strerror()
  * gives static text for a code; each handle's *_errmsg() gives the detail of
@@ -25,7 +27,10 @@
  * census may be allocated from and read by several threads at once (its
  * counters are atomics), so handles that share one may run on different
  * threads, and the library's own threads (a source's scan thread, an
- * output's writer thread, zstd's workers) allocate through it too.
+ * output's writer thread, zstd's workers, a watch's sampler) allocate
+ * through it or read it too. The library installs no signal handler: its
+ * threads start with the asynchronous signals blocked. A watch's queries
+ * may be called from any thread while it runs.
  * sf_render_cancel() from another thread must not race sf_source_free() of
  * the source being rendered.
  */
