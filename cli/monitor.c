@@ -336,8 +336,9 @@ monitor *monitor_start(const monitor_opts *o, sf_census *census, sf_render *r,
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    if (sf_watch_start(m->watch) != SF_OK) {
-        snprintf(err, errlen, "cannot start the monitor thread: %s", strerror(errno));
+    sf_status st = sf_watch_start(m->watch);
+    if (st != SF_OK) {
+        snprintf(err, errlen, "cannot start the watch's thread: %s", sf_strerror(st));
         goto fail;
     }
     /* The thread blocks the signals that end a render, so they reach the
