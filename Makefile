@@ -75,6 +75,7 @@ TESTS   += $(BUILD)/tests/commit_test
 TESTS   += $(BUILD)/tests/json_test
 TESTS   += $(BUILD)/tests/format_test
 TESTS   += $(BUILD)/tests/feed9_test
+TESTS   += $(BUILD)/tests/watch_test
 
 .PHONY: all check test spec fuzz fuzz-build demo bench bench-pipeline bench-formatters deps deps-fuzz install clean
 all: $(BUILD)/sqlfeed $(BUILD)/libsqlfeed.a $(BUILD)/libsqlfeed.so

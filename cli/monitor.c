@@ -1,61 +1,45 @@
-/* monitor.c: the render's watcher thread (see monitor.h).
+/* monitor.c: what the command adds to the library's watch (see monitor.h;
+ * the sampling, the mem-log, the budget, the verdict and the census report
+ * are sf_watch's, src/watch/watch.c).
  *
- * The thread polls a signalfd (SIGUSR1), the census FIFO and a stop pipe with
- * a 20 ms timeout. On a request it prints the census; on every tick it
- * samples RSS, tracked bytes and rows (for the flatness verdict), and at most
- * ten times a second writes a mem-log line, redraws the progress line and
- * checks the memory budget. Nothing here runs in a signal handler, and the
- * render never waits for it: it reads atomic counters only. */
+ * The command's own thread polls a signalfd (SIGUSR1), the census FIFO and a
+ * stop pipe with a 20 ms timeout. On a request it prints the watch's report
+ * to stderr; at most ten times a second (once a second when stderr is not a
+ * terminal) it redraws the progress line from the watch's snapshot. Nothing
+ * here runs in a signal handler, and the render never waits for it. */
 #include "monitor.h"
 
 #include "cli.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define TICK_MS 20
-#define LOG_INTERVAL 0.1    /* mem-log lines and progress redraws: at most 10/s */
+#define DRAW_INTERVAL 0.1   /* progress redraws on a terminal: at most 10/s */
 #define PLAIN_INTERVAL 1.0  /* progress lines when stderr is not a terminal */
-#define MAX_SAMPLES 2048    /* then every other one is dropped: memory stays flat */
 
 struct monitor {
     monitor_opts o;
-    sf_census *census;
-    sf_render *render;
-    sf_output *out;
+    sf_watch *watch;
     int sigfd, fifofd, stop[2];
     int fifo_created;
     FILE *log;
     int tty;          /* progress drawn in place (a terminal) */
-    int log_failed;   /* errno of the first failed mem-log write, or 0 */
     int drawing;      /* progress enabled */
-    double t0, last_log, last_draw, last_sample, sample_every;
+    double t0, last_draw;
     pthread_t thread;
     int running;
-    atomic_int over;
-    uint64_t over_rss;
-    _Atomic uint64_t total; /* rows expected, 0: unknown (set late by --count) */
-    /* samples for the verdict */
-    double *rows, *rss, *tracked;
-    size_t n;
-    /* the census at start (growth) and at the last print (change) */
-    sf_mem_stat start[SF_MEM_TYPE_COUNT], last[SF_MEM_TYPE_COUNT];
-    uint64_t last_rows;
-    double last_census_t;
 };
 
 static double now(void)
@@ -63,52 +47,6 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-uint64_t current_rss(void)
-{
-    char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    unsigned long long size, resident;
-    if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
-        return 0;
-    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
-/* This process's own high-water mark (VmHWM). Not getrusage's ru_maxrss:
- * that one survives execve, so a render started by a 300 MB Python process
- * would report, and be budgeted on, the parent's peak. */
-uint64_t peak_rss(void)
-{
-    char buf[2048];
-    uint64_t cur = current_rss();
-    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return cur;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return cur;
-    buf[n] = '\0';
-    const char *p = strstr(buf, "\nVmHWM:");
-    unsigned long long kib;
-    if (!p || sscanf(p + 7, " %llu kB", &kib) != 1)
-        return cur;
-    uint64_t hwm = (uint64_t)kib * 1024;
-    return hwm > cur ? hwm : cur; /* the mark lags the current figure a little */
-}
-
-static uint64_t heap_in_use(void)
-{
-    struct mallinfo2 mi = mallinfo2();
-    return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
 }
 
 int parse_size(const char *s, uint64_t *out)
@@ -147,53 +85,6 @@ int parse_size(const char *s, uint64_t *out)
         return -1;
     *out = (uint64_t)(v * mult);
     return 0;
-}
-
-static void snapshot(const sf_census *c, sf_mem_stat *st)
-{
-    for (int t = 0; t < SF_MEM_TYPE_COUNT; t++)
-        sf_census_stat(c, (sf_mem_type)t, &st[t]);
-}
-
-static uint64_t tracked_of(const sf_mem_stat *st)
-{
-    uint64_t sum = 0;
-    for (int t = 0; t < SF_MEM_TYPE_COUNT; t++)
-        sum += st[t].bytes;
-    return sum;
-}
-
-/* ---- samples and the verdict ----------------------------------------- */
-
-static void add_sample(monitor *m, double rows, double rss, double tracked)
-{
-    if (m->n == MAX_SAMPLES) { /* keep every other one, sample half as often */
-        for (size_t i = 0; i < MAX_SAMPLES / 2; i++) {
-            m->rows[i] = m->rows[2 * i + 1];
-            m->rss[i] = m->rss[2 * i + 1];
-            m->tracked[i] = m->tracked[2 * i + 1];
-        }
-        m->n = MAX_SAMPLES / 2;
-        m->sample_every *= 2;
-    }
-    m->rows[m->n] = rows;
-    m->rss[m->n] = rss;
-    m->tracked[m->n] = tracked;
-    m->n++;
-}
-
-static size_t verdict_text(monitor *m, char *buf, size_t n, int *known)
-{
-    sf_flatness fr, ft;
-    sf_flatness_fit(m->rows, m->rss, m->n, &fr);
-    sf_flatness_fit(m->rows, m->tracked, m->n, &ft);
-    *known = !(fr.verdict == SF_FLAT_UNKNOWN || ft.verdict == SF_FLAT_UNKNOWN);
-    if (!*known)
-        return (size_t)snprintf(buf, n, "unknown (too few rows sampled after the warm-up)");
-    sf_flat_verdict v = fr.verdict == SF_GROWS || ft.verdict == SF_GROWS ? SF_GROWS : SF_FLAT;
-    return (size_t)snprintf(buf, n, "%s (RSS %+.1f B/row, tracked %+.1f B/row, rows %.0f..%.0f)",
-                            sf_flat_verdict_name(v), fr.slope, ft.slope, fr.from_row,
-                            fr.to_row);
 }
 
 /* ---- output pieces -------------------------------------------------------- */
@@ -241,69 +132,12 @@ static void appendf(char *buf, size_t cap, size_t *o, const char *fmt, ...)
 }
 #define APPEND(...) appendf(buf, cap, &o, __VA_ARGS__)
 
-static size_t format_census(monitor *m, char *buf, size_t cap, const char *why)
-{
-    size_t o = 0;
-    sf_mem_stat st[SF_MEM_TYPE_COUNT];
-    snapshot(m->census, st);
-    double t = now() - m->t0;
-    uint64_t rows = sf_render_rows(m->render), bytes = sf_output_bytes(m->out);
-    uint64_t rss = current_rss(), peak = peak_rss(), heap = heap_in_use();
-    uint64_t tracked = 0, count = 0;
-    int64_t change = 0;
-    APPEND("sqlfeed: census at %.2f s, row %llu (%s)\n", t, (unsigned long long)rows, why);
-    APPEND("  %-16s %10s %12s %12s %12s\n", "type", "live", "bytes", "peak bytes",
-           "change");
-    for (int k = 0; k < SF_MEM_TYPE_COUNT; k++) {
-        int64_t d = (int64_t)st[k].bytes - (int64_t)m->last[k].bytes;
-        APPEND("  %-16s %10llu %12llu %12llu %+12lld\n", st[k].name,
-               (unsigned long long)st[k].count, (unsigned long long)st[k].bytes,
-               (unsigned long long)st[k].peak_bytes, (long long)d);
-        tracked += st[k].bytes;
-        count += st[k].count;
-        change += d;
-    }
-    APPEND("  %-16s %10llu %12llu %12s %+12lld\n", "tracked total", (unsigned long long)count,
-           (unsigned long long)tracked, "", (long long)change);
-    char h1[32], h2[32], h3[32], h4[32];
-    human((double)heap, h1, sizeof h1);
-    human((double)heap - (double)tracked, h2, sizeof h2);
-    if (heap)
-        APPEND("  heap in use (mallinfo2) %llu (%s): %s untracked (block headers, malloc "
-               "overhead, the command's own buffers, libc)\n",
-               (unsigned long long)heap, h1, h2);
-    else /* another allocator (a sanitizer's) answers mallinfo2 with zeros */
-        APPEND("  heap in use (mallinfo2): not reported by this process's allocator\n");
-    human((double)rss, h1, sizeof h1);
-    human((double)peak, h3, sizeof h3);
-    human((double)rss - (double)(heap ? heap : tracked), h4, sizeof h4);
-    APPEND("  RSS %llu (%s), peak RSS %s: %s beyond the %s (code, shared libraries, stacks, "
-           "mapped files)\n",
-           (unsigned long long)rss, h1, h3, h4, heap ? "heap" : "tracked bytes");
-    double dt = t - m->last_census_t;
-    double rate = dt > 0 ? (double)(rows - m->last_rows) / dt : 0;
-    human((double)bytes, h2, sizeof h2);
-    APPEND("  rows %llu (+%llu since the last census, %.0f rows/s), bytes written %llu (%s), "
-           "elapsed %.2f s\n",
-           (unsigned long long)rows, (unsigned long long)(rows - m->last_rows), rate,
-           (unsigned long long)bytes, h2, t);
-    char v[200];
-    int known;
-    verdict_text(m, v, sizeof v, &known);
-    if (known) /* too few rows sampled: nothing to say */
-        APPEND("  memory: %s\n", v);
-    memcpy(m->last, st, sizeof st);
-    m->last_rows = rows;
-    m->last_census_t = t;
-    return o;
-}
-
 void monitor_print_census(monitor *m, FILE *f, const char *why)
 {
     if (!m)
         return;
     char buf[4096];
-    size_t n = format_census(m, buf, sizeof buf, why);
+    size_t n = sf_watch_report(m->watch, buf, sizeof buf, why);
     fflush(f);
     if (f == stderr)
         put_stderr(buf, n);
@@ -313,21 +147,19 @@ void monitor_print_census(monitor *m, FILE *f, const char *why)
 
 static void progress_line(monitor *m, int final)
 {
-    double t = now() - m->t0;
-    uint64_t rows = sf_render_rows(m->render);
+    sf_watch_progress p;
+    sf_watch_get_progress(m->watch, &p);
     char line[256], b1[32], b2[32];
-    human((double)sf_output_bytes(m->out), b1, sizeof b1);
-    human((double)current_rss(), b2, sizeof b2);
+    human((double)p.bytes, b1, sizeof b1);
+    human((double)p.rss, b2, sizeof b2);
     size_t cap = sizeof line, o = 0;
     char *buf = line;
     APPEND("%s%llu rows, %.0f rows/s, %s written, RSS %s, %.1f s", m->tty ? "\r" : "",
-           (unsigned long long)rows, t > 0 ? (double)rows / t : 0.0, b1, b2, t);
-    uint64_t total = atomic_load(&m->total);
-    if (total) {
-        double pct = 100.0 * (double)rows / (double)total;
-        APPEND(", %.0f%%", pct > 100 ? 100 : pct);
-        if (!final && rows > 0 && rows < total)
-            APPEND(", ETA %.0f s", t * (double)(total - rows) / (double)rows);
+           (unsigned long long)p.rows, p.rate, b1, b2, p.elapsed);
+    if (p.percent >= 0) {
+        APPEND(", %.0f%%", p.percent);
+        if (!final && p.eta >= 0)
+            APPEND(", ETA %.0f s", p.eta);
     }
     if (m->tty) {
         /* A line that wraps cannot be redrawn with \r: cut it to the width. */
@@ -342,61 +174,7 @@ static void progress_line(monitor *m, int final)
     put_stderr(line, o);
 }
 
-static void log_line(monitor *m, int final)
-{
-    sf_mem_stat st[SF_MEM_TYPE_COUNT];
-    snapshot(m->census, st);
-    fprintf(m->log, "{\"t\":%.3f,\"rows\":%llu,\"bytes\":%llu,\"rss\":%llu,\"heap\":%llu,"
-                    "\"tracked\":%llu,\"types\":{",
-            now() - m->t0, (unsigned long long)sf_render_rows(m->render),
-            (unsigned long long)sf_output_bytes(m->out), (unsigned long long)current_rss(),
-            (unsigned long long)heap_in_use(), (unsigned long long)tracked_of(st));
-    for (int k = 0; k < SF_MEM_TYPE_COUNT; k++)
-        fprintf(m->log, "%s\"%s\":%llu", k ? "," : "", st[k].name,
-                (unsigned long long)st[k].bytes);
-    fprintf(m->log, "},\"final\":%s}\n", final ? "true" : "false");
-    if ((fflush(m->log) != 0 || ferror(m->log)) && !m->log_failed)
-        m->log_failed = errno ? errno : EIO;
-}
-
 /* ---- the thread ----------------------------------------------------------- */
-
-/* Whether RSS crossed the budget since the last look: the kernel's
- * high-water mark catches a spike that came and went between two ticks. */
-static int check_budget(monitor *m, uint64_t rss)
-{
-    if (!m->o.max_memory || atomic_load(&m->over))
-        return 0;
-    uint64_t peak = peak_rss();
-    uint64_t high = peak > rss ? peak : rss;
-    if (high <= m->o.max_memory)
-        return 0;
-    m->over_rss = high;
-    atomic_store(&m->over, 1);
-    return 1;
-}
-
-static void tick(monitor *m, double t)
-{
-    uint64_t rss = current_rss();
-    /* The budget every tick, whatever the sampling interval has grown to. */
-    if (check_budget(m, rss))
-        sf_render_cancel(m->render); /* the main thread reports it */
-    if (t - m->last_sample >= m->sample_every) {
-        sf_mem_stat st[SF_MEM_TYPE_COUNT];
-        snapshot(m->census, st);
-        add_sample(m, (double)sf_render_rows(m->render), (double)rss, (double)tracked_of(st));
-        m->last_sample = t;
-    }
-    if (m->log && t - m->last_log >= LOG_INTERVAL) {
-        log_line(m, 0);
-        m->last_log = t;
-    }
-    if (m->drawing && t - m->last_draw >= (m->tty ? LOG_INTERVAL : PLAIN_INTERVAL)) {
-        progress_line(m, 0);
-        m->last_draw = t;
-    }
-}
 
 static void *run(void *arg)
 {
@@ -432,7 +210,10 @@ static void *run(void *arg)
             monitor_print_census(m, stderr, why);
             m->last_draw = 0; /* redraw the progress line under it */
         }
-        tick(m, t);
+        if (m->drawing && t - m->last_draw >= (m->tty ? DRAW_INTERVAL : PLAIN_INTERVAL)) {
+            progress_line(m, 0);
+            m->last_draw = t;
+        }
     }
     cli_signals_helper_thread_end(stack);
     return NULL;
@@ -500,22 +281,8 @@ monitor *monitor_start(const monitor_opts *o, sf_census *census, sf_render *r,
         return NULL;
     }
     m->o = *o;
-    atomic_store(&m->total, o->total);
-    m->census = census;
-    m->render = r;
-    m->out = out;
     m->sigfd = m->fifofd = m->stop[0] = m->stop[1] = -1;
     m->t0 = now();
-    m->sample_every = TICK_MS / 1000.0;
-    m->rows = malloc(MAX_SAMPLES * sizeof *m->rows);
-    m->rss = malloc(MAX_SAMPLES * sizeof *m->rss);
-    m->tracked = malloc(MAX_SAMPLES * sizeof *m->tracked);
-    if (!m->rows || !m->rss || !m->tracked) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
-    snapshot(census, m->start);
-    memcpy(m->last, m->start, sizeof m->last);
     m->tty = isatty(STDERR_FILENO);
     m->drawing = o->progress == PROGRESS_ALWAYS || (o->progress == PROGRESS_AUTO && m->tty);
 
@@ -560,8 +327,20 @@ monitor *monitor_start(const monitor_opts *o, sf_census *census, sf_render *r,
         *exit_code = EXIT_OUTPUT;
         goto fail;
     }
-    if (m->log)
-        log_line(m, 0); /* t = 0: every log has a start and an end */
+    /* The library samples, logs and keeps the budget; the command reads
+     * its signals and draws. */
+    sf_watch_opts wo = {.interval_ms = TICK_MS, .mem_log = m->log,
+                        .max_memory = o->max_memory, .total = o->total, .output = out};
+    m->watch = sf_watch_create(census, r, &wo);
+    if (!m->watch) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    sf_status st = sf_watch_start(m->watch);
+    if (st != SF_OK) {
+        snprintf(err, errlen, "cannot start the watch's thread: %s", sf_strerror(st));
+        goto fail;
+    }
     /* The thread blocks the signals that end a render, so they reach the
      * main thread and interrupt its blocking calls (EINTR). */
     sigset_t block, old;
@@ -591,39 +370,28 @@ void monitor_stop(monitor *m)
     while (w < 0 && errno == EINTR);
     pthread_join(m->thread, NULL);
     m->running = 0;
-    /* The last state, whatever the rate limits. */
-    uint64_t rss = current_rss();
-    sf_mem_stat st[SF_MEM_TYPE_COUNT];
-    snapshot(m->census, st);
-    add_sample(m, (double)sf_render_rows(m->render), (double)rss, (double)tracked_of(st));
-    check_budget(m, rss);
-    if (m->log)
-        log_line(m, 1);
+    /* The last state, whatever the rate limits: the watch's last sample
+     * and mem-log line, then the last progress line. */
+    sf_watch_stop(m->watch);
     if (m->drawing)
         progress_line(m, 1);
 }
 
-int monitor_log_error(const monitor *m) { return m ? m->log_failed : 0; }
+int monitor_log_error(const monitor *m) { return m ? sf_watch_log_error(m->watch) : 0; }
 
-void monitor_set_total(monitor *m, uint64_t rows) { atomic_store(&m->total, rows); }
+void monitor_set_total(monitor *m, uint64_t rows) { sf_watch_set_total(m->watch, rows); }
 
 int monitor_over_budget(const monitor *m, uint64_t *rss)
 {
-    if (!m || !atomic_load(&m->over))
-        return 0;
-    if (rss)
-        *rss = m->over_rss;
-    return 1;
+    return m ? sf_watch_over_budget(m->watch, rss) : 0;
 }
 
 int monitor_verdict(monitor *m, char *buf, size_t n)
 {
-    int known = 1;
     if (m)
-        verdict_text(m, buf, n, &known);
-    else
-        snprintf(buf, n, "not watched (SQLFEED_CENSUS=off)");
-    return known;
+        return sf_watch_verdict(m->watch, buf, n);
+    snprintf(buf, n, "not watched (SQLFEED_CENSUS=off)");
+    return 1;
 }
 
 void monitor_grew_most(monitor *m, char *buf, size_t n)
@@ -632,18 +400,7 @@ void monitor_grew_most(monitor *m, char *buf, size_t n)
         snprintf(buf, n, "?");
         return;
     }
-    sf_mem_stat st[SF_MEM_TYPE_COUNT];
-    snapshot(m->census, st);
-    int best = 0;
-    int64_t most = INT64_MIN;
-    for (int k = 0; k < SF_MEM_TYPE_COUNT; k++) {
-        int64_t d = (int64_t)st[k].peak_bytes - (int64_t)m->start[k].bytes;
-        if (d > most)
-            most = d, best = k;
-    }
-    char h[32];
-    human((double)most, h, sizeof h);
-    snprintf(buf, n, "%s (+%s since the start)", st[best].name, h);
+    sf_watch_grew_most(m->watch, buf, n);
 }
 
 void monitor_free(monitor *m)
@@ -651,6 +408,7 @@ void monitor_free(monitor *m)
     if (!m)
         return;
     monitor_stop(m);
+    sf_watch_free(m->watch);
     if (m->sigfd >= 0)
         close(m->sigfd);
     if (m->fifofd >= 0)
@@ -663,8 +421,5 @@ void monitor_free(monitor *m)
         close(m->stop[1]);
     if (m->log)
         fclose(m->log);
-    free(m->rows);
-    free(m->rss);
-    free(m->tracked);
     free(m);
 }

@@ -1,8 +1,10 @@
-/* monitor.h: watching a running render from a second thread: the census on
- * demand (SIGUSR1 through a signalfd, or a line written to a FIFO), memory
- * samples for the mem-log and the flatness verdict, the progress line, and
- * the memory budget. The thread only reads (atomic counters, /proc) and
- * writes to stderr and the mem-log; the render never waits for it. */
+/* monitor.h: the command's side of watching a running render. The library's
+ * sf_watch (sqlfeed.h) samples memory, writes the mem-log, keeps the budget
+ * and gives the verdict and the census report; the command adds what is a
+ * command's: the census on demand (SIGUSR1 through a signalfd, or a line
+ * written to a FIFO) printed to stderr, opening --mem-log (a FIFO waited
+ * for), and the progress line on the terminal. Its thread only reads and
+ * writes to stderr; the render never waits for it. */
 #ifndef SQLFEED_MONITOR_H
 #define SQLFEED_MONITOR_H
 
@@ -49,10 +51,5 @@ void monitor_free(monitor *m);
 
 /* Parses "512K", "64M", "2G" (powers of 1024) or plain bytes; 0 on success. */
 int parse_size(const char *s, uint64_t *out);
-
-/* Resident set size of this process, in bytes (from /proc/self/statm). */
-uint64_t current_rss(void);
-/* This process's peak RSS (VmHWM of /proc/self/status), in bytes. */
-uint64_t peak_rss(void);
 
 #endif

@@ -428,12 +428,12 @@ static void summary(const render_opts *o, sf_render *r)
                 "sqlfeed: %llu rows, %llu bytes (%.1f MB%s) in %.2f s, %.0f rows/s, peak RSS "
                 "%.1f MiB%s%s -> %s\n",
                 (unsigned long long)rows, (unsigned long long)bytes, (double)bytes / 1e6, comp,
-                o->secs, rate, (double)peak_rss() / 1048576.0, mem, verdict, to);
+                o->secs, rate, (double)sf_rss_peak() / 1048576.0, mem, verdict, to);
         return;
     }
     fprintf(stderr, "sqlfeed: %llu rows in %.2f s, %.0f rows/s, peak RSS %.1f MiB%s%s -> %zu "
                     "outputs\n",
-            (unsigned long long)rows, o->secs, rate, (double)peak_rss() / 1048576.0, mem,
+            (unsigned long long)rows, o->secs, rate, (double)sf_rss_peak() / 1048576.0, mem,
             verdict, o->nouts);
     for (size_t i = 0; i < o->nouts; i++) {
         const cli_output *c = &o->outs[i];
@@ -942,7 +942,7 @@ static int run_render(render_opts *o, sf_render *r, const char *query)
         /* The monitor checks RSS every 20 ms; within a row (one huge value)
          * the census refuses what would take the tracked bytes past the
          * budget less what lies outside them now (code, libraries, stacks). */
-        uint64_t rss = current_rss(), live = sf_census_live_bytes(census);
+        uint64_t rss = sf_rss_current(), live = sf_census_live_bytes(census);
         uint64_t base = rss > live ? rss - live : 0;
         limit = o->mon.max_memory > base + live ? o->mon.max_memory - base : live + 1;
         sf_census_set_limit(census, limit);
@@ -1178,7 +1178,7 @@ static void summary_json_text(FILE *f, const render_opts *o, sf_render *r, int r
     }
     fprintf(f, ",\n \"rows\": %llu, \"seconds\": %.3f, \"peak_rss\": %llu, \"memory\": \"%s\", "
                "\"published\": %s,\n \"outputs\": [",
-            (unsigned long long)sf_render_rows(r), o->secs, (unsigned long long)peak_rss(),
+            (unsigned long long)sf_render_rows(r), o->secs, (unsigned long long)sf_rss_peak(),
             verdict, o->published ? "true" : "false");
     for (size_t i = 0; i < o->nouts; i++) {
         const cli_output *c = &o->outs[i];

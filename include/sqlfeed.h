@@ -14,7 +14,9 @@
  *   sf_output    where the document goes: a file published atomically, or a
  *                descriptor such as stdout;
  *   sf_render    one run: parameters, the render itself, its counters, and a
- *                cancel switch that is safe to pull from a signal handler.
+ *                cancel switch that is safe to pull from a signal handler;
+ *   sf_watch     a run seen from a sampler thread: the memory budget, the
+ *                mem-log, the flatness verdict, the census report, progress.
  *
  * Errors: every fallible call returns an sf_status; SF_OK is 0. sf_strerror()
  * gives static text for a code; each handle's *_errmsg() gives the detail of
@@ -25,7 +27,10 @@
  * census may be allocated from and read by several threads at once (its
  * counters are atomics), so handles that share one may run on different
  * threads, and the library's own threads (a source's scan thread, an
- * output's writer thread, zstd's workers) allocate through it too.
+ * output's writer thread, zstd's workers, a watch's sampler) allocate
+ * through it or read it too. The library installs no signal handler: its
+ * threads start with the asynchronous signals blocked. A watch's queries
+ * may be called from any thread while it runs.
  * sf_render_cancel() from another thread must not race sf_source_free() of
  * the source being rendered.
  */
@@ -34,6 +39,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -589,6 +595,106 @@ SF_API sf_status sf_render_execute(sf_render *r, sf_source *src);
  * no index names). On any failure before the first rename nothing is
  * published and every temporary file is gone. */
 SF_API sf_status sf_render_commit(sf_render *r);
+
+/* ------------------------------------------------------------------------ */
+/* Watch: a running render seen from a sampler thread (docs/watch.md).       */
+/* What `sqlfeed render` reports about memory, for any embedding program:
+ * the memory budget (RSS crossing it cancels the render), the mem-log (one
+ * JSON line per 100 ms), samples for the flatness verdict, the census report
+ * and a progress snapshot. The sampler only reads (atomic counters, /proc)
+ * and writes the mem-log; the render never waits for it. The library
+ * installs no signal handler: a program that wants the report on SIGUSR1
+ * reads the signal its own way (the command: a signalfd) and calls
+ * sf_watch_report() from that thread. */
+
+typedef struct sf_watch sf_watch;
+
+typedef struct sf_watch_opts {
+    unsigned interval_ms;  /* sampling and budget checks: every this many ms
+                              (0: 20); samples thin out on a long run (at most
+                              2048 kept), the budget is checked every tick */
+    FILE *mem_log;         /* JSON lines (docs/census.md), appended and flushed
+                              at most every 100 ms, plus a first (t = 0) and a
+                              last ("final": true) line; NULL: none. Not closed
+                              by the watch. */
+    uint64_t max_memory;   /* RSS budget in bytes (0: none): when the RSS or
+                              the kernel's high-water mark passes it, the watch
+                              calls sf_render_cancel() (sf_watch_over_budget) */
+    uint64_t total;        /* rows expected, for percent and ETA (0: unknown) */
+    sf_output *output;     /* whose bytes the report and mem-log count (NULL: 0) */
+} sf_watch_opts;
+
+/* A watch over `census` (required) and `render` (NULL: rows stay 0 and the
+ * budget cancels nothing). `opts` NULL: the defaults. The watch allocates
+ * through `census` (about 50 KiB, once, before it takes the census the
+ * growth is measured from). NULL when out of memory or census is NULL. */
+SF_API sf_watch *sf_watch_create(sf_census *census, sf_render *render, const sf_watch_opts *opts);
+/* Starts the sampler thread (its asynchronous signals blocked: signals stay
+ * with the program's threads) and writes the mem-log's first line: time 0
+ * (of the mem-log, the report and the progress) is this call.
+ * SF_ERR_STATE when started before; SF_ERR_NOMEM when no thread. */
+SF_API sf_status sf_watch_start(sf_watch *w);
+/* Stops and joins the thread, then takes the last sample, checks the budget
+ * once more and writes the mem-log's final line. Idempotent; NULL is a
+ * no-op. A watch never started gets the last sample (and lines) all the same. */
+SF_API void sf_watch_stop(sf_watch *w);
+/* Stops the watch if it runs and frees it. NULL is a no-op. */
+SF_API void sf_watch_free(sf_watch *w);
+
+/* The rows expected, once known (after sf_render_count): from now on the
+ * progress has a percent and an ETA. Safe from any thread. */
+SF_API void sf_watch_set_total(sf_watch *w, uint64_t rows);
+
+/* 1 when the RSS crossed max_memory (then *rss, when not NULL, is the figure
+ * seen), else 0. Safe from any thread at any time. */
+SF_API int sf_watch_over_budget(const sf_watch *w, uint64_t *rss);
+
+/* The flatness verdict from the samples so far (final after sf_watch_stop):
+ * "flat (RSS +0.1 B/row, tracked +0.0 B/row, rows 4000..20000)" or
+ * "grows (...)" written into buf (truncated to n); returns 1 when known, 0
+ * when "unknown (too few rows sampled after the warm-up)". The kind alone:
+ * sf_watch_flatness(). */
+SF_API int sf_watch_verdict(sf_watch *w, char *buf, size_t n);
+/* The verdict over RSS and tracked bytes together: SF_GROWS when either
+ * grows, SF_FLAT_UNKNOWN when either is unknown. */
+SF_API sf_flat_verdict sf_watch_flatness(sf_watch *w);
+/* The census type whose peak live bytes grew most since the start:
+ * "row (+1.2 MiB since the start)". */
+SF_API void sf_watch_grew_most(sf_watch *w, char *buf, size_t n);
+
+/* The census report (the table the command prints on SIGUSR1): every type's
+ * live blocks, bytes, peak and change since the last report, the tracked
+ * total, heap, RSS and peak RSS, rows and rate, bytes written, and the
+ * verdict once known; `why` names the occasion in its first line. Written
+ * into buf (truncated to n, always terminated; 4096 bytes hold it); returns
+ * the length written. Allocates nothing and takes only the watch's own lock:
+ * call it from any thread but a signal handler (the command: the thread that
+ * reads its signalfd). */
+SF_API size_t sf_watch_report(sf_watch *w, char *buf, size_t n, const char *why);
+
+/* A progress snapshot, for a progress line or a Python object. */
+typedef struct sf_watch_progress {
+    double elapsed;      /* seconds since sf_watch_start */
+    uint64_t rows;       /* rows rendered */
+    double rate;         /* rows per second over the whole run */
+    uint64_t bytes;      /* document bytes written (opts.output) */
+    uint64_t rss;        /* resident set size now */
+    uint64_t peak_rss;   /* this process's high-water mark */
+    uint64_t total;      /* rows expected, 0: unknown */
+    double percent;      /* 0..100 when total is known, else -1 */
+    double eta;          /* seconds left when total is known and 0 < rows < total, else -1 */
+} sf_watch_progress;
+SF_API void sf_watch_get_progress(sf_watch *w, sf_watch_progress *out);
+
+/* errno of the first failed mem-log write (the log is incomplete), or 0. */
+SF_API int sf_watch_log_error(const sf_watch *w);
+
+/* This process's resident set size now (/proc/self/statm), and its own
+ * high-water mark (VmHWM of /proc/self/status; not getrusage's ru_maxrss,
+ * which survives execve and so reports a parent's peak), in bytes; 0 when
+ * /proc cannot be read. */
+SF_API uint64_t sf_rss_current(void);
+SF_API uint64_t sf_rss_peak(void);
 
 #ifdef __cplusplus
 }

@@ -31,6 +31,8 @@ mkdir -p "$T/unit"
 "$B/sqlfeed" demo-db --rows 300 -o "$T/v.db" 2>/dev/null
 vg "unit tests" 0 "$B/tests/unit_test" "$T/unit"
 vg "spec tests" 0 "$B/tests/spec_test" "$HERE/data/mustache-spec"
+mkdir -p "$T/watch"
+vg "watch (the library's sampler, budget, mem-log)" 0 "$B/tests/watch_test" "$T/watch"
 vg "render indeed" 0 "$B/sqlfeed" render --db "$T/v.db" --template indeed -o "$T/f.xml" \
     --param publisher=p --param publisherurl=u
 vg "render to stdout" 0 "$B/sqlfeed" render --db "$T/v.db" --template simplyhired -o - -q
