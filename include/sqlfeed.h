@@ -93,7 +93,7 @@ typedef enum sf_mem_type {
     SF_MEM_OUTPUT,        /* output buffers */
     SF_MEM_SINK,          /* sink state: paths */
     SF_MEM_SQLITE,        /* SQLite's own memory, when routed to the census */
-    SF_MEM_OTHER,         /* anything else (messages) */
+    SF_MEM_OTHER,         /* anything else (messages, sf_watch samples) */
     SF_MEM_DRIVER,        /* a database driver's own buffers, as it reports them
                              (libpq results: PQresultMemorySize) */
     SF_MEM_TYPE_COUNT
