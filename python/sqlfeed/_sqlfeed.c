@@ -48,13 +48,15 @@ static PyObject *raise_status(sf_status st, const char *msg)
     return NULL;
 }
 
+enum phase { PHASE_OPEN, PHASE_PREPARE, PHASE_RENDER };
+
 struct job {
+    enum phase phase;
+    const char *db, *sql;
     sf_render *r;
     sf_source *src;
     sf_output *out;
-    sf_watch *watch;
     sf_status st;
-    int failed_in_run; /* 1: execute failed, 0: commit (or OK) */
     int done;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -63,17 +65,76 @@ struct job {
 static void *worker(void *p)
 {
     struct job *j = p;
-    sf_status st = sf_render_execute(j->r, j->src);
-    int in_run = st != SF_OK;
-    if (st == SF_OK)
+    sf_status st;
+    if (j->phase == PHASE_OPEN)
+        st = sf_source_open(j->src, j->db);
+    else if (j->phase == PHASE_PREPARE)
+        st = sf_source_prepare(j->src, j->sql);
+    else if ((st = sf_render_execute(j->r, j->src)) == SF_OK)
         st = sf_render_commit(j->r);
     pthread_mutex_lock(&j->mu);
     j->st = st;
-    j->failed_in_run = in_run;
     j->done = 1;
     pthread_cond_signal(&j->cv);
     pthread_mutex_unlock(&j->mu);
     return NULL;
+}
+
+static PyObject *progress_dict(sf_watch *w);
+
+/* Runs j->phase on a worker thread; the calling thread waits with the GIL
+ * released and, every `interval` seconds, checks signals and calls
+ * `progress` (when given, with the watch's snapshot). Returns 0 when the
+ * phase ended by itself (j->st its status), -1 when a Python exception
+ * (set) cancelled it, -2 when the thread could not start (OSError set). */
+static int run_phase(struct job *j, double interval, PyObject *progress, sf_watch *watch)
+{
+    pthread_t tid;
+    j->done = 0;
+    int perr = pthread_create(&tid, NULL, worker, j);
+    if (perr) {
+        errno = perr;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -2;
+    }
+    int cancelled = 0;
+    for (;;) {
+        int finished;
+        Py_BEGIN_ALLOW_THREADS
+        pthread_mutex_lock(&j->mu);
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        long long ns = dl.tv_nsec + (long long)(interval * 1e9);
+        dl.tv_sec += ns / 1000000000LL;
+        dl.tv_nsec = ns % 1000000000LL;
+        while (!j->done && pthread_cond_timedwait(&j->cv, &j->mu, &dl) != ETIMEDOUT)
+            ;
+        finished = j->done;
+        pthread_mutex_unlock(&j->mu);
+        Py_END_ALLOW_THREADS
+        if (finished)
+            break;
+        if (cancelled)
+            continue; /* cancelled: wait for the worker to stop */
+        int failed = PyErr_CheckSignals() < 0;
+        if (!failed && progress && watch) {
+            PyObject *d = progress_dict(watch);
+            PyObject *rv = d ? PyObject_CallOneArg(progress, d) : NULL;
+            Py_XDECREF(d);
+            failed = rv == NULL;
+            Py_XDECREF(rv);
+        }
+        if (failed) {
+            cancelled = 1;
+            if (j->r)
+                sf_render_cancel(j->r);
+            sf_source_cancel(j->src);
+            if (j->out)
+                sf_output_cancel(j->out);
+        }
+    }
+    pthread_join(tid, NULL);
+    return cancelled ? -1 : 0;
 }
 
 static PyObject *progress_dict(sf_watch *w)
@@ -180,6 +241,9 @@ static PyObject *py_render(PyObject *self, PyObject *args, PyObject *kw)
     sf_watch *watch = NULL;
     int opened = 0;
     sf_status st;
+    struct job j = {.st = SF_OK};
+    pthread_mutex_init(&j.mu, NULL);
+    pthread_cond_init(&j.cv, NULL);
     if (!census || !src || !tpl || !out || !r) {
         PyErr_NoMemory();
         goto done;
@@ -260,10 +324,13 @@ static PyObject *py_render(PyObject *self, PyObject *args, PyObject *kw)
         raise_status(st, sf_template_errmsg(tpl));
         goto done;
     }
-    Py_BEGIN_ALLOW_THREADS
-    st = sf_source_open(src, db);
-    Py_END_ALLOW_THREADS
-    if (st != SF_OK) {
+    j.phase = PHASE_OPEN;
+    j.db = db;
+    j.src = src;
+    /* Connecting (a server that never answers) can be interrupted too. */
+    if (run_phase(&j, interval, NULL, NULL) < 0)
+        goto done;
+    if ((st = j.st) != SF_OK) {
         raise_status(st, sf_source_errmsg(src));
         goto done;
     }
@@ -277,10 +344,11 @@ static PyObject *py_render(PyObject *self, PyObject *args, PyObject *kw)
             goto done;
         }
     }
-    Py_BEGIN_ALLOW_THREADS
-    st = sf_source_prepare(src, query);
-    Py_END_ALLOW_THREADS
-    if (st != SF_OK) {
+    j.phase = PHASE_PREPARE;
+    j.sql = query;
+    if (run_phase(&j, interval, NULL, NULL) < 0)
+        goto done;
+    if ((st = j.st) != SF_OK) {
         raise_status(st, sf_source_errmsg(src));
         goto done;
     }
@@ -303,61 +371,24 @@ static PyObject *py_render(PyObject *self, PyObject *args, PyObject *kw)
         goto done;
     }
 
-    struct job j = {.r = r, .src = src, .out = out, .watch = watch};
-    pthread_mutex_init(&j.mu, NULL);
-    pthread_cond_init(&j.cv, NULL);
-    pthread_t tid;
+    j.phase = PHASE_RENDER;
+    j.r = r;
+    j.out = out;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int perr = pthread_create(&tid, NULL, worker, &j);
-    if (perr) {
+    int how = run_phase(&j, interval, progress, watch);
+    if (how == -2) {
         sf_watch_stop(watch);
-        errno = perr;
-        PyErr_SetFromErrno(PyExc_OSError);
-        goto done_job;
+        goto done;
     }
-    int cancelled_by_python = 0; /* an exception is set: raise it, not Cancelled */
-    for (;;) {
-        int finished;
-        Py_BEGIN_ALLOW_THREADS
-        pthread_mutex_lock(&j.mu);
-        struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl);
-        long long ns = dl.tv_nsec + (long long)(interval * 1e9);
-        dl.tv_sec += ns / 1000000000LL;
-        dl.tv_nsec = ns % 1000000000LL;
-        while (!j.done && pthread_cond_timedwait(&j.cv, &j.mu, &dl) != ETIMEDOUT)
-            ;
-        finished = j.done;
-        pthread_mutex_unlock(&j.mu);
-        Py_END_ALLOW_THREADS
-        if (finished)
-            break;
-        if (cancelled_by_python)
-            continue; /* cancelled: wait for the worker to stop */
-        int failed = PyErr_CheckSignals() < 0;
-        if (!failed && progress) {
-            PyObject *d = progress_dict(watch);
-            PyObject *rv = d ? PyObject_CallOneArg(progress, d) : NULL;
-            Py_XDECREF(d);
-            failed = rv == NULL;
-            Py_XDECREF(rv);
-        }
-        if (failed) {
-            cancelled_by_python = 1;
-            sf_render_cancel(r);
-            sf_source_cancel(src);
-            sf_output_cancel(out);
-        }
-    }
-    pthread_join(tid, NULL);
+    int cancelled_by_python = how == -1; /* an exception is set: raise it, not Cancelled */
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     sf_watch_stop(watch);
     st = j.st;
     if (cancelled_by_python && !sf_output_published(out)) {
         sf_output_abort(out);
-        goto done_job; /* the KeyboardInterrupt or the callback's exception */
+        goto done; /* the KeyboardInterrupt or the callback's exception */
     }
     if (cancelled_by_python)
         PyErr_Clear(); /* published before the cancel arrived: the run stands */
@@ -367,7 +398,7 @@ static PyObject *py_render(PyObject *self, PyObject *args, PyObject *kw)
         if (!*msg)
             msg = sf_output_errmsg(out);
         raise_status(st, msg);
-        goto done_job;
+        goto done;
     }
     char verdict[512];
     sf_watch_verdict(watch, verdict, sizeof verdict);
@@ -378,7 +409,7 @@ static PyObject *py_render(PyObject *self, PyObject *args, PyObject *kw)
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     PyObject *census_d = census_dict(census);
     if (!census_d)
-        goto done_job;
+        goto done;
     result = Py_BuildValue(
         "{s:K,s:K,s:K,s:d,s:K,s:s,s:s,s:s,s:N,s:s,s:K,s:K}", "rows",
         (unsigned long long)sf_render_rows(r), "bytes", (unsigned long long)sf_output_bytes(out),
@@ -387,10 +418,9 @@ static PyObject *py_render(PyObject *self, PyObject *args, PyObject *kw)
         "verdict", verdict, "grew_most", grew, "census", census_d, "output", opath,
         "census_live_bytes", (unsigned long long)sf_census_live_bytes(census),
         "census_peak_bytes", (unsigned long long)sf_census_peak_bytes(census));
-done_job:
+done:
     pthread_mutex_destroy(&j.mu);
     pthread_cond_destroy(&j.cv);
-done:
     if (opened && !result)
         sf_output_abort(out);
     sf_watch_free(watch);
