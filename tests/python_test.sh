@@ -26,6 +26,10 @@ if (cd "$HERE/../python" && SQLFEED_BUILD=$B $PY setup.py -q build --build-base 
 else
     fail "python: build" "$(tail -c 1500 "$T/err")"; exit 0
 fi
+so=$(ls "$T"/lib/sqlfeed/_sqlfeed*.so)
+syms=$(nm -D --defined-only "$so" | awk '{print $3}' | grep -v '^_' | tr '\n' ' ')
+if [ "$syms" = "PyInit__sqlfeed " ]; then pass "python: the module exports only PyInit__sqlfeed (libsqlfeed.a inside)"
+else fail "python: exports" "$syms"; fi
 if ! "$B/sqlfeed" demo-db --rows 2000 -o "$T/jobs.db" >"$T/err" 2>&1; then
     fail "python: demo-db" "$(cat "$T/err")"; exit 0
 fi
