@@ -77,7 +77,7 @@ TESTS   += $(BUILD)/tests/format_test
 TESTS   += $(BUILD)/tests/feed9_test
 TESTS   += $(BUILD)/tests/watch_test
 
-.PHONY: all check test spec fuzz fuzz-build demo bench bench-pipeline bench-formatters deps deps-fuzz install clean
+.PHONY: all python check test spec fuzz fuzz-build demo bench bench-pipeline bench-formatters deps deps-fuzz install clean
 all: $(BUILD)/sqlfeed $(BUILD)/libsqlfeed.a $(BUILD)/libsqlfeed.so
 
 # An object whose dependency file is missing (built before -MMD, or the .d
@@ -221,6 +221,14 @@ fuzz-build: $(FUZZ_TARGETS:%=$(BUILD)/bin/fuzz_%)
 
 # Objects made only on the way to a program: keep them (no rebuild next time).
 .SECONDARY: $(FUZZ_NAMES:%=$(BUILD)/obj/tests/fuzz/fuzz_%.o) $(BUILD)/obj/tests/fuzz/replay.o
+
+# The Python package (python/README.md): the extension links libsqlfeed.a
+# statically; built into $(BUILD)/python (PYTHONPATH=$(BUILD)/python), never
+# installed. Debian's interpreter: python3-dev, python3-setuptools.
+PYTHON ?= /usr/bin/python3
+python: $(BUILD)/libsqlfeed.a
+	cd python && SQLFEED_BUILD=$(abspath $(BUILD)) $(PYTHON) setup.py -q build \
+	    --build-base $(abspath $(BUILD))/python-tmp --build-lib $(abspath $(BUILD))/python
 
 demo: deps all
 	@mkdir -p $(BUILD)/demo

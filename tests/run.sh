@@ -53,6 +53,7 @@ suite oom "$HERE/oom_test.sh" "$B"
 suite fault "$HERE/fault_test.sh" "$B"
 suite fuzz-replay "$HERE/fuzz_replay.sh" "$B"
 suite build "$HERE/build_test.sh" "$B"
+suite python "$HERE/python_test.sh" "$B"
 # memcheck on the optimised build (the sanitized one has ASan instead)
 if [ "${SANITIZED:-0}" != 1 ]; then suite valgrind "$HERE/valgrind_test.sh" "$B"; fi
 

@@ -7,6 +7,7 @@
 set -eu
 PKGS="gcc make pkg-config libc6-dev libsqlite3-dev sqlite3 libjson-c-dev libexpat1-dev
       libxml2-dev libxml2-utils python3 python3-lxml python3-django python3-feedparser time valgrind
+      python3-dev python3-setuptools
       libpq-dev postgresql libmariadb-dev mariadb-server mariadb-client python3-psycopg2
       git coreutils findutils binutils zlib1g-dev libzstd-dev libdeflate-dev
       libisal-dev gzip zstd pigz"

@@ -1,0 +1,510 @@
+/* _sqlfeed.c: the CPython extension behind the `sqlfeed` package, written
+ * against the public header (include/sqlfeed.h) only.
+ *
+ * The render (sf_render_execute, then sf_render_commit) runs on a worker
+ * thread that never touches Python. The calling thread releases the GIL and
+ * waits for it; every `interval` seconds (0.1 by default) it takes the GIL
+ * back, runs PyErr_CheckSignals() (so Ctrl-C raises KeyboardInterrupt in the
+ * main thread) and the `progress` callback. When either raises, it cancels
+ * the render (sf_render_cancel, sf_source_cancel, sf_output_cancel), waits
+ * for the worker, discards the temporary file and re-raises that exception:
+ * nothing is published. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sqlfeed.h"
+
+static PyObject *Error;
+static PyObject *status_class[SF_ERR_INVALID + 1];
+
+/* Raises the exception class for `st` with .status and .message. */
+static PyObject *raise_status(sf_status st, const char *msg)
+{
+    PyObject *cls = st >= 0 && st <= SF_ERR_INVALID && status_class[st] ? status_class[st] : Error;
+    if (!msg || !*msg)
+        msg = sf_strerror(st);
+    PyObject *exc = PyObject_CallFunction(cls, "s", msg);
+    if (!exc)
+        return NULL;
+    PyObject *s = PyLong_FromLong((long)st), *m = PyUnicode_FromString(msg);
+    if (!s || !m || PyObject_SetAttrString(exc, "status", s) < 0 ||
+        PyObject_SetAttrString(exc, "message", m) < 0) {
+        Py_XDECREF(s);
+        Py_XDECREF(m);
+        Py_DECREF(exc);
+        return NULL;
+    }
+    Py_DECREF(s);
+    Py_DECREF(m);
+    PyErr_SetObject(cls, exc);
+    Py_DECREF(exc);
+    return NULL;
+}
+
+enum phase { PHASE_OPEN, PHASE_PREPARE, PHASE_RENDER };
+
+struct job {
+    enum phase phase;
+    const char *db, *sql;
+    sf_render *r;
+    sf_source *src;
+    sf_output *out;
+    sf_status st;
+    int done;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+static void *worker(void *p)
+{
+    struct job *j = p;
+    sf_status st;
+    if (j->phase == PHASE_OPEN)
+        st = sf_source_open(j->src, j->db);
+    else if (j->phase == PHASE_PREPARE)
+        st = sf_source_prepare(j->src, j->sql);
+    else if ((st = sf_render_execute(j->r, j->src)) == SF_OK)
+        st = sf_render_commit(j->r);
+    pthread_mutex_lock(&j->mu);
+    j->st = st;
+    j->done = 1;
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    return NULL;
+}
+
+static PyObject *progress_dict(sf_watch *w);
+
+/* Runs j->phase on a worker thread; the calling thread waits with the GIL
+ * released and, every `interval` seconds, checks signals and calls
+ * `progress` (when given, with the watch's snapshot). Returns 0 when the
+ * phase ended by itself (j->st its status), -1 when a Python exception
+ * (set) cancelled it, -2 when the thread could not start (OSError set). */
+static int run_phase(struct job *j, double interval, PyObject *progress, sf_watch *watch)
+{
+    pthread_t tid;
+    j->done = 0;
+    int perr = pthread_create(&tid, NULL, worker, j);
+    if (perr) {
+        errno = perr;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -2;
+    }
+    int cancelled = 0;
+    for (;;) {
+        int finished;
+        Py_BEGIN_ALLOW_THREADS
+        pthread_mutex_lock(&j->mu);
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        long long ns = dl.tv_nsec + (long long)(interval * 1e9);
+        dl.tv_sec += ns / 1000000000LL;
+        dl.tv_nsec = ns % 1000000000LL;
+        while (!j->done && pthread_cond_timedwait(&j->cv, &j->mu, &dl) != ETIMEDOUT)
+            ;
+        finished = j->done;
+        pthread_mutex_unlock(&j->mu);
+        Py_END_ALLOW_THREADS
+        if (finished)
+            break;
+        if (cancelled)
+            continue; /* cancelled: wait for the worker to stop */
+        int failed = PyErr_CheckSignals() < 0;
+        if (!failed && progress && watch) {
+            PyObject *d = progress_dict(watch);
+            PyObject *rv = d ? PyObject_CallOneArg(progress, d) : NULL;
+            Py_XDECREF(d);
+            failed = rv == NULL;
+            Py_XDECREF(rv);
+        }
+        if (failed) {
+            cancelled = 1;
+            if (j->r)
+                sf_render_cancel(j->r);
+            sf_source_cancel(j->src);
+            if (j->out)
+                sf_output_cancel(j->out);
+        }
+    }
+    pthread_join(tid, NULL);
+    return cancelled ? -1 : 0;
+}
+
+static PyObject *progress_dict(sf_watch *w)
+{
+    sf_watch_progress p;
+    sf_watch_get_progress(w, &p);
+    return Py_BuildValue("{s:d,s:K,s:d,s:K,s:K,s:K,s:K,s:d,s:d}", "elapsed", p.elapsed, "rows",
+                         (unsigned long long)p.rows, "rate", p.rate, "bytes",
+                         (unsigned long long)p.bytes, "rss", (unsigned long long)p.rss,
+                         "peak_rss", (unsigned long long)p.peak_rss, "total",
+                         (unsigned long long)p.total, "percent", p.percent, "eta", p.eta);
+}
+
+static PyObject *census_dict(sf_census *c)
+{
+    PyObject *d = PyDict_New();
+    for (int t = 0; d && t < SF_MEM_TYPE_COUNT; t++) {
+        sf_mem_stat s;
+        if (sf_census_stat(c, (sf_mem_type)t, &s) != SF_OK)
+            continue;
+        PyObject *v = Py_BuildValue("{s:K,s:K,s:K,s:K}", "count", (unsigned long long)s.count,
+                                    "bytes", (unsigned long long)s.bytes, "peak_bytes",
+                                    (unsigned long long)s.peak_bytes, "allocs",
+                                    (unsigned long long)s.allocs);
+        if (!v || PyDict_SetItemString(d, s.name, v) < 0) {
+            Py_XDECREF(v);
+            Py_CLEAR(d);
+            break;
+        }
+        Py_DECREF(v);
+    }
+    return d;
+}
+
+static int is_file_template(const char *name)
+{
+    return sf_builtin_template_text(name, NULL) == NULL;
+}
+
+/* A template file's own query: NAME.sql beside NAME.mustache (or NAME). */
+static char *own_query_file(const char *tpl_path)
+{
+    size_t n = strlen(tpl_path);
+    const char *suffix = ".mustache";
+    size_t sl = strlen(suffix);
+    if (n > sl && !strcmp(tpl_path + n - sl, suffix))
+        n -= sl;
+    char *path = malloc(n + 5);
+    if (!path)
+        return NULL;
+    memcpy(path, tpl_path, n);
+    memcpy(path + n, ".sql", 5);
+    FILE *f = fopen(path, "rb");
+    free(path);
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            char *nb = realloc(buf, cap = cap ? cap * 2 : 8192);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + len, 1, cap - len - 1, f);
+        len += got;
+        if (got == 0)
+            break;
+    }
+    fclose(f);
+    buf[len] = 0;
+    return buf;
+}
+
+static PyObject *py_render(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"db", "template", "output", "params", "query", "progress",
+                             "interval", "time", "options", "output_options", NULL};
+    const char *db, *tname, *opath, *query = NULL;
+    PyObject *params = NULL, *progress = NULL, *timeobj = NULL, *ropts = NULL, *oopts = NULL;
+    double interval = 0.1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sss|OzOdOOO", kwlist, &db, &tname, &opath, &params,
+                                     &query, &progress, &interval, &timeobj, &ropts, &oopts))
+        return NULL;
+    if (progress == Py_None)
+        progress = NULL;
+    if (progress && !PyCallable_Check(progress))
+        return PyErr_Format(PyExc_TypeError, "progress must be callable");
+    if (interval <= 0 || interval > 3600)
+        return PyErr_Format(PyExc_ValueError, "interval must be in (0, 3600] seconds");
+
+    PyObject *result = NULL;
+    char *own_query = NULL;
+    sf_census *census = sf_census_create();
+    sf_source *src = sf_source_create(census);
+    sf_template *tpl = sf_template_create(census, SF_TEMPLATE_XML);
+    sf_output *out = sf_output_create(census);
+    sf_render *r = sf_render_create(census);
+    sf_watch *watch = NULL;
+    int opened = 0;
+    sf_status st;
+    struct job j = {.st = SF_OK};
+    pthread_mutex_init(&j.mu, NULL);
+    pthread_cond_init(&j.cv, NULL);
+    if (!census || !src || !tpl || !out || !r) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* Parameters: a mapping of str to str (other values through str()). */
+    if (params && params != Py_None) {
+        if (!PyDict_Check(params)) {
+            PyErr_SetString(PyExc_TypeError, "params must be a dict");
+            goto done;
+        }
+        PyObject *k, *v;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(params, &pos, &k, &v)) {
+            PyObject *ks = PyObject_Str(k), *vs = PyObject_Str(v);
+            const char *kc = ks ? PyUnicode_AsUTF8(ks) : NULL, *vc = vs ? PyUnicode_AsUTF8(vs) : NULL;
+            st = kc && vc ? sf_render_set_param(r, kc, vc) : SF_OK;
+            Py_XDECREF(ks);
+            Py_XDECREF(vs);
+            if (!kc || !vc)
+                goto done;
+            if (st != SF_OK) {
+                raise_status(st, sf_render_errmsg(r));
+                goto done;
+            }
+        }
+    }
+    for (int which = 0; which < 2; which++) {
+        PyObject *o = which ? oopts : ropts;
+        if (!o || o == Py_None)
+            continue;
+        if (!PyDict_Check(o)) {
+            PyErr_SetString(PyExc_TypeError, "options and output_options must be dicts");
+            goto done;
+        }
+        PyObject *k, *v;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(o, &pos, &k, &v)) {
+            PyObject *ks = PyObject_Str(k), *vs = PyObject_Str(v);
+            const char *kc = ks ? PyUnicode_AsUTF8(ks) : NULL, *vc = vs ? PyUnicode_AsUTF8(vs) : NULL;
+            st = !kc || !vc ? SF_OK
+                 : which    ? sf_output_set_option(out, kc, vc)
+                            : sf_render_set_option(r, kc, vc);
+            Py_XDECREF(ks);
+            Py_XDECREF(vs);
+            if (!kc || !vc)
+                goto done;
+            if (st != SF_OK) {
+                raise_status(st, which ? sf_output_errmsg(out) : sf_render_errmsg(r));
+                goto done;
+            }
+        }
+    }
+    /* The time generated_* show: time=, else SOURCE_DATE_EPOCH, else now. */
+    if (timeobj && timeobj != Py_None) {
+        long long t = PyLong_AsLongLong(timeobj);
+        if (t == -1 && PyErr_Occurred())
+            goto done;
+        sf_render_set_time(r, (int64_t)t);
+    } else {
+        const char *sde = getenv("SOURCE_DATE_EPOCH");
+        if (sde && *sde) {
+            char *end;
+            errno = 0;
+            long long t = strtoll(sde, &end, 10);
+            if (errno || *end || t < 0 || t > 253402300799LL) {
+                PyErr_Format(PyExc_ValueError,
+                             "SOURCE_DATE_EPOCH must be seconds since 1970, got '%s'", sde);
+                goto done;
+            }
+            sf_render_set_time(r, (int64_t)t);
+        }
+    }
+    int file_tpl = is_file_template(tname);
+    Py_BEGIN_ALLOW_THREADS
+    st = file_tpl ? sf_template_load_file(tpl, tname) : sf_template_load_builtin(tpl, tname);
+    Py_END_ALLOW_THREADS
+    if (st != SF_OK) {
+        raise_status(st, sf_template_errmsg(tpl));
+        goto done;
+    }
+    j.phase = PHASE_OPEN;
+    j.db = db;
+    j.src = src;
+    /* Connecting (a server that never answers) can be interrupted too. */
+    if (run_phase(&j, interval, NULL, NULL) < 0)
+        goto done;
+    if ((st = j.st) != SF_OK) {
+        raise_status(st, sf_source_errmsg(src));
+        goto done;
+    }
+    if (!query) {
+        if (!file_tpl)
+            query = sf_builtin_template_query_for(tname, sf_source_backend(src));
+        else
+            query = own_query = own_query_file(tname);
+        if (!query) {
+            raise_status(SF_ERR_ARG, "no query given and the template has none of its own");
+            goto done;
+        }
+    }
+    j.phase = PHASE_PREPARE;
+    j.sql = query;
+    if (run_phase(&j, interval, NULL, NULL) < 0)
+        goto done;
+    if ((st = j.st) != SF_OK) {
+        raise_status(st, sf_source_errmsg(src));
+        goto done;
+    }
+    if ((st = sf_output_open_file(out, opath)) != SF_OK) {
+        raise_status(st, sf_output_errmsg(out));
+        goto done;
+    }
+    opened = 1;
+    if ((st = sf_render_add_output(r, tpl, out)) != SF_OK) {
+        raise_status(st, sf_render_errmsg(r));
+        goto done;
+    }
+    sf_watch_opts wo = {.interval_ms = 0, .output = out};
+    if (!(watch = sf_watch_create(census, r, &wo))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if ((st = sf_watch_start(watch)) != SF_OK) {
+        raise_status(st, "the watch's sampler thread cannot start");
+        goto done;
+    }
+
+    j.phase = PHASE_RENDER;
+    j.r = r;
+    j.out = out;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int how = run_phase(&j, interval, progress, watch);
+    if (how == -2) {
+        sf_watch_stop(watch);
+        goto done;
+    }
+    int cancelled_by_python = how == -1; /* an exception is set: raise it, not Cancelled */
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    sf_watch_stop(watch);
+    st = j.st;
+    if (cancelled_by_python && !sf_output_published(out)) {
+        sf_output_abort(out);
+        goto done; /* the KeyboardInterrupt or the callback's exception */
+    }
+    if (cancelled_by_python)
+        PyErr_Clear(); /* published before the cancel arrived: the run stands */
+    if (st != SF_OK) {
+        sf_output_abort(out);
+        const char *msg = sf_render_errmsg(r);
+        if (!*msg)
+            msg = sf_output_errmsg(out);
+        raise_status(st, msg);
+        goto done;
+    }
+    char verdict[512];
+    sf_watch_verdict(watch, verdict, sizeof verdict);
+    char grew[128];
+    sf_watch_grew_most(watch, grew, sizeof grew);
+    sf_watch_progress p;
+    sf_watch_get_progress(watch, &p);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    PyObject *census_d = census_dict(census);
+    if (!census_d)
+        goto done;
+    result = Py_BuildValue(
+        "{s:K,s:K,s:K,s:d,s:K,s:s,s:s,s:s,s:N,s:s,s:K,s:K}", "rows",
+        (unsigned long long)sf_render_rows(r), "bytes", (unsigned long long)sf_output_bytes(out),
+        "bytes_out", (unsigned long long)sf_output_bytes_out(out), "seconds", secs, "peak_rss",
+        (unsigned long long)p.peak_rss, "flatness", sf_flat_verdict_name(sf_watch_flatness(watch)),
+        "verdict", verdict, "grew_most", grew, "census", census_d, "output", opath,
+        "census_live_bytes", (unsigned long long)sf_census_live_bytes(census),
+        "census_peak_bytes", (unsigned long long)sf_census_peak_bytes(census));
+done:
+    pthread_mutex_destroy(&j.mu);
+    pthread_cond_destroy(&j.cv);
+    if (opened && !result)
+        sf_output_abort(out);
+    sf_watch_free(watch);
+    sf_render_free(r);
+    sf_output_free(out);
+    sf_template_free(tpl);
+    sf_source_free(src);
+    sf_census_free(census);
+    free(own_query);
+    return result;
+}
+
+static PyObject *py_templates(PyObject *self, PyObject *noargs)
+{
+    (void)self;
+    (void)noargs;
+    PyObject *l = PyList_New(0);
+    for (size_t i = 0; l && sf_builtin_template_name(i); i++) {
+        PyObject *s = PyUnicode_FromString(sf_builtin_template_name(i));
+        if (!s || PyList_Append(l, s) < 0)
+            Py_CLEAR(l);
+        Py_XDECREF(s);
+    }
+    return l;
+}
+
+static PyObject *py_mask(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    const char *db = PyUnicode_AsUTF8(arg);
+    if (!db)
+        return NULL;
+    size_t n = sf_db_mask(db, NULL, 0) + 1;
+    char *buf = PyMem_Malloc(n);
+    if (!buf)
+        return PyErr_NoMemory();
+    sf_db_mask(db, buf, n);
+    PyObject *s = PyUnicode_FromString(buf);
+    PyMem_Free(buf);
+    return s;
+}
+
+static PyMethodDef methods[] = {
+    {"render", (PyCFunction)(void (*)(void))py_render, METH_VARARGS | METH_KEYWORDS,
+     "render(db, template, output, params=None, query=None, progress=None, interval=0.1,\n"
+     "       time=None, options=None, output_options=None) -> dict"},
+    {"templates", py_templates, METH_NOARGS, "The built-in templates' names."},
+    {"mask_db", py_mask, METH_O, "The --db string with its passwords masked."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "sqlfeed._sqlfeed",
+                                    "libsqlfeed, linked statically.", -1, methods,
+                                    NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__sqlfeed(void)
+{
+    PyObject *m = PyModule_Create(&module);
+    if (!m)
+        return NULL;
+    Error = PyErr_NewException("sqlfeed.Error", NULL, NULL);
+    if (!Error || PyModule_AddObjectRef(m, "Error", Error) < 0)
+        return NULL;
+    static const struct { int st; const char *name; } cls[] = {
+        {SF_ERR_NOMEM, "sqlfeed.OutOfMemory"},   {SF_ERR_ARG, "sqlfeed.UsageError"},
+        {SF_ERR_TEMPLATE, "sqlfeed.TemplateError"}, {SF_ERR_NAME, "sqlfeed.TemplateNameError"},
+        {SF_ERR_SOURCE, "sqlfeed.DatabaseError"}, {SF_ERR_OUTPUT, "sqlfeed.OutputError"},
+        {SF_ERR_CANCELLED, "sqlfeed.Cancelled"},  {SF_ERR_STATE, "sqlfeed.StateError"},
+        {SF_ERR_REFUSED, "sqlfeed.RefusedError"}, {SF_ERR_BUSY, "sqlfeed.BusyError"},
+        {SF_ERR_INVALID, "sqlfeed.InvalidRowError"},
+    };
+    for (size_t i = 0; i < sizeof cls / sizeof cls[0]; i++) {
+        /* A missing name is a TemplateError too; a busy output an OutputError. */
+        PyObject *base = Error;
+        if (cls[i].st == SF_ERR_NAME)
+            base = status_class[SF_ERR_TEMPLATE];
+        else if (cls[i].st == SF_ERR_BUSY)
+            base = status_class[SF_ERR_OUTPUT];
+        PyObject *c = PyErr_NewException(cls[i].name, base, NULL);
+        if (!c || PyModule_AddObjectRef(m, strchr(cls[i].name, '.') + 1, c) < 0)
+            return NULL;
+        status_class[cls[i].st] = c;
+    }
+    if (PyModule_AddStringConstant(m, "library_version", sf_version()) < 0)
+        return NULL;
+    return m;
+}
