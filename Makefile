@@ -241,6 +241,8 @@ SHARED  ?= $(abspath ../shared)
 bench: all
 	SQLFEED=$(BUILD)/sqlfeed BUILD=$(BUILD) SHARED=$(SHARED) bench/bench.sh
 	SQLFEED=$(BUILD)/sqlfeed BUILD=$(BUILD) SHARED=$(SHARED) bench/formatters.sh
+	$(MAKE) --no-print-directory python
+	SQLFEED=$(BUILD)/sqlfeed BUILD=$(BUILD) SHARED=$(SHARED) bench/python.sh
 # issue 9's bar alone (formatters on every row against none): docs/bench.md
 bench-formatters: all
 	SQLFEED=$(BUILD)/sqlfeed BUILD=$(BUILD) SHARED=$(SHARED) bench/formatters.sh
