@@ -80,36 +80,20 @@ static char *read_all(const char *path, size_t *len)
  * terminal or a pipe); or a name in a kernel file system, where sqlfeed
  * never creates a file (sf_output_kernel_dir): /dev/stdout, /dev/fd/N and
  * /proc/self/fd/N name a descriptor even when it is a regular file, and the
- * sink writes them as one (src/sink/file.c). The path and each symlink it
- * leads through are looked at, as the sink follows them. */
+ * sink writes them as one: sf_output_names_descriptor() is the sink's own
+ * test, symlinks followed. */
 static int written_in_place(const char *path)
 {
     struct stat sb;
     if (!strcmp(path, "-") || (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)))
         return 1;
-    char cur[PATH_MAX], link[PATH_MAX], dir[PATH_MAX];
-    if (strlen(path) >= sizeof cur)
-        return 0;
-    strcpy(cur, path);
-    for (int hops = 0; hops < 40; hops++) {
-        const char *slash = strrchr(cur, '/');
-        snprintf(dir, sizeof dir, "%.*s", slash ? (slash == cur ? 1 : (int)(slash - cur)) : 1,
-                 slash ? cur : ".");
-        if (sf_output_kernel_dir(dir))
-            return 1;
-        ssize_t n = readlink(cur, link, sizeof link - 1);
-        if (n <= 0)
-            return 0;
-        link[n] = '\0';
-        if (link[0] == '/' || !slash)
-            strcpy(cur, link);
-        else if (snprintf(dir, sizeof dir, "%.*s/%s", (int)(slash - cur), cur, link) <
-                 (int)sizeof dir)
-            strcpy(cur, dir);
-        else
-            return 0;
-    }
-    return 0;
+    if (sf_output_names_descriptor(path)) /* the sink's own rule */
+        return 1;
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (slash == path ? 1 : (int)(slash - path)) : 1,
+             slash ? path : ".");
+    return sf_output_kernel_dir(dir);
 }
 
 /* The user named the parts (a %d in -o, or --parts): sqlfeed derives

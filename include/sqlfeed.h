@@ -424,6 +424,12 @@ SF_API int sf_output_atomic(const sf_output *out);
  * log) should too. 0 otherwise, also when `dir` cannot be opened. */
 SF_API int sf_output_kernel_dir(const char *dir);
 
+/* 1 when sf_output_open_file(path) would write an open descriptor in place
+ * rather than create a file: /dev/stdout, /dev/fd/N, /proc/self/fd/N, by
+ * their spelling, their directory's real path or a symlink leading to one,
+ * as the sink reads them. 0 otherwise. */
+SF_API int sf_output_names_descriptor(const char *path);
+
 /* The path of the temporary file while one exists, else NULL. */
 SF_API const char *sf_output_temp_path(const sf_output *out);
 

@@ -337,6 +337,11 @@ static int fd_named_by(const char *path)
     return -1;
 }
 
+int sf_output_names_descriptor(const char *path)
+{
+    return path && fd_named_by(path) >= 0;
+}
+
 /* Whether a directory belongs to the kernel's file systems, where sqlfeed
  * never creates a file: /dev and everything under it (its links, devpts,
  * mqueue, shm: a file there is not what anyone reading a feed expects, and
