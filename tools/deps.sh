@@ -10,7 +10,8 @@ PKGS="gcc make pkg-config libc6-dev libsqlite3-dev sqlite3 libjson-c-dev libexpa
       python3-dev python3-setuptools
       libpq-dev postgresql libmariadb-dev mariadb-server mariadb-client python3-psycopg2
       git coreutils findutils binutils zlib1g-dev libzstd-dev libdeflate-dev
-      libisal-dev gzip zstd pigz"
+      libisal-dev gzip zstd pigz
+      redis-server python3-celery python3-redis"
 case ${1:-} in
 '') ;;
 fuzz) PKGS="$PKGS clang libclang-rt-dev" ;; # Debian 12: clang-14, libclang-rt-14-dev
