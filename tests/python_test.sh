@@ -4,8 +4,11 @@
 # tests/python_test.py: a render byte-identical to the command's, errors
 # with .status and .message (the previous file stays), the GIL released
 # during a render, SIGINT and a progress callback's exception cancelling it
-# (nothing published, no temporary file), the run's figures, and
-# sqlfeed.database_url() on plain Django-style dicts.
+# (nothing published, no temporary file), the run's figures,
+# sqlfeed.database_url() on plain Django-style dicts, and outputs=: a split
+# sitemap with an index, a split without one and two outputs from one scan,
+# each against the command's render of the same options, and a failing
+# output publishing none.
 set -u
 B=$(cd "${1:?usage: python_test.sh BUILD}" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -39,7 +42,8 @@ if ! "$B/sqlfeed" render --db "$T/jobs.db" -t simplyhired -o "$T/cli.xml" --quie
 fi
 "$B/sqlfeed" templates --show simplyhired.sql >"$T/simplyhired.sql"
 mkdir "$T/work"
-PYTHONPATH=$T/lib $PY "$HERE/python_test.py" "$T/jobs.db" "$T/cli.xml" "$T/simplyhired.sql" "$T/work"
+PYTHONPATH=$T/lib $PY "$HERE/python_test.py" "$T/jobs.db" "$T/cli.xml" "$T/simplyhired.sql" "$T/work" \
+    "$B/sqlfeed"
 rc=$?
 [ $rc = 0 ] || fail "python: python_test.py" "exited $rc"
 exit 0
