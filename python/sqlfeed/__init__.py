@@ -14,8 +14,6 @@
 
 See python/README.md.
 """
-import re
-
 from ._sqlfeed import (Error, OutOfMemory, UsageError, TemplateError, TemplateNameError,
                        DatabaseError, OutputError, Cancelled, StateError, RefusedError,
                        BusyError, InvalidRowError, library_version, templates, mask_db)
@@ -115,12 +113,18 @@ def _derive(path, insert, codec):
     return path[:ext] + insert + path[ext:] + _SUFFIX[codec]
 
 
+# re is imported where it is used, as django.py imports urllib.parse: at
+# the top they would be most of `import sqlfeed`'s time (several ms, against
+# 1.3-1.8 ms for the package with its .pyc; python/README.md, "Why a C
+# extension, not cffi").
 def _has_conversion(s):
+    import re
     return re.search(r"%[0-9]*[dr]", s) is not None
 
 
 def _is_absolute_url(u):
     """scheme://host..., as an index's <loc> must be (the command's check)."""
+    import re
     m = re.match(r"[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?([^/?#]*)", u)
     return bool(m and m.group(1) and not m.group(1).startswith(":"))
 
