@@ -385,6 +385,14 @@ for what, entry, word in bad_entries:
     except sqlfeed.UsageError as e:
         check("%s: UsageError, status 2, says %r" % (what, word),
               e.status == 2 and word in e.message and untouched(), e.message)
+try:  # checked before connecting: a server that is not there is not reached
+    sqlfeed.render(db="postgresql://feed@127.0.0.1:1/jobs",
+                   outputs=[{"template": "simplyhired", "output": fa,
+                             "options": {"colour": "blue"}}])
+    check("a bad output option raises before connecting", False, "no exception")
+except sqlfeed.Error as e:
+    check("a bad output option raises UsageError before connecting",
+          isinstance(e, sqlfeed.UsageError) and "colour" in e.message, "%s %s" % (type(e), e))
 try:
     sqlfeed.render(db=db, template="simplyhired", output=fa, outputs=[])
     check("template/output and outputs together raise TypeError", False, "no exception")

@@ -96,6 +96,11 @@ $PY "$HERE/pg_password_sink.py" "$T/pgport" "$T/pgpass" 2>"$T/pgerr" &
 sink=$!
 for _ in $(seq 100); do [ -s "$T/pgport" ] && break; sleep 0.05; done
 pw='s3cr3t pw/with:@chars'
+if [ ! -s "$T/pgport" ]; then
+    kill $sink 2>/dev/null
+    fail "python: render_feed --database replica" "the stand-in server did not start: $(cat "$T/pgerr")"
+    exit 0
+fi
 FEEDS_PG_NAME=jobs FEEDS_PG_HOST=127.0.0.1 FEEDS_PG_PORT=$(cat "$T/pgport" 2>/dev/null) \
     FEEDS_PG_USER=feed FEEDS_PG_PASSWORD=$pw PGSSLMODE=disable PGGSSENCMODE=disable \
     dj --database replica --template simplyhired -o "$T/dj.xml"

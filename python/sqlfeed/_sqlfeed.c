@@ -446,11 +446,10 @@ static PyObject *py_render(PyObject *self, PyObject *args, PyObject *kw)
     }
     if (apply_options(ropts, "options", r, NULL) < 0)
         goto done;
-    for (size_t i = 0; i < ndocs; i++) /* checked before anything connects */
-        if (docs[i].opts && docs[i].opts != Py_None && !PyDict_Check(docs[i].opts)) {
-            PyErr_SetString(PyExc_TypeError, "output options must be dicts");
+    /* Output options are set (and checked) before anything connects. */
+    for (size_t i = 0; i < ndocs; i++)
+        if (apply_options(docs[i].opts, "output options", NULL, docs[i].out) < 0)
             goto done;
-        }
     /* The time generated_* show: time=, else SOURCE_DATE_EPOCH, else now. */
     if (timeobj && timeobj != Py_None) {
         long long t = PyLong_AsLongLong(timeobj);
@@ -530,8 +529,6 @@ static PyObject *py_render(PyObject *self, PyObject *args, PyObject *kw)
     opened = 1;
     for (size_t i = 0; i < ndocs; i++) {
         struct doc *d = &docs[i];
-        if (apply_options(d->opts, "output options", NULL, d->out) < 0)
-            goto done;
         st = d->parts ? sf_output_open_parts(d->out, d->parts) : sf_output_open_file(d->out, d->path);
         if (st != SF_OK) {
             raise_status(st, sf_output_errmsg(d->out));
