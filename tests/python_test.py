@@ -399,4 +399,42 @@ try:
 except TypeError:
     check("template/output and outputs together raise TypeError", True)
 
+# ---- sharded renders: shards from Python, joined by publish ---------------
+sdir = os.path.join(work, "shards")
+os.mkdir(sdir)
+SHARD_Q = None  # the template's own query, ordered by id: the joined feed's order
+shard_one = cli_xml
+sfeed = os.path.join(sdir, "feed.xml.gz")
+parts_rows = []
+for k in (1, 2, 3):
+    run = sqlfeed.render(db=db, template="simplyhired", output=sfeed, query=SHARD_Q,
+                         shard=(k, 3), shard_key="id")
+    parts_rows.append(run.rows)
+check("render(shard=(K, 3)) writes each part and manifest",
+      all(os.path.exists(os.path.join(sfeed + ".shards", "%d-of-3.%s" % (k, e)))
+          for k in (1, 2, 3) for e in ("part", "json")), os.listdir(sfeed + ".shards"))
+rows = sqlfeed.publish("simplyhired", sfeed, 3)
+import gzip
+check("publish joins 3 shards into the one-process render (%d rows)" % rows,
+      gzip.open(sfeed).read() == read(shard_one) and rows == sum(parts_rows))
+os.rename(os.path.join(sfeed + ".shards", "2-of-3.json"), os.path.join(sdir, "moved.json"))
+before = read(sfeed)
+try:
+    sqlfeed.publish("simplyhired", sfeed, 3)
+    check("publish without shard 2 raises", False, "no exception")
+except sqlfeed.RefusedError as e:
+    check("publish without shard 2: RefusedError, status 9, names the shard; the feed stays",
+          e.status == 9 and "shard 2 of 3 is missing" in e.message and read(sfeed) == before,
+          e.message)
+try:
+    sqlfeed.render(db=db, template="simplyhired", output=sfeed, shard=(1, 2))
+    check("shard without shard_key raises", False, "no exception")
+except TypeError:
+    check("shard without shard_key raises TypeError", True)
+try:
+    sqlfeed.Snapshot(db)
+    check("Snapshot on SQLite raises", False, "no exception")
+except sqlfeed.UsageError as e:
+    check("Snapshot on SQLite: UsageError, only PostgreSQL", "PostgreSQL" in e.message, e.message)
+
 sys.exit(1 if failures else 0)

@@ -18,9 +18,11 @@ from ._sqlfeed import (Error, OutOfMemory, UsageError, TemplateError, TemplateNa
                        DatabaseError, OutputError, Cancelled, StateError, RefusedError,
                        BusyError, InvalidRowError, library_version, templates, mask_db)
 from ._sqlfeed import render as _render
+from ._sqlfeed import publish_shards as _publish_shards
+from ._sqlfeed import export_snapshot as _export_snapshot, release_snapshot as _release_snapshot
 from .django import database_url
 
-__all__ = ["render", "Run", "OutputRun", "templates", "mask_db", "database_url", "Error",
+__all__ = ["render", "publish", "Snapshot", "Run", "OutputRun", "templates", "mask_db", "database_url", "Error",
            "OutOfMemory", "UsageError", "TemplateError", "TemplateNameError", "DatabaseError",
            "OutputError", "Cancelled", "StateError", "RefusedError", "BusyError",
            "InvalidRowError", "library_version"]
@@ -225,7 +227,8 @@ def _resolve(i, e):
 
 
 def render(db, template=None, output=None, params=None, query=None, progress=None, interval=0.1,
-           time=None, options=None, output_options=None, outputs=None):
+           time=None, options=None, output_options=None, outputs=None, shard=None,
+           shard_key=None, shard_dir=None, snapshot=None, lastmod=None):
     """Renders `template` (a built-in's name or a template file) over the rows of
     `query` (None: the template's own) from `db` into `output`, published
     atomically; returns a Run. The GIL is released while rendering. `progress`,
@@ -241,7 +244,36 @@ def render(db, template=None, output=None, params=None, query=None, progress=Non
     parts (a pattern, with a split) and index ({template, output, base_url,
     lastmod}); query=None takes the first template's own query. All are
     published only if all succeed. A template's sqlfeed-defaults are not
-    applied: give the options (python/README.md)."""
+    applied: give the options (python/README.md).
+
+    shard=(K, N) with shard_key=COLUMN renders only shard K of N (docs/shards.md)
+    into shard_dir (default: output + ".shards")/K-of-N.part, compressed as
+    output's name says, with its manifest K-of-N.json beside it; publish()
+    joins them. lastmod=COLUMN records the shard's largest value of COLUMN.
+    snapshot=ID (PostgreSQL): read in the snapshot a Snapshot holds."""
+    source_options = {}
+    if snapshot is not None:
+        source_options["snapshot"] = str(snapshot)
+    if shard is not None or shard_key is not None or shard_dir is not None or lastmod is not None:
+        if outputs is not None or shard is None or shard_key is None or output is None:
+            raise TypeError("a sharded render needs shard=(K, N), shard_key and output "
+                            "(one output: no outputs=)")
+        k, n = shard
+        source_options["shard"] = "%d/%d" % (int(k), int(n))
+        source_options["shard_key"] = str(shard_key)
+        import os
+        d = shard_dir if shard_dir is not None else output + ".shards"
+        try:
+            os.mkdir(d)
+        except FileExistsError:
+            pass
+        oo = dict(output_options or {})
+        oo.setdefault("compress", _codec_of_name(output))
+        output_options = oo
+        output = "%s/%d-of-%d.part" % (d, int(k), int(n))
+        if lastmod is not None:
+            options = dict(options or {})
+            options["shard_lastmod"] = str(lastmod)
     if outputs is None:
         if template is None or output is None:
             raise TypeError("render() needs template and output, or outputs")
@@ -256,4 +288,47 @@ def render(db, template=None, output=None, params=None, query=None, progress=Non
         if not entries:
             raise ValueError("outputs is empty")
     resolved = [_resolve(i, e) for i, e in enumerate(entries)]
-    return Run(_render(db, resolved, params, query, progress, interval, time, options))
+    return Run(_render(db, resolved, params, query, progress, interval, time, options,
+                       source_options))
+
+
+def _is_template_file(name):
+    return "/" in name or name.endswith(".mustache")
+
+
+def publish(template, output, shards, shard_dir=None, params=None, time=None):
+    """Joins the parts of a sharded render (render(shard=(K, N), ...) for K in
+    1..N, or `sqlfeed render --shard`) into `output`, published atomically, as
+    `sqlfeed publish` does: checks every manifest first and raises RefusedError
+    (status 9, the command's exit 7) naming a missing, damaged or disagreeing
+    shard, leaving `output` as it was. params must be the shards' own. Returns
+    the feed's rows. The GIL is released while it joins."""
+    d = shard_dir if shard_dir is not None else output + ".shards"
+    return _publish_shards(template, _is_template_file(template), d, int(shards), output,
+                           params, time)
+
+
+class Snapshot:
+    """A PostgreSQL snapshot exported and held open, for shards to share:
+
+        with sqlfeed.Snapshot(db) as snap:
+            ... render(db, ..., shard=(k, n), shard_key="id", snapshot=snap.id) ...
+
+    The transaction stays open until close() (or the end of the with block):
+    keep it until every shard has finished, so a retried shard can import it
+    again. .id is the pg_export_snapshot() id."""
+
+    def __init__(self, db):
+        self.id, self._holder = _export_snapshot(db)
+
+    def close(self):
+        if self._holder is not None:
+            _release_snapshot(self._holder)
+            self._holder = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False

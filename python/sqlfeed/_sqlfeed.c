@@ -232,7 +232,8 @@ struct doc {
 
 /* Applies a dict of options to the render (out NULL) or to an output:
  * names and values through str(). 0, or -1 with an exception set. */
-static int apply_options(PyObject *o, const char *what, sf_render *r, sf_output *out)
+static int apply_options(PyObject *o, const char *what, sf_render *r, sf_output *out,
+                         sf_source *src)
 {
     if (!o || o == Py_None)
         return 0;
@@ -246,6 +247,7 @@ static int apply_options(PyObject *o, const char *what, sf_render *r, sf_output 
         PyObject *ks = PyObject_Str(k), *vs = PyObject_Str(v);
         const char *kc = ks ? PyUnicode_AsUTF8(ks) : NULL, *vc = vs ? PyUnicode_AsUTF8(vs) : NULL;
         sf_status st = !kc || !vc ? SF_OK
+                       : src      ? sf_source_set_option(src, kc, vc)
                        : out      ? sf_output_set_option(out, kc, vc)
                                   : sf_render_set_option(r, kc, vc);
         Py_XDECREF(ks);
@@ -253,7 +255,9 @@ static int apply_options(PyObject *o, const char *what, sf_render *r, sf_output 
         if (!kc || !vc)
             return -1;
         if (st != SF_OK) {
-            raise_status(st, out ? sf_output_errmsg(out) : sf_render_errmsg(r));
+            raise_status(st, src ? sf_source_errmsg(src)
+                             : out ? sf_output_errmsg(out)
+                                   : sf_render_errmsg(r));
             return -1;
         }
     }
@@ -344,13 +348,14 @@ static void abort_docs(struct doc *docs, size_t n)
 static PyObject *py_render(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"db",       "outputs", "params",  "query", "progress",
-                             "interval", "time",    "options", NULL};
+    static char *kwlist[] = {"db",       "outputs", "params",  "query",          "progress",
+                             "interval", "time",    "options", "source_options", NULL};
     const char *db, *query = NULL;
-    PyObject *outs_arg, *params = NULL, *progress = NULL, *timeobj = NULL, *ropts = NULL;
+    PyObject *outs_arg, *params = NULL, *progress = NULL, *timeobj = NULL, *ropts = NULL,
+             *sopts = NULL;
     double interval = 0.1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|OzOdOO", kwlist, &db, &outs_arg, &params,
-                                     &query, &progress, &interval, &timeobj, &ropts))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|OzOdOOO", kwlist, &db, &outs_arg, &params,
+                                     &query, &progress, &interval, &timeobj, &ropts, &sopts))
         return NULL;
     if (progress == Py_None)
         progress = NULL;
@@ -444,11 +449,12 @@ static PyObject *py_render(PyObject *self, PyObject *args, PyObject *kw)
             }
         }
     }
-    if (apply_options(ropts, "options", r, NULL) < 0)
+    if (apply_options(ropts, "options", r, NULL, NULL) < 0 ||
+        apply_options(sopts, "source options", NULL, NULL, src) < 0)
         goto done;
     /* Output options are set (and checked) before anything connects. */
     for (size_t i = 0; i < ndocs; i++)
-        if (apply_options(docs[i].opts, "output options", NULL, docs[i].out) < 0)
+        if (apply_options(docs[i].opts, "output options", NULL, docs[i].out, NULL) < 0)
             goto done;
     /* The time generated_* show: time=, else SOURCE_DATE_EPOCH, else now. */
     if (timeobj && timeobj != Py_None) {
@@ -678,7 +684,143 @@ static PyObject *py_mask(PyObject *self, PyObject *arg)
     return s;
 }
 
+/* publish_shards(template, is_file, dir, shards, output, params, time) -> rows */
+static PyObject *py_publish(PyObject *self, PyObject *args)
+{
+    (void)self;
+    const char *tname, *dir, *path;
+    int file;
+    unsigned shards;
+    PyObject *params, *timeobj;
+    if (!PyArg_ParseTuple(args, "spsIsOO", &tname, &file, &dir, &shards, &path, &params, &timeobj))
+        return NULL;
+    sf_census *census = sf_census_create();
+    sf_render *r = sf_render_create(census);
+    sf_template *tpl = sf_template_create(census, SF_TEMPLATE_XML);
+    PyObject *result = NULL;
+    sf_status st;
+    if (!census || !r || !tpl) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (params != Py_None) {
+        if (!PyDict_Check(params)) {
+            PyErr_SetString(PyExc_TypeError, "params must be a dict");
+            goto done;
+        }
+        PyObject *k, *v;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(params, &pos, &k, &v)) {
+            PyObject *ks = PyObject_Str(k), *vs = PyObject_Str(v);
+            const char *kc = ks ? PyUnicode_AsUTF8(ks) : NULL, *vc = vs ? PyUnicode_AsUTF8(vs) : NULL;
+            st = kc && vc ? sf_render_set_param(r, kc, vc) : SF_OK;
+            Py_XDECREF(ks);
+            Py_XDECREF(vs);
+            if (!kc || !vc)
+                goto done;
+            if (st != SF_OK) {
+                raise_status(st, sf_render_errmsg(r));
+                goto done;
+            }
+        }
+    }
+    if (timeobj != Py_None) {
+        long long t = PyLong_AsLongLong(timeobj);
+        if (t == -1 && PyErr_Occurred())
+            goto done;
+        sf_render_set_time(r, (int64_t)t);
+    }
+    if ((st = load_template(tpl, tname, file)) != SF_OK) {
+        raise_status(st, sf_template_errmsg(tpl));
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    st = sf_render_publish_shards(r, tpl, dir, shards, path);
+    Py_END_ALLOW_THREADS
+    if (st != SF_OK)
+        raise_status(st, sf_render_errmsg(r));
+    else
+        result = PyLong_FromUnsignedLongLong((unsigned long long)sf_render_rows(r));
+done:
+    sf_template_free(tpl);
+    sf_render_free(r);
+    sf_census_free(census);
+    return result;
+}
+
+/* export_snapshot(db) -> (id, holder): holder keeps the transaction open
+ * until it is released (release_snapshot) or collected. */
+static void snapshot_free(PyObject *cap)
+{
+    sf_source *src = PyCapsule_GetPointer(cap, "sqlfeed.snapshot");
+    sf_census *c = PyCapsule_GetContext(cap);
+    sf_source_free(src);
+    sf_census_free(c);
+}
+
+static PyObject *py_export_snapshot(PyObject *self, PyObject *args)
+{
+    (void)self;
+    const char *db;
+    if (!PyArg_ParseTuple(args, "s", &db))
+        return NULL;
+    sf_census *census = sf_census_create();
+    sf_source *src = sf_source_create(census);
+    if (!census || !src) {
+        sf_source_free(src);
+        sf_census_free(census);
+        return PyErr_NoMemory();
+    }
+    char id[128];
+    sf_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = sf_source_open(src, db);
+    if (st == SF_OK)
+        st = sf_source_export_snapshot(src, id, sizeof id);
+    Py_END_ALLOW_THREADS
+    if (st != SF_OK) {
+        raise_status(st, sf_source_errmsg(src));
+        sf_source_free(src);
+        sf_census_free(census);
+        return NULL;
+    }
+    PyObject *cap = PyCapsule_New(src, "sqlfeed.snapshot", snapshot_free);
+    if (!cap || PyCapsule_SetContext(cap, census) != 0) {
+        if (!cap) {
+            sf_source_free(src);
+            sf_census_free(census);
+        }
+        Py_XDECREF(cap);
+        return NULL;
+    }
+    PyObject *t = Py_BuildValue("(sN)", id, cap);
+    return t;
+}
+
+static PyObject *py_release_snapshot(PyObject *self, PyObject *cap)
+{
+    (void)self;
+    sf_source *src = PyCapsule_GetPointer(cap, "sqlfeed.snapshot");
+    if (!src)
+        return NULL;
+    sf_census *c = PyCapsule_GetContext(cap);
+    /* Freed now; the capsule then holds nothing to free. */
+    if (PyCapsule_SetDestructor(cap, NULL) != 0)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    sf_source_free(src);
+    sf_census_free(c);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"publish_shards", py_publish, METH_VARARGS,
+     "publish_shards(template, is_file, dir, shards, output, params, time) -> rows"},
+    {"export_snapshot", py_export_snapshot, METH_VARARGS,
+     "export_snapshot(db) -> (id, holder): a PostgreSQL snapshot held by holder"},
+    {"release_snapshot", py_release_snapshot, METH_O,
+     "release_snapshot(holder): ends the snapshot's transaction"},
     {"render", (PyCFunction)(void (*)(void))py_render, METH_VARARGS | METH_KEYWORDS,
      "render(db, outputs, params=None, query=None, progress=None, interval=0.1, time=None,\n"
      "       options=None) -> dict; outputs: (template, path, parts, output_options,\n"
