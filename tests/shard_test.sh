@@ -166,7 +166,7 @@ refused "a manifest copied under another shard's name" "says it is shard 3 of 3"
 cp m2 f3.xml.shards/2-of-3.json
 run "$SF" publish -t rss "${P[@]/justjobs/other}" -o f3.xml --shards 3
 expect "shard: publish refuses other --param values than the shards' (exit 7)" 7 "other parameters"
-run "$SF" publish -t simplyhired -o f3.xml --shards 3
+run "$SF" publish -t simplyhired "${P[@]}" -o f3.xml --shards 3
 expect "shard: publish refuses another template than the shards' (exit 7)" 7 "another template"
 # The data changes between shards, no snapshot: the boundaries disagree.
 cp jobs.db jobs2.db

@@ -411,7 +411,7 @@ static sf_status measure_tail(sf_render *r, sf_feed_out *f)
 /* The current part's largest max_column value goes on record. */
 static sf_status close_max(sf_render *r, sf_feed_out *f)
 {
-    if (!f->index)
+    if (!f->index && !f->shard_parts)
         return SF_OK;
     uint64_t at = f->maxes.len;
     if (sf_buf_append(&f->offs, &at, sizeof at) != 0 ||
@@ -636,7 +636,8 @@ static sf_status feed_row(sf_render *r, sf_feed_out *f)
     sf_output_count_row(f->out);
     f->rows_written++;
     f->part_rows++;
-    return (f->index || f->body_only) && f->maxcol >= 0 ? track_max(r, f) : SF_OK;
+    return (f->index || f->body_only || f->shard_parts) && f->maxcol >= 0 ? track_max(r, f)
+                                                                           : SF_OK;
 }
 
 /* What only the loop needs (runner, maps, row buffer): freed after it. */

@@ -90,6 +90,9 @@ struct sf_feed_out {
      * into `hide` and are dropped (publish writes them once). */
     int body_only;
     sf_scratch hide;
+    /* A shard's split output: each part's largest lastmod is kept, as for
+     * an index, for the manifest (publish writes the index). */
+    int shard_parts;
 };
 
 struct sf_render {
@@ -150,6 +153,9 @@ sf_status sf_feed_head_tail(sf_render *r, sf_feed_out *f, sf_output *head, sf_ou
  * for sf_feed_head_tail. */
 sf_status sf_render_ready_pieces(sf_render *r, sf_template *tpl, sf_output *head,
                                  sf_feed_out **made);
+/* render.c, for publishing split shards: readies index ix (added with
+ * sf_render_add_index) with no source: names checked, maps built. */
+sf_status sf_render_ready_index(sf_render *r, sf_feed_out *ix);
 
 /* render.c */
 int sf_feed_root_value(const sf_render *r, int32_t k, sf_val *out);

@@ -823,3 +823,15 @@ sf_status sf_render_ready_pieces(sf_render *r, sf_template *tpl, sf_output *head
                      "feed's head is written by publish, which has no row");
     return st;
 }
+
+sf_status sf_render_ready_index(sf_render *r, sf_feed_out *ix)
+{
+    sf_status st = format_builtins(r);
+    if (st == SF_OK && sf_tpl_rules_count(ix->tpl))
+        st = sf_fail(&r->err, SF_ERR_TEMPLATE, "an index template has sqlfeed-check rules");
+    if (st == SF_OK)
+        st = sf_tpl_check(ix->tpl, ROWS_NAME, pred_index_col, pred_root, r, &r->err);
+    if (st == SF_OK)
+        st = build_maps(r, ix);
+    return st;
+}

@@ -17,6 +17,7 @@
  * one valid stream), the parts copied byte for byte. */
 /* memfd_create: _GNU_SOURCE comes from the build (Makefile) */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +30,6 @@
 #include "feed.h"
 #include "sink/set.h"
 
-#define MANIFEST_MAX 8192
 #define MANIFEST_MAGIC "sqlfeed_shard"
 
 /* ---- hashes: what the shards and publish must agree on ------------------- */
@@ -99,10 +99,6 @@ sf_status sf_shard_begin(sf_render *r)
                        "a sharded render writes one document (its part); this one has %zu "
                        "outputs",
                        r->nouts);
-    if (sf_output_is_split(f->out))
-        return sf_fail(&r->err, SF_ERR_ARG,
-                       "a sharded render's part cannot itself be split (split_rows, "
-                       "split_bytes): publish joins the parts into one document");
     if (!sf_output_atomic(f->out))
         return sf_fail(&r->err, SF_ERR_ARG,
                        "a sharded render writes its part to a file (a descriptor or device "
@@ -142,7 +138,13 @@ sf_status sf_shard_begin(sf_render *r)
             return sf_fail(&r->err, SF_ERR_CANCELLED, "cancelled while planning the shards");
         return sf_fail_from(&r->err, st, "planning the shards", sf_source_errmsg(s));
     }
-    f->body_only = 1;
+    /* One document: its rows only, joined by publish between one head and
+     * tail. Split: complete documents (parts), which publish names and
+     * indexes; each part's largest lastmod is kept for the manifest. */
+    if (sf_output_is_split(f->out))
+        f->shard_parts = 1;
+    else
+        f->body_only = 1;
     if (r->lastmod_column) {
         sf_dealloc(cs, f->max_column);
         if (!(f->max_column = sf_strdup(cs, SF_MEM_RENDER, r->lastmod_column)))
@@ -152,28 +154,12 @@ sf_status sf_shard_begin(sf_render *r)
     return SF_OK;
 }
 
-/* The manifest's path: the part's, ".part" replaced by (or else + ".json"). */
-static int manifest_path(const char *part, char *buf, size_t n)
+/* The manifest: K-of-N.json in the directory of the shard's (first) part. */
+static int manifest_path(const char *part, unsigned k, unsigned n, char *buf, size_t cap)
 {
-    size_t len = strlen(part);
-    if (len > 5 && !strcmp(part + len - 5, ".part"))
-        len -= 5;
-    return snprintf(buf, n, "%.*s.json", (int)len, part) < (int)n ? 0 : -1;
-}
-
-static void json_text(char *buf, size_t n, const char *s)
-{
-    size_t o = 0;
-    for (; *s && o + 7 < n; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            buf[o++] = '\\', buf[o++] = (char)c;
-        else if (c < 0x20)
-            o += (size_t)snprintf(buf + o, n - o, "\\u%04x", c);
-        else
-            buf[o++] = (char)c;
-    }
-    buf[o] = '\0';
+    const char *slash = strrchr(part, '/');
+    int dl = slash ? (int)(slash - part + 1) : 0;
+    return snprintf(buf, cap, "%.*s%u-of-%u.json", dl, part, k, n) < (int)cap ? 0 : -1;
 }
 
 static const char *base_name(const char *p)
@@ -182,60 +168,125 @@ static const char *base_name(const char *p)
     return s ? s + 1 : p;
 }
 
+/* Appends printf text; -1 out of memory. */
+static int appendf(sf_buf *b, const char *fmt, ...) SF_PRINTF(2, 3);
+static int appendf(sf_buf *b, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    return n < 0 || (size_t)n >= sizeof tmp ? -1 : sf_buf_append(b, tmp, (size_t)n);
+}
+
+/* "key": "text" with JSON's escapes; -1 out of memory. */
+static int append_str(sf_buf *b, const char *key, const char *v, size_t n, int last)
+{
+    if (appendf(b, "\"%s\": \"", key) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        char e[8];
+        int el = c == '"' || c == '\\' ? snprintf(e, sizeof e, "\\%c", c)
+                 : c < 0x20           ? snprintf(e, sizeof e, "\\u%04x", c)
+                                      : snprintf(e, sizeof e, "%c", c);
+        if (sf_buf_append(b, e, (size_t)el) != 0)
+            return -1;
+    }
+    return appendf(b, "\"%s\n", last ? "" : ",");
+}
+
+/* The largest --lastmod value of part i of a split shard ("" when none). */
+static void part_max(const sf_feed_out *f, size_t i, const char **s, size_t *n)
+{
+    *s = "";
+    *n = 0;
+    if (f->maxcol < 0 || i >= f->nparts)
+        return;
+    const uint64_t *offs = (const uint64_t *)(const void *)f->offs.data;
+    uint64_t from = offs[i], to = i + 1 < f->nparts ? offs[i + 1] : f->maxes.len;
+    *s = f->maxes.data + from;
+    *n = (size_t)(to - from);
+}
+
 sf_status sf_shard_manifest(sf_render *r)
 {
     sf_feed_out *f = r->outs[0];
     sf_shard_plan *p = r->shard;
     sf_source *s = r->src;
-    const char *part = sf_output_part_path(f->out, 0);
-    char path[4096], text[MANIFEST_MAX], bounds[MANIFEST_MAX / 2], lastmod[1024], key[160],
-        name[600];
-    if (!part || manifest_path(part, path, sizeof path) != 0)
+    sf_output *o = f->out;
+    const char *part = sf_output_part_path(o, 0);
+    char path[4096];
+    if (!part || manifest_path(part, p->k, p->n, path, sizeof path) != 0)
         return sf_fail(&r->err, SF_ERR_OUTPUT, "the shard's manifest: its path is too long");
-    size_t bo = 0;
-    bounds[0] = '\0';
-    for (unsigned i = 0; i + 1 < p->n && bo + 24 < sizeof bounds; i++)
-        bo += (size_t)snprintf(bounds + bo, sizeof bounds - bo, "%s%lld", i ? "," : "",
-                               (long long)p->bounds[i]);
-    if (p->n > 1 && bo + 24 >= sizeof bounds)
-        return sf_fail(&r->err, SF_ERR_ARG, "too many shards for the manifest");
-    json_text(lastmod, sizeof lastmod, r->shard_lastmod ? r->shard_lastmod : "");
-    json_text(key, sizeof key, s->opts.shard_key);
-    json_text(name, sizeof name, base_name(part));
-    const char *codec = f->out->codec ? f->out->codec->name : "none";
-    int len = snprintf(
-        text, sizeof text,
-        "{\n\"" MANIFEST_MAGIC "\": 1,\n\"version\": \"%s\",\n\"shard\": %u,\n\"shards\": %u,\n"
-        "\"key\": \"%s\",\n\"bounds\": \"%s\",\n\"total_rows\": %llu,\n\"null_keys\": %llu,\n"
-        "\"rows\": %llu,\n\"rows_written\": %llu,\n\"rows_skipped\": %llu,\n\"part\": \"%s\",\n"
-        "\"bytes\": %llu,\n\"bytes_out\": %llu,\n\"crc32\": \"%08x\",\n\"compress\": \"%s\",\n"
-        "\"level\": %d,\n\"template\": \"%016llx\",\n\"query\": \"%016llx\",\n"
-        "\"params\": \"%016llx\",\n\"snapshot\": \"%s\",\n\"time\": %lld,\n"
-        "\"lastmod\": \"%s\"\n}\n",
-        sf_version(), p->k, p->n, key, bounds, (unsigned long long)p->total,
-        (unsigned long long)p->nulls, (unsigned long long)sf_render_rows(r),
-        (unsigned long long)f->rows_written, (unsigned long long)f->rows_skipped, name,
-        (unsigned long long)sf_output_bytes(f->out),
-        (unsigned long long)sf_output_bytes_out(f->out), (unsigned)sf_output_crc(f->out), codec,
-        f->out->codec ? sf_output_level(f->out) : 0, (unsigned long long)template_hash(f->tpl),
-        (unsigned long long)s->sql_hash, (unsigned long long)params_hash(r), s->opts.snapshot,
-        (long long)r->when, lastmod);
-    if (len < 0 || (size_t)len >= sizeof text)
-        return sf_fail(&r->err, SF_ERR_ARG, "the shard's manifest is too long");
+    sf_buf t;
+    sf_buf_init(&t, r->cref.census, SF_MEM_RENDER);
+    int split = sf_output_is_split(o);
+    size_t nparts = sf_output_part_count(o);
+    const char *codec = o->codec ? o->codec->name : "none";
+    int bad = appendf(&t, "{\n\"" MANIFEST_MAGIC "\": 1,\n\"version\": \"%s\",\n\"shard\": %u,\n"
+                          "\"shards\": %u,\n",
+                      sf_version(), p->k, p->n) ||
+              append_str(&t, "key", s->opts.shard_key, strlen(s->opts.shard_key), 0) ||
+              appendf(&t, "\"bounds\": \"");
+    for (unsigned i = 0; !bad && i + 1 < p->n; i++)
+        bad = appendf(&t, "%s%lld", i ? "," : "", (long long)p->bounds[i]);
+    const char *lm = r->shard_lastmod ? r->shard_lastmod : "";
+    bad = bad ||
+          appendf(&t, "\",\n\"total_rows\": %llu,\n\"null_keys\": %llu,\n\"rows\": %llu,\n"
+                      "\"rows_written\": %llu,\n\"rows_skipped\": %llu,\n\"split\": %d,\n",
+                  (unsigned long long)p->total, (unsigned long long)p->nulls,
+                  (unsigned long long)sf_render_rows(r), (unsigned long long)f->rows_written,
+                  (unsigned long long)f->rows_skipped, split) ||
+          append_str(&t, "part", base_name(part), strlen(base_name(part)), 0) ||
+          appendf(&t, "\"bytes\": %llu,\n\"bytes_out\": %llu,\n\"crc32\": \"%08x\",\n"
+                      "\"compress\": \"%s\",\n\"level\": %d,\n\"template\": \"%016llx\",\n"
+                      "\"query\": \"%016llx\",\n\"params\": \"%016llx\",\n",
+                  (unsigned long long)sf_output_bytes(o), (unsigned long long)sf_output_bytes_out(o),
+                  (unsigned)sf_output_part_crc(o, 0), codec, o->codec ? sf_output_level(o) : 0,
+                  (unsigned long long)template_hash(f->tpl), (unsigned long long)s->sql_hash,
+                  (unsigned long long)params_hash(r)) ||
+          append_str(&t, "snapshot", s->opts.snapshot, strlen(s->opts.snapshot), 0) ||
+          appendf(&t, "\"time\": %lld,\n\"parts\": %zu,\n", (long long)r->when,
+                  split ? nparts : (size_t)1);
+    /* A split shard's parts, each its own keys (part_1_name ...). */
+    for (size_t i = 0; !bad && split && i < nparts; i++) {
+        const char *nm = base_name(sf_output_part_path(o, i)), *mx;
+        size_t mn;
+        char key[48];
+        part_max(f, i, &mx, &mn);
+        snprintf(key, sizeof key, "part_%zu_name", i + 1);
+        bad = append_str(&t, key, nm, strlen(nm), 0) ||
+              appendf(&t, "\"part_%zu_rows\": %llu,\n\"part_%zu_bytes\": %llu,\n"
+                          "\"part_%zu_bytes_out\": %llu,\n\"part_%zu_crc32\": \"%08x\",\n",
+                      i + 1, (unsigned long long)sf_output_part_rows(o, i), i + 1,
+                      (unsigned long long)sf_output_part_bytes(o, i), i + 1,
+                      (unsigned long long)sf_fileset_part_bytes_out(o, i), i + 1,
+                      (unsigned)sf_output_part_crc(o, i));
+        snprintf(key, sizeof key, "part_%zu_lastmod", i + 1);
+        bad = bad || append_str(&t, key, mx, mn, 0);
+    }
+    bad = bad || append_str(&t, "lastmod", lm, strlen(lm), 1) || appendf(&t, "}\n");
+    if (bad) {
+        sf_buf_free(&t);
+        return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory: the shard's manifest");
+    }
     sf_output *m = sf_output_create(r->cref.census);
-    if (!m)
-        return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory");
-    sf_status st = sf_output_set_option(m, "compress", "none");
+    sf_status st = m ? SF_OK : SF_ERR_NOMEM;
+    if (st == SF_OK)
+        st = sf_output_set_option(m, "compress", "none");
     if (st == SF_OK)
         st = sf_output_open_file(m, path);
     if (st == SF_OK)
-        st = sf_output_write(m, text, (size_t)len);
+        st = sf_output_write(m, t.data, t.len);
     if (st == SF_OK)
         st = sf_output_commit(m);
     if (st != SF_OK)
-        st = sf_fail(&r->err, st, "the part %s is published, but not its manifest: %s", part,
-                     sf_output_errmsg(m));
+        st = sf_fail(&r->err, st, "the part %s is published, but not its manifest %s: %s", part,
+                     path, m ? sf_output_errmsg(m) : "out of memory");
     sf_output_free(m);
+    sf_buf_free(&t);
     return st;
 }
 
@@ -243,17 +294,23 @@ sf_status sf_shard_manifest(sf_render *r)
 
 typedef struct manifest {
     unsigned shard, shards;
-    char key[64], bounds[MANIFEST_MAX / 2], part[512], crc[16], compress[16], tpl[24],
-        query[24], params[24], snapshot[64];
+    char key[64], part[512], crc[16], compress[16], tpl[24], query[24], params[24],
+        snapshot[64];
+    const char *bounds; /* into text, blen bytes */
+    size_t blen;
     uint64_t total, rows, bytes, bytes_out;
-    int level;
+    size_t nparts;
+    int level, split;
     long long time;
+    char *text; /* the whole file, census memory */
 } manifest;
+
+#define MANIFEST_LIMIT ((size_t)16 << 20)
 
 /* "key": value on a line of its own, as sf_shard_manifest writes it. */
 static int field(const char *text, const char *key, char *buf, size_t n)
 {
-    char pat[64];
+    char pat[96];
     snprintf(pat, sizeof pat, "\n\"%s\": ", key);
     const char *p = strstr(text, pat);
     if (!p)
@@ -262,11 +319,17 @@ static int field(const char *text, const char *key, char *buf, size_t n)
     size_t o = 0;
     if (*p == '"') {
         for (p++; *p && *p != '"'; p++) {
-            if (*p == '\\' && p[1])
-                p++;
+            char c = *p;
+            if (c == '\\' && p[1] == 'u' && p[2] && p[3] && p[4] && p[5]) {
+                char hex[5] = {p[2], p[3], p[4], p[5], 0};
+                c = (char)strtol(hex, NULL, 16);
+                p += 5;
+            } else if (c == '\\' && p[1]) {
+                c = *++p;
+            }
             if (o + 1 >= n)
                 return -1;
-            buf[o++] = *p;
+            buf[o++] = c;
         }
         if (*p != '"')
             return -1;
@@ -291,53 +354,124 @@ static int field_u64(const char *text, const char *key, uint64_t *v)
     return errno || *end ? -1 : 0;
 }
 
+/* The boundaries, in the text (they may be long: 1023 of them). */
+static const char *field_bounds(const char *text, size_t *len)
+{
+    const char *p = strstr(text, "\n\"bounds\": \"");
+    if (!p)
+        return NULL;
+    p += strlen("\n\"bounds\": \"");
+    const char *e = strchr(p, '"');
+    if (!e)
+        return NULL;
+    *len = (size_t)(e - p);
+    return p;
+}
+
+static void manifest_free(sf_census *cs, manifest *m) { sf_dealloc(cs, m->text); }
+
 static sf_status read_manifest(sf_render *r, int dirfd, const char *dir, unsigned k, unsigned n,
                                manifest *m)
 {
-    char name[64], text[MANIFEST_MAX + 1];
+    char name[64];
+    memset(m, 0, sizeof *m);
     snprintf(name, sizeof name, "%u-of-%u.json", k, n);
     int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return sf_fail(&r->err, errno == ENOENT ? SF_ERR_REFUSED : SF_ERR_OUTPUT,
                        "shard %u of %u is missing: %s/%s: %s (has its render finished?)", k, n,
                        dir, name, strerror(errno));
-    ssize_t got = read(fd, text, MANIFEST_MAX);
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || (uint64_t)sb.st_size > MANIFEST_LIMIT) {
+        int e = errno;
+        close(fd);
+        return sf_fail(&r->err, SF_ERR_REFUSED, "%s/%s: %s", dir, name,
+                       (uint64_t)sb.st_size > MANIFEST_LIMIT ? "larger than 16 MiB: not a manifest"
+                                                             : strerror(e));
+    }
+    size_t size = (size_t)sb.st_size;
+    m->text = sf_alloc(r->cref.census, SF_MEM_RENDER, size + 2);
+    if (!m->text) {
+        close(fd);
+        return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory: a manifest");
+    }
+    size_t got = 0;
+    while (got < size) {
+        ssize_t g = read(fd, m->text + got, size - got);
+        if (g < 0 && errno == EINTR)
+            continue;
+        if (g <= 0)
+            break;
+        got += (size_t)g;
+    }
     int e = errno;
     close(fd);
-    if (got < 0)
-        return sf_fail(&r->err, SF_ERR_OUTPUT, "reading %s/%s: %s", dir, name, strerror(e));
-    text[got] = '\0';
-    memset(m, 0, sizeof *m);
-    uint64_t shard, shards, level, time;
+    if (got != size)
+        return sf_fail(&r->err, SF_ERR_OUTPUT, "reading %s/%s: %s", dir, name,
+                       got < size ? "short read" : strerror(e));
+    m->text[got] = '\0';
+    uint64_t shard, shards, time, split, parts;
     char magic[8], lv[16];
-    int bad = strncmp(text, "{\n", 2) || field(text, MANIFEST_MAGIC, magic, sizeof magic) ||
-              strcmp(magic, "1") || field_u64(text, "shard", &shard) ||
-              field_u64(text, "shards", &shards) || field(text, "key", m->key, sizeof m->key) ||
-              field(text, "bounds", m->bounds, sizeof m->bounds) ||
-              field_u64(text, "total_rows", &m->total) || field_u64(text, "rows", &m->rows) ||
-              field(text, "part", m->part, sizeof m->part) ||
-              field_u64(text, "bytes", &m->bytes) || field_u64(text, "bytes_out", &m->bytes_out) ||
-              field(text, "crc32", m->crc, sizeof m->crc) ||
-              field(text, "compress", m->compress, sizeof m->compress) ||
-              field(text, "level", lv, sizeof lv) || field(text, "template", m->tpl, sizeof m->tpl) ||
-              field(text, "query", m->query, sizeof m->query) ||
-              field(text, "params", m->params, sizeof m->params) ||
-              field(text, "snapshot", m->snapshot, sizeof m->snapshot) ||
-              field_u64(text, "time", &time) || strchr(m->part, '/') || !m->part[0];
+    char *t = m->text;
+    int bad = strncmp(t, "{\n", 2) || field(t, MANIFEST_MAGIC, magic, sizeof magic) ||
+              strcmp(magic, "1") || field_u64(t, "shard", &shard) ||
+              field_u64(t, "shards", &shards) || field(t, "key", m->key, sizeof m->key) ||
+              field_u64(t, "total_rows", &m->total) || field_u64(t, "rows", &m->rows) ||
+              field_u64(t, "split", &split) || field(t, "part", m->part, sizeof m->part) ||
+              field_u64(t, "bytes", &m->bytes) || field_u64(t, "bytes_out", &m->bytes_out) ||
+              field(t, "crc32", m->crc, sizeof m->crc) ||
+              field(t, "compress", m->compress, sizeof m->compress) ||
+              field(t, "level", lv, sizeof lv) || field(t, "template", m->tpl, sizeof m->tpl) ||
+              field(t, "query", m->query, sizeof m->query) ||
+              field(t, "params", m->params, sizeof m->params) ||
+              field(t, "snapshot", m->snapshot, sizeof m->snapshot) ||
+              field_u64(t, "time", &time) || field_u64(t, "parts", &parts) ||
+              strchr(m->part, '/') || !m->part[0] || split > 1 || parts > MANIFEST_LIMIT ||
+              !(m->bounds = field_bounds(t, &m->blen));
     if (bad)
         return sf_fail(&r->err, SF_ERR_REFUSED,
                        "%s/%s is not a shard manifest sqlfeed %s reads (written by another "
                        "version, or damaged)",
                        dir, name, sf_version());
-    level = (uint64_t)strtoull(lv, NULL, 10);
     m->shard = (unsigned)shard;
     m->shards = (unsigned)shards;
-    m->level = (int)level;
+    m->level = (int)strtol(lv, NULL, 10);
     m->time = (long long)time;
+    m->split = (int)split;
+    m->nparts = (size_t)parts;
     if (m->shard != k || m->shards != n)
         return sf_fail(&r->err, SF_ERR_REFUSED,
                        "%s/%s says it is shard %u of %u: a manifest copied or renamed by hand?",
                        dir, name, m->shard, m->shards);
+    return SF_OK;
+}
+
+/* One part of a split shard, from its manifest. */
+typedef struct part_info {
+    char name[512], crc[16], lastmod[1024];
+    uint64_t rows, bytes, bytes_out;
+} part_info;
+
+static sf_status read_part(sf_render *r, const char *dir, const manifest *m, size_t i,
+                           part_info *pi)
+{
+    char k[5][48];
+    snprintf(k[0], sizeof k[0], "part_%zu_name", i + 1);
+    snprintf(k[1], sizeof k[1], "part_%zu_rows", i + 1);
+    snprintf(k[2], sizeof k[2], "part_%zu_bytes", i + 1);
+    snprintf(k[3], sizeof k[3], "part_%zu_bytes_out", i + 1);
+    snprintf(k[4], sizeof k[4], "part_%zu_crc32", i + 1);
+    char lk[48];
+    snprintf(lk, sizeof lk, "part_%zu_lastmod", i + 1);
+    if (field(m->text, k[0], pi->name, sizeof pi->name) || field_u64(m->text, k[1], &pi->rows) ||
+        field_u64(m->text, k[2], &pi->bytes) || field_u64(m->text, k[3], &pi->bytes_out) ||
+        field(m->text, k[4], pi->crc, sizeof pi->crc) ||
+        field(m->text, lk, pi->lastmod, sizeof pi->lastmod) || strchr(pi->name, '/') ||
+        !pi->name[0])
+        return sf_fail(&r->err, SF_ERR_REFUSED,
+                       "%s/%u-of-%u.json: part %zu of shard %u is not described whole (a damaged "
+                       "manifest)",
+                       dir, m->shard, m->shards, i + 1, m->shard);
     return SF_OK;
 }
 
@@ -390,6 +524,48 @@ static sf_status copy_fd(sf_render *r, int fd, const char *what, sf_output *out,
     return SF_OK;
 }
 
+/* Copies DIR/name into out, checking its size and CRC-32 against the
+ * manifest's (k: the shard, for messages). */
+static sf_status copy_part(sf_render *r, int dirfd, const char *dir, const char *name,
+                           uint64_t size, const char *crc, unsigned k, unsigned n, sf_output *out)
+{
+    char what[1100];
+    snprintf(what, sizeof what, "%s/%s", dir, name);
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return sf_fail(&r->err, errno == ENOENT ? SF_ERR_REFUSED : SF_ERR_OUTPUT,
+                       "shard %u of %u: its part %s: %s", k, n, what, strerror(errno));
+    uint64_t got = 0;
+    uint32_t c = 0;
+    sf_status st = copy_fd(r, fd, what, out, &got, &c);
+    close(fd);
+    char hex[16];
+    snprintf(hex, sizeof hex, "%08x", (unsigned)c);
+    if (st == SF_OK && (got != size || strcmp(hex, crc)))
+        st = sf_fail(&r->err, SF_ERR_REFUSED,
+                     "shard %u of %u: %s is not the part its manifest describes (%llu bytes, "
+                     "CRC-32 %s; the manifest: %llu, %s)",
+                     k, n, what, (unsigned long long)got, hex, (unsigned long long)size, crc);
+    return st;
+}
+
+/* Checks each part's size before anything is written (a part being
+ * rewritten, or damaged, is refused at once; the CRC while copying). */
+static sf_status check_size(sf_render *r, int dirfd, const char *dir, const char *name,
+                            uint64_t size, unsigned k, unsigned n)
+{
+    struct stat sb;
+    if (fstatat(dirfd, name, &sb, 0) != 0)
+        return sf_fail(&r->err, errno == ENOENT ? SF_ERR_REFUSED : SF_ERR_OUTPUT,
+                       "shard %u of %u: its part %s/%s: %s", k, n, dir, name, strerror(errno));
+    if ((uint64_t)sb.st_size != size)
+        return sf_fail(&r->err, SF_ERR_REFUSED,
+                       "shard %u of %u: %s/%s has %lld bytes, its manifest says %llu (a part "
+                       "being rewritten, or damaged)",
+                       k, n, dir, name, (long long)sb.st_size, (unsigned long long)size);
+    return SF_OK;
+}
+
 /* A piece (head or tail) rendered into a memory file, compressed as the parts. */
 static sf_status piece_open(sf_render *r, const manifest *m, const char *what, int *fd,
                             sf_output **o)
@@ -414,15 +590,19 @@ static sf_status piece_open(sf_render *r, const manifest *m, const char *what, i
     return SF_OK;
 }
 
-static sf_status check_set(sf_render *r, const char *dir, const manifest *ms, unsigned n,
-                           uint64_t tpl_hash)
+static sf_status check_set(sf_render *r, const char *dir, const manifest *ms, unsigned n)
 {
     const manifest *a = &ms[0];
     char want[24];
     for (unsigned i = 0; i < n; i++) {
         const manifest *b = &ms[i];
+        if (a->blen != b->blen || memcmp(a->bounds, b->bounds, a->blen))
+            return sf_fail(&r->err, SF_ERR_REFUSED,
+                           "shards 1 and %u of %u in %s disagree on the boundaries (%.*s; %.*s): "
+                           "they read different data (share a snapshot, or render them again)",
+                           i + 1, n, dir, (int)(a->blen < 200 ? a->blen : 200), a->bounds,
+                           (int)(b->blen < 200 ? b->blen : 200), b->bounds);
         const char *what = strcmp(a->key, b->key)             ? "shard key"
-                           : strcmp(a->bounds, b->bounds)     ? "boundaries"
                            : a->total != b->total             ? "total rows"
                            : strcmp(a->tpl, b->tpl)           ? "template"
                            : strcmp(a->query, b->query)       ? "query"
@@ -430,12 +610,8 @@ static sf_status check_set(sf_render *r, const char *dir, const manifest *ms, un
                            : strcmp(a->compress, b->compress) ? "compression"
                            : a->level != b->level             ? "compression level"
                            : strcmp(a->snapshot, b->snapshot) ? "snapshot"
+                           : a->split != b->split             ? "split (parts or one document)"
                                                               : NULL;
-        if (what && !strcmp(what, "boundaries"))
-            return sf_fail(&r->err, SF_ERR_REFUSED,
-                           "shards 1 and %u of %u in %s disagree on the boundaries (%s; %s): "
-                           "they read different data (share a snapshot, or render them again)",
-                           i + 1, n, dir, a->bounds, b->bounds);
         if (what)
             return sf_fail(&r->err, SF_ERR_REFUSED,
                            "shards 1 and %u of %u in %s disagree on the %s: they are not one "
@@ -443,10 +619,6 @@ static sf_status check_set(sf_render *r, const char *dir, const manifest *ms, un
                            "render them again)",
                            i + 1, n, dir, what);
     }
-    snprintf(want, sizeof want, "%016llx", (unsigned long long)tpl_hash);
-    if (strcmp(a->tpl, want))
-        return sf_fail(&r->err, SF_ERR_REFUSED,
-                       "the shards in %s were rendered with another template than this one", dir);
     snprintf(want, sizeof want, "%016llx", (unsigned long long)params_hash(r));
     if (strcmp(a->params, want))
         return sf_fail(&r->err, SF_ERR_REFUSED,
@@ -464,53 +636,82 @@ static sf_status check_set(sf_render *r, const char *dir, const manifest *ms, un
     return SF_OK;
 }
 
+/* The manifests of dir, read and checked together: *out (census memory,
+ * manifests_free) and the directory, open. */
+static sf_status read_set(sf_render *r, const char *dir, unsigned shards, int *dirfd,
+                          manifest **out)
+{
+    sf_census *cs = r->cref.census;
+    *out = NULL;
+    *dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (*dirfd < 0)
+        return sf_fail(&r->err, errno == ENOENT ? SF_ERR_REFUSED : SF_ERR_OUTPUT,
+                       "the shards' directory %s: %s", dir, strerror(errno));
+    manifest *ms = sf_calloc(cs, SF_MEM_RENDER, shards, sizeof *ms);
+    if (!ms)
+        return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory");
+    *out = ms;
+    stray_ud su = {.n = shards};
+    if ((sf_dir_each(*dirfd, stray, &su), su.found[0]))
+        return sf_fail(&r->err, SF_ERR_REFUSED,
+                       "%s holds %s, a shard of another split than %u: remove what is not this "
+                       "render's",
+                       dir, su.found, shards);
+    sf_status st = SF_OK;
+    for (unsigned k = 1; st == SF_OK && k <= shards; k++)
+        st = read_manifest(r, *dirfd, dir, k, shards, &ms[k - 1]);
+    return st == SF_OK ? check_set(r, dir, ms, shards) : st;
+}
+
+static void manifests_free(sf_render *r, manifest *ms, unsigned n)
+{
+    for (unsigned i = 0; ms && i < n; i++)
+        manifest_free(r->cref.census, &ms[i]);
+    sf_dealloc(r->cref.census, ms);
+}
+
+static sf_status publish_start(sf_render *r, const char *dir, unsigned shards)
+{
+    sf_err_clear(&r->err);
+    if (!dir)
+        return sf_fail(&r->err, SF_ERR_ARG, "publish needs the shards' directory");
+    if (shards < 1 || shards > SF_SHARD_MAX)
+        return sf_fail(&r->err, SF_ERR_ARG, "shards: from 1 to %d, got %u", SF_SHARD_MAX, shards);
+    if (r->ran || r->nouts)
+        return sf_fail(&r->err, SF_ERR_STATE, "this render has already run; create another");
+    r->ran = 1;
+    return SF_OK;
+}
+
 sf_status sf_render_publish_shards(sf_render *r, sf_template *tpl, const char *dir,
                                    unsigned shards, const char *path)
 {
     if (!r)
         return SF_ERR_ARG;
-    sf_err_clear(&r->err);
-    if (!tpl || !dir || !path)
+    if (!tpl || !path)
         return sf_fail(&r->err, SF_ERR_ARG, "publish needs a template, a directory and a path");
-    if (shards < 1 || shards > SF_SHARD_MAX)
-        return sf_fail(&r->err, SF_ERR_ARG, "shards: from 1 to %d, got %u", SF_SHARD_MAX, shards);
-    if (r->ran || r->nouts)
-        return sf_fail(&r->err, SF_ERR_STATE, "this render has already run; create another");
     if (!tpl->loaded)
         return sf_fail(&r->err, SF_ERR_STATE, "the template is not loaded");
-    r->ran = 1;
+    sf_status st = publish_start(r, dir, shards);
+    if (st != SF_OK)
+        return st;
     sf_census *cs = r->cref.census;
-    int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dirfd < 0)
-        return sf_fail(&r->err, errno == ENOENT ? SF_ERR_REFUSED : SF_ERR_OUTPUT,
-                       "the shards' directory %s: %s", dir, strerror(errno));
-    manifest *ms = sf_calloc(cs, SF_MEM_RENDER, shards, sizeof *ms);
+    manifest *ms = NULL;
     sf_output *head = NULL, *tail = NULL, *out = NULL;
-    int hfd = -1, tfd = -1;
-    sf_status st = ms ? SF_OK : sf_fail(&r->err, SF_ERR_NOMEM, "out of memory");
-    stray_ud su = {.n = shards};
-    if (st == SF_OK && (sf_dir_each(dirfd, stray, &su), su.found[0]))
+    int hfd = -1, tfd = -1, dirfd = -1;
+    char want[24];
+    st = read_set(r, dir, shards, &dirfd, &ms);
+    snprintf(want, sizeof want, "%016llx", (unsigned long long)template_hash(tpl));
+    if (st == SF_OK && ms[0].split)
         st = sf_fail(&r->err, SF_ERR_REFUSED,
-                     "%s holds %s, a shard of another split than %u: remove what is not this "
-                     "render's",
-                     dir, su.found, shards);
-    for (unsigned k = 1; st == SF_OK && k <= shards; k++)
-        st = read_manifest(r, dirfd, dir, k, shards, &ms[k - 1]);
-    if (st == SF_OK)
-        st = check_set(r, dir, ms, shards, template_hash(tpl));
-    for (unsigned k = 0; st == SF_OK && k < shards; k++) {
-        struct stat sb;
-        if (fstatat(dirfd, ms[k].part, &sb, 0) != 0)
-            st = sf_fail(&r->err, errno == ENOENT ? SF_ERR_REFUSED : SF_ERR_OUTPUT,
-                         "shard %u of %u: its part %s/%s: %s", k + 1, shards, dir, ms[k].part,
-                         strerror(errno));
-        else if ((uint64_t)sb.st_size != ms[k].bytes_out)
-            st = sf_fail(&r->err, SF_ERR_REFUSED,
-                         "shard %u of %u: %s/%s has %lld bytes, its manifest says %llu (a part "
-                         "being rewritten, or damaged)",
-                         k + 1, shards, dir, ms[k].part, (long long)sb.st_size,
-                         (unsigned long long)ms[k].bytes_out);
-    }
+                     "the shards in %s are split into parts (split_rows, split_bytes): publish "
+                     "them as a set with an index",
+                     dir);
+    if (st == SF_OK && strcmp(ms[0].tpl, want))
+        st = sf_fail(&r->err, SF_ERR_REFUSED,
+                     "the shards in %s were rendered with another template than this one", dir);
+    for (unsigned k = 0; st == SF_OK && k < shards; k++)
+        st = check_size(r, dirfd, dir, ms[k].part, ms[k].bytes_out, k + 1, shards);
     /* The head and tail, as a one-process render over the total writes
      * them; the feed's time is the first shard's unless one was set. */
     if (st == SF_OK && !r->when_set)
@@ -536,30 +737,11 @@ sf_status sf_render_publish_shards(sf_render *r, sf_template *tpl, const char *d
         st = sf_fail_from(&r->err, st, NULL, sf_output_errmsg(out));
     if (st == SF_OK)
         atomic_store(&out->cancel, &r->cancel);
-    uint64_t n, body = 0;
+    uint64_t n;
     if (st == SF_OK)
         st = copy_fd(r, hfd, "the head", out, &n, NULL);
-    for (unsigned k = 0; st == SF_OK && k < shards; k++) {
-        char what[600];
-        snprintf(what, sizeof what, "%s/%s", dir, ms[k].part);
-        int fd = openat(dirfd, ms[k].part, O_RDONLY | O_CLOEXEC);
-        uint32_t crc = 0;
-        if (fd < 0) {
-            st = sf_fail(&r->err, SF_ERR_OUTPUT, "opening %s: %s", what, strerror(errno));
-            break;
-        }
-        st = copy_fd(r, fd, what, out, &n, &crc);
-        close(fd);
-        char got[16];
-        snprintf(got, sizeof got, "%08x", (unsigned)crc);
-        if (st == SF_OK && (n != ms[k].bytes_out || strcmp(got, ms[k].crc)))
-            st = sf_fail(&r->err, SF_ERR_REFUSED,
-                         "shard %u of %u: %s is not the part its manifest describes (%llu bytes, "
-                         "CRC-32 %s; the manifest: %llu, %s)",
-                         k + 1, shards, what, (unsigned long long)n, got,
-                         (unsigned long long)ms[k].bytes_out, ms[k].crc);
-        body += ms[k].bytes;
-    }
+    for (unsigned k = 0; st == SF_OK && k < shards; k++)
+        st = copy_part(r, dirfd, dir, ms[k].part, ms[k].bytes_out, ms[k].crc, k + 1, shards, out);
     if (st == SF_OK)
         st = copy_fd(r, tfd, "the tail", out, &n, NULL);
     if (st == SF_OK && (st = sf_output_commit(out)) != SF_OK)
@@ -568,7 +750,6 @@ sf_status sf_render_publish_shards(sf_render *r, sf_template *tpl, const char *d
         atomic_store_explicit(&r->rows, ms[0].total, memory_order_relaxed);
         r->executed = r->committed = 1;
     }
-    (void)body;
     if (out) {
         atomic_store(&out->cancel, NULL);
         if (st != SF_OK)
@@ -585,7 +766,107 @@ sf_status sf_render_publish_shards(sf_render *r, sf_template *tpl, const char *d
         close(hfd);
     if (tfd >= 0)
         close(tfd);
-    close(dirfd);
-    sf_dealloc(cs, ms);
+    if (dirfd >= 0)
+        close(dirfd);
+    manifests_free(r, ms, shards);
+    return st;
+}
+
+sf_status sf_render_publish_shard_parts(sf_render *r, sf_template *index_tpl, const char *dir,
+                                        unsigned shards, sf_output *parts, sf_output *index,
+                                        const char *base_url)
+{
+    if (!r)
+        return SF_ERR_ARG;
+    if (!index_tpl || !parts || !index)
+        return sf_fail(&r->err, SF_ERR_ARG, "publish needs an index template, the parts and "
+                                            "the index");
+    if (!index_tpl->loaded)
+        return sf_fail(&r->err, SF_ERR_STATE, "the index template is not loaded");
+    if (!sf_output_is_split(parts) || parts->state != SF_OUT_OPEN || index->state != SF_OUT_OPEN)
+        return sf_fail(&r->err, SF_ERR_STATE,
+                       "the parts must be opened with sf_output_open_parts(), the index as a "
+                       "file");
+    if (parts->codec)
+        return sf_fail(&r->err, SF_ERR_ARG,
+                       "the parts' output must not compress (compress none): the shards' parts "
+                       "are copied as they are");
+    sf_status st = publish_start(r, dir, shards);
+    if (st != SF_OK)
+        return st;
+    sf_census *cs = r->cref.census;
+    manifest *ms = NULL;
+    int dirfd = -1;
+    part_info *pi = sf_alloc(cs, SF_MEM_RENDER, sizeof *pi);
+    st = pi ? read_set(r, dir, shards, &dirfd, &ms)
+            : sf_fail(&r->err, SF_ERR_NOMEM, "out of memory");
+    if (st == SF_OK && !ms[0].split)
+        st = sf_fail(&r->err, SF_ERR_REFUSED,
+                     "the shards in %s are one document each: publish joins them into one "
+                     "feed, without an index",
+                     dir);
+    /* Every part's size, before anything is written. */
+    for (unsigned k = 0; st == SF_OK && k < shards; k++)
+        for (size_t i = 0; st == SF_OK && i < ms[k].nparts; i++)
+            if ((st = read_part(r, dir, &ms[k], i, pi)) == SF_OK)
+                st = check_size(r, dirfd, dir, pi->name, pi->bytes_out, k + 1, shards);
+    /* The set and its index through the render's own commit: the parts
+     * renamed, the index last (the commit point), the earlier run's parts
+     * removed after it (docs/sink.md). */
+    sf_feed_out *pf = NULL, *ix = NULL;
+    r->ran = 0; /* add_output and add_index check it */
+    if (st == SF_OK && (st = sf_render_add_output(r, index_tpl, parts)) == SF_OK &&
+        (st = sf_render_add_index(r, parts, index_tpl, index, base_url, NULL)) == SF_OK) {
+        pf = r->outs[0];
+        ix = r->outs[1];
+    }
+    r->ran = 1;
+    if (st == SF_OK && !r->when_set)
+        r->when = (int64_t)ms[0].time;
+    if (st == SF_OK)
+        st = sf_render_ready_index(r, ix);
+    if (st == SF_OK) {
+        pf->maxcol = 0; /* the parts' lastmod values come from the manifests */
+        sf_buf_init(&pf->maxes, cs, SF_MEM_RENDER);
+        sf_buf_init(&pf->offs, cs, SF_MEM_RENDER);
+        atomic_store(&parts->cancel, &r->cancel);
+    }
+    size_t at = 0;
+    uint64_t total = 0;
+    for (unsigned k = 0; st == SF_OK && k < shards; k++)
+        for (size_t i = 0; st == SF_OK && i < ms[k].nparts; i++, at++) {
+            if ((st = read_part(r, dir, &ms[k], i, pi)) != SF_OK)
+                break;
+            if (at && (st = sf_output_next_part(parts)) != SF_OK) {
+                st = sf_fail_from(&r->err, st, NULL, sf_output_errmsg(parts));
+                break;
+            }
+            st = copy_part(r, dirfd, dir, pi->name, pi->bytes_out, pi->crc, k + 1, shards, parts);
+            if (st != SF_OK)
+                break;
+            sf_fileset_set_part(parts, at, pi->rows, pi->bytes);
+            total += pi->rows;
+            uint64_t off = pf->maxes.len;
+            if (sf_buf_append(&pf->offs, &off, sizeof off) != 0 ||
+                sf_buf_append(&pf->maxes, pi->lastmod, strlen(pi->lastmod)) != 0)
+                st = sf_fail(&r->err, SF_ERR_NOMEM, "out of memory: index values");
+            pf->nparts++;
+        }
+    if (st == SF_OK && at == 0)
+        st = sf_fail(&r->err, SF_ERR_REFUSED, "the shards in %s hold no part", dir);
+    if (parts)
+        atomic_store(&parts->cancel, NULL);
+    if (st == SF_OK) {
+        atomic_store_explicit(&r->rows, total, memory_order_relaxed);
+        r->executed = 1;
+        st = sf_render_commit(r);
+    } else {
+        sf_output_abort(parts);
+        sf_output_abort(index);
+    }
+    if (dirfd >= 0)
+        close(dirfd);
+    manifests_free(r, ms, shards);
+    sf_dealloc(cs, pi);
     return st;
 }

@@ -353,6 +353,8 @@ typedef struct sf_set_part {
     char *path;      /* the final path */
     char *name;      /* its file name (inside path) */
     uint64_t rows, bytes, bytes_out;
+    uint32_t crc;    /* CRC-32 of the file, when the set keeps them (a shard's) */
+    int fixed;       /* rows and bytes given (sf_fileset_set_part), not counted */
 } sf_set_part;
 
 typedef struct sf_fileset {
@@ -362,6 +364,7 @@ typedef struct sf_fileset {
     size_t n, cap;
     uint64_t part_start; /* o->drained when the current part began */
     int indexed;         /* an index publishes it: settle waits for it */
+    int crc;             /* keep each part's CRC-32 (sf_output_crc_on) */
     int renamed;         /* parts renamed: the next step is settle */
     int settled;         /* state recorded, earlier runs' parts removed */
     uint64_t owner;      /* the index over it (sf_output_set_index), 0: none */
@@ -421,6 +424,8 @@ static sf_status open_part(sf_output *o)
         sf_dealloc(cs, p->path);
         return st;
     }
+    if (fs->crc)
+        sf_sink_file_crc_on(sf_stage_chain_tail(p->chain));
     fs->n++;
     o->head = p->chain;
     fs->part_start = atomic_load_explicit(&o->drained, memory_order_relaxed);
@@ -431,9 +436,38 @@ static sf_status open_part(sf_output *o)
 static void part_done(sf_output *o)
 {
     sf_set_part *p = cur(o);
-    p->bytes = atomic_load_explicit(&o->drained, memory_order_relaxed) - o->set->part_start;
+    if (!p->fixed)
+        p->bytes = atomic_load_explicit(&o->drained, memory_order_relaxed) - o->set->part_start;
     sf_stage *sink = sf_stage_chain_tail(p->chain);
     p->bytes_out = sink ? sink->in : 0;
+    p->crc = sf_sink_file_crc(sink);
+}
+
+void sf_fileset_crc_on(sf_output *o)
+{
+    o->set->crc = 1;
+    if (o->set->n) /* the first part is open already */
+        sf_sink_file_crc_on(sf_stage_chain_tail(o->set->parts[o->set->n - 1].chain));
+}
+
+uint32_t sf_fileset_part_crc(const sf_output *o, size_t i)
+{
+    return i < o->set->n ? o->set->parts[i].crc : 0;
+}
+
+void sf_fileset_set_part(sf_output *o, size_t i, uint64_t rows, uint64_t bytes)
+{
+    if (i < o->set->n) {
+        o->rows += rows - o->set->parts[i].rows;
+        o->set->parts[i].rows = rows;
+        o->set->parts[i].bytes = bytes;
+        o->set->parts[i].fixed = 1;
+    }
+}
+
+uint64_t sf_fileset_part_bytes_out(const sf_output *o, size_t i)
+{
+    return i < o->set->n ? o->set->parts[i].bytes_out : 0;
 }
 
 void sf_fileset_free(sf_output *o)
@@ -784,7 +818,7 @@ const char *sf_fileset_part(const sf_output *o, size_t i, uint64_t *rows, uint64
     if (rows)
         *rows = p->rows;
     if (bytes) /* a finished part's; the current one's so far, buffer included */
-        *bytes = i + 1 < o->set->n || o->state != SF_OUT_OPEN
+        *bytes = i + 1 < o->set->n || o->state != SF_OUT_OPEN || p->fixed
                      ? p->bytes
                      : atomic_load_explicit(&o->drained, memory_order_relaxed) + o->w.len -
                            o->set->part_start;

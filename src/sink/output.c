@@ -432,13 +432,22 @@ int sf_output_level(const sf_output *o)
 
 void sf_output_crc_on(sf_output *o)
 {
-    if (o && o->head && !o->set)
+    if (o && o->set)
+        sf_fileset_crc_on(o);
+    else if (o && o->head)
         sf_sink_file_crc_on(sf_stage_chain_tail(o->head));
 }
 
 uint32_t sf_output_crc(const sf_output *o)
 {
     return o && o->head && !o->set ? sf_sink_file_crc(sf_stage_chain_tail(o->head)) : 0;
+}
+
+uint32_t sf_output_part_crc(const sf_output *o, size_t i)
+{
+    if (o && o->set)
+        return sf_fileset_part_crc(o, i);
+    return i == 0 ? sf_output_crc(o) : 0;
 }
 
 /* Bytes the file sink(s) were given: the compressed size. */

@@ -202,6 +202,13 @@ uint64_t sf_fileset_bytes_out(const sf_output *o);
 size_t sf_fileset_count(const sf_output *o);
 /* Part i's path, and its rows and uncompressed bytes; NULL past the end. */
 const char *sf_fileset_part(const sf_output *o, size_t i, uint64_t *rows, uint64_t *bytes);
+/* Each part's CRC-32 kept from now on (a shard's parts: docs/shards.md). */
+void sf_fileset_crc_on(sf_output *o);
+uint32_t sf_fileset_part_crc(const sf_output *o, size_t i);
+/* Publishing shards' parts copied as they are: part i's figures are the
+ * shard's (rows, uncompressed bytes), not what the copy counted. */
+void sf_fileset_set_part(sf_output *o, size_t i, uint64_t rows, uint64_t bytes);
+uint64_t sf_fileset_part_bytes_out(const sf_output *o, size_t i); /* exact after finish */
 void sf_fileset_abort(sf_output *o);
 void sf_fileset_free(sf_output *o);
 
@@ -224,6 +231,7 @@ void sf_output_crc_on(sf_output *o);
 /* The level the output's compressor runs at (0: none). */
 int sf_output_level(const sf_output *o);
 uint32_t sf_output_crc(const sf_output *o);
+uint32_t sf_output_part_crc(const sf_output *o, size_t i); /* exact after finish */
 /* The destination path (atomic), or the label. */
 const char *sf_sink_file_path(const sf_stage *s);
 /* After publish: fsyncs the destination's directory (EINVAL/EROFS, a file
