@@ -33,6 +33,8 @@ int cmd_snapshot(int argc, char **argv); /* cli/shards.c */
 /* Loads --template NAME|FILE (cli/render.c); *query: its own query when
  * query_path is given (malloc'd, or NULL). An exit status, printed. */
 int cli_load_template(sf_template *tpl, const char *arg, const char *query_path, char **query);
+/* The file --template ARG names, or NULL for a built-in. */
+const char *cli_template_file(const char *arg);
 
 /* The census every allocation of the command is counted in, SQLite's too
  * (routed by cli_route_sqlite, which must run before SQLite is used). */

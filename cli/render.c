@@ -261,7 +261,7 @@ static int is_file_name(const char *s)
 }
 
 /* The file --template names, or NULL for a built-in. */
-static const char *template_file(const char *arg)
+const char *cli_template_file(const char *arg)
 {
     return !is_file_name(arg) && sf_builtin_template_text(arg, NULL) ? NULL : arg;
 }
@@ -330,7 +330,7 @@ static char *template_query_path(const char *file, const char *backend, int *nom
 int cli_load_template(sf_template *tpl, const char *arg, const char *query_path, char **query)
 {
     sf_status st;
-    const char *file = template_file(arg);
+    const char *file = cli_template_file(arg);
     *query = NULL;
     if (!file) {
         st = sf_template_load_builtin(tpl, arg);
@@ -551,9 +551,9 @@ static int check_files(render_opts *o, const char *tpl_query)
     in[n++] = (cli_file){"--query-file", o->query_file};
     in[n++] = (cli_file){"the query of --template", tpl_query};
     for (size_t i = 0; i < o->nouts; i++) {
-        in[n++] = (cli_file){input_label(o, i, 0), template_file(o->outs[i].template)};
+        in[n++] = (cli_file){input_label(o, i, 0), cli_template_file(o->outs[i].template)};
         if (o->outs[i].index)
-            in[n++] = (cli_file){input_label(o, i, 2), template_file(o->outs[i].index)};
+            in[n++] = (cli_file){input_label(o, i, 2), cli_template_file(o->outs[i].index)};
     }
     out_list l;
     out_list_make(o, &l);
@@ -819,7 +819,7 @@ static int run_render(render_opts *o, sf_render *r, const char *query)
     /* A template file's own query for the backend --db names: checked as
      * an input before anything connects. */
     const char *backend = db_backend(o->db);
-    tpl_query = !query ? template_query_path(template_file(first->template), backend, &nomem)
+    tpl_query = !query ? template_query_path(cli_template_file(first->template), backend, &nomem)
                        : NULL;
     if (nomem) {
         cli_error("out of memory");
@@ -889,14 +889,14 @@ static int run_render(render_opts *o, sf_render *r, const char *query)
     db_copy_wipe(o->db); /* connected or not, the password is not needed any more */
     /* A built-in's own query may be written for each backend (a JSON
      * aggregate), and so may a template file's (NAME.pg.sql beside it). */
-    if (st == SF_OK && query == own_query && !template_file(first->template))
+    if (st == SF_OK && query == own_query && !cli_template_file(first->template))
         query = sf_builtin_template_query_for(first->template, sf_source_backend(src));
     else if (st == SF_OK && query == own_query && tpl_query &&
              strcmp(sf_source_backend(src), backend) != 0) {
         /* db_backend read --db otherwise than the source (it mirrors the
          * backends' rules, so only if they change): the source's choice
          * counts, checked by check_read_files below. */
-        char *path = template_query_path(template_file(first->template),
+        char *path = template_query_path(cli_template_file(first->template),
                                          sf_source_backend(src), &nomem);
         if (path && strcmp(path, tpl_query) != 0) {
             free(own_query);
@@ -1289,8 +1289,9 @@ static void write_summary_json(const render_opts *o, sf_render *r, int rc)
 }
 
 /* --shard K/N: the one output becomes the shard's part, DIR/K-of-N.part,
- * compressed as -o's name says (docs/shards.md); the format's defaults
- * (a split, an index) do not apply: publish writes the one feed. */
+ * compressed as -o's name says; or, split (--split-rows, --split-bytes, or
+ * the format's defaults: sitemap), its parts DIR/K-of-N-%04d.part, each a
+ * complete document. An index is publish's to write (docs/shards.md). */
 static int shard_output(render_opts *o)
 {
     unsigned k, n;
@@ -1310,12 +1311,26 @@ static int shard_output(render_opts *o)
     if (!c->path || !strcmp(c->path, "-") || sf_output_names_descriptor(c->path))
         return cli_usage("render", "--shard needs -o FEED, the file publish will write (the part "
                                    "goes to FEED.shards/, or --shard-dir)");
-    if (c->split_rows || c->split_bytes || c->parts || c->index || c->base_url)
-        return cli_usage("render", "--shard: the part is not split and has no index "
-                                   "(--split-*, --parts, --index, --base-url); publish joins the "
-                                   "parts into one feed");
+    if (c->parts || c->index || c->base_url)
+        return cli_usage("render", "--shard: the shard's parts are named in --shard-dir; "
+                                   "--parts, --index and --base-url go to sqlfeed publish");
     if (o->reject_log)
         return cli_usage("render", "--shard keeps no --reject-log");
+    int rc;
+    /* The format's split and compression apply (a sitemap shard is split
+     * in parts of 50,000 URLs); its index is publish's. */
+    /* The index's --base-url is publish's too: a stand-in lets the format's
+     * index apply here (then dropped with it). */
+    if (!(c->base_url = strdup("https://publish.invalid/"))) {
+        cli_error("out of memory");
+        return EXIT_FAILURE_OTHER;
+    }
+    if (!o->no_defaults && (rc = cli_format_defaults(c, cli_template_file(c->template))) != EXIT_OK)
+        return rc;
+    free(c->index);
+    free(c->base_url);
+    free(c->parts);
+    c->index = c->base_url = c->parts = NULL;
     if (!o->shard_dir) {
         if ((size_t)snprintf(o->shard_dir_buf, sizeof o->shard_dir_buf, "%s.shards", c->path) >=
             sizeof o->shard_dir_buf)
@@ -1327,8 +1342,10 @@ static int shard_output(render_opts *o)
         return EXIT_OUTPUT;
     }
     const char *codec = cli_output_codec(c); /* by -o's suffix, or --compress */
+    int split = c->split_rows || c->split_bytes;
     char part[4200];
-    if ((size_t)snprintf(part, sizeof part, "%s/%u-of-%u.part", o->shard_dir, k, n) >= sizeof part)
+    if ((size_t)snprintf(part, sizeof part, split ? "%s/%u-of-%u-%%04d.part" : "%s/%u-of-%u.part",
+                         o->shard_dir, k, n) >= sizeof part)
         return cli_usage("render", "--shard-dir: name too long");
     char *p = strdup(part), *z = strdup(codec);
     if (!p || !z) {
@@ -1339,10 +1356,16 @@ static int shard_output(render_opts *o)
     }
     free(c->path);
     free(c->compress);
-    c->path = p;
+    if (split) {
+        c->path = NULL;
+        c->parts = p;
+        c->parts_given = 1;
+    } else {
+        c->path = p;
+    }
     c->compress = z;
-    /* --lastmod: the shard's largest value, in its manifest (kept until the
-     * end: freed with the other options of the run). */
+    /* --lastmod (or the format's): the largest value of each part, in the
+     * manifest (kept until the end: freed with the run's options). */
     o->shard_lastmod = c->lastmod;
     c->lastmod = NULL;
     o->no_defaults = 1;
@@ -1644,7 +1667,7 @@ int cmd_render(int argc, char **argv)
         goto done;
     for (size_t i = 0; i < o.nouts; i++) /* the format's defaults first (cli/formats.c) */
         if ((!o.no_defaults &&
-             (rc = cli_format_defaults(&o.outs[i], template_file(o.outs[i].template))) != EXIT_OK) ||
+             (rc = cli_format_defaults(&o.outs[i], cli_template_file(o.outs[i].template))) != EXIT_OK) ||
             (rc = cli_output_resolve(&o.outs[i])) != EXIT_OK)
             goto done;
     if (o.query && o.query_file) {

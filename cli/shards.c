@@ -13,10 +13,12 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "formats.h"
 
 static const char publish_usage[] =
     "usage: sqlfeed publish -t TEMPLATE -o FEED --shards N [--shard-dir DIR]\n"
-    "                       [--param NAME=VALUE]... [--quiet]\n"
+    "                       [--index TEMPLATE --base-url URL [--parts PATTERN]]\n"
+    "                       [--no-defaults] [--param NAME=VALUE]... [--quiet]\n"
     "\n"
     "Joins the parts that `sqlfeed render --shard K/N` wrote into one feed, FEED,\n"
     "published atomically: the head and tail of TEMPLATE (rendered now, row_count\n"
@@ -28,6 +30,17 @@ static const char publish_usage[] =
     "  --shards N           how many shards the render was cut into\n"
     "  --shard-dir DIR      where the parts are (default: FEED.shards, as render's)\n"
     "  --param NAME=VALUE   the shards' parameters, all of them (checked: the same)\n"
+    "  --index TEMPLATE     the shards were split (--split-rows, --split-bytes, or the\n"
+    "                       format's defaults: sitemap): their parts, in shard order,\n"
+    "                       become one set, and -o is the index over them, rendered by\n"
+    "                       TEMPLATE (part, name, url, row_count, bytes, lastmod: the\n"
+    "                       parts' --lastmod values); published as render publishes a\n"
+    "                       set: parts, then the index, then the earlier run's parts\n"
+    "                       removed. Default: the format's index (sitemap-index)\n"
+    "  --base-url URL       the parts' URL prefix, for the index's url\n"
+    "  --parts PATTERN      the parts' names (one %d or %0Nd and one %r); default from\n"
+    "                       -o: sitemap.xml -> sitemap-%r-%04d.xml.gz\n"
+    "  --no-defaults        the format's defaults (its index) do not apply\n"
     "  -q, --quiet          no summary on stderr\n"
     "  -h, --help           this help\n"
     "\n"
@@ -55,12 +68,69 @@ static const char snapshot_usage[] =
     "  -h, --help           this help\n"
     "exit status: 0 held until end-of-file; 2 usage; 4 database; 128+N signal N.\n";
 
+/* The codec of the shards' parts, from the first manifest ("compress"),
+ * or "" when it cannot be read (publish then says what is wrong). */
+static void shards_codec(const char *dir, unsigned n, char codec[16])
+{
+    char path[4400], line[256];
+    codec[0] = '\0';
+    if ((size_t)snprintf(path, sizeof path, "%s/1-of-%u.json", dir, n) >= sizeof path)
+        return;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "\"compress\": \"%15[a-z]\"", codec) == 1)
+            break;
+    fclose(f);
+}
+
+/* With --index (or a format whose defaults have one): the set's names.
+ * co gets template, path (the index), compress (the shards'), and the
+ * derived parts pattern. EXIT_OK, or an exit status (printed). */
+static int split_set(cli_output *co, const char *tname, const char *feed, const char *dir,
+                     unsigned shards, int no_defaults)
+{
+    int rc;
+    if ((rc = cli_output_set(co, "template", tname, "--template")) != EXIT_OK ||
+        (rc = cli_output_set(co, "path", feed, "-o")) != EXIT_OK)
+        return rc;
+    char codec[16];
+    shards_codec(dir, shards, codec);
+    if (codec[0] && (rc = cli_output_set(co, "compress", codec, "the shards' compression")) !=
+                        EXIT_OK)
+        return rc;
+    /* A stand-in split: the parts are the shards', whatever their size. */
+    if ((rc = cli_output_set(co, "split-rows", "1", "the shards' split")) != EXIT_OK)
+        return rc;
+    if (!no_defaults && !co->index &&
+        (rc = cli_format_defaults(co, cli_template_file(tname))) != EXIT_OK)
+        return rc;
+    if (!co->index) {
+        if (co->parts || co->base_url)
+            return cli_usage("publish", "--parts and --base-url go with --index (split shards)");
+        return EXIT_OK;
+    }
+    free(co->lastmod); /* the lastmod values are the shards' */
+    co->lastmod = NULL;
+    if (!(co->option = strdup("-o"))) {
+        cli_error("out of memory");
+        return EXIT_FAILURE_OTHER;
+    }
+    return cli_output_resolve(co);
+}
+
 int cmd_publish(int argc, char **argv)
 {
-    enum { OPT_SHARDS = 256, OPT_SHARD_DIR, OPT_PARAM };
+    enum { OPT_SHARDS = 256, OPT_SHARD_DIR, OPT_PARAM, OPT_INDEX, OPT_BASE_URL, OPT_PARTS,
+           OPT_NO_DEFAULTS };
     static const struct option longopts[] = {
+        {"base-url", required_argument, NULL, OPT_BASE_URL},
         {"help", no_argument, NULL, 'h'},
+        {"index", required_argument, NULL, OPT_INDEX},
+        {"no-defaults", no_argument, NULL, OPT_NO_DEFAULTS},
         {"param", required_argument, NULL, OPT_PARAM},
+        {"parts", required_argument, NULL, OPT_PARTS},
         {"quiet", no_argument, NULL, 'q'},
         {"shard-dir", required_argument, NULL, OPT_SHARD_DIR},
         {"shards", required_argument, NULL, OPT_SHARDS},
@@ -69,7 +139,10 @@ int cmd_publish(int argc, char **argv)
     };
     const char *tname = NULL, *feed = NULL, *dir = NULL;
     unsigned shards = 0;
-    int quiet = 0, c, rc = EXIT_USAGE;
+    int quiet = 0, c, rc = EXIT_USAGE, no_defaults = 0;
+    cli_output co = {0};
+    sf_template *itpl = NULL;
+    sf_output *parts = NULL, *index = NULL;
     char dirbuf[4200];
     sf_render *r = sf_render_create(cli_census);
     sf_template *tpl = sf_template_create(cli_census, SF_TEMPLATE_XML);
@@ -90,6 +163,19 @@ int cmd_publish(int argc, char **argv)
         case 't': tname = optarg; break;
         case 'q': quiet = 1; break;
         case OPT_SHARD_DIR: dir = optarg; break;
+        case OPT_NO_DEFAULTS: no_defaults = 1; break;
+        case OPT_INDEX:
+        case OPT_BASE_URL:
+        case OPT_PARTS:
+            if ((rc = cli_output_set(&co, c == OPT_INDEX ? "index" : c == OPT_PARTS ? "parts"
+                                                                                : "base-url",
+                                     optarg, c == OPT_INDEX ? "--index" : c == OPT_PARTS
+                                                                          ? "--parts"
+                                                                          : "--base-url")) !=
+                EXIT_OK)
+                goto done;
+            rc = EXIT_USAGE;
+            break;
         case OPT_SHARDS: {
             char *end;
             errno = 0;
@@ -161,10 +247,47 @@ int cmd_publish(int argc, char **argv)
     if ((rc = cli_load_template(tpl, tname, NULL, &q)) != EXIT_OK)
         goto done;
     free(q);
+    /* Split shards: -o is the index over their parts (--index, or the
+     * format's: sitemap's sitemap-index), named as render names a set's. */
+    if ((rc = split_set(&co, tname, feed, dir, shards, no_defaults)) != EXIT_OK)
+        goto done;
+    if (co.index) {
+        if (!(itpl = sf_template_create(cli_census, SF_TEMPLATE_XML)) ||
+            !(parts = sf_output_create(cli_census)) || !(index = sf_output_create(cli_census))) {
+            cli_error("out of memory");
+            rc = EXIT_FAILURE_OTHER;
+            goto done;
+        }
+        if ((rc = cli_load_template(itpl, co.index, NULL, &q)) != EXIT_OK)
+            goto done;
+        free(q);
+        for (size_t k = 0; !co.base_url && k < sf_template_row_name_count(itpl); k++)
+            if (!strcmp(sf_template_row_name(itpl, k), "url")) {
+                rc = cli_usage("publish", "the index template %s reads url (each part's absolute "
+                                          "URL): give --base-url URL, where the parts will be "
+                                          "served", co.index);
+                goto done;
+            }
+        sf_status ost = sf_output_set_option(parts, "compress", "none");
+        if (ost == SF_OK)
+            ost = sf_output_open_parts(parts, co.parts);
+        if (ost != SF_OK) {
+            cli_error("publish: %s", sf_output_errmsg(parts));
+            rc = cli_exit_for(ost);
+            goto done;
+        }
+        if ((ost = sf_output_open_file(index, feed)) != SF_OK) {
+            cli_error("publish: %s", sf_output_errmsg(index));
+            rc = cli_exit_for(ost);
+            goto done;
+        }
+    }
     cli_signals_install(r); /* a signal cancels the join: nothing published */
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    sf_status st = sf_render_publish_shards(r, tpl, dir, shards, feed);
+    sf_status st = co.index ? sf_render_publish_shard_parts(r, itpl, dir, shards, parts, index,
+                                                            co.base_url)
+                            : sf_render_publish_shards(r, tpl, dir, shards, feed);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     cli_signals_forget_render();
     if (st != SF_OK) {
@@ -173,12 +296,23 @@ int cmd_publish(int argc, char **argv)
         rc = st == SF_ERR_CANCELLED && sig ? 128 + sig : cli_exit_for(st);
         goto done;
     }
-    if (!quiet)
+    if (!quiet && co.index)
+        fprintf(stderr, "sqlfeed: %llu rows in %zu parts from %u shard%s in %.2f s -> %s "
+                        "(index of %s)\n",
+                (unsigned long long)sf_render_rows(r), sf_output_part_count(parts), shards,
+                shards == 1 ? "" : "s",
+                (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, feed,
+                co.parts);
+    else if (!quiet)
         fprintf(stderr, "sqlfeed: %llu rows from %u shard%s in %.2f s -> %s\n",
                 (unsigned long long)sf_render_rows(r), shards, shards == 1 ? "" : "s",
                 (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, feed);
     rc = EXIT_OK;
 done:
+    sf_output_free(parts);
+    sf_output_free(index);
+    sf_template_free(itpl);
+    cli_output_clear(&co);
     sf_template_free(tpl);
     sf_render_free(r);
     if (rc >= 128)

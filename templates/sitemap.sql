@@ -1,3 +1,3 @@
-SELECT p.link AS loc, p.updated_at AS lastmod
+SELECT p.id, p.link AS loc, p.updated_at AS lastmod
 FROM products p
 ORDER BY p.id
