@@ -182,8 +182,8 @@ run "$SF" render --db jobs.db -t rss "${P[@]}" --query "$Q" -o u.xml --shard 2/4
 expect "shard: --shard without --shard-key is a usage error" 2 "needs --shard-key"
 run "$SF" render --db jobs.db -t rss "${P[@]}" --query "$Q" -o u.xml --shard 5/4 --shard-key id
 expect "shard: --shard 5/4 is a usage error" 2 "K/N with 1 <= K <= N"
-run "$SF" render --db jobs.db -t rss "${P[@]}" --query "$Q" -o u.xml --shard 1/2 --shard-key id --split-rows 10
-expect "shard: --shard with --split-rows is a usage error" 2 "not split"
+run "$SF" render --db jobs.db -t rss "${P[@]}" --query "$Q" -o u.xml --shard 1/2 --shard-key id --index sitemap-index
+expect "shard: --shard with --index is a usage error (the index is publish's)" 2 "go to sqlfeed publish"
 run "$SF" render --db jobs.db -t rss "${P[@]}" --query "$Q" -o - --shard 1/2 --shard-key id
 expect "shard: --shard to stdout is a usage error" 2 "needs -o FEED"
 run "$SF" render --db jobs.db -t rss "${P[@]}" --query "$Q" -o u.xml --shard 1/2 --shard-key idx
@@ -200,6 +200,68 @@ run "$SF" publish -t first.mustache -o at.xml --shards 1
 expect "shard: a template reading {{#first}} cannot be published from shards (exit 3)" 3 "reads \\{\\{#first\\}\\}"
 run "$SF" publish -t rss -o nothere.xml --shards 2
 expect "shard: publish without the shards' directory is refused (exit 7)" 7 "nothere.xml.shards"
+
+# ---- split shards: a sitemap in parts from 3 shards, one index ------------
+SQ="SELECT p.id, p.link AS loc, p.updated_at AS lastmod FROM products p ORDER BY p.id"
+mkdir one sm
+"$SF" render --db jobs.db -t sitemap --query "$SQ" -o one/sitemap.xml --split-rows 10 \
+    --base-url https://shop.example/maps -q
+for k in 1 2 3; do
+    "$SF" render --db jobs.db -t sitemap --query "$SQ" -o sm/sitemap.xml --shard $k/3 \
+        --shard-key id --split-rows 10 -q || echo "FAIL: shard: sitemap shard $k: exit $?"
+done
+run "$SF" publish -t sitemap -o sm/sitemap.xml --shards 3 --base-url https://shop.example/maps
+expect "shard: publish makes the split shards one set with its index" 0 "rows in [0-9]+ parts from 3 shards"
+# locs FILE...: the <loc>s of sitemaps (.gz), in order
+locs() { for f in "$@"; do zcat "$f"; done | grep -o '<loc>[^<]*' | sed 's/<loc>//'; }
+parts_of() { grep -o '<loc>[^<]*' "$1" | sed 's|.*/||'; }
+ok "shard: the set's URLs, part by part, are the one-process render's" \
+    cmp -s <(locs $(parts_of sm/sitemap.xml | sed 's|^|sm/|')) <(locs $(parts_of one/sitemap.xml | sed 's|^|one/|'))
+np=0; for k in 1 2 3; do np=$((np + $(sed -n 's/^"parts": \([0-9]*\),$/\1/p' sm/sitemap.xml.shards/$k-of-3.json))); done
+ok "shard: the index lists every shard's parts ($np)" test "$(parts_of sm/sitemap.xml | wc -l)" = "$np"
+bad=""
+for f in $(parts_of sm/sitemap.xml); do
+    zcat "sm/$f" | xmllint --noout --schema "$HERE/data/schemas/sitemap.xsd" - 2>/dev/null || bad="$bad $f"
+done
+ok "shard: every part is a valid sitemap (sitemap.xsd)" test -z "$bad"
+ok "shard: the index is a valid sitemap index (siteindex.xsd)" \
+    bash -c "xmllint --noout --schema '$HERE/data/schemas/siteindex.xsd' sm/sitemap.xml 2>/dev/null"
+lm_ok=$(python3 - sm/sitemap.xml <<'PY'
+import gzip, os, re, sys
+idx = open(sys.argv[1]).read()
+d = os.path.dirname(sys.argv[1])
+ok = True
+for loc, lm in re.findall(r"<loc>[^<]*/([^<]*)</loc><lastmod>([^<]*)</lastmod>", idx):
+    part = gzip.open(os.path.join(d, loc)).read().decode()
+    ok = ok and lm == max(re.findall(r"<lastmod>([^<]*)</lastmod>", part))
+print("yes" if ok and "<lastmod>" in idx else "no")
+PY
+)
+ok "shard: each index entry's lastmod is its part's largest" test "$lm_ok" = yes
+cp sm/sitemap.xml sm.index.before
+old_parts=$(parts_of sm/sitemap.xml | tr '\n' ' ')
+run "$SF" publish -t sitemap -o sm/sitemap.xml --shards 3 --base-url https://shop.example/maps
+new_parts=$(parts_of sm/sitemap.xml | tr '\n' ' ')
+left=0; for f in $old_parts; do [ -e "sm/$f" ] && left=$((left + 1)); done
+ok "shard: publishing again makes a new set and removes the old one's parts" \
+    test "$rc" = 0 -a "$old_parts" != "$new_parts" -a "$left" = 0 -a "$(ls sm/*.gz | wc -l)" = "$np"
+cp sm/sitemap.xml sm.index.before
+p2=$(sed -n 's/^"part_2_name": "\(.*\)",$/\1/p' sm/sitemap.xml.shards/2-of-3.json)
+cp "sm/sitemap.xml.shards/$p2" p2.keep
+printf 'XX' | dd of="sm/sitemap.xml.shards/$p2" bs=1 seek=50 conv=notrunc 2>/dev/null
+run "$SF" publish -t sitemap -o sm/sitemap.xml --shards 3 --base-url https://shop.example/maps
+all_there=1; for f in $new_parts; do [ -e "sm/$f" ] || all_there=0; done
+if [ "$rc" = 7 ] && grep -q "is not the part its manifest describes" "$T/err" && cmp -s sm/sitemap.xml sm.index.before &&
+    [ "$all_there" = 1 ] && [ "$(ls sm/*.gz | wc -l)" = "$np" ] && no_temp sm; then
+    pass "shard: a damaged part of a split shard is refused (exit 7): the published set stays whole"
+else fail "shard: a damaged split part" "exit $rc; $(head -c 300 "$T/err")"; fi
+cp p2.keep "sm/sitemap.xml.shards/$p2"
+run "$SF" publish -t sitemap -o sm/sitemap.xml --shards 3
+expect "shard: a sitemap's index needs --base-url (exit 2)" 2 "give --base-url"
+run "$SF" publish -t sitemap -o sm/sitemap.xml --shards 3 --no-defaults
+expect "shard: split shards joined as one document are refused (exit 7)" 7 "split into parts"
+run "$SF" publish -t rss "${P[@]}" -o f3.xml --shards 3 --index sitemap-index --base-url https://x.example/
+expect "shard: one-document shards published with an index are refused (exit 7)" 7 "one document each"
 
 # ---- the servers ---------------------------------------------------------------
 if [ -z "${SQLFEED_PG_URL:-}" ]; then
@@ -221,6 +283,15 @@ for url in "$PG" $MY; do
     if [ "$rc" = 0 ] && same_doc s.xml.gz one.xml.gz; then pass "shard: $kind: 3 shards joined = SQLite's one-process render"
     else fail "shard: $kind: 3 shards" "exit $rc, $(head -c 300 "$T/err")"; fi
 done
+mkdir pgsm
+for k in 1 2; do
+    "$SF" render --db "$PG" -t sitemap --query "$SQ" -o pgsm/sitemap.xml --shard $k/2 \
+        --shard-key id --split-rows 10 -q || echo "FAIL: shard: postgresql: sitemap shard $k: exit $?"
+done
+run "$SF" publish -t sitemap -o pgsm/sitemap.xml --shards 2 --base-url https://shop.example/maps
+if [ "$rc" = 0 ] && cmp -s <(locs $(parts_of pgsm/sitemap.xml | sed 's|^|pgsm/|')) <(locs $(parts_of one/sitemap.xml | sed 's|^|one/|')); then
+    pass "shard: postgresql: a sitemap in 2 split shards has SQLite's one-process URLs"
+else fail "shard: postgresql: split sitemap" "exit $rc; $(head -c 300 "$T/err")"; fi
 # NULL keys on PostgreSQL come first too (its own ORDER BY puts them last).
 sharded "$PG" pn.xml 4 k "$QN"
 if [ "$rc" = 0 ] && same_nulls_first pn.xml onen.xml; then pass "shard: postgresql: NULL keys first, in shard 1, as on SQLite"
