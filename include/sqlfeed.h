@@ -629,16 +629,18 @@ SF_API sf_status sf_render_commit(sf_render *r);
 
 /* ---- Sharded renders (docs/shards.md) -----------------------------------
  * A render whose source is sharded ("shard", "shard_key") writes the rows of
- * its shard only, into its one output (a file: e.g. DIR/K-of-N.part), not
- * split; the head and tail are publish's. The render option
- * "shard_lastmod" COLUMN records the largest value of COLUMN in the shard.
- * sf_render_commit() publishes the part, then its manifest beside it (the
- * part's path with ".part" replaced by, or else followed by, ".json"): rows,
- * bytes, bytes out, CRC-32, boundaries, the query's total rows, hashes of the
- * template, query and parameters, compression, snapshot, time, lastmod.
+ * its shard only, into its one output, a file: one document (e.g.
+ * DIR/K-of-N.part) of the rows alone, the head and tail being publish's; or,
+ * opened with sf_output_open_parts() (e.g. DIR/K-of-N-%04d.part), complete
+ * parts, which publish names and indexes. The render option "shard_lastmod"
+ * COLUMN records the largest value of COLUMN in the shard (in each part).
+ * sf_render_commit() publishes the part(s), then the manifest K-of-N.json in
+ * the (first) part's directory: rows, bytes, bytes out, CRC-32 (each part's),
+ * boundaries, the query's total rows, hashes of the template, query and
+ * parameters, compression, snapshot, time, lastmod.
  *
- * sf_render_publish_shards() joins the N parts in `dir` (named K-of-N.part,
- * manifests K-of-N.json) into `path`: it refuses (SF_ERR_REFUSED, naming the
+ * sf_render_publish_shards() joins the N one-document shards in `dir`
+ * (manifests K-of-N.json) into `path`: it refuses (SF_ERR_REFUSED, naming the
  * shard and what is wrong) a missing manifest or part, a manifest of another
  * split in `dir`, shards that disagree (boundaries, total, template, query,
  * parameters, compression, snapshot), rows that do not add up to the total,

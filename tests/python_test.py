@@ -431,6 +431,26 @@ try:
     check("shard without shard_key raises", False, "no exception")
 except TypeError:
     check("shard without shard_key raises TypeError", True)
+# Split shards: a sitemap in parts from 2 shards, one set with its index.
+mdir = os.path.join(work, "maps")
+os.mkdir(mdir)
+mfeed = os.path.join(mdir, "sitemap.xml")
+SQ = "SELECT p.id, p.link AS loc, p.updated_at AS lastmod FROM products p ORDER BY p.id"
+for k in (1, 2):
+    sqlfeed.render(db=db, template="sitemap", output=mfeed, query=SQ, shard=(k, 2),
+                   shard_key="id", output_options={"compress": "gzip", "split_rows": 10})
+rows = sqlfeed.publish("sitemap", mfeed, 2, index="sitemap-index",
+                       base_url="https://shop.example/maps")
+idx = read(mfeed).decode()
+names = re.findall(r"<loc>https://shop.example/maps/([^<]*)</loc>", idx)
+urls = []
+for n in names:
+    urls += re.findall(rb"<loc>([^<]*)</loc>", gzip.open(os.path.join(mdir, n)).read())
+one_map = os.path.join(work, "one-sitemap.xml")
+sqlfeed.render(db=db, template="sitemap", output=one_map, query=SQ)
+want = re.findall(rb"<loc>([^<]*)</loc>", read(one_map))
+check("publish(index=...) makes split shards one set: %d parts, the URLs in order" % len(names),
+      len(names) > 2 and urls == want and rows == len(want), (len(urls), len(want), rows))
 try:
     sqlfeed.Snapshot(db)
     check("Snapshot on SQLite raises", False, "no exception")

@@ -296,16 +296,39 @@ def _is_template_file(name):
     return "/" in name or name.endswith(".mustache")
 
 
-def publish(template, output, shards, shard_dir=None, params=None, time=None):
+def publish(template, output, shards, shard_dir=None, params=None, time=None, index=None,
+            base_url=None, parts=None):
     """Joins the parts of a sharded render (render(shard=(K, N), ...) for K in
     1..N, or `sqlfeed render --shard`) into `output`, published atomically, as
     `sqlfeed publish` does: checks every manifest first and raises RefusedError
     (status 9, the command's exit 7) naming a missing, damaged or disagreeing
     shard, leaving `output` as it was. params must be the shards' own. Returns
-    the feed's rows. The GIL is released while it joins."""
+    the feed's rows. The GIL is released while it joins.
+
+    Shards that were split (output_options split_rows / split_bytes) are
+    published as one set instead: index= the index template (e.g.
+    "sitemap-index"), output the index, base_url the parts' URL prefix, parts
+    their pattern (default from output: sitemap.xml -> sitemap-%r-%04d.xml.gz,
+    by the shards' compression)."""
     d = shard_dir if shard_dir is not None else output + ".shards"
+    if index is None:
+        if parts is not None or base_url is not None:
+            raise TypeError("parts and base_url go with index= (split shards)")
+        return _publish_shards(template, _is_template_file(template), d, int(shards), output,
+                               params, time)
+    if parts is None:
+        import json
+        try:
+            with open("%s/1-of-%d.json" % (d, int(shards))) as f:
+                codec = json.load(f).get("compress", "none")
+        except (OSError, ValueError):
+            codec = "none"  # publish says what is wrong with the set
+        parts = _derive(output, "-%r-%04d", codec)
+    if base_url is not None and not _is_absolute_url(str(base_url)):
+        raise _usage("base_url '%s' is not an absolute URL" % base_url)
     return _publish_shards(template, _is_template_file(template), d, int(shards), output,
-                           params, time)
+                           params, time, index, _is_template_file(index), parts,
+                           None if base_url is None else str(base_url))
 
 
 class Snapshot:

@@ -684,21 +684,34 @@ static PyObject *py_mask(PyObject *self, PyObject *arg)
     return s;
 }
 
-/* publish_shards(template, is_file, dir, shards, output, params, time) -> rows */
+/* publish_shards(template, is_file, dir, shards, output, params, time,
+ *                index, index_is_file, parts, base_url) -> rows: the shards
+ * joined into output; with index (split shards), their parts copied into
+ * the set `parts` and output the index over them. */
 static PyObject *py_publish(PyObject *self, PyObject *args)
 {
     (void)self;
-    const char *tname, *dir, *path;
-    int file;
+    const char *tname, *dir, *path, *iname = NULL, *pattern = NULL, *base_url = NULL;
+    int file, ifile = 0;
     unsigned shards;
     PyObject *params, *timeobj;
-    if (!PyArg_ParseTuple(args, "spsIsOO", &tname, &file, &dir, &shards, &path, &params, &timeobj))
+    if (!PyArg_ParseTuple(args, "spsIsOO|zpzz", &tname, &file, &dir, &shards, &path, &params,
+                          &timeobj, &iname, &ifile, &pattern, &base_url))
         return NULL;
+    if (iname && !pattern)
+        return PyErr_Format(PyExc_ValueError, "an index needs the parts' pattern");
     sf_census *census = sf_census_create();
     sf_render *r = sf_render_create(census);
     sf_template *tpl = sf_template_create(census, SF_TEMPLATE_XML);
+    sf_template *itpl = NULL;
+    sf_output *parts = NULL, *index = NULL;
     PyObject *result = NULL;
     sf_status st;
+    if (iname && (!(itpl = sf_template_create(census, SF_TEMPLATE_XML)) ||
+                  !(parts = sf_output_create(census)) || !(index = sf_output_create(census)))) {
+        PyErr_NoMemory();
+        goto done;
+    }
     if (!census || !r || !tpl) {
         PyErr_NoMemory();
         goto done;
@@ -734,14 +747,33 @@ static PyObject *py_publish(PyObject *self, PyObject *args)
         raise_status(st, sf_template_errmsg(tpl));
         goto done;
     }
+    if (iname) {
+        if ((st = load_template(itpl, iname, ifile)) != SF_OK) {
+            raise_status(st, sf_template_errmsg(itpl));
+            goto done;
+        }
+        if ((st = sf_output_set_option(parts, "compress", "none")) != SF_OK ||
+            (st = sf_output_open_parts(parts, pattern)) != SF_OK) {
+            raise_status(st, sf_output_errmsg(parts));
+            goto done;
+        }
+        if ((st = sf_output_open_file(index, path)) != SF_OK) {
+            raise_status(st, sf_output_errmsg(index));
+            goto done;
+        }
+    }
     Py_BEGIN_ALLOW_THREADS
-    st = sf_render_publish_shards(r, tpl, dir, shards, path);
+    st = iname ? sf_render_publish_shard_parts(r, itpl, dir, shards, parts, index, base_url)
+               : sf_render_publish_shards(r, tpl, dir, shards, path);
     Py_END_ALLOW_THREADS
     if (st != SF_OK)
         raise_status(st, sf_render_errmsg(r));
     else
         result = PyLong_FromUnsignedLongLong((unsigned long long)sf_render_rows(r));
 done:
+    sf_output_free(parts);
+    sf_output_free(index);
+    sf_template_free(itpl);
     sf_template_free(tpl);
     sf_render_free(r);
     sf_census_free(census);
