@@ -139,6 +139,12 @@ struct sf_render {
     char *lastmod_column;
 };
 
+/* render.c: the value each of src's parameters is bound to for a query over
+ * the prepared one (a count, a shard's plan): the --param's, the shard's
+ * own for every row. SF_ERR_NAME naming one without a value. */
+#define SF_QUERY_PARAMS_MAX 64
+sf_status sf_render_query_values(sf_render *r, const sf_source *src, const char **values);
+
 /* shard.c: the render's side of a sharded read. */
 sf_status sf_shard_begin(sf_render *r);
 /* The value a shard parameter is bound to (NULL: not one). */

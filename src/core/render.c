@@ -706,6 +706,28 @@ static sf_status prepare(sf_render *r)
 
 /* ---- the run ----------------------------------------------------------- */
 
+sf_status sf_render_query_values(sf_render *r, const sf_source *src, const char **values)
+{
+    int n = sf_source_param_count(src);
+    if (n > SF_QUERY_PARAMS_MAX)
+        return sf_fail(&r->err, SF_ERR_ARG, "the query has more than %d parameters",
+                       SF_QUERY_PARAMS_MAX);
+    for (int i = 0; i < n; i++) {
+        const char *name = sf_source_param_name(src, i);
+        values[i] = !sf_source_shard_param(name) ? NULL
+                    : strcmp(name, SF_SHARD_PARAM_ALL) ? "0"
+                                                       : "1"; /* every row */
+        for (size_t k = 0; !values[i] && k < r->nparams; k++)
+            if (strcmp(r->params[k].name, name) == 0)
+                values[i] = r->params[k].value;
+        if (!values[i])
+            return sf_fail(&r->err, SF_ERR_NAME,
+                           "the query uses :%s but no value was given (--param %s=VALUE)",
+                           name, name);
+    }
+    return SF_OK;
+}
+
 sf_status sf_render_count(sf_render *r, sf_source *src, uint64_t *rows)
 {
     if (!r)
@@ -715,23 +737,10 @@ sf_status sf_render_count(sf_render *r, sf_source *src, uint64_t *rows)
         return sf_fail(&r->err, SF_ERR_ARG, "count needs a source and a result");
     if (!src->prepared)
         return sf_fail(&r->err, SF_ERR_STATE, "the source has no prepared query");
-    const char *values[64];
-    int n = sf_source_param_count(src);
-    if (n > 64)
-        return sf_fail(&r->err, SF_ERR_ARG, "too many query parameters to count");
-    for (int i = 0; i < n; i++) {
-        const char *name = sf_source_param_name(src, i);
-        values[i] = !sf_source_shard_param(name) ? NULL
-                    : strcmp(name, SF_SHARD_PARAM_ALL) ? "0"
-                                                       : "1"; /* count every row */
-        for (size_t k = 0; k < r->nparams; k++)
-            if (strcmp(r->params[k].name, name) == 0)
-                values[i] = r->params[k].value;
-        if (!values[i])
-            return sf_fail(&r->err, SF_ERR_NAME,
-                           "the query uses :%s but no value was given (--param %s=VALUE)",
-                           name, name);
-    }
+    const char *values[SF_QUERY_PARAMS_MAX];
+    sf_status vs = sf_render_query_values(r, src, values);
+    if (vs != SF_OK)
+        return vs;
     /* Counting runs the whole query: sf_render_cancel() must reach it too. */
     atomic_store(&r->running, src);
     sf_status st = atomic_load(&r->cancel) ? SF_ERR_CANCELLED : sf_source_count(src, values, rows);

@@ -107,23 +107,10 @@ sf_status sf_shard_begin(sf_render *r)
         return sf_fail(&r->err, SF_ERR_ARG, "a sharded render keeps no reject log");
     /* Every parameter's value for the plan's query: the query's own, and
      * every row (sf_shard_all = 1). */
-    const char *values[64];
-    int n = sf_source_param_count(s);
-    if (n > 64)
-        return sf_fail(&r->err, SF_ERR_ARG, "too many query parameters");
-    for (int i = 0; i < n; i++) {
-        const char *name = sf_source_param_name(s, i);
-        values[i] = !sf_source_shard_param(name) ? NULL
-                    : strcmp(name, SF_SHARD_PARAM_ALL) ? "0"
-                                                       : "1";
-        for (size_t k = 0; !values[i] && k < r->nparams; k++)
-            if (strcmp(r->params[k].name, name) == 0)
-                values[i] = r->params[k].value;
-        if (!values[i])
-            return sf_fail(&r->err, SF_ERR_NAME,
-                           "the query uses :%s but no value was given (--param %s=VALUE)", name,
-                           name);
-    }
+    const char *values[SF_QUERY_PARAMS_MAX];
+    sf_status vs = sf_render_query_values(r, s, values);
+    if (vs != SF_OK)
+        return vs;
     r->shard = sf_calloc(cs, SF_MEM_RENDER, 1, sizeof *r->shard);
     if (!r->shard)
         return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory");

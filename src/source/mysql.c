@@ -954,70 +954,15 @@ static void my_column(sf_source *s, int i, sf_val *out)
 
 /* SELECT COUNT(*) over the query, as its own statement, with the values
  * bound the same way; in the same snapshot as the rows. */
-static sf_status my_count(sf_source *s, const char *const *values, uint64_t *rows)
-{
-    my_impl *q = IMPL(s);
-    sf_census *cs = s->cref.census;
-    if (q->busy)
-        return sf_fail(&s->err, SF_ERR_STATE, "mysql: cannot count while the rows are read");
-    sf_buf sql;
-    if (sf_sql_wrap(cs, SF_SQL_COUNT_HEAD, q->rw.sql, SF_SQL_COUNT_TAIL, &sql, &s->err) != SF_OK)
-        return SF_ERR_NOMEM;
-    int np = q->rw.nplaceholders;
-    MYSQL_BIND *pb = sf_calloc(cs, SF_MEM_SOURCE, (size_t)np + 1, sizeof *pb);
-    MYSQL_STMT *st = pb ? MY.mysql_stmt_init(q->conn) : NULL;
-    if (!st) {
-        sf_buf_free(&sql);
-        sf_dealloc(cs, pb);
-        return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
-    }
-    for (int k = 0; k < np; k++) {
-        const char *v = values[q->pidx[k]] ? values[q->pidx[k]] : "";
-        pb[k].buffer_type = MYSQL_TYPE_STRING;
-        pb[k].buffer = (void *)v;
-        pb[k].buffer_length = (unsigned long)strlen(v);
-    }
-    unsigned long long n = 0;
-    my_bool isnull = 0;
-    MYSQL_BIND rb;
-    memset(&rb, 0, sizeof rb);
-    rb.buffer_type = MYSQL_TYPE_LONGLONG;
-    rb.buffer = &n;
-    rb.is_unsigned = 1;
-    rb.is_null = &isnull;
-    sf_status ret = SF_OK;
-    /* The statement runs like the rows do: interrupt() must reach it. */
-    q->busy = 1;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &q->wait_start);
-    if (MY.mysql_stmt_prepare(st, sql.data, (unsigned long)sql.len) != 0 ||
-        (np && MY.mysql_stmt_bind_param(st, pb) != 0) || MY.mysql_stmt_execute(st) != 0 ||
-        MY.mysql_stmt_bind_result(st, &rb) != 0)
-        ret = stmt_fail(s, st, "counting");
-    else {
-        int rc = MY.mysql_stmt_fetch(st);
-        if (rc == 0 && !isnull)
-            *rows = n;
-        else if (rc == 1)
-            ret = stmt_fail(s, st, "counting");
-        else
-            ret = sf_fail(&s->err, SF_ERR_SOURCE, "mysql: counting: no count came back");
-    }
-    q->busy = 0;
-    MY.mysql_stmt_close(st);
-    sf_buf_free(&sql);
-    sf_dealloc(cs, pb);
-    return ret;
-}
-
-/* The shard plan's query (source.h), in the transaction begun at open. */
-static sf_status my_query_text(sf_source *s, const char *head, const char *tail,
+/* A query over the prepared one (source.h), in the transaction begun at open. */
+static sf_status my_query_text(sf_source *s, const char *what, const char *head, const char *tail,
                                const char *const *values,
                                int (*fn)(void *ud, int ncols, const char *const *vals), void *ud)
 {
     my_impl *q = IMPL(s);
     sf_census *cs = s->cref.census;
     if (q->busy)
-        return sf_fail(&s->err, SF_ERR_STATE, "mysql: a query over the rows while they are read");
+        return sf_fail(&s->err, SF_ERR_STATE, "mysql: %s while the rows are read", what);
     sf_buf sql;
     if (sf_sql_wrap(cs, head, q->rw.sql, tail, &sql, &s->err) != SF_OK)
         return SF_ERR_NOMEM;
@@ -1055,20 +1000,20 @@ static sf_status my_query_text(sf_source *s, const char *head, const char *tail,
     unsigned nc = 0;
     if (MY.mysql_stmt_prepare(st, sql.data, (unsigned long)sql.len) != 0 ||
         (np && MY.mysql_stmt_bind_param(st, pb) != 0) || MY.mysql_stmt_execute(st) != 0)
-        ret = stmt_fail(s, st, "planning the shards");
+        ret = stmt_fail(s, st, what);
     else if ((nc = MY.mysql_stmt_field_count(st)) > COLS || MY.mysql_stmt_bind_result(st, rb) != 0)
         ret = nc > COLS ? sf_fail(&s->err, SF_ERR_SOURCE, "mysql: too many columns")
-                        : stmt_fail(s, st, "planning the shards");
+                        : stmt_fail(s, st, what);
     while (ret == SF_OK) {
         int rc = MY.mysql_stmt_fetch(st);
         if (rc == MYSQL_NO_DATA)
             break;
         if (rc == 1) {
-            ret = stmt_fail(s, st, "planning the shards");
+            ret = stmt_fail(s, st, what);
             break;
         }
         if (rc == MYSQL_DATA_TRUNCATED) {
-            ret = sf_fail(&s->err, SF_ERR_SOURCE, "mysql: planning the shards: a value over 63 bytes");
+            ret = sf_fail(&s->err, SF_ERR_SOURCE, "mysql: %s: a value over 63 bytes", what);
             break;
         }
         const char *vals[COLS];
@@ -1169,7 +1114,6 @@ const sf_source_vt sf_source_mysql = {
     .bind = my_bind,
     .next_row = my_next,
     .column = my_column,
-    .count = my_count,
     .query_text = my_query_text,
     .interrupt = my_interrupt,
     .close = my_close,

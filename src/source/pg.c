@@ -797,26 +797,26 @@ static sf_status begin_read(sf_source *s)
     return st;
 }
 
-static sf_status pg_query_text(sf_source *s, const char *head, const char *tail,
+static sf_status pg_query_text(sf_source *s, const char *what, const char *head, const char *tail,
                                const char *const *values,
                                int (*fn)(void *ud, int ncols, const char *const *vals), void *ud)
 {
     pg_impl *q = IMPL(s);
     if (q->started)
-        return sf_fail(&s->err, SF_ERR_STATE, "postgresql: a query over the rows once they started");
+        return sf_fail(&s->err, SF_ERR_STATE, "postgresql: %s once the rows started", what);
     sf_status st = begin_read(s);
     if (st != SF_OK)
         return st;
     sf_buf sql;
     if (sf_sql_wrap(s->cref.census, head, q->rw.sql, tail, &sql, &s->err) != SF_OK)
         return SF_ERR_NOMEM;
-    PGresult *r = pg_exec(s, "planning the shards", sql.data, q->rw.nplaceholders, values, NULL);
+    PGresult *r = pg_exec(s, what, sql.data, q->rw.nplaceholders, values, NULL);
     sf_buf_free(&sql);
     if (!r)
         return SF_ERR_SOURCE;
     if (PQ.PQresultStatus(r) != PGRES_TUPLES_OK) {
         q->pos_base = (int)strlen(head);
-        st = pg_fail(s, "planning the shards", r);
+        st = pg_fail(s, what, r);
         q->pos_base = -1;
         PQ.PQclear(r);
         return st;
@@ -977,29 +977,6 @@ static void pg_column(sf_source *s, int i, sf_val *out)
     }
 }
 
-static sf_status pg_count(sf_source *s, const char *const *values, uint64_t *rows)
-{
-    pg_impl *q = IMPL(s);
-    sf_buf sql;
-    if (sf_sql_wrap(s->cref.census, SF_SQL_COUNT_HEAD, q->rw.sql, SF_SQL_COUNT_TAIL, &sql,
-                    &s->err) != SF_OK)
-        return SF_ERR_NOMEM;
-    PGresult *r = pg_exec(s, "counting", sql.data, q->rw.nplaceholders, values, NULL);
-    sf_buf_free(&sql);
-    if (!r)
-        return SF_ERR_SOURCE;
-    sf_status st = SF_OK;
-    if (PQ.PQresultStatus(r) == PGRES_TUPLES_OK && PQ.PQntuples(r) == 1) {
-        *rows = strtoull(PQ.PQgetvalue(r, 0, 0), NULL, 10);
-    } else {
-        q->pos_base = (int)strlen(SF_SQL_COUNT_HEAD);
-        st = pg_fail(s, "counting", r);
-        q->pos_base = -1;
-    }
-    PQ.PQclear(r);
-    return st;
-}
-
 /* Async-signal-safe: an atomic store and a write(2) to the eventfd, which
  * the wait in progress (or the next one) sees at once; the render's thread
  * then sends the cancel request to the server (send_cancel). */
@@ -1052,7 +1029,6 @@ const sf_source_vt sf_source_pg = {
     .bind = pg_bind,
     .next_row = pg_next,
     .column = pg_column,
-    .count = pg_count,
     .interrupt = pg_interrupt,
     .query_text = pg_query_text,
     .export_snapshot = pg_export_snapshot,

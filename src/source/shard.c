@@ -172,7 +172,7 @@ sf_status sf_source_shard_plan(sf_source *s, const char *const *values, sf_shard
     static const char tail[] =
         "\n) AS sqlfeed_w) AS sqlfeed_a) AS sqlfeed_b GROUP BY sf_t ORDER BY sf_t";
     plan_ud u = {.s = s, .p = p};
-    sf_status st = s->vt->query_text(s, head, tail, values, plan_row, &u);
+    sf_status st = s->vt->query_text(s, "planning the shards", head, tail, values, plan_row, &u);
     if (st == SF_ERR_ARG && u.bad)
         return sf_fail(&s->err, SF_ERR_SOURCE,
                        "shard key '%s': '%s' is not an integer; a shard key is an integer "

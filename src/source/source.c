@@ -1,11 +1,13 @@
 /* source.c: the backend table and the public sf_source_* calls. */
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "source.h"
+#include "sqltext.h"
 
 /* The scan thread's ring (docs/source.md, "Prefetch": sizes measured). */
 #define SF_PREFETCH_BATCHES 4
@@ -333,12 +335,29 @@ sf_status sf_source_bind(sf_source *s, int i, const char *value, size_t len)
     return s->vt->bind(s, i, value, len);
 }
 
+static int count_row(void *ud, int ncols, const char *const *vals)
+{
+    char *end;
+    if (ncols < 1 || !vals[0])
+        return 1;
+    errno = 0;
+    *(uint64_t *)ud = strtoull(vals[0], &end, 10);
+    return errno || *end || end == vals[0];
+}
+
 sf_status sf_source_count(sf_source *s, const char *const *values, uint64_t *rows)
 {
     sf_err_clear(&s->err);
-    if (!s->vt->count)
+    if (!s->vt->query_text)
         return sf_fail(&s->err, SF_ERR_SOURCE, "the %s backend cannot count rows", s->vt->name);
-    return s->vt->count(s, values, rows);
+    *rows = UINT64_MAX;
+    sf_status st = s->vt->query_text(s, "counting", SF_SQL_COUNT_HEAD, SF_SQL_COUNT_TAIL, values,
+                                     count_row, rows);
+    if (st == SF_OK && *rows == UINT64_MAX)
+        return sf_fail(&s->err, SF_ERR_SOURCE, "%s: counting: no count came back", s->vt->name);
+    if (st == SF_ERR_ARG)
+        return sf_fail(&s->err, SF_ERR_SOURCE, "%s: counting: not a count", s->vt->name);
+    return st;
 }
 
 void sf_source_cancel(sf_source *s)

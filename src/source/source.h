@@ -27,18 +27,18 @@ typedef struct sf_source_vt {
     int (*next_row)(sf_source *s);
     /* Column i of the current row, valid until the next next_row. */
     void (*column)(sf_source *s, int i, sf_val *out);
-    /* Counts the query's rows with the parameters bound to values[i] (in
-     * sf_source_add_param order), without disturbing the prepared query. */
-    sf_status (*count)(sf_source *s, const char *const *values, uint64_t *rows);
     /* Makes a running query stop soon. Async-signal-safe. */
     void (*interrupt)(sf_source *s);
-    /* Runs head + the prepared query + tail (a query over it, as count does)
-     * with the parameters bound to values[i], and calls fn for each row with
-     * its columns as text (NULL: SQL NULL), at most 63 bytes each (longer:
-     * SF_ERR_SOURCE). fn returns nonzero to stop (returned as SF_ERR_ARG).
-     * Runs inside the transaction the rows will be read in, where the backend
-     * has one (PostgreSQL), so the shard plan and the rows agree (shard.c). */
-    sf_status (*query_text)(sf_source *s, const char *head, const char *tail,
+    /* Runs head + the prepared query + tail (a query over it: the count,
+     * a shard's plan) with the parameters bound to values[i] (in
+     * sf_source_add_param order), without disturbing the prepared query, and
+     * calls fn for each row with its columns as text (NULL: SQL NULL), at most
+     * 63 bytes each (longer: SF_ERR_SOURCE); fn returns nonzero to stop
+     * (returned as SF_ERR_ARG). `what` names it in messages ("counting").
+     * Runs in the transaction the rows are then read in (each backend's
+     * REPEATABLE READ or consistent snapshot; SQLite: a read transaction
+     * begun here), so a count, a shard plan and the rows see the same data. */
+    sf_status (*query_text)(sf_source *s, const char *what, const char *head, const char *tail,
                             const char *const *values,
                             int (*fn)(void *ud, int ncols, const char *const *vals), void *ud);
     /* Starts the read transaction now and exports its snapshot's id into

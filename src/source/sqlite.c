@@ -219,49 +219,10 @@ static void sq_column(sf_source *s, int i, sf_val *out)
 
 /* SELECT count(*) over the statement's own text (sqlite3_sql: without a
  * trailing ';' or a second statement), on its own prepared statement. */
-static sf_status sq_count(sf_source *s, const char *const *values, uint64_t *rows)
-{
-    sqlite_impl *q = IMPL(s);
-    sqlite3_str *str = sqlite3_str_new(q->db);
-    sqlite3_str_appendf(str, "SELECT count(*) FROM (\n%s\n)", sqlite3_sql(q->stmt));
-    char *sql = sqlite3_str_finish(str);
-    if (!sql)
-        return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
-    /* Drop a trailing ';' (and blanks) before the closing parenthesis. */
-    char *close = strrchr(sql, ')');
-    char *p = close - 2;
-    while (p > sql && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ';'))
-        *p-- = ' ';
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(q->db, sql, -1, &st, NULL);
-    sqlite3_free(sql);
-    for (int i = 0; rc == SQLITE_OK && i < s->nparams; i++) {
-        char name[256];
-        snprintf(name, sizeof name, ":%s", s->paramnames[i]);
-        int idx = sqlite3_bind_parameter_index(st, name);
-        for (const char *pre = "@$"; !idx && *pre; pre++) {
-            name[0] = *pre;
-            idx = sqlite3_bind_parameter_index(st, name);
-        }
-        if (idx)
-            rc = sqlite3_bind_text(st, idx, values[i], -1, SQLITE_STATIC);
-    }
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *rows = (uint64_t)sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        return SF_OK;
-    }
-    sf_status ret = sf_fail(&s->err, sq_status(q->db, rc), "sqlite: %s", sqlite3_errmsg(q->db));
-    sqlite3_finalize(st);
-    return ret;
-}
-
-/* The shard plan's query (source.h), in the read transaction the rows are
- * then read in: BEGIN here, ended when the connection closes, so a writer
- * between the plan and the rows changes neither. */
-static sf_status sq_query_text(sf_source *s, const char *head, const char *tail,
+/* A query over the prepared one (source.h), in the read transaction the
+ * rows are then read in: BEGIN here, ended when the connection closes, so a
+ * writer between a count or a shard plan and the rows changes neither. */
+static sf_status sq_query_text(sf_source *s, const char *what, const char *head, const char *tail,
                                const char *const *values,
                                int (*fn)(void *ud, int ncols, const char *const *vals), void *ud)
 {
@@ -270,9 +231,16 @@ static sf_status sq_query_text(sf_source *s, const char *head, const char *tail,
     if (sqlite3_get_autocommit(q->db))
         rc = sqlite3_exec(q->db, "BEGIN", NULL, NULL, NULL);
     if (rc != SQLITE_OK)
-        return sf_fail(&s->err, sq_status(q->db, rc), "sqlite: %s", sqlite3_errmsg(q->db));
+        return sf_fail(&s->err, sq_status(q->db, rc), "sqlite: %s: %s", what, sqlite3_errmsg(q->db));
+    /* The query's text as given: what follows its last token (blanks, ';')
+     * would end the subquery early; a trailing comment ends at the newline
+     * the tails start with. */
+    const char *sql0 = sqlite3_sql(q->stmt);
+    size_t len = strlen(sql0);
+    while (len && strchr(" \t\r\n\f\v;", sql0[len - 1]))
+        len--;
     sqlite3_str *str = sqlite3_str_new(q->db);
-    sqlite3_str_appendf(str, "%s%s%s", head, sqlite3_sql(q->stmt), tail);
+    sqlite3_str_appendf(str, "%s%.*s%s", head, (int)len, sql0, tail);
     char *sql = sqlite3_str_finish(str);
     if (!sql)
         return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
@@ -319,6 +287,7 @@ static sf_status sq_query_text(sf_source *s, const char *head, const char *tail,
     }
     if (ret == SF_OK && rc != SQLITE_DONE)
         ret = sf_fail(&s->err, sq_status(q->db, rc), "sqlite: %s", sqlite3_errmsg(q->db));
+    (void)what; /* SQLite's own message says what failed */
     sqlite3_finalize(st);
     return ret;
 }
@@ -358,7 +327,6 @@ const sf_source_vt sf_source_sqlite = {
     .query_text = sq_query_text,
     .next_row = sq_next,
     .column = sq_column,
-    .count = sq_count,
     .interrupt = sq_interrupt,
     .file = sq_file,
     .close = sq_close,
