@@ -154,7 +154,7 @@ feed_is() {
     else fail "$1" "differs from the one-process render: $(cmp "$T/ref.xml" "$2" 2>&1 | head -c 300)"; fi
 }
 # render_procs: the sqlfeed renders running in the worker's process group (MATCH: an extra pattern)
-render_procs() { pgrep -g "$WORKER_PID" -f "^$SF render .*$1" 2>/dev/null; }
+render_procs() { pgrep -g "$WORKER_PID" -f "$SF render .*$1" 2>/dev/null; }
 # kill_mid_render PATTERN: waits (30 s at most) for a render matching PATTERN
 # in the worker's group, lets it run 0.1 s, SIGKILLs the whole group
 kill_mid_render() {
@@ -253,6 +253,7 @@ else
     else fail "chord: a shard killed once is retried" "exit $rc; log: $(grep -E 'hook|Retry' "$T/worker.log" | tail -3)"; fi
 
     # SIGKILL of the worker's group mid-shard
+    [ -s "$FEED" ] || previous "$FEED" # (when the chords above failed)
     sha=$(sha256sum <"$FEED")
     "${TASKS_CMD[@]}" build --db "$PG" -o "$FEED" --shards "$N" --shard-key id --timeout 120 >"$T/caller.out" 2>&1 &
     CALLER=$!

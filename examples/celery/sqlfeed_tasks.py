@@ -33,7 +33,8 @@ Test hook (tests/celery_test.sh): when the worker's environment has
 SQLFEED_TASKS_FAULT_DIR=DIR, a file DIR/fail-once-NAME (NAME: shard-K,
 publish or feed) makes the next such task remove the file, start sqlfeed and
 SIGKILL it 0.3 s in, so that run fails (exit by signal 9, a temporary file
-left behind) and Celery retries the task. Without the variable the hook
+left behind; a run that ended sooner fails all the same) and Celery retries
+the task. Without the variable the hook
 costs one getenv.
 
 Run a worker (prefork, two processes):
@@ -147,6 +148,8 @@ def _run(what, argv, fault=None):
         raise
     rc = proc.returncode
     err = err.strip()
+    if rc == 0 and fault:  # the test hook's kill came after sqlfeed ended
+        raise SqlfeedFailed(f"{what}: test hook: failed once (sqlfeed ended before its kill)")
     if rc == 0:
         return err
     msg = f"{what}: sqlfeed " + (f"killed by signal {-rc}" if rc < 0 else f"exit {rc}")
