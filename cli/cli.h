@@ -27,6 +27,12 @@ int cmd_render(int argc, char **argv);
 int cmd_templates(int argc, char **argv);
 int cmd_demo_db(int argc, char **argv);
 int cmd_mem_plot(int argc, char **argv);
+int cmd_publish(int argc, char **argv);  /* cli/shards.c */
+int cmd_snapshot(int argc, char **argv); /* cli/shards.c */
+
+/* Loads --template NAME|FILE (cli/render.c); *query: its own query when
+ * query_path is given (malloc'd, or NULL). An exit status, printed. */
+int cli_load_template(sf_template *tpl, const char *arg, const char *query_path, char **query);
 
 /* The census every allocation of the command is counted in, SQLite's too
  * (routed by cli_route_sqlite, which must run before SQLite is used). */

@@ -135,6 +135,10 @@ static int dispatch(int argc, char **argv)
         return cmd_demo_db(argc - 1, argv + 1);
     if (!strcmp(cmd, "mem-plot"))
         return cmd_mem_plot(argc - 1, argv + 1);
+    if (!strcmp(cmd, "publish"))
+        return cmd_publish(argc - 1, argv + 1);
+    if (!strcmp(cmd, "snapshot"))
+        return cmd_snapshot(argc - 1, argv + 1);
     return cli_usage(NULL, "unknown %s '%s'", cmd[0] == '-' ? "option" : "command", cmd);
 }
 

@@ -308,7 +308,7 @@ static char *template_query_path(const char *file, const char *backend, int *nom
  * template_query_path; NULL: none wanted) when it exists. Returns an exit
  * status: one rule for a name that is neither a built-in nor a readable
  * file, whichever it looks like: exit 2. */
-static int load_template(sf_template *tpl, const char *arg, const char *query_path, char **query)
+int cli_load_template(sf_template *tpl, const char *arg, const char *query_path, char **query)
 {
     sf_status st;
     const char *file = template_file(arg);
@@ -356,6 +356,10 @@ typedef struct render_opts {
     int quiet, census, count;
     int no_defaults; /* --no-defaults: no output takes its format's sqlfeed-defaults */
     int threads; /* --threads: 1 on (the default), 0 off */
+    /* --shard K/N: this render writes shard K's part into shard_dir
+     * (docs/shards.md); --snapshot: a PostgreSQL snapshot to read in. */
+    const char *shard, *shard_key, *shard_dir, *snapshot, *shard_lastmod;
+    char shard_dir_buf[4096];
     cli_output outs[MAX_OUTPUTS];
     size_t nouts;
     sf_output *reject; /* --reject-log's output, the render's (sf_render_reject_log) */
@@ -809,14 +813,14 @@ static int run_render(render_opts *o, sf_render *r, const char *query)
     for (size_t i = 0; i < o->nouts; i++) {
         cli_output *c = &o->outs[i];
         char *q = NULL;
-        if ((rc = load_template(c->tpl, c->template, i ? NULL : tpl_query, &q)) != EXIT_OK)
+        if ((rc = cli_load_template(c->tpl, c->template, i ? NULL : tpl_query, &q)) != EXIT_OK)
             goto done;
         if (i == 0)
             own_query = q;
         else
             free(q);
         if (c->index) {
-            if ((rc = load_template(c->itpl, c->index, NULL, &q)) != EXIT_OK)
+            if ((rc = cli_load_template(c->itpl, c->index, NULL, &q)) != EXIT_OK)
                 goto done;
             free(q);
             /* Without --base-url a part's url would be its bare file name:
@@ -846,7 +850,12 @@ static int run_render(render_opts *o, sf_render *r, const char *query)
                            (st = sf_source_set_option(src, "pg_mode", "cursor")) != SF_OK)) ||
         (st = sf_source_set_option(src, "prefetch", o->threads ? "on" : "off")) != SF_OK ||
         (o->sqlite_cache[0] &&
-         (st = sf_source_set_option(src, "sqlite_cache", o->sqlite_cache)) != SF_OK)) {
+         (st = sf_source_set_option(src, "sqlite_cache", o->sqlite_cache)) != SF_OK) ||
+        (o->shard && ((st = sf_source_set_option(src, "shard", o->shard)) != SF_OK ||
+                      (st = sf_source_set_option(src, "shard_key", o->shard_key)) != SF_OK)) ||
+        (o->snapshot && (st = sf_source_set_option(src, "snapshot", o->snapshot)) != SF_OK) ||
+        (o->shard_lastmod &&
+         (st = sf_render_set_option(r, "shard_lastmod", o->shard_lastmod)) != SF_OK)) {
         rc = st == SF_ERR_NOMEM ? (cli_error("out of memory"), EXIT_FAILURE_OTHER)
                                 : cli_usage("render", "%s", sf_source_errmsg(src));
         goto done;
@@ -1260,6 +1269,67 @@ static void write_summary_json(const render_opts *o, sf_render *r, int rc)
     free(text);
 }
 
+/* --shard K/N: the one output becomes the shard's part, DIR/K-of-N.part,
+ * compressed as -o's name says (docs/shards.md); the format's defaults
+ * (a split, an index) do not apply: publish writes the one feed. */
+static int shard_output(render_opts *o)
+{
+    unsigned k, n;
+    char extra;
+    cli_output *c = &o->outs[0];
+    if (!o->shard)
+        return cli_usage("render", "--shard-key and --shard-dir go with --shard K/N");
+    if (sscanf(o->shard, "%u/%u%c", &k, &n, &extra) != 2 || k < 1 || k > n || n > 1024 ||
+        o->shard[0] < '0' || o->shard[0] > '9')
+        return cli_usage("render", "--shard takes K/N with 1 <= K <= N <= 1024 (e.g. 2/4), got "
+                                   "'%s'", o->shard);
+    if (!o->shard_key)
+        return cli_usage("render", "--shard needs --shard-key COLUMN (an integer column of the "
+                                   "query, such as its primary key)");
+    if (o->nouts != 1)
+        return cli_usage("render", "--shard writes one feed's part: no --output");
+    if (!c->path || !strcmp(c->path, "-") || sf_output_names_descriptor(c->path))
+        return cli_usage("render", "--shard needs -o FEED, the file publish will write (the part "
+                                   "goes to FEED.shards/, or --shard-dir)");
+    if (c->split_rows || c->split_bytes || c->parts || c->index || c->base_url)
+        return cli_usage("render", "--shard: the part is not split and has no index "
+                                   "(--split-*, --parts, --index, --base-url); publish joins the "
+                                   "parts into one feed");
+    if (o->reject_log)
+        return cli_usage("render", "--shard keeps no --reject-log");
+    if (!o->shard_dir) {
+        if ((size_t)snprintf(o->shard_dir_buf, sizeof o->shard_dir_buf, "%s.shards", c->path) >=
+            sizeof o->shard_dir_buf)
+            return cli_usage("render", "-o: name too long");
+        o->shard_dir = o->shard_dir_buf;
+    }
+    if (mkdir(o->shard_dir, 0777) != 0 && errno != EEXIST) {
+        cli_error("--shard-dir %s: %s", o->shard_dir, strerror(errno));
+        return EXIT_OUTPUT;
+    }
+    const char *codec = cli_output_codec(c); /* by -o's suffix, or --compress */
+    char part[4200];
+    if ((size_t)snprintf(part, sizeof part, "%s/%u-of-%u.part", o->shard_dir, k, n) >= sizeof part)
+        return cli_usage("render", "--shard-dir: name too long");
+    char *p = strdup(part), *z = strdup(codec);
+    if (!p || !z) {
+        free(p);
+        free(z);
+        cli_error("out of memory");
+        return EXIT_FAILURE_OTHER;
+    }
+    free(c->path);
+    free(c->compress);
+    c->path = p;
+    c->compress = z;
+    /* --lastmod: the shard's largest value, in its manifest (kept until the
+     * end: freed with the other options of the run). */
+    o->shard_lastmod = c->lastmod;
+    c->lastmod = NULL;
+    o->no_defaults = 1;
+    return EXIT_OK;
+}
+
 int cmd_render(int argc, char **argv)
 {
     enum {
@@ -1268,7 +1338,7 @@ int cmd_render(int argc, char **argv)
         OPT_TIMEOUT, OPT_FETCH_SIZE, OPT_OUTPUT, OPT_COMPRESS, OPT_LEVEL, OPT_SPLIT_ROWS,
         OPT_SPLIT_BYTES, OPT_PARTS, OPT_INDEX, OPT_BASE_URL, OPT_LASTMOD, OPT_MIN_ROWS,
         OPT_MAX_DROP, OPT_SUMMARY_JSON, OPT_THREADS, OPT_SQLITE_CACHE, OPT_ON_INVALID,
-        OPT_REJECT_LOG, OPT_NO_DEFAULTS
+        OPT_REJECT_LOG, OPT_NO_DEFAULTS, OPT_SHARD, OPT_SHARD_KEY, OPT_SHARD_DIR, OPT_SNAPSHOT
     };
     /* Sorted by name, as --help lists them. */
     static const struct option longopts[] = {
@@ -1297,6 +1367,10 @@ int cmd_render(int argc, char **argv)
         {"query-file", required_argument, NULL, OPT_QUERY_FILE},
         {"quiet", no_argument, NULL, 'q'},
         {"reject-log", required_argument, NULL, OPT_REJECT_LOG},
+        {"shard", required_argument, NULL, OPT_SHARD},
+        {"shard-dir", required_argument, NULL, OPT_SHARD_DIR},
+        {"shard-key", required_argument, NULL, OPT_SHARD_KEY},
+        {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
         {"split-bytes", required_argument, NULL, OPT_SPLIT_BYTES},
         {"split-rows", required_argument, NULL, OPT_SPLIT_ROWS},
         {"sqlite-cache", required_argument, NULL, OPT_SQLITE_CACHE},
@@ -1368,6 +1442,10 @@ int cmd_render(int argc, char **argv)
         case OPT_CENSUS_FIFO: o.mon.fifo = optarg; break;
         case OPT_MEM_LOG: o.mon.mem_log = optarg; break;
         case OPT_COUNT: o.count = 1; break;
+        case OPT_SHARD: o.shard = optarg; break;
+        case OPT_SHARD_KEY: o.shard_key = optarg; break;
+        case OPT_SHARD_DIR: o.shard_dir = optarg; break;
+        case OPT_SNAPSHOT: o.snapshot = optarg; break;
         case OPT_NO_DEFAULTS: o.no_defaults = 1; break;
         case OPT_TIMEOUT: o.timeout = optarg; break;
         case OPT_FETCH_SIZE: o.fetch_size = optarg; break;
@@ -1543,6 +1621,8 @@ int cmd_render(int argc, char **argv)
         memset(&more[i], 0, sizeof more[i]);
     }
     nmore = 0;
+    if ((o.shard || o.shard_key || o.shard_dir) && (rc = shard_output(&o)) != EXIT_OK)
+        goto done;
     for (size_t i = 0; i < o.nouts; i++) /* the format's defaults first (cli/formats.c) */
         if ((!o.no_defaults &&
              (rc = cli_format_defaults(&o.outs[i], template_file(o.outs[i].template))) != EXIT_OK) ||
@@ -1623,6 +1703,7 @@ done:
     for (size_t i = 0; i < nmore; i++)
         cli_output_clear(&more[i]);
     cli_output_clear(&first);
+    free((char *)o.shard_lastmod);
     free(query);
     db_copy_free(db_copy, db_copy_size);
     sf_render_free(r);

@@ -237,6 +237,30 @@ SF_API size_t sf_db_mask(const char *db, char *buf, size_t n);
  * enough for a join's lookup table of a few MB beside the streaming rows).
  * SF_ERR_ARG for an unknown option or a bad value. */
 SF_API sf_status sf_source_set_option(sf_source *source, const char *name, const char *value);
+/* Sharded reads (docs/shards.md), set before sf_source_prepare():
+ *   "shard"      "K/N" (1 <= K <= N <= 1024): read only shard K of N, split
+ *                by "shard_key" (an integer column the query returns): shard
+ *                1 holds the NULL keys and the keys below b1, shard K the
+ *                keys from b(K-1) up to bK, shard N those from b(N-1). The
+ *                N-1 boundaries come from the key's distribution (ntile over
+ *                the non-NULL keys), computed by each shard in the
+ *                transaction it reads the rows in: a render over the source
+ *                does it (sf_render_execute), before the first row. Rows
+ *                come in key order, NULL keys first. Every row is in
+ *                exactly one shard, whatever the boundaries.
+ *   "shard_key"  the column ([A-Za-z_][A-Za-z0-9_]*).
+ *   "snapshot"   PostgreSQL, before sf_source_open(): read in a REPEATABLE
+ *                READ transaction that imports this exported snapshot
+ *                (sf_source_export_snapshot in another process), so every
+ *                shard sees the same data. */
+
+/* PostgreSQL: begins this source's REPEATABLE READ transaction and exports
+ * its snapshot (pg_export_snapshot()) into buf (n bytes): an id that other
+ * sources take as their "snapshot" option while this one stays open (free
+ * it when they have all begun, or better, finished: a shard retried later
+ * imports it again). SF_ERR_ARG for another backend; call it after open,
+ * before any prepare. */
+SF_API sf_status sf_source_export_snapshot(sf_source *source, char *buf, size_t n);
 
 /* Prepares the query: exactly one read-only statement. Parameters are named
  * (:name, @name or $name) and bound by sf_render_set_param(); positional `?`
@@ -601,6 +625,33 @@ SF_API sf_status sf_render_execute(sf_render *r, sf_source *src);
  * no index names). On any failure before the first rename nothing is
  * published and every temporary file is gone. */
 SF_API sf_status sf_render_commit(sf_render *r);
+
+/* ---- Sharded renders (docs/shards.md) -----------------------------------
+ * A render whose source is sharded ("shard", "shard_key") writes the rows of
+ * its shard only, into its one output (a file: e.g. DIR/K-of-N.part), not
+ * split; the head and tail are publish's. The render option
+ * "shard_lastmod" COLUMN records the largest value of COLUMN in the shard.
+ * sf_render_commit() publishes the part, then its manifest beside it (the
+ * part's path with ".part" replaced by, or else followed by, ".json"): rows,
+ * bytes, bytes out, CRC-32, boundaries, the query's total rows, hashes of the
+ * template, query and parameters, compression, snapshot, time, lastmod.
+ *
+ * sf_render_publish_shards() joins the N parts in `dir` (named K-of-N.part,
+ * manifests K-of-N.json) into `path`: it refuses (SF_ERR_REFUSED, naming the
+ * shard and what is wrong) a missing manifest or part, a manifest of another
+ * split in `dir`, shards that disagree (boundaries, total, template, query,
+ * parameters, compression, snapshot), rows that do not add up to the total,
+ * a part whose size or CRC-32 is not its manifest's, and a template or
+ * parameters (sf_render_set_param) other than the shards'. Then it writes
+ * the head and tail once (rendered with row_count = the total; a template
+ * that reads {{#first}} is refused), compressed as the parts are, around the
+ * parts copied byte for byte in shard order, and publishes the file
+ * atomically (sf_output_open_file's rules). Nothing changes at `path` on a
+ * failure. The feed's time (generated_*) is the first shard's unless
+ * sf_render_set_time() set one; publishing twice gives the same file. `r` is
+ * a new render, used for nothing else. */
+SF_API sf_status sf_render_publish_shards(sf_render *r, sf_template *tpl, const char *dir,
+                                          unsigned shards, const char *path);
 
 /* ------------------------------------------------------------------------ */
 /* Watch: a running render seen from a sampler thread (docs/watch.md).       */

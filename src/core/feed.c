@@ -347,7 +347,10 @@ static sf_status start_part(sf_render *r, sf_feed_out *f)
     int reached;
     sf_status st;
     f->part_rows = 0;
-    if (!f->split_bytes || f->measured) {
+    if (f->body_only) {
+        /* A shard: the head is publish's (shard.c); rendered for its walk. */
+        st = sf_tpl_head(f->run, &f->hide.w, &reached);
+    } else if (!f->split_bytes || f->measured) {
         /* Later parts' heads are the first's (the same values): straight
          * in, as the row buffer holds the row that starts the part. */
         st = sf_tpl_head(f->run, &f->out->w, &reached);
@@ -633,7 +636,7 @@ static sf_status feed_row(sf_render *r, sf_feed_out *f)
     sf_output_count_row(f->out);
     f->rows_written++;
     f->part_rows++;
-    return f->index && f->maxcol >= 0 ? track_max(r, f) : SF_OK;
+    return (f->index || f->body_only) && f->maxcol >= 0 ? track_max(r, f) : SF_OK;
 }
 
 /* What only the loop needs (runner, maps, row buffer): freed after it. */
@@ -647,6 +650,8 @@ void sf_feed_release_loop(sf_feed_out *f)
     f->colmap = f->rootmap = NULL;
     sf_dealloc(cs, f->sc.w.buf);
     f->sc.w.buf = NULL;
+    sf_dealloc(cs, f->hide.w.buf);
+    f->hide.w.buf = NULL;
     sf_buf_free(&f->cur_max);
     sf_tpl_checker_free(f->checker);
     f->checker = NULL;
@@ -701,6 +706,9 @@ sf_status sf_feed_loop(sf_render *r)
         if ((f->split_bytes || f->can_fail) &&
             (st = scratch_init(r, &f->sc, f->split_bytes ? f->split_bytes : UINT64_MAX)) != SF_OK)
             return st;
+        /* A shard's head and tail: counted and dropped past 8 KiB. */
+        if (f->body_only && (st = scratch_init(r, &f->hide, 0)) != SF_OK)
+            return st;
         sf_buf_init(&f->cur_max, cs, SF_MEM_ROW);
         sf_buf_init(&f->maxes, cs, SF_MEM_RENDER);
         sf_buf_init(&f->offs, cs, SF_MEM_RENDER);
@@ -751,11 +759,40 @@ sf_status sf_feed_loop(sf_render *r)
         sf_feed_out *f = r->outs[i];
         if (f->is_index)
             continue;
-        if (f->reached && (st = sf_tpl_tail(f->run, &f->out->w)) != SF_OK)
+        if (f->reached &&
+            (st = sf_tpl_tail(f->run, f->body_only ? &f->hide.w : &f->out->w)) != SF_OK)
             return tpl_failed(r, f, st);
         if ((st = close_max(r, f)) != SF_OK)
             return st;
+        if (f->body_only && f->have_max &&
+            !(r->shard_lastmod = sf_alloc(cs, SF_MEM_RENDER, f->cur_max.len + 1)))
+            return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory");
+        if (f->body_only && f->have_max) {
+            memcpy(r->shard_lastmod, f->cur_max.data, f->cur_max.len);
+            r->shard_lastmod[f->cur_max.len] = '\0';
+        }
     }
+    return SF_OK;
+}
+
+/* Publishing shards (shard.c): the head into `head`, the tail into `tail`,
+ * of one walk of f's template, as a render over `rows` rows (none: the
+ * empty branch) writes them; row_count is `rows`. */
+sf_status sf_feed_head_tail(sf_render *r, sf_feed_out *f, sf_output *head, sf_output *tail,
+                            uint64_t rows)
+{
+    sf_status st = make_run(r, f);
+    int reached = 0;
+    r->has_row = rows > 0;
+    if (st == SF_OK)
+        st = sf_tpl_head(f->run, &head->w, &reached);
+    f->part_rows = rows;
+    if (st == SF_OK && reached)
+        st = sf_tpl_tail(f->run, &tail->w);
+    if (st == SF_ERR_SOURCE && r->fail != SF_OK)
+        return r->fail;
+    if (st != SF_OK)
+        return tpl_failed(r, f, st);
     return SF_OK;
 }
 
@@ -852,6 +889,8 @@ sf_status sf_render_commit(sf_render *r)
     if (r->reject)
         atomic_store(&r->reject->cancel, &r->cancel);
     sf_status st = commit(r);
+    if (st == SF_OK && r->shard)
+        st = sf_shard_manifest(r);
     for (size_t i = 0; i < r->nouts; i++)
         atomic_store(&r->outs[i]->out->cancel, NULL);
     if (r->reject)

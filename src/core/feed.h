@@ -86,6 +86,10 @@ struct sf_feed_out {
     int measuring;      /* the tail is being measured: row_count is ROW_COUNT_BOUND (1)
                            or 0 (2) */
     char rc_text[24];
+    /* A shard's output (shard.c): the rows only; the head and tail render
+     * into `hide` and are dropped (publish writes them once). */
+    int body_only;
+    sf_scratch hide;
 };
 
 struct sf_render {
@@ -125,7 +129,27 @@ struct sf_render {
     sf_val *first_vals;
     char *first_text;
     int reads_first;
+    /* A sharded read (shard.c, docs/shards.md): the plan, the render's own
+     * shard options, the largest --lastmod value of the shard's rows. */
+    sf_shard_plan *shard;
+    char *shard_lastmod;
+    char *lastmod_column;
 };
+
+/* shard.c: the render's side of a sharded read. */
+sf_status sf_shard_begin(sf_render *r);
+/* The value a shard parameter is bound to (NULL: not one). */
+const char *sf_shard_param_value(const sf_render *r, const char *name);
+/* After the part is published: its manifest beside it. */
+sf_status sf_shard_manifest(sf_render *r);
+void sf_shard_release(sf_render *r);
+/* feed.c, for publishing shards: a walk's head and tail alone. */
+sf_status sf_feed_head_tail(sf_render *r, sf_feed_out *f, sf_output *head, sf_output *tail,
+                            uint64_t rows);
+/* render.c, for publishing shards: adds tpl (no source) and readies it
+ * for sf_feed_head_tail. */
+sf_status sf_render_ready_pieces(sf_render *r, sf_template *tpl, sf_output *head,
+                                 sf_feed_out **made);
 
 /* render.c */
 int sf_feed_root_value(const sf_render *r, int32_t k, sf_val *out);

@@ -48,6 +48,7 @@ void sf_render_free(sf_render *r)
     sf_dealloc(cs, r->outs);
     sf_output_free(r->reject); /* not published: its temporary file goes */
     sf_feed_release_first(r);
+    sf_shard_release(r);
     SF_HANDLE_FREE(sf_render, r);
 }
 
@@ -56,7 +57,7 @@ static int reserved(const char *name)
     /* first and row_count are the feed's: a parameter of that name would
      * be shadowed where the template reads them, so it is refused. */
     if (strcmp(name, ROWS_NAME) == 0 || strcmp(name, FIRST_NAME) == 0 ||
-        strcmp(name, ROW_COUNT_NAME) == 0)
+        strcmp(name, ROW_COUNT_NAME) == 0 || sf_source_shard_param(name))
         return 1;
     for (int i = 0; i < B_COUNT; i++)
         if (strcmp(name, builtin_names[i]) == 0)
@@ -169,6 +170,14 @@ sf_status sf_render_set_option(sf_render *r, const char *name, const char *value
         return sf_fail(&r->err, SF_ERR_ARG, "option without a name or value");
     if (r->ran)
         return sf_fail(&r->err, SF_ERR_STATE, "option '%s' set after the run", name);
+    if (strcmp(name, "shard_lastmod") == 0) {
+        char *c = sf_strdup(r->cref.census, SF_MEM_RENDER, value);
+        if (!c)
+            return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory");
+        sf_dealloc(r->cref.census, r->lastmod_column);
+        r->lastmod_column = c;
+        return SF_OK;
+    }
     if (strcmp(name, "min_rows") == 0) {
         char *end;
         unsigned long long n = strtoull(value, &end, 10);
@@ -358,6 +367,8 @@ int sf_feed_root_value(const sf_render *r, int32_t k, sf_val *out)
 
 static int find_column(const sf_source *s, const char *name)
 {
+    if (!s) /* publishing shards: no source, the shards read the rows */
+        return -1;
     for (int i = 0; i < s->ncols; i++)
         if (strcmp(s->colnames[i], name) == 0)
             return i;
@@ -366,6 +377,8 @@ static int find_column(const sf_source *s, const char *name)
 
 static int pred_col(void *ud, const char *name)
 {
+    if (!((sf_render *)ud)->src)
+        return 1; /* publishing shards: their renders checked the columns */
     return find_column(((sf_render *)ud)->src, name) >= 0;
 }
 
@@ -572,7 +585,7 @@ static sf_status build_maps(sf_render *r, sf_feed_out *f)
         if (!f->is_index && f->rootmap[i] < 0 && strcmp(name, ROW_COUNT_NAME) == 0)
             f->rootmap[i] = ROOT_ROW_COUNT;
     }
-    if (f->is_index)
+    if (f->is_index || !r->src)
         return SF_OK;
     /* Row checks: each rule's column mapped once; the unique sets are this
      * run's. */
@@ -593,6 +606,13 @@ static sf_status bind_params(sf_render *r)
     sf_source *s = r->src;
     for (int i = 0; i < sf_source_param_count(s); i++) {
         const char *name = sf_source_param_name(s, i);
+        const char *sv = sf_shard_param_value(r, name);
+        if (sv) {
+            sf_status st = sf_source_bind(s, i, sv, strlen(sv));
+            if (st != SF_OK)
+                return sf_fail_from(&r->err, st, NULL, sf_source_errmsg(s));
+            continue;
+        }
         size_t k;
         for (k = 0; k < r->nparams; k++)
             if (strcmp(r->params[k].name, name) == 0)
@@ -701,7 +721,9 @@ sf_status sf_render_count(sf_render *r, sf_source *src, uint64_t *rows)
         return sf_fail(&r->err, SF_ERR_ARG, "too many query parameters to count");
     for (int i = 0; i < n; i++) {
         const char *name = sf_source_param_name(src, i);
-        values[i] = NULL;
+        values[i] = !sf_source_shard_param(name) ? NULL
+                    : strcmp(name, SF_SHARD_PARAM_ALL) ? "0"
+                                                       : "1"; /* count every row */
         for (size_t k = 0; k < r->nparams; k++)
             if (strcmp(r->params[k].name, name) == 0)
                 values[i] = r->params[k].value;
@@ -744,6 +766,8 @@ sf_status sf_render_execute(sf_render *r, sf_source *src)
     if (!r->when_set)
         r->when = (int64_t)time(NULL);
     sf_status st = format_builtins(r);
+    if (st == SF_OK && src->opts.shard_n)
+        st = sf_shard_begin(r);
     if (st == SF_OK && (st = prepare(r)) == SF_OK) {
         for (size_t i = 0; i < r->nouts; i++) /* a write blocked on a stalled reader stops too */
             atomic_store(&r->outs[i]->out->cancel, &r->cancel);
@@ -779,4 +803,23 @@ sf_status sf_render_run(sf_render *r, sf_template *tpl, sf_source *src, sf_outpu
     sf_feed_out *f;
     sf_status st = add(r, tpl, out, &f);
     return st != SF_OK ? st : sf_render_execute(r, src);
+}
+
+sf_status sf_render_ready_pieces(sf_render *r, sf_template *tpl, sf_output *head,
+                                 sf_feed_out **made)
+{
+    sf_status st = add(r, tpl, head, made);
+    if (st == SF_OK)
+        st = format_builtins(r);
+    if (st == SF_OK)
+        st = check_feed_names(r, tpl); /* the head's and tail's names: params, built-ins */
+    /* Not check_params_used: a parameter only the query reads is given to
+     * publish too, for the shards' parameters to be compared. */
+    if (st == SF_OK)
+        st = build_maps(r, *made);
+    if (st == SF_OK && r->reads_first)
+        st = sf_fail(&r->err, SF_ERR_TEMPLATE,
+                     "the template reads {{#first}} (the first row) outside the rows: a sharded "
+                     "feed's head is written by publish, which has no row");
+    return st;
 }

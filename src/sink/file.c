@@ -10,6 +10,7 @@
  * the mode any new file gets (the umask applies) and never follows or
  * replaces anything that exists. */
 #include <errno.h>
+#include <zlib.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -49,6 +50,8 @@ typedef struct file_sink {
     uint64_t sync_step; /* fdatasync every this many bytes (atomic mode); 0: never */
     uint64_t dropped;   /* bytes from 0 dropped from the page cache */
     int cache_keep;     /* 1: leave the written pages cached */
+    int crc_on;         /* keep the CRC-32 of the bytes written (a shard's part) */
+    uint32_t crc;
 } file_sink;
 
 static sf_status fail_errno(file_sink *f, const char *what, const char *name, int err)
@@ -82,6 +85,8 @@ static sf_status fs_write(sf_stage *k, const void *buf, size_t n)
 {
     file_sink *f = (file_sink *)k;
     const char *p = buf;
+    if (f->crc_on)
+        f->crc = (uint32_t)crc32_z(f->crc, buf, n);
     while (n) {
         ssize_t w = write(f->fd, p, n);
         if (w < 0 && errno != EINTR)
@@ -575,4 +580,17 @@ sf_status sf_sink_file_open(sf_output *out, sf_stage **kp, const char *path, int
 const char *sf_sink_file_temp(const sf_stage *k)
 {
     return k->vt == &file_vt ? ((const file_sink *)k)->tmp : NULL;
+}
+
+void sf_sink_file_crc_on(sf_stage *k)
+{
+    if (k && k->vt->name && !strcmp(k->vt->name, "file")) {
+        ((file_sink *)k)->crc_on = 1;
+        ((file_sink *)k)->crc = (uint32_t)crc32_z(0, NULL, 0);
+    }
+}
+
+uint32_t sf_sink_file_crc(const sf_stage *k)
+{
+    return k && k->vt->name && !strcmp(k->vt->name, "file") ? ((const file_sink *)k)->crc : 0;
 }

@@ -421,6 +421,26 @@ const char *sf_output_temp_path(const sf_output *o)
     return o && o->head ? sf_sink_file_temp(sf_stage_chain_tail(o->head)) : NULL;
 }
 
+int sf_output_level(const sf_output *o)
+{
+    if (!o || !o->codec)
+        return 0;
+    return o->opt.level_best ? o->codec->level_best
+           : o->opt.level < 0 ? o->codec->level_default
+                              : o->opt.level;
+}
+
+void sf_output_crc_on(sf_output *o)
+{
+    if (o && o->head && !o->set)
+        sf_sink_file_crc_on(sf_stage_chain_tail(o->head));
+}
+
+uint32_t sf_output_crc(const sf_output *o)
+{
+    return o && o->head && !o->set ? sf_sink_file_crc(sf_stage_chain_tail(o->head)) : 0;
+}
+
 /* Bytes the file sink(s) were given: the compressed size. */
 uint64_t sf_output_bytes_out(const sf_output *o)
 {

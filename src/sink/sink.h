@@ -215,6 +215,15 @@ sf_status sf_sink_file_open(sf_output *out, sf_stage **s, const char *path, int 
                             const char *label, uint64_t sync_step, int cache_keep);
 /* The temporary file's path while it exists (NULL for another stage). */
 const char *sf_sink_file_temp(const sf_stage *s);
+/* The CRC-32 (zlib's) of every byte the file sink writes, kept from this
+ * call on (a shard's part: docs/shards.md); 0 for another stage. */
+void sf_sink_file_crc_on(sf_stage *k);
+uint32_t sf_sink_file_crc(const sf_stage *k);
+/* The same for an output's file (a single document). */
+void sf_output_crc_on(sf_output *o);
+/* The level the output's compressor runs at (0: none). */
+int sf_output_level(const sf_output *o);
+uint32_t sf_output_crc(const sf_output *o);
 /* The destination path (atomic), or the label. */
 const char *sf_sink_file_path(const sf_stage *s);
 /* After publish: fsyncs the destination's directory (EINVAL/EROFS, a file

@@ -1009,6 +1009,83 @@ static sf_status my_count(sf_source *s, const char *const *values, uint64_t *row
     return ret;
 }
 
+/* The shard plan's query (source.h), in the transaction begun at open. */
+static sf_status my_query_text(sf_source *s, const char *head, const char *tail,
+                               const char *const *values,
+                               int (*fn)(void *ud, int ncols, const char *const *vals), void *ud)
+{
+    my_impl *q = IMPL(s);
+    sf_census *cs = s->cref.census;
+    if (q->busy)
+        return sf_fail(&s->err, SF_ERR_STATE, "mysql: a query over the rows while they are read");
+    sf_buf sql;
+    if (sf_sql_wrap(cs, head, q->rw.sql, tail, &sql, &s->err) != SF_OK)
+        return SF_ERR_NOMEM;
+    int np = q->rw.nplaceholders;
+    MYSQL_BIND *pb = sf_calloc(cs, SF_MEM_SOURCE, (size_t)np + 1, sizeof *pb);
+    MYSQL_STMT *st = pb ? MY.mysql_stmt_init(q->conn) : NULL;
+    if (!st) {
+        sf_buf_free(&sql);
+        sf_dealloc(cs, pb);
+        return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
+    }
+    for (int k = 0; k < np; k++) {
+        const char *v = values[q->pidx[k]] ? values[q->pidx[k]] : "";
+        pb[k].buffer_type = MYSQL_TYPE_STRING;
+        pb[k].buffer = (void *)v;
+        pb[k].buffer_length = (unsigned long)strlen(v);
+    }
+    enum { COLS = 8 };
+    char text[COLS][64];
+    unsigned long len[COLS];
+    my_bool isnull[COLS], trunc[COLS];
+    MYSQL_BIND rb[COLS];
+    memset(rb, 0, sizeof rb);
+    for (int c = 0; c < COLS; c++) {
+        rb[c].buffer_type = MYSQL_TYPE_STRING;
+        rb[c].buffer = text[c];
+        rb[c].buffer_length = sizeof text[c] - 1;
+        rb[c].length = &len[c];
+        rb[c].is_null = &isnull[c];
+        rb[c].error = &trunc[c];
+    }
+    sf_status ret = SF_OK;
+    q->busy = 1;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &q->wait_start);
+    unsigned nc = 0;
+    if (MY.mysql_stmt_prepare(st, sql.data, (unsigned long)sql.len) != 0 ||
+        (np && MY.mysql_stmt_bind_param(st, pb) != 0) || MY.mysql_stmt_execute(st) != 0)
+        ret = stmt_fail(s, st, "planning the shards");
+    else if ((nc = MY.mysql_stmt_field_count(st)) > COLS || MY.mysql_stmt_bind_result(st, rb) != 0)
+        ret = nc > COLS ? sf_fail(&s->err, SF_ERR_SOURCE, "mysql: too many columns")
+                        : stmt_fail(s, st, "planning the shards");
+    while (ret == SF_OK) {
+        int rc = MY.mysql_stmt_fetch(st);
+        if (rc == MYSQL_NO_DATA)
+            break;
+        if (rc == 1) {
+            ret = stmt_fail(s, st, "planning the shards");
+            break;
+        }
+        if (rc == MYSQL_DATA_TRUNCATED) {
+            ret = sf_fail(&s->err, SF_ERR_SOURCE, "mysql: planning the shards: a value over 63 bytes");
+            break;
+        }
+        const char *vals[COLS];
+        for (unsigned c = 0; c < nc; c++) {
+            text[c][len[c] < sizeof text[c] ? len[c] : sizeof text[c] - 1] = '\0';
+            vals[c] = isnull[c] ? NULL : text[c];
+        }
+        if (fn(ud, (int)nc, vals))
+            ret = SF_ERR_ARG;
+    }
+    q->busy = 0;
+    MY.mysql_stmt_close(st);
+    sf_buf_free(&sql);
+    sf_dealloc(cs, pb);
+    return ret;
+}
+
 /* Async-signal-safe: an atomic store and shutdown(2), both on the list of
  * safe calls. The blocked read (or the next one) then fails at once, and the
  * thread reading sees `cancelled` and sends KILL QUERY (my_fail). */
@@ -1093,6 +1170,7 @@ const sf_source_vt sf_source_mysql = {
     .next_row = my_next,
     .column = my_column,
     .count = my_count,
+    .query_text = my_query_text,
     .interrupt = my_interrupt,
     .close = my_close,
 };

@@ -119,6 +119,7 @@ typedef struct pg_impl {
     int64_t batch_bytes; /* accounted in the census as driver memory */
     int row, nrows;
     int started, finished;
+    int in_tx; /* the read transaction has begun (begin_read) */
     int single; /* single-row mode instead of a cursor */
 } pg_impl;
 
@@ -769,6 +770,88 @@ static int fetch_batch(sf_source *s)
     return 0;
 }
 
+/* The read transaction, begun once: before the rows, or before a shard's
+ * plan (so both see the same data), or to export its snapshot. With the
+ * "snapshot" option it imports an exported snapshot (SET TRANSACTION
+ * SNAPSHOT must be the transaction's first statement), so several shards
+ * read the same data. */
+static sf_status begin_read(sf_source *s)
+{
+    pg_impl *q = IMPL(s);
+    if (q->in_tx)
+        return SF_OK;
+    sf_status st = exec_cmd(s, "", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    if (st == SF_OK && s->opts.snapshot[0]) {
+        char set[128]; /* the id holds hex digits and '-' only (source.c) */
+        snprintf(set, sizeof set, "SET TRANSACTION SNAPSHOT '%s'", s->opts.snapshot);
+        if ((st = exec_cmd(s, "importing the snapshot", set)) != SF_OK) {
+            char m[sizeof s->err.msg];
+            snprintf(m, sizeof m, "%s", s->err.msg);
+            st = sf_fail(&s->err, st,
+                         "%s (the snapshot %s must still be held open by the process that "
+                         "exported it: sqlfeed snapshot)",
+                         m, s->opts.snapshot);
+        }
+    }
+    q->in_tx = st == SF_OK;
+    return st;
+}
+
+static sf_status pg_query_text(sf_source *s, const char *head, const char *tail,
+                               const char *const *values,
+                               int (*fn)(void *ud, int ncols, const char *const *vals), void *ud)
+{
+    pg_impl *q = IMPL(s);
+    if (q->started)
+        return sf_fail(&s->err, SF_ERR_STATE, "postgresql: a query over the rows once they started");
+    sf_status st = begin_read(s);
+    if (st != SF_OK)
+        return st;
+    sf_buf sql;
+    if (sf_sql_wrap(s->cref.census, head, q->rw.sql, tail, &sql, &s->err) != SF_OK)
+        return SF_ERR_NOMEM;
+    PGresult *r = pg_exec(s, "planning the shards", sql.data, q->rw.nplaceholders, values, NULL);
+    sf_buf_free(&sql);
+    if (!r)
+        return SF_ERR_SOURCE;
+    if (PQ.PQresultStatus(r) != PGRES_TUPLES_OK) {
+        q->pos_base = (int)strlen(head);
+        st = pg_fail(s, "planning the shards", r);
+        q->pos_base = -1;
+        PQ.PQclear(r);
+        return st;
+    }
+    int nc = PQ.PQnfields(r) < 8 ? PQ.PQnfields(r) : 8;
+    for (int row = 0; st == SF_OK && row < PQ.PQntuples(r); row++) {
+        const char *vals[8];
+        for (int c = 0; c < nc; c++)
+            vals[c] = PQ.PQgetisnull(r, row, c) ? NULL : PQ.PQgetvalue(r, row, c);
+        if (fn(ud, nc, vals))
+            st = SF_ERR_ARG;
+    }
+    PQ.PQclear(r);
+    return st;
+}
+
+static sf_status pg_export_snapshot(sf_source *s, char *buf, size_t n)
+{
+    sf_status st = begin_read(s);
+    if (st != SF_OK)
+        return st;
+    PGresult *r = pg_exec(s, "exporting the snapshot", "SELECT pg_export_snapshot()", 0, NULL, NULL);
+    if (!r)
+        return SF_ERR_SOURCE;
+    if (PQ.PQresultStatus(r) != PGRES_TUPLES_OK || PQ.PQntuples(r) != 1) {
+        st = pg_fail(s, "exporting the snapshot", r);
+    } else if ((size_t)snprintf(buf, n, "%s", PQ.PQgetvalue(r, 0, 0)) >= n) {
+        st = sf_fail(&s->err, SF_ERR_ARG, "exporting the snapshot: its id is longer than %zu bytes",
+                     n - 1);
+        buf[0] = '\0';
+    }
+    PQ.PQclear(r);
+    return st;
+}
+
 /* Single-row mode: one PGresult per row, the server streaming meanwhile.
  * The whole query is one statement: the client's deadline runs from the
  * moment it is sent. */
@@ -778,7 +861,7 @@ static int single_next(sf_source *s)
     drop_batch(s);
     if (!q->started) {
         q->started = 1;
-        if (exec_ok(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") != 0)
+        if (begin_read(s) != SF_OK)
             return -1;
         start_deadline(s);
         q->pos_base = 0; /* until the query's end: its errors point into it */
@@ -831,7 +914,7 @@ static int pg_next(sf_source *s)
         return single_next(s);
     if (!q->started) {
         q->started = 1;
-        if (exec_ok(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") != 0)
+        if (begin_read(s) != SF_OK)
             return -1;
         static const char head[] = "DECLARE sqlfeed_rows NO SCROLL CURSOR FOR ";
         sf_buf decl;
@@ -971,5 +1054,7 @@ const sf_source_vt sf_source_pg = {
     .column = pg_column,
     .count = pg_count,
     .interrupt = pg_interrupt,
+    .query_text = pg_query_text,
+    .export_snapshot = pg_export_snapshot,
     .close = pg_close,
 };

@@ -82,10 +82,61 @@ sf_status sf_source_set_option(sf_source *s, const char *name, const char *value
         if (strcmp(value, "cursor") && strcmp(value, "single-row"))
             return sf_fail(&s->err, SF_ERR_ARG, "pg_mode: cursor or single-row, got '%s'", value);
         s->opts.pg_single_row = !strcmp(value, "single-row");
+    } else if (!strcmp(name, "shard")) {
+        unsigned k, n;
+        char extra;
+        if (s->prepared)
+            return sf_fail(&s->err, SF_ERR_STATE, "shard: set it before the query is prepared");
+        if (sscanf(value, "%u/%u%c", &k, &n, &extra) != 2 || k < 1 || n < 1 || k > n ||
+            n > SF_SHARD_MAX || value[0] < '0' || value[0] > '9')
+            return sf_fail(&s->err, SF_ERR_ARG,
+                           "shard: K/N with 1 <= K <= N <= %d (e.g. 2/4), got '%s'",
+                           SF_SHARD_MAX, value);
+        s->opts.shard_k = k;
+        s->opts.shard_n = n;
+    } else if (!strcmp(name, "shard_key") || !strcmp(name, "snapshot")) {
+        int key = name[1] == 'h';
+        size_t n = strlen(value);
+        int ok = n > 0 && n < sizeof s->opts.shard_key;
+        for (size_t i = 0; ok && i < n; i++) {
+            char c = value[i];
+            ok = key ? (c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (i && c >= '0' && c <= '9'))
+                     : ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') ||
+                        (c >= 'a' && c <= 'f') || c == '-');
+        }
+        if (!ok)
+            return sf_fail(&s->err, SF_ERR_ARG,
+                           key ? "shard_key: a column name ([A-Za-z_][A-Za-z0-9_]*, at most 63 "
+                                 "bytes), got '%s'"
+                               : "snapshot: an exported snapshot id (hex digits and '-', as "
+                                 "pg_export_snapshot() gives), got '%s'",
+                           value);
+        if (key && s->prepared)
+            return sf_fail(&s->err, SF_ERR_STATE, "shard_key: set it before the query is prepared");
+        if (!key && s->vt)
+            return sf_fail(&s->err, SF_ERR_STATE, "snapshot: set it before the source is opened");
+        memcpy(key ? s->opts.shard_key : s->opts.snapshot, value, n + 1);
     } else {
         return sf_fail(&s->err, SF_ERR_ARG, "unknown source option '%s'", name);
     }
     return SF_OK;
+}
+
+sf_status sf_source_export_snapshot(sf_source *s, char *buf, size_t n)
+{
+    if (!s || !buf || n == 0)
+        return SF_ERR_ARG;
+    sf_err_clear(&s->err);
+    buf[0] = '\0';
+    if (!s->vt)
+        return sf_fail(&s->err, SF_ERR_STATE, "export a snapshot after open");
+    if (!s->vt->export_snapshot)
+        return sf_fail(&s->err, SF_ERR_ARG,
+                       "%s: only PostgreSQL exports a snapshot (pg_export_snapshot)", s->vt->name);
+    if (s->prepared)
+        return sf_fail(&s->err, SF_ERR_STATE, "export the snapshot before preparing a query");
+    return s->vt->export_snapshot(s, buf, n);
 }
 
 static void clear_query(sf_source *s)
@@ -166,7 +217,48 @@ sf_status sf_source_prepare(sf_source *s, const char *sql)
         return sf_fail(&s->err, SF_ERR_ARG, "no query given");
     if (atomic_load(&s->cancelled))
         return sf_fail(&s->err, SF_ERR_CANCELLED, "cancelled before the query was prepared");
+    if (s->opts.shard_n && !s->opts.shard_key[0])
+        return sf_fail(&s->err, SF_ERR_ARG, "a sharded read needs a shard key (shard_key)");
+    if (s->opts.shard_key[0] && !s->opts.shard_n)
+        return sf_fail(&s->err, SF_ERR_ARG, "shard_key without shard (K/N)");
+    if (s->opts.shard_n && !s->vt->query_text)
+        return sf_fail(&s->err, SF_ERR_ARG, "%s: sharded reads are not supported", s->vt->name);
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const unsigned char *c = (const unsigned char *)sql; *c; c++)
+        h = (h ^ *c) * 0x100000001b3ULL;
+    s->sql_hash = h;
+    sf_buf wrapped = {0};
+    if (s->opts.shard_n) {
+        sf_status w = sf_source_shard_sql(s, sql, &wrapped);
+        if (w != SF_OK)
+            return w;
+        sql = wrapped.data;
+    }
     sf_status st = s->vt->prepare(s, sql);
+    if (st == SF_OK && s->opts.shard_n) {
+        /* Checked by name, not left to the database: SQLite reads a
+         * double-quoted name that is no column as a string. */
+        int found = 0;
+        for (int i = 0; !found && i < s->ncols; i++)
+            found = !strcmp(s->colnames[i], s->opts.shard_key);
+        if (!found) {
+            clear_query(s); /* as a failed prepare leaves it */
+            sf_buf_free(&wrapped);
+            return sf_fail(&s->err, SF_ERR_NAME,
+                           "shard key '%s' is not a column the query returns (give it one, "
+                           "e.g. SELECT j.id AS %s, ...)",
+                           s->opts.shard_key, s->opts.shard_key);
+        }
+    }
+    if (s->opts.shard_n) {
+        if (st == SF_ERR_SOURCE) {
+            char m[sizeof s->err.msg];
+            snprintf(m, sizeof m, "%s", s->err.msg);
+            sf_fail(&s->err, st, "%s (sharded by '%s': the shard key must be a column the query "
+                                 "returns)", m, s->opts.shard_key);
+        }
+        sf_buf_free(&wrapped);
+    }
     if (st != SF_OK && st != SF_ERR_NOMEM && atomic_load(&s->cancelled))
         st = SF_ERR_CANCELLED;
     if (st != SF_OK)

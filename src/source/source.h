@@ -32,6 +32,18 @@ typedef struct sf_source_vt {
     sf_status (*count)(sf_source *s, const char *const *values, uint64_t *rows);
     /* Makes a running query stop soon. Async-signal-safe. */
     void (*interrupt)(sf_source *s);
+    /* Runs head + the prepared query + tail (a query over it, as count does)
+     * with the parameters bound to values[i], and calls fn for each row with
+     * its columns as text (NULL: SQL NULL), at most 63 bytes each (longer:
+     * SF_ERR_SOURCE). fn returns nonzero to stop (returned as SF_ERR_ARG).
+     * Runs inside the transaction the rows will be read in, where the backend
+     * has one (PostgreSQL), so the shard plan and the rows agree (shard.c). */
+    sf_status (*query_text)(sf_source *s, const char *head, const char *tail,
+                            const char *const *values,
+                            int (*fn)(void *ud, int ncols, const char *const *vals), void *ud);
+    /* Starts the read transaction now and exports its snapshot's id into
+     * buf (n bytes); NULL for backends without one (PostgreSQL only). */
+    sf_status (*export_snapshot)(sf_source *s, char *buf, size_t n);
     /* The file an open source reads (absolute), or NULL (a server, memory);
      * may be NULL for backends that read no file. */
     const char *(*file)(const sf_source *s);
@@ -48,7 +60,29 @@ typedef struct sf_source_opts {
     size_t pf_batch;   /* bytes of a batch */
     size_t pf_row_max; /* bytes of values a row may hold with prefetch */
     int sqlite_cache;  /* KiB of SQLite's page cache (0: SF_SQLITE_CACHE_KIB) */
+    /* A sharded read (shard.c, docs/shards.md): shard shard_k of shard_n
+     * (0: not sharded) by the integer column shard_key. */
+    unsigned shard_k, shard_n;
+    char shard_key[64];
+    char snapshot[64]; /* PostgreSQL: the exported snapshot to read in ("": none) */
 } sf_source_opts;
+
+/* The most shards a render may be cut into. */
+#define SF_SHARD_MAX 1024
+/* The parameters a sharded query adds (reserved: no --param takes them). */
+#define SF_SHARD_PARAM_ALL "sf_shard_all"
+#define SF_SHARD_PARAM_LO "sf_shard_lo"
+#define SF_SHARD_PARAM_HI "sf_shard_hi"
+
+/* A shard's plan, computed in its read transaction (shard.c): the query's
+ * rows, those with a NULL key, and the N-1 boundaries. */
+typedef struct sf_shard_plan {
+    unsigned k, n;
+    uint64_t total, nulls;
+    int64_t min_key, max_key; /* over the non-NULL keys (0, 0: none) */
+    int64_t bounds[SF_SHARD_MAX - 1];
+    char lo[24], hi[24]; /* this shard's boundaries as text, for binding */
+} sf_shard_plan;
 
 /* SQLite's page cache for the scan, in KiB. Its own default (2 MB) is too
  * small for a join whose lookup table passes 2 MB: the rows' pages streaming
@@ -80,6 +114,7 @@ struct sf_source {
     int prepared;
     sf_status row_fail; /* next_row's -1: SF_ERR_NOMEM, or SF_OK: SF_ERR_SOURCE */
     sf_prefetch *pf;    /* with opts.prefetch, from the first row on */
+    uint64_t sql_hash;  /* FNV-1a of the query as given (a shard's manifest) */
 };
 
 extern const sf_source_vt sf_source_sqlite;
@@ -133,6 +168,17 @@ sf_status sf_source_dlsym(sf_source *s, void *lib, const char *soname, const cha
  * wipes and unmaps it (NULL: nothing). */
 char *sf_source_secret_dup(sf_source *s, const char *p, size_t n);
 void sf_source_secret_free(sf_source *s, char *p);
+
+/* Sharding (shard.c). sf_source_shard_sql: the query a sharded source
+ * prepares in place of `sql` (SELECT * FROM (sql) WHERE the key is in the
+ * shard's range, in key order), into *out. sf_source_shard_plan: with the
+ * prepared (sharded) query's parameters bound to values[] (the shard
+ * parameters' own ignored), computes the plan; SF_ERR_SOURCE when the key is
+ * not an integer. */
+sf_status sf_source_shard_sql(sf_source *s, const char *sql, sf_buf *out);
+sf_status sf_source_shard_plan(sf_source *s, const char *const *values, sf_shard_plan *p);
+/* Whether a parameter name is one of the shard's own. */
+int sf_source_shard_param(const char *name);
 
 /* Decimal text of v into buf (at least 21 bytes); returns the length. */
 size_t sf_format_i64(char *buf, int64_t v);

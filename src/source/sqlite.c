@@ -258,6 +258,71 @@ static sf_status sq_count(sf_source *s, const char *const *values, uint64_t *row
     return ret;
 }
 
+/* The shard plan's query (source.h), in the read transaction the rows are
+ * then read in: BEGIN here, ended when the connection closes, so a writer
+ * between the plan and the rows changes neither. */
+static sf_status sq_query_text(sf_source *s, const char *head, const char *tail,
+                               const char *const *values,
+                               int (*fn)(void *ud, int ncols, const char *const *vals), void *ud)
+{
+    sqlite_impl *q = IMPL(s);
+    int rc = SQLITE_OK;
+    if (sqlite3_get_autocommit(q->db))
+        rc = sqlite3_exec(q->db, "BEGIN", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return sf_fail(&s->err, sq_status(q->db, rc), "sqlite: %s", sqlite3_errmsg(q->db));
+    sqlite3_str *str = sqlite3_str_new(q->db);
+    sqlite3_str_appendf(str, "%s%s%s", head, sqlite3_sql(q->stmt), tail);
+    char *sql = sqlite3_str_finish(str);
+    if (!sql)
+        return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
+    sqlite3_stmt *st = NULL;
+    rc = sqlite3_prepare_v2(q->db, sql, -1, &st, NULL);
+    sqlite3_free(sql);
+    for (int i = 0; rc == SQLITE_OK && i < s->nparams; i++) {
+        char name[256];
+        snprintf(name, sizeof name, ":%s", s->paramnames[i]);
+        int idx = sqlite3_bind_parameter_index(st, name);
+        for (const char *pre = "@$"; !idx && *pre; pre++) {
+            name[0] = *pre;
+            idx = sqlite3_bind_parameter_index(st, name);
+        }
+        if (idx)
+            rc = sqlite3_bind_text(st, idx, values[i], -1, SQLITE_STATIC);
+    }
+    sf_status ret = SF_OK;
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+            break;
+        int n = sqlite3_column_count(st);
+        const char *vals[8];
+        char text[8][64];
+        if (n > 8)
+            n = 8;
+        for (int i = 0; i < n; i++) {
+            const unsigned char *t = sqlite3_column_text(st, i);
+            if (!t && sqlite3_column_type(st, i) != SQLITE_NULL) {
+                sqlite3_finalize(st);
+                return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
+            }
+            if (t && strlen((const char *)t) >= sizeof text[i]) {
+                sqlite3_finalize(st);
+                return sf_fail(&s->err, SF_ERR_SOURCE, "sqlite: a value over 63 bytes: '%.40s...'",
+                               (const char *)t);
+            }
+            vals[i] = t ? strcpy(text[i], (const char *)t) : NULL;
+        }
+        if (fn(ud, n, vals)) {
+            ret = SF_ERR_ARG;
+            break;
+        }
+    }
+    if (ret == SF_OK && rc != SQLITE_DONE)
+        ret = sf_fail(&s->err, sq_status(q->db, rc), "sqlite: %s", sqlite3_errmsg(q->db));
+    sqlite3_finalize(st);
+    return ret;
+}
+
 static void sq_interrupt(sf_source *s)
 {
     sqlite_impl *q = IMPL(s);
@@ -290,6 +355,7 @@ const sf_source_vt sf_source_sqlite = {
     .open = sq_open,
     .prepare = sq_prepare,
     .bind = sq_bind,
+    .query_text = sq_query_text,
     .next_row = sq_next,
     .column = sq_column,
     .count = sq_count,
