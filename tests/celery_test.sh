@@ -15,6 +15,9 @@
 #     is retried by Celery and the feed is still right;
 #   - the worker's process group SIGKILLed mid-shard: the previous feed stays,
 #     byte for byte, no temporary file beside it; a rerun publishes it right;
+#     and with the caller still waiting, a new worker gets the unacknowledged
+#     shards again after the visibility timeout (15 s here) and the chord
+#     completes;
 #   - everything it started is stopped (the EXIT trap too).
 # The sharded steps SKIP when the build has no `render --shard`, `snapshot`
 # and `publish`. SKIPs (with the reason) when redis-server or python3-celery
@@ -91,6 +94,8 @@ pass "redis-server on 127.0.0.1:$RPORT, no persistence"
 export SQLFEED_CELERY_BROKER=redis://127.0.0.1:$RPORT/0
 export SQLFEED_CELERY_BACKEND=redis://127.0.0.1:$RPORT/1
 export SQLFEED=$SF
+VIS=15 # the redis visibility timeout: a dead worker's task is delivered again after it
+export SQLFEED_CELERY_VISIBILITY=$VIS
 
 # --- PostgreSQL and the data set ----------------------------------------------------
 if [ -z "${SQLFEED_PG_URL:-}" ]; then
@@ -125,6 +130,7 @@ WN=0
 # log is $T/worker.log (appended). Tasks' hook files live in $T/faults.
 mkdir "$T/faults"
 start_worker() {
+    stop_worker # never two: a worker a failed step left running is stopped first
     WN=$((WN + 1))
     echo "==== worker $WN" >>"$T/worker.log"
     local from; from=$(wc -l <"$T/worker.log")
@@ -269,6 +275,33 @@ else
         chord_ok "chord: rerun after the kill (new snapshot, new build directory): one right feed"
     else
         fail "chord: killed mid-shard" "no shard render seen in the worker's group in 30 s"
+        kill "$CALLER" 2>/dev/null; wait "$CALLER" 2>/dev/null; CALLER=""
+    fi
+    # SIGKILL of the worker's group mid-shard while the caller waits on: the
+    # shards' messages were not acknowledged (acks_late), so once the
+    # visibility timeout passes the next worker gets them again; they import
+    # the snapshot the caller still holds and the chord completes.
+    sha=$(sha256sum <"$FEED")
+    "${TASKS_CMD[@]}" build --db "$PG" -o "$FEED" --shards "$N" --shard-key id --timeout 240 >"$T/caller.out" 2>&1 &
+    CALLER=$!
+    if kill_mid_render "--shard "; then
+        killed_at=$(date +%s)
+        [ "$(sha256sum <"$FEED")" = "$sha" ] || fail "chord: redelivery" "the feed changed at the kill"
+        # A worker puts back the messages unacknowledged for longer than the
+        # timeout when it starts, then on every 10th check (one each 10 s):
+        # started at once it took 105 s here; started after the timeout, no wait.
+        sleep $((VIS + 1))
+        start_worker
+        for _ in $(seq 2400); do kill -0 "$CALLER" 2>/dev/null || break; sleep 0.1; done
+        if kill -0 "$CALLER" 2>/dev/null; then
+            fail "chord: redelivery to the next worker" "the caller still waits 240 s after the kill"
+            kill "$CALLER"
+        fi
+        wait "$CALLER"; rc=$?; CALLER=""
+        cp "$T/caller.out" "$T/out"; : >"$T/err"; cat "$T/caller.out" >"$T/err"
+        chord_ok "chord: worker SIGKILLed mid-shard, the caller waiting: a new worker gets the unacknowledged shards after the visibility timeout (${VIS}s; done $(($(date +%s) - killed_at)) s after the kill), the chord completes, one right feed"
+    else
+        fail "chord: redelivery" "no shard render seen in the worker's group in 30 s"
         kill "$CALLER" 2>/dev/null; wait "$CALLER" 2>/dev/null; CALLER=""
     fi
 fi
