@@ -89,6 +89,7 @@ one() {
       wait "$p1" || { cat "$T/log1" >&2; die "shard 1/2 failed"; }
       wait "$p2" || { cat "$T/log2" >&2; die "shard 2/2 failed"; }
       t1=$(now)
+      # shellcheck disable=SC1083  # bash 4.4+: closes the descriptor in SNAP[1]
       exec {SNAP[1]}>&-   # the snapshot's stdin ends: it lets the transaction go
       wait "$SNAP_PID" || die "sqlfeed snapshot failed"
       "$SQLFEED" publish -t simplyhired -o "$T/two.xml" --shards 2 -q 2>"$T/log" || { cat "$T/log" >&2; die "publish failed"; }

@@ -159,13 +159,16 @@ feed_is() {
 }
 # render_procs: the sqlfeed renders running in the worker's process group (MATCH: an extra pattern)
 render_procs() { pgrep -g "$WORKER_PID" -f "$SF render .*$1" 2>/dev/null; }
-# kill_mid_render PATTERN: waits (30 s at most) for a render matching PATTERN
-# in the worker's group, lets it run 0.1 s, SIGKILLs the whole group
+# kill_mid_render PATTERN DIR: waits (30 s at most) for a render matching
+# PATTERN in the worker's group and for a temporary file of sqlfeed's in DIR
+# (a glob: the rows are being written), then SIGKILLs the whole group
 kill_mid_render() {
     local i
-    for i in $(seq 1500); do render_procs "$1" >/dev/null && break; sleep 0.02; done
+    for i in $(seq 1500); do
+        render_procs "$1" >/dev/null && compgen -G "$2/.*.sqlfeed-*" >/dev/null && break
+        sleep 0.02
+    done
     [ "$i" -lt 1500 ] || return 1
-    sleep 0.1
     kill -KILL -- "-$WORKER_PID"
     wait "$WORKER_PID" 2>/dev/null
     for _ in $(seq 50); do pgrep -g "$WORKER_PID" >/dev/null || break; sleep 0.1; done
@@ -201,10 +204,9 @@ fi
 sha=$(sha256sum <"$T/feeds/one.xml")
 "${TASKS_CMD[@]}" render --db "$PG" -o "$T/feeds/one.xml" --timeout 120 >"$T/caller.out" 2>&1 &
 CALLER=$!
-if kill_mid_render "-o $T/feeds/one.xml"; then
+if kill_mid_render "-o $T/feeds/one.xml" "$T/feeds"; then
     kill "$CALLER" 2>/dev/null; wait "$CALLER" 2>/dev/null; CALLER=""
-    left=$(no_temp "$T/feeds" && echo "no temporary file" || echo "its temporary file left, as a SIGKILL must")
-    if [ "$(sha256sum <"$T/feeds/one.xml")" = "$sha" ]; then pass "render_feed: worker SIGKILLed mid-render: the previous feed stays, byte for byte ($left)"
+    if [ "$(sha256sum <"$T/feeds/one.xml")" = "$sha" ]; then pass "render_feed: worker SIGKILLed mid-render: the previous feed stays, byte for byte (its temporary file left, as after any SIGKILL)"
     else fail "render_feed killed" "the feed changed"; fi
     # a SIGKILLed sqlfeed cannot remove its temporary file (docs/sink.md); the next run on the feed does
     restart
@@ -212,7 +214,7 @@ if kill_mid_render "-o $T/feeds/one.xml"; then
     if [ "$rc" = 0 ] && no_temp "$T/feeds"; then feed_is "render_feed: the rerun after the kill publishes the feed and removes the temporary file" "$T/feeds/one.xml"
     else fail "render_feed rerun after the kill" "exit $rc: $(tail -c 300 "$T/err"); $(ls -A "$T/feeds")"; fi
 else
-    fail "render_feed killed" "no render of the feed seen in the worker's group in 30 s"
+    fail "render_feed killed" "no render of the feed writing in the worker's group in 30 s"
     kill "$CALLER" 2>/dev/null; wait "$CALLER" 2>/dev/null; CALLER=""
     restart
 fi
@@ -258,15 +260,17 @@ else
 
     # SIGKILL of the worker's group mid-shard
     [ -s "$FEED" ] || previous "$FEED" # (when the chords above failed)
+    rm -rf "$FEED.shards"                # (what failed chords above left)
     sha=$(sha256sum <"$FEED")
     "${TASKS_CMD[@]}" build --db "$PG" -o "$FEED" --shards "$N" --shard-key id --timeout 120 >"$T/caller.out" 2>&1 &
     CALLER=$!
-    if kill_mid_render "--shard "; then
+    if kill_mid_render "--shard " "$FEED.shards/*"; then
         kill "$CALLER" 2>/dev/null; wait "$CALLER" 2>/dev/null; CALLER=""
         done_=$(find "$FEED.shards" -name "*-of-$N.json" 2>/dev/null | wc -l)
-        if [ "$(sha256sum <"$FEED")" = "$sha" ] && no_temp "$T/feeds" && [ "$done_" -lt "$N" ]; then
-            pass "chord: worker SIGKILLed mid-shard ($done_ of $N shards done): the previous feed stays, byte for byte, no temporary file beside it"
-        else fail "chord: killed mid-shard" "feed changed, a temp file, or all $done_ shards were done: $(ls -A "$T/feeds")"; fi
+        if [ "$done_" -ge "$N" ]; then fail "chord: killed mid-shard" "the kill came after all $N shards were done"
+        elif [ "$(sha256sum <"$FEED")" != "$sha" ]; then fail "chord: killed mid-shard" "the feed changed"
+        elif ! no_temp "$T/feeds"; then fail "chord: killed mid-shard" "a temporary file beside the feed: $(ls -A "$T/feeds")"
+        else pass "chord: worker SIGKILLed while writing a shard's part ($done_ of $N shards done): the previous feed stays, byte for byte, no temporary file beside it"; fi
         sleep 1
         pgrep -f "^$SF snapshot" >/dev/null && fail "chord: killed caller" "its sqlfeed snapshot still runs"
         rm -rf "$FEED.shards" # the killed build's directory, kept for inspection
@@ -274,17 +278,18 @@ else
         run build
         chord_ok "chord: rerun after the kill (new snapshot, new build directory): one right feed"
     else
-        fail "chord: killed mid-shard" "no shard render seen in the worker's group in 30 s"
+        fail "chord: killed mid-shard" "no shard render writing its part in the worker's group in 30 s"
         kill "$CALLER" 2>/dev/null; wait "$CALLER" 2>/dev/null; CALLER=""
     fi
     # SIGKILL of the worker's group mid-shard while the caller waits on: the
     # shards' messages were not acknowledged (acks_late), so once the
     # visibility timeout passes the next worker gets them again; they import
     # the snapshot the caller still holds and the chord completes.
+    rm -rf "$FEED.shards"
     sha=$(sha256sum <"$FEED")
     "${TASKS_CMD[@]}" build --db "$PG" -o "$FEED" --shards "$N" --shard-key id --timeout 240 >"$T/caller.out" 2>&1 &
     CALLER=$!
-    if kill_mid_render "--shard "; then
+    if kill_mid_render "--shard " "$FEED.shards/*"; then
         killed_at=$(date +%s)
         [ "$(sha256sum <"$FEED")" = "$sha" ] || fail "chord: redelivery" "the feed changed at the kill"
         # A worker puts back the messages unacknowledged for longer than the
@@ -301,7 +306,7 @@ else
         cp "$T/caller.out" "$T/out"; : >"$T/err"; cat "$T/caller.out" >"$T/err"
         chord_ok "chord: worker SIGKILLed mid-shard, the caller waiting: a new worker gets the unacknowledged shards after the visibility timeout (${VIS}s; done $(($(date +%s) - killed_at)) s after the kill), the chord completes, one right feed"
     else
-        fail "chord: redelivery" "no shard render seen in the worker's group in 30 s"
+        fail "chord: redelivery" "no shard render writing its part in the worker's group in 30 s"
         kill "$CALLER" 2>/dev/null; wait "$CALLER" 2>/dev/null; CALLER=""
     fi
 fi
