@@ -17,6 +17,9 @@ static const char usage[] =
     "                      [--param NAME=VALUE]... [--quiet] [--census]\n"
     "                      [--census-fifo PATH] [--mem-log FILE] [--max-memory SIZE]\n"
     "                      [--progress[=auto|always|never]] [--total N | --count]\n"
+    "       sqlfeed render ... -o FEED --shard K/N --shard-key COLUMN [--snapshot ID]\n"
+    "       sqlfeed publish -t TEMPLATE -o FEED --shards N [--param NAME=VALUE]...\n"
+    "       sqlfeed snapshot --db POSTGRES_URL\n"
     "       sqlfeed templates [--show NAME|NAME.sql]\n"
     "       sqlfeed demo-db --rows N -o FILE [--seed S]\n"
     "       sqlfeed mem-plot LOG -o OUT.svg\n"
@@ -30,14 +33,18 @@ static const char usage[] =
     "  templates   list the built-in templates and the columns each expects;\n"
     "              --show prints one (or its query) to copy and adapt\n"
     "  demo-db     write a deterministic SQLite demo database of job listings\n"
-    "  mem-plot    chart a render's --mem-log: RSS and tracked bytes against rows\n"
+    "  mem-plot    chart a render's --mem-log: RSS and tracked bytes against rows\n"    "  publish     join the parts of a sharded render (render --shard K/N) into\n"
+    "              one feed, checked and published atomically\n"
+    "  snapshot    export a PostgreSQL snapshot for shards to share; held until\n"
+    "              stdin closes\n"
     "\n"
     "exit status:\n"
     "  0  success               3  template error or a name the query does not provide\n"
     "  1  other failure         4  database error (open, query, a row)\n"
     "  2  usage error           5  output error (create, write, sync, publish)\n"
     "                           6  --max-memory crossed\n"
-    "                           7  refused by --min-rows or --max-drop; previous kept\n"
+    "                           7  refused by --min-rows or --max-drop, or publish\n"
+    "                              refused its shards; previous kept\n"
     "                           8  another sqlfeed run is writing the same output\n"
     "                           9  a row failed a check or a formatter (--on-invalid\n"
     "                              fail, the default); previous kept\n"
@@ -117,7 +124,7 @@ int cli_census_off;
 static int dispatch(int argc, char **argv)
 {
     if (argc < 2)
-        return cli_usage(NULL, "no command given: render, templates or demo-db");
+        return cli_usage(NULL, "no command given: render, publish, snapshot, templates, demo-db or mem-plot");
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         fputs(usage, stdout);

@@ -66,7 +66,8 @@ typedef enum sf_status {
     SF_ERR_OUTPUT = 6,    /* creating, writing, syncing or publishing output failed */
     SF_ERR_CANCELLED = 7, /* sf_render_cancel() was called */
     SF_ERR_STATE = 8,     /* a call made in the wrong order (e.g. render twice) */
-    SF_ERR_REFUSED = 9,   /* a safety rail refused to publish (min_rows, max_drop) */
+    SF_ERR_REFUSED = 9,   /* a safety rail refused to publish (min_rows, max_drop), or
+                             publish refused its shards (sf_render_publish_shards) */
     SF_ERR_BUSY = 10,     /* another run holds the output's lock */
     SF_ERR_INVALID = 11   /* a row failed a check or a formatter (not a date, too
                              long, bad JSON); the message names the row and column */

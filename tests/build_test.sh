@@ -57,7 +57,7 @@ else fail "cli/ and tools/demo/ include only sqlfeed.h, demo_db.h and their own 
 
 # The man page names every command and every option the --help texts give.
 missing=""
-for cmd in "" render templates demo-db mem-plot; do
+for cmd in "" render publish snapshot templates demo-db mem-plot; do
     # shellcheck disable=SC2086  # no command: the top-level --help
     for o in $("$B/sqlfeed" $cmd --help 2>&1 | grep -oE -- '--[a-z][a-z0-9-]+' | sort -u); do
         grep -qF -- "$(printf '%s' "$o" | sed 's/-/\\-/g')" "$ROOT/docs/sqlfeed.1" || missing="$missing ${cmd:-sqlfeed} $o;"

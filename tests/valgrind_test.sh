@@ -51,5 +51,12 @@ vg "template names missing" 3 "$B/sqlfeed" render --db "$T/v.db" --template "$T/
 vg "SQL error mid-stream" 4 "$B/sqlfeed" render --db "$T/v.db" --template "$T/v.mustache" -o "$T/f.xml" \
     --query "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50)
              SELECT CASE WHEN x = 30 THEN abs(-9223372036854775807 - 1) ELSE x END AS v FROM c"
+vg "shard 1/2 (.gz)" 0 "$B/sqlfeed" render --db "$T/v.db" --template simplyhired -o "$T/s.xml.gz" \
+    --shard 1/2 --shard-key id -q
+vg "shard 2/2 (.gz), --lastmod" 0 "$B/sqlfeed" render --db "$T/v.db" --template simplyhired \
+    -o "$T/s.xml.gz" --shard 2/2 --shard-key id --lastmod posted_at -q
+vg "publish 2 shards" 0 "$B/sqlfeed" publish --template simplyhired -o "$T/s.xml.gz" --shards 2 -q
+vg "publish refused (a missing shard)" 7 "$B/sqlfeed" publish --template simplyhired \
+    -o "$T/s.xml.gz" --shards 3 -q
 vg "demo-db" 0 "$B/sqlfeed" demo-db --rows 50 -o "$T/d.db"
 vg "example" 0 "$B/examples/render_feed" "$T/v.db" "$T/ex.xml"

@@ -1,13 +1,16 @@
 /* _sqlfeed.c: the CPython extension behind the `sqlfeed` package, written
  * against the public header (include/sqlfeed.h) only.
  *
- * The render (sf_render_execute, then sf_render_commit) runs on a worker
- * thread that never touches Python. The calling thread releases the GIL and
+ * The render (sf_render_execute: one scan into every output added with
+ * sf_render_add_output, split into parts with sf_output_open_parts, with
+ * an index over them from sf_render_add_index; then sf_render_commit,
+ * which publishes them all or none) runs on a worker thread that never
+ * touches Python. The calling thread releases the GIL and
  * waits for it; every `interval` seconds (0.1 by default) it takes the GIL
  * back, runs PyErr_CheckSignals() (so Ctrl-C raises KeyboardInterrupt in the
  * main thread) and the `progress` callback. When either raises, it cancels
  * the render (sf_render_cancel, sf_source_cancel, sf_output_cancel), waits
- * for the worker, discards the temporary file and re-raises that exception:
+ * for the worker, discards the temporary files and re-raises that exception:
  * nothing is published. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -50,12 +53,16 @@ static PyObject *raise_status(sf_status st, const char *msg)
 
 enum phase { PHASE_OPEN, PHASE_PREPARE, PHASE_RENDER };
 
+struct doc;
+static void cancel_docs(struct doc *docs, size_t n);
+
 struct job {
     enum phase phase;
     const char *db, *sql;
     sf_render *r;
     sf_source *src;
-    sf_output *out;
+    struct doc *docs; /* the render's outputs and indexes, cancelled with it */
+    size_t ndocs;
     sf_status st;
     int done;
     pthread_mutex_t mu;
@@ -129,8 +136,7 @@ static int run_phase(struct job *j, double interval, PyObject *progress, sf_watc
             if (j->r)
                 sf_render_cancel(j->r);
             sf_source_cancel(j->src);
-            if (j->out)
-                sf_output_cancel(j->out);
+            cancel_docs(j->docs, j->ndocs);
         }
     }
     pthread_join(tid, NULL);
@@ -213,16 +219,143 @@ static char *own_query_file(const char *tpl_path)
     return buf;
 }
 
+/* One document of the scan: its template and output, and the index over
+ * its parts when it has one. The strings belong to the outputs tuple the
+ * caller passed (held for the call). */
+struct doc {
+    const char *tname, *path, *parts, *itname, *ipath, *base_url, *lastmod;
+    PyObject *opts; /* a dict for sf_output_set_option, or NULL */
+    sf_template *tpl, *itpl;
+    sf_output *out, *iout;
+    int file_tpl, ifile_tpl;
+};
+
+/* Applies a dict of options to the render (out NULL) or to an output:
+ * names and values through str(). 0, or -1 with an exception set. */
+static int apply_options(PyObject *o, const char *what, sf_render *r, sf_output *out,
+                         sf_source *src)
+{
+    if (!o || o == Py_None)
+        return 0;
+    if (!PyDict_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a dict", what);
+        return -1;
+    }
+    PyObject *k, *v;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(o, &pos, &k, &v)) {
+        PyObject *ks = PyObject_Str(k), *vs = PyObject_Str(v);
+        const char *kc = ks ? PyUnicode_AsUTF8(ks) : NULL, *vc = vs ? PyUnicode_AsUTF8(vs) : NULL;
+        sf_status st = !kc || !vc ? SF_OK
+                       : src      ? sf_source_set_option(src, kc, vc)
+                       : out      ? sf_output_set_option(out, kc, vc)
+                                  : sf_render_set_option(r, kc, vc);
+        Py_XDECREF(ks);
+        Py_XDECREF(vs);
+        if (!kc || !vc)
+            return -1;
+        if (st != SF_OK) {
+            raise_status(st, src ? sf_source_errmsg(src)
+                             : out ? sf_output_errmsg(out)
+                                   : sf_render_errmsg(r));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static sf_status load_template(sf_template *tpl, const char *name, int file)
+{
+    sf_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = file ? sf_template_load_file(tpl, name) : sf_template_load_builtin(tpl, name);
+    Py_END_ALLOW_THREADS
+    return st;
+}
+
+/* What one document did: its file (the index's for a set with one, None
+ * for a set without), parts pattern, rows written and skipped, bytes, and
+ * each part's path, rows and bytes. */
+static PyObject *doc_dict(sf_render *r, const struct doc *d)
+{
+    size_t n = sf_output_part_count(d->out);
+    PyObject *parts = PyList_New(0);
+    for (size_t i = 0; parts && i < n; i++) {
+        const char *pp = sf_output_part_path(d->out, i);
+        PyObject *p = Py_BuildValue("{s:s,s:K,s:K}", "path", pp ? pp : "", "rows",
+                                    (unsigned long long)sf_output_part_rows(d->out, i), "bytes",
+                                    (unsigned long long)sf_output_part_bytes(d->out, i));
+        if (!p || PyList_Append(parts, p) < 0)
+            Py_CLEAR(parts);
+        Py_XDECREF(p);
+    }
+    if (!parts)
+        return NULL;
+    PyObject *index;
+    if (d->iout)
+        index = Py_BuildValue("{s:s,s:K,s:K}", "path", d->ipath, "bytes",
+                              (unsigned long long)sf_output_bytes(d->iout), "bytes_out",
+                              (unsigned long long)sf_output_bytes_out(d->iout));
+    else
+        index = Py_NewRef(Py_None);
+    if (!index) {
+        Py_DECREF(parts);
+        return NULL;
+    }
+    return Py_BuildValue("{s:z,s:z,s:s,s:K,s:K,s:K,s:K,s:N,s:N}", "path",
+                         d->iout ? d->ipath : d->path, "parts_pattern", d->parts, "template",
+                         d->tname, "rows", (unsigned long long)sf_render_rows_written(r, d->out),
+                         "rows_skipped", (unsigned long long)sf_render_rows_skipped(r, d->out),
+                         "bytes", (unsigned long long)sf_output_bytes(d->out), "bytes_out",
+                         (unsigned long long)sf_output_bytes_out(d->out), "parts", parts, "index",
+                         index);
+}
+
+static int any_published(const struct doc *docs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((docs[i].out && sf_output_published(docs[i].out)) ||
+            (docs[i].iout && sf_output_published(docs[i].iout)))
+            return 1;
+    return 0;
+}
+
+static void cancel_docs(struct doc *docs, size_t n)
+{
+    for (size_t i = 0; docs && i < n; i++) {
+        if (docs[i].out)
+            sf_output_cancel(docs[i].out);
+        if (docs[i].iout)
+            sf_output_cancel(docs[i].iout);
+    }
+}
+
+static void abort_docs(struct doc *docs, size_t n)
+{
+    for (size_t i = 0; docs && i < n; i++) {
+        sf_output_abort(docs[i].out);
+        sf_output_abort(docs[i].iout);
+    }
+}
+
+/* render(db, outputs, params, query, progress, interval, time, options):
+ * `outputs` a sequence of (template, path, parts, output_options, index
+ * template, index path, base_url, lastmod), resolved by sqlfeed.render()
+ * (python/sqlfeed/__init__.py): path None for a set of parts without an
+ * index; parts None for one document; the index's four None without one.
+ * Every document is rendered from one scan and published only if all
+ * succeed (sf_render_commit). */
 static PyObject *py_render(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"db", "template", "output", "params", "query", "progress",
-                             "interval", "time", "options", "output_options", NULL};
-    const char *db, *tname, *opath, *query = NULL;
-    PyObject *params = NULL, *progress = NULL, *timeobj = NULL, *ropts = NULL, *oopts = NULL;
+    static char *kwlist[] = {"db",       "outputs", "params",  "query",          "progress",
+                             "interval", "time",    "options", "source_options", NULL};
+    const char *db, *query = NULL;
+    PyObject *outs_arg, *params = NULL, *progress = NULL, *timeobj = NULL, *ropts = NULL,
+             *sopts = NULL;
     double interval = 0.1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "sss|OzOdOOO", kwlist, &db, &tname, &opath, &params,
-                                     &query, &progress, &interval, &timeobj, &ropts, &oopts))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|OzOdOOO", kwlist, &db, &outs_arg, &params,
+                                     &query, &progress, &interval, &timeobj, &ropts, &sopts))
         return NULL;
     if (progress == Py_None)
         progress = NULL;
@@ -230,28 +363,66 @@ static PyObject *py_render(PyObject *self, PyObject *args, PyObject *kw)
         return PyErr_Format(PyExc_TypeError, "progress must be callable");
     if (interval <= 0 || interval > 3600)
         return PyErr_Format(PyExc_ValueError, "interval must be in (0, 3600] seconds");
+    PyObject *outs = PySequence_Tuple(outs_arg);
+    if (!outs)
+        return NULL;
+    size_t ndocs = (size_t)PyTuple_GET_SIZE(outs);
+    if (ndocs == 0) {
+        Py_DECREF(outs);
+        return PyErr_Format(PyExc_ValueError, "no outputs");
+    }
+    struct doc *docs = PyMem_Calloc(ndocs, sizeof *docs);
+    if (!docs) {
+        Py_DECREF(outs);
+        return PyErr_NoMemory();
+    }
 
     PyObject *result = NULL;
     char *own_query = NULL;
     sf_census *census = sf_census_create();
     sf_source *src = sf_source_create(census);
-    sf_template *tpl = sf_template_create(census, SF_TEMPLATE_XML);
-    sf_output *out = sf_output_create(census);
     sf_render *r = sf_render_create(census);
     sf_watch *watch = NULL;
-    int opened = 0;
+    int opened = 0, nomem = !census || !src || !r;
     sf_status st;
     struct job j = {.st = SF_OK};
     pthread_mutex_init(&j.mu, NULL);
     pthread_cond_init(&j.cv, NULL);
-    if (!census || !src || !tpl || !out || !r) {
+    for (size_t i = 0; i < ndocs; i++) {
+        struct doc *d = &docs[i];
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(outs, (Py_ssize_t)i), "szzOzzzz;an output",
+                              &d->tname, &d->path, &d->parts, &d->opts, &d->itname, &d->ipath,
+                              &d->base_url, &d->lastmod))
+            goto done;
+        if (!d->path && !d->parts) {
+            PyErr_SetString(PyExc_ValueError, "an output needs a path or a parts pattern");
+            goto done;
+        }
+        if (!d->itname != !d->ipath) {
+            PyErr_SetString(PyExc_ValueError, "an index needs a template and a path");
+            goto done;
+        }
+        if (d->itname && !d->parts) {
+            PyErr_SetString(PyExc_ValueError, "an index needs a set of parts");
+            goto done;
+        }
+        d->tpl = sf_template_create(census, SF_TEMPLATE_XML);
+        d->out = sf_output_create(census);
+        nomem |= !d->tpl || !d->out;
+        if (d->itname) {
+            d->itpl = sf_template_create(census, SF_TEMPLATE_XML);
+            d->iout = sf_output_create(census);
+            nomem |= !d->itpl || !d->iout;
+        }
+    }
+    if (nomem) {
         PyErr_NoMemory();
         goto done;
     }
     /* The database is read on a scan thread of its own, as sqlfeed render
      * does by default (--threads on): without it the same render took 1.19x
      * the CLI's time (200,000 rows, 5 interleaved runs, medians 1.20 s and
-     * 1.01 s). The output's writer thread is the library's default. */
+     * 1.01 s). The outputs' writer threads are the library's default. */
     if ((st = sf_source_set_option(src, "prefetch", "on")) != SF_OK) {
         raise_status(st, sf_source_errmsg(src));
         goto done;
@@ -278,32 +449,13 @@ static PyObject *py_render(PyObject *self, PyObject *args, PyObject *kw)
             }
         }
     }
-    for (int which = 0; which < 2; which++) {
-        PyObject *o = which ? oopts : ropts;
-        if (!o || o == Py_None)
-            continue;
-        if (!PyDict_Check(o)) {
-            PyErr_SetString(PyExc_TypeError, "options and output_options must be dicts");
+    if (apply_options(ropts, "options", r, NULL, NULL) < 0 ||
+        apply_options(sopts, "source options", NULL, NULL, src) < 0)
+        goto done;
+    /* Output options are set (and checked) before anything connects. */
+    for (size_t i = 0; i < ndocs; i++)
+        if (apply_options(docs[i].opts, "output options", NULL, docs[i].out, NULL) < 0)
             goto done;
-        }
-        PyObject *k, *v;
-        Py_ssize_t pos = 0;
-        while (PyDict_Next(o, &pos, &k, &v)) {
-            PyObject *ks = PyObject_Str(k), *vs = PyObject_Str(v);
-            const char *kc = ks ? PyUnicode_AsUTF8(ks) : NULL, *vc = vs ? PyUnicode_AsUTF8(vs) : NULL;
-            st = !kc || !vc ? SF_OK
-                 : which    ? sf_output_set_option(out, kc, vc)
-                            : sf_render_set_option(r, kc, vc);
-            Py_XDECREF(ks);
-            Py_XDECREF(vs);
-            if (!kc || !vc)
-                goto done;
-            if (st != SF_OK) {
-                raise_status(st, which ? sf_output_errmsg(out) : sf_render_errmsg(r));
-                goto done;
-            }
-        }
-    }
     /* The time generated_* show: time=, else SOURCE_DATE_EPOCH, else now. */
     if (timeobj && timeobj != Py_None) {
         long long t = PyLong_AsLongLong(timeobj);
@@ -324,13 +476,31 @@ static PyObject *py_render(PyObject *self, PyObject *args, PyObject *kw)
             sf_render_set_time(r, (int64_t)t);
         }
     }
-    int file_tpl = is_file_template(tname);
-    Py_BEGIN_ALLOW_THREADS
-    st = file_tpl ? sf_template_load_file(tpl, tname) : sf_template_load_builtin(tpl, tname);
-    Py_END_ALLOW_THREADS
-    if (st != SF_OK) {
-        raise_status(st, sf_template_errmsg(tpl));
-        goto done;
+    for (size_t i = 0; i < ndocs; i++) {
+        struct doc *d = &docs[i];
+        d->file_tpl = is_file_template(d->tname);
+        if ((st = load_template(d->tpl, d->tname, d->file_tpl)) != SF_OK) {
+            raise_status(st, sf_template_errmsg(d->tpl));
+            goto done;
+        }
+        if (!d->itname)
+            continue;
+        d->ifile_tpl = is_file_template(d->itname);
+        if ((st = load_template(d->itpl, d->itname, d->ifile_tpl)) != SF_OK) {
+            raise_status(st, sf_template_errmsg(d->itpl));
+            goto done;
+        }
+        /* As the command: without base_url a part's url would be its bare
+         * file name, not the absolute URL an index such as sitemap-index lists. */
+        for (size_t k = 0; !d->base_url && k < sf_template_row_name_count(d->itpl); k++)
+            if (!strcmp(sf_template_row_name(d->itpl, k), "url")) {
+                char msg[512];
+                snprintf(msg, sizeof msg, "the index template %s reads url (each part's absolute "
+                                          "URL): give base_url, where the parts will be served",
+                         d->itname);
+                raise_status(SF_ERR_ARG, msg);
+                goto done;
+            }
     }
     j.phase = PHASE_OPEN;
     j.db = db;
@@ -342,11 +512,12 @@ static PyObject *py_render(PyObject *self, PyObject *args, PyObject *kw)
         raise_status(st, sf_source_errmsg(src));
         goto done;
     }
+    /* The query, when not given, is the first template's own (as the command's). */
     if (!query) {
-        if (!file_tpl)
-            query = sf_builtin_template_query_for(tname, sf_source_backend(src));
+        if (!docs[0].file_tpl)
+            query = sf_builtin_template_query_for(docs[0].tname, sf_source_backend(src));
         else
-            query = own_query = own_query_file(tname);
+            query = own_query = own_query_file(docs[0].tname);
         if (!query) {
             raise_status(SF_ERR_ARG, "no query given and the template has none of its own");
             goto done;
@@ -360,16 +531,35 @@ static PyObject *py_render(PyObject *self, PyObject *args, PyObject *kw)
         raise_status(st, sf_source_errmsg(src));
         goto done;
     }
-    if ((st = sf_output_open_file(out, opath)) != SF_OK) {
-        raise_status(st, sf_output_errmsg(out));
-        goto done;
-    }
+    /* Opening takes each output's lock (another run: BusyError). */
     opened = 1;
-    if ((st = sf_render_add_output(r, tpl, out)) != SF_OK) {
-        raise_status(st, sf_render_errmsg(r));
-        goto done;
+    for (size_t i = 0; i < ndocs; i++) {
+        struct doc *d = &docs[i];
+        st = d->parts ? sf_output_open_parts(d->out, d->parts) : sf_output_open_file(d->out, d->path);
+        if (st != SF_OK) {
+            raise_status(st, sf_output_errmsg(d->out));
+            goto done;
+        }
+        if ((st = sf_render_add_output(r, d->tpl, d->out)) != SF_OK) {
+            raise_status(st, sf_render_errmsg(r));
+            goto done;
+        }
+        if (!d->iout)
+            continue;
+        /* The index is small: written inline, compressed by its own name's
+         * suffix (as the command writes it). */
+        if ((st = sf_output_set_option(d->iout, "writer", "inline")) != SF_OK ||
+            (st = sf_output_open_file(d->iout, d->ipath)) != SF_OK) {
+            raise_status(st, sf_output_errmsg(d->iout));
+            goto done;
+        }
+        if ((st = sf_render_add_index(r, d->out, d->itpl, d->iout,
+                                      d->base_url ? d->base_url : "", d->lastmod)) != SF_OK) {
+            raise_status(st, sf_render_errmsg(r));
+            goto done;
+        }
     }
-    sf_watch_opts wo = {.interval_ms = 0, .output = out};
+    sf_watch_opts wo = {.interval_ms = 0, .output = docs[0].out};
     if (!(watch = sf_watch_create(census, r, &wo))) {
         PyErr_NoMemory();
         goto done;
@@ -381,7 +571,8 @@ static PyObject *py_render(PyObject *self, PyObject *args, PyObject *kw)
 
     j.phase = PHASE_RENDER;
     j.r = r;
-    j.out = out;
+    j.docs = docs;
+    j.ndocs = ndocs;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int how = run_phase(&j, interval, progress, watch);
@@ -394,17 +585,18 @@ static PyObject *py_render(PyObject *self, PyObject *args, PyObject *kw)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     sf_watch_stop(watch);
     st = j.st;
-    if (cancelled_by_python && !sf_output_published(out)) {
-        sf_output_abort(out);
+    int published = any_published(docs, ndocs);
+    if (cancelled_by_python && !published)
         goto done; /* the KeyboardInterrupt or the callback's exception */
-    }
     if (cancelled_by_python)
         PyErr_Clear(); /* published before the cancel arrived: the run stands */
     if (st != SF_OK) {
-        sf_output_abort(out);
         const char *msg = sf_render_errmsg(r);
-        if (!*msg)
-            msg = sf_output_errmsg(out);
+        for (size_t i = 0; !*msg && i < ndocs; i++) {
+            msg = sf_output_errmsg(docs[i].out);
+            if (!*msg && docs[i].iout)
+                msg = sf_output_errmsg(docs[i].iout);
+        }
         raise_status(st, msg);
         goto done;
     }
@@ -415,32 +607,53 @@ static PyObject *py_render(PyObject *self, PyObject *args, PyObject *kw)
     sf_watch_progress p;
     sf_watch_get_progress(watch, &p);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    PyObject *census_d = census_dict(census);
-    if (!census_d)
+    unsigned long long bytes = 0, bytes_out = 0;
+    PyObject *docs_l = PyList_New(0);
+    for (size_t i = 0; docs_l && i < ndocs; i++) {
+        PyObject *dd = doc_dict(r, &docs[i]);
+        if (!dd || PyList_Append(docs_l, dd) < 0)
+            Py_CLEAR(docs_l);
+        Py_XDECREF(dd);
+        bytes += (unsigned long long)sf_output_bytes(docs[i].out);
+        bytes_out += (unsigned long long)sf_output_bytes_out(docs[i].out);
+    }
+    if (!docs_l)
         goto done;
+    PyObject *census_d = census_dict(census);
+    if (!census_d) {
+        Py_DECREF(docs_l);
+        goto done;
+    }
     result = Py_BuildValue(
-        "{s:K,s:K,s:K,s:d,s:K,s:s,s:s,s:s,s:N,s:s,s:K,s:K}", "rows",
-        (unsigned long long)sf_render_rows(r), "bytes", (unsigned long long)sf_output_bytes(out),
-        "bytes_out", (unsigned long long)sf_output_bytes_out(out), "seconds", secs, "peak_rss",
-        (unsigned long long)p.peak_rss, "flatness", sf_flat_verdict_name(sf_watch_flatness(watch)),
-        "verdict", verdict, "grew_most", grew, "census", census_d, "output", opath,
+        "{s:K,s:K,s:K,s:d,s:K,s:s,s:s,s:s,s:N,s:s,s:K,s:K,s:N}", "rows",
+        (unsigned long long)sf_render_rows(r), "bytes", bytes, "bytes_out", bytes_out, "seconds",
+        secs, "peak_rss", (unsigned long long)p.peak_rss, "flatness",
+        sf_flat_verdict_name(sf_watch_flatness(watch)), "verdict", verdict, "grew_most", grew,
+        "census", census_d, "output",
+        docs[0].iout ? docs[0].ipath : docs[0].path ? docs[0].path : docs[0].parts,
         "census_live_bytes", (unsigned long long)sf_census_live_bytes(census),
-        "census_peak_bytes", (unsigned long long)sf_census_peak_bytes(census));
+        "census_peak_bytes", (unsigned long long)sf_census_peak_bytes(census), "outputs", docs_l);
 done:
     pthread_mutex_destroy(&j.mu);
     pthread_cond_destroy(&j.cv);
+    /* Nothing published on any failure: every temporary file goes. */
     if (opened && !result)
-        sf_output_abort(out);
+        abort_docs(docs, ndocs);
     sf_watch_free(watch);
     sf_render_free(r);
-    sf_output_free(out);
-    sf_template_free(tpl);
+    for (size_t i = 0; i < ndocs; i++) {
+        sf_output_free(docs[i].out);
+        sf_output_free(docs[i].iout);
+        sf_template_free(docs[i].tpl);
+        sf_template_free(docs[i].itpl);
+    }
     sf_source_free(src);
     sf_census_free(census);
     free(own_query);
+    PyMem_Free(docs);
+    Py_DECREF(outs);
     return result;
 }
-
 static PyObject *py_templates(PyObject *self, PyObject *noargs)
 {
     (void)self;
@@ -471,10 +684,147 @@ static PyObject *py_mask(PyObject *self, PyObject *arg)
     return s;
 }
 
+/* publish_shards(template, is_file, dir, shards, output, params, time) -> rows */
+static PyObject *py_publish(PyObject *self, PyObject *args)
+{
+    (void)self;
+    const char *tname, *dir, *path;
+    int file;
+    unsigned shards;
+    PyObject *params, *timeobj;
+    if (!PyArg_ParseTuple(args, "spsIsOO", &tname, &file, &dir, &shards, &path, &params, &timeobj))
+        return NULL;
+    sf_census *census = sf_census_create();
+    sf_render *r = sf_render_create(census);
+    sf_template *tpl = sf_template_create(census, SF_TEMPLATE_XML);
+    PyObject *result = NULL;
+    sf_status st;
+    if (!census || !r || !tpl) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (params != Py_None) {
+        if (!PyDict_Check(params)) {
+            PyErr_SetString(PyExc_TypeError, "params must be a dict");
+            goto done;
+        }
+        PyObject *k, *v;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(params, &pos, &k, &v)) {
+            PyObject *ks = PyObject_Str(k), *vs = PyObject_Str(v);
+            const char *kc = ks ? PyUnicode_AsUTF8(ks) : NULL, *vc = vs ? PyUnicode_AsUTF8(vs) : NULL;
+            st = kc && vc ? sf_render_set_param(r, kc, vc) : SF_OK;
+            Py_XDECREF(ks);
+            Py_XDECREF(vs);
+            if (!kc || !vc)
+                goto done;
+            if (st != SF_OK) {
+                raise_status(st, sf_render_errmsg(r));
+                goto done;
+            }
+        }
+    }
+    if (timeobj != Py_None) {
+        long long t = PyLong_AsLongLong(timeobj);
+        if (t == -1 && PyErr_Occurred())
+            goto done;
+        sf_render_set_time(r, (int64_t)t);
+    }
+    if ((st = load_template(tpl, tname, file)) != SF_OK) {
+        raise_status(st, sf_template_errmsg(tpl));
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    st = sf_render_publish_shards(r, tpl, dir, shards, path);
+    Py_END_ALLOW_THREADS
+    if (st != SF_OK)
+        raise_status(st, sf_render_errmsg(r));
+    else
+        result = PyLong_FromUnsignedLongLong((unsigned long long)sf_render_rows(r));
+done:
+    sf_template_free(tpl);
+    sf_render_free(r);
+    sf_census_free(census);
+    return result;
+}
+
+/* export_snapshot(db) -> (id, holder): holder keeps the transaction open
+ * until it is released (release_snapshot) or collected. */
+static void snapshot_free(PyObject *cap)
+{
+    sf_source *src = PyCapsule_GetPointer(cap, "sqlfeed.snapshot");
+    sf_census *c = PyCapsule_GetContext(cap);
+    sf_source_free(src);
+    sf_census_free(c);
+}
+
+static PyObject *py_export_snapshot(PyObject *self, PyObject *args)
+{
+    (void)self;
+    const char *db;
+    if (!PyArg_ParseTuple(args, "s", &db))
+        return NULL;
+    sf_census *census = sf_census_create();
+    sf_source *src = sf_source_create(census);
+    if (!census || !src) {
+        sf_source_free(src);
+        sf_census_free(census);
+        return PyErr_NoMemory();
+    }
+    char id[128];
+    sf_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = sf_source_open(src, db);
+    if (st == SF_OK)
+        st = sf_source_export_snapshot(src, id, sizeof id);
+    Py_END_ALLOW_THREADS
+    if (st != SF_OK) {
+        raise_status(st, sf_source_errmsg(src));
+        sf_source_free(src);
+        sf_census_free(census);
+        return NULL;
+    }
+    PyObject *cap = PyCapsule_New(src, "sqlfeed.snapshot", snapshot_free);
+    if (!cap || PyCapsule_SetContext(cap, census) != 0) {
+        if (!cap) {
+            sf_source_free(src);
+            sf_census_free(census);
+        }
+        Py_XDECREF(cap);
+        return NULL;
+    }
+    PyObject *t = Py_BuildValue("(sN)", id, cap);
+    return t;
+}
+
+static PyObject *py_release_snapshot(PyObject *self, PyObject *cap)
+{
+    (void)self;
+    sf_source *src = PyCapsule_GetPointer(cap, "sqlfeed.snapshot");
+    if (!src)
+        return NULL;
+    sf_census *c = PyCapsule_GetContext(cap);
+    /* Freed now; the capsule then holds nothing to free. */
+    if (PyCapsule_SetDestructor(cap, NULL) != 0)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    sf_source_free(src);
+    sf_census_free(c);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"publish_shards", py_publish, METH_VARARGS,
+     "publish_shards(template, is_file, dir, shards, output, params, time) -> rows"},
+    {"export_snapshot", py_export_snapshot, METH_VARARGS,
+     "export_snapshot(db) -> (id, holder): a PostgreSQL snapshot held by holder"},
+    {"release_snapshot", py_release_snapshot, METH_O,
+     "release_snapshot(holder): ends the snapshot's transaction"},
     {"render", (PyCFunction)(void (*)(void))py_render, METH_VARARGS | METH_KEYWORDS,
-     "render(db, template, output, params=None, query=None, progress=None, interval=0.1,\n"
-     "       time=None, options=None, output_options=None) -> dict"},
+     "render(db, outputs, params=None, query=None, progress=None, interval=0.1, time=None,\n"
+     "       options=None) -> dict; outputs: (template, path, parts, output_options,\n"
+     "       index_template, index_path, base_url, lastmod) each (sqlfeed.render resolves them)"},
     {"templates", py_templates, METH_NOARGS, "The built-in templates' names."},
     {"mask_db", py_mask, METH_O, "The --db string with its passwords masked."},
     {NULL, NULL, 0, NULL},

@@ -4,7 +4,6 @@ The password never goes into the URL: it is returned in an environment dict
 (PGPASSWORD for PostgreSQL, MYSQL_PWD for MySQL/MariaDB) for the caller to
 put into os.environ (or a subprocess's env) before rendering. Django itself
 is not needed."""
-from urllib.parse import quote
 
 _ENGINES = {
     "django.db.backends.sqlite3": "sqlite",
@@ -25,6 +24,8 @@ def database_url(alias):
     ...               "USER": "feed", "PASSWORD": "s3cret", "HOST": "db", "PORT": 5432})
     ('postgresql://feed@db:5432/jobs', {'PGPASSWORD': 's3cret'})
     """
+    from urllib.parse import quote  # here, not at every `import sqlfeed` (__init__.py)
+
     engine = alias.get("ENGINE", "")
     kind = _ENGINES.get(engine)
     if kind is None:

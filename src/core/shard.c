@@ -431,14 +431,17 @@ static sf_status check_set(sf_render *r, const char *dir, const manifest *ms, un
                            : a->level != b->level             ? "compression level"
                            : strcmp(a->snapshot, b->snapshot) ? "snapshot"
                                                               : NULL;
+        if (what && !strcmp(what, "boundaries"))
+            return sf_fail(&r->err, SF_ERR_REFUSED,
+                           "shards 1 and %u of %u in %s disagree on the boundaries (%s; %s): "
+                           "they read different data (share a snapshot, or render them again)",
+                           i + 1, n, dir, a->bounds, b->bounds);
         if (what)
             return sf_fail(&r->err, SF_ERR_REFUSED,
-                           "shards 1 and %u of %u in %s disagree on the %s%s%s%s: they are not "
-                           "one render's (the data changed between them? share a snapshot, or "
+                           "shards 1 and %u of %u in %s disagree on the %s: they are not one "
+                           "render's (the data changed between them? share a snapshot, or "
                            "render them again)",
-                           i + 1, n, dir, what, !strcmp(what, "boundaries") ? " (" : "",
-                           !strcmp(what, "boundaries") ? a->bounds : "",
-                           !strcmp(what, "boundaries") ? ")" : "");
+                           i + 1, n, dir, what);
     }
     snprintf(want, sizeof want, "%016llx", (unsigned long long)tpl_hash);
     if (strcmp(a->tpl, want))

@@ -188,6 +188,13 @@ sf_status sf_source_open(sf_source *s, const char *db)
     for (size_t i = 0; backends[i]; i++) {
         if (backends[i]->accepts(db)) {
             s->vt = backends[i];
+            if (s->opts.snapshot[0] && !s->vt->export_snapshot) {
+                s->vt = NULL;
+                return sf_fail(&s->err, SF_ERR_ARG,
+                               "snapshot: only PostgreSQL reads in an exported snapshot; %s "
+                               "has none",
+                               backends[i]->name);
+            }
             sf_status st = s->vt->open(s, db);
             if (st != SF_OK && st != SF_ERR_NOMEM && atomic_load(&s->cancelled))
                 st = SF_ERR_CANCELLED; /* the message says where */

@@ -1,0 +1,257 @@
+#!/bin/bash
+# shard_test.sh BUILD: sharded renders (docs/shards.md). `render --shard K/N`
+# parts joined by `publish` equal the one-process render byte for byte
+# (plain, gzip, zstd; 1 to 7 shards; NULL keys; more shards than rows; no
+# rows), on SQLite, PostgreSQL and MariaDB; publish refuses a missing,
+# stray, damaged or disagreeing shard (exit 7, the previous feed kept, no
+# temporary file left), is idempotent, and a shared PostgreSQL snapshot
+# keeps the shards consistent while the data changes.
+# Starts throwaway servers with tests/servers.sh unless SQLFEED_PG_URL (and
+# SQLFEED_MY_URL) are set; without PostgreSQL/MariaDB their part is skipped.
+set -u
+B=$(cd "${1:?usage: shard_test.sh BUILD}" && pwd)
+SF=$B/sqlfeed
+HERE=$(cd "$(dirname "$0")" && pwd)
+REF=$HERE/ref
+T=$(mktemp -d /tmp/sqlfeed-shard.XXXXXX)
+STARTED=""
+cleanup() {
+    exec 7>&- 2>/dev/null
+    kill $(jobs -p) 2>/dev/null
+    wait 2>/dev/null
+    [ -z "$STARTED" ] || "$HERE/servers.sh" stop "$STARTED" >/dev/null 2>&1
+    rm -rf "$T"
+}
+trap cleanup EXIT
+. "$HERE/lib.sh"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0
+export SOURCE_DATE_EPOCH=1700000000
+cd "$T" || exit 1
+
+if ! "$SF" demo-db --rows 1200 -o "$T/jobs.db" >"$T/err" 2>&1; then
+    fail "shard: demo-db" "$(cat "$T/err")"; exit 0
+fi
+P=(--param channel_title=Jobs --param channel_link=https://jobs.example/
+   --param channel_description=All --param feed_url=https://jobs.example/feed.xml
+   --param site=justjobs)
+Q="SELECT j.id, j.reference, j.title, j.url, j.category, j.description, j.posted_at
+   FROM jobs j WHERE j.site = :site ORDER BY j.id;"
+# cat_any FILE: the document, decompressed by its suffix
+cat_any() { case $1 in *.gz) zcat "$1" ;; *.zst) zstdcat -q "$1" ;; *) cat "$1" ;; esac; }
+# sharded DB FEED N [KEY [QUERY]]: renders shards 1..N of FEED then publishes; rc
+sharded() {
+    local db=$1 feed=$2 n=$3 key=${4:-id} q=${5:-$Q} k
+    for k in $(seq "$n"); do
+        "$SF" render --db "$db" -t rss "${P[@]}" --query "$q" -o "$feed" --shard "$k/$n" \
+            --shard-key "$key" -q 2>"$T/err" || { rc=$?; return; }
+    done
+    "$SF" publish -t rss "${P[@]}" -o "$feed" --shards "$n" -q 2>"$T/err"
+    rc=$?
+}
+same_doc() { cmp -s <(cat_any "$1") <(cat_any "$2"); }
+
+# ---- the joined feed is the one-process render ------------------------------
+for ext in xml xml.gz xml.zst; do
+    "$SF" render --db jobs.db -t rss "${P[@]}" --query "$Q" -o "one.$ext" -q
+    for n in 1 2 3 5; do
+        rm -rf "f$n.$ext" "f$n.$ext.shards"
+        sharded jobs.db "f$n.$ext" $n
+        if [ "$rc" = 0 ] && same_doc "f$n.$ext" "one.$ext"; then
+            pass "shard: $n shards of .$ext joined = the one-process render"
+        else fail "shard: $n shards of .$ext" "exit $rc, $(head -c 300 "$T/err")"; fi
+    done
+done
+ok "shard: the joined .xml.gz passes gzip -t (one member per piece)" gzip -t f5.xml.gz
+ok "shard: the joined .xml.zst passes zstd -t (one frame per piece)" zstd -qt f5.xml.zst
+members=$(python3 -c 'import sys,zlib
+d=open(sys.argv[1],"rb").read(); n=0
+while d:
+    o=zlib.decompressobj(31); o.decompress(d); d=o.unused_data; n+=1
+print(n)' f5.xml.gz 2>/dev/null)
+ok "shard: 5 shards of .xml.gz are 7 gzip members (head, 5 parts, tail)" test "$members" = 7
+ok "shard: the XML is well-formed" xmllint --noout f3.xml
+rows=$(grep -c '<item>' f3.xml)
+sum=0; for k in 1 2 3; do sum=$((sum + $(sed -n 's/^"rows": \([0-9]*\),$/\1/p' f3.xml.shards/$k-of-3.json))); done
+ok "shard: the manifests' rows add up to the feed's items ($rows)" test "$sum" = "$rows"
+ok "shard: a part holds rows only (no XML declaration, no channel)" \
+    bash -c "! grep -q '<?xml\|<channel>' f3.xml.shards/2-of-3.part"
+
+# The split rule: the shard's rows are the keys in its range, and each row is
+# in exactly one shard.
+b=$(sed -n 's/^"bounds": "\(.*\)",$/\1/p' f3.xml.shards/1-of-3.json)
+b1=${b%%,*}; b2=${b#*,}
+first2=$(grep -o '<guid[^>]*>[^<]*' f3.xml.shards/2-of-3.part | head -1 | sed 's/.*>//')
+id2=$(sqlite3 jobs.db "SELECT id FROM jobs WHERE reference = '$first2'")
+ok "shard: shard 2 starts at its lower boundary's row ($b1 <= $id2 < $b2)" \
+    test "$id2" -ge "$b1" -a "$id2" -lt "$b2"
+
+# NULL keys go to shard 1, first; more shards than rows; no rows at all.
+QN="SELECT CASE WHEN j.id % 7 = 0 THEN NULL ELSE j.id END AS k, j.reference, j.title, j.url,
+    j.category, j.description, j.posted_at FROM jobs j WHERE j.site = :site ORDER BY k, j.id"
+"$SF" render --db jobs.db -t rss "${P[@]}" --query "$QN" -o onen.xml -q
+sharded jobs.db fn.xml 4 k "$QN"
+nulls=$(sed -n 's/^"null_keys": \([0-9]*\),$/\1/p' fn.xml.shards/1-of-4.json)
+ok "shard: the manifest counts the NULL keys ($nulls)" test "${nulls:-0}" -gt 0
+guids() { grep -o '<guid[^>]*>[^<]*' "$1" | sed 's/.*>//'; }
+# same_nulls_first A B: the first $nulls items are the same set (the order
+# among equal keys is the database's), the rest the same in order.
+same_nulls_first() {
+    [ -n "$nulls" ] && cmp -s <(guids "$1" | head -n "$nulls" | sort) <(guids "$2" | head -n "$nulls" | sort) &&
+        cmp -s <(guids "$1" | tail -n +$((nulls + 1))) <(guids "$2" | tail -n +$((nulls + 1)))
+}
+if [ "$rc" = 0 ] && same_nulls_first fn.xml onen.xml; then pass "shard: NULL keys: shard 1 holds them, first, as SQLite orders them"
+else fail "shard: NULL keys" "exit $rc, $(head -c 300 "$T/err")"; fi
+Q5="SELECT j.id, j.reference, j.title, j.url, j.category, j.description, j.posted_at
+    FROM jobs j WHERE j.site = :site AND j.id <= 12 ORDER BY j.id"
+"$SF" render --db jobs.db -t rss "${P[@]}" --query "$Q5" -o one5.xml -q
+sharded jobs.db f7.xml 7 id "$Q5"
+few=$(grep -c '<item>' one5.xml)
+if [ "$rc" = 0 ] && same_doc f7.xml one5.xml; then pass "shard: 7 shards over $few rows (some empty) joined = the one-process render"
+else fail "shard: more shards than rows" "exit $rc, $(head -c 300 "$T/err")"; fi
+Q0="SELECT j.id, j.reference, j.title, j.url, j.category, j.description, j.posted_at
+    FROM jobs j WHERE j.site = :site AND j.id < 0 ORDER BY j.id"
+"$SF" render --db jobs.db -t rss "${P[@]}" --query "$Q0" -o one0.xml -q
+sharded jobs.db f0.xml 3 id "$Q0"
+if [ "$rc" = 0 ] && same_doc f0.xml one0.xml; then pass "shard: no rows: the joined feed is the empty document a render writes"
+else fail "shard: no rows" "exit $rc, $(head -c 300 "$T/err")"; fi
+
+# Idempotent: the same bytes again, also without SOURCE_DATE_EPOCH (the
+# feed's time is the first shard's).
+cp f3.xml f3.before
+"$SF" publish -t rss "${P[@]}" -o f3.xml --shards 3 -q
+ok "shard: publish twice gives the same file" cmp -s f3.xml f3.before
+sed -i 's/^"time": [0-9]*,$/"time": 1800000000,/' f3.xml.shards/1-of-3.json
+env -u SOURCE_DATE_EPOCH "$SF" publish -t rss "${P[@]}" -o f3.xml --shards 3 -q
+ok "shard: without SOURCE_DATE_EPOCH the feed's time is the first shard's" \
+    grep -q 'Fri, 15 Jan 2027 08:00:00 +0000' f3.xml
+sed -i 's/^"time": [0-9]*,$/"time": 1700000000,/' f3.xml.shards/1-of-3.json
+
+# --lastmod: the shard's largest value, in its manifest.
+"$SF" render --db jobs.db -t rss "${P[@]}" --query "$Q" -o lm.xml --shard 2/2 --shard-key id \
+    --lastmod posted_at -q
+want=$(sqlite3 jobs.db "SELECT max(posted_at) FROM jobs WHERE site = 'justjobs' AND id >= $(sed -n 's/^"bounds": "\(.*\)",$/\1/p' lm.xml.shards/2-of-2.json)")
+ok "shard: --lastmod records the shard's largest value ($want)" \
+    grep -q "^\"lastmod\": \"$want\"$" lm.xml.shards/2-of-2.json
+
+# ---- publish refuses, and the previous feed stays -------------------------
+refused() { # refused NAME REGEX: publish f3.xml; exit 7, message, feed kept
+    cp f3.before f3.xml
+    run "$SF" publish -t rss "${P[@]}" -o f3.xml --shards 3
+    if [ "$rc" = 7 ] && grep -qE -- "$2" "$T/err" && cmp -s f3.xml f3.before && no_temp .; then
+        pass "shard: publish refuses $1 (exit 7), the previous feed stays"
+    else fail "shard: publish refuses $1" "exit $rc; $(head -c 400 "$T/err")"; fi
+}
+mv f3.xml.shards/2-of-3.json m2
+refused "a missing shard" "shard 2 of 3 is missing"
+mv m2 f3.xml.shards/2-of-3.json
+mv f3.xml.shards/3-of-3.part p3
+refused "a missing part" "shard 3 of 3: its part .*3-of-3.part"
+mv p3 f3.xml.shards/3-of-3.part
+cp f3.xml.shards/1-of-3.json f3.xml.shards/1-of-2.json
+refused "a manifest of another split in the directory" "holds 1-of-2.json, a shard of another split"
+rm f3.xml.shards/1-of-2.json
+cp f3.xml.shards/2-of-3.part p2
+printf 'X' | dd of=f3.xml.shards/2-of-3.part bs=1 seek=100 conv=notrunc 2>/dev/null
+refused "a damaged part (CRC-32)" "shard 2 of 3: .* is not the part its manifest describes"
+head -c 1000 p2 > f3.xml.shards/2-of-3.part
+refused "a truncated part (size)" "shard 2 of 3: .* has 1000 bytes, its manifest says"
+mv p2 f3.xml.shards/2-of-3.part
+cp f3.xml.shards/3-of-3.json m3
+sed -i 's/^"rows": \([0-9]*\),$/"rows": 1,/' f3.xml.shards/3-of-3.json
+refused "rows that do not add up to the total" "hold [0-9]+ rows, the query had"
+cp m3 f3.xml.shards/3-of-3.json
+cp f3.xml.shards/2-of-3.json m2
+sed -i 's/^"shard": 2,$/"shard": 3,/' f3.xml.shards/2-of-3.json
+refused "a manifest copied under another shard's name" "says it is shard 3 of 3"
+cp m2 f3.xml.shards/2-of-3.json
+run "$SF" publish -t rss "${P[@]/justjobs/other}" -o f3.xml --shards 3
+expect "shard: publish refuses other --param values than the shards' (exit 7)" 7 "other parameters"
+run "$SF" publish -t simplyhired -o f3.xml --shards 3
+expect "shard: publish refuses another template than the shards' (exit 7)" 7 "another template"
+# The data changes between shards, no snapshot: the boundaries disagree.
+cp jobs.db jobs2.db
+"$SF" render --db jobs2.db -t rss "${P[@]}" --query "$Q" -o ch.xml --shard 1/2 --shard-key id -q
+sqlite3 jobs2.db "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE site = 'justjobs' ORDER BY id LIMIT 40)"
+"$SF" render --db jobs2.db -t rss "${P[@]}" --query "$Q" -o ch.xml --shard 2/2 --shard-key id -q
+run "$SF" publish -t rss "${P[@]}" -o ch.xml --shards 2
+expect "shard: shards that read different data are refused (exit 7)" 7 "disagree on the (boundaries|total rows)"
+ok "shard: ... and nothing was published" test ! -e ch.xml
+
+# ---- usage and template errors ----------------------------------------------
+run "$SF" render --db jobs.db -t rss "${P[@]}" --query "$Q" -o u.xml --shard 2/4
+expect "shard: --shard without --shard-key is a usage error" 2 "needs --shard-key"
+run "$SF" render --db jobs.db -t rss "${P[@]}" --query "$Q" -o u.xml --shard 5/4 --shard-key id
+expect "shard: --shard 5/4 is a usage error" 2 "K/N with 1 <= K <= N"
+run "$SF" render --db jobs.db -t rss "${P[@]}" --query "$Q" -o u.xml --shard 1/2 --shard-key id --split-rows 10
+expect "shard: --shard with --split-rows is a usage error" 2 "not split"
+run "$SF" render --db jobs.db -t rss "${P[@]}" --query "$Q" -o - --shard 1/2 --shard-key id
+expect "shard: --shard to stdout is a usage error" 2 "needs -o FEED"
+run "$SF" render --db jobs.db -t rss "${P[@]}" --query "$Q" -o u.xml --shard 1/2 --shard-key idx
+expect "shard: a key that is not a column (exit 3)" 3 "shard key 'idx' is not a column the query returns"
+run "$SF" render --db jobs.db -t rss "${P[@]}" --query "$Q" -o u.xml --shard 1/2 --shard-key reference
+expect "shard: a key that is not an integer (exit 4)" 4 "shard key 'reference': 'JJ-.*' is not an integer"
+ok "shard: ... and its part was not written" test ! -e u.xml.shards/1-of-2.part
+run "$SF" render --db jobs.db -t rss "${P[@]}" --query "$Q" -o u.xml --snapshot 00000003-0000001B-1
+expect "shard: --snapshot on SQLite is refused (exit 2)" 2 "only PostgreSQL"
+printf '<feed>{{#first}}<u>{{title}}</u>{{/first}}{{#rows}}<e>{{title}}</e>{{/rows}}</feed>\n' > first.mustache
+"$SF" render --db jobs.db -t first.mustache --query "SELECT id, title FROM jobs" --shard 1/1 \
+    --shard-key id -o at.xml -q
+run "$SF" publish -t first.mustache -o at.xml --shards 1
+expect "shard: a template reading {{#first}} cannot be published from shards (exit 3)" 3 "reads \\{\\{#first\\}\\}"
+run "$SF" publish -t rss -o nothere.xml --shards 2
+expect "shard: publish without the shards' directory is refused (exit 7)" 7 "nothere.xml.shards"
+
+# ---- the servers ---------------------------------------------------------------
+if [ -z "${SQLFEED_PG_URL:-}" ]; then
+    if out=$("$HERE/servers.sh" start 2>"$T/servers.err"); then
+        eval "$out"; STARTED=$SQLFEED_SERVERS_DIR
+    else
+        skip "shard: servers" "tests/servers.sh start failed: $(tail -2 "$T/servers.err")"; exit 0
+    fi
+fi
+PG=$SQLFEED_PG_URL
+MY=${SQLFEED_MY_URL:-}
+for url in "$PG" $MY; do
+    kind=${url%%:*}
+    if ! "$REF/load_demo.sh" "$T/jobs.db" "$url" >"$T/load.log" 2>&1; then
+        fail "shard: $kind: load the demo database" "$(tail -3 "$T/load.log")"; continue
+    fi
+    rm -rf s.xml.gz s.xml.gz.shards
+    sharded "$url" s.xml.gz 3
+    if [ "$rc" = 0 ] && same_doc s.xml.gz one.xml.gz; then pass "shard: $kind: 3 shards joined = SQLite's one-process render"
+    else fail "shard: $kind: 3 shards" "exit $rc, $(head -c 300 "$T/err")"; fi
+done
+# NULL keys on PostgreSQL come first too (its own ORDER BY puts them last).
+sharded "$PG" pn.xml 4 k "$QN"
+if [ "$rc" = 0 ] && same_nulls_first pn.xml onen.xml; then pass "shard: postgresql: NULL keys first, in shard 1, as on SQLite"
+else fail "shard: postgresql: NULL keys" "exit $rc, $(head -c 300 "$T/err")"; fi
+
+# A shared snapshot: the data changes after shard 1; shards 2 and 3 read the
+# snapshot, so the joined feed is the data as it was.
+mkfifo hold
+"$SF" snapshot --db "$PG" < hold > snap.id 2> snap.err &
+SNAP=$!
+exec 7> hold
+for _ in $(seq 100); do [ -s snap.id ] && break; sleep 0.05; done
+ID=$(cat snap.id)
+ok "shard: sqlfeed snapshot prints an exported snapshot id ($ID)" grep -qE '^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$' snap.id
+rm -rf ps.xml.gz ps.xml.gz.shards
+"$SF" render --db "$PG" -t rss "${P[@]}" --query "$Q" -o ps.xml.gz --shard 1/3 --shard-key id --snapshot "$ID" -q
+psql "${SQLFEED_PG_ADMIN_URL:-$PG}" -qAtX -c "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE site = 'justjobs' ORDER BY id DESC LIMIT 30); UPDATE jobs SET title = 'changed' WHERE site = 'justjobs'" >/dev/null
+for k in 2 3; do
+    "$SF" render --db "$PG" -t rss "${P[@]}" --query "$Q" -o ps.xml.gz --shard $k/3 --shard-key id --snapshot "$ID" -q
+done
+run "$SF" publish -t rss "${P[@]}" -o ps.xml.gz --shards 3
+if [ "$rc" = 0 ] && same_doc ps.xml.gz one.xml.gz; then pass "shard: postgresql: shards sharing a snapshot give the feed as it was, whatever changed meanwhile"
+else fail "shard: postgresql: snapshot" "exit $rc; $(head -c 300 "$T/err")"; fi
+"$SF" render --db "$PG" -t rss "${P[@]}" --query "$Q" -o ps.xml.gz --shard 3/3 --shard-key id -q
+run "$SF" publish -t rss "${P[@]}" -o ps.xml.gz --shards 3
+expect "shard: postgresql: a shard read outside the snapshot is refused" 7 "disagree on the (boundaries|total rows|snapshot)"
+exec 7>&-
+wait $SNAP; src=$?
+ok "shard: sqlfeed snapshot exits 0 when its stdin closes" test "$src" = 0
+run "$SF" render --db "$PG" -t rss "${P[@]}" --query "$Q" -o ps.xml.gz --shard 3/3 --shard-key id --snapshot "$ID"
+expect "shard: postgresql: a snapshot no longer held is a clear error (exit 4)" 4 "invalid snapshot identifier.*must still be held open"
+run "$SF" snapshot --db "$T/jobs.db"
+expect "shard: sqlfeed snapshot on SQLite is a usage error" 2 "only PostgreSQL"
+exit 0
