@@ -18,6 +18,8 @@
 #     and with the caller still waiting, a new worker gets the unacknowledged
 #     shards again after the visibility timeout (15 s here) and the chord
 #     completes;
+#   - publish refusing a missing shard (exit 7) is not retried; a render past
+#     the tasks' soft time limit stops sqlfeed, leaves no temporary file;
 #   - everything it started is stopped (the EXIT trap too).
 # The sharded steps SKIP when the build has no `render --shard`, `snapshot`
 # and `publish`. SKIPs (with the reason) when redis-server or python3-celery
@@ -126,15 +128,16 @@ else fail "the one-process render" "exit $rc: $(head -c 400 "$T/err")"; exit 1; 
 
 # --- the worker ---------------------------------------------------------------------
 WN=0
-# start_worker: a worker in a session (so a process group) of its own; its
-# log is $T/worker.log (appended). Tasks' hook files live in $T/faults.
+# start_worker [VAR=VALUE]...: a worker in a session (so a process group) of
+# its own, with those variables set; its log is $T/worker.log (appended).
+# Tasks' hook files live in $T/faults.
 mkdir "$T/faults"
 start_worker() {
     stop_worker # never two: a worker a failed step left running is stopped first
     WN=$((WN + 1))
     echo "==== worker $WN" >>"$T/worker.log"
     local from; from=$(wc -l <"$T/worker.log")
-    (cd "$TASKS" && SQLFEED_TASKS_FAULT_DIR=$T/faults exec setsid "$PY" -m celery -A sqlfeed_tasks \
+    (cd "$TASKS" && export SQLFEED_TASKS_FAULT_DIR=$T/faults "$@" && exec setsid "$PY" -m celery -A sqlfeed_tasks \
         worker --pool prefork --concurrency 2 --loglevel INFO -n "sqlfeed-test-$WN@%h" \
         --without-gossip --without-mingle --without-heartbeat) >>"$T/worker.log" 2>&1 </dev/null &
     WORKER_PID=$!
@@ -309,7 +312,37 @@ else
         fail "chord: redelivery" "no shard render writing its part in the worker's group in 30 s"
         kill "$CALLER" 2>/dev/null; wait "$CALLER" 2>/dev/null; CALLER=""
     fi
+
+    # publish refused (exit 7: shard 4 of 4 missing) is not retried; the feed stays
+    sha=$(sha256sum <"$FEED")
+    mkdir -p "$T/refused"
+    for k in 1 2 3; do "$SF" render --db "$PG" -t simplyhired -o "$FEED" --shard "$k/4" --shard-key id --shard-dir "$T/refused" -q; done
+    before=$(grep -c 'sqlfeed_tasks.publish.*Retry in' "$T/worker.log")
+    run "$PY" -c 'import sys
+sys.path.insert(0, sys.argv[1])
+import sqlfeed_tasks as t
+r = t.publish.delay([{"shard": k, "of": 4, "manifest": {}} for k in (1, 2, 3, 4)], sys.argv[2], sys.argv[3], 4)
+try:
+    print("published", r.get(timeout=120))
+except t.SqlfeedRefused as e:
+    print("refused:", e)' "$TASKS" "$FEED" "$T/refused"
+    if grep -q '^refused:.*exit 7.*4' "$T/out" && [ "$(sha256sum <"$FEED")" = "$sha" ] && no_temp "$T/feeds" &&
+        [ "$(grep -c 'sqlfeed_tasks.publish.*Retry in' "$T/worker.log")" = "$before" ]; then
+        pass "publish: a missing shard is refused (exit 7), not retried, the feed untouched"
+    else fail "publish refused" "$(head -c 400 "$T/out") $(head -c 300 "$T/err")"; fi
 fi
+
+# a render past the tasks' soft time limit (1 s here): sqlfeed gets SIGTERM,
+# removes its temporary file, the task fails (not retried), the feed stays
+start_worker SQLFEED_SOFT_TIME_LIMIT=1
+sha=$(sha256sum <"$T/feeds/one.xml")
+before=$(grep -c 'Retry in' "$T/worker.log")
+# (the caller's setting counts: Celery sends the task's limits with the message)
+SQLFEED_SOFT_TIME_LIMIT=1 run tasks render --db "$PG" -o "$T/feeds/one.xml" --timeout 120
+if [ "$rc" = 1 ] && grep -q 'SoftTimeLimitExceeded' "$T/err" && [ "$(sha256sum <"$T/feeds/one.xml")" = "$sha" ] &&
+    no_temp "$T/feeds" && [ "$(grep -c 'Retry in' "$T/worker.log")" = "$before" ] && [ -z "$(render_procs "")" ]; then
+    pass "render_feed past its soft time limit: sqlfeed stopped, no temporary file, not retried, the feed untouched"
+else fail "soft time limit" "exit $rc: $(tail -c 300 "$T/err"); $(ls -A "$T/feeds")"; fi
 
 # --- everything stops ----------------------------------------------------------------------
 pg=$WORKER_PID
