@@ -13,6 +13,7 @@
 #                   then issue 8's bars (bench/pipeline.sh; alone without SHARED)
 #   make bench-pipeline  issue 8's bars alone (docs/bench.md)
 #   make bench-formatters  issue 9's bar alone: formatters on every row
+#   make bench-shards  issue 10's figure alone: 1 process against 2 shards from PostgreSQL
 #   make deps       install missing Debian packages (apt-get, as root)
 #   make install PREFIX=/usr/local
 #
@@ -77,7 +78,7 @@ TESTS   += $(BUILD)/tests/format_test
 TESTS   += $(BUILD)/tests/feed9_test
 TESTS   += $(BUILD)/tests/watch_test
 
-.PHONY: all python check test spec fuzz fuzz-build demo bench bench-pipeline bench-formatters deps deps-fuzz install clean
+.PHONY: all python check test spec fuzz fuzz-build demo bench bench-pipeline bench-formatters bench-shards deps deps-fuzz install clean
 all: $(BUILD)/sqlfeed $(BUILD)/libsqlfeed.a $(BUILD)/libsqlfeed.so
 
 # An object whose dependency file is missing (built before -MMD, or the .d
@@ -243,6 +244,10 @@ bench: all
 	SQLFEED=$(BUILD)/sqlfeed BUILD=$(BUILD) SHARED=$(SHARED) bench/formatters.sh
 	$(MAKE) --no-print-directory python
 	SQLFEED=$(BUILD)/sqlfeed BUILD=$(BUILD) SHARED=$(SHARED) bench/python.sh
+	SQLFEED=$(BUILD)/sqlfeed BUILD=$(BUILD) bench/shards.sh
+# issue 10's sharding figure alone: 1 process against 2 shards (PostgreSQL)
+bench-shards: all
+	SQLFEED=$(BUILD)/sqlfeed BUILD=$(BUILD) bench/shards.sh
 # issue 9's bar alone (formatters on every row against none): docs/bench.md
 bench-formatters: all
 	SQLFEED=$(BUILD)/sqlfeed BUILD=$(BUILD) SHARED=$(SHARED) bench/formatters.sh
