@@ -279,6 +279,8 @@ for url in "$PG" $MY; do
         fail "shard: $kind: load the demo database" "$(tail -3 "$T/load.log")"; continue
     fi
     rm -rf s.xml.gz s.xml.gz.shards
+    run "$SF" render --db "$url" -t rss "${P[@]}" --query "$Q" -o u.xml --shard 1/2 --shard-key idx
+    expect "shard: $kind: a key that is not a column (exit 3, as on SQLite)" 3 "shard key 'idx' is not a column the query returns"
     sharded "$url" s.xml.gz 3
     if [ "$rc" = 0 ] && same_doc s.xml.gz one.xml.gz; then pass "shard: $kind: 3 shards joined = SQLite's one-process render"
     else fail "shard: $kind: 3 shards" "exit $rc, $(head -c 300 "$T/err")"; fi

@@ -261,10 +261,25 @@ sf_status sf_source_prepare(sf_source *s, const char *sql)
     }
     if (s->opts.shard_n) {
         if (st == SF_ERR_SOURCE) {
-            char m[sizeof s->err.msg];
+            /* The server names the key it cannot find (PostgreSQL: column
+             * "k" does not exist; MariaDB: Unknown column 'k'): the same
+             * error as SQLite's, a name the query does not provide. */
+            char m[sizeof s->err.msg], q[3][80];
             snprintf(m, sizeof m, "%s", s->err.msg);
-            sf_fail(&s->err, st, "%s (sharded by '%s': the shard key must be a column the query "
-                                 "returns)", m, s->opts.shard_key);
+            snprintf(q[0], sizeof q[0], "\"%s\"", s->opts.shard_key);
+            snprintf(q[1], sizeof q[1], "'%s'", s->opts.shard_key);
+            snprintf(q[2], sizeof q[2], "`%s`", s->opts.shard_key);
+            int named = strstr(m, q[0]) || strstr(m, q[1]) || strstr(m, q[2]);
+            if (named)
+                sf_fail(&s->err, SF_ERR_NAME,
+                        "shard key '%s' is not a column the query returns (give it one, e.g. "
+                        "SELECT j.id AS %s, ...): %s",
+                        s->opts.shard_key, s->opts.shard_key, m);
+            else
+                sf_fail(&s->err, st, "%s (sharded by '%s': the shard key must be a column the "
+                                     "query returns)", m, s->opts.shard_key);
+            if (named)
+                st = SF_ERR_NAME;
         }
         sf_buf_free(&wrapped);
     }
