@@ -723,6 +723,8 @@ static int open_output(const render_opts *o, cli_output *c, sf_render *r)
         {"split_bytes", c->split_bytes},
         {"writer", o->threads ? NULL : "inline"},
         {"workers", !o->threads && !strcmp(codec, "zstd") ? "0" : NULL},
+        /* A shard's part is read again soon, by publish: its pages stay cached. */
+        {"cache", o->shard ? "keep" : NULL},
     };
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
         if (opts[i].value && (st = sf_output_set_option(c->out, opts[i].name, opts[i].value)))
