@@ -269,6 +269,7 @@ def render(db, template=None, output=None, params=None, query=None, progress=Non
             pass
         oo = dict(output_options or {})
         oo.setdefault("compress", _codec_of_name(output))
+        oo.setdefault("cache", "keep")  # publish reads the part back soon
         output_options = oo
         output = "%s/%d-of-%d.part" % (d, int(k), int(n))
         if lastmod is not None:
