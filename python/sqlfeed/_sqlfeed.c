@@ -781,13 +781,27 @@ done:
 }
 
 /* export_snapshot(db) -> (id, holder): holder keeps the transaction open
- * until it is released (release_snapshot) or collected. */
+ * until it is released (release_snapshot) or collected. The capsule holds a
+ * struct whose source is taken (set to NULL) under the GIL before it is
+ * freed, so a second release, or two threads releasing at once, find
+ * nothing to free. */
+struct snapshot_hold {
+    sf_source *src;
+    sf_census *census;
+};
+
+static void hold_free(struct snapshot_hold *h)
+{
+    sf_source_free(h->src);
+    sf_census_free(h->census);
+    PyMem_Free(h);
+}
+
 static void snapshot_free(PyObject *cap)
 {
-    sf_source *src = PyCapsule_GetPointer(cap, "sqlfeed.snapshot");
-    sf_census *c = PyCapsule_GetContext(cap);
-    sf_source_free(src);
-    sf_census_free(c);
+    struct snapshot_hold *h = PyCapsule_GetPointer(cap, "sqlfeed.snapshot");
+    if (h)
+        hold_free(h);
 }
 
 static PyObject *py_export_snapshot(PyObject *self, PyObject *args)
@@ -796,53 +810,48 @@ static PyObject *py_export_snapshot(PyObject *self, PyObject *args)
     const char *db;
     if (!PyArg_ParseTuple(args, "s", &db))
         return NULL;
-    sf_census *census = sf_census_create();
-    sf_source *src = sf_source_create(census);
-    if (!census || !src) {
-        sf_source_free(src);
-        sf_census_free(census);
+    struct snapshot_hold *h = PyMem_Calloc(1, sizeof *h);
+    if (!h)
+        return PyErr_NoMemory();
+    h->census = sf_census_create();
+    h->src = h->census ? sf_source_create(h->census) : NULL;
+    if (!h->src) {
+        hold_free(h);
         return PyErr_NoMemory();
     }
     char id[128];
     sf_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = sf_source_open(src, db);
+    st = sf_source_open(h->src, db);
     if (st == SF_OK)
-        st = sf_source_export_snapshot(src, id, sizeof id);
+        st = sf_source_export_snapshot(h->src, id, sizeof id);
     Py_END_ALLOW_THREADS
     if (st != SF_OK) {
-        raise_status(st, sf_source_errmsg(src));
-        sf_source_free(src);
-        sf_census_free(census);
+        raise_status(st, sf_source_errmsg(h->src));
+        hold_free(h);
         return NULL;
     }
-    PyObject *cap = PyCapsule_New(src, "sqlfeed.snapshot", snapshot_free);
-    if (!cap || PyCapsule_SetContext(cap, census) != 0) {
-        if (!cap) {
-            sf_source_free(src);
-            sf_census_free(census);
-        }
-        Py_XDECREF(cap);
+    PyObject *cap = PyCapsule_New(h, "sqlfeed.snapshot", snapshot_free);
+    if (!cap) {
+        hold_free(h);
         return NULL;
     }
-    PyObject *t = Py_BuildValue("(sN)", id, cap);
-    return t;
+    return Py_BuildValue("(sN)", id, cap);
 }
 
 static PyObject *py_release_snapshot(PyObject *self, PyObject *cap)
 {
     (void)self;
-    sf_source *src = PyCapsule_GetPointer(cap, "sqlfeed.snapshot");
-    if (!src)
+    struct snapshot_hold *h = PyCapsule_GetPointer(cap, "sqlfeed.snapshot");
+    if (!h)
         return NULL;
-    sf_census *c = PyCapsule_GetContext(cap);
-    /* Freed now; the capsule then holds nothing to free. */
-    if (PyCapsule_SetDestructor(cap, NULL) != 0)
-        return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    sf_source_free(src);
-    sf_census_free(c);
-    Py_END_ALLOW_THREADS
+    sf_source *src = h->src; /* taken under the GIL: released once */
+    h->src = NULL;
+    if (src) {
+        Py_BEGIN_ALLOW_THREADS
+        sf_source_free(src);
+        Py_END_ALLOW_THREADS
+    }
     Py_RETURN_NONE;
 }
 
