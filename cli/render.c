@@ -124,6 +124,8 @@ static const char render_usage[] =
     "                       computed by each shard in its read transaction. Every\n"
     "                       row is in one shard; the joined feed is in key order\n"
     "  --shard-dir DIR      where the part goes (default: -o's name + .shards, made)\n"
+    "  --run ID             this build's name (a chord's id, a Job's name), recorded in\n"
+    "                       the manifest: publish --run ID joins only shards of that run\n"
     "  --snapshot ID        PostgreSQL: read in the snapshot `sqlfeed snapshot`\n"
     "                       exported and holds, so that every shard sees the same data\n"
     "\n"
@@ -380,7 +382,7 @@ typedef struct render_opts {
     int threads; /* --threads: 1 on (the default), 0 off */
     /* --shard K/N: this render writes shard K's part into shard_dir
      * (docs/shards.md); --snapshot: a PostgreSQL snapshot to read in. */
-    const char *shard, *shard_key, *shard_dir, *snapshot, *shard_lastmod;
+    const char *shard, *shard_key, *shard_dir, *snapshot, *shard_lastmod, *run;
     char shard_dir_buf[4096];
     cli_output outs[MAX_OUTPUTS];
     size_t nouts;
@@ -879,7 +881,8 @@ static int run_render(render_opts *o, sf_render *r, const char *query)
                       (st = sf_source_set_option(src, "shard_key", o->shard_key)) != SF_OK)) ||
         (o->snapshot && (st = sf_source_set_option(src, "snapshot", o->snapshot)) != SF_OK) ||
         (o->shard_lastmod &&
-         (st = sf_render_set_option(r, "shard_lastmod", o->shard_lastmod)) != SF_OK)) {
+         (st = sf_render_set_option(r, "shard_lastmod", o->shard_lastmod)) != SF_OK) ||
+        (o->run && (st = sf_render_set_option(r, "shard_run", o->run)) != SF_OK)) {
         rc = st == SF_ERR_NOMEM ? (cli_error("out of memory"), EXIT_FAILURE_OTHER)
                                 : cli_usage("render", "%s", sf_source_errmsg(src));
         goto done;
@@ -1303,7 +1306,7 @@ static int shard_output(render_opts *o)
     char extra;
     cli_output *c = &o->outs[0];
     if (!o->shard)
-        return cli_usage("render", "--shard-key and --shard-dir go with --shard K/N");
+        return cli_usage("render", "--shard-key, --shard-dir and --run go with --shard K/N");
     if (sscanf(o->shard, "%u/%u%c", &k, &n, &extra) != 2 || k < 1 || k > n || n > 1024 ||
         o->shard[0] < '0' || o->shard[0] > '9')
         return cli_usage("render", "--shard takes K/N with 1 <= K <= N <= 1024 (e.g. 2/4), got "
@@ -1346,6 +1349,18 @@ static int shard_output(render_opts *o)
         cli_error("--shard-dir %s: %s", o->shard_dir, strerror(errno));
         return EXIT_OUTPUT;
     }
+    /* This shard's manifest of an earlier run goes now, whatever happens
+     * next (the database unreachable, a template error): publish then finds
+     * the shard missing rather than joining the earlier run's part. The
+     * library removes it too, at the render's start, for other callers. */
+    char manifest[4200];
+    if ((size_t)snprintf(manifest, sizeof manifest, "%s/%u-of-%u.json", o->shard_dir, k, n) >=
+        sizeof manifest)
+        return cli_usage("render", "--shard-dir: name too long");
+    if (unlink(manifest) != 0 && errno != ENOENT) {
+        cli_error("--shard: removing the earlier manifest %s: %s", manifest, strerror(errno));
+        return EXIT_OUTPUT;
+    }
     const char *codec = cli_output_codec(c); /* by -o's suffix, or --compress */
     int split = c->split_rows || c->split_bytes;
     char part[4200];
@@ -1385,7 +1400,8 @@ int cmd_render(int argc, char **argv)
         OPT_TIMEOUT, OPT_FETCH_SIZE, OPT_OUTPUT, OPT_COMPRESS, OPT_LEVEL, OPT_SPLIT_ROWS,
         OPT_SPLIT_BYTES, OPT_PARTS, OPT_INDEX, OPT_BASE_URL, OPT_LASTMOD, OPT_MIN_ROWS,
         OPT_MAX_DROP, OPT_SUMMARY_JSON, OPT_THREADS, OPT_SQLITE_CACHE, OPT_ON_INVALID,
-        OPT_REJECT_LOG, OPT_NO_DEFAULTS, OPT_SHARD, OPT_SHARD_KEY, OPT_SHARD_DIR, OPT_SNAPSHOT
+        OPT_REJECT_LOG, OPT_NO_DEFAULTS, OPT_SHARD, OPT_SHARD_KEY, OPT_SHARD_DIR, OPT_SNAPSHOT,
+        OPT_RUN
     };
     /* Sorted by name, as --help lists them. */
     static const struct option longopts[] = {
@@ -1414,6 +1430,7 @@ int cmd_render(int argc, char **argv)
         {"query-file", required_argument, NULL, OPT_QUERY_FILE},
         {"quiet", no_argument, NULL, 'q'},
         {"reject-log", required_argument, NULL, OPT_REJECT_LOG},
+        {"run", required_argument, NULL, OPT_RUN},
         {"shard", required_argument, NULL, OPT_SHARD},
         {"shard-dir", required_argument, NULL, OPT_SHARD_DIR},
         {"shard-key", required_argument, NULL, OPT_SHARD_KEY},
@@ -1493,6 +1510,7 @@ int cmd_render(int argc, char **argv)
         case OPT_SHARD_KEY: o.shard_key = optarg; break;
         case OPT_SHARD_DIR: o.shard_dir = optarg; break;
         case OPT_SNAPSHOT: o.snapshot = optarg; break;
+        case OPT_RUN: o.run = optarg; break;
         case OPT_NO_DEFAULTS: o.no_defaults = 1; break;
         case OPT_TIMEOUT: o.timeout = optarg; break;
         case OPT_FETCH_SIZE: o.fetch_size = optarg; break;
@@ -1668,7 +1686,7 @@ int cmd_render(int argc, char **argv)
         memset(&more[i], 0, sizeof more[i]);
     }
     nmore = 0;
-    if ((o.shard || o.shard_key || o.shard_dir) && (rc = shard_output(&o)) != EXIT_OK)
+    if ((o.shard || o.shard_key || o.shard_dir || o.run) && (rc = shard_output(&o)) != EXIT_OK)
         goto done;
     for (size_t i = 0; i < o.nouts; i++) /* the format's defaults first (cli/formats.c) */
         if ((!o.no_defaults &&

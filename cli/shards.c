@@ -18,7 +18,7 @@
 static const char publish_usage[] =
     "usage: sqlfeed publish -t TEMPLATE -o FEED --shards N [--shard-dir DIR]\n"
     "                       [--index TEMPLATE --base-url URL [--parts PATTERN]]\n"
-    "                       [--no-defaults] [--param NAME=VALUE]... [--quiet]\n"
+    "                       [--no-defaults] [--run ID] [--param NAME=VALUE]... [--quiet]\n"
     "\n"
     "Joins the parts that `sqlfeed render --shard K/N` wrote into one feed, FEED,\n"
     "published atomically: the head and tail of TEMPLATE (rendered now, row_count\n"
@@ -41,6 +41,9 @@ static const char publish_usage[] =
     "  --parts PATTERN      the parts' names (one %d or %0Nd and one %r); default from\n"
     "                       -o: sitemap.xml -> sitemap-%r-%04d.xml.gz\n"
     "  --no-defaults        the format's defaults (its index) do not apply\n"
+    "  --run ID             only shards rendered with --run ID (every shard must have\n"
+    "                       the same run in any case): an earlier build's shard, left\n"
+    "                       by a failed re-render, is refused\n"
     "  -q, --quiet          no summary on stderr\n"
     "  -h, --help           this help\n"
     "\n"
@@ -123,7 +126,7 @@ static int split_set(cli_output *co, const char *tname, const char *feed, const 
 int cmd_publish(int argc, char **argv)
 {
     enum { OPT_SHARDS = 256, OPT_SHARD_DIR, OPT_PARAM, OPT_INDEX, OPT_BASE_URL, OPT_PARTS,
-           OPT_NO_DEFAULTS };
+           OPT_NO_DEFAULTS, OPT_RUN };
     static const struct option longopts[] = {
         {"base-url", required_argument, NULL, OPT_BASE_URL},
         {"help", no_argument, NULL, 'h'},
@@ -132,6 +135,7 @@ int cmd_publish(int argc, char **argv)
         {"param", required_argument, NULL, OPT_PARAM},
         {"parts", required_argument, NULL, OPT_PARTS},
         {"quiet", no_argument, NULL, 'q'},
+        {"run", required_argument, NULL, OPT_RUN},
         {"shard-dir", required_argument, NULL, OPT_SHARD_DIR},
         {"shards", required_argument, NULL, OPT_SHARDS},
         {"template", required_argument, NULL, 't'},
@@ -164,6 +168,15 @@ int cmd_publish(int argc, char **argv)
         case 'q': quiet = 1; break;
         case OPT_SHARD_DIR: dir = optarg; break;
         case OPT_NO_DEFAULTS: no_defaults = 1; break;
+        case OPT_RUN: {
+            sf_status rs = sf_render_set_option(r, "shard_run", optarg);
+            if (rs != SF_OK) {
+                rc = rs == SF_ERR_NOMEM ? (cli_error("out of memory"), EXIT_FAILURE_OTHER)
+                                        : cli_usage("publish", "--run: %s", sf_render_errmsg(r));
+                goto done;
+            }
+            break;
+        }
         case OPT_INDEX:
         case OPT_BASE_URL:
         case OPT_PARTS:

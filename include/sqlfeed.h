@@ -633,7 +633,11 @@ SF_API sf_status sf_render_commit(sf_render *r);
  * DIR/K-of-N.part) of the rows alone, the head and tail being publish's; or,
  * opened with sf_output_open_parts() (e.g. DIR/K-of-N-%04d.part), complete
  * parts, which publish names and indexes. The render option "shard_lastmod"
- * COLUMN records the largest value of COLUMN in the shard (in each part).
+ * COLUMN records the largest value of COLUMN in the shard (in each part),
+ * "shard_run" ID the build it belongs to (a chord's id): publish refuses
+ * shards of different runs, and with its own "shard_run" any other run. A
+ * shard's render removes its earlier manifest before it starts, so a shard
+ * whose re-render failed is missing, never joined from an earlier run.
  * sf_render_commit() publishes the part(s), then the manifest K-of-N.json in
  * the (first) part's directory: rows, bytes, bytes out, CRC-32 (each part's),
  * boundaries, the query's total rows, hashes of the template, query and

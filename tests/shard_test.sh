@@ -133,6 +133,27 @@ want=$(sqlite3 jobs.db "SELECT max(posted_at) FROM jobs WHERE site = 'justjobs' 
 ok "shard: --lastmod records the shard's largest value ($want)" \
     grep -q "^\"lastmod\": \"$want\"$" lm.xml.shards/2-of-2.json
 
+# A shard whose re-render fails is missing, never joined from the earlier run
+# (its manifest goes first); --run ties shards and publish to one build.
+mkdir rr
+cp jobs.db rr.db
+for k in 1 2 3; do "$SF" render --db rr.db -t rss "${P[@]}" --query "$Q" -o rr/f.xml --shard $k/3 --shard-key id -q; done
+"$SF" publish -t rss "${P[@]}" -o rr/f.xml --shards 3 -q
+cp rr/f.xml rr.before
+sqlite3 rr.db "UPDATE jobs SET title = title || ' (new)'"
+for k in 1 2; do "$SF" render --db rr.db -t rss "${P[@]}" --query "$Q" -o rr/f.xml --shard $k/3 --shard-key id -q; done
+run "$SF" render --db "$T/nonexistent.db" -t rss "${P[@]}" --query "$Q" -o rr/f.xml --shard 3/3 --shard-key id
+run "$SF" publish -t rss "${P[@]}" -o rr/f.xml --shards 3
+if [ "$rc" = 7 ] && grep -q "shard 3 of 3 is missing" "$T/err" && cmp -s rr/f.xml rr.before; then
+    pass "shard: a shard whose re-render failed is missing (exit 7), not joined from the earlier run"
+else fail "shard: a failed re-render" "exit $rc; $(head -c 300 "$T/err")"; fi
+for k in 1 2 3; do "$SF" render --db rr.db -t rss "${P[@]}" --query "$Q" -o rr/f.xml --shard $k/3 --shard-key id --run build-7 -q; done
+run "$SF" publish -t rss "${P[@]}" -o rr/f.xml --shards 3 --run build-8
+expect "shard: publish --run refuses another build's shards (exit 7)" 7 "of run 'build-7', not 'build-8'"
+"$SF" render --db rr.db -t rss "${P[@]}" --query "$Q" -o rr/f.xml --shard 2/3 --shard-key id --run build-8 -q
+run "$SF" publish -t rss "${P[@]}" -o rr/f.xml --shards 3
+expect "shard: shards of different runs are refused (exit 7)" 7 "disagree on the run"
+
 # ---- publish refuses, and the previous feed stays -------------------------
 refused() { # refused NAME REGEX: publish f3.xml; exit 7, message, feed kept
     cp f3.before f3.xml

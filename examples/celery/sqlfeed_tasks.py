@@ -175,7 +175,7 @@ RETRY = dict(bind=True, acks_late=True, autoretry_for=(SqlfeedFailed,),
 
 @app.task(name="sqlfeed_tasks.render_shard", **RETRY)
 def render_shard(self, k, n, db, feed, shard_dir, template="simplyhired", shard_key="id",
-                 snapshot=None, params=None, query=None):
+                 snapshot=None, params=None, query=None, run=None):
     """Shard k of n: shard_dir/K-of-N.part and its manifest K-of-N.json.
     Returns {"shard": k, "of": n, "manifest": the manifest}."""
     argv = [SQLFEED, "render", "--db", db, "-o", feed, "--shard", f"{k}/{n}",
@@ -183,6 +183,8 @@ def render_shard(self, k, n, db, feed, shard_dir, template="simplyhired", shard_
     argv += _common(template, query, params)
     if snapshot:
         argv += ["--snapshot", snapshot]
+    if run:
+        argv += ["--run", run]  # publish --run joins only this build's shards
     _run(f"shard {k}/{n} (try {self.request.retries + 1})", argv, _fault(f"shard-{k}"))
     with open(os.path.join(shard_dir, f"{k}-of-{n}.json"), encoding="utf-8") as f:
         manifest = json.load(f)
@@ -190,7 +192,7 @@ def render_shard(self, k, n, db, feed, shard_dir, template="simplyhired", shard_
 
 
 @app.task(name="sqlfeed_tasks.publish", **RETRY)
-def publish(self, results, feed, shard_dir, n, template="simplyhired", params=None):
+def publish(self, results, feed, shard_dir, n, template="simplyhired", params=None, run=None):
     """The chord's body: checks every shard reported, then `sqlfeed publish`
     (which checks the manifests and the parts again, and writes the feed
     atomically). Idempotent: running it again writes the same feed."""
@@ -198,6 +200,8 @@ def publish(self, results, feed, shard_dir, n, template="simplyhired", params=No
     if got != list(range(1, n + 1)):
         raise SqlfeedRefused(f"publish: shards reported {got}, expected 1..{n}")
     argv = [SQLFEED, "publish", "-o", feed, "--shards", str(n), "--shard-dir", shard_dir]
+    if run:
+        argv += ["--run", run]
     argv += _common(template, None, params)
     _run(f"publish {feed} (try {self.request.retries + 1})", argv, _fault("publish"))
     return {"feed": feed, "bytes": os.stat(feed).st_size, "shards": n,
@@ -248,8 +252,8 @@ def build_feed(db, feed, n, template="simplyhired", shard_key="id", shard_dir=No
         if not sid:
             raise SqlfeedFailed(f"sqlfeed snapshot gave no id (exit {snap.poll()})")
         header = group(render_shard.s(k, n, db, feed, bdir, template, shard_key, sid,
-                                      params, query) for k in range(1, n + 1))
-        res = chord(header)(publish.s(feed, bdir, n, template, params))
+                                      params, query, build) for k in range(1, n + 1))
+        res = chord(header)(publish.s(feed, bdir, n, template, params, build))
         out = res.get(timeout=timeout, propagate=True, disable_sync_subtasks=False)
     except BaseException:
         if res is not None and res.parent is not None:

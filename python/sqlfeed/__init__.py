@@ -228,7 +228,7 @@ def _resolve(i, e):
 
 def render(db, template=None, output=None, params=None, query=None, progress=None, interval=0.1,
            time=None, options=None, output_options=None, outputs=None, shard=None,
-           shard_key=None, shard_dir=None, snapshot=None, lastmod=None):
+           shard_key=None, shard_dir=None, snapshot=None, lastmod=None, run=None):
     """Renders `template` (a built-in's name or a template file) over the rows of
     `query` (None: the template's own) from `db` into `output`, published
     atomically; returns a Run. The GIL is released while rendering. `progress`,
@@ -250,11 +250,13 @@ def render(db, template=None, output=None, params=None, query=None, progress=Non
     into shard_dir (default: output + ".shards")/K-of-N.part, compressed as
     output's name says, with its manifest K-of-N.json beside it; publish()
     joins them. lastmod=COLUMN records the shard's largest value of COLUMN.
-    snapshot=ID (PostgreSQL): read in the snapshot a Snapshot holds."""
+    snapshot=ID (PostgreSQL): read in the snapshot a Snapshot holds. run=ID names
+    the build (publish(run=ID) joins only its shards)."""
     source_options = {}
     if snapshot is not None:
         source_options["snapshot"] = str(snapshot)
-    if shard is not None or shard_key is not None or shard_dir is not None or lastmod is not None:
+    if (shard is not None or shard_key is not None or shard_dir is not None or lastmod is not None
+            or run is not None):
         if outputs is not None or shard is None or shard_key is None or output is None:
             raise TypeError("a sharded render needs shard=(K, N), shard_key and output "
                             "(one output: no outputs=)")
@@ -272,9 +274,12 @@ def render(db, template=None, output=None, params=None, query=None, progress=Non
         oo.setdefault("cache", "keep")  # publish reads the part back soon
         output_options = oo
         output = "%s/%d-of-%d.part" % (d, int(k), int(n))
-        if lastmod is not None:
+        if lastmod is not None or run is not None:
             options = dict(options or {})
-            options["shard_lastmod"] = str(lastmod)
+            if lastmod is not None:
+                options["shard_lastmod"] = str(lastmod)
+            if run is not None:
+                options["shard_run"] = str(run)
     if outputs is None:
         if template is None or output is None:
             raise TypeError("render() needs template and output, or outputs")
@@ -298,7 +303,7 @@ def _is_template_file(name):
 
 
 def publish(template, output, shards, shard_dir=None, params=None, time=None, index=None,
-            base_url=None, parts=None):
+            base_url=None, parts=None, run=None):
     """Joins the parts of a sharded render (render(shard=(K, N), ...) for K in
     1..N, or `sqlfeed render --shard`) into `output`, published atomically, as
     `sqlfeed publish` does: checks every manifest first and raises RefusedError
@@ -312,11 +317,15 @@ def publish(template, output, shards, shard_dir=None, params=None, time=None, in
     their pattern (default from output: sitemap.xml -> sitemap-%r-%04d.xml.gz,
     by the shards' compression)."""
     d = shard_dir if shard_dir is not None else output + ".shards"
+    shards = int(shards)
+    if not 1 <= shards <= 1024:
+        raise ValueError("shards must be from 1 to 1024, got %d" % shards)
+    run = None if run is None else str(run)
     if index is None:
         if parts is not None or base_url is not None:
             raise TypeError("parts and base_url go with index= (split shards)")
-        return _publish_shards(template, _is_template_file(template), d, int(shards), output,
-                               params, time)
+        return _publish_shards(template, _is_template_file(template), d, shards, output,
+                               params, time, None, False, None, None, run)
     if parts is None:
         import json
         try:
@@ -327,9 +336,9 @@ def publish(template, output, shards, shard_dir=None, params=None, time=None, in
         parts = _derive(output, "-%r-%04d", codec)
     if base_url is not None and not _is_absolute_url(str(base_url)):
         raise _usage("base_url '%s' is not an absolute URL" % base_url)
-    return _publish_shards(template, _is_template_file(template), d, int(shards), output,
+    return _publish_shards(template, _is_template_file(template), d, shards, output,
                            params, time, index, _is_template_file(index), parts,
-                           None if base_url is None else str(base_url))
+                           None if base_url is None else str(base_url), run)
 
 
 class Snapshot:

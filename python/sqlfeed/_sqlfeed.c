@@ -691,12 +691,13 @@ static PyObject *py_mask(PyObject *self, PyObject *arg)
 static PyObject *py_publish(PyObject *self, PyObject *args)
 {
     (void)self;
-    const char *tname, *dir, *path, *iname = NULL, *pattern = NULL, *base_url = NULL;
+    const char *tname, *dir, *path, *iname = NULL, *pattern = NULL, *base_url = NULL,
+               *run = NULL;
     int file, ifile = 0;
     unsigned shards;
     PyObject *params, *timeobj;
-    if (!PyArg_ParseTuple(args, "spsIsOO|zpzz", &tname, &file, &dir, &shards, &path, &params,
-                          &timeobj, &iname, &ifile, &pattern, &base_url))
+    if (!PyArg_ParseTuple(args, "spsIsOO|zpzzz", &tname, &file, &dir, &shards, &path, &params,
+                          &timeobj, &iname, &ifile, &pattern, &base_url, &run))
         return NULL;
     if (iname && !pattern)
         return PyErr_Format(PyExc_ValueError, "an index needs the parts' pattern");
@@ -742,6 +743,10 @@ static PyObject *py_publish(PyObject *self, PyObject *args)
         if (t == -1 && PyErr_Occurred())
             goto done;
         sf_render_set_time(r, (int64_t)t);
+    }
+    if (run && (st = sf_render_set_option(r, "shard_run", run)) != SF_OK) {
+        raise_status(st, sf_render_errmsg(r));
+        goto done;
     }
     if ((st = load_template(tpl, tname, file)) != SF_OK) {
         raise_status(st, sf_template_errmsg(tpl));

@@ -137,6 +137,7 @@ struct sf_render {
     sf_shard_plan *shard;
     char *shard_lastmod;
     char *lastmod_column;
+    char *shard_run; /* "shard_run": the run every shard and publish name ("": none) */
 };
 
 /* render.c: the value each of src's parameters is bound to for a query over

@@ -170,12 +170,23 @@ sf_status sf_render_set_option(sf_render *r, const char *name, const char *value
         return sf_fail(&r->err, SF_ERR_ARG, "option without a name or value");
     if (r->ran)
         return sf_fail(&r->err, SF_ERR_STATE, "option '%s' set after the run", name);
-    if (strcmp(name, "shard_lastmod") == 0) {
+    if (strcmp(name, "shard_lastmod") == 0 || strcmp(name, "shard_run") == 0) {
+        int run = name[6] == 'r';
+        size_t n = strlen(value);
+        if (run && (n > 200 || strpbrk(value, "\"\\") || strspn(value, "\t\n\r") != 0))
+            return sf_fail(&r->err, SF_ERR_ARG,
+                           "shard_run: at most 200 bytes, no quote, backslash or control "
+                           "character, got '%s'",
+                           value);
+        for (size_t i = 0; run && i < n; i++)
+            if ((unsigned char)value[i] < 0x20)
+                return sf_fail(&r->err, SF_ERR_ARG, "shard_run: no control characters");
         char *c = sf_strdup(r->cref.census, SF_MEM_RENDER, value);
         if (!c)
             return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory");
-        sf_dealloc(r->cref.census, r->lastmod_column);
-        r->lastmod_column = c;
+        char **slot = run ? &r->shard_run : &r->lastmod_column;
+        sf_dealloc(r->cref.census, *slot);
+        *slot = c;
         return SF_OK;
     }
     if (strcmp(name, "min_rows") == 0) {

@@ -81,9 +81,12 @@ void sf_shard_release(sf_render *r)
     sf_dealloc(cs, r->shard);
     sf_dealloc(cs, r->shard_lastmod);
     sf_dealloc(cs, r->lastmod_column);
+    sf_dealloc(cs, r->shard_run);
     r->shard = NULL;
-    r->shard_lastmod = r->lastmod_column = NULL;
+    r->shard_lastmod = r->lastmod_column = r->shard_run = NULL;
 }
+
+static int manifest_path(const char *part, unsigned k, unsigned n, char *buf, size_t cap);
 
 sf_status sf_shard_begin(sf_render *r)
 {
@@ -105,6 +108,17 @@ sf_status sf_shard_begin(sf_render *r)
                        "cannot be checked and joined)");
     if (r->reject)
         return sf_fail(&r->err, SF_ERR_ARG, "a sharded render keeps no reject log");
+    /* This shard's manifest of an earlier run goes first: should this run
+     * fail, publish finds the shard missing instead of joining the earlier
+     * run's part (we hold the part's lock: no other run of this shard is
+     * writing it). */
+    char mpath[4096];
+    const char *part0 = sf_output_part_path(f->out, 0);
+    if (!part0 || manifest_path(part0, s->opts.shard_k, s->opts.shard_n, mpath, sizeof mpath) != 0)
+        return sf_fail(&r->err, SF_ERR_OUTPUT, "the shard's manifest: its path is too long");
+    if (unlink(mpath) != 0 && errno != ENOENT)
+        return sf_fail(&r->err, SF_ERR_OUTPUT, "removing the earlier manifest %s: %s", mpath,
+                       strerror(errno));
     /* Every parameter's value for the plan's query: the query's own, and
      * every row (sf_shard_all = 1). */
     const char *values[SF_QUERY_PARAMS_MAX];
@@ -235,6 +249,8 @@ sf_status sf_shard_manifest(sf_render *r)
                   (unsigned long long)template_hash(f->tpl), (unsigned long long)s->sql_hash,
                   (unsigned long long)params_hash(r)) ||
           append_str(&t, "snapshot", s->opts.snapshot, strlen(s->opts.snapshot), 0) ||
+          append_str(&t, "run", r->shard_run ? r->shard_run : "",
+                     r->shard_run ? strlen(r->shard_run) : 0, 0) ||
           appendf(&t, "\"time\": %lld,\n\"parts\": %zu,\n", (long long)r->when,
                   split ? nparts : (size_t)1);
     /* A split shard's parts, each its own keys (part_1_name ...). */
@@ -282,7 +298,7 @@ sf_status sf_shard_manifest(sf_render *r)
 typedef struct manifest {
     unsigned shard, shards;
     char key[64], part[512], crc[16], compress[16], tpl[24], query[24], params[24],
-        snapshot[64];
+        snapshot[64], run[208];
     const char *bounds; /* into text, blen bytes */
     size_t blen;
     uint64_t total, rows, bytes, bytes_out;
@@ -412,6 +428,7 @@ static sf_status read_manifest(sf_render *r, int dirfd, const char *dir, unsigne
               field(t, "query", m->query, sizeof m->query) ||
               field(t, "params", m->params, sizeof m->params) ||
               field(t, "snapshot", m->snapshot, sizeof m->snapshot) ||
+              field(t, "run", m->run, sizeof m->run) ||
               field_u64(t, "time", &time) || field_u64(t, "parts", &parts) ||
               strchr(m->part, '/') || !m->part[0] || split > 1 || parts > MANIFEST_LIMIT ||
               !(m->bounds = field_bounds(t, &m->blen));
@@ -597,6 +614,7 @@ static sf_status check_set(sf_render *r, const char *dir, const manifest *ms, un
                            : strcmp(a->compress, b->compress) ? "compression"
                            : a->level != b->level             ? "compression level"
                            : strcmp(a->snapshot, b->snapshot) ? "snapshot"
+                           : strcmp(a->run, b->run)           ? "run (--run)"
                            : a->split != b->split             ? "split (parts or one document)"
                                                               : NULL;
         if (what)
@@ -606,6 +624,11 @@ static sf_status check_set(sf_render *r, const char *dir, const manifest *ms, un
                            "render them again)",
                            i + 1, n, dir, what);
     }
+    if (r->shard_run && strcmp(a->run, r->shard_run))
+        return sf_fail(&r->err, SF_ERR_REFUSED,
+                       "the shards in %s are of run '%s', not '%s' (--run): a shard of this run "
+                       "has not finished, or the directory holds an earlier run's",
+                       dir, a->run, r->shard_run);
     snprintf(want, sizeof want, "%016llx", (unsigned long long)params_hash(r));
     if (strcmp(a->params, want))
         return sf_fail(&r->err, SF_ERR_REFUSED,
