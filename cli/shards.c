@@ -298,8 +298,8 @@ int cmd_publish(int argc, char **argv)
     cli_signals_install(r); /* a signal cancels the join: nothing published */
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    sf_status st = co.index ? sf_render_publish_shard_parts(r, itpl, dir, shards, parts, index,
-                                                            co.base_url)
+    sf_status st = co.index ? sf_render_publish_shard_parts(r, tpl, itpl, dir, shards, parts,
+                                                            index, co.base_url)
                             : sf_render_publish_shards(r, tpl, dir, shards, feed);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     cli_signals_forget_render();

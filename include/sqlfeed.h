@@ -660,22 +660,23 @@ SF_API sf_status sf_render_commit(sf_render *r);
 SF_API sf_status sf_render_publish_shards(sf_render *r, sf_template *tpl, const char *dir,
                                           unsigned shards, const char *path);
 
-/* The same for shards whose output was split (split_rows, split_bytes):
- * each shard's parts are complete documents, listed in its manifest with
+/* The same for shards whose output was split (split_rows, split_bytes), `tpl`
+ * their template (checked to be the shards'): each shard's parts are complete documents, listed in its manifest with
  * their rows, bytes, CRC-32 and largest lastmod. They are copied, in shard
  * order, into `parts` (opened with sf_output_open_parts() and "compress"
  * "none": the bytes are copied as they are, so name the parts with the
  * shards' compression suffix), and `index_tpl` renders the index over them
  * into `index` (opened as a file), as sf_render_add_index() describes: part,
  * name, url (from base_url), row_count, bytes (uncompressed), lastmod (the
- * manifest's). The set is published as a render publishes one: the parts,
+ * manifest's). A part with no rows (an empty shard's) is left out unless every
+ * part is empty. The set is published as a render publishes one: the parts,
  * then the index, then the parts of an earlier run the index no longer names
  * are removed. The same refusals as above (SF_ERR_REFUSED), and shards that
  * are one document each. */
-SF_API sf_status sf_render_publish_shard_parts(sf_render *r, sf_template *index_tpl,
-                                               const char *dir, unsigned shards,
-                                               sf_output *parts, sf_output *index,
-                                               const char *base_url);
+SF_API sf_status sf_render_publish_shard_parts(sf_render *r, sf_template *tpl,
+                                               sf_template *index_tpl, const char *dir,
+                                               unsigned shards, sf_output *parts,
+                                               sf_output *index, const char *base_url);
 
 /* ------------------------------------------------------------------------ */
 /* Watch: a running render seen from a sampler thread (docs/watch.md).       */

@@ -198,6 +198,37 @@ run "$SF" publish -t rss "${P[@]}" -o ch.xml --shards 2
 expect "shard: shards that read different data are refused (exit 7)" 7 "disagree on the (boundaries|total rows)"
 ok "shard: ... and nothing was published" test ! -e ch.xml
 
+# Review's cases: a 'unique' rule, row_count under skip, a text key of
+# digits, a name that says another codec, the split shards' template.
+sqlite3 u.db "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1,'a'),(2,'b'),(3,'a'),(4,NULL),(5,'c'),(6,'b');"
+printf '{{! sqlfeed-check: required v }}<r>{{#rows}}<v id="{{id}}">{{v}}</v>{{/rows}}<n>{{row_count}}</n></r>\n' > req.mustache
+printf '{{! sqlfeed-check: unique v }}<r>{{#rows}}<v>{{v}}</v>{{/rows}}</r>\n' > uniq.mustache
+for k in 1 2 3; do "$SF" render --db u.db -t uniq.mustache --query "SELECT id, v FROM t WHERE v IS NOT NULL ORDER BY id" \
+    -o uq.xml --shard $k/3 --shard-key id -q || echo "FAIL: shard: unique: shard $k: exit $?"; done
+run "$SF" publish -t uniq.mustache -o uq.xml --shards 3
+expect "shard: a 'unique' value in two shards is refused by publish (exit 9), as one process refuses it" 9 "unique v: a value is in shards 1 and 2 of 3"
+ok "shard: ... and nothing was published" test ! -e uq.xml
+for k in 1 2 3; do "$SF" render --db u.db -t uniq.mustache --query "SELECT id, v FROM t WHERE id IN (1, 2, 5) ORDER BY id" \
+    -o uq2.xml --shard $k/3 --shard-key id -q; done
+run "$SF" publish -t uniq.mustache -o uq2.xml --shards 3
+expect "shard: distinct values across shards publish (unique checked across them)" 0 "rows from 3 shards"
+run "$SF" render --db u.db -t uniq.mustache --query "SELECT id, v FROM t ORDER BY id" -o uq3.xml --shard 1/2 --shard-key id --on-invalid skip
+expect "shard: a 'unique' rule with --on-invalid skip cannot be sharded (exit 3)" 3 "'unique' rule .* with on_invalid skip cannot be"
+"$SF" render --db u.db -t req.mustache --query "SELECT id, v FROM t ORDER BY id" -o rq1.xml --on-invalid skip -q 2>/dev/null
+for k in 1 2 3; do "$SF" render --db u.db -t req.mustache --query "SELECT id, v FROM t ORDER BY id" -o rq.xml \
+    --shard $k/3 --shard-key id --on-invalid skip -q 2>/dev/null; done
+"$SF" publish -t req.mustache -o rq.xml --shards 3 -q
+ok "shard: row_count is the rows written (--on-invalid skip), as one process writes it" \
+    bash -c "cmp -s rq.xml rq1.xml && grep -q '<n>5</n>' rq.xml"
+sqlite3 tk.db "CREATE TABLE t(k TEXT, v TEXT); INSERT INTO t VALUES('1','a'),('10','b'),('100','c'),('2','d'),('3','e'),('9','f');"
+printf '<r>{{#rows}}<v>{{v}}</v>{{/rows}}</r>\n' > tk.mustache
+run "$SF" render --db tk.db -t tk.mustache --query "SELECT k, v FROM t" -o tk.xml --shard 1/2 --shard-key k
+expect "shard: a text key of digits is refused (exit 4), not split into overlapping ranges" 4 "orders its values otherwise than as integers"
+run "$SF" publish -t rss "${P[@]}" -o wrong.xml --shard-dir f5.xml.gz.shards --shards 5
+expect "shard: publishing gzip parts under a plain name is refused (exit 2)" 2 "says no compression, but the shards' parts are gzip"
+run "$SF" publish -t rss "${P[@]}" -o wrong.xml.zst --shard-dir f5.xml.gz.shards --shards 5
+expect "shard: ... and under a .zst name" 2 "says zstd, but the shards' parts are gzip"
+
 # ---- usage and template errors ----------------------------------------------
 run "$SF" render --db jobs.db -t rss "${P[@]}" --query "$Q" -o u.xml --shard 2/4
 expect "shard: --shard without --shard-key is a usage error" 2 "needs --shard-key"
@@ -277,6 +308,21 @@ if [ "$rc" = 7 ] && grep -q "is not the part its manifest describes" "$T/err" &&
     pass "shard: a damaged part of a split shard is refused (exit 7): the published set stays whole"
 else fail "shard: a damaged split part" "exit $rc; $(head -c 300 "$T/err")"; fi
 cp p2.keep "sm/sitemap.xml.shards/$p2"
+run "$SF" publish -t rss -o sm/sitemap.xml --shards 3 --base-url https://shop.example/maps --index sitemap-index
+expect "shard: split shards published with another -t are refused (exit 7)" 7 "another template"
+# More shards than products: the empty shards' parts are left out.
+mkdir sm5
+SQ3="SELECT p.id, p.link AS loc, p.updated_at AS lastmod FROM products p WHERE p.id <= 3 ORDER BY p.id"
+for k in 1 2 3 4 5; do
+    "$SF" render --db jobs.db -t sitemap --query "$SQ3" -o sm5/sitemap.xml --shard $k/5 --shard-key id -q
+done
+"$SF" publish -t sitemap -o sm5/sitemap.xml --shards 5 --base-url https://shop.example/maps -q
+bad=""
+for f in $(parts_of sm5/sitemap.xml); do
+    zcat "sm5/$f" | xmllint --noout --schema "$HERE/data/schemas/sitemap.xsd" - 2>/dev/null || bad="$bad $f"
+done
+ok "shard: 5 shards over 3 URLs: 3 parts, each a valid sitemap (empty shards left out)" \
+    test "$(parts_of sm5/sitemap.xml | wc -l)" = 3 -a -z "$bad"
 run "$SF" publish -t sitemap -o sm/sitemap.xml --shards 3
 expect "shard: a sitemap's index needs --base-url (exit 2)" 2 "give --base-url"
 run "$SF" publish -t sitemap -o sm/sitemap.xml --shards 3 --no-defaults

@@ -768,7 +768,7 @@ static PyObject *py_publish(PyObject *self, PyObject *args)
         }
     }
     Py_BEGIN_ALLOW_THREADS
-    st = iname ? sf_render_publish_shard_parts(r, itpl, dir, shards, parts, index, base_url)
+    st = iname ? sf_render_publish_shard_parts(r, tpl, itpl, dir, shards, parts, index, base_url)
                : sf_render_publish_shards(r, tpl, dir, shards, path);
     Py_END_ALLOW_THREADS
     if (st != SF_OK)

@@ -772,6 +772,13 @@ sf_status sf_feed_loop(sf_render *r)
             memcpy(r->shard_lastmod, f->cur_max.data, f->cur_max.len);
             r->shard_lastmod[f->cur_max.len] = '\0';
         }
+        /* A shard's unique values go in its manifest's company: publish
+         * checks them across the shards (shard.c). */
+        if ((f->body_only || f->shard_parts) && f->checker &&
+            sf_tpl_rules_unique_count(f->tpl)) {
+            r->shard_checker = f->checker;
+            f->checker = NULL;
+        }
     }
     return SF_OK;
 }

@@ -138,6 +138,7 @@ struct sf_render {
     char *shard_lastmod;
     char *lastmod_column;
     char *shard_run; /* "shard_run": the run every shard and publish name ("": none) */
+    sf_tpl_checker *shard_checker; /* a shard's unique sets, for its manifest */
 };
 
 /* render.c: the value each of src's parameters is bound to for a query over

@@ -82,6 +82,8 @@ void sf_shard_release(sf_render *r)
     sf_dealloc(cs, r->shard_lastmod);
     sf_dealloc(cs, r->lastmod_column);
     sf_dealloc(cs, r->shard_run);
+    sf_tpl_checker_free(r->shard_checker);
+    r->shard_checker = NULL;
     r->shard = NULL;
     r->shard_lastmod = r->lastmod_column = r->shard_run = NULL;
 }
@@ -108,6 +110,22 @@ sf_status sf_shard_begin(sf_render *r)
                        "cannot be checked and joined)");
     if (r->reject)
         return sf_fail(&r->err, SF_ERR_ARG, "a sharded render keeps no reject log");
+    const char *tname = f->tpl->units[0].label ? f->tpl->units[0].label : f->tpl->units[0].name;
+    /* A 'unique' rule: each shard checks its rows, publish the shards
+     * against each other. Which row --on-invalid skip would leave out
+     * depends on the rows before it, in other shards: not shardable. */
+    if (sf_tpl_rules_unique_count(f->tpl) && r->skip_invalid)
+        return sf_fail(&r->err, SF_ERR_TEMPLATE,
+                       "%s: a 'unique' rule (sqlfeed-check) with on_invalid skip cannot be "
+                       "sharded (the row left out would depend on the other shards' rows): "
+                       "--on-invalid fail, or render it in one process",
+                       tname ? tname : "the template");
+    for (size_t i = 0; i < f->tpl->nroot_names; i++)
+        if (!strcmp(f->tpl->root_names[i], FIRST_NAME))
+            return sf_fail(&r->err, SF_ERR_TEMPLATE,
+                           "%s reads {{#first}} (the first row) outside the rows: a sharded "
+                           "feed's head is written by publish, which has no row",
+                           tname ? tname : "the template");
     /* This shard's manifest of an earlier run goes first: should this run
      * fail, publish finds the shard missing instead of joining the earlier
      * run's part (we hold the part's lock: no other run of this shard is
@@ -211,6 +229,60 @@ static void part_max(const sf_feed_out *f, size_t i, const char **s, size_t *n)
     *n = (size_t)(to - from);
 }
 
+/* Publishes `len` bytes as the file `path` (atomically), for a shard's
+ * manifest and its unique values. */
+static sf_status write_file(sf_render *r, const char *path, const void *p, size_t len,
+                            const char *what)
+{
+    sf_output *m = sf_output_create(r->cref.census);
+    sf_status st = m ? SF_OK : SF_ERR_NOMEM;
+    if (st == SF_OK)
+        st = sf_output_set_option(m, "compress", "none");
+    if (st == SF_OK)
+        st = sf_output_open_file(m, path);
+    if (st == SF_OK)
+        st = sf_output_write(m, p, len);
+    if (st == SF_OK)
+        st = sf_output_commit(m);
+    if (st != SF_OK)
+        st = sf_fail(&r->err, st, "the shard's part is published, but not its %s %s: %s", what,
+                     path, m ? sf_output_errmsg(m) : "out of memory");
+    sf_output_free(m);
+    return st;
+}
+
+/* The shard's unique values (one sorted array of hashes per rule) into
+ * K-of-N.unique beside the manifest: "sqlfeed-unique 1 SETS\n", then per
+ * rule "COLUMN COUNT\n" and COUNT 64-bit hashes. *len, *crc for the manifest. */
+static sf_status write_unique(sf_render *r, const char *mpath, size_t *len, uint32_t *crc)
+{
+    sf_feed_out *f = r->outs[0];
+    size_t sets = sf_tpl_rules_unique_count(f->tpl);
+    char path[4096];
+    size_t ml = strlen(mpath);
+    if (ml < 5 || (size_t)snprintf(path, sizeof path, "%.*s.unique", (int)(ml - 5), mpath) >=
+                      sizeof path)
+        return sf_fail(&r->err, SF_ERR_OUTPUT, "the shard's unique values: path too long");
+    sf_buf b;
+    sf_buf_init(&b, r->cref.census, SF_MEM_RENDER);
+    int bad = appendf(&b, "sqlfeed-unique 1 %zu\n", sets);
+    for (size_t i = 0; !bad && i < sets; i++) {
+        const uint64_t *h;
+        const char *col;
+        size_t n = sf_tpl_checker_take_unique(r->shard_checker, i, &h, &col);
+        bad = appendf(&b, "%s %zu\n", col, n) || sf_buf_append(&b, h, n * sizeof *h);
+    }
+    if (bad) {
+        sf_buf_free(&b);
+        return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory: the shard's unique values");
+    }
+    *len = b.len;
+    *crc = (uint32_t)crc32_z(0, (const unsigned char *)b.data, b.len);
+    sf_status st = write_file(r, path, b.data, b.len, "unique values");
+    sf_buf_free(&b);
+    return st;
+}
+
 sf_status sf_shard_manifest(sf_render *r)
 {
     sf_feed_out *f = r->outs[0];
@@ -221,6 +293,14 @@ sf_status sf_shard_manifest(sf_render *r)
     char path[4096];
     if (!part || manifest_path(part, p->k, p->n, path, sizeof path) != 0)
         return sf_fail(&r->err, SF_ERR_OUTPUT, "the shard's manifest: its path is too long");
+    size_t ulen = 0;
+    uint32_t ucrc = 0;
+    size_t usets = r->shard_checker ? sf_tpl_rules_unique_count(f->tpl) : 0;
+    if (usets) {
+        sf_status us = write_unique(r, path, &ulen, &ucrc);
+        if (us != SF_OK)
+            return us;
+    }
     sf_buf t;
     sf_buf_init(&t, r->cref.census, SF_MEM_RENDER);
     int split = sf_output_is_split(o);
@@ -251,8 +331,9 @@ sf_status sf_shard_manifest(sf_render *r)
           append_str(&t, "snapshot", s->opts.snapshot, strlen(s->opts.snapshot), 0) ||
           append_str(&t, "run", r->shard_run ? r->shard_run : "",
                      r->shard_run ? strlen(r->shard_run) : 0, 0) ||
-          appendf(&t, "\"time\": %lld,\n\"parts\": %zu,\n", (long long)r->when,
-                  split ? nparts : (size_t)1);
+          appendf(&t, "\"time\": %lld,\n\"unique\": %zu,\n\"unique_bytes\": %zu,\n"
+                      "\"unique_crc32\": \"%08x\",\n\"parts\": %zu,\n",
+                  (long long)r->when, usets, ulen, (unsigned)ucrc, split ? nparts : (size_t)1);
     /* A split shard's parts, each its own keys (part_1_name ...). */
     for (size_t i = 0; !bad && split && i < nparts; i++) {
         const char *nm = base_name(sf_output_part_path(o, i)), *mx;
@@ -275,20 +356,7 @@ sf_status sf_shard_manifest(sf_render *r)
         sf_buf_free(&t);
         return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory: the shard's manifest");
     }
-    sf_output *m = sf_output_create(r->cref.census);
-    sf_status st = m ? SF_OK : SF_ERR_NOMEM;
-    if (st == SF_OK)
-        st = sf_output_set_option(m, "compress", "none");
-    if (st == SF_OK)
-        st = sf_output_open_file(m, path);
-    if (st == SF_OK)
-        st = sf_output_write(m, t.data, t.len);
-    if (st == SF_OK)
-        st = sf_output_commit(m);
-    if (st != SF_OK)
-        st = sf_fail(&r->err, st, "the part %s is published, but not its manifest %s: %s", part,
-                     path, m ? sf_output_errmsg(m) : "out of memory");
-    sf_output_free(m);
+    sf_status st = write_file(r, path, t.data, t.len, "manifest");
     sf_buf_free(&t);
     return st;
 }
@@ -301,7 +369,8 @@ typedef struct manifest {
         snapshot[64], run[208];
     const char *bounds; /* into text, blen bytes */
     size_t blen;
-    uint64_t total, rows, bytes, bytes_out;
+    uint64_t total, rows, rows_written, bytes, bytes_out, unique, unique_bytes;
+    char unique_crc[16];
     size_t nparts;
     int level, split;
     long long time;
@@ -347,6 +416,16 @@ static int field(const char *text, const char *key, char *buf, size_t n)
     return 0;
 }
 
+static int field_i64(const char *text, const char *key, int64_t *v)
+{
+    char b[32], *end;
+    if (field(text, key, b, sizeof b) != 0 || (b[0] != '-' && (b[0] < '0' || b[0] > '9')))
+        return -1;
+    errno = 0;
+    *v = (int64_t)strtoll(b, &end, 10);
+    return errno || *end ? -1 : 0;
+}
+
 static int field_u64(const char *text, const char *key, uint64_t *v)
 {
     char b[32], *end;
@@ -385,12 +464,15 @@ static sf_status read_manifest(sf_render *r, int dirfd, const char *dir, unsigne
                        "shard %u of %u is missing: %s/%s: %s (has its render finished?)", k, n,
                        dir, name, strerror(errno));
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || (uint64_t)sb.st_size > MANIFEST_LIMIT) {
+    if (fstat(fd, &sb) != 0) {
         int e = errno;
         close(fd);
-        return sf_fail(&r->err, SF_ERR_REFUSED, "%s/%s: %s", dir, name,
-                       (uint64_t)sb.st_size > MANIFEST_LIMIT ? "larger than 16 MiB: not a manifest"
-                                                             : strerror(e));
+        return sf_fail(&r->err, SF_ERR_OUTPUT, "%s/%s: %s", dir, name, strerror(e));
+    }
+    if ((uint64_t)sb.st_size > MANIFEST_LIMIT) {
+        close(fd);
+        return sf_fail(&r->err, SF_ERR_REFUSED, "%s/%s: larger than 16 MiB: not a manifest", dir,
+                       name);
     }
     size_t size = (size_t)sb.st_size;
     m->text = sf_alloc(r->cref.census, SF_MEM_RENDER, size + 2);
@@ -399,27 +481,31 @@ static sf_status read_manifest(sf_render *r, int dirfd, const char *dir, unsigne
         return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory: a manifest");
     }
     size_t got = 0;
+    int e = 0;
     while (got < size) {
         ssize_t g = read(fd, m->text + got, size - got);
         if (g < 0 && errno == EINTR)
             continue;
+        if (g < 0)
+            e = errno;
         if (g <= 0)
             break;
         got += (size_t)g;
     }
-    int e = errno;
     close(fd);
     if (got != size)
         return sf_fail(&r->err, SF_ERR_OUTPUT, "reading %s/%s: %s", dir, name,
-                       got < size ? "short read" : strerror(e));
+                       e ? strerror(e) : "it ended early (being rewritten?)");
     m->text[got] = '\0';
-    uint64_t shard, shards, time, split, parts;
+    uint64_t shard, shards, split, parts;
+    int64_t time;
     char magic[8], lv[16];
     char *t = m->text;
     int bad = strncmp(t, "{\n", 2) || field(t, MANIFEST_MAGIC, magic, sizeof magic) ||
               strcmp(magic, "1") || field_u64(t, "shard", &shard) ||
               field_u64(t, "shards", &shards) || field(t, "key", m->key, sizeof m->key) ||
               field_u64(t, "total_rows", &m->total) || field_u64(t, "rows", &m->rows) ||
+              field_u64(t, "rows_written", &m->rows_written) ||
               field_u64(t, "split", &split) || field(t, "part", m->part, sizeof m->part) ||
               field_u64(t, "bytes", &m->bytes) || field_u64(t, "bytes_out", &m->bytes_out) ||
               field(t, "crc32", m->crc, sizeof m->crc) ||
@@ -428,8 +514,10 @@ static sf_status read_manifest(sf_render *r, int dirfd, const char *dir, unsigne
               field(t, "query", m->query, sizeof m->query) ||
               field(t, "params", m->params, sizeof m->params) ||
               field(t, "snapshot", m->snapshot, sizeof m->snapshot) ||
-              field(t, "run", m->run, sizeof m->run) ||
-              field_u64(t, "time", &time) || field_u64(t, "parts", &parts) ||
+              field(t, "run", m->run, sizeof m->run) || field_u64(t, "unique", &m->unique) ||
+              field_u64(t, "unique_bytes", &m->unique_bytes) ||
+              field(t, "unique_crc32", m->unique_crc, sizeof m->unique_crc) ||
+              field_i64(t, "time", &time) || field_u64(t, "parts", &parts) ||
               strchr(m->part, '/') || !m->part[0] || split > 1 || parts > MANIFEST_LIMIT ||
               !(m->bounds = field_bounds(t, &m->blen));
     if (bad)
@@ -452,7 +540,7 @@ static sf_status read_manifest(sf_render *r, int dirfd, const char *dir, unsigne
 
 /* One part of a split shard, from its manifest. */
 typedef struct part_info {
-    char name[512], crc[16], lastmod[1024];
+    char name[512], crc[16], lastmod[8192];
     uint64_t rows, bytes, bytes_out;
 } part_info;
 
@@ -646,6 +734,132 @@ static sf_status check_set(sf_render *r, const char *dir, const manifest *ms, un
     return SF_OK;
 }
 
+static int cmp_hash(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The shards' unique values against each other (each shard checked its
+ * own): one value in two shards would be in the feed twice. SF_ERR_INVALID
+ * naming the rule's column and the shards. */
+static sf_status check_unique(sf_render *r, int dirfd, const char *dir, const manifest *ms,
+                              unsigned n)
+{
+    if (!ms[0].unique)
+        return SF_OK;
+    sf_census *cs = r->cref.census;
+    size_t sets = (size_t)ms[0].unique;
+    char **text = sf_calloc(cs, SF_MEM_RENDER, n, sizeof *text);
+    const char **cur = sf_calloc(cs, SF_MEM_RENDER, n, sizeof *cur);
+    sf_status st = text && cur ? SF_OK : sf_fail(&r->err, SF_ERR_NOMEM, "out of memory");
+    /* Each shard's file, whole, its size and CRC-32 its manifest's. */
+    for (unsigned k = 0; st == SF_OK && k < n; k++) {
+        char name[64];
+        snprintf(name, sizeof name, "%u-of-%u.unique", k + 1, n);
+        size_t size = (size_t)ms[k].unique_bytes;
+        int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            st = sf_fail(&r->err, errno == ENOENT ? SF_ERR_REFUSED : SF_ERR_OUTPUT,
+                         "shard %u of %u: its unique values %s/%s: %s", k + 1, n, dir, name,
+                         strerror(errno));
+            break;
+        }
+        if (ms[k].unique != sets || size > MANIFEST_LIMIT * 64 ||
+            !(text[k] = sf_alloc(cs, SF_MEM_RENDER, size + 1))) {
+            close(fd);
+            st = text[k] || ms[k].unique != sets || size > MANIFEST_LIMIT * 64
+                     ? sf_fail(&r->err, SF_ERR_REFUSED, "shard %u of %u: %s/%s is not its "
+                                                        "manifest's", k + 1, n, dir, name)
+                     : sf_fail(&r->err, SF_ERR_NOMEM, "out of memory: unique values");
+            break;
+        }
+        size_t got = 0;
+        while (got < size) {
+            ssize_t g = read(fd, text[k] + got, size - got);
+            if (g < 0 && errno == EINTR)
+                continue;
+            if (g <= 0)
+                break;
+            got += (size_t)g;
+        }
+        char extra;
+        int more = read(fd, &extra, 1) > 0;
+        close(fd);
+        char crc[16];
+        snprintf(crc, sizeof crc, "%08x",
+                 (unsigned)crc32_z(0, (const unsigned char *)text[k], got));
+        text[k][got] = '\0';
+        size_t hl = 0;
+        unsigned long ns = 0;
+        if (got != size || more || strcmp(crc, ms[k].unique_crc) ||
+            sscanf(text[k], "sqlfeed-unique 1 %lu\n%zn", &ns, &hl) != 1 || ns != sets)
+            st = sf_fail(&r->err, SF_ERR_REFUSED,
+                         "shard %u of %u: %s/%s is not the file its manifest describes", k + 1,
+                         n, dir, name);
+        cur[k] = text[k] + hl;
+    }
+    /* Rule by rule: every shard's hashes together, sorted; one twice is a
+     * value in two shards. */
+    for (size_t set = 0; st == SF_OK && set < sets; set++) {
+        size_t total = 0, counts[SF_SHARD_MAX];
+        const char *arr[SF_SHARD_MAX]; /* each shard's hashes: bytes, maybe unaligned */
+        char col[128] = "";
+        for (unsigned k = 0; st == SF_OK && k < n; k++) {
+            const char *p = cur[k], *end = text[k] + ms[k].unique_bytes;
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            char c2[128];
+            size_t cnt = 0;
+            if (!nl || sscanf(p, "%127s %zu", c2, &cnt) != 2 ||
+                (size_t)(end - (nl + 1)) / sizeof(uint64_t) < cnt) {
+                st = sf_fail(&r->err, SF_ERR_REFUSED,
+                             "shard %u of %u: its unique values are damaged", k + 1, n);
+                break;
+            }
+            snprintf(col, sizeof col, "%s", c2);
+            arr[k] = nl + 1;
+            counts[k] = cnt;
+            cur[k] = nl + 1 + cnt * sizeof(uint64_t);
+            total += cnt;
+        }
+        uint64_t *all = st == SF_OK && total ? sf_alloc(cs, SF_MEM_RENDER, total * sizeof *all)
+                                             : NULL;
+        if (st == SF_OK && total && !all)
+            st = sf_fail(&r->err, SF_ERR_NOMEM, "out of memory: unique values");
+        size_t at = 0;
+        for (unsigned k = 0; st == SF_OK && k < n; k++) {
+            memcpy(all + at, arr[k], counts[k] * sizeof *all); /* unaligned-safe copy */
+            at += counts[k];
+        }
+        if (st == SF_OK && total)
+            qsort(all, total, sizeof *all, cmp_hash);
+        for (size_t i = 1; st == SF_OK && i < total; i++) {
+            if (all[i] != all[i - 1])
+                continue;
+            unsigned in[2] = {0, 0}, found = 0;
+            for (unsigned k = 0; found < 2 && k < n; k++)
+                for (size_t j = 0; found < 2 && j < counts[k]; j++) {
+                    uint64_t h;
+                    memcpy(&h, arr[k] + j * sizeof h, sizeof h);
+                    if (h == all[i]) {
+                        in[found++] = k + 1;
+                        break;
+                    }
+                }
+            st = sf_fail(&r->err, SF_ERR_INVALID,
+                         "unique %s: a value is in shards %u and %u of %u (each checked its own "
+                         "rows): the feed would hold it twice",
+                         col, in[0], in[1], n);
+        }
+        sf_dealloc(cs, all);
+    }
+    for (unsigned k = 0; text && k < n; k++)
+        sf_dealloc(cs, text[k]);
+    sf_dealloc(cs, text);
+    sf_dealloc(cs, cur);
+    return st;
+}
+
 /* The manifests of dir, read and checked together: *out (census memory,
  * manifests_free) and the directory, open. */
 static sf_status read_set(sf_render *r, const char *dir, unsigned shards, int *dirfd,
@@ -670,7 +884,9 @@ static sf_status read_set(sf_render *r, const char *dir, unsigned shards, int *d
     sf_status st = SF_OK;
     for (unsigned k = 1; st == SF_OK && k <= shards; k++)
         st = read_manifest(r, *dirfd, dir, k, shards, &ms[k - 1]);
-    return st == SF_OK ? check_set(r, dir, ms, shards) : st;
+    if (st == SF_OK)
+        st = check_set(r, dir, ms, shards);
+    return st == SF_OK ? check_unique(r, *dirfd, dir, ms, shards) : st;
 }
 
 static void manifests_free(sf_render *r, manifest *ms, unsigned n)
@@ -678,6 +894,22 @@ static void manifests_free(sf_render *r, manifest *ms, unsigned n)
     for (unsigned i = 0; ms && i < n; i++)
         manifest_free(r->cref.census, &ms[i]);
     sf_dealloc(r->cref.census, ms);
+}
+
+/* A name that says one codec for bytes of another (f.xml holding gzip, or
+ * f.xml.zst holding gzip) is refused, as render refuses it (SF_ERR_ARG). */
+static sf_status check_name_codec(sf_render *r, const char *name, const char *codec)
+{
+    const sf_stage_type *t = sf_stage_type_by_suffix(name);
+    const char *says = t ? t->name : "none";
+    if (strcmp(says, codec))
+        return sf_fail(&r->err, SF_ERR_ARG,
+                       "'%s' says %s, but the shards' parts are %s: give a name %s", name,
+                       t ? says : "no compression", strcmp(codec, "none") ? codec : "not compressed",
+                       !strcmp(codec, "gzip")   ? "ending in .gz"
+                       : !strcmp(codec, "zstd") ? "ending in .zst"
+                                                : "without .gz or .zst");
+    return SF_OK;
 }
 
 static sf_status publish_start(sf_render *r, const char *dir, unsigned shards)
@@ -720,6 +952,8 @@ sf_status sf_render_publish_shards(sf_render *r, sf_template *tpl, const char *d
     if (st == SF_OK && strcmp(ms[0].tpl, want))
         st = sf_fail(&r->err, SF_ERR_REFUSED,
                      "the shards in %s were rendered with another template than this one", dir);
+    if (st == SF_OK)
+        st = check_name_codec(r, path, ms[0].compress);
     for (unsigned k = 0; st == SF_OK && k < shards; k++)
         st = check_size(r, dirfd, dir, ms[k].part, ms[k].bytes_out, k + 1, shards);
     /* The head and tail, as a one-process render over the total writes
@@ -733,8 +967,11 @@ sf_status sf_render_publish_shards(sf_render *r, sf_template *tpl, const char *d
         st = piece_open(r, &ms[0], "the tail", &tfd, &tail);
     if (st == SF_OK)
         st = sf_render_ready_pieces(r, tpl, head, &f);
+    uint64_t written = 0; /* row_count: the rows written, as a render counts them */
+    for (unsigned k = 0; ms && k < shards; k++)
+        written += ms[k].rows_written;
     if (st == SF_OK)
-        st = sf_feed_head_tail(r, f, head, tail, ms[0].total);
+        st = sf_feed_head_tail(r, f, head, tail, written);
     if (st == SF_OK && (st = sf_output_commit(head)) != SF_OK)
         st = sf_fail_from(&r->err, st, NULL, sf_output_errmsg(head));
     if (st == SF_OK && (st = sf_output_commit(tail)) != SF_OK)
@@ -757,7 +994,7 @@ sf_status sf_render_publish_shards(sf_render *r, sf_template *tpl, const char *d
     if (st == SF_OK && (st = sf_output_commit(out)) != SF_OK)
         st = sf_fail_from(&r->err, st, NULL, sf_output_errmsg(out));
     if (st == SF_OK) {
-        atomic_store_explicit(&r->rows, ms[0].total, memory_order_relaxed);
+        atomic_store_explicit(&r->rows, written, memory_order_relaxed);
         r->executed = r->committed = 1;
     }
     if (out) {
@@ -782,17 +1019,17 @@ sf_status sf_render_publish_shards(sf_render *r, sf_template *tpl, const char *d
     return st;
 }
 
-sf_status sf_render_publish_shard_parts(sf_render *r, sf_template *index_tpl, const char *dir,
-                                        unsigned shards, sf_output *parts, sf_output *index,
-                                        const char *base_url)
+sf_status sf_render_publish_shard_parts(sf_render *r, sf_template *tpl, sf_template *index_tpl,
+                                        const char *dir, unsigned shards, sf_output *parts,
+                                        sf_output *index, const char *base_url)
 {
     if (!r)
         return SF_ERR_ARG;
-    if (!index_tpl || !parts || !index)
+    if (!tpl || !index_tpl || !parts || !index)
         return sf_fail(&r->err, SF_ERR_ARG, "publish needs an index template, the parts and "
                                             "the index");
-    if (!index_tpl->loaded)
-        return sf_fail(&r->err, SF_ERR_STATE, "the index template is not loaded");
+    if (!tpl->loaded || !index_tpl->loaded)
+        return sf_fail(&r->err, SF_ERR_STATE, "the template is not loaded");
     if (!sf_output_is_split(parts) || parts->state != SF_OUT_OPEN || index->state != SF_OUT_OPEN)
         return sf_fail(&r->err, SF_ERR_STATE,
                        "the parts must be opened with sf_output_open_parts(), the index as a "
@@ -815,11 +1052,26 @@ sf_status sf_render_publish_shard_parts(sf_render *r, sf_template *index_tpl, co
                      "the shards in %s are one document each: publish joins them into one "
                      "feed, without an index",
                      dir);
-    /* Every part's size, before anything is written. */
+    char want[24];
+    snprintf(want, sizeof want, "%016llx", (unsigned long long)template_hash(tpl));
+    if (st == SF_OK && strcmp(ms[0].tpl, want))
+        st = sf_fail(&r->err, SF_ERR_REFUSED,
+                     "the shards in %s were rendered with another template than this one", dir);
+    if (st == SF_OK) {
+        char name[4096];
+        /* The parts' pattern, as a name: its suffix says the codec. */
+        const char *pat = sf_output_part_path(parts, 0);
+        snprintf(name, sizeof name, "%s", pat ? pat : "");
+        st = check_name_codec(r, name, ms[0].compress);
+    }
+    /* Every part's size, before anything is written; and whether any has a
+     * row (an empty shard's parts are left out, unless every part is). */
+    uint64_t all_rows = 0;
     for (unsigned k = 0; st == SF_OK && k < shards; k++)
         for (size_t i = 0; st == SF_OK && i < ms[k].nparts; i++)
-            if ((st = read_part(r, dir, &ms[k], i, pi)) == SF_OK)
-                st = check_size(r, dirfd, dir, pi->name, pi->bytes_out, k + 1, shards);
+            if ((st = read_part(r, dir, &ms[k], i, pi)) == SF_OK &&
+                (st = check_size(r, dirfd, dir, pi->name, pi->bytes_out, k + 1, shards)) == SF_OK)
+                all_rows += pi->rows;
     /* The set and its index through the render's own commit: the parts
      * renamed, the index last (the commit point), the earlier run's parts
      * removed after it (docs/sink.md). */
@@ -847,6 +1099,12 @@ sf_status sf_render_publish_shard_parts(sf_render *r, sf_template *index_tpl, co
         for (size_t i = 0; st == SF_OK && i < ms[k].nparts; i++, at++) {
             if ((st = read_part(r, dir, &ms[k], i, pi)) != SF_OK)
                 break;
+            /* An empty part (a shard with no rows) would be a document with
+             * no entry, which a sitemap's schema refuses: left out. */
+            if (pi->rows == 0 && (all_rows > 0 || at > 0)) {
+                at--;
+                continue;
+            }
             if (at && (st = sf_output_next_part(parts)) != SF_OK) {
                 st = sf_fail_from(&r->err, st, NULL, sf_output_errmsg(parts));
                 break;

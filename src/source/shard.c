@@ -94,6 +94,7 @@ typedef struct plan_ud {
     const char *bad;  /* a value that is not an integer */
     char badbuf[64];
     int order;        /* tiles out of order */
+    int unordered;    /* keys that the database orders otherwise than as integers */
 } plan_ud;
 
 static int parse_i64(const char *v, int64_t *out)
@@ -145,6 +146,13 @@ static int plan_row(void *ud, int ncols, const char *const *v)
         u->order = 1;
         return 1;
     }
+    /* The tiles follow the database's order of the key; the ranges compare
+     * integers. Both agree only when each tile's keys lie above the last
+     * tile's: a text column of digits ('10' < '9') does not. */
+    if (lo > hi || (tile > 1 && lo < p->max_key)) {
+        u->unordered = 1;
+        return 1;
+    }
     if (tile == 1)
         p->min_key = lo;
     else
@@ -178,6 +186,11 @@ sf_status sf_source_shard_plan(sf_source *s, const char *const *values, sf_shard
                        "shard key '%s': '%s' is not an integer; a shard key is an integer "
                        "column, such as the primary key",
                        s->opts.shard_key, u.bad);
+    if (st == SF_ERR_ARG && u.unordered)
+        return sf_fail(&s->err, SF_ERR_SOURCE,
+                       "shard key '%s': the database orders its values otherwise than as "
+                       "integers (a text column of digits?); a shard key is an integer column",
+                       s->opts.shard_key);
     if (st == SF_ERR_ARG && u.order)
         return sf_fail(&s->err, SF_ERR_SOURCE,
                        "shard key '%s': the database numbered its tiles out of order",

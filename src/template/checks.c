@@ -13,6 +13,7 @@
  * accumulates, the values `unique` has seen, is an sf_tpl_checker's: one per
  * output run. docs/checks.md. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "template.h"
@@ -323,6 +324,7 @@ void sf_tpl_rules_free(sf_template *t)
 }
 
 size_t sf_tpl_rules_count(const sf_template *t) { return t->rules ? t->rules->n : 0; }
+size_t sf_tpl_rules_unique_count(const sf_template *t) { return t->rules ? t->rules->nunique : 0; }
 size_t sf_tpl_rules_column_count(const sf_template *t) { return t->rules ? t->rules->ncols : 0; }
 const char *sf_tpl_rules_column(const sf_template *t, size_t i)
 {
@@ -425,6 +427,35 @@ void sf_tpl_checker_free(sf_tpl_checker *k)
     sf_dealloc(k->cs, k->pending);
     sf_arena_free(&k->arena);
     sf_dealloc(k->cs, k);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+size_t sf_tpl_checker_take_unique(sf_tpl_checker *k, size_t set, const uint64_t **out,
+                                  const char **column)
+{
+    size_t nu = k->t->rules ? k->t->rules->nunique : 0;
+    *out = NULL;
+    *column = "";
+    if (set >= nu)
+        return 0;
+    for (size_t i = 0; i < k->t->rules->n; i++)
+        if (k->t->rules->r[i].kind == R_UNIQUE && k->t->rules->r[i].set == set)
+            *column = k->t->rules->cols[k->t->rules->r[i].col];
+    uset *u = &k->sets[set];
+    size_t n = 0;
+    for (size_t i = 0; i < u->cap; i++) /* the table becomes a sorted array */
+        if (u->slot[i])
+            u->slot[n++] = u->slot[i];
+    qsort(u->slot, n, sizeof *u->slot, cmp_u64);
+    u->count = n;
+    u->cap = 0; /* no longer a table: uset_has sees nothing */
+    *out = u->slot;
+    return n;
 }
 
 /* FNV-1a over the bytes, then a 64-bit finaliser (splitmix64's) so the low

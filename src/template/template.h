@@ -146,6 +146,7 @@ void sf_tpl_rules_free(sf_template *t);
  * Evaluation asks for a column by this index (and name), so a caller maps
  * the names to its columns once per run. */
 size_t sf_tpl_rules_count(const sf_template *t); /* rules (0: the template has none) */
+size_t sf_tpl_rules_unique_count(const sf_template *t); /* its `unique` rules */
 size_t sf_tpl_rules_column_count(const sf_template *t);
 const char *sf_tpl_rules_column(const sf_template *t, size_t i);
 /* Checks, with the render's other names, that every rule's column is one
@@ -168,6 +169,10 @@ typedef struct sf_tpl_verdict {
     char where[512];  /* the rule's file:line:col */
 } sf_tpl_verdict;
 sf_tpl_checker *sf_tpl_checker_create(sf_census *cs, const sf_template *t); /* NULL: no memory */
+/* After the rows (a shard's render): unique rule `set`'s value hashes,
+ * sorted, and the column it names; the checker checks no more rows. */
+size_t sf_tpl_checker_take_unique(sf_tpl_checker *k, size_t set, const uint64_t **out,
+                                  const char **column);
 void sf_tpl_checker_free(sf_tpl_checker *k);
 /* Checks one row against every rule, in the order written: SF_OK when it
  * passes, SF_ERR_INVALID with *v the first failing rule's column, reason
