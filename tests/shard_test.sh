@@ -229,6 +229,15 @@ expect "shard: publishing gzip parts under a plain name is refused (exit 2)" 2 "
 run "$SF" publish -t rss "${P[@]}" -o wrong.xml.zst --shard-dir f5.xml.gz.shards --shards 5
 expect "shard: ... and under a .zst name" 2 "says zstd, but the shards' parts are gzip"
 
+# A query ending in '; -- comment' or '/* */'; the key named in another case.
+QC="SELECT j.id, j.reference, j.title, j.url, j.category, j.description, j.posted_at
+    FROM jobs j WHERE j.site = :site ORDER BY j.id; -- the feed's rows"
+sharded jobs.db fc.xml 2 ID "$QC"
+if [ "$rc" = 0 ] && same_doc fc.xml one.xml; then pass "shard: a query ending in '; -- comment', the key as ID: the same feed"
+else fail "shard: trailing comment" "exit $rc, $(head -c 300 "$T/err")"; fi
+run "$SF" render --db jobs.db -t rss "${P[@]}" --param unused=1 --query "$Q" -o u.xml --shard 1/2 --shard-key id
+expect "shard: an unused --param fails before the plan (exit 3)" 3 "parameter 'unused' is read by neither"
+
 # ---- usage and template errors ----------------------------------------------
 run "$SF" render --db jobs.db -t rss "${P[@]}" --query "$Q" -o u.xml --shard 2/4
 expect "shard: --shard without --shard-key is a usage error" 2 "needs --shard-key"
@@ -351,6 +360,10 @@ for url in "$PG" $MY; do
     sharded "$url" s.xml.gz 3
     if [ "$rc" = 0 ] && same_doc s.xml.gz one.xml.gz; then pass "shard: $kind: 3 shards joined = SQLite's one-process render"
     else fail "shard: $kind: 3 shards" "exit $rc, $(head -c 300 "$T/err")"; fi
+    rm -rf sc.xml sc.xml.shards
+    sharded "$url" sc.xml 2 id "$QC"
+    if [ "$rc" = 0 ] && same_doc sc.xml one.xml; then pass "shard: $kind: a query ending in '; -- comment'"
+    else fail "shard: $kind: trailing comment" "exit $rc, $(head -c 300 "$T/err")"; fi
 done
 mkdir pgsm
 for k in 1 2; do

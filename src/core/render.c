@@ -692,6 +692,9 @@ static sf_status prepare(sf_render *r)
     }
     if ((st = check_params_used(r)) != SF_OK)
         return st;
+    /* A shard's plan reads the whole query: once every name is checked. */
+    if (r->src->opts.shard_n && (st = sf_shard_begin(r)) != SF_OK)
+        return st;
     for (size_t i = 0; i < r->nouts; i++) {
         sf_feed_out *f = r->outs[i];
         if (f->is_index && !sf_output_is_split(f->parts->out))
@@ -786,8 +789,6 @@ sf_status sf_render_execute(sf_render *r, sf_source *src)
     if (!r->when_set)
         r->when = (int64_t)time(NULL);
     sf_status st = format_builtins(r);
-    if (st == SF_OK && src->opts.shard_n)
-        st = sf_shard_begin(r);
     if (st == SF_OK && (st = prepare(r)) == SF_OK) {
         for (size_t i = 0; i < r->nouts; i++) /* a write blocked on a stalled reader stops too */
             atomic_store(&r->outs[i]->out->cancel, &r->cancel);

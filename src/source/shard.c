@@ -47,6 +47,56 @@ static void quoted_key(const sf_source *s, char *buf, size_t n)
 }
 
 static int append(sf_buf *b, const char *text) { return sf_buf_append(b, text, strlen(text)); }
+static int is_sqlite(const sf_source *s) { return s->vt && !strcmp(s->vt->name, "sqlite"); }
+static int is_pg(const sf_source *s) { return s->vt && !strcmp(s->vt->name, "postgresql"); }
+
+/* The length of sql up to its last token: what follows (blanks, ';',
+ * comments) would end the subquery early or comment out its ')'. Strings
+ * '...' ("''" inside), identifiers "..." and `...`, comments -- (and # on
+ * MariaDB) and block comments are skipped whole; an unterminated one keeps
+ * the text as it is (the server then says what is wrong). */
+static size_t query_end(const char *sql, int mysql)
+{
+    size_t end = 0;
+    for (const char *p = sql; *p;) {
+        char c = *p;
+        if (c == '\'' || c == '"' || c == '`') {
+            const char *q = p + 1;
+            for (;;) {
+                if (!*q)
+                    return strlen(sql);
+                if (mysql && *q == '\\' && q[1]) {
+                    q += 2;
+                    continue;
+                }
+                if (*q == c && q[1] == c) {
+                    q += 2;
+                    continue;
+                }
+                if (*q == c)
+                    break;
+                q++;
+            }
+            p = q + 1;
+            end = (size_t)(p - sql);
+        } else if ((c == '-' && p[1] == '-') || (mysql && c == '#')) {
+            while (*p && *p != '\n')
+                p++;
+        } else if (c == '/' && p[1] == '*') {
+            const char *q = strstr(p + 2, "*/");
+            if (!q)
+                return strlen(sql);
+            p = q + 2;
+        } else {
+            if (!strchr(" \t\r\n\f\v;", c))
+                end = (size_t)(p - sql) + 1;
+            p++;
+        }
+    }
+    return end;
+}
+
+size_t sf_source_query_end(const sf_source *s, const char *sql) { return query_end(sql, is_mysql(s)); }
 
 sf_status sf_source_shard_sql(sf_source *s, const char *sql, sf_buf *out)
 {
@@ -67,15 +117,18 @@ sf_status sf_source_shard_sql(sf_source *s, const char *sql, sf_buf *out)
                  "%s >= CAST(:" SF_SHARD_PARAM_LO " AS %s) AND %s < CAST(:" SF_SHARD_PARAM_HI
                  " AS %s)",
                  key, cast, key, cast);
-    snprintf(tail, sizeof tail,
-             "\n) AS sqlfeed_shard WHERE CAST(:" SF_SHARD_PARAM_ALL " AS %s) = 1 OR (%s)"
-             " ORDER BY CASE WHEN %s IS NULL THEN 0 ELSE 1 END, %s",
-             cast, cond, key, key);
-    /* The query's own end: blanks and ';' would end the subquery early (a
-     * trailing line comment is ended by the newline before ')'). */
-    size_t len = strlen(sql);
-    while (len && strchr(" \t\r\n\f\v;", sql[len - 1]))
-        len--;
+    /* NULLs first: SQLite and MariaDB sort them so, PostgreSQL is told. The
+     * every-row switch for the plan: SQLite's plan runs over the query as
+     * given instead (shard_base), its planner keeping the key's index. */
+    const char *nulls = is_pg(s) ? " NULLS FIRST" : "";
+    if (is_sqlite(s))
+        snprintf(tail, sizeof tail, "\n) AS sqlfeed_shard WHERE %s ORDER BY %s", cond, key);
+    else
+        snprintf(tail, sizeof tail,
+                 "\n) AS sqlfeed_shard WHERE CAST(:" SF_SHARD_PARAM_ALL " AS %s) = 1 OR (%s)"
+                 " ORDER BY %s%s",
+                 cast, cond, key, nulls);
+    size_t len = sf_source_query_end(s, sql);
     sf_buf_init(out, cs, SF_MEM_SOURCE);
     if (append(out, "SELECT * FROM (\n") || sf_buf_append(out, sql, len) || append(out, tail) ||
         sf_buf_append(out, "", 1)) {

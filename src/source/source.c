@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -153,6 +154,8 @@ static void clear_query(sf_source *s)
     s->colnames = s->paramnames = NULL;
     s->ncols = s->nparams = 0;
     s->prepared = 0;
+    sf_dealloc(cs, s->shard_base);
+    s->shard_base = NULL;
 }
 
 void sf_source_free(sf_source *s)
@@ -238,6 +241,12 @@ sf_status sf_source_prepare(sf_source *s, const char *sql)
     s->sql_hash = h;
     sf_buf wrapped = {0};
     if (s->opts.shard_n) {
+        size_t end = sf_source_query_end(s, sql);
+        sf_dealloc(s->cref.census, s->shard_base);
+        if (!(s->shard_base = sf_alloc(s->cref.census, SF_MEM_SOURCE, end + 1)))
+            return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
+        memcpy(s->shard_base, sql, end);
+        s->shard_base[end] = '\0';
         sf_status w = sf_source_shard_sql(s, sql, &wrapped);
         if (w != SF_OK)
             return w;
@@ -248,8 +257,12 @@ sf_status sf_source_prepare(sf_source *s, const char *sql)
         /* Checked by name, not left to the database: SQLite reads a
          * double-quoted name that is no column as a string. */
         int found = 0;
+        /* SQLite's and MariaDB's names are case-insensitive, PostgreSQL's
+         * quoted name (ours) is not. */
+        int exact = !strcmp(s->vt->name, "postgresql");
         for (int i = 0; !found && i < s->ncols; i++)
-            found = !strcmp(s->colnames[i], s->opts.shard_key);
+            found = exact ? !strcmp(s->colnames[i], s->opts.shard_key)
+                          : !strcasecmp(s->colnames[i], s->opts.shard_key);
         if (!found) {
             clear_query(s); /* as a failed prepare leaves it */
             sf_buf_free(&wrapped);
@@ -270,16 +283,13 @@ sf_status sf_source_prepare(sf_source *s, const char *sql)
             snprintf(q[1], sizeof q[1], "'%s'", s->opts.shard_key);
             snprintf(q[2], sizeof q[2], "`%s`", s->opts.shard_key);
             int named = strstr(m, q[0]) || strstr(m, q[1]) || strstr(m, q[2]);
-            if (named)
+            if (named) {
                 sf_fail(&s->err, SF_ERR_NAME,
                         "shard key '%s' is not a column the query returns (give it one, e.g. "
                         "SELECT j.id AS %s, ...): %s",
                         s->opts.shard_key, s->opts.shard_key, m);
-            else
-                sf_fail(&s->err, st, "%s (sharded by '%s': the shard key must be a column the "
-                                     "query returns)", m, s->opts.shard_key);
-            if (named)
                 st = SF_ERR_NAME;
+            }
         }
         sf_buf_free(&wrapped);
     }

@@ -115,6 +115,10 @@ struct sf_source {
     sf_status row_fail; /* next_row's -1: SF_ERR_NOMEM, or SF_OK: SF_ERR_SOURCE */
     sf_prefetch *pf;    /* with opts.prefetch, from the first row on */
     uint64_t sql_hash;  /* FNV-1a of the query as given (a shard's manifest) */
+    /* A sharded source: the query as given, up to its last token, which
+     * SQLite's count and plan run over (its sharded statement has no
+     * every-row switch, which would keep SQLite from the key's index). */
+    char *shard_base;
 };
 
 extern const sf_source_vt sf_source_sqlite;
@@ -176,6 +180,8 @@ void sf_source_secret_free(sf_source *s, char *p);
  * parameters' own ignored), computes the plan; SF_ERR_SOURCE when the key is
  * not an integer. */
 sf_status sf_source_shard_sql(sf_source *s, const char *sql, sf_buf *out);
+/* The length of sql up to its last token (no trailing blanks, ';', comments). */
+size_t sf_source_query_end(const sf_source *s, const char *sql);
 sf_status sf_source_shard_plan(sf_source *s, const char *const *values, sf_shard_plan *p);
 /* Whether a parameter name is one of the shard's own. */
 int sf_source_shard_param(const char *name);

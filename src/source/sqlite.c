@@ -235,7 +235,7 @@ static sf_status sq_query_text(sf_source *s, const char *what, const char *head,
     /* The query's text as given: what follows its last token (blanks, ';')
      * would end the subquery early; a trailing comment ends at the newline
      * the tails start with. */
-    const char *sql0 = sqlite3_sql(q->stmt);
+    const char *sql0 = s->shard_base ? s->shard_base : sqlite3_sql(q->stmt);
     size_t len = strlen(sql0);
     while (len && strchr(" \t\r\n\f\v;", sql0[len - 1]))
         len--;
