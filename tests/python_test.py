@@ -160,6 +160,33 @@ timer.join()
 check("after SIGINT the previous file stays", read(out) == previous)
 check("after SIGINT no temporary file is left", not temps(work), temps(work))
 
+# 4b. Celery's soft time limit: its worker's SIGUSR1 handler raises
+# SoftTimeLimitExceeded in the task; a handler raising any exception does the
+# same here: the render is cancelled, the exception propagates.
+class SoftTimeLimitExceeded(Exception):
+    pass
+
+
+def soft_limit(signum, frame):
+    raise SoftTimeLimitExceeded()
+
+
+old_usr1 = signal.signal(signal.SIGUSR1, soft_limit)
+timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGUSR1))
+timer.start()
+t0 = time.monotonic()
+try:
+    sqlfeed.render(db=db, template="simplyhired", output=out, query=slow)
+    check("a soft time limit (SIGUSR1 raising) cancels the render", False, "the render finished")
+except SoftTimeLimitExceeded:
+    took = time.monotonic() - t0
+    check("a soft time limit (a SIGUSR1 handler raising, as Celery's) cancels the render "
+          "(%.2f s)" % took, took < 3)
+timer.join()
+signal.signal(signal.SIGUSR1, old_usr1)
+check("after the soft time limit the previous file stays", read(out) == previous)
+check("after the soft time limit no temporary file is left", not temps(work), temps(work))
+
 # 5. database_url: a Django DATABASES alias, password in the environment only.
 url, env = sqlfeed.database_url({"ENGINE": "django.db.backends.postgresql", "NAME": "jobs",
                                  "USER": "feed", "PASSWORD": "s3:cr@t/", "HOST": "db.example",
