@@ -879,12 +879,16 @@ static int run_render(render_opts *o, sf_render *r, const char *query)
          (st = sf_source_set_option(src, "sqlite_cache", o->sqlite_cache)) != SF_OK) ||
         (o->shard && ((st = sf_source_set_option(src, "shard", o->shard)) != SF_OK ||
                       (st = sf_source_set_option(src, "shard_key", o->shard_key)) != SF_OK)) ||
-        (o->snapshot && (st = sf_source_set_option(src, "snapshot", o->snapshot)) != SF_OK) ||
-        (o->shard_lastmod &&
+        (o->snapshot && (st = sf_source_set_option(src, "snapshot", o->snapshot)) != SF_OK)) {
+        rc = st == SF_ERR_NOMEM ? (cli_error("out of memory"), EXIT_FAILURE_OTHER)
+                                : cli_usage("render", "%s", sf_source_errmsg(src));
+        goto done;
+    }
+    if ((o->shard_lastmod &&
          (st = sf_render_set_option(r, "shard_lastmod", o->shard_lastmod)) != SF_OK) ||
         (o->run && (st = sf_render_set_option(r, "shard_run", o->run)) != SF_OK)) {
         rc = st == SF_ERR_NOMEM ? (cli_error("out of memory"), EXIT_FAILURE_OTHER)
-                                : cli_usage("render", "%s", sf_source_errmsg(src));
+                                : cli_usage("render", "%s", sf_render_errmsg(r));
         goto done;
     }
     /* A database server's client library keeps the password (from --db,

@@ -636,8 +636,11 @@ SF_API sf_status sf_render_commit(sf_render *r);
  * COLUMN records the largest value of COLUMN in the shard (in each part),
  * "shard_run" ID the build it belongs to (a chord's id): publish refuses
  * shards of different runs, and with its own "shard_run" any other run. A
- * shard's render removes its earlier manifest before it starts, so a shard
- * whose re-render failed is missing, never joined from an earlier run.
+ * shard's render removes its earlier manifest when it executes, so a shard
+ * whose re-render failed is missing, never joined from an earlier run; a
+ * program should also remove DIR/K-of-N.json itself before it opens the
+ * source (the command and the Python package do), so that a failure before
+ * the rows (a database down) leaves the shard missing too.
  * sf_render_commit() publishes the part(s), then the manifest K-of-N.json in
  * the (first) part's directory: rows, bytes, bytes out, CRC-32 (each part's),
  * boundaries, the query's total rows, hashes of the template, query and

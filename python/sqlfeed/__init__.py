@@ -274,6 +274,13 @@ def render(db, template=None, output=None, params=None, query=None, progress=Non
         oo.setdefault("cache", "keep")  # publish reads the part back soon
         output_options = oo
         output = "%s/%d-of-%d.part" % (d, int(k), int(n))
+        # This shard's earlier manifest goes first, as the command does: a
+        # render failing before its rows (a database down) leaves the shard
+        # missing, never an earlier run's part for publish to join.
+        try:
+            os.unlink("%s/%d-of-%d.json" % (d, int(k), int(n)))
+        except FileNotFoundError:
+            pass
         if lastmod is not None or run is not None:
             options = dict(options or {})
             if lastmod is not None:

@@ -775,10 +775,8 @@ sf_status sf_feed_loop(sf_render *r)
         /* A shard's unique values go in its manifest's company: publish
          * checks them across the shards (shard.c). */
         if ((f->body_only || f->shard_parts) && f->checker &&
-            sf_tpl_rules_unique_count(f->tpl)) {
-            r->shard_checker = f->checker;
-            f->checker = NULL;
-        }
+            sf_tpl_rules_unique_count(f->tpl) && (st = sf_shard_take_unique(r, f)) != SF_OK)
+            return st;
     }
     return SF_OK;
 }

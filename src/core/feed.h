@@ -138,7 +138,10 @@ struct sf_render {
     char *shard_lastmod;
     char *lastmod_column;
     char *shard_run; /* "shard_run": the run every shard and publish name ("": none) */
-    sf_tpl_checker *shard_checker; /* a shard's unique sets, for its manifest */
+    /* A shard's unique values, the text of its K-of-N.unique (made when the
+     * rows end, from the checker, which goes with the loop as before). */
+    sf_buf shard_unique;
+    size_t shard_unique_sets;
 };
 
 /* render.c: the value each of src's parameters is bound to for a query over
@@ -151,6 +154,8 @@ sf_status sf_render_query_values(sf_render *r, const sf_source *src, const char 
 sf_status sf_shard_begin(sf_render *r);
 /* The value a shard parameter is bound to (NULL: not one). */
 const char *sf_shard_param_value(const sf_render *r, const char *name);
+/* When a shard's rows end: its unique values, from f's checker. */
+sf_status sf_shard_take_unique(sf_render *r, sf_feed_out *f);
 /* After the part is published: its manifest beside it. */
 sf_status sf_shard_manifest(sf_render *r);
 void sf_shard_release(sf_render *r);

@@ -693,6 +693,11 @@ static sf_status prepare(sf_render *r)
     if ((st = check_params_used(r)) != SF_OK)
         return st;
     /* A shard's plan reads the whole query: once every name is checked. */
+    if (r->src->opts.shard_n && r->lastmod_column && find_column(r->src, r->lastmod_column) < 0)
+        return sf_fail(&r->err, SF_ERR_NAME,
+                       "the shard's largest-value column '%s' (--lastmod) is not a column of "
+                       "the query",
+                       r->lastmod_column);
     if (r->src->opts.shard_n && (st = sf_shard_begin(r)) != SF_OK)
         return st;
     for (size_t i = 0; i < r->nouts; i++) {

@@ -82,8 +82,8 @@ void sf_shard_release(sf_render *r)
     sf_dealloc(cs, r->shard_lastmod);
     sf_dealloc(cs, r->lastmod_column);
     sf_dealloc(cs, r->shard_run);
-    sf_tpl_checker_free(r->shard_checker);
-    r->shard_checker = NULL;
+    sf_buf_free(&r->shard_unique);
+    r->shard_unique_sets = 0;
     r->shard = NULL;
     r->shard_lastmod = r->lastmod_column = r->shard_run = NULL;
 }
@@ -251,36 +251,42 @@ static sf_status write_file(sf_render *r, const char *path, const void *p, size_
     return st;
 }
 
-/* The shard's unique values (one sorted array of hashes per rule) into
- * K-of-N.unique beside the manifest: "sqlfeed-unique 1 SETS\n", then per
- * rule "COLUMN COUNT\n" and COUNT 64-bit hashes. *len, *crc for the manifest. */
+/* The shard's unique values (one sorted array of hashes per rule), the text
+ * of K-of-N.unique: "sqlfeed-unique 1 SETS\n", then per rule "COLUMN
+ * COUNT\n" and COUNT 64-bit hashes. Made when the rows end, in the render's
+ * own memory: the checker (and the template it reads) may be gone by the
+ * commit. */
+sf_status sf_shard_take_unique(sf_render *r, sf_feed_out *f)
+{
+    size_t sets = sf_tpl_rules_unique_count(f->tpl);
+    sf_buf *b = &r->shard_unique;
+    sf_buf_free(b);
+    sf_buf_init(b, r->cref.census, SF_MEM_RENDER);
+    int bad = appendf(b, "sqlfeed-unique 1 %zu\n", sets);
+    for (size_t i = 0; !bad && i < sets; i++) {
+        const uint64_t *h;
+        const char *col;
+        size_t n = sf_tpl_checker_take_unique(f->checker, i, &h, &col);
+        bad = appendf(b, "%s %zu\n", col, n) || (n && sf_buf_append(b, h, n * sizeof *h));
+    }
+    if (bad) {
+        sf_buf_free(b);
+        return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory: the shard's unique values");
+    }
+    r->shard_unique_sets = sets;
+    return SF_OK;
+}
+
 static sf_status write_unique(sf_render *r, const char *mpath, size_t *len, uint32_t *crc)
 {
-    sf_feed_out *f = r->outs[0];
-    size_t sets = sf_tpl_rules_unique_count(f->tpl);
     char path[4096];
     size_t ml = strlen(mpath);
     if (ml < 5 || (size_t)snprintf(path, sizeof path, "%.*s.unique", (int)(ml - 5), mpath) >=
                       sizeof path)
         return sf_fail(&r->err, SF_ERR_OUTPUT, "the shard's unique values: path too long");
-    sf_buf b;
-    sf_buf_init(&b, r->cref.census, SF_MEM_RENDER);
-    int bad = appendf(&b, "sqlfeed-unique 1 %zu\n", sets);
-    for (size_t i = 0; !bad && i < sets; i++) {
-        const uint64_t *h;
-        const char *col;
-        size_t n = sf_tpl_checker_take_unique(r->shard_checker, i, &h, &col);
-        bad = appendf(&b, "%s %zu\n", col, n) || sf_buf_append(&b, h, n * sizeof *h);
-    }
-    if (bad) {
-        sf_buf_free(&b);
-        return sf_fail(&r->err, SF_ERR_NOMEM, "out of memory: the shard's unique values");
-    }
-    *len = b.len;
-    *crc = (uint32_t)crc32_z(0, (const unsigned char *)b.data, b.len);
-    sf_status st = write_file(r, path, b.data, b.len, "unique values");
-    sf_buf_free(&b);
-    return st;
+    *len = r->shard_unique.len;
+    *crc = (uint32_t)crc32_z(0, (const unsigned char *)r->shard_unique.data, r->shard_unique.len);
+    return write_file(r, path, r->shard_unique.data, r->shard_unique.len, "unique values");
 }
 
 sf_status sf_shard_manifest(sf_render *r)
@@ -295,7 +301,7 @@ sf_status sf_shard_manifest(sf_render *r)
         return sf_fail(&r->err, SF_ERR_OUTPUT, "the shard's manifest: its path is too long");
     size_t ulen = 0;
     uint32_t ucrc = 0;
-    size_t usets = r->shard_checker ? sf_tpl_rules_unique_count(f->tpl) : 0;
+    size_t usets = r->shard_unique_sets;
     if (usets) {
         sf_status us = write_unique(r, path, &ulen, &ucrc);
         if (us != SF_OK)
@@ -704,6 +710,7 @@ static sf_status check_set(sf_render *r, const char *dir, const manifest *ms, un
                            : strcmp(a->snapshot, b->snapshot) ? "snapshot"
                            : strcmp(a->run, b->run)           ? "run (--run)"
                            : a->split != b->split             ? "split (parts or one document)"
+                           : a->unique != b->unique           ? "unique rules"
                                                               : NULL;
         if (what)
             return sf_fail(&r->err, SF_ERR_REFUSED,
@@ -827,10 +834,16 @@ static sf_status check_unique(sf_render *r, int dirfd, const char *dir, const ma
         if (st == SF_OK && total && !all)
             st = sf_fail(&r->err, SF_ERR_NOMEM, "out of memory: unique values");
         size_t at = 0;
-        for (unsigned k = 0; st == SF_OK && k < n; k++) {
-            memcpy(all + at, arr[k], counts[k] * sizeof *all); /* unaligned-safe copy */
+        for (unsigned k = 0; st == SF_OK && total && k < n; k++) {
+            if (counts[k])
+                memcpy(all + at, arr[k], counts[k] * sizeof *all); /* unaligned-safe copy */
             at += counts[k];
         }
+        if (st == SF_OK && total > SF_TPL_UNIQUE_MAX)
+            st = sf_fail(&r->err, SF_ERR_INVALID,
+                         "unique %s: more than %u distinct values in all (one process refuses "
+                         "them too)",
+                         col, SF_TPL_UNIQUE_MAX);
         if (st == SF_OK && total)
             qsort(all, total, sizeof *all, cmp_hash);
         for (size_t i = 1; st == SF_OK && i < total; i++) {

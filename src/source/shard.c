@@ -23,6 +23,7 @@
  * are then read with sf_shard_all = 0 and the shard's two boundaries bound
  * as parameters (the server plans with the values: the range reaches an
  * index). The cast is spelled per backend (MariaDB: SIGNED). */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,53 +51,90 @@ static int append(sf_buf *b, const char *text) { return sf_buf_append(b, text, s
 static int is_sqlite(const sf_source *s) { return s->vt && !strcmp(s->vt->name, "sqlite"); }
 static int is_pg(const sf_source *s) { return s->vt && !strcmp(s->vt->name, "postgresql"); }
 
-/* The length of sql up to its last token: what follows (blanks, ';',
- * comments) would end the subquery early or comment out its ')'. Strings
- * '...' ("''" inside), identifiers "..." and `...`, comments -- (and # on
- * MariaDB) and block comments are skipped whole; an unterminated one keeps
- * the text as it is (the server then says what is wrong). */
-static size_t query_end(const char *sql, int mysql)
+/* The length of sql up to its last token: a trailing ';' (and the blanks
+ * and line comments after it) would end the subquery early or comment out
+ * its ')'. Skipped whole: strings '...' ('' inside; with backslash escapes on
+ * MariaDB, and in PostgreSQL's E'...'), quoted names "..." and `...` (and
+ * SQLite's [...]), PostgreSQL's $tag$...$tag$, line comments (-- , and # on
+ * MariaDB, where -- needs a blank after it) and block comments, except
+ * MariaDB's executable ones ("/" "*!" ... "*" "/"), which run: they count as
+ * a token. Anything unterminated keeps the text whole: the server then says
+ * what is wrong. */
+static size_t query_end(const char *sql, const char *backend)
 {
+    int my = !strcmp(backend, "mysql"), pg = !strcmp(backend, "postgresql"),
+        lite = !strcmp(backend, "sqlite");
     size_t end = 0;
-    for (const char *p = sql; *p;) {
+    const char *p = sql;
+    while (*p) {
         char c = *p;
-        if (c == '\'' || c == '"' || c == '`') {
-            const char *q = p + 1;
-            for (;;) {
+        const char *q = NULL;
+        if (c == '\'' || c == '"' || c == '`' || (lite && c == '[')) {
+            char close = c == '[' ? ']' : c;
+            int esc = c == '\'' && (my || (pg && p > sql && (p[-1] == 'E' || p[-1] == 'e')));
+            for (q = p + 1;; q++) {
                 if (!*q)
                     return strlen(sql);
-                if (mysql && *q == '\\' && q[1]) {
-                    q += 2;
+                if (esc && *q == '\\' && q[1]) {
+                    q++;
                     continue;
                 }
-                if (*q == c && q[1] == c) {
-                    q += 2;
+                if (*q == close && close != ']' && q[1] == close) {
+                    q++;
                     continue;
                 }
-                if (*q == c)
+                if (*q == close)
                     break;
-                q++;
             }
-            p = q + 1;
-            end = (size_t)(p - sql);
-        } else if ((c == '-' && p[1] == '-') || (mysql && c == '#')) {
+            q++;
+        } else if (pg && c == '$' && (p == sql || !(isalnum((unsigned char)p[-1]) || p[-1] == '_'))) {
+            const char *t = p + 1;
+            while (isalnum((unsigned char)*t) || *t == '_')
+                t++;
+            if (*t == '$' && !(t > p + 1 && isdigit((unsigned char)p[1]))) {
+                size_t tl = (size_t)(t - p + 1);
+                char tag[72];
+                if (tl < sizeof tag) {
+                    memcpy(tag, p, tl);
+                    tag[tl] = '\0';
+                    const char *e = strstr(t + 1, tag);
+                    if (!e)
+                        return strlen(sql);
+                    q = e + tl;
+                }
+            }
+        } else if ((c == '-' && p[1] == '-' && (!my || !p[2] || isspace((unsigned char)p[2]) ||
+                                               (unsigned char)p[2] < 0x20)) ||
+                   (my && c == '#')) {
             while (*p && *p != '\n')
                 p++;
+            continue;
         } else if (c == '/' && p[1] == '*') {
-            const char *q = strstr(p + 2, "*/");
-            if (!q)
+            const char *e = strstr(p + 2, "*/");
+            if (!e)
                 return strlen(sql);
-            p = q + 2;
-        } else {
-            if (!strchr(" \t\r\n\f\v;", c))
-                end = (size_t)(p - sql) + 1;
-            p++;
+            if (!(my && p[2] == '!')) { /* a comment: not a token */
+                p = e + 2;
+                continue;
+            }
+            q = e + 2;
         }
+        if (q) {
+            p = q;
+            end = (size_t)(p - sql);
+            continue;
+        }
+        if (!strchr(" \t\r\n\f\v;", c))
+            end = (size_t)(p - sql) + 1;
+        p++;
     }
     return end;
 }
 
-size_t sf_source_query_end(const sf_source *s, const char *sql) { return query_end(sql, is_mysql(s)); }
+size_t sf_source_query_end(const sf_source *s, const char *sql)
+{
+    return query_end(sql, s->vt ? s->vt->name : "");
+}
 
 sf_status sf_source_shard_sql(sf_source *s, const char *sql, sf_buf *out)
 {
@@ -148,6 +186,7 @@ typedef struct plan_ud {
     char badbuf[64];
     int order;        /* tiles out of order */
     int unordered;    /* keys that the database orders otherwise than as integers */
+    int notint;       /* SQLite: keys stored as text or real */
 } plan_ud;
 
 static int parse_i64(const char *v, int64_t *out)
@@ -178,9 +217,15 @@ static int plan_row(void *ud, int ncols, const char *const *v)
     plan_ud *u = ud;
     sf_shard_plan *p = u->p;
     uint64_t tile, rows;
-    if (ncols != 4 || parse_u64(v[0], &tile) != 0 || parse_u64(v[1], &rows) != 0) {
+    uint64_t notint = 0;
+    if (ncols != 5 || parse_u64(v[0], &tile) != 0 || parse_u64(v[1], &rows) != 0 ||
+        parse_u64(v[4] ? v[4] : "0", &notint) != 0) {
         snprintf(u->badbuf, sizeof u->badbuf, "%s", v[0] ? v[0] : "NULL");
         u->bad = u->badbuf;
+        return 1;
+    }
+    if (notint) { /* SQLite: keys stored as text or real, which sort otherwise */
+        u->notint = 1;
         return 1;
     }
     p->total += rows;
@@ -225,11 +270,16 @@ sf_status sf_source_shard_plan(sf_source *s, const char *const *values, sf_shard
     p->n = n;
     char key[80], head[1024];
     quoted_key(s, key, sizeof key);
+    /* The fifth column: keys SQLite stores as text or real ('10' sorts
+     * before '9'), which its dynamic types let an integer-looking column
+     * hold; 0 elsewhere (PostgreSQL refuses to compare text with the
+     * boundaries; MariaDB's types are the column's). */
+    const char *notint = is_sqlite(s) ? "sum(typeof(sf_k) NOT IN ('integer', 'null'))" : "0";
     snprintf(head, sizeof head,
-             "SELECT sf_t, count(*), min(sf_k), max(sf_k) FROM (SELECT sf_k, CASE WHEN sf_k IS "
+             "SELECT sf_t, count(*), min(sf_k), max(sf_k), %s FROM (SELECT sf_k, CASE WHEN sf_k IS "
              "NULL THEN 0 ELSE ntile(%u) OVER (PARTITION BY CASE WHEN sf_k IS NULL THEN 0 ELSE 1 "
              "END ORDER BY sf_k) END AS sf_t FROM (SELECT %s AS sf_k FROM (\n",
-             n, key);
+             notint, n, key);
     static const char tail[] =
         "\n) AS sqlfeed_w) AS sqlfeed_a) AS sqlfeed_b GROUP BY sf_t ORDER BY sf_t";
     plan_ud u = {.s = s, .p = p};
@@ -239,6 +289,11 @@ sf_status sf_source_shard_plan(sf_source *s, const char *const *values, sf_shard
                        "shard key '%s': '%s' is not an integer; a shard key is an integer "
                        "column, such as the primary key",
                        s->opts.shard_key, u.bad);
+    if (st == SF_ERR_ARG && u.notint)
+        return sf_fail(&s->err, SF_ERR_SOURCE,
+                       "shard key '%s' holds values that are not integers (stored as text or "
+                       "real); a shard key is an integer column, such as the primary key",
+                       s->opts.shard_key);
     if (st == SF_ERR_ARG && u.unordered)
         return sf_fail(&s->err, SF_ERR_SOURCE,
                        "shard key '%s': the database orders its values otherwise than as "

@@ -451,7 +451,8 @@ size_t sf_tpl_checker_take_unique(sf_tpl_checker *k, size_t set, const uint64_t 
     for (size_t i = 0; i < u->cap; i++) /* the table becomes a sorted array */
         if (u->slot[i])
             u->slot[n++] = u->slot[i];
-    qsort(u->slot, n, sizeof *u->slot, cmp_u64);
+    if (n)
+        qsort(u->slot, n, sizeof *u->slot, cmp_u64);
     u->count = n;
     u->cap = 0; /* no longer a table: uset_has sees nothing */
     *out = u->slot;
