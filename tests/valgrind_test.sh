@@ -56,6 +56,12 @@ vg "shard 1/2 (.gz)" 0 "$B/sqlfeed" render --db "$T/v.db" --template simplyhired
 vg "shard 2/2 (.gz), --lastmod" 0 "$B/sqlfeed" render --db "$T/v.db" --template simplyhired \
     -o "$T/s.xml.gz" --shard 2/2 --shard-key id --lastmod posted_at -q
 vg "publish 2 shards" 0 "$B/sqlfeed" publish --template simplyhired -o "$T/s.xml.gz" --shards 2 -q
+printf '{{! sqlfeed-check: unique v }}<r>{{#rows}}<v>{{v}}</v>{{/rows}}</r>\n' > "$T/u.mustache"
+vg "shard with a unique rule (its values kept past the template)" 0 "$B/sqlfeed" render \
+    --db "$T/v.db" --template "$T/u.mustache" --query "SELECT id, reference AS v FROM jobs" \
+    -o "$T/u.xml" --shard 1/1 --shard-key id -q
+vg "publish checking unique values" 0 "$B/sqlfeed" publish --template "$T/u.mustache" \
+    -o "$T/u.xml" --shards 1 -q
 vg "publish refused (a missing shard)" 7 "$B/sqlfeed" publish --template simplyhired \
     -o "$T/s.xml.gz" --shards 3 -q
 vg "demo-db" 0 "$B/sqlfeed" demo-db --rows 50 -o "$T/d.db"
