@@ -33,6 +33,10 @@ int cmd_snapshot(int argc, char **argv); /* cli/shards.c */
 /* Loads --template NAME|FILE (cli/render.c); *query: its own query when
  * query_path is given (malloc'd, or NULL). An exit status, printed. */
 int cli_load_template(sf_template *tpl, const char *arg, const char *query_path, char **query);
+/* --param NAME=VALUE into r (cmd names the command in a usage error), and
+ * SOURCE_DATE_EPOCH as r's time: exit statuses, printed. */
+int cli_set_param(sf_render *r, char *arg, const char *cmd);
+int cli_source_date_epoch(sf_render *r);
 /* The file --template ARG names, or NULL for a built-in. */
 const char *cli_template_file(const char *arg);
 

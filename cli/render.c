@@ -332,6 +332,37 @@ static char *template_query_path(const char *file, const char *backend, int *nom
  * template_query_path; NULL: none wanted) when it exists. Returns an exit
  * status: one rule for a name that is neither a built-in nor a readable
  * file, whichever it looks like: exit 2. */
+int cli_set_param(sf_render *r, char *arg, const char *cmd)
+{
+    char *eq = strchr(arg, '=');
+    if (!eq)
+        return cli_usage(cmd, "--param needs NAME=VALUE, got '%s'", arg);
+    *eq = '\0';
+    sf_status st = sf_render_set_param(r, arg, eq + 1);
+    *eq = '=';
+    if (st == SF_ERR_NOMEM) {
+        cli_error("--param: %s", sf_render_errmsg(r));
+        return EXIT_FAILURE_OTHER;
+    }
+    return st == SF_OK ? EXIT_OK : cli_usage(cmd, "--param: %s", sf_render_errmsg(r));
+}
+
+int cli_source_date_epoch(sf_render *r)
+{
+    const char *sde = getenv("SOURCE_DATE_EPOCH");
+    if (!sde || !*sde)
+        return EXIT_OK;
+    char *end;
+    errno = 0;
+    long long t = strtoll(sde, &end, 10);
+    if (errno || *end || t < 0 || t > 253402300799LL) { /* 9999-12-31T23:59:59Z */
+        cli_error("SOURCE_DATE_EPOCH must be seconds since 1970 (up to year 9999), got '%s'", sde);
+        return EXIT_USAGE;
+    }
+    sf_render_set_time(r, (int64_t)t);
+    return EXIT_OK;
+}
+
 int cli_load_template(sf_template *tpl, const char *arg, const char *query_path, char **query)
 {
     sf_status st;
@@ -1625,26 +1656,10 @@ int cmd_render(int argc, char **argv)
             fputs(render_usage, stdout);
             rc = EXIT_OK;
             goto done;
-        case OPT_PARAM: {
-            char *eq = strchr(optarg, '=');
-            if (!eq) {
-                rc = cli_usage("render", "--param needs NAME=VALUE, got '%s'", optarg);
+        case OPT_PARAM:
+            if ((rc = cli_set_param(r, optarg, "render")) != EXIT_OK)
                 goto done;
-            }
-            *eq = '\0';
-            sf_status st = sf_render_set_param(r, optarg, eq + 1);
-            *eq = '=';
-            if (st == SF_ERR_NOMEM) {
-                cli_error("--param: %s", sf_render_errmsg(r));
-                rc = EXIT_FAILURE_OTHER;
-                goto done;
-            }
-            if (st != SF_OK) {
-                rc = cli_usage("render", "--param: %s", sf_render_errmsg(r));
-                goto done;
-            }
             break;
-        }
         case ':':
             rc = cli_usage("render", "option '%s' needs a value", argv[optind - 1]);
             goto done;
@@ -1742,19 +1757,8 @@ int cmd_render(int argc, char **argv)
     parsed = 1;
     if (o.query_file && !(query = read_text_file(o.query_file, "query file", &rc)))
         goto done;
-    const char *sde = getenv("SOURCE_DATE_EPOCH");
-    if (sde && *sde) {
-        char *end;
-        errno = 0;
-        long long t = strtoll(sde, &end, 10);
-        if (errno || *end || t < 0 || t > 253402300799LL) { /* 9999-12-31T23:59:59Z */
-            cli_error("SOURCE_DATE_EPOCH must be seconds since 1970 (up to year 9999), got '%s'",
-                      sde);
-            rc = EXIT_USAGE;
-            goto done;
-        }
-        sf_render_set_time(r, (int64_t)t);
-    }
+    if ((rc = cli_source_date_epoch(r)) != EXIT_OK)
+        goto done;
     rc = run_render(&o, r, o.query ? o.query : query);
 done:
     /* --summary-json: also for a failed run, once the options were read

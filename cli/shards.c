@@ -201,22 +201,10 @@ int cmd_publish(int argc, char **argv)
             shards = (unsigned)n;
             break;
         }
-        case OPT_PARAM: {
-            char *eq = strchr(optarg, '=');
-            if (!eq) {
-                rc = cli_usage("publish", "--param needs NAME=VALUE, got '%s'", optarg);
+        case OPT_PARAM:
+            if ((rc = cli_set_param(r, optarg, "publish")) != EXIT_OK)
                 goto done;
-            }
-            *eq = '\0';
-            sf_status st = sf_render_set_param(r, optarg, eq + 1);
-            *eq = '=';
-            if (st != SF_OK) {
-                rc = st == SF_ERR_NOMEM ? (cli_error("out of memory"), EXIT_FAILURE_OTHER)
-                                        : cli_usage("publish", "--param: %s", sf_render_errmsg(r));
-                goto done;
-            }
             break;
-        }
         case ':':
             rc = cli_usage("publish", "option '%s' needs a value", argv[optind - 1]);
             goto done;
@@ -244,18 +232,8 @@ int cmd_publish(int argc, char **argv)
         }
         dir = dirbuf;
     }
-    const char *sde = getenv("SOURCE_DATE_EPOCH");
-    if (sde && *sde) {
-        char *end;
-        errno = 0;
-        long long t = strtoll(sde, &end, 10);
-        if (errno || *end || t < 0 || t > 253402300799LL) {
-            cli_error("SOURCE_DATE_EPOCH must be seconds since 1970 (up to year 9999), got '%s'",
-                      sde);
-            goto done;
-        }
-        sf_render_set_time(r, (int64_t)t);
-    }
+    if ((rc = cli_source_date_epoch(r)) != EXIT_OK)
+        goto done;
     char *q = NULL;
     if ((rc = cli_load_template(tpl, tname, NULL, &q)) != EXIT_OK)
         goto done;

@@ -264,6 +264,34 @@ static int apply_options(PyObject *o, const char *what, sf_render *r, sf_output 
     return 0;
 }
 
+/* Parameters: a mapping of str to str (other values through str()); None or
+ * NULL: none. 0, or -1 with the exception set. */
+static int set_params(sf_render *r, PyObject *params)
+{
+    if (!params || params == Py_None)
+        return 0;
+    if (!PyDict_Check(params)) {
+        PyErr_SetString(PyExc_TypeError, "params must be a dict");
+        return -1;
+    }
+    PyObject *k, *v;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(params, &pos, &k, &v)) {
+        PyObject *ks = PyObject_Str(k), *vs = PyObject_Str(v);
+        const char *kc = ks ? PyUnicode_AsUTF8(ks) : NULL, *vc = vs ? PyUnicode_AsUTF8(vs) : NULL;
+        sf_status st = kc && vc ? sf_render_set_param(r, kc, vc) : SF_OK;
+        Py_XDECREF(ks);
+        Py_XDECREF(vs);
+        if (!kc || !vc)
+            return -1;
+        if (st != SF_OK) {
+            raise_status(st, sf_render_errmsg(r));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static sf_status load_template(sf_template *tpl, const char *name, int file)
 {
     sf_status st;
@@ -427,28 +455,8 @@ static PyObject *py_render(PyObject *self, PyObject *args, PyObject *kw)
         raise_status(st, sf_source_errmsg(src));
         goto done;
     }
-    /* Parameters: a mapping of str to str (other values through str()). */
-    if (params && params != Py_None) {
-        if (!PyDict_Check(params)) {
-            PyErr_SetString(PyExc_TypeError, "params must be a dict");
-            goto done;
-        }
-        PyObject *k, *v;
-        Py_ssize_t pos = 0;
-        while (PyDict_Next(params, &pos, &k, &v)) {
-            PyObject *ks = PyObject_Str(k), *vs = PyObject_Str(v);
-            const char *kc = ks ? PyUnicode_AsUTF8(ks) : NULL, *vc = vs ? PyUnicode_AsUTF8(vs) : NULL;
-            st = kc && vc ? sf_render_set_param(r, kc, vc) : SF_OK;
-            Py_XDECREF(ks);
-            Py_XDECREF(vs);
-            if (!kc || !vc)
-                goto done;
-            if (st != SF_OK) {
-                raise_status(st, sf_render_errmsg(r));
-                goto done;
-            }
-        }
-    }
+    if (set_params(r, params) < 0)
+        goto done;
     if (apply_options(ropts, "options", r, NULL, NULL) < 0 ||
         apply_options(sopts, "source options", NULL, NULL, src) < 0)
         goto done;
@@ -717,27 +725,8 @@ static PyObject *py_publish(PyObject *self, PyObject *args)
         PyErr_NoMemory();
         goto done;
     }
-    if (params != Py_None) {
-        if (!PyDict_Check(params)) {
-            PyErr_SetString(PyExc_TypeError, "params must be a dict");
-            goto done;
-        }
-        PyObject *k, *v;
-        Py_ssize_t pos = 0;
-        while (PyDict_Next(params, &pos, &k, &v)) {
-            PyObject *ks = PyObject_Str(k), *vs = PyObject_Str(v);
-            const char *kc = ks ? PyUnicode_AsUTF8(ks) : NULL, *vc = vs ? PyUnicode_AsUTF8(vs) : NULL;
-            st = kc && vc ? sf_render_set_param(r, kc, vc) : SF_OK;
-            Py_XDECREF(ks);
-            Py_XDECREF(vs);
-            if (!kc || !vc)
-                goto done;
-            if (st != SF_OK) {
-                raise_status(st, sf_render_errmsg(r));
-                goto done;
-            }
-        }
-    }
+    if (set_params(r, params) < 0)
+        goto done;
     if (timeobj != Py_None) {
         long long t = PyLong_AsLongLong(timeobj);
         if (t == -1 && PyErr_Occurred())
