@@ -268,8 +268,18 @@ static sf_status sq_query_text(sf_source *s, const char *what, const char *head,
         if (n > 8)
             n = 8;
         for (int i = 0; i < n; i++) {
+            int type = sqlite3_column_type(st, i);
+            if (type == SQLITE_NULL) {
+                vals[i] = NULL;
+                continue;
+            }
+            if (type == SQLITE_INTEGER) { /* no conversion, nothing allocated */
+                sf_format_i64(text[i], (int64_t)sqlite3_column_int64(st, i));
+                vals[i] = text[i];
+                continue;
+            }
             const unsigned char *t = sqlite3_column_text(st, i);
-            if (!t && sqlite3_column_type(st, i) != SQLITE_NULL) {
+            if (!t) {
                 sqlite3_finalize(st);
                 return sf_fail(&s->err, SF_ERR_NOMEM, "out of memory");
             }
