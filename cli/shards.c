@@ -18,7 +18,8 @@
 static const char publish_usage[] =
     "usage: sqlfeed publish -t TEMPLATE -o FEED --shards N [--shard-dir DIR]\n"
     "                       [--index TEMPLATE --base-url URL [--parts PATTERN]]\n"
-    "                       [--no-defaults] [--run ID] [--param NAME=VALUE]... [--quiet]\n"
+    "                       [--no-defaults] [--run ID] [--min-rows N] [--max-drop PCT]\n"
+    "                       [--param NAME=VALUE]... [--quiet]\n"
     "\n"
     "Joins the parts that `sqlfeed render --shard K/N` wrote into one feed, FEED,\n"
     "published atomically: the head and tail of TEMPLATE (rendered now, row_count\n"
@@ -41,6 +42,10 @@ static const char publish_usage[] =
     "  --parts PATTERN      the parts' names (one %d or %0Nd and one %r); default from\n"
     "                       -o: sitemap.xml -> sitemap-%r-%04d.xml.gz\n"
     "  --no-defaults        the format's defaults (its index) do not apply\n"
+    "  --min-rows N         publish nothing (exit 7) when the shards wrote fewer rows\n"
+    "  --max-drop PCT       publish nothing (exit 7) when they wrote fewer than the\n"
+    "                       previous published feed (its .NAME.sqlfeed.state) by more\n"
+    "                       than PCT percent: the rails render has, for the whole feed\n"
     "  --run ID             only shards rendered with --run ID (every shard must have\n"
     "                       the same run in any case): an earlier build's shard, left\n"
     "                       by a failed re-render, is refused\n"
@@ -126,11 +131,13 @@ static int split_set(cli_output *co, const char *tname, const char *feed, const 
 int cmd_publish(int argc, char **argv)
 {
     enum { OPT_SHARDS = 256, OPT_SHARD_DIR, OPT_PARAM, OPT_INDEX, OPT_BASE_URL, OPT_PARTS,
-           OPT_NO_DEFAULTS, OPT_RUN };
+           OPT_NO_DEFAULTS, OPT_RUN, OPT_MIN_ROWS, OPT_MAX_DROP };
     static const struct option longopts[] = {
         {"base-url", required_argument, NULL, OPT_BASE_URL},
         {"help", no_argument, NULL, 'h'},
         {"index", required_argument, NULL, OPT_INDEX},
+        {"max-drop", required_argument, NULL, OPT_MAX_DROP},
+        {"min-rows", required_argument, NULL, OPT_MIN_ROWS},
         {"no-defaults", no_argument, NULL, OPT_NO_DEFAULTS},
         {"param", required_argument, NULL, OPT_PARAM},
         {"parts", required_argument, NULL, OPT_PARTS},
@@ -168,11 +175,16 @@ int cmd_publish(int argc, char **argv)
         case 'q': quiet = 1; break;
         case OPT_SHARD_DIR: dir = optarg; break;
         case OPT_NO_DEFAULTS: no_defaults = 1; break;
+        case OPT_MIN_ROWS:
+        case OPT_MAX_DROP:
         case OPT_RUN: {
-            sf_status rs = sf_render_set_option(r, "shard_run", optarg);
+            const char *name = c == OPT_RUN ? "shard_run" : c == OPT_MIN_ROWS ? "min_rows"
+                                                                            : "max_drop";
+            sf_status rs = sf_render_set_option(r, name, optarg);
             if (rs != SF_OK) {
                 rc = rs == SF_ERR_NOMEM ? (cli_error("out of memory"), EXIT_FAILURE_OTHER)
-                                        : cli_usage("publish", "--run: %s", sf_render_errmsg(r));
+                                        : cli_usage("publish", "%s: %s", argv[optind - 1],
+                                                    sf_render_errmsg(r));
                 goto done;
             }
             break;

@@ -453,6 +453,14 @@ except sqlfeed.RefusedError as e:
     check("publish without shard 2: RefusedError, status 9, names the shard; the feed stays",
           e.status == 9 and "shard 2 of 3 is missing" in e.message and read(sfeed) == before,
           e.message)
+os.rename(os.path.join(sdir, "moved.json"), os.path.join(sfeed + ".shards", "2-of-3.json"))
+before = read(sfeed)
+try:
+    sqlfeed.publish("simplyhired", sfeed, 3, min_rows=10 ** 6)
+    check("publish(min_rows=...) refuses too few rows", False, "no exception")
+except sqlfeed.RefusedError as e:
+    check("publish(min_rows=...): RefusedError naming both counts; the feed stays",
+          "fewer than the minimum of 1000000" in e.message and read(sfeed) == before, e.message)
 try:
     sqlfeed.render(db=db, template="simplyhired", output=sfeed, shard=(1, 2))
     check("shard without shard_key raises", False, "no exception")

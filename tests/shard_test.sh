@@ -154,6 +154,21 @@ expect "shard: publish --run refuses another build's shards (exit 7)" 7 "of run 
 run "$SF" publish -t rss "${P[@]}" -o rr/f.xml --shards 3
 expect "shard: shards of different runs are refused (exit 7)" 7 "disagree on the run"
 
+# publish's rails: --min-rows, --max-drop against the published feed's record.
+mkdir rl
+for k in 1 2; do "$SF" render --db jobs.db -t rss "${P[@]}" --query "$Q" -o rl/f.xml --shard $k/2 --shard-key id -q; done
+run "$SF" publish -t rss "${P[@]}" -o rl/f.xml --shards 2 --min-rows 100000
+if [ "$rc" = 7 ] && grep -q "fewer than the minimum of 100000" "$T/err" && [ ! -e rl/f.xml ]; then
+    pass "shard: publish --min-rows refuses (exit 7), nothing published"
+else fail "shard: publish --min-rows" "exit $rc; $(head -c 300 "$T/err")"; fi
+"$SF" publish -t rss "${P[@]}" -o rl/f.xml --shards 2 -q
+cp rl/f.xml rl.before
+for k in 1 2; do "$SF" render --db jobs.db -t rss "${P[@]}" --query "$Q5" -o rl/f.xml --shard $k/2 --shard-key id -q; done
+run "$SF" publish -t rss "${P[@]}" -o rl/f.xml --shards 2 --max-drop 10
+if [ "$rc" = 7 ] && grep -q "against [0-9]* in the previous run" "$T/err" && cmp -s rl/f.xml rl.before; then
+    pass "shard: publish --max-drop refuses a feed that fell by more (exit 7), the previous feed stays"
+else fail "shard: publish --max-drop" "exit $rc; $(head -c 300 "$T/err")"; fi
+
 # ---- publish refuses, and the previous feed stays -------------------------
 refused() { # refused NAME REGEX: publish f3.xml; exit 7, message, feed kept
     cp f3.before f3.xml
@@ -339,6 +354,11 @@ ok "shard: 5 shards over 3 URLs: 3 parts, each a valid sitemap (empty shards lef
     test "$(parts_of sm5/sitemap.xml | wc -l)" = 3 -a -z "$bad"
 run "$SF" publish -t sitemap -o sm/sitemap.xml --shards 3
 expect "shard: a sitemap's index needs --base-url (exit 2)" 2 "give --base-url"
+cp sm/sitemap.xml sm.index.rails
+run "$SF" publish -t sitemap -o sm/sitemap.xml --shards 3 --base-url https://shop.example/maps --min-rows 100000
+if [ "$rc" = 7 ] && grep -q "fewer than the minimum of 100000" "$T/err" && cmp -s sm/sitemap.xml sm.index.rails && no_temp sm; then
+    pass "shard: publish --min-rows refuses split shards too (exit 7), the set stays"
+else fail "shard: split --min-rows" "exit $rc; $(head -c 300 "$T/err")"; fi
 run "$SF" publish -t sitemap -o sm/sitemap.xml --shards 3 --no-defaults
 expect "shard: split shards joined as one document are refused (exit 7)" 7 "split into parts"
 run "$SF" publish -t rss "${P[@]}" -o f3.xml --shards 3 --index sitemap-index --base-url https://x.example/

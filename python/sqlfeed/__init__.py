@@ -310,7 +310,7 @@ def _is_template_file(name):
 
 
 def publish(template, output, shards, shard_dir=None, params=None, time=None, index=None,
-            base_url=None, parts=None, run=None):
+            base_url=None, parts=None, run=None, min_rows=None, max_drop=None):
     """Joins the parts of a sharded render (render(shard=(K, N), ...) for K in
     1..N, or `sqlfeed render --shard`) into `output`, published atomically, as
     `sqlfeed publish` does: checks every manifest first and raises RefusedError
@@ -322,17 +322,20 @@ def publish(template, output, shards, shard_dir=None, params=None, time=None, in
     published as one set instead: index= the index template (e.g.
     "sitemap-index"), output the index, base_url the parts' URL prefix, parts
     their pattern (default from output: sitemap.xml -> sitemap-%r-%04d.xml.gz,
-    by the shards' compression)."""
+    by the shards' compression). min_rows and max_drop are render's rails,
+    for the whole feed: RefusedError, the previous feed kept."""
     d = shard_dir if shard_dir is not None else output + ".shards"
     shards = int(shards)
     if not 1 <= shards <= 1024:
         raise ValueError("shards must be from 1 to 1024, got %d" % shards)
     run = None if run is None else str(run)
+    rails = (None if min_rows is None else str(min_rows),
+             None if max_drop is None else str(max_drop))
     if index is None:
         if parts is not None or base_url is not None:
             raise TypeError("parts and base_url go with index= (split shards)")
         return _publish_shards(template, _is_template_file(template), d, shards, output,
-                               params, time, None, False, None, None, run)
+                               params, time, None, False, None, None, run, *rails)
     if parts is None:
         import json
         try:
@@ -345,7 +348,7 @@ def publish(template, output, shards, shard_dir=None, params=None, time=None, in
         raise _usage("base_url '%s' is not an absolute URL" % base_url)
     return _publish_shards(template, _is_template_file(template), d, shards, output,
                            params, time, index, _is_template_file(index), parts,
-                           None if base_url is None else str(base_url), run)
+                           None if base_url is None else str(base_url), run, *rails)
 
 
 class Snapshot:

@@ -700,12 +700,13 @@ static PyObject *py_publish(PyObject *self, PyObject *args)
 {
     (void)self;
     const char *tname, *dir, *path, *iname = NULL, *pattern = NULL, *base_url = NULL,
-               *run = NULL;
+               *run = NULL, *min_rows = NULL, *max_drop = NULL;
     int file, ifile = 0;
     unsigned shards;
     PyObject *params, *timeobj;
-    if (!PyArg_ParseTuple(args, "spsIsOO|zpzzz", &tname, &file, &dir, &shards, &path, &params,
-                          &timeobj, &iname, &ifile, &pattern, &base_url, &run))
+    if (!PyArg_ParseTuple(args, "spsIsOO|zpzzzzz", &tname, &file, &dir, &shards, &path, &params,
+                          &timeobj, &iname, &ifile, &pattern, &base_url, &run, &min_rows,
+                          &max_drop))
         return NULL;
     if (iname && !pattern)
         return PyErr_Format(PyExc_ValueError, "an index needs the parts' pattern");
@@ -733,7 +734,9 @@ static PyObject *py_publish(PyObject *self, PyObject *args)
             goto done;
         sf_render_set_time(r, (int64_t)t);
     }
-    if (run && (st = sf_render_set_option(r, "shard_run", run)) != SF_OK) {
+    if ((run && (st = sf_render_set_option(r, "shard_run", run)) != SF_OK) ||
+        (min_rows && (st = sf_render_set_option(r, "min_rows", min_rows)) != SF_OK) ||
+        (max_drop && (st = sf_render_set_option(r, "max_drop", max_drop)) != SF_OK)) {
         raise_status(st, sf_render_errmsg(r));
         goto done;
     }

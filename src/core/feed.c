@@ -806,32 +806,38 @@ sf_status sf_feed_head_tail(sf_render *r, sf_feed_out *f, sf_output *head, sf_ou
 
 /* The rails count the rows each output wrote (a row skipped by a check is
  * not in it). */
+sf_status sf_feed_rail(sf_render *r, const sf_output *out, uint64_t rows, const char *name)
+{
+    if (r->min_rows_set && rows < r->min_rows)
+        return sf_fail(&r->err, SF_ERR_REFUSED,
+                       "refusing to publish %s: %llu rows, fewer than the minimum of %llu "
+                       "(min_rows); the previous document stays",
+                       name, (unsigned long long)rows, (unsigned long long)r->min_rows);
+    uint64_t prev;
+    if (r->max_drop_set && sf_output_previous_rows(out, &prev) && rows < prev) {
+        double drop = 100.0 * (double)(prev - rows) / (double)prev;
+        if (drop > r->max_drop)
+            return sf_fail(&r->err, SF_ERR_REFUSED,
+                           "refusing to publish %s: %llu rows against %llu in the previous "
+                           "run, a drop of %.1f%%, more than %g%% (max_drop); the previous "
+                           "document stays",
+                           name, (unsigned long long)rows, (unsigned long long)prev, drop,
+                           r->max_drop);
+    }
+    return SF_OK;
+}
+
 static sf_status rails(sf_render *r)
 {
     for (size_t i = 0; i < r->nouts; i++) {
         sf_feed_out *f = r->outs[i];
         if (f->is_index)
             continue;
-        uint64_t rows = f->rows_written;
         char l[256];
-        sf_feed_out *named = f->index ? f->index : f;
-        if (r->min_rows_set && rows < r->min_rows)
-            return sf_fail(&r->err, SF_ERR_REFUSED,
-                           "refusing to publish %s: %llu rows, fewer than the minimum of %llu "
-                           "(min_rows); the previous document stays",
-                           label(named, l, sizeof l), (unsigned long long)rows,
-                           (unsigned long long)r->min_rows);
-        uint64_t prev;
-        if (r->max_drop_set && sf_output_previous_rows(f->out, &prev) && rows < prev) {
-            double drop = 100.0 * (double)(prev - rows) / (double)prev;
-            if (drop > r->max_drop)
-                return sf_fail(&r->err, SF_ERR_REFUSED,
-                               "refusing to publish %s: %llu rows against %llu in the previous "
-                               "run, a drop of %.1f%%, more than %g%% (max_drop); the previous "
-                               "document stays",
-                               label(named, l, sizeof l), (unsigned long long)rows,
-                               (unsigned long long)prev, drop, r->max_drop);
-        }
+        sf_status st = sf_feed_rail(r, f->out, f->rows_written,
+                                    label(f->index ? f->index : f, l, sizeof l));
+        if (st != SF_OK)
+            return st;
     }
     return SF_OK;
 }

@@ -159,6 +159,9 @@ sf_status sf_shard_take_unique(sf_render *r, sf_feed_out *f);
 /* After the part is published: its manifest beside it. */
 sf_status sf_shard_manifest(sf_render *r);
 void sf_shard_release(sf_render *r);
+/* feed.c: the rails (min_rows, max_drop) for `rows` going to `out`, named
+ * `name` in the refusal. */
+sf_status sf_feed_rail(sf_render *r, const sf_output *out, uint64_t rows, const char *name);
 /* feed.c, for publishing shards: a walk's head and tail alone. */
 sf_status sf_feed_head_tail(sf_render *r, sf_feed_out *f, sf_output *head, sf_output *tail,
                             uint64_t rows);

@@ -995,8 +995,15 @@ sf_status sf_render_publish_shards(sf_render *r, sf_template *tpl, const char *d
     if (st == SF_OK && ((st = sf_output_set_option(out, "compress", "none")) != SF_OK ||
                         (st = sf_output_open_file(out, path)) != SF_OK))
         st = sf_fail_from(&r->err, st, NULL, sf_output_errmsg(out));
+    /* The rails, against the feed's previous run (its state record, which
+     * this one's rows then replace). */
     if (st == SF_OK)
+        st = sf_feed_rail(r, out, written, path);
+    if (st == SF_OK) {
+        out->rows = written;
+        sf_output_keep_state(out); /* recorded even when empty */
         atomic_store(&out->cancel, &r->cancel);
+    }
     uint64_t n;
     if (st == SF_OK)
         st = copy_fd(r, hfd, "the head", out, &n, NULL);
@@ -1139,6 +1146,7 @@ sf_status sf_render_publish_shard_parts(sf_render *r, sf_template *tpl, sf_templ
         atomic_store(&parts->cancel, NULL);
     if (st == SF_OK) {
         atomic_store_explicit(&r->rows, total, memory_order_relaxed);
+        pf->rows_written = total; /* the rails (sf_render_commit) count them */
         r->executed = 1;
         st = sf_render_commit(r);
     } else {
