@@ -22,16 +22,9 @@
 # which the formatters add to) and to a durable file.
 # Exit status: 0 when both renders ran (a MISSED bar included); 1 when one
 # fails; 2 on a usage error.
-set -eu
-set -o pipefail
-usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0" >&2; exit 2; }
-case ${1:-} in -h|--help) usage ;; esac
-[ $# -eq 0 ] || usage
-N=${ROWS:-200000}
+. "$(dirname "$0")/common.sh"
 RUNS=${RUNS:-7}
 SMALL=${SMALL:-10000}
-BUILD=${BUILD:-build}
-SQLFEED=${SQLFEED:-$BUILD/sqlfeed}
 SHARED=${SHARED:-$(dirname "$0")/../../shared}
 export SOURCE_DATE_EPOCH=1767225600
 die() { echo "formatters: $*" >&2; exit 1; }

@@ -30,14 +30,8 @@
 # Exit status: 0 when everything that exists ran, even if a bar is MISSED;
 # 1 when a render fails, a compressed output differs from the plain render
 # or the setup is broken; 2 on a usage error.
-set -eu
-set -o pipefail
+. "$(dirname "$0")/common.sh"
 
-usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0" >&2; exit 2; }
-case ${1:-} in -h|--help) usage ;; esac
-[ $# -eq 0 ] || usage
-
-N=${ROWS:-200000}
 SMALL=${SMALL:-10000}
 BIG=${BIG:-1000000}
 RUNS=${RUNS:-3}
@@ -45,8 +39,6 @@ BIG_RUNS=${BIG_RUNS:-3}
 CRUNS=${CENSUS_RUNS:-9}
 BEST=${BEST:-1}
 BEST_TIMEOUT=${BEST_TIMEOUT:-300}
-BUILD=${BUILD:-build}
-SQLFEED=${SQLFEED:-$BUILD/sqlfeed}
 SHARED=${SHARED:-$(dirname "$0")/../../shared}
 KEEP=${KEEP:-0}
 export SOURCE_DATE_EPOCH=1767225600   # 2026-01-01: identical bytes in every render

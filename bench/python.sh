@@ -15,15 +15,8 @@
 # Databases as bench/formatters.sh: the reference data set when
 # SHARED/bench/programs.sh is present, else `sqlfeed demo-db` (said).
 # Exit status: 0 when both ran and wrote the same bytes; 1 otherwise; 2 usage.
-set -eu
-set -o pipefail
-usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0" >&2; exit 2; }
-case ${1:-} in -h|--help) usage ;; esac
-[ $# -eq 0 ] || usage
-N=${ROWS:-200000}
+. "$(dirname "$0")/common.sh"
 RUNS=${RUNS:-5}
-BUILD=${BUILD:-build}
-SQLFEED=${SQLFEED:-$BUILD/sqlfeed}
 SHARED=${SHARED:-$(dirname "$0")/../../shared}
 PY=/usr/bin/python3
 PKG=$(cd "$BUILD" && pwd)/python

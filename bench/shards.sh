@@ -19,15 +19,8 @@
 # loaded with tests/ref/load_dataset.sh. SOURCE_DATE_EPOCH is fixed, so the
 # published feed must be the one-process render byte for byte.
 # Exit status: 0 when both ran and wrote the same bytes; 1 otherwise; 2 usage.
-set -eu
-set -o pipefail
-usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0" >&2; exit 2; }
-case ${1:-} in -h|--help) usage ;; esac
-[ $# -eq 0 ] || usage
-N=${ROWS:-200000}
+. "$(dirname "$0")/common.sh"
 RUNS=${RUNS:-5}
-BUILD=${BUILD:-build}
-SQLFEED=${SQLFEED:-$BUILD/sqlfeed}
 HERE=$(cd "$(dirname "$0")" && pwd)
 REF=$HERE/../tests/ref
 PY=/usr/bin/python3
