@@ -282,8 +282,8 @@ clean:
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(wildcard $(BUILD)/obj/tests/fuzz/*.d) \
   $(addsuffix .d,$(filter-out %.so $(FUZZ_REPLAY),$(TESTS)))
 
-# The stage chain (tests/stage_test.c): fdatasync wrapped, to count and fail it.
+# The stage chain (tests/stage_test.c): fdatasync and sync_file_range wrapped, to count and fail them.
 $(BUILD)/tests/stage_test: tests/stage_test.c $(BUILD)/libsqlfeed.a
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CPPFLAGS) $(DEPFLAGS) -MF $@.d -MT $@ $(ALL_CFLAGS) $(LDFLAGS) $< \
-	  $(BUILD)/libsqlfeed.a $(TEST_LDLIBS) -Wl,--wrap=fdatasync -Wl,--wrap=posix_fadvise -o $@
+	  $(BUILD)/libsqlfeed.a $(TEST_LDLIBS) -Wl,--wrap=fdatasync -Wl,--wrap=sync_file_range -Wl,--wrap=posix_fadvise -o $@

@@ -12,6 +12,10 @@
  *   SQLFEED_INJECT_CREATE_FAIL=1    creating a temporary file fails (EACCES)
  *   SQLFEED_INJECT_FSYNC_EIO=1      fsync()/fdatasync() of a temporary file
  *                                   fails with EIO
+ *   SQLFEED_INJECT_WRITEBACK_EIO=1  sync_file_range() of a temporary file
+ *                                   (a durable render's step, every 32 MiB)
+ *                                   fails with EIO, as a failing disk's
+ *                                   writeback does
  *   SQLFEED_INJECT_CLOSE_EIO=1      close() of a temporary file fails with
  *                                   EIO (NFS reports late write errors there);
  *                                   the descriptor is closed all the same
@@ -280,6 +284,16 @@ int fdatasync(int fd)
 {
     REAL(int, fdatasync, (int));
     return sync_with(fd, real_fdatasync);
+}
+
+int sync_file_range(int fd, off_t off, off_t n, unsigned int flags)
+{
+    REAL(int, sync_file_range, (int, off_t, off_t, unsigned int));
+    if (flag("SQLFEED_INJECT_WRITEBACK_EIO") && is_temp(fd)) {
+        errno = EIO;
+        return -1;
+    }
+    return real_sync_file_range(fd, off, n, flags);
 }
 
 int close(int fd)

@@ -12,9 +12,13 @@
  *     bytes back to the baseline after free;
  *   - a durable file's synced pages leave the page cache (posix_fadvise
  *     wrapped too), end to end, unless "cache" is "keep";
- *   - a durable file is fdatasync'ed every sync_step bytes (fdatasync is
- *     wrapped: -Wl,--wrap=fdatasync), not at all with 0 or for a
- *     descriptor, and a failing one fails the write and publishes nothing;
+ *   - a durable file takes a step every sync_step bytes (fdatasync and
+ *     sync_file_range wrapped: -Wl,--wrap=...): the step's writeback
+ *     started, the previous one's waited for (the waits tile the file from
+ *     0), an fdatasync on the flusher thread; none with 0 or for a
+ *     descriptor; a failing fdatasync or writeback fails the write and
+ *     publishes nothing; without sync_file_range (EINVAL), an fdatasync
+ *     each step;
  *   - option errors.
  * Prints PASS/FAIL lines; exit 1 on failure. */
 #include <dirent.h>
@@ -33,10 +37,11 @@
 
 static const char *dir;
 
-/* fdatasync, counted, failing on demand. */
+/* fdatasync, counted, failing on demand (called on the flusher thread:
+ * atomics). */
 int __real_fdatasync(int fd);
 int __wrap_fdatasync(int fd);
-static int syncs, sync_fail;
+static _Atomic int syncs, sync_fail;
 int __wrap_fdatasync(int fd)
 {
     syncs++;
@@ -45,6 +50,35 @@ int __wrap_fdatasync(int fd)
         return -1;
     }
     return __real_fdatasync(fd);
+}
+
+/* sync_file_range, counted: writebacks started, and the waits, which must
+ * tile the file from 0; failing on demand with sfr_fail's errno. */
+int __real_sync_file_range(int fd, off_t off, off_t len, unsigned int flags);
+int __wrap_sync_file_range(int fd, off_t off, off_t len, unsigned int flags);
+static int sfr_starts, sfr_waits, sfr_gap, sfr_fail;
+static off_t sfr_waited;
+int __wrap_sync_file_range(int fd, off_t off, off_t len, unsigned int flags)
+{
+    if (sfr_fail) {
+        errno = sfr_fail;
+        return -1;
+    }
+    if (flags & SYNC_FILE_RANGE_WAIT_AFTER) {
+        sfr_waits++;
+        sfr_gap |= off != sfr_waited;
+        sfr_waited = off + len;
+    } else {
+        sfr_starts++;
+    }
+    return __real_sync_file_range(fd, off, len, flags);
+}
+
+static void sfr_reset(void)
+{
+    syncs = 0;
+    sfr_starts = sfr_waits = sfr_gap = 0;
+    sfr_waited = 0;
 }
 
 /* posix_fadvise, recorded: how many DONTNEED calls and the bytes they
@@ -384,36 +418,68 @@ static void test_sync_step(void)
     unsigned char *data = corpus(big);
     const char *p = path_of("sync.xml");
     put(p, "previous");
-    syncs = 0;
+    sfr_reset();
     sf_output *o = open_with(NULL, p, (const char *[]){"sync_step", "64K", NULL});
     for (size_t at = 0; at < big; at += 16384)
         sf_output_write(o, data + at, 16384);
     sf_status st = sf_output_commit(o);
-    /* The output buffer drains in 256 KiB pieces: each passes a 64 KiB step. */
-    check(st == SF_OK && syncs == 4, "sync_step 64K: one fdatasync per 256 KiB drained",
-          "%d fdatasync calls: %s", syncs, sf_output_errmsg(o));
+    /* The output buffer drains in 256 KiB pieces: each passes a 64 KiB
+     * step. Four steps: four writebacks started, the first three waited
+     * for by the next step ([0, 768K) end to end; the final fsync waits for
+     * the last), and the flusher's fdatasyncs: one a step, fewer when a
+     * step comes while the last one still runs. */
+    size_t n = 0;
+    unsigned char *b = slurp(p, &n);
+    check(st == SF_OK && sfr_starts == 4 && sfr_waits == 3 && !sfr_gap &&
+              sfr_waited == 3 * (256 << 10) && syncs >= 1 && syncs <= 4 && b && n == big &&
+              !memcmp(b, data, big),
+          "sync_step 64K: a step per 256 KiB drained: writeback started, the previous waited "
+          "for, flushed by the flusher",
+          "%d started, %d waits up to %lld (gap %d), %d fdatasync: %s", sfr_starts, sfr_waits,
+          (long long)sfr_waited, sfr_gap, (int)syncs, sf_output_errmsg(o));
+    free(b);
     sf_output_free(o);
-    syncs = 0;
+    sfr_reset();
     o = open_with(NULL, p, (const char *[]){"sync_step", "0", NULL});
     sf_output_write(o, data, big);
     sf_output_commit(o);
-    check(syncs == 0, "sync_step 0: no fdatasync", "%d", syncs);
+    check(syncs == 0 && sfr_starts + sfr_waits == 0, "sync_step 0: no step", "%d, %d",
+          (int)syncs, sfr_starts + sfr_waits);
     sf_output_free(o);
-    syncs = 0;
+    sfr_reset();
     o = open_with(NULL, p, NULL);
     sf_output_write(o, data, big);
     sf_output_commit(o);
-    check(syncs == 0, "sync_step default (32M): none for 1 MiB", "%d", syncs);
+    check(syncs == 0 && sfr_starts + sfr_waits == 0, "sync_step default (32M): none for 1 MiB",
+          "%d, %d", (int)syncs, sfr_starts + sfr_waits);
+    sf_output_free(o);
+    /* Without sync_file_range (a file system that refuses it): an
+     * fdatasync at each step, on the writer's thread. */
+    sfr_reset();
+    sfr_fail = EINVAL;
+    o = open_with(NULL, p, (const char *[]){"sync_step", "64K", NULL});
+    for (size_t at = 0; at < big; at += 16384)
+        sf_output_write(o, data + at, 16384);
+    st = sf_output_commit(o);
+    sfr_fail = 0;
+    b = slurp(p, &n);
+    check(st == SF_OK && syncs == 4 && b && n == big && !memcmp(b, data, big),
+          "sync_step without sync_file_range (EINVAL): an fdatasync each step",
+          "status %d, %d fdatasync: %s", st, (int)syncs, sf_output_errmsg(o));
+    free(b);
     sf_output_free(o);
     /* A descriptor is not ours to sync. */
     int fd = open(path_of("sync.fd"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    syncs = drops = 0;
+    sfr_reset();
+    drops = 0;
     o = sf_output_create(NULL);
     sf_output_set_option(o, "sync_step", "4K");
     sf_output_open_fd(o, fd, "fd");
     sf_output_write(o, data, big);
     sf_output_commit(o);
-    check(syncs == 0, "sync_step: a descriptor is never fdatasync'ed", "%d", syncs);
+    check(syncs == 0 && sfr_starts + sfr_waits == 0,
+          "sync_step: a descriptor is never synced", "%d, %d", (int)syncs,
+          sfr_starts + sfr_waits);
     check(drops == 0, "cache: a descriptor's pages are never dropped", "%d", drops);
     sf_output_free(o);
     close(fd);
@@ -425,8 +491,9 @@ static void test_sync_step(void)
         int want_drops;
         const char *name;
     } dc[] = {
-        {NULL, 5, "cache drop (default): each 256 KiB step, then the rest, dropped end to end"},
-        {"drop", 5, "cache drop: the same"},
+        {NULL, 4, "cache drop (default): each 256 KiB step once written back, then the rest, "
+                  "dropped end to end"},
+        {"drop", 4, "cache drop: the same"},
         {"keep", 0, "cache keep: nothing dropped"},
     };
     for (size_t i = 0; i < sizeof dc / sizeof dc[0]; i++) {
@@ -463,26 +530,33 @@ static void test_sync_step(void)
           "status %d, %d drops, gap %d, %d ended mid-page, up to %lld of %lld", st, drops,
           drop_gap, drop_mid_page, (long long)drop_end, (long long)gsize);
     sf_output_free(o);
-    /* A failing fdatasync fails the render, publishes nothing. */
-    put(p, "previous");
-    sync_fail = 1;
-    o = open_with(NULL, p, (const char *[]){"sync_step", "64K", NULL});
-    st = SF_OK;
-    for (size_t at = 0; at < big && st == SF_OK; at += 16384)
-        st = sf_output_write(o, data + at, 16384);
-    if (st == SF_OK)
-        st = sf_output_commit(o);
-    sync_fail = 0;
-    check(st == SF_ERR_OUTPUT && strstr(sf_output_errmsg(o), "fdatasync") &&
-              strstr(sf_output_errmsg(o), "Input/output error"),
-          "sync_step: a failing fdatasync is SF_ERR_OUTPUT naming it", "status %d: %s", st,
-          sf_output_errmsg(o));
-    sf_output_free(o);
-    size_t n = 0;
-    unsigned char *b = slurp(p, &n);
-    check(b && n == 8 && temps() == 0, "sync_step: after the failure previous kept, no temp",
-          "%d temporary files", temps());
-    free(b);
+    /* A failing fdatasync (on the flusher thread) or writeback (the
+     * writer's) fails the render, publishes nothing. */
+    for (int k = 0; k < 2; k++) {
+        put(p, "previous");
+        if (k)
+            sfr_fail = EIO;
+        else
+            sync_fail = 1;
+        o = open_with(NULL, p, (const char *[]){"sync_step", "64K", NULL});
+        st = SF_OK;
+        for (size_t at = 0; at < big && st == SF_OK; at += 16384)
+            st = sf_output_write(o, data + at, 16384);
+        if (st == SF_OK)
+            st = sf_output_commit(o);
+        sync_fail = sfr_fail = 0;
+        check(st == SF_ERR_OUTPUT && strstr(sf_output_errmsg(o), k ? "write-back" : "fdatasync") &&
+                  strstr(sf_output_errmsg(o), ".sqlfeed-") &&
+                  strstr(sf_output_errmsg(o), "Input/output error"),
+              k ? "sync_step: a failing writeback is SF_ERR_OUTPUT naming it and the file"
+                : "sync_step: a failing fdatasync is SF_ERR_OUTPUT naming it and the file",
+              "status %d: %s", st, sf_output_errmsg(o));
+        sf_output_free(o);
+        b = slurp(p, &n);
+        check(b && n == 8 && temps() == 0, "sync_step: after the failure previous kept, no temp",
+              "%d temporary files", temps());
+        free(b);
+    }
     free(data);
 }
 

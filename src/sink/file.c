@@ -13,6 +13,7 @@
 #include <zlib.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,8 +47,26 @@ typedef struct file_sink {
     char *dir;       /* the directory as given, for messages */
     char *label;     /* name used in messages */
     uint64_t off;    /* bytes written */
-    uint64_t synced; /* bytes made durable by the last fdatasync */
-    uint64_t sync_step; /* fdatasync every this many bytes (atomic mode); 0: never */
+    /* Durable as it goes (atomic mode, docs/sink.md): every sync_step bytes
+     * the step just written starts its writeback and the one before is
+     * waited for, so [0, synced) is on the device (in its cache until the
+     * next flush), [synced, started) on its way. */
+    uint64_t started;   /* writeback started up to here */
+    uint64_t synced;    /* written back up to here */
+    uint64_t sync_step; /* a step every this many bytes; 0: none (the final fsync only) */
+    int sfr_off;        /* sync_file_range refused (EINVAL...): fdatasync each step */
+    /* The flusher: a thread of this sink's that fdatasyncs after each step
+     * (skipping a step while the last one runs), so the device's cache is
+     * flushed during the render, not all at the final fsync, and the
+     * writer never waits for it. Started at the first step. */
+    pthread_t fl_thread;
+    pthread_mutex_t fl_mu;
+    pthread_cond_t fl_cv;
+    int fl_state;  /* 0: none; 1: lock made; 2: thread running */
+    int fl_want;   /* under fl_mu: a flush asked for */
+    int fl_busy;   /* under fl_mu: a flush running */
+    int fl_stop;   /* under fl_mu: the thread must end */
+    int fl_errno;  /* under fl_mu: the first failed fdatasync's errno */
     uint64_t dropped;   /* bytes from 0 dropped from the page cache */
     int cache_keep;     /* 1: leave the written pages cached */
     int crc_on;         /* keep the CRC-32 of the bytes written (a shard's part) */
@@ -57,6 +76,93 @@ typedef struct file_sink {
 static sf_status fail_errno(file_sink *f, const char *what, const char *name, int err)
 {
     return sf_fail(&f->base.out->err, SF_ERR_OUTPUT, "%s %s: %s", what, name, strerror(err));
+}
+
+/* ---- the flusher ---------------------------------------------------------- */
+
+static void *flusher_main(void *arg)
+{
+    file_sink *f = arg;
+    pthread_mutex_lock(&f->fl_mu);
+    for (;;) {
+        while (!f->fl_want && !f->fl_stop)
+            pthread_cond_wait(&f->fl_cv, &f->fl_mu);
+        if (f->fl_stop)
+            break;
+        f->fl_want = 0;
+        f->fl_busy = 1;
+        pthread_mutex_unlock(&f->fl_mu);
+        int e = fdatasync(f->fd) == 0 ? 0 : errno;
+        pthread_mutex_lock(&f->fl_mu);
+        f->fl_busy = 0;
+        if (e && !f->fl_errno)
+            f->fl_errno = e;
+    }
+    pthread_mutex_unlock(&f->fl_mu);
+    return NULL;
+}
+
+/* The flusher's first failure, as the sink's (0: none). */
+static int flusher_errno(file_sink *f)
+{
+    if (f->fl_state < 1)
+        return 0;
+    pthread_mutex_lock(&f->fl_mu);
+    int e = f->fl_errno;
+    pthread_mutex_unlock(&f->fl_mu);
+    return e;
+}
+
+/* Asks for a flush: the thread is started at the first one; a flush still
+ * running takes the place of this one. 0, or the errno of a flush that
+ * failed (then, or before). */
+static int flusher_kick(file_sink *f)
+{
+    if (f->fl_state == 0) {
+        if (pthread_mutex_init(&f->fl_mu, NULL) != 0)
+            return fdatasync(f->fd) == 0 ? 0 : errno;
+        if (pthread_cond_init(&f->fl_cv, NULL) != 0) {
+            pthread_mutex_destroy(&f->fl_mu);
+            return fdatasync(f->fd) == 0 ? 0 : errno;
+        }
+        f->fl_state = 1;
+        if (sf_thread_start(&f->fl_thread, flusher_main, f) == 0)
+            f->fl_state = 2;
+    }
+    if (f->fl_state == 1) /* no thread could be made: flush here */
+        return fdatasync(f->fd) == 0 ? 0 : errno;
+    pthread_mutex_lock(&f->fl_mu);
+    int e = f->fl_errno;
+    if (!e && !f->fl_busy) {
+        f->fl_want = 1;
+        pthread_cond_signal(&f->fl_cv);
+    }
+    pthread_mutex_unlock(&f->fl_mu);
+    return e;
+}
+
+/* Ends the thread (after the flush it is running, if any); the descriptor
+ * must stay open until then. */
+static void flusher_stop(file_sink *f)
+{
+    if (f->fl_state == 2) {
+        pthread_mutex_lock(&f->fl_mu);
+        f->fl_stop = 1;
+        pthread_cond_signal(&f->fl_cv);
+        pthread_mutex_unlock(&f->fl_mu);
+        pthread_join(f->fl_thread, NULL);
+        f->fl_state = 1;
+    }
+}
+
+static void flusher_free(file_sink *f)
+{
+    flusher_stop(f);
+    if (f->fl_state == 1) {
+        pthread_cond_destroy(&f->fl_cv);
+        pthread_mutex_destroy(&f->fl_mu);
+        f->fl_state = 0;
+    }
 }
 
 /* A durable file's pages, once fdatasync'ed, are clean: drop them from the
@@ -81,6 +187,43 @@ static void drop_cached(file_sink *f, uint64_t upto, int last)
     f->dropped = upto;
 }
 
+/* One step of a durable file (on the thread running the sink: the writer
+ * thread once the hop is in the chain). The previous step's writeback,
+ * started a step ago, is waited for (it is done by now, as a rule) and its
+ * pages leave the cache; this step's is started; the flusher is asked to
+ * fdatasync, which flushes the device's cache. Nothing here waits for the
+ * bytes just written: an fdatasync on this thread did (the render stalled
+ * for each step's whole write, 20-40 ms per 32 MiB, docs/bench.md). */
+static sf_status sync_step(file_sink *f)
+{
+    const char *name = f->tmp;
+    if (f->sfr_off) {
+        if (fdatasync(f->fd) != 0)
+            return fail_errno(f, "fdatasync", name, errno);
+        f->started = f->synced = f->off;
+        drop_cached(f, f->synced, 0);
+        return SF_OK;
+    }
+    if (f->started > f->synced) {
+        if (sync_file_range(f->fd, (off_t)f->synced, (off_t)(f->started - f->synced),
+                            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                SYNC_FILE_RANGE_WAIT_AFTER) != 0)
+            return fail_errno(f, "write-back of", name, errno);
+        f->synced = f->started;
+        drop_cached(f, f->synced, 0);
+    }
+    if (sync_file_range(f->fd, (off_t)f->started, (off_t)(f->off - f->started),
+                        SYNC_FILE_RANGE_WRITE) != 0) {
+        if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP && errno != ESPIPE)
+            return fail_errno(f, "write-back of", name, errno);
+        f->sfr_off = 1; /* a file system without it: fdatasync from now on */
+        return sync_step(f);
+    }
+    f->started = f->off;
+    int e = flusher_kick(f);
+    return e ? fail_errno(f, "fdatasync", name, e) : SF_OK;
+}
+
 static sf_status fs_write(sf_stage *k, const void *buf, size_t n)
 {
     file_sink *f = (file_sink *)k;
@@ -103,16 +246,10 @@ static sf_status fs_write(sf_stage *k, const void *buf, size_t n)
                            f->tmp ? f->tmp : f->label);
     }
     /* A durable file is made durable as it is written: the final fsync
-     * then waits for the last step only, not for the device cache flush of
-     * the whole document (sync_file_range only started writeback and left
-     * that flush to the end: docs/sink.md). On the thread running the sink,
-     * which is the writer thread once the hop is in the chain. */
-    if (f->owned == 1 && f->sync_step && f->off - f->synced >= f->sync_step) {
-        if (fdatasync(f->fd) != 0)
-            return fail_errno(f, "fdatasync", f->tmp, errno);
-        f->synced = f->off;
-        drop_cached(f, f->synced, 0);
-    }
+     * then waits for the last step and a flush of the device's cache since
+     * the flusher's last, not for the whole document. */
+    if (f->owned == 1 && f->sync_step && f->off - f->started >= f->sync_step)
+        return sync_step(f);
     return SF_OK;
 }
 
@@ -142,6 +279,10 @@ static sf_status fs_finish(sf_stage *k)
         f->fd = -1;
         return close(fd) == 0 ? SF_OK : fail_errno(f, "close", f->label, errno);
     }
+    flusher_stop(f);
+    int e = flusher_errno(f);
+    if (e)
+        return fail_errno(f, "fdatasync", f->tmp, e);
     if (fsync(f->fd) != 0)
         return fail_errno(f, "fsync", f->tmp, errno);
     drop_cached(f, f->off, 1);
@@ -206,6 +347,7 @@ const char *sf_sink_file_path(const sf_stage *k)
 static void fs_abort(sf_stage *k)
 {
     file_sink *f = (file_sink *)k;
+    flusher_stop(f); /* it uses the descriptor */
     if (f->owned && f->fd >= 0) {
         close(f->fd);
         f->fd = -1;
@@ -224,6 +366,7 @@ static void fs_destroy(sf_stage *k)
     file_sink *f = (file_sink *)k;
     sf_census *cs = k->out->cref.census;
     fs_abort(k);
+    flusher_free(f);
     if (f->dirfd >= 0)
         close(f->dirfd);
     sf_dealloc(cs, f->path);
