@@ -467,9 +467,13 @@ SF_API const char *sf_output_errmsg(const sf_output *out);
  *                ".zst" zstd, anything else none), "none", "gzip", "zstd"
  *   "level"      the compressor's level: gzip 1-9 (default 1), zstd 1-19
  *                (default 3); "best": the codec's highest ratio
- *   "workers"    zstd worker threads (default: 0: compress on the thread
- *                running the chain, the writer thread; N costs about
- *                6 MiB + 7 MiB a worker: docs/sink.md)
+ *   "workers"    compressor threads. gzip (default 2): 256 KiB blocks
+ *                deflated on N threads, each primed with the 32 KiB before
+ *                it, joined in order into one member (the same bytes for
+ *                any N >= 1; about 0.6 MiB a thread); 0: one stream on the
+ *                thread running the chain. zstd (default 0: on the thread
+ *                running the chain, the writer thread): libzstd's worker
+ *                threads, about 6 MiB + 7 MiB a worker (docs/sink.md)
  *   "writer"     "thread" (the default: compressing and writing run on a
  *                second thread, behind a few fixed buffers) or "inline"
  *   "sync_step"  a durable file is fdatasync'ed every this many bytes while

@@ -155,19 +155,21 @@ static void test_cancel_status(void)
     }
 }
 
-static void test_zstd_workers_oom(void)
+/* An allocation failing at each point of a render into `name` (in oom/)
+ * with 2 compressor threads, over `sql`. */
+static void workers_oom(const char *name, const char *sql, const char *what_test)
 {
     char sub[4096], path[4200];
     snprintf(sub, sizeof sub, "%s/oom", dir);
     mkdir(sub, 0755);
-    snprintf(path, sizeof path, "%s/o.xml.zst", sub);
+    snprintf(path, sizeof path, "%s/%s", sub, name);
     const char *opts[] = {"workers", "2", NULL};
     int bad = 0, nomem = 0, ok_at = -1;
     char what[512] = "";
     for (uint64_t n = 0; n < 400 && ok_at < 0; n++) {
         unlink(path);
         job j;
-        sf_status st = job_open(&j, QUERY(400), path, opts);
+        sf_status st = job_open(&j, sql, path, opts);
         if (st == SF_OK) {
             sf_census_fail_after(j.c, n);
             st = sf_render_run(j.r, j.tpl, j.src, j.out);
@@ -189,10 +191,19 @@ static void test_zstd_workers_oom(void)
             snprintf(what, sizeof what, "n=%llu: %llu bytes live, %d temporary files",
                      (unsigned long long)n, (unsigned long long)live, temps_in("oom"));
     }
-    check(bad == 0 && ok_at > 0 && nomem > 0,
-          "zstd with 2 workers, an allocation failing at each point: SF_ERR_NOMEM or success, "
-          "never a crash, nothing leaked or left",
+    check(bad == 0 && ok_at > 0 && nomem > 0, what_test,
           "%s (success first at n=%d, %d out-of-memory runs)", what, ok_at, nomem);
+}
+
+static void test_workers_oom(void)
+{
+    workers_oom("o.xml.zst", QUERY(400),
+                "zstd with 2 workers, an allocation failing at each point: SF_ERR_NOMEM or "
+                "success, never a crash, nothing leaked or left");
+    /* 1.2 MB of feed: five blocks, so the workers run. */
+    workers_oom("o.xml.gz", QUERY(2000),
+                "gzip on 2 workers, an allocation failing at each point: SF_ERR_NOMEM or "
+                "success, never a crash, nothing leaked or left");
 }
 
 static void test_cancel_in_commit(void)
@@ -231,7 +242,7 @@ int main(int argc, char **argv)
     dir = argv[1];
     make_db();
     test_cancel_status();
-    test_zstd_workers_oom();
+    test_workers_oom();
     test_cancel_in_commit();
     printf("commit: %d passed, %d failed\n", passes, failures);
     return failures != 0;

@@ -160,6 +160,9 @@ inj SQLFEED_INJECT_FSYNC_EIO=1 "${R[@]}";          row "fsync of the temporary f
 BIG="WITH RECURSIVE r(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM r WHERE v < 2000000) SELECT printf('%030d', v) AS v FROM r"
 inj SQLFEED_INJECT_WRITEBACK_EIO=1 --db "$DB" --query "$BIG" --template "$T/v.mustache"
 row "writeback of a 32 MiB step" 5 "write-back of .*\.sqlfeed-.*Input/output error; nothing published"
+# gzip in blocks on its 2 workers: a write failing while they compress (the feed's rows do compress: 4 MB)
+inj SQLFEED_INJECT_EIO_AFTER=300000 --db "$DB" --query "$BIG" --template "$T/v.mustache" --compress gzip
+row "write: EIO mid-stream, gzip on workers" 5 "Input/output error; nothing published"
 inj SQLFEED_INJECT_CLOSE_EIO=1 "${R[@]}";          row "close of the temporary file" 5 "close .*Input/output error; nothing published"
 inj SQLFEED_INJECT_RENAME_FAIL=1 "${R[@]}";        row "rename over the feed" 5 "rename .*Input/output error; nothing published"
 # The directory sync comes after the rename: the new feed is in place.

@@ -4,7 +4,9 @@
  *     plain for a descriptor unless asked;
  *   - finish makes nothing visible (the previous file stays, the temporary
  *     file is complete); publish then renames; order and state errors;
- *   - codec round trips: gzip (every engine: levels 1, 2, 3, 9, best) and
+ *   - codec round trips: gzip (every engine: levels 1, 2, 3, 9, best; one
+ *     stream, and blocks on 1 and 2 workers, the same bytes either way;
+ *     block boundaries; input that does not compress) and
  *     zstd (inline and with workers, levels 1, 3, best) decoded here with
  *     zlib and libzstd to exactly the bytes written: empty, one byte, and
  *     3 MB written in many different write sizes; bytes_out = file size;
@@ -352,15 +354,75 @@ static void roundtrip(const char *codec, const char *level, const char *workers,
     sf_output_free(o);
 }
 
+/* The bytes of a gzip render of data[0, n) at `level` on `workers`. */
+static unsigned char *gzip_bytes(const char *level, const char *workers,
+                                 const unsigned char *data, size_t n, size_t *len)
+{
+    const char *p = path_of("same.xml.gz");
+    sf_output *o = open_with(NULL, p, (const char *[]){"level", level, "workers", workers, NULL});
+    for (size_t at = 0; at < n; at += 100000)
+        sf_output_write(o, data + at, n - at < 100000 ? n - at : 100000);
+    sf_status st = sf_output_commit(o);
+    sf_output_free(o);
+    return st == SF_OK ? slurp(p, len) : NULL;
+}
+
 static void test_roundtrips(void)
 {
     size_t big = 3u << 20;
     unsigned char *data = corpus(big);
     static const char *const gz[] = {"1", "2", "3", "9", "best"};
-    for (size_t i = 0; i < 5; i++) {
-        roundtrip("gzip", gz[i], "0", data, 0, "empty");
-        roundtrip("gzip", gz[i], "0", (const unsigned char *)"x", 1, "one byte");
-        roundtrip("gzip", gz[i], "0", data, big, "3 MB");
+    static const char *const gzw[] = {"0", "1", "2"};
+    for (size_t i = 0; i < 5; i++)
+        for (size_t w = 0; w < 3; w++) {
+            roundtrip("gzip", gz[i], gzw[w], data, 0, "empty");
+            roundtrip("gzip", gz[i], gzw[w], (const unsigned char *)"x", 1, "one byte");
+            roundtrip("gzip", gz[i], gzw[w], data, big, "3 MB (12 whole blocks)");
+        }
+    /* Blocks are 256 KiB: one byte either side of a boundary, a dictionary
+     * shorter than 32 KiB never (every block but the last is whole). */
+    static const size_t edge[] = {(256u << 10) - 1, 256u << 10, (256u << 10) + 1,
+                                  (1u << 20) + 17};
+    for (size_t e = 0; e < 4; e++) {
+        char what[64];
+        snprintf(what, sizeof what, "%zu bytes", edge[e]);
+        roundtrip("gzip", "1", "2", data, edge[e], what);
+        roundtrip("gzip", "6", "2", data, edge[e], what);
+    }
+    /* Input that does not compress: a block's output grows past its buffer. */
+    size_t rn = 2u << 20;
+    unsigned char *rnd = malloc(rn);
+    uint64_t x = 88172645463325252ull;
+    for (size_t i = 0; i < rn; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        rnd[i] = (unsigned char)(x >> 32);
+    }
+    roundtrip("gzip", "1", "2", rnd, rn, "2 MB that do not compress");
+    roundtrip("gzip", "9", "2", rnd, rn, "2 MB that do not compress");
+    free(rnd);
+    /* The bytes do not depend on the threads: blocks on 1 worker, on 2,
+     * twice; the ratio as one stream's, within 0.1 %. */
+    for (size_t i = 0; i < 2; i++) {
+        const char *lv = i ? "6" : "1";
+        size_t n1 = 0, n2 = 0, n3 = 0, n0 = 0;
+        unsigned char *b1 = gzip_bytes(lv, "1", data, big, &n1);
+        unsigned char *b2 = gzip_bytes(lv, "2", data, big, &n2);
+        unsigned char *b3 = gzip_bytes(lv, "2", data, big, &n3);
+        unsigned char *b0 = gzip_bytes(lv, "0", data, big, &n0);
+        char name[128];
+        snprintf(name, sizeof name,
+                 "gzip level %s blocks: the same bytes on 1 and 2 workers, run after run", lv);
+        check(b1 && b2 && b3 && n1 == n2 && n2 == n3 && !memcmp(b1, b2, n1) &&
+                  !memcmp(b2, b3, n2),
+              name, "%zu, %zu, %zu bytes", n1, n2, n3);
+        snprintf(name, sizeof name,
+                 "gzip level %s blocks: as small as one stream, within 0.1 %%", lv);
+        check(b0 && n2 && (double)n2 <= (double)n0 * 1.001, name, "%zu bytes against %zu", n2,
+              n0);
+        free(b0);
+        free(b1);
+        free(b2);
+        free(b3);
     }
     static const char *const zs[][2] = {{"1", "0"}, {"3", "0"}, {"3", "2"}, {"best", "0"},
                                         {"1", "1"}};
@@ -396,18 +458,33 @@ static void test_census(void)
           "census: live bytes back to the baseline after free (workers joined)",
           "%llu live, baseline %llu", (unsigned long long)sf_census_live_bytes(c),
           (unsigned long long)base);
-    /* zlib and ISA-L too. */
-    for (int k = 0; k < 2; k++) {
-        sink.peak_bytes = 0;
-        o = open_with(c, path_of("census.xml.gz"), (const char *[]){"level", k ? "6" : "1", NULL});
+    /* zlib and ISA-L too, as one stream and in blocks on workers (their
+     * buffers and engines allocated through the census, tagged sink). */
+    for (int k = 0; k < 4; k++) {
+        static const char *const name[] = {
+            "census: gzip (ISA-L, one stream) back to the baseline",
+            "census: gzip (zlib, one stream) back to the baseline",
+            "census: gzip (ISA-L, blocks on 2 workers) through the census, back to the baseline",
+            "census: gzip (zlib, blocks on 2 workers) through the census, back to the baseline"};
+        o = open_with(c, path_of("census.xml.gz"),
+                      (const char *[]){"level", k % 2 ? "6" : "1", "workers", k < 2 ? "0" : "2",
+                                       NULL});
         sf_output_write(o, data, big);
+        sf_census_stat(c, SF_MEM_SINK, &sink); /* live while the workers run */
         st = sf_output_commit(o);
-        sf_census_stat(c, SF_MEM_SINK, &sink);
         sf_output_free(o);
-        check(st == SF_OK && sf_census_live_bytes(c) == base,
-              k ? "census: gzip (zlib) back to the baseline" : "census: gzip (ISA-L) back to the baseline",
-              "%llu live", (unsigned long long)sf_census_live_bytes(c));
+        check(st == SF_OK && sf_census_live_bytes(c) == base &&
+                  (k < 2 || sink.bytes > (2u << 20)),
+              name[k], "%llu live, sink %llu while open",
+              (unsigned long long)sf_census_live_bytes(c), (unsigned long long)sink.bytes);
     }
+    /* Freed mid-stream, workers busy: joined, nothing left. */
+    o = open_with(c, path_of("census.xml.gz"), (const char *[]){"workers", "2", NULL});
+    sf_output_write(o, data, big);
+    sf_output_free(o);
+    check(sf_census_live_bytes(c) == base && temps() == 0,
+          "gzip on 2 workers freed mid-stream: workers joined, memory back, no temporary file",
+          "%llu live, %d temporary files", (unsigned long long)sf_census_live_bytes(c), temps());
     free(data);
     sf_census_free(c);
 }

@@ -39,7 +39,7 @@ sf_output *sf_output_create(sf_census *census)
     o->w.drain = output_drain;
     o->opt.compress_auto = 1;
     o->opt.level = -1;
-    o->opt.workers = SF_ZSTD_WORKERS_DEFAULT;
+    o->opt.workers = -1; /* the codec's: SF_GZIP_WORKERS_DEFAULT, SF_ZSTD_WORKERS_DEFAULT */
     o->opt.writer = SF_WRITER_THREAD;
     o->opt.sync_step = SF_SYNC_STEP_DEFAULT;
     return o;

@@ -116,7 +116,8 @@ typedef struct sf_output_opts {
     const sf_stage_type *compress;  /* when not auto: NULL = none */
     int level;                      /* -1: the codec's default */
     int level_best;                 /* "best": the codec's highest ratio */
-    int workers;                    /* zstd worker threads (default 2) */
+    int workers;                    /* compressor threads; -1: the codec's
+                                       default (gzip 2, zstd 0) */
     int writer;                     /* SF_WRITER_THREAD (default) or _INLINE */
     uint64_t sync_step;             /* fdatasync every this many bytes; 0: off */
     int cache_keep;                 /* 1: "cache" "keep": leave the written pages
@@ -126,6 +127,7 @@ typedef struct sf_output_opts {
 
 #define SF_SYNC_STEP_DEFAULT ((uint64_t)32 << 20)
 #define SF_ZSTD_WORKERS_DEFAULT 0
+#define SF_GZIP_WORKERS_DEFAULT 2
 
 struct sf_output {
     sf_wbuf w; /* first: the drain callback casts back to sf_output */
