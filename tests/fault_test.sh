@@ -156,7 +156,8 @@ inj SQLFEED_INJECT_EIO_AFTER=0 "${R[@]}";          row "write: EIO on the first 
 inj SQLFEED_INJECT_ENOSPC_AFTER=300000 "${R[@]}";  row "write: ENOSPC (full disk)" 5 "No space left on device; nothing published"
 inj SQLFEED_INJECT_EFBIG_AFTER=300000 "${R[@]}";   row "write: EFBIG (file-size limit, SIGXFSZ ignored)" 5 "File too large; nothing published"
 inj SQLFEED_INJECT_FSYNC_EIO=1 "${R[@]}";          row "fsync of the temporary file" 5 "fsync .*Input/output error; nothing published"
-# A durable render's step (every 32 MiB) waits for the writeback of the one before: 80 MB of rows.
+# A durable render's step (every 32 MiB) waits for the writeback of the one before: it fails at
+# the second step (64 MiB) of 80 MB of rows.
 BIG="WITH RECURSIVE r(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM r WHERE v < 2000000) SELECT printf('%030d', v) AS v FROM r"
 inj SQLFEED_INJECT_WRITEBACK_EIO=1 --db "$DB" --query "$BIG" --template "$T/v.mustache"
 row "writeback of a 32 MiB step" 5 "write-back of .*\.sqlfeed-.*Input/output error; nothing published"

@@ -13,7 +13,9 @@
  *   SQLFEED_INJECT_FSYNC_EIO=1      fsync()/fdatasync() of a temporary file
  *                                   fails with EIO
  *   SQLFEED_INJECT_WRITEBACK_EIO=1  sync_file_range() of a temporary file
- *                                   (a durable render's step, every 32 MiB)
+ *                                   that waits (a durable render's step
+ *                                   waiting for the previous step's
+ *                                   writeback, from the second step, 64 MiB)
  *                                   fails with EIO, as a failing disk's
  *                                   writeback does
  *   SQLFEED_INJECT_CLOSE_EIO=1      close() of a temporary file fails with
@@ -289,7 +291,8 @@ int fdatasync(int fd)
 int sync_file_range(int fd, off_t off, off_t n, unsigned int flags)
 {
     REAL(int, sync_file_range, (int, off_t, off_t, unsigned int));
-    if (flag("SQLFEED_INJECT_WRITEBACK_EIO") && is_temp(fd)) {
+    if (flag("SQLFEED_INJECT_WRITEBACK_EIO") && (flags & SYNC_FILE_RANGE_WAIT_AFTER) &&
+        is_temp(fd)) {
         errno = EIO;
         return -1;
     }

@@ -472,6 +472,47 @@ static char *gunzip(const char *path, size_t *len)
     return buf;
 }
 
+/* A set of many parts holds what one part does: a finished part keeps its
+ * file sink only (its writer thread's buffers and gzip's blocks, ~4 MiB,
+ * are freed when it ends). 30 parts of 300 KiB, each two gzip blocks, so
+ * the workers run in every part. */
+static void test_parts_memory(void)
+{
+    sf_census *cs = sf_census_create();
+    sf_output *o = sf_output_create(cs);
+    char pattern[4096], row[1000];
+    snprintf(pattern, sizeof pattern, "%s/m-%%03d.xml.gz", dir);
+    sf_status st = sf_output_set_option(o, "split_bytes", "300K");
+    st = st ? st : sf_output_open_parts(o, pattern);
+    uint64_t live2 = 0, live30 = 0, peak = 0;
+    for (int i = 0; st == SF_OK && sf_output_part_count(o) <= 30; i++) {
+        int n = snprintf(row, sizeof row, "<row n=\"%d\">%0*d</row>\n", i, 900, i * 7919);
+        if (sf_output_split_due(o, (uint64_t)n, 0)) {
+            if (sf_output_part_count(o) == 2)
+                live2 = sf_census_live_bytes(cs);
+            if (sf_output_part_count(o) == 30)
+                live30 = sf_census_live_bytes(cs);
+            if ((st = sf_output_next_part(o)) != SF_OK)
+                break;
+        }
+        if (sf_census_live_bytes(cs) > peak)
+            peak = sf_census_live_bytes(cs);
+        if (st == SF_OK && (st = sf_output_write(o, row, (size_t)n)) == SF_OK)
+            sf_output_count_row(o);
+    }
+    if (st == SF_OK)
+        st = sf_output_commit(o);
+    check(st == SF_OK && live2 > 0 && live30 > 0 && live30 < live2 + 28 * (16u << 10),
+          "parts: 30 gzip parts hold what 2 do (a finished part keeps its file sink only)",
+          "status %d: %llu bytes live at part 2, %llu at part 30, peak %llu: %s", (int)st,
+          (unsigned long long)live2, (unsigned long long)live30, (unsigned long long)peak,
+          sf_output_errmsg(o));
+    sf_output_free(o);
+    check(sf_census_live_bytes(cs) == 0, "parts: nothing live after free", "%llu",
+          (unsigned long long)sf_census_live_bytes(cs));
+    sf_census_free(cs);
+}
+
 static void test_parts(void)
 {
     sf_census *cs = sf_census_create();
@@ -836,6 +877,7 @@ int main(int argc, char **argv)
     test_lock(cs);
     test_tags(cs);
     test_parts();
+    test_parts_memory();
     uint64_t live = sf_census_live_bytes(cs);
     check(live == 0, "census: nothing left allocated", "%llu bytes live",
           (unsigned long long)live);

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -55,14 +56,15 @@ int __wrap_fdatasync(int fd)
 }
 
 /* sync_file_range, counted: writebacks started, and the waits, which must
- * tile the file from 0; failing on demand with sfr_fail's errno. */
+ * tile the file from 0; failing on demand with sfr_fail's errno (only the
+ * waits with sfr_fail_waits). */
 int __real_sync_file_range(int fd, off_t off, off_t len, unsigned int flags);
 int __wrap_sync_file_range(int fd, off_t off, off_t len, unsigned int flags);
-static int sfr_starts, sfr_waits, sfr_gap, sfr_fail;
+static int sfr_starts, sfr_waits, sfr_gap, sfr_fail, sfr_fail_waits;
 static off_t sfr_waited;
 int __wrap_sync_file_range(int fd, off_t off, off_t len, unsigned int flags)
 {
-    if (sfr_fail) {
+    if (sfr_fail && (!sfr_fail_waits || (flags & SYNC_FILE_RANGE_WAIT_AFTER))) {
         errno = sfr_fail;
         return -1;
     }
@@ -74,6 +76,15 @@ int __wrap_sync_file_range(int fd, off_t off, off_t len, unsigned int flags)
         sfr_starts++;
     }
     return __real_sync_file_range(fd, off, len, flags);
+}
+
+/* Waits (up to 5 s) until the flusher thread has run an fdatasync: a
+ * flush asked for is dropped if the sink finishes first, so a test that
+ * counts or fails them waits for one before its commit. */
+static void wait_for_flusher(void)
+{
+    for (int i = 0; i < 5000 && syncs == 0; i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
 }
 
 static void sfr_reset(void)
@@ -499,6 +510,7 @@ static void test_sync_step(void)
     sf_output *o = open_with(NULL, p, (const char *[]){"sync_step", "64K", NULL});
     for (size_t at = 0; at < big; at += 16384)
         sf_output_write(o, data + at, 16384);
+    wait_for_flusher();
     sf_status st = sf_output_commit(o);
     /* The output buffer drains in 256 KiB pieces: each passes a 64 KiB
      * step. Four steps: four writebacks started, the first three waited
@@ -607,27 +619,32 @@ static void test_sync_step(void)
           "status %d, %d drops, gap %d, %d ended mid-page, up to %lld of %lld", st, drops,
           drop_gap, drop_mid_page, (long long)drop_end, (long long)gsize);
     sf_output_free(o);
-    /* A failing fdatasync (on the flusher thread) or writeback (the
-     * writer's) fails the render, publishes nothing. */
-    for (int k = 0; k < 2; k++) {
+    /* A failing fdatasync (on the flusher thread), writeback start or
+     * writeback wait (the writer's) fails the render, publishes nothing. */
+    static const char *const fails[] = {
+        "sync_step: a failing fdatasync (the flusher's) is SF_ERR_OUTPUT naming it and the file",
+        "sync_step: a failing writeback start is SF_ERR_OUTPUT naming it and the file",
+        "sync_step: a failing writeback wait is SF_ERR_OUTPUT naming it and the file"};
+    for (int k = 0; k < 3; k++) {
         put(p, "previous");
+        syncs = 0;
         if (k)
-            sfr_fail = EIO;
+            sfr_fail = EIO, sfr_fail_waits = k == 2;
         else
             sync_fail = 1;
         o = open_with(NULL, p, (const char *[]){"sync_step", "64K", NULL});
         st = SF_OK;
         for (size_t at = 0; at < big && st == SF_OK; at += 16384)
             st = sf_output_write(o, data + at, 16384);
+        if (k == 0)
+            wait_for_flusher();
         if (st == SF_OK)
             st = sf_output_commit(o);
-        sync_fail = sfr_fail = 0;
+        sync_fail = sfr_fail = sfr_fail_waits = 0;
         check(st == SF_ERR_OUTPUT && strstr(sf_output_errmsg(o), k ? "write-back" : "fdatasync") &&
                   strstr(sf_output_errmsg(o), ".sqlfeed-") &&
                   strstr(sf_output_errmsg(o), "Input/output error"),
-              k ? "sync_step: a failing writeback is SF_ERR_OUTPUT naming it and the file"
-                : "sync_step: a failing fdatasync is SF_ERR_OUTPUT naming it and the file",
-              "status %d: %s", st, sf_output_errmsg(o));
+              fails[k], "status %d: %s", st, sf_output_errmsg(o));
         sf_output_free(o);
         b = slurp(p, &n);
         check(b && n == 8 && temps() == 0, "sync_step: after the failure previous kept, no temp",

@@ -113,8 +113,9 @@ static int flusher_errno(file_sink *f)
     return e;
 }
 
-/* Asks for a flush: the thread is started at the first one; a flush still
- * running takes the place of this one. 0, or the errno of a flush that
+/* Asks for a flush: the thread is started at the first one. While a flush
+ * runs, the ask is dropped: the bytes since that flush began wait for the
+ * next step's, or for the final fsync. 0, or the errno of a flush that
  * failed (then, or before). */
 static int flusher_kick(file_sink *f)
 {

@@ -345,8 +345,11 @@ size_t sf_set_remove_stale(int dirfd, const sf_pattern *p, const char *old, size
 
 /* ---- the parts of a split output ----------------------------------------
  * The current part's chain is o->head, so the write buffer drains into it;
- * a finished part keeps its chain (its file sink holds the temporary file)
- * until publish renames it or abort removes it. */
+ * a finished part keeps its file sink (which holds the temporary file)
+ * until publish renames it or abort removes it, and nothing else: the
+ * stages before it (the writer thread's buffers, a compressor's blocks,
+ * about 4 MiB with gzip on its workers) are freed when the part ends, so a
+ * set of many parts holds what one part does. */
 
 typedef struct sf_set_part {
     sf_stage *chain; /* NULL once freed */
@@ -574,6 +577,7 @@ sf_status sf_output_next_part(sf_output *o)
     sf_status st = sf_stage_chain_finish(o->head);
     if (st == SF_OK) {
         part_done(o);
+        o->head = cur(o)->chain = sf_stage_chain_trim(cur(o)->chain);
         st = open_part(o);
     }
     if (st != SF_OK) {

@@ -27,8 +27,8 @@
  *              thread, or the render's with writer=inline).
  *
  * Nothing is allocated per block: the blocks' buffers and each worker's
- * engine are allocated at open (an output buffer grows, once, for input
- * that does not compress). */
+ * engine are allocated at open (an output buffer grows for input that does
+ * not compress, and stays grown). */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -42,7 +42,10 @@
 #define GZ_OUT ((size_t)64 << 10)
 #define PG_BLOCK ((size_t)256 << 10) /* input a block */
 #define PG_DICT ((size_t)32 << 10)   /* deflate's window: what primes a block */
-#define PG_OUT0 (PG_BLOCK + PG_BLOCK / 16 + 4096) /* a block's output buffer, at first */
+/* A block's output buffer, at first: feeds deflate to a quarter or less;
+ * input that does not compress grows it (by half, as often as needed, each
+ * slot once: then kept). */
+#define PG_OUT0 (PG_BLOCK / 2)
 
 /* A compressor: ISA-L's stream and level buffer (levels 1-2), or zlib's. */
 typedef struct gz_engine {
@@ -201,7 +204,7 @@ static void engine_close(gzip_stage *g, gz_engine *e)
 }
 
 /* Room for more output: the block's buffer grows by half (input that does
- * not compress; once per slot, then kept). */
+ * not compress; kept for the slot's next blocks). */
 static int block_grow(gzip_stage *g, pg_slot *s)
 {
     size_t cap = s->cap + s->cap / 2;
@@ -373,16 +376,17 @@ static sf_status pg_submit(gzip_stage *g, int last)
 {
     pg_slot *s = &g->slot[g->head % (uint64_t)g->nslots];
     s->last = last;
-    /* The workers start with the second block: a feed of one block (a
-     * small part of a set) is deflated here, with no thread. */
-    if (!g->started && !last) {
+    /* The first block is deflated here; the workers start with the second
+     * unless it is the last: a feed of one block (a small part of a set,
+     * exactly 256 KiB too) starts no thread. */
+    if (!g->started && !last && g->head >= 1) {
         g->started = 1;
         for (int i = 0; i < g->nworkers; i++)
             if ((g->w[i].running = sf_thread_start(&g->w[i].t, pg_main, &g->w[i]) == 0))
                 g->running++;
     }
-    if (!g->running) { /* the last block of one, or no thread could be made:
-                          here, on worker 0's engine */
+    if (!g->running) { /* the first block, the last of one or two, or no
+                          thread could be made: here, on worker 0's engine */
         int rc = block_deflate(g, &g->w[0].e, s);
         s->err = rc;
         s->state = rc == Z_OK ? PG_DONE : PG_FAILED;

@@ -95,6 +95,10 @@ sf_status sf_stage_chain_open(sf_output *o, const char *path, int fd, const char
 void sf_stage_chain_free(sf_stage *head);
 /* The last stage of a chain (its sink), or NULL. */
 sf_stage *sf_stage_chain_tail(sf_stage *head);
+/* A finished chain's stages before its sink destroyed (their buffers,
+ * threads, compressors): what the sink needs to publish is all it keeps.
+ * Returns the sink, now the chain's head. */
+sf_stage *sf_stage_chain_trim(sf_stage *head);
 /* Drives a chain: finish every stage head to tail (each after the previous
  * returned); abort every stage. */
 sf_status sf_stage_chain_finish(sf_stage *head);

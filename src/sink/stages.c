@@ -47,6 +47,16 @@ void sf_stage_chain_free(sf_stage *head)
     }
 }
 
+sf_stage *sf_stage_chain_trim(sf_stage *head)
+{
+    while (head && head->next) {
+        sf_stage *s = head;
+        head = s->next;
+        s->vt->destroy(s);
+    }
+    return head;
+}
+
 sf_stage *sf_stage_chain_tail(sf_stage *head)
 {
     while (head && head->next)
