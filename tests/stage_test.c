@@ -542,6 +542,21 @@ static void test_sync_step(void)
     check(syncs == 0 && sfr_starts + sfr_waits == 0, "sync_step default (32M): none for 1 MiB",
           "%d, %d", (int)syncs, sfr_starts + sfr_waits);
     sf_output_free(o);
+    /* writer=inline: the same steps, on the caller's thread, and no
+     * flusher thread (no fdatasync before the final fsync). */
+    sfr_reset();
+    o = open_with(NULL, p, (const char *[]){"sync_step", "64K", "writer", "inline", NULL});
+    for (size_t at = 0; at < big; at += 16384)
+        sf_output_write(o, data + at, 16384);
+    st = sf_output_commit(o);
+    b = slurp(p, &n);
+    check(st == SF_OK && sfr_starts == 4 && sfr_waits == 3 && !sfr_gap && syncs == 0 && b &&
+              n == big && !memcmp(b, data, big),
+          "sync_step 64K, writer inline: the steps, and no flusher",
+          "status %d, %d started, %d waits, %d fdatasync: %s", st, sfr_starts, sfr_waits,
+          (int)syncs, sf_output_errmsg(o));
+    free(b);
+    sf_output_free(o);
     /* Without sync_file_range (a file system that refuses it): an
      * fdatasync at each step, on the writer's thread. */
     sfr_reset();

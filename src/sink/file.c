@@ -192,7 +192,7 @@ static void drop_cached(file_sink *f, uint64_t upto, int last)
  * thread once the hop is in the chain). The previous step's writeback,
  * started a step ago, is waited for (it is done by now, as a rule) and its
  * pages leave the cache; this step's is started; the flusher is asked to
- * fdatasync, which flushes the device's cache. Nothing here waits for the
+ * fdatasync, which flushes the device's cache (not with writer=inline). Nothing here waits for the
  * bytes just written: an fdatasync on this thread did (the render stalled
  * for each step's whole write, 20-40 ms per 32 MiB, docs/bench.md). */
 static sf_status sync_step(file_sink *f)
@@ -221,6 +221,10 @@ static sf_status sync_step(file_sink *f)
         return sync_step(f);
     }
     f->started = f->off;
+    /* writer=inline asks for one thread: no flusher then, and the device's
+     * cache is flushed by the final fsync alone. */
+    if (f->base.out->opt.writer == SF_WRITER_INLINE)
+        return SF_OK;
     int e = flusher_kick(f);
     return e ? fail_errno(f, "fdatasync", name, e) : SF_OK;
 }
