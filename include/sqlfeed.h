@@ -476,10 +476,13 @@ SF_API const char *sf_output_errmsg(const sf_output *out);
  *                threads, about 6 MiB + 7 MiB a worker (docs/sink.md)
  *   "writer"     "thread" (the default: compressing and writing run on a
  *                second thread, behind a few fixed buffers) or "inline"
- *   "sync_step"  a durable file is fdatasync'ed every this many bytes while
- *                it is written (default 32M; 0: only at the end); K, M, G
+ *   "sync_step"  a durable file is written back every this many bytes while
+ *                it is written (default 32M; 0: only at the end; K, M, G):
+ *                each step starts its writeback and waits for the previous
+ *                step's, and a thread of the output's fdatasyncs (none with
+ *                "writer" "inline"), so the final fsync waits for one step
  *   "cache"      "drop" (the default): a durable file's pages leave the page
- *                cache once fdatasync'ed, so a feed of hundreds of MB holds a
+ *                cache once written back, so a feed of hundreds of MB holds a
  *                few steps of cache, not its size; "keep": leave them cached
  *                (a server reading the feed right after)
  *   "split_rows" / "split_bytes"
