@@ -166,7 +166,7 @@ static void flusher_free(file_sink *f)
     }
 }
 
-/* A durable file's pages, once fdatasync'ed, are clean: drop them from the
+/* A durable file's pages, once written back, are clean: drop them from the
  * page cache (up to `upto`). A feed of hundreds of MB then holds a few steps
  * of cache, not its whole size: it does not push the database's pages (or
  * anything else) out, and the pages freed are the ones the next steps
@@ -192,9 +192,10 @@ static void drop_cached(file_sink *f, uint64_t upto, int last)
  * thread once the hop is in the chain). The previous step's writeback,
  * started a step ago, is waited for (it is done by now, as a rule) and its
  * pages leave the cache; this step's is started; the flusher is asked to
- * fdatasync, which flushes the device's cache (not with writer=inline). Nothing here waits for the
- * bytes just written: an fdatasync on this thread did (the render stalled
- * for each step's whole write, 20-40 ms per 32 MiB, docs/bench.md). */
+ * fdatasync, which flushes the device's cache (not with writer=inline).
+ * Nothing here waits for the bytes just written: an fdatasync on this
+ * thread did (the render stalled for each step's whole write, 15-40 ms per
+ * 32 MiB, docs/bench.md). */
 static sf_status sync_step(file_sink *f)
 {
     const char *name = f->tmp;
